@@ -1,0 +1,112 @@
+/**
+ * The backend seam: the engine talks to any backend through `SyncProvider`
+ * and never knows which one it is. `GatewayProvider` (HTTP) lives in
+ * `gateway-provider.ts`; the Convex package implements the same interface.
+ */
+import type {
+  ChangesPage,
+  PushOp,
+  PushResponse,
+  SnapshotItem,
+  SnapshotPage,
+  SyncErrorCode,
+  Change,
+} from './wire.js';
+
+/** What a request reads or writes: a workspace, optionally narrowed to one project. */
+export interface SyncScope {
+  workspaceId: string;
+  /** Threads and messages of this project only; other tables are always in scope. */
+  projectId?: string | null;
+}
+
+/** A batch of changes delivered by a subscription, covering versions (from, to]. */
+export interface ChangesBatch {
+  changes: Change[];
+  /** Exclusive lower bound of the versions covered. */
+  from: number;
+  /** Highest version covered; the cursor to store after applying. */
+  to: number;
+}
+
+/** Stops a subscription. Safe to call twice. */
+export type Unsubscribe = () => void;
+
+/** A backend that orders changes and fans them out. */
+export interface SyncProvider {
+  /** `direct`: the client talks to the backend's functions (Convex); `gateway`: the or3-sync server. */
+  readonly mode: 'direct' | 'gateway';
+  /** Largest accepted payload of one op, in bytes of JSON. */
+  readonly maxPayloadBytes: number;
+  /** Pushes ops in order; one result per op. Throws `SyncProviderError` for the whole request. */
+  push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse>;
+  /** Changes after `cursor`, ascending, at most `limit`. Throws `cursor_expired` (410) when too old. */
+  pull(scope: SyncScope, cursor: number, limit?: number): Promise<ChangesPage>;
+  /** One page of the current state; `pageToken` null starts a snapshot. */
+  snapshot(scope: SyncScope, pageToken: string | null): Promise<SnapshotPage>;
+  /** The server's current version of one record, or null when it has none. */
+  getRecord?(scope: SyncScope, tableName: string, pk: string): Promise<SnapshotItem | null>;
+  /**
+   * Calls `onChanges` with new changes after `cursor`, in order, until unsubscribed.
+   * `onChanges` may return a promise; the provider awaits it before delivering more.
+   * Errors that end the subscription go to `onError`.
+   */
+  subscribe(
+    scope: SyncScope,
+    cursor: number,
+    onChanges: (batch: ChangesBatch) => void | Promise<void>,
+    onError: (error: SyncProviderError) => void,
+  ): Unsubscribe;
+  /** Releases timers, sockets and subscriptions. */
+  dispose(): void;
+}
+
+/** Everything a provider knows about a failed request. */
+export interface SyncProviderErrorInit {
+  code: SyncErrorCode;
+  message: string;
+  /** HTTP status, or 0 for a network failure. */
+  status: number;
+  /** From `Retry-After`, in ms, when the backend asked to wait. */
+  retryAfterMs?: number | null;
+  /** From `RateLimit-Remaining`, when known. */
+  rateLimitRemaining?: number | null;
+  /** From a 410 `cursor_expired` answer. */
+  oldestRetainedVersion?: number | null;
+  field?: string | null;
+  cause?: unknown;
+}
+
+/** A request-level failure, typed by protocol error code. */
+export class SyncProviderError extends Error {
+  readonly code: SyncErrorCode;
+  readonly status: number;
+  readonly retryAfterMs: number | null;
+  readonly rateLimitRemaining: number | null;
+  readonly oldestRetainedVersion: number | null;
+  readonly field: string | null;
+
+  constructor(init: SyncProviderErrorInit) {
+    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'SyncProviderError';
+    this.code = init.code;
+    this.status = init.status;
+    this.retryAfterMs = init.retryAfterMs ?? null;
+    this.rateLimitRemaining = init.rateLimitRemaining ?? null;
+    this.oldestRetainedVersion = init.oldestRetainedVersion ?? null;
+    this.field = init.field ?? null;
+  }
+
+  /** Network errors, 5xx, 429 and 408: worth retrying with backoff. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+  }
+}
+
+/** Narrowing helper that survives duplicated module copies. */
+export function isSyncProviderError(value: unknown): value is SyncProviderError {
+  return (
+    value instanceof SyncProviderError ||
+    (typeof value === 'object' && value !== null && (value as { name?: unknown }).name === 'SyncProviderError')
+  );
+}

@@ -1,0 +1,193 @@
+/**
+ * Wire types of or3-sync protocol version 1 (PROTOCOL.md section 4).
+ *
+ * These are the JSON shapes exchanged with any backend, field names in
+ * `snake_case` exactly as on the wire. They are shared by the client engine,
+ * the gateway provider and the Convex package; keep them stable.
+ */
+
+/** Protocol version these types describe. */
+export const PROTOCOL_VERSION = 1 as const;
+
+/** A synced row as JSON: the app's fields plus the sync fields. */
+export type RecordPayload = Record<string, unknown>;
+
+/** Kind of a local write as sent on the wire. Soft and hard deletes are both `delete`. */
+export type Operation = 'put' | 'delete';
+
+/** One captured local write, as pushed to the backend. */
+export interface PushOp {
+  /** UUID, unique forever; the idempotency key (per workspace). */
+  op_id: string;
+  table_name: string;
+  operation: Operation;
+  /** Primary key of the record (`id`, or `hash` for `file_meta`). */
+  pk: string;
+  /** The row itself; for a delete, the tombstone row or null. */
+  payload: RecordPayload | null;
+  /** The record's new per-record version. */
+  clock: number;
+  /** HLC stamp `"<ms:13>-<counter:6>-<device_id>"`. */
+  hlc: string;
+  /** 16 to 64 lowercase hex chars; equals the HLC suffix. */
+  device_id: string;
+}
+
+/** Body of `POST /v1/workspaces/{id}/push`. */
+export interface PushRequest {
+  ops: PushOp[];
+}
+
+/** Outcome status of one pushed op. */
+export type OpStatus = 'applied' | 'duplicate' | 'superseded' | 'rejected';
+
+/** Codes of a per-op rejection. Only `clock_skew` is retryable. */
+export type RejectionCode =
+  | 'unknown_table'
+  | 'invalid_pk'
+  | 'payload_too_large'
+  | 'pk_mismatch'
+  | 'invalid_hlc'
+  | 'invalid_op'
+  | 'clock_skew';
+
+/** The stored version that beat a superseded op, whole. */
+export interface Winner {
+  clock: number;
+  hlc: string;
+  op_id: string;
+  server_version: number;
+  deleted: boolean;
+  /** Null when a purged tombstone only keeps its stamp. */
+  payload: RecordPayload | null;
+}
+
+/** Error detail of a rejected op. */
+export interface OpRejection {
+  code: RejectionCode | (string & {});
+  message: string;
+  /** True only for `clock_skew`: re-stamp and push again. */
+  retryable?: boolean;
+  field?: string;
+}
+
+/** The op won and is in the log at `server_version`. */
+export interface AppliedResult {
+  op_id: string;
+  status: 'applied';
+  server_version: number;
+}
+
+/** The op (same op_id or same stamp) was applied before. */
+export interface DuplicateResult {
+  op_id: string;
+  status: 'duplicate';
+  /** The original version, when still known. */
+  server_version?: number | null;
+}
+
+/** The op lost LWW; `winner` is the stored version to apply locally. */
+export interface SupersededResult {
+  op_id: string;
+  status: 'superseded';
+  winner: Winner;
+}
+
+/** The op is invalid. */
+export interface RejectedResult {
+  op_id: string;
+  status: 'rejected';
+  error: OpRejection;
+}
+
+/** Per-op outcome of a push, one per op in request order. */
+export type OpResult = AppliedResult | DuplicateResult | SupersededResult | RejectedResult;
+
+/** Body of a 200 answer to a push. */
+export interface PushResponse {
+  results: OpResult[];
+  server_version: number;
+  /** Server wall time, epoch ms; feeds the client's clock offset. */
+  server_time?: number;
+}
+
+/** One entry of the change log. */
+export interface Change {
+  server_version: number;
+  table_name: string;
+  pk: string;
+  operation: Operation;
+  payload: RecordPayload | null;
+  clock: number;
+  hlc: string;
+  op_id: string;
+  device_id: string;
+  /** A thread that moved between projects; a project-scoped client rescans. */
+  scope_change?: boolean;
+}
+
+/** Answer of `GET /v1/workspaces/{id}/changes`. */
+export interface ChangesPage {
+  changes: Change[];
+  /** Highest version this answer examined; may advance with no changes. */
+  cursor: number;
+  has_more: boolean;
+  oldest_retained_version?: number;
+  server_time?: number;
+}
+
+/** Current state of one record, tombstones included. Also the `records` endpoint's shape. */
+export interface SnapshotItem {
+  table_name: string;
+  pk: string;
+  payload: RecordPayload | null;
+  deleted: boolean;
+  clock: number;
+  hlc: string;
+  op_id: string;
+  server_version: number;
+}
+
+/** One page of `GET /v1/workspaces/{id}/snapshot`. */
+export interface SnapshotPage {
+  snapshot_version: number;
+  items: SnapshotItem[];
+  /** Opaque; null on the last page. */
+  next_page_token: string | null;
+  server_time?: number;
+}
+
+/** Error codes a backend or provider reports for a whole request. */
+export type SyncErrorCode =
+  | 'invalid_input'
+  | 'unauthorized'
+  | 'token_expired'
+  | 'forbidden'
+  | 'not_found'
+  | 'cursor_expired'
+  | 'payload_too_large'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'network_error'
+  | 'internal'
+  | RejectionCode
+  | (string & {});
+
+/** Body of every error answer: `{"error": {...}}`. */
+export interface WireErrorBody {
+  error: {
+    code: SyncErrorCode;
+    message: string;
+    field?: string;
+    oldest_retained_version?: number;
+  };
+}
+
+/** Default and maximum sizes from the protocol. */
+export const PROTOCOL_LIMITS = {
+  maxOpsPerPush: 500,
+  maxPushBytes: 8 * 1024 * 1024,
+  maxPayloadBytes: 1024 * 1024,
+  defaultPullLimit: 500,
+  maxPullLimit: 1000,
+} as const;
