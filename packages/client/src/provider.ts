@@ -18,6 +18,12 @@ export interface SyncScope {
   workspaceId: string;
   /** Threads and messages of this project only; other tables are always in scope. */
   projectId?: string | null;
+  /**
+   * The calling device (16 to 64 lowercase hex chars). Requests that move a cursor
+   * report it (`X-Device-Id`, Convex `ackCursor`) so the server can hold back GC.
+   * The engine always sets it.
+   */
+  deviceId?: string;
 }
 
 /** A batch of changes delivered by a subscription, covering versions (from, to]. */
@@ -38,6 +44,8 @@ export interface SyncProvider {
   readonly mode: 'direct' | 'gateway';
   /** Largest accepted payload of one op, in bytes of JSON. */
   readonly maxPayloadBytes: number;
+  /** `RateLimit-Remaining` of the latest answer, when the backend reports one. */
+  readonly lastRateLimitRemaining?: number | null;
   /** Pushes ops in order; one result per op. Throws `SyncProviderError` for the whole request. */
   push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse>;
   /** Changes after `cursor`, ascending, at most `limit`. Throws `cursor_expired` (410) when too old. */
