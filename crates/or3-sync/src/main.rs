@@ -1,1 +1,166 @@
-fn main() {}
+//! `or3-sync`: the gateway server and its operator commands.
+
+mod cli;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use cli::{Cli, Command, DatabaseArgs, MemberCommand, ServeArgs, WorkspaceCommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
+use sync_server::app::AppState;
+use sync_server::auth::{Authenticator, DevIssuer, VerifyingKeys};
+use sync_server::clock::{Clock, SystemClock};
+use sync_server::config::ServerConfig;
+use sync_server::positions::PositionBuffer;
+use sync_server::store::sqlite::SqliteStore;
+use sync_server::store::{Access, Store};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate { database } => {
+            open_store(&database, TableConfig::or3_chat())?;
+            println!("migrations are up to date ({})", database.database);
+            Ok(())
+        }
+        Command::Workspace(WorkspaceCommand::Create {
+            database,
+            name,
+            owner,
+            id,
+        }) => {
+            let store = open_store(&database, TableConfig::or3_chat())?;
+            let id = match id {
+                Some(id) => WorkspaceId::parse(&id)
+                    .context("--id must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -")?,
+                None => WorkspaceId::generate(),
+            };
+            let info = store
+                .create_workspace(&id, &name, &owner, SystemClock.now_ms())
+                .await?;
+            println!("{}", serde_json::to_string(&info)?);
+            Ok(())
+        }
+        Command::Member(MemberCommand::Set {
+            database,
+            workspace_id,
+            user_id,
+            role,
+        }) => {
+            let store = open_store(&database, TableConfig::or3_chat())?;
+            let ws = WorkspaceId::parse(&workspace_id).context("invalid workspace id")?;
+            let role = Role::parse(&role).context("role must be owner, editor or viewer")?;
+            store
+                .set_member(&ws, &Access::Admin, &user_id, role)
+                .await?;
+            println!("{user_id} is now {} of {ws}", role.as_str());
+            Ok(())
+        }
+        Command::Member(MemberCommand::Remove {
+            database,
+            workspace_id,
+            user_id,
+        }) => {
+            let store = open_store(&database, TableConfig::or3_chat())?;
+            let ws = WorkspaceId::parse(&workspace_id).context("invalid workspace id")?;
+            store.remove_member(&ws, &Access::Admin, &user_id).await?;
+            println!("{user_id} removed from {ws}");
+            Ok(())
+        }
+    }
+}
+
+/// Where a `sqlite://` URL (or a plain path) points.
+fn sqlite_path(url: &str) -> Result<PathBuf> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("Postgres is not supported by this build yet; use sqlite://PATH");
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if path.is_empty() {
+        bail!("--database needs a file path, e.g. sqlite://./or3-sync.db");
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<SqliteStore> {
+    let path = sqlite_path(&database.database)?;
+    SqliteStore::open(&path, tables)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let tables = match &args.tables {
+        Some(list) => TableConfig::from_names(list.split(',')),
+        None => TableConfig::or3_chat(),
+    };
+    let store = open_store(&args.database, tables.clone())?;
+    let listen: SocketAddr = args.listen.parse().context("--listen must be HOST:PORT")?;
+    let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file) {
+        (Some(_), Some(_)) => bail!("use one of --jwt-public-key and --jwks-file, not both"),
+        (Some(pem), None) => (key_auth(VerifyingKeys::from_pem_file(pem), &args)?, None),
+        (None, Some(jwks)) => (key_auth(VerifyingKeys::from_jwks_file(jwks), &args)?, None),
+        (None, None) => {
+            if !listen.ip().is_loopback() {
+                bail!("dev auth (no --jwt-public-key or --jwks-file) only listens on loopback; {listen} is not");
+            }
+            let key_path = sqlite_path(&args.database.database)?.with_extension("devkey.pem");
+            let (issuer, verifier) = DevIssuer::load_or_create(Some(&key_path), "or3-sync-dev")
+                .map_err(anyhow::Error::msg)?;
+            tracing::warn!(
+                "DEV AUTH: no key configured; anyone on this machine can get a token from POST /v1/dev/token (key: {})",
+                key_path.display()
+            );
+            (verifier, Some(Arc::new(issuer)))
+        }
+    };
+    let config = ServerConfig {
+        tables,
+        limits: ValidationLimits {
+            max_payload_bytes: args.max_payload_bytes,
+            max_clock_skew_ms: args.max_clock_skew_secs * 1000,
+        },
+        max_ops_per_push: args.max_ops_per_push,
+        max_body_bytes: args.max_body_bytes,
+        ..ServerConfig::default()
+    };
+    let state = AppState {
+        store: Arc::new(store) as Arc<dyn Store>,
+        auth: Arc::new(auth),
+        dev_issuer,
+        clock: Arc::new(SystemClock),
+        config: Arc::new(config),
+        positions: Arc::new(PositionBuffer::default()),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!("or3-sync listening on http://{local}");
+    sync_server::serve::run(listener, state, sync_server::serve::shutdown_signal()).await?;
+    tracing::info!("or3-sync stopped");
+    Ok(())
+}
+
+fn key_auth(keys: Result<VerifyingKeys, String>, args: &ServeArgs) -> Result<Authenticator> {
+    let keys = keys.map_err(anyhow::Error::msg)?;
+    if args.jwt_issuer.is_none() {
+        tracing::warn!("no --jwt-issuer: tokens from any issuer signed by the key are accepted");
+    }
+    Ok(Authenticator::new(
+        keys,
+        args.jwt_issuer.as_deref(),
+        args.allowed_origin.clone(),
+    ))
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! The or3-sync gateway as a library: the HTTP API ([`app::router`]), token
+//! checks ([`auth`]), the storage contract and its SQLite implementation
+//! ([`store`]), and the serve loop ([`serve`]). The `or3-sync` binary is a thin
+//! CLI over this crate; tests drive the same router on an ephemeral port.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod positions;
+pub mod routes;
+pub mod serve;
+pub mod store;

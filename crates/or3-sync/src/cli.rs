@@ -1,0 +1,119 @@
+//! Command-line flags. Every flag can also be set as an `OR3_SYNC_*`
+//! environment variable.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// or3-sync: the local-first sync gateway.
+#[derive(Parser)]
+#[command(name = "or3-sync", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway server.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Manage workspace members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    /// The database: sqlite://PATH (embedded, the default).
+    #[arg(
+        long,
+        env = "OR3_SYNC_DATABASE",
+        default_value = "sqlite://./or3-sync.db"
+    )]
+    pub database: String,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (the log names it).
+    #[arg(long, env = "OR3_SYNC_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// RSA public key (PEM) that signs session tokens.
+    #[arg(long, env = "OR3_SYNC_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS file with the keys that sign session tokens (picked by kid).
+    #[arg(long, env = "OR3_SYNC_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss` of session tokens.
+    #[arg(long, env = "OR3_SYNC_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// An origin allowed as a token's `azp` (repeatable).
+    #[arg(long, env = "OR3_SYNC_ALLOWED_ORIGIN", value_delimiter = ',')]
+    pub allowed_origin: Vec<String>,
+    /// Synced tables, comma-separated (`name` or `name:pk_field`).
+    #[arg(long, env = "OR3_SYNC_TABLES")]
+    pub tables: Option<String>,
+    /// Largest payload of one op, in bytes.
+    #[arg(long, env = "OR3_SYNC_MAX_PAYLOAD_BYTES", default_value_t = 1 << 20)]
+    pub max_payload_bytes: usize,
+    /// Most ops in one push.
+    #[arg(long, env = "OR3_SYNC_MAX_OPS_PER_PUSH", default_value_t = 500)]
+    pub max_ops_per_push: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "OR3_SYNC_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// How far ahead of server time an op's hlc may be, in seconds.
+    #[arg(long, env = "OR3_SYNC_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
+    pub max_clock_skew_secs: u64,
+}
+
+#[derive(Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace with an owner.
+    Create {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// User id (token `sub`) of the owner.
+        #[arg(long)]
+        owner: String,
+        /// Workspace id (default: a new UUID).
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MemberCommand {
+    /// Add a member or change their role.
+    Set {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Workspace id.
+        workspace_id: String,
+        /// User id (token `sub`).
+        user_id: String,
+        /// owner, editor or viewer.
+        role: String,
+    },
+    /// Remove a member.
+    Remove {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Workspace id.
+        workspace_id: String,
+        /// User id.
+        user_id: String,
+    },
+}

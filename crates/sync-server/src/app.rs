@@ -1,0 +1,217 @@
+//! The gateway's HTTP application: shared state, request extractors and the
+//! router. Each route lives in its own file under `routes/`.
+
+use crate::auth::{Authenticator, DevIssuer, Identity};
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::positions::PositionBuffer;
+use crate::routes;
+use crate::store::{Access, Store};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Instant;
+use sync_core::WorkspaceId;
+
+/// Everything a request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    /// The change log and records.
+    pub store: Arc<dyn Store>,
+    /// Token verification.
+    pub auth: Arc<Authenticator>,
+    /// Present only in dev-auth mode.
+    pub dev_issuer: Option<Arc<DevIssuer>>,
+    /// Wall time.
+    pub clock: Arc<dyn Clock>,
+    /// Limits.
+    pub config: Arc<ServerConfig>,
+    /// Device positions waiting to be written.
+    pub positions: Arc<PositionBuffer>,
+}
+
+impl AppState {
+    /// How the store should check this caller's membership.
+    pub fn access(&self, identity: &Identity) -> Access {
+        Access::Member {
+            user_id: identity.user_id.clone(),
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_token",
+                    "an Authorization: Bearer token is required",
+                )
+            })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_token",
+                    "the Authorization header must be `Bearer <jwt>`",
+                )
+            })?;
+        let identity = state.auth.verify(token).inspect_err(|e| {
+            metrics::counter!("or3_auth_failures_total", "reason" => e.code).increment(1);
+        })?;
+        Ok(Caller(identity))
+    }
+}
+
+/// Parses a workspace id from the path.
+pub fn parse_workspace_id(raw: &str) -> Result<WorkspaceId, ApiError> {
+    WorkspaceId::parse(raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_workspace_id",
+            "workspace_id",
+            "a workspace id is 1 to 128 characters of A-Z, a-z, 0-9, `_` and `-`",
+        )
+    })
+}
+
+/// Reads and parses a JSON body within the configured size and depth limits.
+pub async fn read_json<T: DeserializeOwned>(
+    body: axum::body::Body,
+    config: &ServerConfig,
+) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    config.max_body_bytes
+                ),
+            )
+            .with_field("body")
+        })?;
+    if json_depth_exceeds(&bytes, config.max_json_depth) {
+        return Err(ApiError::bad_request(
+            "json_too_deep",
+            "body",
+            format!("JSON nesting deeper than {} levels", config.max_json_depth),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_request",
+            _ => "invalid_json",
+        };
+        ApiError::bad_request(code, "body", e.to_string())
+    })
+}
+
+/// True when the JSON text nests arrays and objects deeper than `max`.
+/// A cheap byte scan, so a hostile body is refused before it is parsed.
+fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses a URL query string into `T`, naming the bad field on failure.
+pub fn parse_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
+        ApiError::bad_request("invalid_query", "query", format!("bad query string: {e}"))
+    })
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("or3_http_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("or3_http_request_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let workspace = Router::new()
+        .route("/push", post(routes::push::push))
+        .route("/changes", get(routes::changes::changes))
+        .route("/snapshot", get(routes::snapshot::snapshot))
+        .route("/records/{table_name}/{pk}", get(routes::records::record))
+        .route(
+            "/members/{user_id}",
+            put(routes::members::set_member).delete(routes::members::remove_member),
+        );
+    let mut api = Router::new()
+        .route("/v1/health", get(routes::health::health))
+        .route(
+            "/v1/workspaces",
+            post(routes::workspaces::create).get(routes::workspaces::list),
+        )
+        .nest("/v1/workspaces/{workspace_id}", workspace)
+        .route("/metrics", get(routes::health::metrics));
+    if state.dev_issuer.is_some() {
+        api = api.route("/v1/dev/token", post(routes::dev_token::dev_token));
+    }
+    api.fallback(routes::health::not_found)
+        .layer(axum::middleware::from_fn(record_metrics))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_depth_exceeds;
+
+    #[test]
+    fn depth_counts_only_structure_outside_strings() {
+        assert!(!json_depth_exceeds(br#"{"a":[[1]]}"#, 3));
+        assert!(json_depth_exceeds(br#"{"a":[[[1]]]}"#, 3));
+        assert!(!json_depth_exceeds(br#"{"a":"[[[[[[\"[["}"#, 1));
+    }
+}

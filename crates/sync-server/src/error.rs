@@ -1,0 +1,147 @@
+//! The one wire error type: every failure a request can meet becomes an
+//! [`ApiError`] with a status, a code, a message and, where it helps, the
+//! field at fault. Store errors are mapped here and nowhere else.
+
+use crate::store::StoreError;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sync_core::wire::{ErrorBody, ErrorDetail};
+use sync_core::ServerVersion;
+
+/// A failed request, ready to be sent.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// The request field at fault.
+    pub field: Option<String>,
+    /// With `cursor_expired`.
+    pub oldest_retained_version: Option<ServerVersion>,
+    /// Seconds for `Retry-After`.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            oldest_retained_version: None,
+            retry_after_secs: None,
+        }
+    }
+
+    /// Names the field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// Adds a `Retry-After`.
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// 400 with a code and the field at fault.
+    pub fn bad_request(code: &'static str, field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message).with_field(field)
+    }
+
+    /// 401.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::UnknownWorkspace => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_workspace",
+                "no such workspace",
+            )
+            .with_field("workspace_id"),
+            StoreError::Forbidden(why) => ApiError::forbidden(why),
+            StoreError::RecordNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such record")
+            }
+            StoreError::MemberNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such member")
+                    .with_field("user_id")
+            }
+            StoreError::LastOwner => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_owner",
+                "a workspace must keep at least one owner",
+            )
+            .with_field("role"),
+            StoreError::CursorExpired {
+                oldest_retained_version,
+            } => {
+                let mut e = ApiError::new(
+                    StatusCode::GONE,
+                    "cursor_expired",
+                    "the cursor is outside the retained change log; rescan from a snapshot",
+                )
+                .with_field("cursor");
+                e.oldest_retained_version = Some(oldest_retained_version);
+                e
+            }
+            StoreError::InvalidPageToken(why) => {
+                ApiError::bad_request("invalid_page_token", "page_token", why)
+            }
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the database is unavailable; retry later",
+                )
+                .with_retry_after(2)
+            }
+            StoreError::Internal(why) => {
+                tracing::error!(error = %why, "store error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+                oldest_retained_version: self.oldest_retained_version,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,93 @@
+//! `GET /v1/workspaces/{workspace_id}/changes`: the change log after a cursor.
+
+use super::{device_id_header, workspace_param};
+use crate::app::{parse_query, AppState, Caller};
+use crate::error::ApiError;
+use crate::store::{ChangesQuery, DevicePosition};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use std::collections::HashMap;
+use sync_core::wire::ChangesPage;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    cursor: Option<u64>,
+    limit: Option<usize>,
+    project_id: Option<String>,
+}
+
+/// Handles a pull.
+pub async fn changes(
+    State(state): State<AppState>,
+    Caller(identity): Caller,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<ChangesPage>, ApiError> {
+    let (ws, _) = workspace_param(path)?;
+    let params: Params = parse_query(query.as_deref())?;
+    let device_id = device_id_header(&headers)?;
+    let cursor = params.cursor.unwrap_or(0);
+    if cursor > sync_core::MAX_SAFE_INTEGER {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "cursor",
+            "cursor is out of range",
+        ));
+    }
+    let limit = match params.limit {
+        None => state.config.default_pull_limit,
+        Some(l) if (1..=state.config.max_pull_limit).contains(&l) => l,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                "limit",
+                format!("limit must be 1 to {}", state.config.max_pull_limit),
+            ))
+        }
+    };
+    let project_id = check_project_id(params.project_id)?;
+    let batch = state
+        .store
+        .changes(
+            &ws,
+            &state.access(&identity),
+            ChangesQuery {
+                cursor,
+                limit,
+                project_id,
+            },
+        )
+        .await?;
+    if let Some(device_id) = device_id {
+        state.positions.report(DevicePosition {
+            workspace_id: ws,
+            device_id,
+            cursor,
+            seen_at_ms: state.clock.now_ms(),
+        });
+    }
+    Ok(Json(ChangesPage {
+        changes: batch.changes,
+        cursor: batch.cursor,
+        has_more: batch.has_more,
+        oldest_retained_version: batch.oldest_retained_version,
+    }))
+}
+
+/// A project filter: 1 to 256 characters without control characters.
+pub fn check_project_id(project_id: Option<String>) -> Result<Option<String>, ApiError> {
+    match project_id {
+        None => Ok(None),
+        Some(p) if sync_core::validate::check_pk(&p).is_ok() => Ok(Some(p)),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_project_id",
+            "project_id",
+            "project_id must be 1 to 256 characters without control characters",
+        )),
+    }
+}

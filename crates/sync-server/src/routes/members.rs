@@ -1,0 +1,62 @@
+//! `PUT` and `DELETE /v1/workspaces/{workspace_id}/members/{user_id}`: owners
+//! manage membership; a workspace always keeps one owner.
+
+use super::workspace_param;
+use crate::app::{read_json, AppState, Caller};
+use crate::error::ApiError;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use sync_core::wire::SetMemberRequest;
+
+fn user_param(params: &HashMap<String, String>) -> Result<String, ApiError> {
+    let user = params.get("user_id").map_or("", String::as_str);
+    sync_core::validate::check_pk(user)
+        .map(|_| user.to_owned())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_user_id",
+                "user_id",
+                "user_id must be 1 to 256 characters without control characters",
+            )
+        })
+}
+
+/// Adds a member or changes their role.
+pub async fn set_member(
+    State(state): State<AppState>,
+    Caller(identity): Caller,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let (ws, params) = workspace_param(path)?;
+    let user_id = user_param(&params)?;
+    let request: SetMemberRequest = read_json(body, &state.config).await?;
+    state
+        .store
+        .set_member(&ws, &state.access(&identity), &user_id, request.role)
+        .await?;
+    Ok(Json(json!({
+        "workspace_id": ws,
+        "user_id": user_id,
+        "role": request.role,
+    })))
+}
+
+/// Removes a member.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    Caller(identity): Caller,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (ws, params) = workspace_param(path)?;
+    let user_id = user_param(&params)?;
+    state
+        .store
+        .remove_member(&ws, &state.access(&identity), &user_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,35 @@
+//! `GET /v1/workspaces/{workspace_id}/records/{table_name}/{pk}`: one record.
+
+use super::workspace_param;
+use crate::app::{AppState, Caller};
+use crate::error::ApiError;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use std::collections::HashMap;
+use sync_core::wire::RecordVersion;
+
+/// Handles a one-record read.
+pub async fn record(
+    State(state): State<AppState>,
+    Caller(identity): Caller,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+) -> Result<Json<RecordVersion>, ApiError> {
+    let (ws, params) = workspace_param(path)?;
+    let table_name = params.get("table_name").map_or("", String::as_str);
+    let pk = params.get("pk").map_or("", String::as_str);
+    if state.config.tables.pk_field(table_name).is_none() {
+        return Err(ApiError::bad_request(
+            "unknown_table",
+            "table_name",
+            format!("table `{table_name}` is not synced"),
+        ));
+    }
+    sync_core::validate::check_pk(pk)
+        .map_err(|r| ApiError::bad_request("invalid_pk", "pk", r.message))?;
+    let record = state
+        .store
+        .record(&ws, &state.access(&identity), table_name, pk)
+        .await?;
+    Ok(Json(record))
+}

@@ -1,0 +1,232 @@
+//! The storage contract of the gateway. A store owns the change log, the
+//! current records, applied op ids, workspaces, members and device positions,
+//! and assigns server versions inside its write transaction. SQLite
+//! ([`sqlite::SqliteStore`]) is the embedded default.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
+use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
+
+/// Who is asking, and how their membership is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// A user whose role is looked up in the member table, in the same
+    /// transaction as the work.
+    Member {
+        /// The token's `sub`.
+        user_id: String,
+    },
+    /// The operator, through the CLI on the server's machine: acts as owner.
+    Admin,
+}
+
+/// Everything a store can fail with. Mapped once to the wire in `error.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The workspace does not exist.
+    #[error("unknown workspace")]
+    UnknownWorkspace,
+    /// The caller is not a member, or their role is too low.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The record does not exist.
+    #[error("record not found")]
+    RecordNotFound,
+    /// The member does not exist.
+    #[error("member not found")]
+    MemberNotFound,
+    /// The change would leave the workspace without an owner.
+    #[error("a workspace must keep at least one owner")]
+    LastOwner,
+    /// The cursor is behind the retained log (or ahead of it).
+    #[error("cursor expired")]
+    CursorExpired {
+        /// Lowest version still in the log.
+        oldest_retained_version: ServerVersion,
+    },
+    /// A snapshot page token that does not belong to this request.
+    #[error("{0}")]
+    InvalidPageToken(&'static str),
+    /// The database cannot be reached right now.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the database reported.
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// The outcome of one valid op.
+#[derive(Debug, Clone)]
+pub enum OpOutcome {
+    /// Entered the log at this version.
+    Applied(ServerVersion),
+    /// Seen before; the original version when still known.
+    Duplicate(Option<ServerVersion>),
+    /// Lost to the stored version.
+    Superseded(StoredVersion),
+}
+
+/// A stored record version, as returned in a `superseded` winner.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    /// Stamp of the stored write.
+    pub stamp: Stamp,
+    /// Its log position.
+    pub server_version: ServerVersion,
+    /// Tombstone flag.
+    pub deleted: bool,
+    /// The row as JSON text; `null` once a tombstone's payload is purged.
+    pub payload: Box<RawValue>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    /// One per op, in order.
+    pub outcomes: Vec<OpOutcome>,
+    /// The workspace head after the push.
+    pub server_version: ServerVersion,
+    /// The changes this push added to the log, for realtime fanout.
+    pub changes: Vec<Change>,
+}
+
+/// A pull request.
+#[derive(Debug, Clone)]
+pub struct ChangesQuery {
+    /// Versions after this one.
+    pub cursor: ServerVersion,
+    /// At most this many changes.
+    pub limit: usize,
+    /// Only this project's scoped records (plus workspace-wide ones).
+    pub project_id: Option<String>,
+}
+
+/// A page of the change log.
+#[derive(Debug, Clone)]
+pub struct ChangesBatch {
+    /// Matching changes, ascending.
+    pub changes: Vec<Change>,
+    /// Highest version examined.
+    pub cursor: ServerVersion,
+    /// More entries follow.
+    pub has_more: bool,
+    /// Lowest version still in the log.
+    pub oldest_retained_version: ServerVersion,
+}
+
+/// Where a snapshot page starts.
+#[derive(Debug, Clone)]
+pub struct SnapshotQuery {
+    /// Records after this `(table_name, pk)`; `None` for the first page.
+    pub after: Option<(String, String)>,
+    /// The version fixed by the first page; `None` on the first page.
+    pub snapshot_version: Option<ServerVersion>,
+    /// Page size.
+    pub limit: usize,
+    /// Project scope.
+    pub project_id: Option<String>,
+}
+
+/// A page of current records.
+#[derive(Debug, Clone)]
+pub struct SnapshotBatch {
+    /// The snapshot's version.
+    pub snapshot_version: ServerVersion,
+    /// Records ordered by `(table_name, pk)`.
+    pub items: Vec<RecordVersion>,
+    /// True when more records follow the last item.
+    pub has_more: bool,
+}
+
+/// The last position a device reported, for garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePosition {
+    /// Workspace.
+    pub workspace_id: WorkspaceId,
+    /// Device id.
+    pub device_id: String,
+    /// Highest version the device has durably applied.
+    pub cursor: ServerVersion,
+    /// When it said so (epoch ms).
+    pub seen_at_ms: u64,
+}
+
+/// The gateway's storage. Every method that touches a workspace checks the
+/// caller's access inside the same transaction as the work.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a workspace owned by `owner`.
+    async fn create_workspace(
+        &self,
+        id: &WorkspaceId,
+        name: &str,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<WorkspaceInfo, StoreError>;
+
+    /// The workspaces `user_id` is a member of.
+    async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError>;
+
+    /// Sets a member's role (owners only; the last owner cannot be demoted).
+    async fn set_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+        role: Role,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a member (owners only; the last owner cannot be removed).
+    async fn remove_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The caller's role in a workspace.
+    async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError>;
+
+    /// Applies valid ops in one transaction (editors and owners only).
+    async fn push(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        ops: Vec<ValidOp>,
+        now_ms: u64,
+    ) -> Result<PushOutcome, StoreError>;
+
+    /// Reads the change log after a cursor.
+    async fn changes(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch, StoreError>;
+
+    /// Reads a page of current records.
+    async fn snapshot(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: SnapshotQuery,
+    ) -> Result<SnapshotBatch, StoreError>;
+
+    /// Reads one current record, tombstones included.
+    async fn record(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        table_name: &str,
+        pk: &str,
+    ) -> Result<RecordVersion, StoreError>;
+
+    /// Stores device positions (newer positions replace older ones).
+    async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError>;
+
+    /// The newest committed version of a workspace (0 when empty).
+    async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError>;
+}

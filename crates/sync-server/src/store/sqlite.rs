@@ -1,0 +1,886 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Writes go through one connection (SQLite has one writer anyway), in
+//! `BEGIN IMMEDIATE` transactions with `synchronous=FULL`, so a push is
+//! acknowledged only once it is on disk. Reads use a small pool of their own
+//! connections and never wait for a writer. All database work runs on the
+//! blocking thread pool, never on the async runtime.
+
+use super::{
+    Access, ChangesBatch, ChangesQuery, DevicePosition, OpOutcome, PushOutcome, SnapshotBatch,
+    SnapshotQuery, Store, StoreError, StoredVersion,
+};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use sync_core::commit::committed_row;
+use sync_core::scope::{logged_scope, project_id_of, table_scope, thread_id_of, TableScope};
+use sync_core::validate::Operation;
+use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
+use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
+
+/// Most payload bytes one pull page carries (at least one change is always sent).
+pub const MAX_PAGE_PAYLOAD_BYTES: usize = 4 << 20;
+/// How many log entries a filtered pull examines at most.
+pub const MAX_EXAMINED_ENTRIES: u64 = 10_000;
+
+/// Versioned schema migrations; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE workspaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    head INTEGER NOT NULL DEFAULT 0,
+    oldest_retained_version INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE members (
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user_id);
+CREATE TABLE records (
+    workspace_id TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    clock INTEGER NOT NULL,
+    hlc TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    server_version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    payload TEXT,
+    scope_kind INTEGER NOT NULL,
+    project_id TEXT,
+    thread_id TEXT,
+    committed_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, table_name, pk)
+) WITHOUT ROWID;
+CREATE INDEX records_by_thread ON records(workspace_id, thread_id) WHERE thread_id IS NOT NULL;
+CREATE TABLE change_log (
+    workspace_id TEXT NOT NULL,
+    server_version INTEGER NOT NULL,
+    table_name TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    payload TEXT,
+    clock INTEGER NOT NULL,
+    hlc TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    scoped INTEGER NOT NULL,
+    project_id TEXT,
+    prev_project_id TEXT,
+    scope_change INTEGER NOT NULL,
+    committed_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, server_version)
+) WITHOUT ROWID;
+CREATE TABLE applied_ops (
+    workspace_id TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    server_version INTEGER NOT NULL,
+    committed_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, op_id)
+) WITHOUT ROWID;
+CREATE TABLE device_positions (
+    workspace_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, device_id)
+) WITHOUT ROWID;
+"#];
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    tables: TableConfig,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path, tables: TableConfig) -> Result<SqliteStore, StoreError> {
+        let mut writer = open_connection(path, true)?;
+        migrate(&mut writer)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                tables,
+            }),
+        })
+    }
+
+    /// Runs `work` on the writer connection, off the async runtime.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection, &TableConfig) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            work(&mut conn, &inner.tables)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("write task failed: {e}")))?
+    }
+
+    /// Runs `work` on a pooled reader connection, off the async runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path, false)?,
+            };
+            let result = work(&mut conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < 16 {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(internal)?;
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(internal)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(internal)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(internal)?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Applies every migration newer than the database's `user_version`.
+pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+    let current: usize = conn
+        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .map_err(internal)? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Internal(format!(
+            "database schema version {current} is newer than this binary knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction().map_err(internal)?;
+        tx.execute_batch(sql).map_err(internal)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+    }
+    Ok(MIGRATIONS.len() - current)
+}
+
+fn internal(e: rusqlite::Error) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn raw_json(text: Option<String>) -> Box<RawValue> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+        .unwrap_or_else(null_json)
+}
+
+fn null_json() -> Box<RawValue> {
+    // "null" is valid JSON, so this cannot fail.
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
+}
+
+/// The caller's role, checked inside the transaction. Errors: unknown workspace, not a member.
+fn role_in(conn: &Connection, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM workspaces WHERE id = ?1")
+        .and_then(|mut s| s.exists([ws.as_str()]))
+        .map_err(internal)?;
+    if !exists {
+        return Err(StoreError::UnknownWorkspace);
+    }
+    match access {
+        Access::Admin => Ok(Role::Owner),
+        Access::Member { user_id } => conn
+            .prepare_cached("SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2")
+            .and_then(|mut s| {
+                s.query_row([ws.as_str(), user_id], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .map_err(internal)?
+            .and_then(|r| Role::parse(&r))
+            .ok_or(StoreError::Forbidden("not a member of this workspace")),
+    }
+}
+
+fn require(
+    conn: &Connection,
+    ws: &WorkspaceId,
+    access: &Access,
+    needed: Role,
+) -> Result<Role, StoreError> {
+    let role = role_in(conn, ws, access)?;
+    if role < needed {
+        return Err(StoreError::Forbidden(match needed {
+            Role::Owner => "only owners may do this",
+            _ => "viewers may not push",
+        }));
+    }
+    Ok(role)
+}
+
+/// The stored state of one record, as the push path needs it.
+struct CurrentRecord {
+    version: StoredVersion,
+    payload_text: Option<String>,
+    project_id: Option<String>,
+    thread_id: Option<String>,
+}
+
+fn current_record(
+    tx: &Transaction<'_>,
+    ws: &str,
+    table: &str,
+    pk: &str,
+) -> Result<Option<CurrentRecord>, StoreError> {
+    tx.prepare_cached(
+        "SELECT clock, hlc, op_id, server_version, deleted, payload, project_id, thread_id
+         FROM records WHERE workspace_id = ?1 AND table_name = ?2 AND pk = ?3",
+    )
+    .and_then(|mut s| {
+        s.query_row([ws, table, pk], |r| {
+            let payload_text: Option<String> = r.get(5)?;
+            Ok(CurrentRecord {
+                version: StoredVersion {
+                    stamp: Stamp {
+                        clock: r.get::<_, i64>(0)? as u64,
+                        hlc: r.get(1)?,
+                        op_id: r.get(2)?,
+                    },
+                    server_version: r.get::<_, i64>(3)? as u64,
+                    deleted: r.get(4)?,
+                    payload: raw_json(payload_text.clone()),
+                },
+                payload_text,
+                project_id: r.get(6)?,
+                thread_id: r.get(7)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(internal)
+}
+
+fn thread_project(
+    tx: &Transaction<'_>,
+    ws: &str,
+    thread_id: &str,
+) -> Result<Option<String>, StoreError> {
+    tx.prepare_cached(
+        "SELECT project_id FROM records WHERE workspace_id = ?1 AND table_name = 'threads' AND pk = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_row([ws, thread_id], |r| r.get::<_, Option<String>>(0))
+            .optional()
+    })
+    .map(Option::flatten)
+    .map_err(internal)
+}
+
+/// Applies one valid op inside the push transaction.
+fn apply_op(
+    tx: &Transaction<'_>,
+    tables: &TableConfig,
+    ws: &str,
+    op: &ValidOp,
+    head: &mut ServerVersion,
+    now_ms: u64,
+    changes: &mut Vec<Change>,
+) -> Result<OpOutcome, StoreError> {
+    let known: Option<i64> = tx
+        .prepare_cached(
+            "SELECT server_version FROM applied_ops WHERE workspace_id = ?1 AND op_id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row([ws, op.op_id.as_str()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(internal)?;
+    if let Some(version) = known {
+        return Ok(OpOutcome::Duplicate(Some(version as u64)));
+    }
+    let current = current_record(tx, ws, &op.table_name, &op.pk)?;
+    if let Some(current) = &current {
+        match op.stamp().compare(&current.version.stamp) {
+            std::cmp::Ordering::Equal => {
+                return Ok(OpOutcome::Duplicate(Some(current.version.server_version)))
+            }
+            std::cmp::Ordering::Less => return Ok(OpOutcome::Superseded(current.version.clone())),
+            std::cmp::Ordering::Greater => {}
+        }
+    }
+
+    let pk_field = tables.pk_field(&op.table_name).unwrap_or("id");
+    let previous_row = current
+        .as_ref()
+        .and_then(|c| c.payload_text.as_deref())
+        .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok());
+    let row = committed_row(op, previous_row, pk_field);
+    let scope_kind = table_scope(&op.table_name);
+    let thread_id = match scope_kind {
+        TableScope::ThreadProject => thread_id_of(&row).map(str::to_owned),
+        _ => None,
+    };
+    let project_id = match scope_kind {
+        TableScope::Workspace => None,
+        TableScope::OwnProject => project_id_of(&row).map(str::to_owned),
+        TableScope::ThreadProject => match &thread_id {
+            Some(thread) => thread_project(tx, ws, thread)?,
+            None => None,
+        },
+    };
+    let scope = logged_scope(
+        scope_kind,
+        project_id.as_deref(),
+        current.as_ref().map(|c| c.project_id.as_deref()),
+    );
+    let payload = Value::Object(row).to_string();
+    let deleted = op.is_tombstone();
+    let operation = if deleted {
+        Operation::Delete
+    } else {
+        Operation::Put
+    };
+    *head += 1;
+    let version = *head as i64;
+    let hlc = op.hlc.to_string();
+
+    tx.prepare_cached(
+        "INSERT INTO change_log (workspace_id, server_version, table_name, pk, operation, payload,
+             clock, hlc, op_id, device_id, scoped, project_id, prev_project_id, scope_change, committed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            ws,
+            version,
+            op.table_name,
+            op.pk,
+            operation.as_str(),
+            payload,
+            op.clock as i64,
+            hlc,
+            op.op_id.as_str(),
+            op.device_id.as_str(),
+            scope.scoped,
+            scope.project_id,
+            scope.prev_project_id,
+            scope.scope_change,
+            now_ms as i64,
+        ])
+    })
+    .map_err(internal)?;
+    tx.prepare_cached(
+        "INSERT INTO records (workspace_id, table_name, pk, clock, hlc, op_id, server_version, deleted,
+             payload, scope_kind, project_id, thread_id, committed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (workspace_id, table_name, pk) DO UPDATE SET
+             clock = excluded.clock, hlc = excluded.hlc, op_id = excluded.op_id,
+             server_version = excluded.server_version, deleted = excluded.deleted,
+             payload = excluded.payload, scope_kind = excluded.scope_kind,
+             project_id = excluded.project_id, thread_id = excluded.thread_id,
+             committed_at = excluded.committed_at",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            ws,
+            op.table_name,
+            op.pk,
+            op.clock as i64,
+            hlc,
+            op.op_id.as_str(),
+            version,
+            deleted,
+            payload,
+            scope_kind as i64,
+            project_id,
+            thread_id.or_else(|| current.as_ref().and_then(|c| c.thread_id.clone())),
+            now_ms as i64,
+        ])
+    })
+    .map_err(internal)?;
+    tx.prepare_cached(
+        "INSERT INTO applied_ops (workspace_id, op_id, server_version, committed_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![ws, op.op_id.as_str(), version, now_ms as i64]))
+    .map_err(internal)?;
+
+    changes.push(Change {
+        server_version: *head,
+        table_name: op.table_name.clone(),
+        pk: op.pk.clone(),
+        operation,
+        payload: raw_json(Some(payload)),
+        clock: op.clock,
+        hlc,
+        op_id: op.op_id.as_str().to_owned(),
+        device_id: op.device_id.as_str().to_owned(),
+        scope_change: scope.scope_change,
+    });
+    Ok(OpOutcome::Applied(*head))
+}
+
+fn workspace_positions(
+    conn: &Connection,
+    ws: &str,
+) -> Result<(ServerVersion, ServerVersion), StoreError> {
+    conn.prepare_cached("SELECT head, oldest_retained_version FROM workspaces WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([ws], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+        })
+        .map_err(internal)
+}
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordVersion> {
+    Ok(RecordVersion {
+        table_name: r.get(0)?,
+        pk: r.get(1)?,
+        payload: raw_json(r.get(2)?),
+        deleted: r.get(3)?,
+        clock: r.get::<_, i64>(4)? as u64,
+        hlc: r.get(5)?,
+        op_id: r.get(6)?,
+        server_version: r.get::<_, i64>(7)? as u64,
+    })
+}
+
+fn read_changes(
+    conn: &mut Connection,
+    ws: &WorkspaceId,
+    access: &Access,
+    query: &ChangesQuery,
+) -> Result<ChangesBatch, StoreError> {
+    let tx = conn.transaction().map_err(internal)?;
+    require(&tx, ws, access, Role::Viewer)?;
+    let (head, oldest) = workspace_positions(&tx, ws.as_str())?;
+    if query.cursor + 1 < oldest || query.cursor > head {
+        return Err(StoreError::CursorExpired {
+            oldest_retained_version: oldest,
+        });
+    }
+    let window_end = match query.project_id {
+        Some(_) => head.min(query.cursor.saturating_add(MAX_EXAMINED_ENTRIES)),
+        None => head,
+    };
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change
+             FROM change_log
+             WHERE workspace_id = ?1 AND server_version > ?2 AND server_version <= ?3
+               AND (?4 IS NULL OR scoped = 0 OR project_id = ?4 OR prev_project_id = ?4)
+             ORDER BY server_version LIMIT ?5",
+        )
+        .map_err(internal)?;
+    let mut rows = stmt
+        .query(params![
+            ws.as_str(),
+            query.cursor as i64,
+            window_end as i64,
+            query.project_id,
+            query.limit as i64 + 1,
+        ])
+        .map_err(internal)?;
+    let mut changes = Vec::new();
+    let mut bytes = 0usize;
+    let mut full = false;
+    while let Some(r) = rows.next().map_err(internal)? {
+        if changes.len() == query.limit || (bytes >= MAX_PAGE_PAYLOAD_BYTES && !changes.is_empty())
+        {
+            full = true;
+            break;
+        }
+        let payload: Option<String> = r.get(4).map_err(internal)?;
+        bytes += payload.as_ref().map_or(4, String::len);
+        let operation: String = r.get(3).map_err(internal)?;
+        changes.push(Change {
+            server_version: r.get::<_, i64>(0).map_err(internal)? as u64,
+            table_name: r.get(1).map_err(internal)?,
+            pk: r.get(2).map_err(internal)?,
+            operation: if operation == "delete" {
+                Operation::Delete
+            } else {
+                Operation::Put
+            },
+            payload: raw_json(payload),
+            clock: r.get::<_, i64>(5).map_err(internal)? as u64,
+            hlc: r.get(6).map_err(internal)?,
+            op_id: r.get(7).map_err(internal)?,
+            device_id: r.get(8).map_err(internal)?,
+            scope_change: r.get(9).map_err(internal)?,
+        });
+    }
+    let cursor = match (full, changes.last()) {
+        (true, Some(last)) => last.server_version,
+        _ => window_end.max(query.cursor),
+    };
+    Ok(ChangesBatch {
+        has_more: cursor < head,
+        changes,
+        cursor,
+        oldest_retained_version: oldest,
+    })
+}
+
+fn read_snapshot(
+    conn: &mut Connection,
+    ws: &WorkspaceId,
+    access: &Access,
+    query: &SnapshotQuery,
+) -> Result<SnapshotBatch, StoreError> {
+    let tx = conn.transaction().map_err(internal)?;
+    require(&tx, ws, access, Role::Viewer)?;
+    let snapshot_version = match query.snapshot_version {
+        Some(version) => version,
+        None => workspace_positions(&tx, ws.as_str())?.0,
+    };
+    let (after_table, after_pk) = query.after.clone().unwrap_or_default();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version
+             FROM records r
+             WHERE r.workspace_id = ?1 AND (r.table_name, r.pk) > (?2, ?3)
+               AND (?4 IS NULL OR r.scope_kind = 0
+                    OR (r.scope_kind = 1 AND r.project_id = ?4)
+                    OR (r.scope_kind = 2 AND EXISTS (
+                        SELECT 1 FROM records t WHERE t.workspace_id = r.workspace_id
+                          AND t.table_name = 'threads' AND t.pk = r.thread_id AND t.project_id = ?4)))
+             ORDER BY r.table_name, r.pk LIMIT ?5",
+        )
+        .map_err(internal)?;
+    let mut items = stmt
+        .query_map(
+            params![
+                ws.as_str(),
+                after_table,
+                after_pk,
+                query.project_id,
+                query.limit as i64 + 1
+            ],
+            record_from_row,
+        )
+        .map_err(internal)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    let has_more = items.len() > query.limit;
+    items.truncate(query.limit);
+    Ok(SnapshotBatch {
+        snapshot_version,
+        items,
+        has_more,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_workspace(
+        &self,
+        id: &WorkspaceId,
+        name: &str,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        let (id, name, owner) = (id.clone(), name.to_owned(), owner.to_owned());
+        self.write(move |conn, _| {
+            let tx = conn.transaction().map_err(internal)?;
+            tx.execute(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id.as_str(), name, now_ms as i64],
+            )
+            .map_err(internal)?;
+            tx.execute(
+                "INSERT INTO members (workspace_id, user_id, role) VALUES (?1, ?2, 'owner')",
+                params![id.as_str(), owner],
+            )
+            .map_err(internal)?;
+            tx.commit().map_err(internal)?;
+            Ok(WorkspaceInfo {
+                workspace_id: id.to_string(),
+                name,
+                role: Role::Owner,
+            })
+        })
+        .await
+    }
+
+    async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT w.id, w.name, m.role FROM members m JOIN workspaces w ON w.id = m.workspace_id
+                     WHERE m.user_id = ?1 ORDER BY w.created_at, w.id",
+                )
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map([user_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(internal)?;
+            let mut list = Vec::new();
+            for row in rows {
+                let (workspace_id, name, role) = row.map_err(internal)?;
+                if let Some(role) = Role::parse(&role) {
+                    list.push(WorkspaceInfo {
+                        workspace_id,
+                        name,
+                        role,
+                    });
+                }
+            }
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn set_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
+        self.write(move |conn, _| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            require(&tx, &ws, &access, Role::Owner)?;
+            if role != Role::Owner {
+                ensure_other_owner(&tx, &ws, &user_id)?;
+            }
+            tx.execute(
+                "INSERT INTO members (workspace_id, user_id, role) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                params![ws.as_str(), user_id, role.as_str()],
+            )
+            .map_err(internal)?;
+            tx.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
+        self.write(move |conn, _| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            require(&tx, &ws, &access, Role::Owner)?;
+            ensure_other_owner(&tx, &ws, &user_id)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+                    params![ws.as_str(), user_id],
+                )
+                .map_err(internal)?;
+            if removed == 0 {
+                return Err(StoreError::MemberNotFound);
+            }
+            tx.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| role_in(conn, &ws, &access)).await
+    }
+
+    async fn push(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        ops: Vec<ValidOp>,
+        now_ms: u64,
+    ) -> Result<PushOutcome, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.write(move |conn, tables| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            require(&tx, &ws, &access, Role::Editor)?;
+            let (start, _) = workspace_positions(&tx, ws.as_str())?;
+            let mut head = start;
+            let mut changes = Vec::new();
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in &ops {
+                outcomes.push(apply_op(
+                    &tx,
+                    tables,
+                    ws.as_str(),
+                    op,
+                    &mut head,
+                    now_ms,
+                    &mut changes,
+                )?);
+            }
+            if head != start {
+                tx.execute(
+                    "UPDATE workspaces SET head = ?2 WHERE id = ?1",
+                    params![ws.as_str(), head as i64],
+                )
+                .map_err(internal)?;
+                tx.commit().map_err(internal)?;
+            }
+            Ok(PushOutcome {
+                outcomes,
+                server_version: head,
+                changes,
+            })
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| read_changes(conn, &ws, &access, &query))
+            .await
+    }
+
+    async fn snapshot(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: SnapshotQuery,
+    ) -> Result<SnapshotBatch, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| read_snapshot(conn, &ws, &access, &query))
+            .await
+    }
+
+    async fn record(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        table_name: &str,
+        pk: &str,
+    ) -> Result<RecordVersion, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        let (table_name, pk) = (table_name.to_owned(), pk.to_owned());
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(internal)?;
+            require(&tx, &ws, &access, Role::Viewer)?;
+            let found = tx
+                .prepare_cached(
+                    "SELECT table_name, pk, payload, deleted, clock, hlc, op_id, server_version
+                     FROM records WHERE workspace_id = ?1 AND table_name = ?2 AND pk = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![ws.as_str(), table_name, pk], record_from_row)
+                        .optional()
+                })
+                .map_err(internal)?;
+            found.ok_or(StoreError::RecordNotFound)
+        })
+        .await
+    }
+
+    async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn, _| {
+            let tx = conn.transaction().map_err(internal)?;
+            for p in &positions {
+                tx.prepare_cached(
+                    "INSERT INTO device_positions (workspace_id, device_id, cursor, seen_at)
+                     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
+                     ON CONFLICT (workspace_id, device_id) DO UPDATE SET
+                         cursor = excluded.cursor, seen_at = MAX(seen_at, excluded.seen_at)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        p.workspace_id.as_str(),
+                        p.device_id,
+                        p.cursor as i64,
+                        p.seen_at_ms as i64
+                    ])
+                })
+                .map_err(internal)?;
+            }
+            tx.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {
+        let ws = ws.clone();
+        self.read(move |conn| workspace_positions(conn, ws.as_str()).map(|(head, _)| head))
+            .await
+    }
+}
+
+/// Refuses to demote or remove `user_id` when they are the last owner.
+fn ensure_other_owner(
+    tx: &Transaction<'_>,
+    ws: &WorkspaceId,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    let other_owners: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM members WHERE workspace_id = ?1 AND role = 'owner' AND user_id <> ?2",
+            params![ws.as_str(), user_id],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    if other_owners == 0 {
+        return Err(StoreError::LastOwner);
+    }
+    Ok(())
+}
