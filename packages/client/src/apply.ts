@@ -1,0 +1,270 @@
+/**
+ * Applying server versions to the local database: last-writer-wins against the
+ * local row and its tombstone stamp, tombstones never live, HLC receive, all in
+ * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
+ */
+import type { Dexie, Transaction } from 'dexie';
+import type { CaptureRuntime } from './capture.js';
+import type { ConflictEvent } from './events.js';
+import { hlcReceive, parseHlc, type HlcState } from './hlc.js';
+import { maxStamp, winsOver, compareStamps, type Stamp } from './lww.js';
+import {
+  CAPTURE_TABLES,
+  STATE_KEYS,
+  type PendingOpRow,
+  type SyncedTable,
+  type TombstoneRow,
+} from './schema.js';
+import type { Change, RecordPayload, SnapshotItem, Winner } from './wire.js';
+
+/** One server version of a record, from a change, a snapshot item or a push winner. */
+export interface RemoteVersion {
+  table_name: string;
+  pk: string;
+  deleted: boolean;
+  payload: RecordPayload | null;
+  clock: number;
+  hlc: string;
+  op_id: string;
+  server_version: number | null;
+}
+
+/** What an apply did. */
+export interface ApplyOutcome {
+  applied: number;
+  conflicts: ConflictEvent[];
+}
+
+/** A pulled change as a version; a delete (or a put of a tombstone) is a tombstone. */
+export function versionFromChange(change: Change): RemoteVersion {
+  return {
+    table_name: change.table_name,
+    pk: change.pk,
+    deleted: change.operation === 'delete' || change.payload?.deleted === true,
+    payload: change.payload,
+    clock: change.clock,
+    hlc: change.hlc,
+    op_id: change.op_id,
+    server_version: change.server_version,
+  };
+}
+
+/** A snapshot item (or a `records` answer) as a version. */
+export function versionFromItem(item: SnapshotItem): RemoteVersion {
+  return { ...item, deleted: item.deleted || item.payload?.deleted === true };
+}
+
+/** A push winner as a version of the op's record. */
+export function versionFromWinner(tableName: string, pk: string, winner: Winner): RemoteVersion {
+  return {
+    table_name: tableName,
+    pk,
+    deleted: winner.deleted || winner.payload?.deleted === true,
+    payload: winner.payload,
+    clock: winner.clock,
+    hlc: winner.hlc,
+    op_id: winner.op_id,
+    server_version: winner.server_version,
+  };
+}
+
+export function stampOf(v: { clock: number; hlc: string; op_id: string | null }): Stamp {
+  return { clock: v.clock, hlc: v.hlc, op_id: v.op_id };
+}
+
+/** The local row a version becomes (for a hard-delete tombstone: null, no row). */
+export function rowFromVersion(table: SyncedTable, version: RemoteVersion, before?: RecordPayload): RecordPayload | null {
+  if (version.deleted) {
+    if (table.deletes === 'hard') return null;
+    return {
+      ...(version.payload ?? before ?? {}),
+      [table.primaryKey]: version.pk,
+      clock: version.clock,
+      hlc: version.hlc,
+      deleted: true,
+      deleted_at: version.payload?.deleted_at ?? before?.deleted_at ?? null,
+    };
+  }
+  return {
+    ...(version.payload ?? {}),
+    [table.primaryKey]: version.pk,
+    clock: version.clock,
+    hlc: version.hlc,
+    deleted: false,
+    deleted_at: null,
+  };
+}
+
+/** The tombstone stamp a deleted version leaves. */
+export function tombstoneFromVersion(version: RemoteVersion): TombstoneRow {
+  return {
+    table_name: version.table_name,
+    pk: version.pk,
+    clock: version.clock,
+    hlc: version.hlc,
+    op_id: version.op_id,
+    deleted_at: typeof version.payload?.deleted_at === 'number' ? version.payload.deleted_at : null,
+    server_version: version.server_version,
+    recorded_at: Date.now(),
+  };
+}
+
+/** Tables a remote transaction needs. */
+export function remoteTransactionTables(tables: Map<string, SyncedTable>, extra: string[] = []): string[] {
+  return [...tables.keys(), ...CAPTURE_TABLES, ...extra];
+}
+
+/**
+ * Runs `fn` in a readwrite transaction whose writes capture ignores.
+ * Dexie's transaction is handed over so callers can use the Table API.
+ */
+export function runRemoteTransaction<T>(
+  db: Dexie,
+  runtime: CaptureRuntime,
+  extraTables: string[],
+  fn: (tx: Transaction) => Promise<T>,
+): Promise<T> {
+  return db.transaction('rw', remoteTransactionTables(runtime.tables, extraTables), async (tx) => {
+    runtime.remoteTransactions.add(tx.idbtrans);
+    return fn(tx);
+  });
+}
+
+/** The local state of one record, as LWW sees it. */
+interface LocalRecord {
+  row: RecordPayload | undefined;
+  tombstone: TombstoneRow | undefined;
+  /** Latest outbox op of the record (pending or failed). */
+  pendingOp: PendingOpRow | undefined;
+}
+
+function localStampOf(record: LocalRecord): Stamp | null {
+  const { row, tombstone, pendingOp } = record;
+  let rowStamp: Stamp | null = null;
+  if (row && typeof row.clock === 'number' && typeof row.hlc === 'string') {
+    const opId =
+      pendingOp?.hlc === row.hlc ? pendingOp.op_id : tombstone?.hlc === row.hlc ? tombstone.op_id : null;
+    rowStamp = { clock: row.clock, hlc: row.hlc, op_id: opId };
+  }
+  return maxStamp(rowStamp, tombstone ? stampOf(tombstone) : null);
+}
+
+/**
+ * Applies versions in order, each only if it wins LWW against the local row,
+ * its tombstone and earlier versions of this call. Must run inside
+ * `runRemoteTransaction`. Conflicts are returned, not emitted, so callers fire
+ * them after commit.
+ */
+export async function applyRemoteVersions(
+  db: Dexie,
+  runtime: CaptureRuntime,
+  versions: RemoteVersion[],
+): Promise<ApplyOutcome> {
+  const relevant = versions.filter((v) => runtime.tables.has(v.table_name));
+  const outcome: ApplyOutcome = { applied: 0, conflicts: [] };
+  if (relevant.length === 0) return outcome;
+
+  const locals = await loadLocalRecords(db, runtime.tables, relevant);
+  const hlcRow = await db.table('sync_state').get(STATE_KEYS.hlc);
+  let hlc: HlcState = (hlcRow?.value as HlcState | undefined) ?? { ms: 0, counter: 0 };
+  const rowWrites = new Map<string, Map<string, RecordPayload | null>>();
+  const tombWrites = new Map<string, TombstoneRow>();
+
+  for (const version of relevant) {
+    const table = runtime.tables.get(version.table_name)!;
+    const key = recordKey(version.table_name, version.pk);
+    const local = locals.get(key)!;
+    const localStamp = localStampOf(local);
+    const remoteStamp = stampOf(version);
+    try {
+      const parsed = parseHlc(version.hlc);
+      hlc = hlcReceive(hlc, parsed, runtime.hlcNow());
+    } catch {
+      // A server never sends an invalid stamp; if one does, it still orders bytewise.
+    }
+    const unpushed = local.pendingOp;
+    if (!winsOver(remoteStamp, localStamp)) {
+      if (unpushed && localStamp && compareStamps(remoteStamp, localStamp) < 0) {
+        outcome.conflicts.push(conflict(version, localStamp, 'local'));
+      }
+      continue;
+    }
+    if (unpushed && localStamp && localStamp.hlc === unpushed.hlc) {
+      outcome.conflicts.push(conflict(version, localStamp, 'remote'));
+    }
+    const row = rowFromVersion(table, version, local.row);
+    let tableWrites = rowWrites.get(table.name);
+    if (!tableWrites) rowWrites.set(table.name, (tableWrites = new Map()));
+    tableWrites.set(version.pk, row);
+    local.row = row ?? undefined;
+    if (version.deleted) {
+      local.tombstone = tombstoneFromVersion(version);
+      tombWrites.set(key, local.tombstone);
+    }
+    outcome.applied += 1;
+  }
+
+  for (const [tableName, writes] of rowWrites) {
+    const puts = [...writes.values()].filter((row): row is RecordPayload => row !== null);
+    const deletes = [...writes.entries()].filter(([, row]) => row === null).map(([pk]) => pk);
+    if (puts.length > 0) await db.table(tableName).bulkPut(puts);
+    if (deletes.length > 0) await db.table(tableName).bulkDelete(deletes);
+  }
+  if (tombWrites.size > 0) await db.table('sync_tombstones').bulkPut([...tombWrites.values()]);
+  await db.table('sync_state').put({ key: STATE_KEYS.hlc, value: hlc });
+  return outcome;
+}
+
+async function loadLocalRecords(
+  db: Dexie,
+  tables: Map<string, SyncedTable>,
+  versions: RemoteVersion[],
+): Promise<Map<string, LocalRecord>> {
+  const locals = new Map<string, LocalRecord>();
+  const byTable = new Map<string, string[]>();
+  for (const v of versions) {
+    const key = recordKey(v.table_name, v.pk);
+    if (locals.has(key)) continue;
+    locals.set(key, { row: undefined, tombstone: undefined, pendingOp: undefined });
+    let pks = byTable.get(v.table_name);
+    if (!pks) byTable.set(v.table_name, (pks = []));
+    pks.push(v.pk);
+  }
+  for (const [tableName, pks] of byTable) {
+    if (!tables.has(tableName)) continue;
+    const rows = await db.table(tableName).bulkGet(pks);
+    pks.forEach((pk, i) => {
+      locals.get(recordKey(tableName, pk))!.row = rows[i] as RecordPayload | undefined;
+    });
+  }
+  const recordKeys = [...locals.keys()].map(splitRecordKey);
+  const tombstones = (await db.table('sync_tombstones').bulkGet(recordKeys)) as (TombstoneRow | undefined)[];
+  recordKeys.forEach(([table, pk], i) => {
+    const t = tombstones[i];
+    if (t) locals.get(recordKey(table, pk))!.tombstone = t;
+  });
+  const ops = (await db
+    .table('pending_ops')
+    .where('[table_name+pk]')
+    .anyOf(recordKeys)
+    .toArray()) as PendingOpRow[];
+  for (const op of ops) {
+    const local = locals.get(recordKey(op.table_name, op.pk))!;
+    if (!local.pendingOp || (op.seq ?? 0) > (local.pendingOp.seq ?? 0)) local.pendingOp = op;
+  }
+  return locals;
+}
+
+function conflict(version: RemoteVersion, local: Stamp, winner: 'local' | 'remote'): ConflictEvent {
+  return { tableName: version.table_name, pk: version.pk, local, remote: stampOf(version), winner };
+}
+
+/** A map key for a record. */
+export function recordKey(tableName: string, pk: string): string {
+  return `${tableName}\u0000${pk}`;
+}
+
+function splitRecordKey(key: string): [string, string] {
+  const at = key.indexOf('\u0000');
+  return [key.slice(0, at), key.slice(at + 1)];
+}

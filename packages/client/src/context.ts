@@ -1,0 +1,37 @@
+/**
+ * What the engine's loops (push, pull, rescan) share: the database, the
+ * capture runtime, the provider and the event bus.
+ */
+import type { Dexie } from 'dexie';
+import type { BackoffOptions } from './backoff.js';
+import type { CaptureRuntime } from './capture.js';
+import type { SyncEventBus } from './events.js';
+import type { SyncProvider, SyncScope } from './provider.js';
+
+/** Tunables of the loops, resolved from the engine's options. */
+export interface LoopSettings {
+  pushBatchSize: number;
+  pullLimit: number;
+  snapshotLimit: number | null;
+  backoff: BackoffOptions;
+  /** Below this `RateLimit-Remaining`, the push loop waits `rateLimitDelayMs` between batches. */
+  rateLimitLowWater: number;
+  rateLimitDelayMs: number;
+}
+
+export interface EngineContext {
+  db: Dexie;
+  runtime: CaptureRuntime;
+  provider: SyncProvider;
+  /** Always carries `deviceId`. */
+  scope: SyncScope & { deviceId: string };
+  /** `sync_state` key of this scope's cursor. */
+  cursorKey: string;
+  events: SyncEventBus;
+  settings: LoopSettings;
+  random: () => number;
+  /** Feeds a `server_time` sample into the clock offset. */
+  observeServerTime(serverTime: number): void;
+  /** Re-counts the outbox into `runtime.pendingEstimate`. */
+  refreshPendingEstimate(): Promise<void>;
+}

@@ -1,0 +1,507 @@
+/**
+ * `SyncEngine`: one workspace's Dexie database plus the loops that sync it.
+ *
+ * `openWorkspace()` opens `or3-db-${workspaceId}` with the app's tables and the
+ * engine's, installs capture, and returns the engine. `sync()` runs one push +
+ * pull run (rescanning when needed); `start()` keeps running them in the
+ * background in the leader tab. Every run leaves a `sync_runs` row and a
+ * `sync.stats:action` event.
+ */
+import { Dexie, type DexieOptions } from 'dexie';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
+import { createCaptureMiddleware, type CaptureRuntime } from './capture.js';
+import type { EngineContext, LoopSettings } from './context.js';
+import { SyncEventBus, type ConflictEvent, type ErrorEvent, type RescanReason, type SyncEventListener, type SyncEventName, type SyncStats } from './events.js';
+import { newDeviceId } from './ids.js';
+import { defaultLockManager, electLeader, openTabChannel, type LockManagerLike, type TabChannel } from './leader.js';
+import { isSyncProviderError, SyncProviderError, type ChangesBatch, type SyncProvider, type Unsubscribe } from './provider.js';
+import { applyBatch, pullChanges, readCursor } from './pull.js';
+import { discardFailedOp, pushPending } from './push.js';
+import { rescanScope } from './rescan.js';
+import {
+  ENGINE_TABLES,
+  STATE_KEYS,
+  resolveSyncedTables,
+  type PendingOpRow,
+  type SyncRunRow,
+  type SyncedTableOptions,
+} from './schema.js';
+
+/** How an app opens a workspace. */
+export interface OpenWorkspaceOptions {
+  workspaceId: string;
+  provider: SyncProvider;
+  /** The app's Dexie stores, e.g. `{ threads: 'id, updated_at', messages: 'id, thread_id' }`. */
+  schema: Record<string, string>;
+  /** Dexie version of `schema`; bump it when the schema changes. Default 1. */
+  schemaVersion?: number;
+  /** Which tables sync and how they delete; every table of `schema` by default, soft deletes. */
+  syncedTables?: readonly string[] | Record<string, SyncedTableOptions>;
+  /** Sync only this project's threads and messages (and every workspace-wide table). */
+  projectId?: string | null;
+  /** Unit of `created_at`, `updated_at`, `deleted_at`; seconds by default (OR3 Chat's). */
+  timeUnit?: 'seconds' | 'milliseconds';
+  /** Above this many pending ops, never-sent ops on one record coalesce. Default 10 000. */
+  outboxSoftLimit?: number;
+  /** Ops per push request. Default 100. */
+  pushBatchSize?: number;
+  /** Changes per pull request. Default 500. */
+  pullLimit?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** Delay after a local write before the leader pushes. Default 25 ms. */
+  pushDebounceMs?: number;
+  /** How often the leader checks the outbox for other tabs' writes. Default 5 s. */
+  outboxPollMs?: number;
+  /** Below this `RateLimit-Remaining` the push loop waits `rateLimitDelayMs` between batches. Defaults 5 and 1 s. */
+  rateLimitLowWater?: number;
+  rateLimitDelayMs?: number;
+  /** Passed to Dexie (e.g. `indexedDB` and `IDBKeyRange` from fake-indexeddb in tests). */
+  dexieOptions?: DexieOptions;
+  /** Web Locks for leader election; `navigator.locks` by default, null for none. */
+  locks?: LockManagerLike | null;
+  /** Tell other tabs about captured writes over BroadcastChannel. Default true. */
+  broadcast?: boolean;
+  /** Wall clock in ms. */
+  now?: () => number;
+  /** Randomness for backoff jitter. */
+  random?: () => number;
+}
+
+/** What one run did. */
+export interface SyncRunResult {
+  pushed: number;
+  pulled: number;
+  conflicts: number;
+  /** Error code when the run failed. */
+  error: string | null;
+}
+
+/** The database name of a workspace. */
+export function workspaceDatabaseName(workspaceId: string): string {
+  return `or3-db-${workspaceId}`;
+}
+
+/** Opens workspace `workspaceId`: its database, capture and an idle engine (call `start()` or `sync()`). */
+export async function openWorkspace(options: OpenWorkspaceOptions): Promise<SyncEngine> {
+  const engine = new SyncEngine(options);
+  await engine.open();
+  return engine;
+}
+
+/** One workspace's database and sync loops. */
+export class SyncEngine {
+  /** The workspace's Dexie database: the app's tables plus the engine's. */
+  readonly db: Dexie;
+  readonly workspaceId: string;
+  readonly events = new SyncEventBus();
+  private readonly provider: SyncProvider;
+  private readonly runtime: CaptureRuntime;
+  private readonly settings: LoopSettings;
+  private readonly options: OpenWorkspaceOptions;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private deviceIdValue: string | null = null;
+  private clockOffsetMs = 0;
+  private clockSamples = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private paused = false;
+  private rescanReason: RescanReason | null = null;
+  private failures = 0;
+  private errorCount = 0;
+  private nextRetryDelayMs = 0;
+  private phase: ErrorEvent['phase'] = 'push';
+  private lastPushAt: number | null = null;
+  private lastPullAt: number | null = null;
+  private queueFullSignalled = false;
+  private capacityWaiters: (() => void)[] = [];
+  private started = false;
+  private leading = false;
+  private closed = false;
+  private runTimer: ReturnType<typeof setTimeout> | null = null;
+  private runDueAt = Infinity;
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private unsubscribe: Unsubscribe | null = null;
+  private resignLeadership: () => void = () => {};
+  private tabChannel: TabChannel | null = null;
+  private abort = new AbortController();
+
+  constructor(options: OpenWorkspaceOptions) {
+    this.options = options;
+    this.workspaceId = options.workspaceId;
+    this.provider = options.provider;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    const tables = resolveSyncedTables(options.syncedTables ?? Object.keys(options.schema));
+    for (const name of tables.keys()) {
+      if (!(name in options.schema)) throw new Error(`or3-sync: synced table ${name} is not in the schema`);
+    }
+    const seconds = (options.timeUnit ?? 'seconds') === 'seconds';
+    this.runtime = {
+      tables,
+      deviceId: null,
+      hlcNow: () => Math.round(this.now() + this.clockOffsetMs),
+      appNow: () => (seconds ? Math.floor(this.now() / 1000) : this.now()),
+      outboxSoftLimit: options.outboxSoftLimit ?? 10_000,
+      pendingEstimate: 0,
+      remoteTransactions: new WeakSet(),
+      onCaptured: (added, coalesced) => this.onCaptured(added, coalesced),
+    };
+    this.settings = {
+      pushBatchSize: options.pushBatchSize ?? 100,
+      pullLimit: options.pullLimit ?? 500,
+      snapshotLimit: null,
+      backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+      rateLimitLowWater: options.rateLimitLowWater ?? 5,
+      rateLimitDelayMs: options.rateLimitDelayMs ?? 1000,
+    };
+    this.db = new Dexie(workspaceDatabaseName(options.workspaceId), options.dexieOptions);
+    this.db.version(options.schemaVersion ?? 1).stores({ ...options.schema, ...ENGINE_TABLES });
+    this.db.use(createCaptureMiddleware(this.runtime));
+  }
+
+  /** This install's device id (stable across reloads). */
+  get deviceId(): string {
+    if (!this.deviceIdValue) throw new Error('or3-sync: engine is not open');
+    return this.deviceIdValue;
+  }
+
+  /** True while this tab runs the network loops. */
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** Opens the database and loads the device id. Called by `openWorkspace`. */
+  async open(): Promise<void> {
+    await this.db.open();
+    const state = this.db.table('sync_state');
+    this.deviceIdValue = await this.db.transaction('rw', state, async () => {
+      const row = await state.get(STATE_KEYS.deviceId);
+      if (typeof row?.value === 'string') return row.value;
+      const id = newDeviceId();
+      await state.put({ key: STATE_KEYS.deviceId, value: id });
+      return id;
+    });
+    const offset = (await state.get(STATE_KEYS.clockOffset))?.value;
+    if (typeof offset === 'number') {
+      this.clockOffsetMs = offset;
+      this.clockSamples = 1;
+    }
+    this.runtime.deviceId = this.deviceIdValue;
+    await this.refreshPendingEstimate();
+    if (this.options.broadcast ?? true) {
+      this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, () => {
+        if (this.leading) this.scheduleRun(this.options.pushDebounceMs ?? 25);
+      });
+    }
+  }
+
+  /** Adds an event listener; returns a function that removes it. */
+  on<K extends SyncEventName>(name: K, listener: SyncEventListener<K>): () => void {
+    return this.events.on(name, listener);
+  }
+
+  /** One run: rescan when needed, push the outbox, pull new changes. Never throws for sync failures. */
+  sync(): Promise<SyncRunResult> {
+    return this.exclusive(() => this.runOnce());
+  }
+
+  /** Replaces the local state with a fresh snapshot, keeping pending writes, then pulls. */
+  rescan(): Promise<SyncRunResult> {
+    this.rescanReason = 'on_demand';
+    return this.sync();
+  }
+
+  /** Runs the loops in the background (in the leader tab only). */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    this.resignLeadership = electLeader(this.options.locks === undefined ? defaultLockManager() : this.options.locks, `or3-sync:${this.db.name}`, () => {
+      if (this.closed || !this.started) return;
+      this.leading = true;
+      this.scheduleRun(0);
+      this.pollTimer = setInterval(() => {
+        if (this.runtime.pendingEstimate > 0 || this.rescanReason) this.scheduleRun(0);
+      }, this.options.outboxPollMs ?? 5000);
+    });
+  }
+
+  /** Stops the background loops; local writes keep landing in the outbox. */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.leading = false;
+    this.resignLeadership();
+    this.stopSubscription();
+    if (this.runTimer) clearTimeout(this.runTimer);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.runTimer = null;
+    this.runDueAt = Infinity;
+    this.pollTimer = null;
+    this.abort.abort();
+    await this.queue.catch(() => {});
+    this.abort = new AbortController();
+  }
+
+  /** Pauses the loops (as after a 403/404); `resume()` restarts them. */
+  pause(): void {
+    this.paused = true;
+    this.stopSubscription();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.failures = 0;
+    if (this.leading) this.scheduleRun(0);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stops everything and closes the database; the workspace's rows stay on disk. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.closed = true;
+    this.tabChannel?.close();
+    for (const resolve of this.capacityWaiters.splice(0)) resolve();
+    this.db.close();
+  }
+
+  /** Resolves when the outbox is below its soft limit: backpressure for bulk writes. */
+  waitForCapacity(): Promise<void> {
+    if (this.runtime.pendingEstimate < this.runtime.outboxSoftLimit) return Promise.resolve();
+    return new Promise((resolve) => this.capacityWaiters.push(resolve));
+  }
+
+  /** Ops waiting to be pushed (not counting failed ones). */
+  pendingCount(): Promise<number> {
+    return this.db.table('pending_ops').where('status').equals('pending').count();
+  }
+
+  /** Ops the server rejected for good; kept until the app discards them. */
+  failedOps(): Promise<PendingOpRow[]> {
+    return this.db.table<PendingOpRow>('pending_ops').where('status').equals('failed').toArray();
+  }
+
+  /** Drops a failed op and restores its record from the server's copy. */
+  discardFailedOp(opId: string): Promise<void> {
+    return this.exclusive(() => discardFailedOp(this.context(), opId));
+  }
+
+  /** The numbers `sync.stats:action` carries. */
+  async stats(): Promise<SyncStats> {
+    const ops = this.db.table('pending_ops');
+    const [pending, failed, cursor] = await Promise.all([
+      ops.where('status').equals('pending').count(),
+      ops.where('status').equals('failed').count(),
+      readCursor(this.context()),
+    ]);
+    return {
+      workspaceId: this.workspaceId,
+      pending,
+      failed,
+      cursor,
+      lastPushAt: this.lastPushAt,
+      lastPullAt: this.lastPullAt,
+      errors: this.errorCount,
+      paused: this.paused,
+    };
+  }
+
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task, task);
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  private context(): EngineContext {
+    return {
+      db: this.db,
+      runtime: this.runtime,
+      provider: this.provider,
+      scope: { workspaceId: this.workspaceId, projectId: this.options.projectId ?? null, deviceId: this.deviceId },
+      cursorKey: STATE_KEYS.cursor(this.options.projectId ?? '*'),
+      events: this.events,
+      settings: this.settings,
+      random: this.random,
+      observeServerTime: (serverTime) => this.observeServerTime(serverTime),
+      refreshPendingEstimate: () => this.refreshPendingEstimate(),
+    };
+  }
+
+  private async runOnce(): Promise<SyncRunResult> {
+    const run: SyncRunRow = { started_at: Date.now(), finished_at: null, pushed: 0, pulled: 0, conflicts: 0, error: null };
+    const conflicts: ConflictEvent[] = [];
+    const ctx = this.context();
+    try {
+      if (this.paused) throw new SyncProviderError({ code: 'paused', message: 'sync is paused', status: -1 });
+      let cursor = await readCursor(ctx);
+      if (cursor === null || this.rescanReason) {
+        cursor = await this.runRescan(ctx, this.rescanReason ?? 'fresh_device', run, conflicts);
+      }
+      this.phase = 'push';
+      const pushed = await pushPending(ctx, this.abort.signal);
+      run.pushed = pushed.pushed;
+      conflicts.push(...pushed.conflicts);
+      if (pushed.pushed + pushed.failed > 0) this.lastPushAt = Date.now();
+      this.phase = 'pull';
+      let pulled;
+      try {
+        pulled = await pullChanges(ctx, cursor);
+      } catch (error) {
+        if (!isSyncProviderError(error) || error.code !== 'cursor_expired') throw error;
+        cursor = await this.runRescan(ctx, 'cursor_expired', run, conflicts);
+        pulled = await pullChanges(ctx, cursor);
+      }
+      if (pulled.scopeChanged) {
+        cursor = await this.runRescan(ctx, 'scope_change', run, conflicts);
+        pulled = await pullChanges(ctx, cursor);
+      }
+      run.pulled += pulled.pulled;
+      conflicts.push(...pulled.conflicts);
+      this.lastPullAt = Date.now();
+      this.failures = 0;
+      this.nextRetryDelayMs = 0;
+    } catch (error) {
+      run.error = this.handleFailure(error);
+    } finally {
+      run.finished_at = Date.now();
+      run.conflicts = conflicts.length;
+      await this.recordRun(run);
+      for (const conflict of conflicts) this.events.emit('sync.conflict:action:detected', conflict);
+      this.events.emit('sync.stats:action', await this.stats());
+    }
+    if (this.leading && !this.unsubscribe && !run.error) await this.startSubscription();
+    const { pushed, pulled, error } = run;
+    return { pushed, pulled, conflicts: run.conflicts, error };
+  }
+
+  private async runRescan(
+    ctx: EngineContext,
+    reason: RescanReason,
+    run: SyncRunRow,
+    conflicts: ConflictEvent[],
+  ): Promise<number> {
+    this.phase = 'snapshot';
+    this.stopSubscription();
+    const outcome = await rescanScope(ctx, reason);
+    this.rescanReason = null;
+    run.pulled += outcome.items;
+    conflicts.push(...outcome.conflicts);
+    return outcome.snapshotVersion;
+  }
+
+  /** Classifies a failed run: pause on 403/404, back off on the rest. Returns the error code. */
+  private handleFailure(error: unknown): string {
+    const failure = isSyncProviderError(error)
+      ? error
+      : new SyncProviderError({ code: 'internal', message: String((error as Error)?.message ?? error), status: 0, cause: error });
+    if (failure.code === 'paused') return failure.code;
+    this.errorCount += 1;
+    if (failure.status === 403 || failure.status === 404) {
+      this.pause();
+      this.events.emit('sync.error:action', { phase: this.phase, code: failure.code, message: failure.message, paused: true });
+      return failure.code;
+    }
+    this.failures += 1;
+    this.nextRetryDelayMs = backoffDelay(this.failures, this.settings.backoff, this.random, failure.retryAfterMs);
+    this.events.emit('sync.retry:action', {
+      phase: this.phase === 'discard' ? 'push' : this.phase,
+      attempt: this.failures,
+      delayMs: this.nextRetryDelayMs,
+      code: failure.code,
+    });
+    if (this.failures >= this.settings.backoff.errorAfter && this.failures % this.settings.backoff.errorAfter === 0) {
+      this.events.emit('sync.error:action', {
+        phase: this.phase,
+        code: failure.code,
+        message: failure.message,
+        attempts: this.failures,
+      });
+    }
+    return failure.code;
+  }
+
+  private async recordRun(run: SyncRunRow): Promise<void> {
+    const runs = this.db.table<SyncRunRow, number>('sync_runs');
+    const id = await runs.add(run);
+    if (id > 1000) await runs.where('id').below(id - 1000).delete();
+  }
+
+  private scheduleRun(delayMs: number): void {
+    if (!this.leading || this.closed || this.paused) return;
+    const due = Date.now() + delayMs;
+    if (this.runTimer && this.runDueAt <= due) return;
+    if (this.runTimer) clearTimeout(this.runTimer);
+    this.runDueAt = due;
+    this.runTimer = setTimeout(() => {
+      this.runTimer = null;
+      this.runDueAt = Infinity;
+      void this.sync().then((result) => {
+        if (result.error && result.error !== 'paused' && !this.paused) this.scheduleRun(this.nextRetryDelayMs);
+      });
+    }, delayMs);
+  }
+
+  private async startSubscription(): Promise<void> {
+    const ctx = this.context();
+    const cursor = await readCursor(ctx);
+    if (cursor === null || this.unsubscribe || !this.leading || this.paused) return;
+    this.unsubscribe = this.provider.subscribe(
+      ctx.scope,
+      cursor,
+      (batch) => this.exclusive(() => this.applySubscribed(batch)),
+      (error) => {
+        this.unsubscribe = null;
+        if (error.code === 'cursor_expired') this.rescanReason = 'cursor_expired';
+        if (error.status === 403 || error.status === 404) {
+          this.handleFailure(error);
+          return;
+        }
+        this.scheduleRun(0);
+      },
+    );
+  }
+
+  private async applySubscribed(batch: ChangesBatch): Promise<void> {
+    const outcome = await applyBatch(this.context(), batch);
+    this.lastPullAt = Date.now();
+    for (const conflict of outcome.conflicts) this.events.emit('sync.conflict:action:detected', conflict);
+    if (outcome.scopeChanged) this.rescanReason = 'scope_change';
+    if (outcome.gap || outcome.scopeChanged) this.scheduleRun(0);
+  }
+
+  private stopSubscription(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
+
+  private onCaptured(added: number, coalesced: number): void {
+    this.runtime.pendingEstimate += added;
+    const limit = this.runtime.outboxSoftLimit;
+    if ((coalesced > 0 || this.runtime.pendingEstimate > limit) && !this.queueFullSignalled) {
+      this.queueFullSignalled = true;
+      this.events.emit('sync.queue:action:full', { pending: this.runtime.pendingEstimate, limit });
+    }
+    this.tabChannel?.notifyCaptured();
+    if (this.leading) this.scheduleRun(this.options.pushDebounceMs ?? 25);
+  }
+
+  private async refreshPendingEstimate(): Promise<void> {
+    if (!this.db.isOpen()) return;
+    this.runtime.pendingEstimate = await this.db.table('pending_ops').where('status').equals('pending').count();
+    if (this.runtime.pendingEstimate < this.runtime.outboxSoftLimit) {
+      this.queueFullSignalled = false;
+      for (const resolve of this.capacityWaiters.splice(0)) resolve();
+    }
+  }
+
+  private observeServerTime(serverTime: number): void {
+    const sample = serverTime - this.now();
+    this.clockOffsetMs = this.clockSamples === 0 ? sample : this.clockOffsetMs + (sample - this.clockOffsetMs) * 0.3;
+    this.clockSamples += 1;
+    void this.db
+      .table('sync_state')
+      .put({ key: STATE_KEYS.clockOffset, value: Math.round(this.clockOffsetMs) })
+      .catch(() => {});
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The engine's typed event bus, with the protocol's event names
+ * (PROTOCOL.md section 6).
+ */
+import type { Stamp } from './lww.js';
+import type { SyncErrorCode } from './wire.js';
+
+/** `sync.stats:action`: the engine's state after each run. */
+export interface SyncStats {
+  workspaceId: string;
+  pending: number;
+  failed: number;
+  cursor: number | null;
+  lastPushAt: number | null;
+  lastPullAt: number | null;
+  errors: number;
+  paused: boolean;
+}
+
+/** `sync.queue:action:full`: the outbox went above its soft limit. */
+export interface QueueFullEvent {
+  pending: number;
+  limit: number;
+}
+
+/** `sync.retry:action`: a request failed and will be retried. */
+export interface RetryEvent {
+  phase: 'push' | 'pull' | 'snapshot' | 'subscribe';
+  attempt: number;
+  delayMs: number;
+  code: SyncErrorCode;
+}
+
+/** `sync.error:action`: something the app should know about. */
+export interface ErrorEvent {
+  phase: 'push' | 'pull' | 'snapshot' | 'subscribe' | 'discard';
+  code: SyncErrorCode;
+  message: string;
+  /** Set for a rejected op, which is kept as failed and skipped. */
+  opId?: string;
+  tableName?: string;
+  pk?: string;
+  /** Consecutive failed tries so far. */
+  attempts?: number;
+  /** True when the loops paused (403, 404) until `resume()`. */
+  paused?: boolean;
+}
+
+/** `sync.conflict:action:detected`: a local write lost, or a remote change was refused. */
+export interface ConflictEvent {
+  tableName: string;
+  pk: string;
+  local: Stamp;
+  remote: Stamp;
+  winner: 'local' | 'remote';
+}
+
+/** `sync.rescan:action`: a rescan started or finished. */
+export interface RescanEvent {
+  phase: 'started' | 'finished';
+  reason: RescanReason;
+  snapshotVersion?: number;
+  items?: number;
+}
+
+/** Why the engine rescans its scope. */
+export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand';
+
+/** Every event name with its payload type. */
+export interface SyncEventMap {
+  'sync.stats:action': SyncStats;
+  'sync.queue:action:full': QueueFullEvent;
+  'sync.retry:action': RetryEvent;
+  'sync.error:action': ErrorEvent;
+  'sync.conflict:action:detected': ConflictEvent;
+  'sync.rescan:action': RescanEvent;
+}
+
+export type SyncEventName = keyof SyncEventMap;
+export type SyncEventListener<K extends SyncEventName> = (payload: SyncEventMap[K]) => void;
+
+/** A small synchronous typed emitter; a throwing listener never breaks the engine. */
+export class SyncEventBus {
+  private readonly listeners = new Map<SyncEventName, Set<(payload: never) => void>>();
+
+  /** Adds a listener; returns a function that removes it. */
+  on<K extends SyncEventName>(name: K, listener: SyncEventListener<K>): () => void {
+    let set = this.listeners.get(name);
+    if (!set) this.listeners.set(name, (set = new Set()));
+    set.add(listener as (payload: never) => void);
+    return () => this.off(name, listener);
+  }
+
+  off<K extends SyncEventName>(name: K, listener: SyncEventListener<K>): void {
+    this.listeners.get(name)?.delete(listener as (payload: never) => void);
+  }
+
+  emit<K extends SyncEventName>(name: K, payload: SyncEventMap[K]): void {
+    const set = this.listeners.get(name);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        (listener as SyncEventListener<K>)(payload);
+      } catch (error) {
+        console.error(`or3-sync: listener of ${name} threw`, error);
+      }
+    }
+  }
+
+  clear(): void {
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Multi-tab coordination: one tab per workspace runs the network loops (the
+ * holder of a Web Lock), and every tab tells the others when it captured
+ * writes (BroadcastChannel), so the leader pushes them promptly.
+ */
+
+/** The part of `navigator.locks` the engine uses. */
+export interface LockManagerLike {
+  request(name: string, options: { mode: 'exclusive'; signal?: AbortSignal }, callback: () => Promise<void>): Promise<unknown>;
+}
+
+/** The Web Locks API when the platform has it. */
+export function defaultLockManager(): LockManagerLike | null {
+  const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
+  return nav?.locks ?? null;
+}
+
+/**
+ * Calls `onLeader` once this tab holds the lock `name` (at once without a lock
+ * manager: every tab leads, which is safe since pushes are idempotent).
+ * Returns a function that gives leadership up or stops waiting for it.
+ */
+export function electLeader(locks: LockManagerLike | null, name: string, onLeader: () => void): () => void {
+  if (!locks) {
+    onLeader();
+    return () => {};
+  }
+  const controller = new AbortController();
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  locks
+    .request(name, { mode: 'exclusive', signal: controller.signal }, async () => {
+      onLeader();
+      await held;
+    })
+    .catch(() => {
+      // Aborted while waiting: this tab closed before it led.
+    });
+  return () => {
+    controller.abort();
+    release();
+  };
+}
+
+/** A channel between the tabs of one device and workspace. */
+export interface TabChannel {
+  /** Tells the other tabs that this one captured writes. */
+  notifyCaptured(): void;
+  close(): void;
+}
+
+/** Opens a BroadcastChannel when the platform has one; otherwise a no-op channel. */
+export function openTabChannel(name: string, onCapturedElsewhere: () => void): TabChannel {
+  const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel;
+  if (!Channel) return { notifyCaptured() {}, close() {} };
+  const channel = new Channel(name);
+  channel.onmessage = (event: MessageEvent) => {
+    if ((event.data as { type?: string } | null)?.type === 'captured') onCapturedElsewhere();
+  };
+  return {
+    notifyCaptured: () => channel.postMessage({ type: 'captured' }),
+    close: () => channel.close(),
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * The pull side: reads the change log after the stored cursor and applies it
+ * with the cursor in the same transaction (PROTOCOL.md section 6).
+ */
+import { applyRemoteVersions, runRemoteTransaction, versionFromChange } from './apply.js';
+import type { EngineContext } from './context.js';
+import type { ConflictEvent } from './events.js';
+import type { ChangesBatch } from './provider.js';
+
+/** What a pull did. */
+export interface PullOutcome {
+  /** Changes received. */
+  pulled: number;
+  applied: number;
+  conflicts: ConflictEvent[];
+  cursor: number;
+  /** A change moved a thread between projects: a project-scoped client must rescan. */
+  scopeChanged: boolean;
+}
+
+/** The stored cursor of the engine's scope, or null before the first snapshot. */
+export async function readCursor(ctx: EngineContext): Promise<number | null> {
+  const row = await ctx.db.table('sync_state').get(ctx.cursorKey);
+  return typeof row?.value === 'number' ? row.value : null;
+}
+
+/** Pulls pages until `has_more` is false. Throws `cursor_expired` for the engine to rescan. */
+export async function pullChanges(ctx: EngineContext, from: number): Promise<PullOutcome> {
+  const outcome: PullOutcome = { pulled: 0, applied: 0, conflicts: [], cursor: from, scopeChanged: false };
+  for (;;) {
+    const before = outcome.cursor;
+    const page = await ctx.provider.pull(ctx.scope, before, ctx.settings.pullLimit);
+    if (typeof page.server_time === 'number') ctx.observeServerTime(page.server_time);
+    const applied = await applyBatch(ctx, { changes: page.changes, from: before, to: page.cursor });
+    outcome.pulled += page.changes.length;
+    outcome.applied += applied.applied;
+    outcome.conflicts.push(...applied.conflicts);
+    outcome.cursor = Math.max(outcome.cursor, page.cursor);
+    outcome.scopeChanged ||= applied.scopeChanged;
+    if (!page.has_more || page.cursor <= before) break;
+  }
+  return outcome;
+}
+
+/**
+ * Applies one batch of changes covering (from, to] and stores `to` as the
+ * cursor, in one transaction. Changes at or below the stored cursor are
+ * skipped, so overlapping batches (a poll racing a pull) are harmless.
+ * A batch that starts past the stored cursor is a gap (`gap: true`, nothing
+ * applied): the caller must pull.
+ */
+export async function applyBatch(
+  ctx: EngineContext,
+  batch: ChangesBatch,
+): Promise<{ applied: number; conflicts: ConflictEvent[]; scopeChanged: boolean; gap: boolean }> {
+  const state = ctx.db.table('sync_state');
+  return runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+    const stored = (await state.get(ctx.cursorKey))?.value;
+    const cursor = typeof stored === 'number' ? stored : 0;
+    if (batch.from > cursor) return { applied: 0, conflicts: [], scopeChanged: false, gap: true };
+    const fresh = batch.changes.filter((c) => c.server_version > cursor);
+    const outcome = await applyRemoteVersions(ctx.db, ctx.runtime, fresh.map(versionFromChange));
+    if (batch.to > cursor) await state.put({ key: ctx.cursorKey, value: batch.to });
+    const scopeChanged = ctx.scope.projectId != null && fresh.some((c) => c.scope_change === true);
+    return { ...outcome, scopeChanged, gap: false };
+  });
+}

@@ -1,0 +1,267 @@
+/**
+ * The push side: sends the outbox in FIFO batches and settles each op by its
+ * result (PROTOCOL.md sections 4 and 6). Request-level failures are thrown as
+ * `SyncProviderError` for the engine to back off on.
+ */
+import {
+  applyRemoteVersions,
+  rowFromVersion,
+  runRemoteTransaction,
+  stampOf,
+  tombstoneFromVersion,
+  versionFromItem,
+  versionFromWinner,
+  type RemoteVersion,
+} from './apply.js';
+import { sleep } from './backoff.js';
+import type { EngineContext } from './context.js';
+import type { ConflictEvent, ErrorEvent } from './events.js';
+import { formatHlc, hlcSend, type HlcState } from './hlc.js';
+import { isSyncProviderError, SyncProviderError } from './provider.js';
+import { STATE_KEYS, type PendingOpRow, type TombstoneRow } from './schema.js';
+import type { OpResult, PushOp, RecordPayload } from './wire.js';
+
+/** What one push pass did. */
+export interface PushOutcome {
+  /** Ops that left the outbox (applied, duplicate, superseded). */
+  pushed: number;
+  failed: number;
+  conflicts: ConflictEvent[];
+}
+
+/** The wire form of an outbox entry. */
+export function toPushOp(op: PendingOpRow): PushOp {
+  return {
+    op_id: op.op_id,
+    table_name: op.table_name,
+    operation: op.operation,
+    pk: op.pk,
+    payload: op.payload,
+    clock: op.clock,
+    hlc: op.hlc,
+    device_id: op.device_id,
+  };
+}
+
+/** Pushes every pending op, batch by batch, until none is left. */
+export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Promise<PushOutcome> {
+  const outcome: PushOutcome = { pushed: 0, failed: 0, conflicts: [] };
+  let batchSize = ctx.settings.pushBatchSize;
+  for (;;) {
+    if (signal?.aborted) break;
+    const batch = await takeBatch(ctx, batchSize);
+    if (batch.length === 0) break;
+    const sendable = await failOversizedOps(ctx, batch, outcome);
+    if (sendable.length === 0) continue;
+
+    let response;
+    try {
+      response = await ctx.provider.push(ctx.scope, sendable.map(toPushOp));
+    } catch (error) {
+      if (isSyncProviderError(error) && error.status === 413 && sendable.length > 1) {
+        batchSize = Math.max(1, Math.floor(sendable.length / 2));
+        continue;
+      }
+      if (isSyncProviderError(error) && error.status === 413) {
+        await markFailed(ctx, sendable[0]!, { code: 'payload_too_large', message: error.message }, outcome);
+        continue;
+      }
+      throw error;
+    }
+    if (typeof response.server_time === 'number') ctx.observeServerTime(response.server_time);
+    const settled = await settleResults(ctx, sendable, response.results, outcome);
+    await ctx.refreshPendingEstimate();
+    if (settled.progress === 0) {
+      // Only re-stamped ops came back: let the engine back off before trying again.
+      throw new SyncProviderError({ code: 'clock_skew', message: 'ops keep being rejected for clock skew', status: 0 });
+    }
+    const remaining = ctx.provider.lastRateLimitRemaining;
+    if (typeof remaining === 'number' && remaining < ctx.settings.rateLimitLowWater) {
+      await sleep(ctx.settings.rateLimitDelayMs, signal);
+    }
+  }
+  return outcome;
+}
+
+/** Reads the next batch in outbox order and marks its ops as sent (never coalesced again). */
+async function takeBatch(ctx: EngineContext, size: number): Promise<PendingOpRow[]> {
+  const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
+  return ctx.db.transaction('rw', outbox, async () => {
+    const ops = await outbox.where('status').equals('pending').limit(size).toArray();
+    const unsent = ops.filter((op) => op.sent === 0);
+    if (unsent.length > 0) {
+      for (const op of unsent) op.sent = 1;
+      await outbox.bulkPut(unsent);
+    }
+    return ops;
+  });
+}
+
+/** Ops whose payload exceeds the provider's limit fail here, without a request. */
+async function failOversizedOps(
+  ctx: EngineContext,
+  batch: PendingOpRow[],
+  outcome: PushOutcome,
+): Promise<PendingOpRow[]> {
+  const sendable: PendingOpRow[] = [];
+  const encoder = new TextEncoder();
+  for (const op of batch) {
+    const bytes = op.payload ? encoder.encode(JSON.stringify(op.payload)).length : 0;
+    if (bytes > ctx.provider.maxPayloadBytes) {
+      await markFailed(
+        ctx,
+        op,
+        { code: 'payload_too_large', message: `payload of ${bytes} bytes exceeds ${ctx.provider.maxPayloadBytes}` },
+        outcome,
+      );
+    } else {
+      sendable.push(op);
+    }
+  }
+  return sendable;
+}
+
+async function markFailed(
+  ctx: EngineContext,
+  op: PendingOpRow,
+  error: { code: string; message: string },
+  outcome: PushOutcome,
+): Promise<void> {
+  await ctx.db.table('pending_ops').update(op.seq!, { status: 'failed', error, attempts: op.attempts + 1 });
+  outcome.failed += 1;
+  ctx.events.emit('sync.error:action', failedOpEvent(op, error.code, error.message));
+}
+
+function failedOpEvent(op: PendingOpRow, code: string, message: string): ErrorEvent {
+  return { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk };
+}
+
+/** Settles one answered batch in a single transaction that capture ignores. */
+async function settleResults(
+  ctx: EngineContext,
+  ops: PendingOpRow[],
+  results: OpResult[],
+  outcome: PushOutcome,
+): Promise<{ progress: number }> {
+  const byOpId = new Map(results.map((r) => [r.op_id, r]));
+  const errors: ErrorEvent[] = [];
+  const conflicts: ConflictEvent[] = [];
+  let progress = 0;
+  await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+    const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
+    const tombstones = ctx.db.table<TombstoneRow>('sync_tombstones');
+    const winners: RemoteVersion[] = [];
+    const done: number[] = [];
+    const restamp: PendingOpRow[] = [];
+    for (const op of ops) {
+      const result = byOpId.get(op.op_id);
+      if (!result) continue; // A server answers every op; an unanswered one is simply sent again.
+      switch (result.status) {
+        case 'applied':
+        case 'duplicate': {
+          done.push(op.seq!);
+          const version = result.server_version;
+          if (op.operation === 'delete' && typeof version === 'number') {
+            const tomb = await tombstones.get([op.table_name, op.pk]);
+            if (tomb && tomb.op_id === op.op_id) await tombstones.put({ ...tomb, server_version: version });
+          }
+          break;
+        }
+        case 'superseded':
+          done.push(op.seq!);
+          winners.push(versionFromWinner(op.table_name, op.pk, result.winner));
+          conflicts.push({
+            tableName: op.table_name,
+            pk: op.pk,
+            local: stampOf(op),
+            remote: stampOf(result.winner),
+            winner: 'remote',
+          });
+          break;
+        case 'rejected':
+          if (result.error.retryable) {
+            restamp.push(op);
+          } else {
+            await outbox.update(op.seq!, { status: 'failed', error: result.error, attempts: op.attempts + 1 });
+            errors.push(failedOpEvent(op, result.error.code, result.error.message));
+            outcome.failed += 1;
+            progress += 1;
+          }
+          break;
+      }
+    }
+    await outbox.bulkDelete(done);
+    progress += done.length;
+    outcome.pushed += done.length;
+    if (restamp.length > 0) await restampOps(ctx, restamp);
+    if (winners.length > 0) {
+      const applied = await applyRemoteVersions(ctx.db, ctx.runtime, winners);
+      conflicts.push(...applied.conflicts);
+    }
+  });
+  outcome.conflicts.push(...conflicts);
+  for (const event of errors) ctx.events.emit('sync.error:action', event);
+  return { progress };
+}
+
+/**
+ * Gives clock-skewed ops a fresh HLC (and their rows, when still that write).
+ * The HLC state is pulled back to corrected time first: a state stamped by a
+ * fast clock would otherwise keep producing skewed stamps. LWW stays sound
+ * because the per-record clock still rises.
+ */
+async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void> {
+  const state = ctx.db.table('sync_state');
+  const deviceId = ctx.scope.deviceId;
+  const now = ctx.runtime.hlcNow();
+  const stored = (await state.get(STATE_KEYS.hlc))?.value as HlcState | undefined;
+  let hlc: HlcState = stored && stored.ms <= now ? stored : { ms: now - 1, counter: 0 };
+  for (const op of ops) {
+    hlc = hlcSend(hlc, now);
+    const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
+    const payload: RecordPayload | null = op.payload ? { ...op.payload, hlc: stamp } : null;
+    await ctx.db.table('pending_ops').update(op.seq!, { hlc: stamp, payload, attempts: op.attempts + 1 });
+    const table = ctx.db.table(op.table_name);
+    const row = (await table.get(op.pk)) as RecordPayload | undefined;
+    if (row && row.hlc === op.hlc) await table.put({ ...row, hlc: stamp });
+    const tomb = (await ctx.db.table('sync_tombstones').get([op.table_name, op.pk])) as TombstoneRow | undefined;
+    if (tomb && tomb.op_id === op.op_id) await ctx.db.table('sync_tombstones').put({ ...tomb, hlc: stamp });
+  }
+  await state.put({ key: STATE_KEYS.hlc, value: hlc });
+}
+
+/**
+ * Drops a failed op at the app's request and restores the record from the
+ * server's copy (or removes it when the server has none). A later local write
+ * on the same record keeps its row.
+ */
+export async function discardFailedOp(ctx: EngineContext, opId: string): Promise<void> {
+  const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
+  const op = await outbox.where('op_id').equals(opId).first();
+  if (!op) throw new Error(`or3-sync: no outbox op ${opId}`);
+  if (op.status !== 'failed') throw new Error(`or3-sync: op ${opId} has not failed; only failed ops can be discarded`);
+  if (!ctx.provider.getRecord) {
+    throw new Error('or3-sync: this provider cannot fetch records, so a failed op cannot be restored');
+  }
+  const item = await ctx.provider.getRecord(ctx.scope, op.table_name, op.pk);
+  const table = ctx.runtime.tables.get(op.table_name);
+  await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+    await outbox.delete(op.seq!);
+    const later = await outbox.where('[table_name+pk]').equals([op.table_name, op.pk]).count();
+    if (!table || later > 0) return;
+    const tombstones = ctx.db.table<TombstoneRow>('sync_tombstones');
+    const tomb = await tombstones.get([op.table_name, op.pk]);
+    if (tomb && tomb.op_id === op.op_id) await tombstones.delete([op.table_name, op.pk]);
+    const rows = ctx.db.table(op.table_name);
+    if (!item) {
+      await rows.delete(op.pk);
+      return;
+    }
+    const version = versionFromItem(item);
+    const row = rowFromVersion(table, version);
+    if (row) await rows.put(row);
+    else await rows.delete(op.pk);
+    if (version.deleted) await tombstones.put(tombstoneFromVersion(version));
+  });
+  await ctx.refreshPendingEstimate();
+}

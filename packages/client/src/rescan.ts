@@ -1,0 +1,168 @@
+/**
+ * Rescan (PROTOCOL.md section 6): page through the snapshot of the scope and
+ * replace the local state with it, keeping pending local writes that win.
+ *
+ * Into an empty database the pages go straight in. Otherwise they are staged
+ * in `sync_staging` and swapped into the live tables in one transaction, so a
+ * `liveQuery` sees the old state and then the new one, never a half state.
+ * The caller (the engine) keeps the push loop paused meanwhile and pulls from
+ * the returned `snapshotVersion` afterwards.
+ */
+import {
+  applyRemoteVersions,
+  recordKey,
+  rowFromVersion,
+  runRemoteTransaction,
+  stampOf,
+  tombstoneFromVersion,
+  versionFromItem,
+  type RemoteVersion,
+} from './apply.js';
+import type { EngineContext } from './context.js';
+import type { ConflictEvent, RescanReason } from './events.js';
+import { maxStamp, winsOver, type Stamp } from './lww.js';
+import type { PendingOpRow, StagedItemRow, TombstoneRow } from './schema.js';
+import type { RecordPayload, SnapshotPage } from './wire.js';
+
+/** What a rescan did. */
+export interface RescanOutcome {
+  snapshotVersion: number;
+  items: number;
+  conflicts: ConflictEvent[];
+  /** True when pages were staged and swapped, false when written straight in. */
+  staged: boolean;
+}
+
+/** Runs a rescan of the engine's scope and stores `snapshot_version` as the cursor. */
+export async function rescanScope(ctx: EngineContext, reason: RescanReason): Promise<RescanOutcome> {
+  ctx.events.emit('sync.rescan:action', { phase: 'started', reason });
+  let page = await ctx.provider.snapshot(ctx.scope, null);
+  if (typeof page.server_time === 'number') ctx.observeServerTime(page.server_time);
+  const snapshotVersion = page.snapshot_version;
+  const direct = await isEmpty(ctx);
+  const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
+  if (!direct) await ctx.db.table('sync_staging').clear();
+
+  for (;;) {
+    outcome.items += page.items.length;
+    if (direct) await writeDirect(ctx, page, outcome);
+    else await ctx.db.table('sync_staging').bulkPut(page.items.map(stagedRow));
+    if (!page.next_page_token) break;
+    page = await ctx.provider.snapshot(ctx.scope, page.next_page_token);
+  }
+
+  if (direct) {
+    await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+      await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
+    });
+  } else {
+    outcome.conflicts.push(...(await swapStaged(ctx, snapshotVersion)));
+  }
+  ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
+  return outcome;
+}
+
+async function isEmpty(ctx: EngineContext): Promise<boolean> {
+  for (const name of [...ctx.runtime.tables.keys(), 'pending_ops', 'sync_tombstones']) {
+    if ((await ctx.db.table(name).count()) > 0) return false;
+  }
+  return true;
+}
+
+async function writeDirect(ctx: EngineContext, page: SnapshotPage, outcome: RescanOutcome): Promise<void> {
+  const applied = await runRemoteTransaction(ctx.db, ctx.runtime, [], () =>
+    applyRemoteVersions(ctx.db, ctx.runtime, page.items.map(versionFromItem)),
+  );
+  outcome.conflicts.push(...applied.conflicts);
+}
+
+function stagedRow(item: SnapshotPage['items'][number]): StagedItemRow {
+  return {
+    table_name: item.table_name,
+    pk: item.pk,
+    payload: item.payload,
+    deleted: item.deleted,
+    clock: item.clock,
+    hlc: item.hlc,
+    op_id: item.op_id,
+    server_version: item.server_version,
+  };
+}
+
+/**
+ * The swap: reads staging, the live rows and the outbox inside one
+ * transaction, keeps each pending local write that wins LWW against the
+ * staged version, and replaces every synced table and the tombstones.
+ */
+async function swapStaged(ctx: EngineContext, snapshotVersion: number): Promise<ConflictEvent[]> {
+  const conflicts: ConflictEvent[] = [];
+  await runRemoteTransaction(ctx.db, ctx.runtime, ['sync_staging'], async () => {
+    const staged = new Map<string, RemoteVersion>();
+    for (const item of (await ctx.db.table('sync_staging').toArray()) as StagedItemRow[]) {
+      if (ctx.runtime.tables.has(item.table_name)) staged.set(recordKey(item.table_name, item.pk), versionFromItem(item));
+    }
+    const ops = (await ctx.db.table('pending_ops').toArray()) as PendingOpRow[];
+    const localTombstones = new Map<string, TombstoneRow>();
+    for (const t of (await ctx.db.table('sync_tombstones').toArray()) as TombstoneRow[]) {
+      localTombstones.set(recordKey(t.table_name, t.pk), t);
+    }
+    const pendingByRecord = new Map<string, PendingOpRow>();
+    for (const op of ops) pendingByRecord.set(recordKey(op.table_name, op.pk), op);
+
+    const nextRows = new Map<string, Map<string, RecordPayload>>();
+    const nextTombstones = new Map<string, TombstoneRow>();
+    for (const name of ctx.runtime.tables.keys()) nextRows.set(name, new Map());
+    for (const [key, version] of staged) {
+      const table = ctx.runtime.tables.get(version.table_name)!;
+      const row = rowFromVersion(table, version);
+      if (row) nextRows.get(table.name)!.set(version.pk, row);
+      if (version.deleted) nextTombstones.set(key, tombstoneFromVersion(version));
+    }
+
+    // Overlay pending local writes that win against the staged version.
+    for (const [key, op] of pendingByRecord) {
+      const table = ctx.runtime.tables.get(op.table_name);
+      if (!table) continue;
+      const row = (await ctx.db.table(op.table_name).get(op.pk)) as RecordPayload | undefined;
+      const tomb = localTombstones.get(key);
+      const local = localStamp(row, tomb, op);
+      const remote = staged.get(key);
+      if (!local) continue;
+      if (remote && !winsOver(local, stampOf(remote))) {
+        if (!sameWrite(local, stampOf(remote))) {
+          conflicts.push({ tableName: op.table_name, pk: op.pk, local, remote: stampOf(remote), winner: 'remote' });
+        }
+        continue;
+      }
+      const rows = nextRows.get(table.name)!;
+      if (row) rows.set(op.pk, row);
+      else rows.delete(op.pk);
+      if (tomb) nextTombstones.set(key, tomb);
+      else nextTombstones.delete(key);
+    }
+
+    for (const [name, rows] of nextRows) {
+      const live = ctx.db.table(name);
+      await live.clear();
+      if (rows.size > 0) await live.bulkPut([...rows.values()]);
+    }
+    const tombstones = ctx.db.table('sync_tombstones');
+    await tombstones.clear();
+    if (nextTombstones.size > 0) await tombstones.bulkPut([...nextTombstones.values()]);
+    await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
+    await ctx.db.table('sync_staging').clear();
+  });
+  return conflicts;
+}
+
+function localStamp(row: RecordPayload | undefined, tomb: TombstoneRow | undefined, op: PendingOpRow): Stamp | null {
+  const rowStamp: Stamp | null =
+    row && typeof row.clock === 'number' && typeof row.hlc === 'string'
+      ? { clock: row.clock, hlc: row.hlc, op_id: row.hlc === op.hlc ? op.op_id : null }
+      : null;
+  return maxStamp(rowStamp, tomb ? stampOf(tomb) : null);
+}
+
+function sameWrite(a: Stamp, b: Stamp): boolean {
+  return a.clock === b.clock && a.hlc === b.hlc;
+}
