@@ -6,6 +6,7 @@
  * Transactions the engine marks as remote (`CaptureRuntime.remoteTransactions`)
  * pass through untouched, so applied server changes are never captured.
  */
+import { Dexie } from 'dexie';
 import type {
   DBCore,
   DBCoreMutateRequest,
@@ -54,6 +55,38 @@ export class CaptureError extends Error {
 
 const NO_FAILURES: DBCoreMutateResponse = { numFailures: 0, failures: {}, lastResult: undefined };
 
+/**
+ * Dexie tracks the current transaction in a zone (PSD) that native `await`
+ * inside a middleware does not carry. Lower middlewares read it, so every
+ * call down runs in the zone the mutation arrived in.
+ */
+interface DexieZones {
+  PSD: unknown;
+  usePSD<T>(psd: unknown, fn: () => T): T;
+}
+const zones = Dexie.Promise as unknown as DexieZones;
+
+/** A view of `down` whose tables run every call in the caller's zone. */
+function zonedCore(down: DBCore): DBCore {
+  const psd = zones.PSD;
+  const zoned = <A, R>(fn: (arg: A) => R) => (arg: A) => zones.usePSD(psd, () => fn(arg));
+  return {
+    ...down,
+    table(name) {
+      const table = down.table(name);
+      return {
+        ...table,
+        mutate: zoned((req) => table.mutate(req)),
+        get: zoned((req) => table.get(req)),
+        getMany: zoned((req) => table.getMany(req)),
+        query: zoned((req) => table.query(req)),
+        openCursor: zoned((req) => table.openCursor(req)),
+        count: zoned((req) => table.count(req)),
+      };
+    },
+  };
+}
+
 /** The Dexie middleware; register it with `db.use(createCaptureMiddleware(runtime))`. */
 export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBCore> {
   return {
@@ -77,7 +110,8 @@ export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBC
             ...table,
             mutate(req) {
               if (runtime.remoteTransactions.has(req.trans)) return table.mutate(req);
-              return captureMutation(down, table, synced, runtime, req);
+              const zoned = zonedCore(down);
+              return captureMutation(zoned, zoned.table(name), synced, runtime, req);
             },
           } satisfies DBCoreTable;
         },

@@ -339,10 +339,17 @@ export class SyncEngine {
         cursor = await this.runRescan(ctx, this.rescanReason ?? 'fresh_device', run, conflicts);
       }
       this.phase = 'push';
-      const pushed = await pushPending(ctx, this.abort.signal);
-      run.pushed = pushed.pushed;
-      conflicts.push(...pushed.conflicts);
-      if (pushed.pushed + pushed.failed > 0) this.lastPushAt = Date.now();
+      // A failed push does not keep this run from pulling; its error still fails the run.
+      let pushError: unknown = null;
+      try {
+        const pushed = await pushPending(ctx, this.abort.signal);
+        run.pushed = pushed.pushed;
+        conflicts.push(...pushed.conflicts);
+        if (pushed.pushed + pushed.failed > 0) this.lastPushAt = Date.now();
+      } catch (error) {
+        if (isSyncProviderError(error) && (error.status === 403 || error.status === 404 || error.status === 0)) throw error;
+        pushError = error;
+      }
       this.phase = 'pull';
       let pulled;
       try {
@@ -359,6 +366,10 @@ export class SyncEngine {
       run.pulled += pulled.pulled;
       conflicts.push(...pulled.conflicts);
       this.lastPullAt = Date.now();
+      if (pushError) {
+        this.phase = 'push';
+        throw pushError;
+      }
       this.failures = 0;
       this.nextRetryDelayMs = 0;
     } catch (error) {

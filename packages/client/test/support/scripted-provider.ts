@@ -1,0 +1,63 @@
+/** A `SyncProvider` test double whose answers the test scripts. */
+import {
+  SyncProviderError,
+  type ChangesBatch,
+  type SyncProvider,
+  type SyncProviderErrorInit,
+  type SyncScope,
+  type Unsubscribe,
+} from '../../src/provider.js';
+import type { ChangesPage, OpResult, PushOp, PushResponse, SnapshotItem, SnapshotPage } from '../../src/wire.js';
+
+export type PushHandler = (ops: PushOp[], call: number) => PushResponse | Promise<PushResponse>;
+
+export class ScriptedProvider implements SyncProvider {
+  readonly mode = 'gateway' as const;
+  maxPayloadBytes = 1024 * 1024;
+  lastRateLimitRemaining: number | null = null;
+  pushes: PushOp[][] = [];
+  pulls: number[] = [];
+  /** Changes served by `pull`, by server_version. */
+  log: ChangesPage['changes'] = [];
+  snapshotItems: SnapshotItem[] = [];
+  records = new Map<string, SnapshotItem>();
+  onPush: PushHandler = (ops) => ({ results: ops.map((op, i) => applied(op, i + 1)), server_version: ops.length });
+  pushFailures: SyncProviderErrorInit[] = [];
+
+  async push(_scope: SyncScope, ops: PushOp[]): Promise<PushResponse> {
+    this.pushes.push(ops.map((op) => structuredClone(op)));
+    const failure = this.pushFailures.shift();
+    if (failure) throw new SyncProviderError(failure);
+    return this.onPush(ops, this.pushes.length);
+  }
+
+  async pull(_scope: SyncScope, cursor: number, limit = 500): Promise<ChangesPage> {
+    this.pulls.push(cursor);
+    const changes = this.log.filter((c) => c.server_version > cursor).slice(0, limit);
+    const last = changes.at(-1)?.server_version ?? Math.max(cursor, this.log.at(-1)?.server_version ?? 0);
+    return { changes, cursor: last, has_more: this.log.some((c) => c.server_version > last), oldest_retained_version: 1 };
+  }
+
+  async snapshot(_scope: SyncScope, _pageToken: string | null): Promise<SnapshotPage> {
+    return { snapshot_version: this.log.at(-1)?.server_version ?? 0, items: this.snapshotItems, next_page_token: null };
+  }
+
+  async getRecord(_scope: SyncScope, tableName: string, pk: string): Promise<SnapshotItem | null> {
+    return this.records.get(`${tableName}/${pk}`) ?? null;
+  }
+
+  subscribe(
+    _scope: SyncScope,
+    _cursor: number,
+    _onChanges: (batch: ChangesBatch) => void | Promise<void>,
+    _onError: (error: SyncProviderError) => void,
+  ): Unsubscribe {
+    return () => {};
+  }
+
+  dispose(): void {}
+}
+
+export function applied(op: PushOp, version: number): OpResult {
+  return { op_id: op.op_id, status: 'applied', server_version: version };
+}
