@@ -179,6 +179,8 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    // Install the recorder before the first request records anything.
+    let _ = routes::health::prometheus();
     let workspace = Router::new()
         .route("/push", post(routes::push::push))
         .route("/changes", get(routes::changes::changes))

@@ -113,6 +113,8 @@ impl Authenticator {
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
         if let Some(issuer) = issuer {
+            // Without `iss` in the required claims, a token that omits it would pass.
+            validation.set_required_spec_claims(&["exp", "iss"]);
             validation.set_issuer(&[issuer]);
         }
         Authenticator {
