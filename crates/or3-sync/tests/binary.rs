@@ -1,0 +1,177 @@
+//! The real `or3-sync` binary: dev auth, restart, crash safety under kill -9.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `or3-sync serve` on a free port and waits for its listening line.
+    fn start(db: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(format!("sqlite://{}", db.display()))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn or3-sync");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = tx.send(line[at + "listening on ".len()..].trim().to_owned());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs its address");
+        Server { child, base }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no shutdown path runs.
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+async fn dev_token(http: &reqwest::Client, base: &str, user: &str) -> String {
+    let (status, body) = post(http, format!("{base}/v1/dev/token"), None, json!({"user_id": user})).await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn acknowledged_pushes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let http = reqwest::Client::new();
+    let server = Server::start(&db);
+    let token = dev_token(&http, &server.base, "alice").await;
+    let (_, ws) = post(&http, format!("{}/v1/workspaces", server.base), Some(&token), json!({"name": "w"})).await;
+    let ws = ws["workspace_id"].as_str().unwrap().to_owned();
+
+    let device = "0123456789abcdef";
+    let mut acknowledged = Vec::new();
+    let mut batches = Vec::new();
+    for b in 0..20u32 {
+        let t = now_ms();
+        let ops: Vec<Value> = (0..50u32)
+            .map(|i| {
+                let n = b * 50 + i;
+                json!({"op_id": format!("00000000-0000-4000-8000-{n:012x}"), "table_name": "messages",
+                       "operation": "put", "pk": format!("m{n}"), "payload": {"id": format!("m{n}"), "n": n},
+                       "clock": 1, "hlc": format!("{t:013}-{i:06}-{device}"), "device_id": device})
+            })
+            .collect();
+        let (status, body) = post(&http, format!("{}/v1/workspaces/{ws}/push", server.base), Some(&token), json!({"ops": ops})).await;
+        assert_eq!(status, 200, "{body}");
+        for r in body["results"].as_array().unwrap() {
+            assert_eq!(r["status"], "applied");
+            acknowledged.push(r["op_id"].as_str().unwrap().to_owned());
+        }
+        batches.push(ops);
+    }
+    server.kill9();
+
+    let server = Server::start(&db);
+    let token = dev_token(&http, &server.base, "alice").await;
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    loop {
+        let res = http
+            .get(format!("{}/v1/workspaces/{ws}/changes?cursor={cursor}&limit=1000", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let page: Value = res.json().await.unwrap();
+        for c in page["changes"].as_array().unwrap() {
+            seen.push(c["op_id"].as_str().unwrap().to_owned());
+        }
+        cursor = page["cursor"].as_u64().unwrap();
+        if !page["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    assert_eq!(seen, acknowledged, "every acknowledged op, once, in order");
+
+    // Retrying every batch after the crash is safe: all duplicates.
+    for ops in batches.into_iter().take(3) {
+        let (_, body) = post(&http, format!("{}/v1/workspaces/{ws}/push", server.base), Some(&token), json!({"ops": ops})).await;
+        assert!(body["results"].as_array().unwrap().iter().all(|r| r["status"] == "duplicate"));
+    }
+}
+
+#[tokio::test]
+async fn dev_tokens_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dev.db");
+    let http = reqwest::Client::new();
+    let server = Server::start(&db);
+    let token = dev_token(&http, &server.base, "alice").await;
+    drop(server);
+    let server = Server::start(&db);
+    let res = http.get(format!("{}/v1/workspaces", server.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200, "the dev key is kept beside the database");
+}
+
+#[test]
+fn dev_auth_refuses_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--database"])
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only listens on loopback"));
+}
+
+#[test]
+fn operator_commands_manage_workspaces_and_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ops.db").display());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync")).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    assert!(run(&["migrate", "--database", &db]).0);
+    let (ok, out) = run(&["workspace", "create", "--database", &db, "--name", "Team", "--owner", "alice", "--id", "team-1"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"workspace_id\":\"team-1\""), "{out}");
+    assert!(run(&["member", "set", "--database", &db, "team-1", "bob", "editor"]).0);
+    let (ok, out) = run(&["member", "set", "--database", &db, "team-1", "alice", "viewer"]);
+    assert!(!ok, "the last owner cannot be demoted: {out}");
+    assert!(run(&["member", "remove", "--database", &db, "team-1", "bob"]).0);
+    let (ok, out) = run(&["member", "set", "--database", &db, "team-1", "bob", "boss"]);
+    assert!(!ok && out.contains("role must be"), "{out}");
+}
