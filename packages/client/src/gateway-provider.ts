@@ -114,7 +114,8 @@ export class GatewayProvider implements SyncProvider {
         deviceId: scope.deviceId,
       });
     } catch (error) {
-      if (isSyncProviderError(error) && error.status === 404) return null;
+      // No such record, or a table the server does not sync: the server has no copy.
+      if (isSyncProviderError(error) && (error.status === 404 || error.code === 'unknown_table')) return null;
       throw error;
     }
   }

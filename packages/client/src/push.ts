@@ -21,6 +21,9 @@ import { isSyncProviderError, SyncProviderError } from './provider.js';
 import { STATE_KEYS, type PendingOpRow, type TombstoneRow } from './schema.js';
 import type { OpResult, PushOp, RecordPayload } from './wire.js';
 
+/** Batches in a row that only re-stamped ops before the pass gives up and backs off. */
+const MAX_RESTAMP_ROUNDS = 2;
+
 /** What one push pass did. */
 export interface PushOutcome {
   /** Ops that left the outbox (applied, duplicate, superseded). */
@@ -47,6 +50,7 @@ export function toPushOp(op: PendingOpRow): PushOp {
 export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Promise<PushOutcome> {
   const outcome: PushOutcome = { pushed: 0, failed: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
+  let restampRounds = 0;
   for (;;) {
     if (signal?.aborted) break;
     const batch = await takeBatch(ctx, batchSize);
@@ -71,8 +75,9 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
     if (typeof response.server_time === 'number') ctx.observeServerTime(response.server_time);
     const settled = await settleResults(ctx, sendable, response.results, outcome);
     await ctx.refreshPendingEstimate();
-    if (settled.progress === 0) {
-      // Only re-stamped ops came back: let the engine back off before trying again.
+    restampRounds = settled.progress === 0 ? restampRounds + 1 : 0;
+    if (restampRounds > MAX_RESTAMP_ROUNDS) {
+      // Re-stamping did not help (the offset has not settled yet): let the engine back off.
       throw new SyncProviderError({ code: 'clock_skew', message: 'ops keep being rejected for clock skew', status: 0 });
     }
     const remaining = ctx.provider.lastRateLimitRemaining;

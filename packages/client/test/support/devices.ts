@@ -1,7 +1,13 @@
 /** Test devices: each has its own fake-indexeddb, so two devices never share a database. */
+import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { openWorkspace, type OpenWorkspaceOptions, type SyncEngine } from '../../src/engine.js';
 import type { SyncProvider } from '../../src/provider.js';
+
+// Dexie's liveQuery stays silent unless it sees an IndexedDB implementation in its
+// dependencies (a browser has a global one). Each device below still gets its own.
+Dexie.dependencies.indexedDB ??= new IDBFactory();
+Dexie.dependencies.IDBKeyRange ??= IDBKeyRange;
 
 /** The app schema the tests use: OR3 Chat's tables, `kv` hard-deleting. */
 export const APP_SCHEMA = {

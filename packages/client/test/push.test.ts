@@ -1,0 +1,221 @@
+/** The push loop's rules, against a scripted provider. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SyncEngine } from '../src/engine.js';
+import type { ErrorEvent, RetryEvent, SyncStats } from '../src/events.js';
+import { parseHlc } from '../src/hlc.js';
+import type { PendingOpRow, SyncRunRow } from '../src/schema.js';
+import type { OpResult } from '../src/wire.js';
+import { makeDevice } from './support/devices.js';
+import { applied, ScriptedProvider } from './support/scripted-provider.js';
+
+const opened: SyncEngine[] = [];
+afterEach(async () => {
+  for (const engine of opened.splice(0)) await engine.close();
+});
+
+async function setup(overrides: Parameters<ReturnType<typeof makeDevice>['open']>[0] = {}) {
+  const provider = new ScriptedProvider();
+  const engine = await makeDevice('ws-push', provider).open(overrides);
+  opened.push(engine);
+  await engine.sync(); // fresh device: empty snapshot, cursor 0
+  provider.pushes = [];
+  return { provider, engine, db: engine.db };
+}
+
+async function outbox(engine: SyncEngine): Promise<PendingOpRow[]> {
+  return engine.db.table<PendingOpRow>('pending_ops').orderBy('seq').toArray();
+}
+
+describe('push loop', () => {
+  it('pushes in batches of at most 100, in outbox order', async () => {
+    const { provider, engine, db } = await setup();
+    await db.table('threads').bulkPut(Array.from({ length: 250 }, (_, i) => ({ id: `t${String(i).padStart(3, '0')}` })));
+    const run = await engine.sync();
+    expect(run).toMatchObject({ pushed: 250, error: null });
+    expect(provider.pushes.map((b) => b.length)).toEqual([100, 100, 50]);
+    expect(provider.pushes.flat().map((o) => o.pk)).toEqual(Array.from({ length: 250 }, (_, i) => `t${String(i).padStart(3, '0')}`));
+    expect(await outbox(engine)).toEqual([]);
+  });
+
+  it('a rejected op is kept as failed, reported, and never blocks the ops behind it', async () => {
+    const { provider, engine, db } = await setup();
+    provider.onPush = (ops) => ({
+      results: ops.map((op, i): OpResult =>
+        op.pk === 'bad'
+          ? { op_id: op.op_id, status: 'rejected', error: { code: 'invalid_pk', message: 'no' } }
+          : applied(op, i + 1),
+      ),
+      server_version: ops.length,
+    });
+    const errors: ErrorEvent[] = [];
+    engine.on('sync.error:action', (e) => errors.push(e));
+    await db.table('threads').bulkPut([{ id: 'a' }, { id: 'bad' }, { id: 'c' }]);
+    await engine.sync();
+    await db.table('threads').put({ id: 'd' });
+    await engine.sync();
+    expect(provider.pushes.map((b) => b.map((o) => o.pk))).toEqual([['a', 'bad', 'c'], ['d']]);
+    const left = await outbox(engine);
+    expect(left).toEqual([expect.objectContaining({ pk: 'bad', status: 'failed', error: { code: 'invalid_pk', message: 'no' } })]);
+    expect(await engine.failedOps()).toHaveLength(1);
+    expect(errors).toEqual([expect.objectContaining({ code: 'invalid_pk', opId: left[0]!.op_id, tableName: 'threads', pk: 'bad' })]);
+  });
+
+  it('discarding a failed op restores the server copy, or removes a row the server never had', async () => {
+    const { provider, engine, db } = await setup();
+    provider.onPush = (ops) => ({
+      results: ops.map((op): OpResult => ({ op_id: op.op_id, status: 'rejected', error: { code: 'invalid_op', message: 'no' } })),
+      server_version: 0,
+    });
+    await db.table('threads').put({ id: 'known', title: 'local edit' });
+    await db.table('threads').put({ id: 'unknown', title: 'never synced' });
+    await engine.sync();
+    provider.records.set('threads/known', {
+      table_name: 'threads',
+      pk: 'known',
+      payload: { id: 'known', title: 'server' },
+      deleted: false,
+      clock: 4,
+      hlc: '1732540000000-000000-aaaaaaaaaaaaaaaa',
+      op_id: crypto.randomUUID(),
+      server_version: 3,
+    });
+    const failed = await engine.failedOps();
+    for (const op of failed) await engine.discardFailedOp(op.op_id);
+    expect(await db.table('threads').get('known')).toMatchObject({ title: 'server', clock: 4 });
+    expect(await db.table('threads').get('unknown')).toBeUndefined();
+    expect(await outbox(engine)).toEqual([]);
+  });
+
+  it('superseded: the op leaves the outbox, the winner is applied, a conflict is reported', async () => {
+    const { provider, engine, db } = await setup();
+    const winnerHlc = '1732540000000-000009-aaaaaaaaaaaaaaaa';
+    provider.onPush = (ops) => ({
+      results: ops.map((op): OpResult => ({
+        op_id: op.op_id,
+        status: 'superseded',
+        winner: { clock: 9, hlc: winnerHlc, op_id: crypto.randomUUID(), server_version: 5, deleted: false, payload: { id: op.pk, title: 'theirs' } },
+      })),
+      server_version: 5,
+    });
+    const conflicts: unknown[] = [];
+    engine.on('sync.conflict:action:detected', (c) => conflicts.push(c));
+    await db.table('threads').put({ id: 't1', title: 'mine' });
+    await engine.sync();
+    expect(await db.table('threads').get('t1')).toMatchObject({ title: 'theirs', clock: 9, hlc: winnerHlc });
+    expect(await outbox(engine)).toEqual([]);
+    expect(conflicts).toEqual([expect.objectContaining({ pk: 't1', winner: 'remote', remote: expect.objectContaining({ clock: 9 }) })]);
+  });
+
+  it('clock_skew is re-stamped with corrected time and pushed again', async () => {
+    const skew = 10 * 60_000;
+    const { provider, engine, db } = await setup({ now: () => Date.now() + skew });
+    const serverNow = () => Date.now();
+    provider.onPush = (ops, call) => ({
+      results: ops.map((op): OpResult =>
+        call === 1
+          ? { op_id: op.op_id, status: 'rejected', error: { code: 'clock_skew', message: 'ahead', retryable: true } }
+          : applied(op, 1),
+      ),
+      server_version: 1,
+      server_time: serverNow(),
+    });
+    await db.table('threads').put({ id: 't1' });
+    const run = await engine.sync();
+    expect(run.error).toBeNull();
+    expect(provider.pushes).toHaveLength(2);
+    const [first, second] = [provider.pushes[0]![0]!, provider.pushes[1]![0]!];
+    expect(second.op_id).toBe(first.op_id);
+    expect(parseHlc(first.hlc).ms - Date.now()).toBeGreaterThan(skew - 5_000);
+    expect(Math.abs(parseHlc(second.hlc).ms - Date.now())).toBeLessThan(5_000);
+    expect(second.payload?.hlc).toBe(second.hlc);
+    expect((await db.table('threads').get('t1')).hlc).toBe(second.hlc);
+    expect(await outbox(engine)).toEqual([]);
+  });
+
+  it('429: waits at least Retry-After, emits sync.retry:action, and the next run succeeds', async () => {
+    const { provider, engine, db } = await setup();
+    const retries: RetryEvent[] = [];
+    engine.on('sync.retry:action', (e) => retries.push(e));
+    provider.pushFailures.push({ code: 'rate_limited', message: 'slow down', status: 429, retryAfterMs: 2000 });
+    await db.table('threads').put({ id: 't1' });
+    const failed = await engine.sync();
+    expect(failed.error).toBe('rate_limited');
+    expect(retries).toEqual([expect.objectContaining({ phase: 'push', attempt: 1, code: 'rate_limited' })]);
+    expect(retries[0]!.delayMs).toBeGreaterThanOrEqual(2000);
+    const ok = await engine.sync();
+    expect(ok).toMatchObject({ error: null, pushed: 1 });
+  });
+
+  it('backoff doubles with jitter, capped, and sync.error:action fires after 8 failed tries', async () => {
+    const { provider, engine, db } = await setup({ backoff: { baseMs: 250, maxMs: 60_000 }, random: () => 1 });
+    const retries: RetryEvent[] = [];
+    const errors: ErrorEvent[] = [];
+    engine.on('sync.retry:action', (e) => retries.push(e));
+    engine.on('sync.error:action', (e) => errors.push(e));
+    await db.table('threads').put({ id: 't1' });
+    for (let i = 0; i < 10; i++) {
+      provider.pushFailures.push({ code: 'network_error', message: 'offline', status: 0 });
+      await engine.sync();
+    }
+    expect(retries.map((r) => r.delayMs)).toEqual([250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]);
+    expect(errors).toEqual([expect.objectContaining({ code: 'network_error', attempts: 8 })]);
+    expect(await engine.pendingCount()).toBe(1);
+  });
+
+  it('403 pauses the loops, keeps the outbox and reports; resume() goes on', async () => {
+    const { provider, engine, db } = await setup();
+    const errors: ErrorEvent[] = [];
+    engine.on('sync.error:action', (e) => errors.push(e));
+    provider.pushFailures.push({ code: 'forbidden', message: 'not a member', status: 403 });
+    await db.table('threads').put({ id: 't1' });
+    await engine.sync();
+    expect(engine.isPaused).toBe(true);
+    expect(errors).toEqual([expect.objectContaining({ code: 'forbidden', paused: true })]);
+    expect((await engine.sync()).error).toBe('paused');
+    expect(provider.pushes).toHaveLength(1);
+    expect(await engine.pendingCount()).toBe(1);
+    engine.resume();
+    expect(await engine.sync()).toMatchObject({ error: null, pushed: 1 });
+  });
+
+  it('payloads above the provider limit fail locally without blocking the rest', async () => {
+    const { provider, engine, db } = await setup();
+    provider.maxPayloadBytes = 200;
+    await db.table('threads').bulkPut([{ id: 'big', text: 'x'.repeat(500) }, { id: 'small' }]);
+    await engine.sync();
+    expect(provider.pushes.flat().map((o) => o.pk)).toEqual(['small']);
+    expect(await engine.failedOps()).toEqual([expect.objectContaining({ pk: 'big', error: expect.objectContaining({ code: 'payload_too_large' }) })]);
+  });
+
+  it('a low RateLimit-Remaining slows the loop down between batches', async () => {
+    const { provider, engine, db } = await setup({ rateLimitLowWater: 5, rateLimitDelayMs: 150, pushBatchSize: 1 });
+    provider.lastRateLimitRemaining = 1;
+    await db.table('threads').bulkPut([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+    const started = Date.now();
+    await engine.sync();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(provider.pushes).toHaveLength(3);
+  });
+});
+
+describe('telemetry', () => {
+  it('every run writes a sync_runs row and emits sync.stats:action', async () => {
+    const { provider, engine, db } = await setup();
+    const stats: SyncStats[] = [];
+    engine.on('sync.stats:action', (s) => stats.push(s));
+    await db.table('threads').bulkPut([{ id: 'a' }, { id: 'b' }]);
+    await engine.sync();
+    provider.pushFailures.push({ code: 'unavailable', message: 'busy', status: 503 });
+    await db.table('threads').put({ id: 'c' });
+    await engine.sync();
+    const runs = await db.table<SyncRunRow>('sync_runs').orderBy('id').toArray();
+    expect(runs).toHaveLength(3); // the setup run and these two
+    expect(runs[1]).toMatchObject({ pushed: 2, pulled: 0, conflicts: 0, error: null });
+    expect(runs[2]).toMatchObject({ pushed: 0, error: 'unavailable' });
+    for (const run of runs) expect(run.finished_at).toBeGreaterThanOrEqual(run.started_at);
+    expect(stats).toHaveLength(2);
+    expect(stats[0]).toMatchObject({ workspaceId: 'ws-push', pending: 0, cursor: 0, errors: 0, paused: false });
+    expect(stats[0]!.lastPushAt).toEqual(expect.any(Number));
+    expect(stats[1]).toMatchObject({ pending: 1, errors: 1 });
+  });
+});
