@@ -1,0 +1,142 @@
+/**
+ * The repo's conformance vectors (conformance/README.md), run against the
+ * Convex `push` mutation itself, and against the rule functions it uses.
+ */
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import lwwFile from '../../../conformance/lww.json';
+import validationFile from '../../../conformance/validation.json';
+import { api } from '../convex/_generated/api.js';
+import { ENV } from '../convex/lib/config.js';
+import { compareStamps } from '../convex/lib/stamps.js';
+import { validateOp } from '../convex/lib/validation.js';
+import { as, newBackend, workspaceWith } from './setup.js';
+
+interface VectorConfig {
+  tables: Record<string, string>;
+  max_payload_bytes: number;
+  max_clock_skew_ms: number;
+  now_ms: number;
+}
+
+interface LwwStamp {
+  clock: number;
+  hlc: string;
+  op_id: string;
+  deleted: boolean;
+}
+
+const CONFIG_KEYS = ['tables', 'max_payload_bytes', 'max_clock_skew_ms', 'now_ms'];
+
+afterEach(() => {
+  vi.useRealTimers();
+  for (const name of Object.values(ENV)) delete process.env[name];
+});
+
+describe('validation.json against push', () => {
+  const base = validationFile.config as VectorConfig;
+  expect(Object.keys(validationFile).sort()).toEqual(['config', 'description', 'vectors']);
+  expect(Object.keys(base).sort()).toEqual([...CONFIG_KEYS].sort());
+
+  for (const vector of validationFile.vectors as Array<Record<string, unknown>>) {
+    test(String(vector.why), async () => {
+      for (const key of Object.keys(vector)) expect(['why', 'op', 'expect', 'config']).toContain(key);
+      const override = (vector.config ?? {}) as Partial<VectorConfig>;
+      for (const key of Object.keys(override)) expect(CONFIG_KEYS).toContain(key);
+      const config: VectorConfig = { ...base, ...override };
+      const expected = vector.expect;
+      const expectedCode =
+        expected === 'ok' ? null : (expected as { rejected: string }).rejected;
+      if (expected !== 'ok') expect(Object.keys(expected as object)).toEqual(['rejected']);
+
+      // The rule function, with the vector's config as given.
+      const outcome = validateOp(vector.op, {
+        tables: new Map(Object.entries(config.tables)),
+        maxPayloadBytes: config.max_payload_bytes,
+        maxClockSkewMs: config.max_clock_skew_ms,
+        nowMs: config.now_ms,
+      });
+      expect(outcome.ok ? null : outcome.rejection.code).toBe(expectedCode);
+
+      // The deployed mutation, configured through its environment, at the vector's server time.
+      vi.useFakeTimers({ toFake: ['Date'], now: config.now_ms });
+      process.env[ENV.tables] = JSON.stringify(config.tables);
+      process.env[ENV.maxPayloadBytes] = String(config.max_payload_bytes);
+      process.env[ENV.maxClockSkewMs] = String(config.max_clock_skew_ms);
+      const t = newBackend();
+      const workspace = await workspaceWith(t, 'alice');
+      const response = await as(t, 'alice').mutation(api.sync.push, { workspace_id: workspace, ops: [vector.op] });
+      expect(response.results).toHaveLength(1);
+      const result = response.results[0]!;
+      if (expectedCode === null) {
+        expect(result).toMatchObject({ status: 'applied', server_version: 1 });
+      } else {
+        expect(result.status).toBe('rejected');
+        expect(result.status === 'rejected' && result.error.code).toBe(expectedCode);
+        expect(result.status === 'rejected' && result.error.retryable === true).toBe(expectedCode === 'clock_skew');
+        expect(response.server_version).toBe(0);
+      }
+    });
+  }
+});
+
+describe('lww.json against push', () => {
+  expect(Object.keys(lwwFile).sort()).toEqual(['description', 'vectors']);
+
+  for (const vector of lwwFile.vectors as Array<{ why: string; a: LwwStamp; b: LwwStamp; expect: string }>) {
+    test(vector.why, async () => {
+      expect(Object.keys(vector).sort()).toEqual(['a', 'b', 'expect', 'why']);
+      expect(['a', 'b', 'equal']).toContain(vector.expect);
+      const sign = vector.expect === 'a' ? 1 : vector.expect === 'b' ? -1 : 0;
+      expect(compareStamps(vector.a, vector.b)).toBe(sign);
+      expect(compareStamps(vector.b, vector.a)).toBe(sign === 0 ? 0 : -sign);
+
+      // Push in both orders (op ids are per workspace, so one workspace
+      // each); the stored version is the expected winner either way.
+      const t = newBackend();
+      for (const [first, second, pk] of [
+        [vector.a, vector.b, 'ab'],
+        [vector.b, vector.a, 'ba'],
+      ] as const) {
+        const workspace = await workspaceWith(t, 'alice');
+        const push = (stamp: LwwStamp) =>
+          as(t, 'alice').mutation(api.sync.push, { workspace_id: workspace, ops: [opFor(pk, stamp)] });
+        const one = await push(first);
+        expect(one.results[0]?.status).toBe('applied');
+        // Some vectors reuse one op_id for both stamps, which the op-id record
+        // would answer as `duplicate` before LWW is consulted. Forget op ids
+        // (as GC does), so the second push is decided by its stamp alone.
+        await t.run(async (ctx) => {
+          for (const row of await ctx.db.query('applied_ops').collect()) await ctx.db.delete(row._id);
+        });
+        const two = (await push(second)).results[0]!;
+        const secondWins = compareStamps(second, first) > 0;
+        if (vector.expect === 'equal') expect(two.status).toBe('duplicate');
+        else expect(two.status).toBe(secondWins ? 'applied' : 'superseded');
+        if (two.status === 'superseded') {
+          expect(two.winner).toMatchObject({ clock: first.clock, hlc: first.hlc, op_id: first.op_id, deleted: first.deleted });
+        }
+        const stored = await as(t, 'alice').query(api.sync.getRecord, {
+          workspace_id: workspace,
+          table_name: 'threads',
+          pk,
+        });
+        const winner = vector.expect === 'b' ? vector.b : vector.a;
+        expect(stored).toMatchObject({ clock: winner.clock, hlc: winner.hlc, op_id: vector.expect === 'equal' ? first.op_id : winner.op_id });
+      }
+    });
+  }
+});
+
+function opFor(pk: string, stamp: LwwStamp) {
+  const deviceId = stamp.hlc.split('-')[2]!;
+  return {
+    op_id: stamp.op_id,
+    table_name: 'threads',
+    operation: stamp.deleted ? 'delete' : 'put',
+    pk,
+    payload: stamp.deleted ? null : { id: pk, title: stamp.op_id },
+    clock: stamp.clock,
+    hlc: stamp.hlc,
+    device_id: deviceId,
+  };
+}
