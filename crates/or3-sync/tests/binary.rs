@@ -51,10 +51,18 @@ impl Drop for Server {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
     let mut req = http.post(url).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -64,7 +72,13 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Va
 }
 
 async fn dev_token(http: &reqwest::Client, base: &str, user: &str) -> String {
-    let (status, body) = post(http, format!("{base}/v1/dev/token"), None, json!({"user_id": user})).await;
+    let (status, body) = post(
+        http,
+        format!("{base}/v1/dev/token"),
+        None,
+        json!({"user_id": user}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["token"].as_str().unwrap().to_owned()
 }
@@ -76,7 +90,13 @@ async fn acknowledged_pushes_survive_kill_9() {
     let http = reqwest::Client::new();
     let server = Server::start(&db);
     let token = dev_token(&http, &server.base, "alice").await;
-    let (_, ws) = post(&http, format!("{}/v1/workspaces", server.base), Some(&token), json!({"name": "w"})).await;
+    let (_, ws) = post(
+        &http,
+        format!("{}/v1/workspaces", server.base),
+        Some(&token),
+        json!({"name": "w"}),
+    )
+    .await;
     let ws = ws["workspace_id"].as_str().unwrap().to_owned();
 
     let device = "0123456789abcdef";
@@ -92,7 +112,13 @@ async fn acknowledged_pushes_survive_kill_9() {
                        "clock": 1, "hlc": format!("{t:013}-{i:06}-{device}"), "device_id": device})
             })
             .collect();
-        let (status, body) = post(&http, format!("{}/v1/workspaces/{ws}/push", server.base), Some(&token), json!({"ops": ops})).await;
+        let (status, body) = post(
+            &http,
+            format!("{}/v1/workspaces/{ws}/push", server.base),
+            Some(&token),
+            json!({"ops": ops}),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         for r in body["results"].as_array().unwrap() {
             assert_eq!(r["status"], "applied");
@@ -108,7 +134,10 @@ async fn acknowledged_pushes_survive_kill_9() {
     let mut seen = Vec::new();
     loop {
         let res = http
-            .get(format!("{}/v1/workspaces/{ws}/changes?cursor={cursor}&limit=1000", server.base))
+            .get(format!(
+                "{}/v1/workspaces/{ws}/changes?cursor={cursor}&limit=1000",
+                server.base
+            ))
             .bearer_auth(&token)
             .send()
             .await
@@ -126,8 +155,18 @@ async fn acknowledged_pushes_survive_kill_9() {
 
     // Retrying every batch after the crash is safe: all duplicates.
     for ops in batches.into_iter().take(3) {
-        let (_, body) = post(&http, format!("{}/v1/workspaces/{ws}/push", server.base), Some(&token), json!({"ops": ops})).await;
-        assert!(body["results"].as_array().unwrap().iter().all(|r| r["status"] == "duplicate"));
+        let (_, body) = post(
+            &http,
+            format!("{}/v1/workspaces/{ws}/push", server.base),
+            Some(&token),
+            json!({"ops": ops}),
+        )
+        .await;
+        assert!(body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "duplicate"));
     }
 }
 
@@ -140,8 +179,17 @@ async fn dev_tokens_survive_a_restart() {
     let token = dev_token(&http, &server.base, "alice").await;
     drop(server);
     let server = Server::start(&db);
-    let res = http.get(format!("{}/v1/workspaces", server.base)).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(res.status().as_u16(), 200, "the dev key is kept beside the database");
+    let res = http
+        .get(format!("{}/v1/workspaces", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "the dev key is kept beside the database"
+    );
 }
 
 #[test]
@@ -161,15 +209,52 @@ fn operator_commands_manage_workspaces_and_members() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("ops.db").display());
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync")).args(args).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     };
     assert!(run(&["migrate", "--database", &db]).0);
-    let (ok, out) = run(&["workspace", "create", "--database", &db, "--name", "Team", "--owner", "alice", "--id", "team-1"]);
+    let (ok, out) = run(&[
+        "workspace",
+        "create",
+        "--database",
+        &db,
+        "--name",
+        "Team",
+        "--owner",
+        "alice",
+        "--id",
+        "team-1",
+    ]);
     assert!(ok, "{out}");
     assert!(out.contains("\"workspace_id\":\"team-1\""), "{out}");
-    assert!(run(&["member", "set", "--database", &db, "team-1", "bob", "editor"]).0);
-    let (ok, out) = run(&["member", "set", "--database", &db, "team-1", "alice", "viewer"]);
+    assert!(
+        run(&[
+            "member",
+            "set",
+            "--database",
+            &db,
+            "team-1",
+            "bob",
+            "editor"
+        ])
+        .0
+    );
+    let (ok, out) = run(&[
+        "member",
+        "set",
+        "--database",
+        &db,
+        "team-1",
+        "alice",
+        "viewer",
+    ]);
     assert!(!ok, "the last owner cannot be demoted: {out}");
     assert!(run(&["member", "remove", "--database", &db, "team-1", "bob"]).0);
     let (ok, out) = run(&["member", "set", "--database", &db, "team-1", "bob", "boss"]);

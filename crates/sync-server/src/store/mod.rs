@@ -7,6 +7,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
+use sync_core::retention::RetentionPolicy;
 use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
 
@@ -154,6 +155,25 @@ pub struct DevicePosition {
     pub seen_at_ms: u64,
 }
 
+/// What one GC pass over a workspace purged (or, dry, would purge).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    /// The workspace.
+    pub workspace_id: String,
+    /// Change-log entries purged.
+    pub log_entries_purged: u64,
+    /// Op-id records purged.
+    pub op_ids_purged: u64,
+    /// Tombstones whose payload was purged (their stamps stay).
+    pub tombstone_payloads_purged: u64,
+    /// Lowest version in the log after the pass.
+    pub oldest_retained_version: ServerVersion,
+    /// Entries left in the log.
+    pub log_length: u64,
+    /// Tombstones in the records table.
+    pub tombstones: u64,
+}
+
 /// The gateway's storage. Every method that touches a workspace checks the
 /// caller's access inside the same transaction as the work.
 #[async_trait]
@@ -226,6 +246,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores device positions (newer positions replace older ones).
     async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError>;
+
+    /// Every workspace id, for maintenance passes.
+    async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError>;
+
+    /// One garbage-collection pass over a workspace (PROTOCOL.md section 5).
+    /// Deletes in small batches so pushes are never blocked for long; with
+    /// `dry_run` only counts.
+    async fn collect_garbage(
+        &self,
+        ws: &WorkspaceId,
+        policy: &RetentionPolicy,
+        now_ms: u64,
+        dry_run: bool,
+    ) -> Result<GcReport, StoreError>;
 
     /// The newest committed version of a workspace (0 when empty).
     async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError>;

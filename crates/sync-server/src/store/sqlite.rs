@@ -6,6 +6,7 @@
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 
+use super::GcReport;
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, OpOutcome, PushOutcome, SnapshotBatch,
     SnapshotQuery, Store, StoreError, StoredVersion,
@@ -17,10 +18,17 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use sync_core::commit::committed_row;
+use sync_core::retention::{
+    device_active_since, min_retention_cutoff, plan_purge, PurgePlan, RetentionPolicy,
+    WorkspaceLogState,
+};
 use sync_core::scope::{logged_scope, project_id_of, table_scope, thread_id_of, TableScope};
 use sync_core::validate::Operation;
 use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
+
+/// Log entries deleted per GC transaction, so a pass never holds the writer long.
+pub const GC_BATCH: u64 = 2_000;
 
 /// Most payload bytes one pull page carries (at least one change is always sent).
 pub const MAX_PAGE_PAYLOAD_BYTES: usize = 4 << 20;
@@ -60,6 +68,8 @@ CREATE TABLE records (
     PRIMARY KEY (workspace_id, table_name, pk)
 ) WITHOUT ROWID;
 CREATE INDEX records_by_thread ON records(workspace_id, thread_id) WHERE thread_id IS NOT NULL;
+CREATE INDEX records_tombstone_payloads ON records(workspace_id, committed_at)
+    WHERE deleted = 1 AND payload IS NOT NULL;
 CREATE TABLE change_log (
     workspace_id TEXT NOT NULL,
     server_version INTEGER NOT NULL,
@@ -859,11 +869,227 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id FROM workspaces ORDER BY id")
+                .map_err(internal)?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(internal)?
+                .filter_map(|id| id.ok().and_then(|id| WorkspaceId::parse(&id)))
+                .collect();
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn collect_garbage(
+        &self,
+        ws: &WorkspaceId,
+        policy: &RetentionPolicy,
+        now_ms: u64,
+        dry_run: bool,
+    ) -> Result<GcReport, StoreError> {
+        let ws = ws.clone();
+        let policy = *policy;
+        let (state, tombstones, purgeable_tombstones) = self
+            .read({
+                let ws = ws.clone();
+                move |conn| log_state(conn, ws.as_str(), &policy, now_ms)
+            })
+            .await?;
+        let plan = plan_purge(state, &policy, now_ms);
+        let (mut log_purged, mut ops_purged, mut tombstones_purged) = (0, 0, 0);
+        if dry_run {
+            log_purged = plan.log_horizon - state.purged_through;
+            ops_purged = log_purged;
+            tombstones_purged = purgeable_tombstones;
+        } else {
+            // Each batch is its own transaction on the writer, so pushes
+            // interleave with a long pass. The new oldest version is
+            // committed first: a reader never sees a log with a hole.
+            let ws_text = ws.to_string();
+            if plan.log_horizon > state.purged_through {
+                let w = ws_text.clone();
+                self.write(move |conn, _| raise_oldest_retained(conn, &w, plan.log_horizon))
+                    .await?;
+            }
+            let mut start = state.purged_through;
+            while start < plan.log_horizon {
+                let end = (start + GC_BATCH).min(plan.log_horizon);
+                let w = ws_text.clone();
+                let (log, ops) = self
+                    .write(move |conn, _| purge_log_batch(conn, &w, start, end))
+                    .await?;
+                log_purged += log;
+                ops_purged += ops;
+                start = end;
+            }
+            loop {
+                let w = ws_text.clone();
+                let n = self
+                    .write(move |conn, _| purge_tombstone_batch(conn, &w, &plan))
+                    .await?;
+                tombstones_purged += n;
+                if n < GC_BATCH {
+                    break;
+                }
+            }
+        }
+        let oldest = plan.log_horizon + 1;
+        Ok(GcReport {
+            workspace_id: ws.to_string(),
+            log_entries_purged: log_purged,
+            op_ids_purged: ops_purged,
+            tombstone_payloads_purged: tombstones_purged,
+            oldest_retained_version: oldest,
+            log_length: state.head + 1 - oldest,
+            tombstones,
+        })
+    }
+
     async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {
         let ws = ws.clone();
         self.read(move |conn| workspace_positions(conn, ws.as_str()).map(|(head, _)| head))
             .await
     }
+}
+
+/// Reads what a GC pass plans from, in one read transaction.
+fn log_state(
+    conn: &mut Connection,
+    ws: &str,
+    policy: &RetentionPolicy,
+    now_ms: u64,
+) -> Result<(WorkspaceLogState, u64, u64), StoreError> {
+    let tx = conn.transaction().map_err(internal)?;
+    let (head, oldest) = workspace_positions(&tx, ws)?;
+    let purged_through = oldest - 1;
+    let watermark: Option<i64> = tx
+        .query_row(
+            "SELECT MIN(cursor) FROM device_positions
+             WHERE workspace_id = ?1 AND seen_at >= ?2 AND cursor >= ?3",
+            params![
+                ws,
+                device_active_since(policy, now_ms) as i64,
+                purged_through as i64
+            ],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    // Commit times grow with versions, so the first entry too young to purge
+    // bounds the old ones; the scan stops there.
+    let first_young: Option<i64> = tx
+        .query_row(
+            "SELECT server_version FROM change_log
+             WHERE workspace_id = ?1 AND server_version > ?2 AND committed_at > ?3
+             ORDER BY server_version LIMIT 1",
+            params![
+                ws,
+                purged_through as i64,
+                min_retention_cutoff(policy, now_ms) as i64
+            ],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(internal)?;
+    let newest_old_version = match first_young {
+        Some(v) => (v as u64).checked_sub(1),
+        None => Some(head),
+    };
+    let tombstones: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM records WHERE workspace_id = ?1 AND deleted = 1",
+            [ws],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    let purgeable_tombstones: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM records WHERE workspace_id = ?1 AND deleted = 1
+               AND payload IS NOT NULL AND committed_at <= ?2 AND server_version <= ?3",
+            params![
+                ws,
+                now_ms.saturating_sub(policy.tombstone_retention_ms) as i64,
+                watermark.map_or(head, |w| (w as u64).min(head)) as i64
+            ],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    Ok((
+        WorkspaceLogState {
+            head,
+            watermark: watermark.map(|w| w as u64),
+            newest_old_version,
+            purged_through,
+        },
+        tombstones as u64,
+        purgeable_tombstones as u64,
+    ))
+}
+
+fn raise_oldest_retained(
+    conn: &mut Connection,
+    ws: &str,
+    horizon: ServerVersion,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE workspaces SET oldest_retained_version = MAX(oldest_retained_version, ?2) WHERE id = ?1",
+        params![ws, horizon as i64 + 1],
+    )
+    .map(drop)
+    .map_err(internal)
+}
+
+/// Deletes the log entries in `(start, end]` and their op-id records.
+fn purge_log_batch(
+    conn: &mut Connection,
+    ws: &str,
+    start: ServerVersion,
+    end: ServerVersion,
+) -> Result<(u64, u64), StoreError> {
+    let tx = conn.transaction().map_err(internal)?;
+    let ops = tx
+        .execute(
+            "DELETE FROM applied_ops WHERE workspace_id = ?1 AND op_id IN (
+                 SELECT op_id FROM change_log WHERE workspace_id = ?1
+                   AND server_version > ?2 AND server_version <= ?3)",
+            params![ws, start as i64, end as i64],
+        )
+        .map_err(internal)?;
+    let log = tx
+        .execute(
+            "DELETE FROM change_log WHERE workspace_id = ?1 AND server_version > ?2 AND server_version <= ?3",
+            params![ws, start as i64, end as i64],
+        )
+        .map_err(internal)?;
+    tx.commit().map_err(internal)?;
+    Ok((log as u64, ops as u64))
+}
+
+/// Drops the payloads of up to [`GC_BATCH`] old tombstones; their stamps stay.
+fn purge_tombstone_batch(
+    conn: &mut Connection,
+    ws: &str,
+    plan: &PurgePlan,
+) -> Result<u64, StoreError> {
+    conn.execute(
+        "UPDATE records SET payload = NULL
+         WHERE (workspace_id, table_name, pk) IN (
+             SELECT workspace_id, table_name, pk FROM records
+             WHERE workspace_id = ?1 AND deleted = 1 AND payload IS NOT NULL
+               AND committed_at <= ?2 AND server_version <= ?3
+             LIMIT ?4)",
+        params![
+            ws,
+            plan.tombstone_cutoff_ms as i64,
+            plan.tombstone_horizon as i64,
+            GC_BATCH as i64
+        ],
+    )
+    .map(|n| n as u64)
+    .map_err(internal)
 }
 
 /// Refuses to demote or remove `user_id` when they are the last owner.
