@@ -109,6 +109,7 @@ export class SyncEngine {
   private failures = 0;
   private errorCount = 0;
   private nextRetryDelayMs = 0;
+  private retryNotBefore = 0;
   private phase: ErrorEvent['phase'] = 'push';
   private lastPushAt: number | null = null;
   private lastPullAt: number | null = null;
@@ -219,8 +220,13 @@ export class SyncEngine {
       if (this.closed || !this.started) return;
       this.leading = true;
       this.scheduleRun(0);
+      // Other tabs' writes land in the shared outbox; look for them now and then.
       this.pollTimer = setInterval(() => {
-        if (this.runtime.pendingEstimate > 0 || this.rescanReason) this.scheduleRun(0);
+        void this.refreshPendingEstimate()
+          .then(() => {
+            if (this.runtime.pendingEstimate > 0 || this.rescanReason) this.scheduleRun(0);
+          })
+          .catch(() => {});
       }, this.options.outboxPollMs ?? 5000);
     });
   }
@@ -250,6 +256,7 @@ export class SyncEngine {
   resume(): void {
     this.paused = false;
     this.failures = 0;
+    this.retryNotBefore = 0;
     if (this.leading) this.scheduleRun(0);
   }
 
@@ -372,6 +379,7 @@ export class SyncEngine {
       }
       this.failures = 0;
       this.nextRetryDelayMs = 0;
+      this.retryNotBefore = 0;
     } catch (error) {
       run.error = this.handleFailure(error);
     } finally {
@@ -415,6 +423,7 @@ export class SyncEngine {
     }
     this.failures += 1;
     this.nextRetryDelayMs = backoffDelay(this.failures, this.settings.backoff, this.random, failure.retryAfterMs);
+    this.retryNotBefore = Date.now() + this.nextRetryDelayMs;
     this.events.emit('sync.retry:action', {
       phase: this.phase === 'discard' ? 'push' : this.phase,
       attempt: this.failures,
@@ -440,7 +449,9 @@ export class SyncEngine {
 
   private scheduleRun(delayMs: number): void {
     if (!this.leading || this.closed || this.paused) return;
-    const due = Date.now() + delayMs;
+    // Nothing runs before the current backoff is over, whatever asked for the run.
+    const due = Math.max(Date.now() + delayMs, this.retryNotBefore);
+    delayMs = due - Date.now();
     if (this.runTimer && this.runDueAt <= due) return;
     if (this.runTimer) clearTimeout(this.runTimer);
     this.runDueAt = due;

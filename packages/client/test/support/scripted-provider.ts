@@ -20,6 +20,8 @@ export class ScriptedProvider implements SyncProvider {
   /** Changes served by `pull`, by server_version. */
   log: ChangesPage['changes'] = [];
   snapshotItems: SnapshotItem[] = [];
+  /** Defaults to the end of `log`. */
+  snapshotVersion: number | null = null;
   records = new Map<string, SnapshotItem>();
   onPush: PushHandler = (ops) => ({ results: ops.map((op, i) => applied(op, i + 1)), server_version: ops.length });
   pushFailures: SyncProviderErrorInit[] = [];
@@ -39,7 +41,8 @@ export class ScriptedProvider implements SyncProvider {
   }
 
   async snapshot(_scope: SyncScope, _pageToken: string | null): Promise<SnapshotPage> {
-    return { snapshot_version: this.log.at(-1)?.server_version ?? 0, items: this.snapshotItems, next_page_token: null };
+    const version = this.snapshotVersion ?? this.log.at(-1)?.server_version ?? 0;
+    return { snapshot_version: version, items: this.snapshotItems, next_page_token: null };
   }
 
   async getRecord(_scope: SyncScope, tableName: string, pk: string): Promise<SnapshotItem | null> {

@@ -1,0 +1,284 @@
+/** Engine-level rules: rescans, multi-tab leadership, and the gateway provider's HTTP edges. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SyncEngine } from '../src/engine.js';
+import type { RescanEvent } from '../src/events.js';
+import { GatewayProvider } from '../src/gateway-provider.js';
+import type { LockManagerLike } from '../src/leader.js';
+import { SyncProviderError, type ChangesBatch } from '../src/provider.js';
+import type { PendingOpRow } from '../src/schema.js';
+import type { Change, SnapshotItem } from '../src/wire.js';
+import { makeDevice } from './support/devices.js';
+import { ScriptedProvider } from './support/scripted-provider.js';
+
+const opened: SyncEngine[] = [];
+afterEach(async () => {
+  for (const engine of opened.splice(0)) await engine.close();
+});
+
+function item(table: string, pk: string, clock: number, extra: Partial<SnapshotItem> = {}): SnapshotItem {
+  return {
+    table_name: table,
+    pk,
+    payload: { id: pk, title: `server ${pk}` },
+    deleted: false,
+    clock,
+    hlc: `1732540000000-${String(clock).padStart(6, '0')}-aaaaaaaaaaaaaaaa`,
+    op_id: crypto.randomUUID(),
+    server_version: clock,
+    ...extra,
+  };
+}
+
+function change(version: number, pk: string, extra: Partial<Change> = {}): Change {
+  return {
+    server_version: version,
+    table_name: 'threads',
+    pk,
+    operation: 'put',
+    payload: { id: pk, title: `v${version}` },
+    clock: version,
+    hlc: `1732540000000-${String(version).padStart(6, '0')}-aaaaaaaaaaaaaaaa`,
+    op_id: crypto.randomUUID(),
+    device_id: 'aaaaaaaaaaaaaaaa',
+    scope_change: false,
+    ...extra,
+  };
+}
+
+describe('rescan', () => {
+  it('a fresh device writes the snapshot straight in and pulls from snapshot_version', async () => {
+    const provider = new ScriptedProvider();
+    provider.snapshotItems = [item('threads', 'a', 1), item('threads', 'gone', 2, { deleted: true }), item('kv', 'k', 3, { deleted: true, payload: null })];
+    provider.log = [change(1, 'a'), change(2, 'gone'), change(3, 'x')];
+    const engine = await makeDevice('ws-fresh', provider).open();
+    opened.push(engine);
+    const events: RescanEvent[] = [];
+    engine.on('sync.rescan:action', (e) => events.push(e));
+    const run = await engine.sync();
+    expect(run.error).toBeNull();
+    expect(events.map((e) => [e.phase, e.reason])).toEqual([
+      ['started', 'fresh_device'],
+      ['finished', 'fresh_device'],
+    ]);
+    expect(provider.pulls).toEqual([3]);
+    expect(await engine.db.table('threads').get('a')).toMatchObject({ title: 'server a', clock: 1 });
+    expect(await engine.db.table('threads').get('gone')).toMatchObject({ deleted: true });
+    expect(await engine.db.table('sync_tombstones').count()).toBe(2);
+    expect(await engine.db.table('pending_ops').count()).toBe(0);
+  });
+
+  it('cursor_expired rescans, keeps pending writes that win, and drops rows the server no longer has', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-expired', provider).open();
+    opened.push(engine);
+    await engine.sync(); // fresh device, empty snapshot
+    provider.log = [change(1, 'old')];
+    await engine.sync();
+    expect(await engine.db.table('threads').get('old')).toBeDefined();
+
+    provider.onPush = () => {
+      throw new Error('held back');
+    };
+    await engine.db.table('threads').put({ id: 'mine', title: 'pending, loses' });
+    await engine.db.table('threads').put({ id: 'mine2', title: 'pending, wins' });
+    provider.snapshotItems = [item('threads', 'kept', 60), item('threads', 'mine', 61)];
+    provider.snapshotVersion = 61;
+    const pulls: number[] = [];
+    let expired = true;
+    provider.pull = async (_scope, cursor) => {
+      pulls.push(cursor);
+      if (expired) {
+        expired = false;
+        throw new SyncProviderError({ code: 'cursor_expired', message: 'gone', status: 410, oldestRetainedVersion: 50 });
+      }
+      return { changes: [], cursor, has_more: false };
+    };
+    const reasons: string[] = [];
+    const conflicts: { pk: string; winner: string }[] = [];
+    engine.on('sync.rescan:action', (e) => reasons.push(`${e.phase}:${e.reason}`));
+    engine.on('sync.conflict:action:detected', (c) => conflicts.push(c));
+    await engine.sync();
+
+    expect(reasons).toEqual(['started:cursor_expired', 'finished:cursor_expired']);
+    expect(pulls).toEqual([1, 61]);
+    expect(await engine.db.table('threads').get('kept')).toMatchObject({ clock: 60 });
+    expect(await engine.db.table('threads').get('old')).toBeUndefined();
+    expect(await engine.db.table('threads').get('mine')).toMatchObject({ clock: 61, title: 'server mine' });
+    expect(await engine.db.table('threads').get('mine2')).toMatchObject({ clock: 1, title: 'pending, wins' });
+    expect(conflicts).toEqual([expect.objectContaining({ pk: 'mine', winner: 'remote' })]);
+    expect(await engine.pendingCount()).toBe(2);
+    expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 61 });
+  });
+
+  it('a scope change in a project-scoped pull triggers a rescan', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-scope', provider, { projectId: 'p1' }).open();
+    opened.push(engine);
+    await engine.sync();
+    provider.log = [change(1, 't-moved', { scope_change: true })];
+    provider.snapshotItems = [item('threads', 't-moved', 1)];
+    const reasons: string[] = [];
+    engine.on('sync.rescan:action', (e) => reasons.push(`${e.phase}:${e.reason}`));
+    await engine.sync();
+    expect(reasons).toEqual(['started:scope_change', 'finished:scope_change']);
+    expect(await engine.db.table('sync_state').get('cursor:p1')).toMatchObject({ value: 1 });
+  });
+});
+
+/** An in-memory Web Locks manager: one holder per name, others wait in order. */
+class MemoryLocks implements LockManagerLike {
+  private tails = new Map<string, Promise<unknown>>();
+  request(name: string, options: { mode: 'exclusive'; signal?: AbortSignal }, callback: () => Promise<void>) {
+    const previous = this.tails.get(name) ?? Promise.resolve();
+    const run = previous.then(() => {
+      if (options.signal?.aborted) throw new DOMException('aborted', 'AbortError');
+      return callback();
+    });
+    this.tails.set(name, run.catch(() => {}));
+    return run;
+  }
+}
+
+describe('multi-tab', () => {
+  it('only the lock holder runs the loops; other tabs write into the shared outbox; leadership moves on close', async () => {
+    const provider = new ScriptedProvider();
+    const locks = new MemoryLocks();
+    const device = makeDevice('ws-tabs', provider, { locks, outboxPollMs: 20 });
+    const tab1 = await device.open();
+    const tab2 = await device.open();
+    opened.push(tab2);
+    expect(tab2.deviceId).toBe(tab1.deviceId);
+    tab1.start();
+    tab2.start();
+    await new Promise((r) => setTimeout(r, 30));
+    expect([tab1.isLeader, tab2.isLeader]).toEqual([true, false]);
+
+    await tab2.db.table('threads').put({ id: 'from-tab2' });
+    await waitFor(async () => provider.pushes.flat().some((o) => o.pk === 'from-tab2'));
+    await waitFor(async () => (await tab2.pendingCount()) === 0);
+
+    await tab1.close();
+    await waitFor(async () => tab2.isLeader);
+    await tab2.db.table('threads').put({ id: 'after-close' });
+    await waitFor(async () => provider.pushes.flat().some((o) => o.pk === 'after-close'));
+  });
+
+  it('tabs of one device never issue the same hlc', async () => {
+    const provider = new ScriptedProvider();
+    const device = makeDevice('ws-tabs-hlc', provider, { now: () => 1_732_540_000_000 });
+    const tab1 = await device.open();
+    const tab2 = await device.open();
+    opened.push(tab1, tab2);
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? tab1 : tab2).db.table('threads').put({ id: `t${i}` })),
+    );
+    const hlcs = (await tab1.db.table<PendingOpRow>('pending_ops').toArray()).map((o) => o.hlc);
+    expect(hlcs).toHaveLength(20);
+    expect(new Set(hlcs).size).toBe(20);
+  });
+});
+
+describe('GatewayProvider', () => {
+  function fakeFetch(responses: (() => Response | Promise<Response>)[], seen: Request[] = []): typeof fetch {
+    return async (input, init) => {
+      seen.push(new Request(input, init));
+      const next = responses.shift();
+      if (!next) throw new TypeError('no more responses');
+      return next();
+    };
+  }
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+    new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+  const scope = { workspaceId: 'w 1', deviceId: 'aaaaaaaaaaaaaaaa', projectId: 'p1' };
+
+  it('sends the bearer token, the device id and the scope; reads RateLimit-Remaining and Date', async () => {
+    const seen: Request[] = [];
+    const provider = new GatewayProvider({
+      baseUrl: 'http://gw.test/',
+      getToken: () => 'tok',
+      fetch: fakeFetch(
+        [() => json(200, { changes: [], cursor: 4, has_more: false }, { 'ratelimit-remaining': '3', date: 'Wed, 25 Nov 2026 11:50:53 GMT' })],
+        seen,
+      ),
+    });
+    const page = await provider.pull(scope, 4, 10);
+    expect(seen[0]!.url).toBe('http://gw.test/v1/workspaces/w%201/changes?cursor=4&limit=10&project_id=p1');
+    expect(seen[0]!.headers.get('authorization')).toBe('Bearer tok');
+    expect(seen[0]!.headers.get('x-device-id')).toBe('aaaaaaaaaaaaaaaa');
+    expect(provider.lastRateLimitRemaining).toBe(3);
+    expect(page.server_time).toBe(Date.parse('Wed, 25 Nov 2026 11:50:53 GMT') + 500);
+  });
+
+  it('maps error bodies, Retry-After and network failures to SyncProviderError', async () => {
+    const provider = new GatewayProvider({
+      baseUrl: 'http://gw.test',
+      getToken: () => 'tok',
+      fetch: fakeFetch([
+        () => json(429, { error: { code: 'rate_limited', message: 'slow' } }, { 'retry-after': '7' }),
+        () => json(410, { error: { code: 'cursor_expired', message: 'old', oldest_retained_version: 40 } }),
+        () => {
+          throw new TypeError('connection refused');
+        },
+        () => new Response('<html>bad gateway</html>', { status: 502 }),
+      ]),
+    });
+    const errors: SyncProviderError[] = [];
+    for (let i = 0; i < 4; i++) await provider.pull(scope, 0).catch((e: SyncProviderError) => errors.push(e));
+    expect(errors.map((e) => [e.code, e.status, e.retryable])).toEqual([
+      ['rate_limited', 429, true],
+      ['cursor_expired', 410, false],
+      ['network_error', 0, true],
+      ['unavailable', 502, true],
+    ]);
+    expect(errors[0]!.retryAfterMs).toBe(7000);
+    expect(errors[1]!.oldestRetainedVersion).toBe(40);
+  });
+
+  it('retries once with a refreshed token after a 401', async () => {
+    const tokens: boolean[] = [];
+    const seen: Request[] = [];
+    const provider = new GatewayProvider({
+      baseUrl: 'http://gw.test',
+      getToken: ({ forceRefresh }) => (tokens.push(forceRefresh), forceRefresh ? 'fresh' : 'stale'),
+      fetch: fakeFetch(
+        [() => json(401, { error: { code: 'token_expired', message: 'expired' } }), () => json(200, { results: [], server_version: 0 })],
+        seen,
+      ),
+    });
+    await provider.push(scope, []);
+    expect(tokens).toEqual([false, true]);
+    expect(seen.map((r) => r.headers.get('authorization'))).toEqual(['Bearer stale', 'Bearer fresh']);
+  });
+
+  it('subscribe polls changes in order and ends with onError on cursor_expired', async () => {
+    const provider = new GatewayProvider({
+      baseUrl: 'http://gw.test',
+      getToken: () => 'tok',
+      pollIntervalMs: 1,
+      fetch: fakeFetch([
+        () => json(200, { changes: [change(3, 'a')], cursor: 3, has_more: true }),
+        () => json(200, { changes: [change(4, 'b')], cursor: 4, has_more: false }),
+        () => json(200, { changes: [], cursor: 4, has_more: false }),
+        () => json(410, { error: { code: 'cursor_expired', message: 'old' } }),
+      ]),
+    });
+    const batches: ChangesBatch[] = [];
+    const failure = await new Promise<SyncProviderError>((resolve) => {
+      provider.subscribe(scope, 2, (batch) => void batches.push(batch), resolve);
+    });
+    expect(batches.map((b) => [b.from, b.to, b.changes.map((c) => c.pk)])).toEqual([
+      [2, 3, ['a']],
+      [3, 4, ['b']],
+    ]);
+    expect(failure.code).toBe('cursor_expired');
+    provider.dispose();
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
