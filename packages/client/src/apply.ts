@@ -182,7 +182,8 @@ export async function applyRemoteVersions(
     } catch {
       // A server never sends an invalid stamp; if one does, it still orders bytewise.
     }
-    const unpushed = local.pendingOp;
+    // Our own earlier writes coming back are not conflicts with our later ones.
+    const unpushed = isOwnWrite(version, runtime.deviceId) ? undefined : local.pendingOp;
     if (!winsOver(remoteStamp, localStamp)) {
       if (unpushed && localStamp && compareStamps(remoteStamp, localStamp) < 0) {
         outcome.conflicts.push(conflict(version, localStamp, 'local'));
@@ -253,6 +254,10 @@ async function loadLocalRecords(
     if (!local.pendingOp || (op.seq ?? 0) > (local.pendingOp.seq ?? 0)) local.pendingOp = op;
   }
   return locals;
+}
+
+function isOwnWrite(version: RemoteVersion, deviceId: string | null): boolean {
+  return deviceId !== null && version.hlc.endsWith(`-${deviceId}`);
 }
 
 function conflict(version: RemoteVersion, local: Stamp, winner: 'local' | 'remote'): ConflictEvent {

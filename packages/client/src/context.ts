@@ -12,7 +12,6 @@ import type { SyncProvider, SyncScope } from './provider.js';
 export interface LoopSettings {
   pushBatchSize: number;
   pullLimit: number;
-  snapshotLimit: number | null;
   backoff: BackoffOptions;
   /** Below this `RateLimit-Remaining`, the push loop waits `rateLimitDelayMs` between batches. */
   rateLimitLowWater: number;
@@ -29,7 +28,6 @@ export interface EngineContext {
   cursorKey: string;
   events: SyncEventBus;
   settings: LoopSettings;
-  random: () => number;
   /** Feeds a `server_time` sample into the clock offset. */
   observeServerTime(serverTime: number): void;
   /** Re-counts the outbox into `runtime.pendingEstimate`. */

@@ -150,7 +150,6 @@ export class SyncEngine {
     this.settings = {
       pushBatchSize: options.pushBatchSize ?? 100,
       pullLimit: options.pullLimit ?? 500,
-      snapshotLimit: null,
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
       rateLimitLowWater: options.rateLimitLowWater ?? 5,
       rateLimitDelayMs: options.rateLimitDelayMs ?? 1000,
@@ -329,7 +328,6 @@ export class SyncEngine {
       cursorKey: STATE_KEYS.cursor(this.options.projectId ?? '*'),
       events: this.events,
       settings: this.settings,
-      random: this.random,
       observeServerTime: (serverTime) => this.observeServerTime(serverTime),
       refreshPendingEstimate: () => this.refreshPendingEstimate(),
     };
@@ -425,7 +423,7 @@ export class SyncEngine {
     this.nextRetryDelayMs = backoffDelay(this.failures, this.settings.backoff, this.random, failure.retryAfterMs);
     this.retryNotBefore = Date.now() + this.nextRetryDelayMs;
     this.events.emit('sync.retry:action', {
-      phase: this.phase === 'discard' ? 'push' : this.phase,
+      phase: this.phase,
       attempt: this.failures,
       delayMs: this.nextRetryDelayMs,
       code: failure.code,

@@ -33,7 +33,7 @@ export interface RetryEvent {
 
 /** `sync.error:action`: something the app should know about. */
 export interface ErrorEvent {
-  phase: 'push' | 'pull' | 'snapshot' | 'subscribe' | 'discard';
+  phase: 'push' | 'pull' | 'snapshot' | 'subscribe';
   code: SyncErrorCode;
   message: string;
   /** Set for a rejected op, which is kept as failed and skipped. */

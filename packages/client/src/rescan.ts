@@ -7,6 +7,9 @@
  * `liveQuery` sees the old state and then the new one, never a half state.
  * The caller (the engine) keeps the push loop paused meanwhile and pulls from
  * the returned `snapshotVersion` afterwards.
+ *
+ * The swap replaces whole tables: with a project scope, the local database
+ * holds that project's threads and messages only (plus pending writes).
  */
 import {
   applyRemoteVersions,
