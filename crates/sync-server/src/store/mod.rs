@@ -8,6 +8,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use sync_core::retention::RetentionPolicy;
+use sync_core::scope::LoggedScope;
 use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
 
@@ -91,7 +92,31 @@ pub struct PushOutcome {
     /// The workspace head after the push.
     pub server_version: ServerVersion,
     /// The changes this push added to the log, for realtime fanout.
-    pub changes: Vec<Change>,
+    pub changes: Vec<LoggedChange>,
+}
+
+/// A log entry with the project scope it was committed under, so realtime
+/// fanout can filter by project without another read.
+#[derive(Debug, Clone)]
+pub struct LoggedChange {
+    /// The entry as clients see it.
+    pub change: Change,
+    /// Its project columns.
+    pub scope: LoggedScope,
+}
+
+impl LoggedChange {
+    /// True when a subscriber of `project_id` (or of the whole workspace) gets it.
+    pub fn in_scope(&self, project_id: Option<&str>) -> bool {
+        match project_id {
+            None => true,
+            Some(p) => {
+                !self.scope.scoped
+                    || self.scope.project_id.as_deref() == Some(p)
+                    || self.scope.prev_project_id.as_deref() == Some(p)
+            }
+        }
+    }
 }
 
 /// A pull request.
@@ -246,6 +271,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores device positions (newer positions replace older ones).
     async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError>;
+
+    /// Log entries after `after` (at most `limit`), with their scope, and the
+    /// workspace head. No access check: for the realtime hub, whose
+    /// subscribers were checked when they connected.
+    async fn log_since(
+        &self,
+        ws: &WorkspaceId,
+        after: ServerVersion,
+        limit: usize,
+    ) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError>;
 
     /// Every workspace id, for maintenance passes.
     async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError>;

@@ -6,11 +6,11 @@
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 
-use super::GcReport;
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, OpOutcome, PushOutcome, SnapshotBatch,
     SnapshotQuery, Store, StoreError, StoredVersion,
 };
+use super::{GcReport, LoggedChange};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use serde_json::value::RawValue;
@@ -22,7 +22,9 @@ use sync_core::retention::{
     device_active_since, min_retention_cutoff, plan_purge, PurgePlan, RetentionPolicy,
     WorkspaceLogState,
 };
-use sync_core::scope::{logged_scope, project_id_of, table_scope, thread_id_of, TableScope};
+use sync_core::scope::{
+    logged_scope, project_id_of, table_scope, thread_id_of, LoggedScope, TableScope,
+};
 use sync_core::validate::Operation;
 use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
@@ -339,7 +341,7 @@ fn apply_op(
     op: &ValidOp,
     head: &mut ServerVersion,
     now_ms: u64,
-    changes: &mut Vec<Change>,
+    changes: &mut Vec<LoggedChange>,
 ) -> Result<OpOutcome, StoreError> {
     let known: Option<i64> = tx
         .prepare_cached(
@@ -459,17 +461,20 @@ fn apply_op(
     .and_then(|mut s| s.execute(params![ws, op.op_id.as_str(), version, now_ms as i64]))
     .map_err(internal)?;
 
-    changes.push(Change {
-        server_version: *head,
-        table_name: op.table_name.clone(),
-        pk: op.pk.clone(),
-        operation,
-        payload: raw_json(Some(payload)),
-        clock: op.clock,
-        hlc,
-        op_id: op.op_id.as_str().to_owned(),
-        device_id: op.device_id.as_str().to_owned(),
-        scope_change: scope.scope_change,
+    changes.push(LoggedChange {
+        change: Change {
+            server_version: *head,
+            table_name: op.table_name.clone(),
+            pk: op.pk.clone(),
+            operation,
+            payload: raw_json(Some(payload)),
+            clock: op.clock,
+            hlc,
+            op_id: op.op_id.as_str().to_owned(),
+            device_id: op.device_id.as_str().to_owned(),
+            scope_change: scope.scope_change,
+        },
+        scope,
     });
     Ok(OpOutcome::Applied(*head))
 }
@@ -500,6 +505,63 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordVersion> {
     })
 }
 
+/// The columns every change read selects, in [`change_from_row`]'s order.
+const CHANGE_COLUMNS: &str =
+    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
+
+fn change_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Change> {
+    let operation: String = r.get(3)?;
+    Ok(Change {
+        server_version: r.get::<_, i64>(0)? as u64,
+        table_name: r.get(1)?,
+        pk: r.get(2)?,
+        operation: if operation == "delete" {
+            Operation::Delete
+        } else {
+            Operation::Put
+        },
+        payload: raw_json(r.get(4)?),
+        clock: r.get::<_, i64>(5)? as u64,
+        hlc: r.get(6)?,
+        op_id: r.get(7)?,
+        device_id: r.get(8)?,
+        scope_change: r.get(9)?,
+    })
+}
+
+fn read_log_since(
+    conn: &mut Connection,
+    ws: &str,
+    after: ServerVersion,
+    limit: usize,
+) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
+    let tx = conn.transaction().map_err(internal)?;
+    let (head, _) = workspace_positions(&tx, ws)?;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS}, scoped, project_id, prev_project_id FROM change_log
+             WHERE workspace_id = ?1 AND server_version > ?2 ORDER BY server_version LIMIT ?3"
+        ))
+        .map_err(internal)?;
+    let entries = stmt
+        .query_map(params![ws, after as i64, limit as i64], |r| {
+            let change = change_from_row(r)?;
+            Ok(LoggedChange {
+                scope: LoggedScope {
+                    scoped: r.get(10)?,
+                    project_id: r.get(11)?,
+                    prev_project_id: r.get(12)?,
+                    scope_change: change.scope_change,
+                },
+                change,
+            })
+        })
+        .map_err(internal)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    Ok((entries, head))
+}
+
 fn read_changes(
     conn: &mut Connection,
     ws: &WorkspaceId,
@@ -519,13 +581,12 @@ fn read_changes(
         None => head,
     };
     let mut stmt = tx
-        .prepare_cached(
-            "SELECT server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change
-             FROM change_log
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM change_log
              WHERE workspace_id = ?1 AND server_version > ?2 AND server_version <= ?3
                AND (?4 IS NULL OR scoped = 0 OR project_id = ?4 OR prev_project_id = ?4)
-             ORDER BY server_version LIMIT ?5",
-        )
+             ORDER BY server_version LIMIT ?5"
+        ))
         .map_err(internal)?;
     let mut rows = stmt
         .query(params![
@@ -545,25 +606,9 @@ fn read_changes(
             full = true;
             break;
         }
-        let payload: Option<String> = r.get(4).map_err(internal)?;
-        bytes += payload.as_ref().map_or(4, String::len);
-        let operation: String = r.get(3).map_err(internal)?;
-        changes.push(Change {
-            server_version: r.get::<_, i64>(0).map_err(internal)? as u64,
-            table_name: r.get(1).map_err(internal)?,
-            pk: r.get(2).map_err(internal)?,
-            operation: if operation == "delete" {
-                Operation::Delete
-            } else {
-                Operation::Put
-            },
-            payload: raw_json(payload),
-            clock: r.get::<_, i64>(5).map_err(internal)? as u64,
-            hlc: r.get(6).map_err(internal)?,
-            op_id: r.get(7).map_err(internal)?,
-            device_id: r.get(8).map_err(internal)?,
-            scope_change: r.get(9).map_err(internal)?,
-        });
+        let change = change_from_row(r).map_err(internal)?;
+        bytes += change.payload.get().len();
+        changes.push(change);
     }
     let cursor = match (full, changes.last()) {
         (true, Some(last)) => last.server_version,
@@ -867,6 +912,17 @@ impl Store for SqliteStore {
             tx.commit().map_err(internal)
         })
         .await
+    }
+
+    async fn log_since(
+        &self,
+        ws: &WorkspaceId,
+        after: ServerVersion,
+        limit: usize,
+    ) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
+        let ws = ws.clone();
+        self.read(move |conn| read_log_since(conn, ws.as_str(), after, limit))
+            .await
     }
 
     async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError> {
