@@ -272,6 +272,24 @@ describe('remote apply', () => {
     expect(await db.table('threads').get('t1')).toMatchObject({ clock: 6 });
   });
 
+  it('our own earlier write coming back is not a conflict with a later unpushed one', async () => {
+    const { provider, engine, db } = await setup();
+    await engine.sync();
+    await db.table('threads').put({ id: 't1', title: 'v1' });
+    await engine.sync();
+    const [pushed] = provider.pushes.at(-1)!;
+    provider.onPush = () => {
+      throw new Error('offline');
+    };
+    await db.table('threads').put({ id: 't1', title: 'v2' });
+    const conflicts: unknown[] = [];
+    engine.on('sync.conflict:action:detected', (c) => conflicts.push(c));
+    provider.log = [change({ ...pushed!, server_version: 1, scope_change: false })];
+    await engine.sync();
+    expect(conflicts).toEqual([]);
+    expect(await db.table('threads').get('t1')).toMatchObject({ title: 'v2', clock: 2 });
+  });
+
   it('the cursor is stored with the rows', async () => {
     const { provider, engine, db } = await setup();
     provider.log = [change({ server_version: 7, table_name: 'threads', pk: 't1' })];
