@@ -267,6 +267,7 @@ export class SyncEngine {
     this.stopSubscription();
   }
 
+  /** Lifts a pause; the leader runs at once. */
   resume(): void {
     this.paused = false;
     this.failures = 0;
@@ -274,6 +275,7 @@ export class SyncEngine {
     if (this.leading) this.scheduleRun(0);
   }
 
+  /** True after a 403/404 or `pause()`, until `resume()`. */
   get isPaused(): boolean {
     return this.paused;
   }

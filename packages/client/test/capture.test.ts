@@ -46,6 +46,23 @@ describe('capture', () => {
     );
   });
 
+  it('switching workspaces closes one database and opens another without touching its rows', async () => {
+    const provider = new ScriptedProvider();
+    const deviceA = makeDevice('ws-a', provider);
+    const a = await deviceA.open();
+    await a.db.table('threads').put({ id: 'only-in-a' });
+    await a.close();
+    const b = await deviceA.open({ workspaceId: 'ws-b' });
+    expect(b.db.name).toBe('or3-db-ws-b');
+    expect(await b.db.table('threads').count()).toBe(0);
+    await b.db.table('threads').put({ id: 'only-in-b' });
+    await b.close();
+    const again = await deviceA.open();
+    opened.push(again);
+    expect((await again.db.table('threads').toArray()).map((r) => r.id)).toEqual(['only-in-a']);
+    expect(await again.pendingCount()).toBe(1);
+  });
+
   it('a put appends one stamped op in the same transaction', async () => {
     const { engine, db } = await setup({ now: () => 1_732_540_000_500 });
     await db.table('threads').put({ id: 't1', title: 'hello' });
