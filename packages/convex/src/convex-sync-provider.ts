@@ -273,7 +273,7 @@ export class ConvexSyncProvider implements SyncProvider {
     const key = `${scope.workspaceId}\u0000${scope.projectId ?? ''}\u0000${scope.deviceId}`;
     if ((this.reported.get(key) ?? -1) >= cursor) return;
     this.reported.set(key, cursor);
-    const args = { workspace_id: scope.workspaceId, device_id: scope.deviceId, cursor };
+    const args = { ...scopeArgs(scope), device_id: scope.deviceId, cursor };
     this.acks = this.acks.then(
       () => this.client.mutation(this.functions.ackCursor, args).then(() => undefined),
     ).catch(() => {

@@ -52,6 +52,23 @@ describe('ackCursor', () => {
     expect(positions).toEqual([expect.objectContaining({ device_id: DEVICE_A, cursor: 2, seen_at: START, user_id: 'alice' })]);
   });
 
+  test('keeps one position per scope a device syncs; the lowest holds back GC', async () => {
+    const { t, workspace, alice, push, ack, gc, logVersions } = await setup();
+    await push([putNow('a'), putNow('b'), putNow('c')]);
+    await ack(DEVICE_A, 3);
+    await alice.mutation(api.sync.ackCursor, { workspace_id: workspace, device_id: DEVICE_A, cursor: 1, project_id: 'P' });
+    const positions = await t.run((ctx) =>
+      ctx.db.query('device_cursors').withIndex('by_device', (q) => q.eq('workspace_id', workspace)).collect(),
+    );
+    expect(positions.map((p) => [p.project_id, p.cursor])).toEqual([
+      [null, 3],
+      ['P', 1],
+    ]);
+    vi.setSystemTime(START + 8 * DAY);
+    await gc();
+    expect(await logVersions()).toEqual([2, 3]);
+  });
+
   test('refuses a malformed device id or a cursor beyond the newest version', async () => {
     const { push, ack } = await setup();
     await push([putNow('a')]);
