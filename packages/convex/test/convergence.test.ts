@@ -88,7 +88,8 @@ async function syncUntilQuiet(engines: SyncEngine[]): Promise<void> {
 }
 
 async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
     if (await condition()) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

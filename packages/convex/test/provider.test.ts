@@ -46,7 +46,8 @@ async function providerError(call: Promise<unknown>): Promise<SyncProviderError>
 }
 
 async function waitFor(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
     if (await condition()) return;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
