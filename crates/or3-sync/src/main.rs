@@ -13,7 +13,7 @@ use sync_server::app::AppState;
 use sync_server::auth::{Authenticator, DevIssuer, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
-use sync_server::positions::PositionBuffer;
+use sync_server::realtime::bus::LocalBus;
 use sync_server::store::sqlite::SqliteStore;
 use sync_server::store::{Access, Store};
 
@@ -122,7 +122,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 "DEV AUTH: no key configured; anyone on this machine can get a token from POST /v1/dev/token (key: {})",
                 key_path.display()
             );
-            (verifier, Some(Arc::new(issuer)))
+            (verifier, Some(issuer))
         }
     };
     let config = ServerConfig {
@@ -135,14 +135,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         ..ServerConfig::default()
     };
-    let state = AppState {
-        store: Arc::new(store) as Arc<dyn Store>,
-        auth: Arc::new(auth),
-        dev_issuer,
-        clock: Arc::new(SystemClock),
-        config: Arc::new(config),
-        positions: Arc::new(PositionBuffer::default()),
-    };
+    let mut state = AppState::new(
+        Arc::new(store) as Arc<dyn Store>,
+        Arc::new(LocalBus),
+        auth,
+        Arc::new(SystemClock),
+        config,
+    );
+    if let Some(issuer) = dev_issuer {
+        state = state.with_dev_issuer(issuer);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

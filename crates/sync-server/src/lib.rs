@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod positions;
+pub mod realtime;
 pub mod routes;
 pub mod serve;
 pub mod store;
