@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "OR3_SYNC_MAX_BODY_BYTES", default_value_t = 8 << 20)]
     pub max_body_bytes: usize,
+    /// Serve the web app in this folder at `/` (e.g. packages/demo/dist).
+    #[arg(long, env = "OR3_SYNC_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
     /// How far ahead of server time an op's hlc may be, in seconds.
     #[arg(long, env = "OR3_SYNC_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
     pub max_clock_skew_secs: u64,

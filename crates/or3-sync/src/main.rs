@@ -133,6 +133,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         max_ops_per_push: args.max_ops_per_push,
         max_body_bytes: args.max_body_bytes,
+        static_dir: args.static_dir.clone(),
         ..ServerConfig::default()
     };
     let mut state = AppState::new(

@@ -233,8 +233,17 @@ pub fn router(state: AppState) -> Router {
     if state.dev_issuer.is_some() {
         api = api.route("/v1/dev/token", post(routes::dev_token::dev_token));
     }
-    api.fallback(routes::health::not_found)
-        .layer(axum::middleware::from_fn(record_metrics))
+    // API paths always answer in the API's error shape; anything else may be
+    // the web app (a single-page app: unknown paths get its index.html).
+    api = api.route("/v1/{*rest}", axum::routing::any(routes::health::not_found));
+    let api = match &state.config.static_dir {
+        Some(dir) => api.fallback_service(
+            tower_http::services::ServeDir::new(dir)
+                .not_found_service(tower_http::services::ServeFile::new(dir.join("index.html"))),
+        ),
+        None => api.fallback(routes::health::not_found),
+    };
+    api.layer(axum::middleware::from_fn(record_metrics))
         .with_state(state)
 }
 

@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub max_snapshot_limit: usize,
     /// Commits a subscriber may fall behind before it is poked.
     pub subscriber_queue: usize,
+    /// A web app to serve at `/` (e.g. the demo's build), if any.
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +42,7 @@ impl Default for ServerConfig {
             default_snapshot_limit: 500,
             max_snapshot_limit: 1000,
             subscriber_queue: crate::realtime::hub::DEFAULT_QUEUE,
+            static_dir: None,
         }
     }
 }
