@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod gc;
 pub mod positions;
 pub mod realtime;
 pub mod routes;
