@@ -190,6 +190,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_ops_per_push: args.max_ops_per_push,
         max_body_bytes: args.max_body_bytes,
         static_dir: args.static_dir.clone(),
+        allowed_origins: args.allowed_origin.clone(),
+        membership_from_claims: args.membership_from_claims,
+        max_connections: args.max_connections,
+        max_subscriptions_per_user: args.max_subscriptions_per_user,
+        rate_limits: sync_server::rate_limit::RateLimitConfig {
+            push_per_minute: args.rate_push_per_minute,
+            pull_per_minute: args.rate_pull_per_minute,
+            subscribe_per_minute: args.rate_subscribe_per_minute,
+            anonymous_per_minute: args.rate_anonymous_per_minute,
+        },
         ..ServerConfig::default()
     };
     let mut state = AppState::new(

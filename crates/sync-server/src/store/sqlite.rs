@@ -246,6 +246,7 @@ fn role_in(conn: &Connection, ws: &WorkspaceId, access: &Access) -> Result<Role,
         return Err(StoreError::UnknownWorkspace);
     }
     match access {
+        Access::Claimed { role, .. } => Ok(*role),
         Access::Admin => Ok(Role::Owner),
         Access::Member { user_id } => conn
             .prepare_cached("SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2")
@@ -699,6 +700,19 @@ impl Store for SqliteStore {
                 name,
                 role: Role::Owner,
             })
+        })
+        .await
+    }
+
+    async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.write(move |conn, _| {
+            conn.execute(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![id.as_str(), now_ms as i64],
+            )
+            .map(drop)
+            .map_err(internal)
         })
         .await
     }
