@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// JWKS file with the keys that sign session tokens (picked by kid).
     #[arg(long, env = "OR3_SYNC_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
+    /// URL of the JWKS that signs session tokens (Clerk: https://<domain>/.well-known/jwks.json);
+    /// fetched at start and again when a token names an unknown kid (at most once a minute).
+    #[arg(long, env = "OR3_SYNC_JWKS_URL")]
+    pub jwks_url: Option<String>,
     /// Required `iss` of session tokens.
     #[arg(long, env = "OR3_SYNC_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use sync_core::retention::RetentionPolicy;
 use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
 use sync_server::app::AppState;
-use sync_server::auth::{Authenticator, DevIssuer, VerifyingKeys};
+use sync_server::auth::{Authenticator, DevIssuer, RemoteJwks, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
 use sync_server::realtime::bus::LocalBus;
@@ -163,11 +163,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     let store = open_store(&args.database, tables.clone())?;
     let listen: SocketAddr = args.listen.parse().context("--listen must be HOST:PORT")?;
-    let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file) {
-        (Some(_), Some(_)) => bail!("use one of --jwt-public-key and --jwks-file, not both"),
-        (Some(pem), None) => (key_auth(VerifyingKeys::from_pem_file(pem), &args)?, None),
-        (None, Some(jwks)) => (key_auth(VerifyingKeys::from_jwks_file(jwks), &args)?, None),
-        (None, None) => {
+    let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file, &args.jwks_url) {
+        (Some(pem), None, None) => (key_auth(VerifyingKeys::from_pem_file(pem), &args)?, None),
+        (None, Some(jwks), None) => (key_auth(VerifyingKeys::from_jwks_file(jwks), &args)?, None),
+        (None, None, Some(url)) => {
+            let remote = Arc::new(
+                RemoteJwks::new(url, std::time::Duration::from_secs(60))
+                    .map_err(anyhow::Error::msg)?,
+            );
+            match remote.refresh().await {
+                Ok(n) => tracing::info!(keys = n, "fetched the JWKS from {url}"),
+                Err(e) => tracing::warn!("{e}; will retry when a token arrives"),
+            }
+            (key_auth(Ok(VerifyingKeys::Remote(remote)), &args)?, None)
+        }
+        (None, None, None) => {
             if !listen.ip().is_loopback() {
                 bail!("dev auth (no --jwt-public-key or --jwks-file) only listens on loopback; {listen} is not");
             }
@@ -180,6 +190,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             );
             (verifier, Some(issuer))
         }
+        _ => bail!("use one of --jwt-public-key, --jwks-file and --jwks-url"),
     };
     let config = ServerConfig {
         tables,

@@ -145,7 +145,7 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer <jwt>`",
                 )
             })?;
-        let identity = state.auth.verify(token).inspect_err(|e| {
+        let identity = state.auth.verify(token).await.inspect_err(|e| {
             metrics::counter!("or3_auth_failures_total", "reason" => e.code).increment(1);
         })?;
         Ok(Caller(identity))

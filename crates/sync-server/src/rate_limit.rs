@@ -207,8 +207,10 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
             .get::<MatchedPath>()
             .map_or(path.as_str(), MatchedPath::as_str),
     );
-    let identity: Option<Identity> = crate::realtime::ws::bearer_token(request.headers())
-        .and_then(|token| state.auth.verify(&token).ok());
+    let identity: Option<Identity> = match crate::realtime::ws::bearer_token(request.headers()) {
+        Some(token) => state.auth.verify(&token).await.ok(),
+        None => None,
+    };
     let decision = match &identity {
         Some(identity) => state.rate_limits.for_user(class, &identity.user_id),
         None => {

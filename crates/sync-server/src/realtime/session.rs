@@ -179,7 +179,7 @@ impl Session {
                 device_id,
                 project_id,
             } => self.hello(cursor, device_id, project_id, out).await,
-            ClientFrame::Auth { token } => match self.state.auth.verify(&token) {
+            ClientFrame::Auth { token } => match self.state.auth.verify(&token).await {
                 Ok(fresh) if fresh.user_id == self.identity.user_id => {
                     self.identity = fresh;
                     Next::Continue

@@ -53,7 +53,7 @@ pub async fn subscribe(
     let token = bearer_token(&headers).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
     })?;
-    let identity = state.auth.verify(&token)?;
+    let identity = state.auth.verify(&token).await?;
     let access = state.access(&identity, &ws).await?;
     state.store.role_of(&ws, &access).await?;
     let slot = super::session::subscription_slot(&state, &identity)?;
