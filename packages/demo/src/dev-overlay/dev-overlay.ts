@@ -148,19 +148,16 @@ export function mountDevOverlay(options: DevOverlayOptions): DevOverlay {
   const runs: Subscription = liveQuery(() =>
     engine.db.table<SyncRunRow, number>('sync_runs').orderBy('id').reverse().limit(maxRuns).toArray(),
   ).subscribe({ next: renderRuns, error: () => {} });
-  // Stats come from the database too (other tabs write the outbox), and "3 s ago" ages.
-  const timer = setInterval(() => void refreshStats(), 1000);
-  void refreshStats();
-
-  async function refreshStats(): Promise<void> {
-    if (!engine.db.isOpen()) return;
-    try {
-      stats = await engine.stats();
-    } catch {
-      return; // The database closed under us: the overlay is being destroyed.
-    }
-    render();
-  }
+  // Pending count and cursor live in the database (other tabs write the outbox too).
+  const liveStats: Subscription = liveQuery(() => engine.stats()).subscribe({
+    next: (value) => {
+      stats = value;
+      render();
+    },
+    error: () => {},
+  });
+  // "3 s ago" ages, and leadership changes without an event.
+  const timer = setInterval(() => render(), 1000);
 
   async function forceRescan(): Promise<void> {
     rescanning = true;
@@ -268,6 +265,7 @@ export function mountDevOverlay(options: DevOverlayOptions): DevOverlay {
     destroy() {
       clearInterval(timer);
       runs.unsubscribe();
+      liveStats.unsubscribe();
       for (const stop of stopListening) stop();
       element.remove();
     },

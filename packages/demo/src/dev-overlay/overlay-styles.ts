@@ -41,7 +41,7 @@ const CSS = `
 .or3-overlay-conflicts li { border-left: 3px solid var(--or3-ov-warn); padding: 2px 0 2px 7px; overflow-wrap: anywhere; }
 .or3-overlay-stamp { display: flex; gap: 6px; color: var(--or3-ov-dim); }
 .or3-overlay-stamp[data-won="true"] { color: var(--or3-ov-fg); }
-.or3-overlay-side { min-width: 42px; }
+.or3-overlay-side { flex: 0 0 48px; }
 .or3-overlay-runs { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .or3-overlay-runs th, .or3-overlay-runs td { text-align: left; padding: 2px 4px; border-bottom: 1px solid var(--or3-ov-line); white-space: nowrap; }
 .or3-overlay-runs th { color: var(--or3-ov-dim); font-weight: 500; }

@@ -50,7 +50,6 @@ export function renderChatView(
 
   // Header.
   const workspaceName = el('span', { attrs: { class: 'workspace-name' } });
-  const workspaceIdCode = el('code', { attrs: { 'data-testid': 'workspace-id' } }, workspaceId);
   const offlineSwitch = el('input', {
     attrs: { type: 'checkbox', role: 'switch', id: 'work-offline' },
     on: { change: () => (network.workOffline = offlineSwitch.checked) },
@@ -61,24 +60,11 @@ export function renderChatView(
     { attrs: { type: 'button', 'aria-controls': 'dev-overlay', 'aria-pressed': 'false' }, on: { click: () => overlay?.toggle() } },
     'Sync overlay',
   );
-  const inviteInput = el('input', {
-    attrs: { id: 'invite-user', name: 'user', required: true, autocomplete: 'off', size: 12 },
-  });
-  const inviteStatus = el('span', { attrs: { class: 'hint', role: 'status' } });
-  const inviteForm = el(
-    'form',
-    { attrs: { class: 'invite', hidden: true }, on: { submit: (event) => void onInvite(event) } },
-    el('label', { attrs: { for: 'invite-user' } }, 'Invite user'),
-    inviteInput,
-    el('button', { attrs: { type: 'submit' } }, 'Invite'),
-    inviteStatus,
-  );
   const header = el(
     'header',
     { attrs: { class: 'topbar' } },
     el('div', { attrs: { class: 'brand' } }, 'or3 chat'),
-    el('div', { attrs: { class: 'workspace' } }, workspaceName, workspaceIdCode),
-    inviteForm,
+    workspaceName,
     el('div', { attrs: { class: 'spacer' } }),
     networkChip,
     el('label', { attrs: { class: 'switch', for: 'work-offline' } }, offlineSwitch, 'Work offline'),
@@ -90,6 +76,24 @@ export function renderChatView(
       el('strong', {}, session.userId),
     ),
     el('button', { attrs: { type: 'button', class: 'link' }, on: { click: actions.switchWorkspace } }, 'Switch workspace'),
+  );
+
+  // The workspace's id (to share) and, for its owner, the invite field.
+  const inviteInput = el('input', { attrs: { id: 'invite-user', name: 'user', required: true, autocomplete: 'off' } });
+  const inviteStatus = el('p', { attrs: { class: 'hint', role: 'status' } });
+  const inviteForm = el(
+    'form',
+    { attrs: { class: 'invite', hidden: true }, on: { submit: (event) => void onInvite(event) } },
+    el('label', { attrs: { for: 'invite-user' } }, 'Invite user'),
+    el('div', { attrs: { class: 'row' } }, inviteInput, el('button', { attrs: { type: 'submit' } }, 'Invite')),
+    inviteStatus,
+  );
+  const workspacePanel = el(
+    'section',
+    { attrs: { class: 'workspace-panel', 'aria-labelledby': 'workspace-heading' } },
+    el('h2', { attrs: { id: 'workspace-heading' } }, 'Workspace'),
+    el('p', { attrs: { class: 'hint' } }, 'Id to share: ', el('code', { attrs: { 'data-testid': 'workspace-id' } }, workspaceId)),
+    inviteForm,
   );
 
   // Notices (membership problems, failures to open).
@@ -126,7 +130,8 @@ export function renderChatView(
   );
   const messagePane = el('main', { attrs: { class: 'conversation', 'aria-labelledby': 'thread-title' } }, threadTitle, messageList.element, composer);
   const overlayHost = el('aside', { attrs: { class: 'overlay-host', id: 'dev-overlay', hidden: true } });
-  const layout = el('div', { attrs: { class: 'layout' } }, threadNav.element, messagePane, overlayHost);
+  const sidebar = el('div', { attrs: { class: 'sidebar' } }, workspacePanel, threadNav.element);
+  const layout = el('div', { attrs: { class: 'layout' } }, sidebar, messagePane, overlayHost);
   root.replaceChildren(el('div', { attrs: { class: 'app' } }, header, notice, layout));
 
   showWorkspace();
