@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the gateway server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate {
         #[command(flatten)]

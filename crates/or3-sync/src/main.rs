@@ -30,7 +30,7 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate { database } => {
             open_store(&database, TableConfig::or3_chat())?;
             println!("migrations are up to date ({})", database.database);
