@@ -334,6 +334,14 @@ fn thread_project(
     .map_err(internal)
 }
 
+fn has_messages(tx: &Transaction<'_>, ws: &str, thread_id: &str) -> Result<bool, StoreError> {
+    tx.prepare_cached(
+        "SELECT 1 FROM records WHERE workspace_id = ?1 AND thread_id = ?2 AND table_name = 'messages' LIMIT 1",
+    )
+    .and_then(|mut s| s.exists([ws, thread_id]))
+    .map_err(internal)
+}
+
 /// Applies one valid op inside the push transaction.
 fn apply_op(
     tx: &Transaction<'_>,
@@ -386,11 +394,14 @@ fn apply_op(
             None => None,
         },
     };
-    let scope = logged_scope(
-        scope_kind,
-        project_id.as_deref(),
-        current.as_ref().map(|c| c.project_id.as_deref()),
-    );
+    // A new thread whose messages arrived first was outside every project
+    // until now: log it as moving in, so its project's clients rescan.
+    let previous_project = match (&current, scope_kind) {
+        (Some(c), _) => Some(c.project_id.as_deref()),
+        (None, TableScope::OwnProject) if has_messages(tx, ws, &op.pk)? => Some(None),
+        _ => None,
+    };
+    let scope = logged_scope(scope_kind, project_id.as_deref(), previous_project);
     let payload = Value::Object(row).to_string();
     let deleted = op.is_tombstone();
     let operation = if deleted {
