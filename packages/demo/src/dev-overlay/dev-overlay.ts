@@ -113,7 +113,7 @@ export function mountDevOverlay(options: DevOverlayOptions): DevOverlay {
   );
   (options.target ?? document.body).append(element);
 
-  // Counters since mount; the engine keeps its own error count too.
+  // `sync.retry:action` and `sync.error:action` events since mount.
   let retries = 0;
   let lastRetry: { code: string; delayMs: number; at: number } | null = null;
   let errors = 0;
@@ -195,11 +195,12 @@ export function mountDevOverlay(options: DevOverlayOptions): DevOverlay {
       setText(fields.cursor, stats.cursor === null ? '— (not bootstrapped)' : String(stats.cursor));
       setText(fields.lastPush, timeAgo(stats.lastPushAt));
       setText(fields.lastPull, timeAgo(stats.lastPullAt));
-      setText(fields.errors, lastError ? `${Math.max(errors, stats.errors)} (last: ${lastError.code})` : String(Math.max(errors, stats.errors)));
     }
     setText(fields.serverVersion, telemetry?.serverVersion == null ? '—' : String(telemetry.serverVersion));
     setText(fields.retries, lastRetry ? `${retries} (last: ${lastRetry.code}, waited ${lastRetry.delayMs} ms)` : String(retries));
     setAttribute(fields.retries, 'data-value', retries);
+    setText(fields.errors, lastError ? `${errors} (last: ${lastError.code})` : String(errors));
+    setAttribute(fields.errors, 'data-value', errors);
     rescanButton.disabled = rescanning || engine.isPaused || !engine.isLeader;
     rescanButton.title = engine.isLeader ? '' : 'Only the tab that syncs can rescan';
   }

@@ -196,6 +196,7 @@ export function renderChatView(
     messageList = next;
     threadNav.select(threadId);
     showThreadTitle();
+    if (!threadId) messageList.setEmptyText('Messages appear here once a thread exists.');
     const enabled = chat !== null && threadId !== null;
     composerInput.disabled = !enabled;
     sendButton.disabled = !enabled;

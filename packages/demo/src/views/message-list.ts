@@ -48,6 +48,11 @@ export class MessageList {
     this.element = el('div', { attrs: { class: 'message-scroll', role: 'log', 'aria-label': label, tabindex: 0 } }, this.empty, this.list);
   }
 
+  /** What the list says while it has no messages. */
+  setEmptyText(text: string): void {
+    setText(this.empty, text);
+  }
+
   /** Renames the log (the thread's title changed). */
   setLabel(label: string): void {
     setAttribute(this.element, 'aria-label', label);
