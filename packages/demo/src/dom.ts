@@ -37,10 +37,3 @@ export function setAttribute(element: Element, name: string, value: AttributeVal
 export function setText(node: Node, text: string): void {
   if (node.textContent !== text) node.textContent = text;
 }
-
-/** A process-unique id for label/control pairs. */
-let nextId = 0;
-export function uniqueId(prefix: string): string {
-  nextId += 1;
-  return `${prefix}-${nextId}`;
-}

@@ -19,7 +19,7 @@ let chat: ChatView | null = null;
 let switching: Promise<void> = Promise.resolve();
 
 function show(): void {
-  switching = switching.then(showRoute, (error: unknown) => console.error(error));
+  switching = switching.then(showRoute).catch((error: unknown) => console.error('or3 chat: cannot show the screen', error));
 }
 
 async function showRoute(): Promise<void> {

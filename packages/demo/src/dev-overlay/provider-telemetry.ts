@@ -24,8 +24,6 @@ export interface ProviderTelemetry {
   readonly serverVersion: number | null;
   /** Subscriptions currently open (polling or realtime, whichever the provider does). */
   readonly openSubscriptions: number;
-  /** Wall time (ms) of the latest successful answer. */
-  readonly lastAnswerAt: number | null;
   /** The latest failed request, until a later one succeeds. */
   readonly lastFailure: { code: string; message: string; at: number } | null;
   /** Calls `listener` after each change; returns an unsubscribe. */
@@ -41,7 +39,6 @@ export function observeProvider(inner: SyncProvider): { provider: SyncProvider; 
 class TelemetryState implements ProviderTelemetry {
   serverVersion: number | null = null;
   openSubscriptions = 0;
-  lastAnswerAt: number | null = null;
   lastFailure: { code: string; message: string; at: number } | null = null;
   private readonly listeners = new Set<() => void>();
 
@@ -113,7 +110,6 @@ class ObservedProvider implements SyncProvider {
       cursor,
       (batch) => {
         state.sawVersion(batch.to);
-        state.lastAnswerAt = Date.now();
         state.notify();
         return onChanges(batch);
       },
@@ -137,7 +133,6 @@ class ObservedProvider implements SyncProvider {
     try {
       const answer = await request;
       this.telemetry.sawVersion(versionOf(answer));
-      this.telemetry.lastAnswerAt = Date.now();
       this.telemetry.lastFailure = null;
       this.telemetry.notify();
       return answer;
