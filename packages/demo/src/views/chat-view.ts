@@ -192,6 +192,7 @@ export function renderChatView(
     messagesSubscription?.unsubscribe();
     messagesSubscription = null;
     const next = newMessageList();
+    messageList.destroy();
     messageList.element.replaceWith(next.element);
     messageList = next;
     threadNav.select(threadId);
@@ -320,6 +321,7 @@ export function renderChatView(
       destroyed = true;
       threadsSubscription?.unsubscribe();
       messagesSubscription?.unsubscribe();
+      messageList.destroy();
       for (const cleanup of cleanups) cleanup();
       overlay?.destroy();
       network.dispose();
