@@ -3,7 +3,9 @@
  * engines and the gateway. For each request a `FaultSchedule` decides: pass
  * it, delay it, drop it before the server sees it, drop the answer after the
  * server handled it, or send it to the server twice. A WebSocket may be cut
- * after a while. The proxy keeps its port when the server behind it restarts
+ * after a while, and so may a Server-Sent Events stream (`accept:
+ * text/event-stream`), which is streamed through rather than buffered. The
+ * proxy keeps its port when the server behind it restarts
  * on another one (`setTarget`).
  *
  * Requests name their lane (one per simulated device) in the `x-fault-lane`
@@ -243,6 +245,10 @@ export class FaultProxy {
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (headerValue(req, 'accept')?.includes('text/event-stream')) {
+      this.streamThrough(req, res);
+      return;
+    }
     const body = await readBody(req);
     const info = this.info(req, 'http');
     const decision = this.schedule.decideRequest(info);
@@ -281,11 +287,7 @@ export class FaultProxy {
       this.counts.upstream_unreachable += 1;
       return Promise.resolve(null);
     }
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (name === LANE_HEADER || name === 'host' || HOP_HEADERS.has(name) || value === undefined) continue;
-      headers[name] = value;
-    }
+    const headers = upstreamHeaders(req);
     headers['content-length'] = String(body.length);
     return new Promise((resolve) => {
       const upstream = http.request(
@@ -322,6 +324,42 @@ export class FaultProxy {
     }
     res.writeHead(answer.status, { ...answer.headers, 'content-length': String(answer.body.length) });
     res.end(answer.body);
+  }
+
+  /**
+   * A long-lived stream (SSE): forwarded as it arrives, and cut like a
+   * WebSocket by the schedule (its lane's socket decisions).
+   */
+  private streamThrough(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const info = this.info(req, 'ws');
+    const decision = this.schedule.decideSocket(info);
+    const port = this.target;
+    if (port === null) {
+      this.counts.upstream_unreachable += 1;
+      reset(req.socket);
+      return;
+    }
+    const upstream = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: upstreamHeaders(req) });
+    this.counts.sockets_opened += 1;
+    upstream.on('socket', (socket) => {
+      const tunnel: Tunnel = { lane: info.lane, client: req.socket, upstream: socket, timer: null };
+      this.tunnels.add(tunnel);
+      const end = () => this.closeTunnel(tunnel, false);
+      socket.on('close', end);
+      req.socket.on('close', end);
+      if (decision.cutAfterMs !== null) tunnel.timer = setTimeout(() => this.closeTunnel(tunnel, true), decision.cutAfterMs);
+    });
+    upstream.on('response', (response) => {
+      const out: http.OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (!HOP_HEADERS.has(name) && value !== undefined) out[name] = value;
+      }
+      res.writeHead(response.statusCode ?? 502, out);
+      res.flushHeaders();
+      response.pipe(res);
+    });
+    upstream.on('error', () => reset(req.socket));
+    upstream.end();
   }
 
   private onUpgrade(req: http.IncomingMessage, client: Duplex, head: Buffer): void {
@@ -381,6 +419,16 @@ function reset(socket: Duplex): void {
     }
   }
   socket.destroy();
+}
+
+/** The request's headers for the server: without the lane and the hop's own. */
+function upstreamHeaders(req: http.IncomingMessage): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name === LANE_HEADER || name === 'host' || HOP_HEADERS.has(name) || value === undefined) continue;
+    headers[name] = value;
+  }
+  return headers;
 }
 
 function headerValue(req: http.IncomingMessage, name: string): string | undefined {
