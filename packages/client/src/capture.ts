@@ -17,7 +17,14 @@ import type {
 } from 'dexie';
 import { formatHlc, hlcSend, type HlcState } from './hlc.js';
 import { newOpId } from './ids.js';
-import { clockStateFromRow, clockStateRow, mayHoldTombstones, noteTombstones, type ClockState } from './clock-state.js';
+import {
+  clockStateFromRow,
+  clockStateRow,
+  copyClockState,
+  mayHoldTombstones,
+  noteTombstones,
+  type ClockState,
+} from './clock-state.js';
 import {
   CAPTURE_TABLES,
   STATE_KEYS,
@@ -43,6 +50,11 @@ export interface CaptureRuntime {
   pendingEstimate: number;
   /** IndexedDB transactions that apply server changes: never captured. */
   remoteTransactions: WeakSet<object>;
+  /**
+   * The clock state this tab last wrote (capture or remote apply): capture's
+   * guess of what a transaction will read. A wrong guess costs a rewrite, never correctness.
+   */
+  lastClockState: ClockState | null;
   /** Called after a transaction that captured ops committed: ops added, ops merged into earlier ones. */
   onCaptured(added: number, coalesced: number): void;
 }
@@ -114,7 +126,7 @@ export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBC
     // engine's own tables are written without the per-transaction table objects the hooks build.
     level: 1.5,
     create(down: DBCore): Partial<DBCore> {
-      const memory: CaptureMemory = { tombstoneTables: null, clockState: null };
+      const memory: CaptureMemory = { tombstoneTables: null };
       const below = withTableCache(down);
       // Dexie asks for tables and scopes per transaction; both are built once here.
       const capturing = new Map<string, DBCoreTable>();
@@ -192,13 +204,12 @@ function clockStateOf(stateTable: DBCoreTable, trans: DBCoreTransaction, capture
 
 /**
  * What capture remembers across transactions in this tab: the tables whose
- * tombstones the latest clock state named, and that state itself. Both are
- * guesses that let a write send its requests early; the clock state read in
+ * tombstones the latest clock state named. Like `CaptureRuntime.lastClockState`,
+ * a guess that lets a write send its requests early; the clock state read in
  * the write's own transaction always has the final say.
  */
 interface CaptureMemory {
   tombstoneTables: string[] | null;
-  clockState: ClockState | null;
 }
 
 /** The inputs a write is stamped from. */
@@ -348,7 +359,7 @@ async function captureInOrder(
   const small = writes.length <= PIPELINED_WRITES_MAX && runtime.pendingEstimate + writes.length <= runtime.outboxSoftLimit;
   // Foresight: the clock state this transaction or tab last had, and for each row the app's own
   // copy when it carries a clock (read, changed, written back), else no row.
-  const foreseenState = knownState ? await knownState : memory.clockState;
+  const foreseenState = knownState ? await knownState : runtime.lastClockState;
   const foresee = small && (req.type === 'put' || req.type === 'add') && foreseenState !== null;
   const rowOf = (row: RecordPayload) => pkToWire(row[synced.primaryKey]);
   // An add fails on an existing row, so there is nothing to read for it. Reads that go out
@@ -396,7 +407,7 @@ async function captureInOrder(
       },
       stamping,
     );
-    const state: ClockState = { ...foreseenState, tombstoneTables: foreseenState.tombstoneTables && [...foreseenState.tombstoneTables] };
+    const state = copyClockState(foreseenState);
     advance(state, synced, plan);
     // Tombstones of puts wait for the rows' outcome (any put may fail), so none go early.
     early = {
@@ -425,7 +436,7 @@ async function captureInOrder(
     stamping,
   );
   advance(clockState, synced, plan);
-  memory.clockState = { ...clockState, tombstoneTables: clockState.tombstoneTables && [...clockState.tombstoneTables] };
+  runtime.lastClockState = copyClockState(clockState);
 
   let response: DBCoreMutateResponse;
   let appended: DBCoreMutateResponse | null;

@@ -307,6 +307,22 @@ describe('capture cost cuts keep the rules', () => {
     expect((await db.table('threads').get('local-2')).hlc).toBe(ops.at(-1)!.hlc);
   });
 
+  it('tabs taking turns with stale guesses of the clock state still never share a stamp', async () => {
+    const provider = new ScriptedProvider();
+    const device = makeDevice('ws-tabs-turns', provider, { now: () => 1_732_540_000_000 });
+    const tab1 = await device.open();
+    const tab2 = await device.open();
+    opened.push(tab1, tab2);
+    await tab1.db.table('threads').put({ id: 'a' });
+    for (const id of ['b', 'c', 'd']) await tab2.db.table('threads').put({ id });
+    await tab1.db.table('threads').put({ id: 'e' }); // tab1 last saw the state after 'a'
+    await tab2.db.table('threads').put({ id: 'f' }); // tab2 last saw it after 'd'
+    const ops = await outbox(tab1);
+    expect(ops.map((o) => o.pk)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(ops.map((o) => parseHlc(o.hlc).counter)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const op of ops) expect((await tab1.db.table('threads').get(op.pk)).hlc).toBe(op.hlc);
+  });
+
   it('a large bulkAdd with a duplicate key captures every row but the failed one', async () => {
     const { engine, db } = await setup();
     await db.table('threads').add({ id: 't050', title: 'first' });
