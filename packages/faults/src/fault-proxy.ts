@@ -2,7 +2,8 @@
  * A fault-injecting HTTP and WebSocket proxy on loopback, between the client
  * engines and the gateway. For each request a `FaultSchedule` decides: pass
  * it, delay it, drop it before the server sees it, drop the answer after the
- * server handled it, or send it to the server twice. A WebSocket may be cut
+ * server handled it, send it to the server twice, or answer 503 itself (an
+ * overloaded or draining node) without forwarding. A WebSocket may be cut
  * after a while, and so may a Server-Sent Events stream (`accept:
  * text/event-stream`), which is streamed through rather than buffered. The
  * proxy keeps its port when the server behind it restarts
@@ -22,9 +23,9 @@ import { Prng } from './prng.js';
 export const LANE_HEADER = 'x-fault-lane';
 
 /** What the proxy does with one HTTP request. */
-export type HttpFault = 'pass' | 'delay' | 'drop_request' | 'drop_response' | 'duplicate';
+export type HttpFault = 'pass' | 'delay' | 'drop_request' | 'drop_response' | 'duplicate' | 'unavailable';
 
-export const HTTP_FAULTS: readonly HttpFault[] = ['pass', 'delay', 'drop_request', 'drop_response', 'duplicate'];
+export const HTTP_FAULTS: readonly HttpFault[] = ['pass', 'delay', 'drop_request', 'drop_response', 'duplicate', 'unavailable'];
 
 /** A request (or WebSocket upgrade) as the schedule sees it. */
 export interface ProxiedRequest {
@@ -54,6 +55,11 @@ export interface FaultSchedule {
   decideSocket(info: ProxiedRequest): SocketDecision;
 }
 
+/** A decision to `fault` (with no delay and the first answer). */
+export function decision(fault: HttpFault, delayMs = 0, answerSecond = false): HttpDecision {
+  return { fault, delayMs, answerSecond };
+}
+
 /** No faults. */
 export const PASS_ALL: FaultSchedule = {
   decideRequest: () => ({ fault: 'pass', delayMs: 0, answerSecond: false }),
@@ -66,6 +72,7 @@ export interface FaultRates {
   drop_request: number;
   drop_response: number;
   duplicate: number;
+  unavailable: number;
   maxDelayMs: number;
   /** Probability that a WebSocket is cut at some point of its first `maxSocketLifeMs`. */
   socketCut: number;
@@ -77,6 +84,7 @@ export const DEFAULT_FAULT_RATES: FaultRates = {
   drop_request: 0.08,
   drop_response: 0.08,
   duplicate: 0.08,
+  unavailable: 0.03,
   maxDelayMs: 250,
   socketCut: 0.5,
   maxSocketLifeMs: 2000,
@@ -103,7 +111,7 @@ export function seededSchedule(prng: Prng, rates: FaultRates = DEFAULT_FAULT_RAT
       const answerSecond = s.chance(0.5);
       let fault: HttpFault = 'pass';
       let edge = 0;
-      for (const candidate of ['delay', 'drop_request', 'drop_response', 'duplicate'] as const) {
+      for (const candidate of ['delay', 'drop_request', 'drop_response', 'duplicate', 'unavailable'] as const) {
         edge += rates[candidate];
         if (x < edge) {
           fault = candidate;
@@ -129,6 +137,7 @@ export interface ProxyCounts {
   drop_request: number;
   drop_response: number;
   duplicate: number;
+  unavailable: number;
   /** Requests that found no server (down or restarting) or lost it mid-request. */
   upstream_unreachable: number;
   sockets_opened: number;
@@ -143,6 +152,7 @@ function emptyCounts(): ProxyCounts {
     drop_request: 0,
     drop_response: 0,
     duplicate: 0,
+    unavailable: 0,
     upstream_unreachable: 0,
     sockets_opened: 0,
     sockets_cut: 0,
@@ -258,6 +268,12 @@ export class FaultProxy {
       case 'drop_request':
         reset(req.socket);
         return;
+      case 'unavailable': {
+        const body = Buffer.from(JSON.stringify({ error: { code: 'unavailable', message: 'fault proxy: overloaded' } }));
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0', 'content-length': String(body.length) });
+        res.end(body);
+        return;
+      }
       case 'drop_response':
         await this.forward(req, body);
         reset(req.socket);
