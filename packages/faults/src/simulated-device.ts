@@ -56,6 +56,8 @@ export interface DeviceOptions {
   proxy?: FaultProxy;
   engine?: Partial<OpenWorkspaceOptions>;
   pollIntervalMs?: number;
+  /** Snapshot page size (small: a rescan pages while others write). */
+  snapshotLimit?: number;
 }
 
 /** A device's synced state, as the checks compare it. */
@@ -108,6 +110,7 @@ export class SimulatedDevice {
       // Reconnect fast, and go back to the WebSocket soon after falling back to SSE or polling.
       reconnectBackoff: { baseMs: 20, maxMs: 500 },
       upgradeAfterMs: 3000,
+      ...(options.snapshotLimit ? { snapshotLimit: options.snapshotLimit } : {}),
     });
   }
 
