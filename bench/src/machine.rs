@@ -49,6 +49,15 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// The 1-minute load average (/proc/loadavg): how busy the machine was
+/// with work other than the bench.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Raises this process's soft open-file limit to its hard limit and returns
 /// the new soft limit. Children (the server) inherit it.
 pub fn raise_open_file_limit() -> u64 {

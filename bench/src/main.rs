@@ -158,6 +158,7 @@ async fn run(cli: Cli) -> Result<bool> {
     let binary = server_binary(cli.server_bin.clone())?;
     let open_file_limit = machine::raise_open_file_limit();
     let machine = machine::Machine::describe();
+    let load_before = machine::load_average();
     let mut sizes = if cli.quick {
         Sizes::quick()
     } else {
@@ -187,7 +188,7 @@ async fn run(cli: Cli) -> Result<bool> {
         parent.display()
     );
     println!(
-        "or3-bench: {} cores, {} RAM, {}; {} sizes; open-file limit {open_file_limit}",
+        "or3-bench: {} cores, {} RAM, {}; load {load_before}; {} sizes; open-file limit {open_file_limit}",
         machine.cores,
         machine.memory,
         machine.cpu,
@@ -251,6 +252,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 command,
                 quick: cli.quick,
                 server: server_note,
+                load: (load_before, machine::load_average()),
                 figures: &figures,
                 failures: &failures,
                 notes: &notes,

@@ -145,6 +145,8 @@ pub struct RunReport<'a> {
     pub quick: bool,
     /// How the server ran.
     pub server: String,
+    /// 1-minute load average before and after the run.
+    pub load: (String, String),
     /// The figures, in order.
     pub figures: &'a [Figure],
     /// Benchmarks that could not be measured, with why.
@@ -189,7 +191,12 @@ pub fn write_results(path: &Path, run: &RunReport<'_>) -> std::io::Result<()> {
             "full"
         }
     );
-    let _ = writeln!(out, "- Server: {}\n", run.server);
+    let _ = writeln!(out, "- Server: {}", run.server);
+    let _ = writeln!(
+        out,
+        "- Load average (1 min) before / after the run: {} / {} (on {} cores; other tenants' work counts)\n",
+        run.load.0, run.load.1, run.machine.cores
+    );
     let _ = writeln!(
         out,
         "| id | figure | measured | baseline (same run) | ratio | goal | result |"
@@ -275,6 +282,7 @@ mod tests {
             command: "bench/run".into(),
             quick: true,
             server: "s".into(),
+            load: ("0.1".into(), "0.2".into()),
             figures: &figures,
             failures: &[],
             notes: &[],
