@@ -4,8 +4,8 @@
  *   --seeds N        run seeds from..from+N-1 (default 10)
  *   --from S         first seed (default 1)
  *   --seed S         run one seed (a failure's replay command uses this)
- *   --devices N      simulated devices (default 3)
- *   --steps N        workload steps per seed (default 80)
+ *   --devices N      simulated devices (default 4)
+ *   --steps N        workload steps per seed (default 150)
  *   --budget-s T     start no new seed after T seconds
  *   --postgres URL   run on Postgres (a fresh schema per seed) instead of SQLite
  *   --verbose        print each seed's counts, not only failures
@@ -28,7 +28,7 @@ interface CliOptions {
 }
 
 function parseArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { seeds: 10, from: 1, devices: 3, steps: 80, budgetS: null, postgresUrl: null, verbose: false };
+  const options: CliOptions = { seeds: 10, from: 1, devices: 4, steps: 150, budgetS: null, postgresUrl: null, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = () => {

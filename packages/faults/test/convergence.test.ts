@@ -9,8 +9,8 @@ import { binarySupportsPostgres } from '../src/gateway-process.js';
 import { replayCommand, runSeed, type SeedReport } from '../src/run-seed.js';
 
 const SEEDS = [1, 2, 3, 4, 5];
-const DEVICES = 3;
-const STEPS = 120;
+const DEVICES = 4;
+const STEPS = 150;
 const POSTGRES_URL = process.env.OR3_FAULTS_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const postgres = await binarySupportsPostgres();
 
