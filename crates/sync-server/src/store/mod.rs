@@ -1,8 +1,10 @@
 //! The storage contract of the gateway. A store owns the change log, the
 //! current records, applied op ids, workspaces, members and device positions,
 //! and assigns server versions inside its write transaction. SQLite
-//! ([`sqlite::SqliteStore`]) is the embedded default.
+//! ([`sqlite::SqliteStore`]) is the embedded default; Postgres
+//! ([`postgres::PostgresStore`]) is shared by several gateway nodes.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

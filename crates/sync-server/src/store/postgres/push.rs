@@ -1,0 +1,451 @@
+//! A push on Postgres in four round trips, whatever the batch size:
+//!
+//! 1. `BEGIN`;
+//! 2. pipelined: lock the workspace's counter row (with the access check),
+//!    read the stored records of every op, the projects of the threads the
+//!    batch's messages name, and which op ids were applied before;
+//! 3. one statement that writes the log entries, the records (upsert), the
+//!    applied op ids and the new head, each with one `unnest`;
+//! 4. `COMMIT`.
+//!
+//! The counter row stays locked from step 2 to the commit, so pushes to one
+//! workspace run one after another: versions are gap-free and in commit
+//! order, and each push decides against the state the previous one left.
+//! The decisions are made in Rust by [`plan_push`], which applies the ops to
+//! an in-memory view, so an op sees the effect of earlier ops of its batch
+//! (two ops on one record, a repeated op id).
+
+use super::connect::{column_error, pg_error};
+use super::{check_role, raw_json};
+use crate::store::{Access, LoggedChange, OpOutcome, PushOutcome, StoreError, StoredVersion};
+use deadpool_postgres::Client;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use sync_core::commit::committed_row;
+use sync_core::scope::{logged_scope, project_id_of, table_scope, thread_id_of, TableScope};
+use sync_core::validate::Operation;
+use sync_core::wire::Change;
+use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
+use tokio_postgres::types::ToSql;
+
+/// A record's stored state, as the push decides against it.
+#[derive(Debug, Clone)]
+pub(super) struct RecordState {
+    stamp: Stamp,
+    server_version: ServerVersion,
+    deleted: bool,
+    payload: Option<String>,
+    project_id: Option<String>,
+    thread_id: Option<String>,
+}
+
+impl RecordState {
+    fn stored_version(&self) -> StoredVersion {
+        StoredVersion {
+            stamp: self.stamp.clone(),
+            server_version: self.server_version,
+            deleted: self.deleted,
+            payload: raw_json(self.payload.clone()),
+        }
+    }
+}
+
+/// What the database said before the batch is decided.
+#[derive(Debug, Default)]
+pub(super) struct BatchContext {
+    /// Stored records of the batch's keys, by `(table_name, pk)`.
+    pub records: HashMap<(String, String), RecordState>,
+    /// Stored project of threads the batch's messages may name.
+    pub thread_projects: HashMap<String, Option<String>>,
+    /// Op ids of the batch that were applied before, with their versions.
+    pub applied_ops: HashMap<String, ServerVersion>,
+    /// The workspace head.
+    pub head: ServerVersion,
+}
+
+/// The record columns that are not in the log entry of its final write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RecordColumns {
+    server_version: ServerVersion,
+    scope_kind: TableScope,
+    thread_id: Option<String>,
+}
+
+/// The decided batch.
+#[derive(Debug)]
+pub(super) struct PushPlan {
+    /// One per op, in order.
+    pub outcomes: Vec<OpOutcome>,
+    /// The new log entries, ascending.
+    pub changes: Vec<LoggedChange>,
+    /// For each record written, its last write in the batch.
+    pub records: Vec<RecordColumns>,
+    /// The head after the batch.
+    pub head: ServerVersion,
+}
+
+/// Decides every op of a batch against `context`, in order, exactly as the
+/// SQLite store does op by op: duplicate by op id, then LWW against the
+/// stored stamp (equal stamp: duplicate), then the committed row and its
+/// project scope resolved now.
+pub(super) fn plan_push(
+    ops: &[ValidOp],
+    tables: &TableConfig,
+    mut context: BatchContext,
+) -> Result<PushPlan, StoreError> {
+    let mut outcomes = Vec::with_capacity(ops.len());
+    let mut changes = Vec::new();
+    let mut finals: HashMap<(String, String), RecordColumns> = HashMap::new();
+    let mut head = context.head;
+    for op in ops {
+        if let Some(version) = context.applied_ops.get(op.op_id.as_str()) {
+            outcomes.push(OpOutcome::Duplicate(Some(*version)));
+            continue;
+        }
+        let key = (op.table_name.clone(), op.pk.clone());
+        let current = context.records.get(&key);
+        if let Some(current) = current {
+            match op.stamp().compare(&current.stamp) {
+                Ordering::Equal => {
+                    outcomes.push(OpOutcome::Duplicate(Some(current.server_version)));
+                    continue;
+                }
+                Ordering::Less => {
+                    outcomes.push(OpOutcome::Superseded(current.stored_version()));
+                    continue;
+                }
+                Ordering::Greater => {}
+            }
+        }
+
+        let pk_field = tables.pk_field(&op.table_name).unwrap_or("id");
+        let previous_row = current
+            .and_then(|c| c.payload.as_deref())
+            .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok());
+        let row = committed_row(op, previous_row, pk_field);
+        let scope_kind = table_scope(&op.table_name);
+        let thread_id = match scope_kind {
+            TableScope::ThreadProject => thread_id_of(&row).map(str::to_owned),
+            _ => None,
+        };
+        let project_id = match scope_kind {
+            TableScope::Workspace => None,
+            TableScope::OwnProject => project_id_of(&row).map(str::to_owned),
+            TableScope::ThreadProject => match &thread_id {
+                Some(thread) => thread_project(&context, thread),
+                None => None,
+            },
+        };
+        let scope = logged_scope(
+            scope_kind,
+            project_id.as_deref(),
+            current.map(|c| c.project_id.as_deref()),
+        );
+        let record_thread_id = thread_id.or_else(|| current.and_then(|c| c.thread_id.clone()));
+        let payload = Value::Object(row).to_string();
+        let deleted = op.is_tombstone();
+        head += 1;
+
+        context
+            .applied_ops
+            .insert(op.op_id.as_str().to_owned(), head);
+        finals.insert(
+            key.clone(),
+            RecordColumns {
+                server_version: head,
+                scope_kind,
+                thread_id: record_thread_id.clone(),
+            },
+        );
+        changes.push(LoggedChange {
+            change: Change {
+                server_version: head,
+                table_name: op.table_name.clone(),
+                pk: op.pk.clone(),
+                operation: if deleted {
+                    Operation::Delete
+                } else {
+                    Operation::Put
+                },
+                payload: RawValue::from_string(payload.clone())
+                    .map_err(|e| StoreError::Internal(format!("committed row: {e}")))?,
+                clock: op.clock,
+                hlc: op.hlc.to_string(),
+                op_id: op.op_id.as_str().to_owned(),
+                device_id: op.device_id.as_str().to_owned(),
+                scope_change: scope.scope_change,
+            },
+            scope,
+        });
+        context.records.insert(
+            key,
+            RecordState {
+                stamp: op.stamp(),
+                server_version: head,
+                deleted,
+                payload: Some(payload),
+                project_id,
+                thread_id: record_thread_id,
+            },
+        );
+        outcomes.push(OpOutcome::Applied(head));
+    }
+    let mut records: Vec<RecordColumns> = finals.into_values().collect();
+    records.sort_by_key(|r| r.server_version);
+    Ok(PushPlan {
+        outcomes,
+        changes,
+        records,
+        head,
+    })
+}
+
+/// A thread's project as of this point of the batch: written earlier in the
+/// batch, else as stored.
+fn thread_project(context: &BatchContext, thread: &str) -> Option<String> {
+    match context
+        .records
+        .get(&("threads".to_owned(), thread.to_owned()))
+    {
+        Some(stored) => stored.project_id.clone(),
+        None => context.thread_projects.get(thread).cloned().flatten(),
+    }
+}
+
+const LOCK_WORKSPACE: &str = "SELECT w.head, m.role FROM workspaces w
+     LEFT JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
+     WHERE w.id = $1 FOR NO KEY UPDATE OF w";
+
+const READ_RECORDS: &str = "SELECT r.table_name, r.pk, r.clock, r.hlc, r.op_id, r.server_version,
+         r.deleted, r.payload, r.project_id, r.thread_id
+     FROM unnest($2::text[], $3::text[]) AS k(table_name, pk)
+     JOIN records r ON r.workspace_id = $1 AND r.table_name = k.table_name AND r.pk = k.pk";
+
+/// Threads named by the batch's message payloads ($2) or by the stored rows
+/// of the batch's messages ($3): a superset of every thread whose project an
+/// op of the batch may need.
+const READ_THREAD_PROJECTS: &str = "SELECT t.pk, t.project_id FROM records t
+     WHERE t.workspace_id = $1 AND t.table_name = 'threads' AND t.pk IN (
+         SELECT unnest($2::text[])
+         UNION
+         SELECT m.thread_id FROM unnest($3::text[]) AS k(pk)
+         JOIN records m ON m.workspace_id = $1 AND m.table_name = 'messages' AND m.pk = k.pk
+         WHERE m.thread_id IS NOT NULL)";
+
+const READ_APPLIED_OPS: &str = "SELECT op_id, server_version FROM applied_ops
+     WHERE workspace_id = $1 AND op_id = ANY($2::text[])";
+
+/// Log entries, applied op ids, the final state of each record and the head,
+/// in one statement. Records take their columns from the log entries of
+/// their last write, so each payload crosses the wire once.
+const WRITE_BATCH: &str = "WITH log AS (
+         INSERT INTO change_log (workspace_id, server_version, table_name, pk, operation, payload,
+             clock, hlc, op_id, device_id, scoped, project_id, prev_project_id, scope_change,
+             committed_at)
+         SELECT $1, e.*, $15 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bool[],
+             $12::text[], $13::text[], $14::bool[]) AS e
+         RETURNING server_version, table_name, pk, operation, payload, clock, hlc, op_id, project_id
+     ), applied AS (
+         INSERT INTO applied_ops (workspace_id, op_id, server_version, committed_at)
+         SELECT $1, op_id, server_version, $15 FROM log
+     ), current AS (
+         INSERT INTO records (workspace_id, table_name, pk, clock, hlc, op_id, server_version,
+             deleted, payload, scope_kind, project_id, thread_id, committed_at)
+         SELECT $1, l.table_name, l.pk, l.clock, l.hlc, l.op_id, l.server_version,
+             l.operation = 'delete', l.payload, f.scope_kind, l.project_id, f.thread_id, $15
+         FROM log l
+         JOIN unnest($16::bigint[], $17::smallint[], $18::text[]) AS f(server_version, scope_kind, thread_id)
+             USING (server_version)
+         ON CONFLICT (workspace_id, table_name, pk) DO UPDATE SET
+             clock = excluded.clock, hlc = excluded.hlc, op_id = excluded.op_id,
+             server_version = excluded.server_version, deleted = excluded.deleted,
+             payload = excluded.payload, scope_kind = excluded.scope_kind,
+             project_id = excluded.project_id, thread_id = excluded.thread_id,
+             committed_at = excluded.committed_at
+     )
+     UPDATE workspaces SET head = $19 WHERE id = $1";
+
+/// Applies valid ops in one transaction (editors and owners only).
+pub(super) async fn push(
+    client: &mut Client,
+    tables: &TableConfig,
+    ws: &WorkspaceId,
+    access: &Access,
+    ops: Vec<ValidOp>,
+    now_ms: u64,
+) -> Result<PushOutcome, StoreError> {
+    let mut keys = HashSet::new();
+    let (mut key_tables, mut key_pks) = (Vec::new(), Vec::new());
+    let (mut named_threads, mut message_pks) = (Vec::new(), Vec::new());
+    for op in &ops {
+        if keys.insert((op.table_name.as_str(), op.pk.as_str())) {
+            key_tables.push(op.table_name.as_str());
+            key_pks.push(op.pk.as_str());
+            if table_scope(&op.table_name) == TableScope::ThreadProject {
+                message_pks.push(op.pk.as_str());
+            }
+        }
+        if table_scope(&op.table_name) == TableScope::ThreadProject {
+            if let Some(thread) = op.payload.as_ref().and_then(thread_id_of) {
+                named_threads.push(thread);
+            }
+        }
+    }
+    let op_ids: Vec<&str> = ops.iter().map(|op| op.op_id.as_str()).collect();
+    let user = match access {
+        Access::Member { user_id } => Some(user_id.as_str()),
+        Access::Admin => None,
+    };
+
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let lock = tx.prepare_cached(LOCK_WORKSPACE).await.map_err(pg_error)?;
+    let read_records = tx.prepare_cached(READ_RECORDS).await.map_err(pg_error)?;
+    let read_threads = tx
+        .prepare_cached(READ_THREAD_PROJECTS)
+        .await
+        .map_err(pg_error)?;
+    let read_ops = tx
+        .prepare_cached(READ_APPLIED_OPS)
+        .await
+        .map_err(pg_error)?;
+    // Sent together; the server runs them in order, so the reads start
+    // once the lock is held and see the previous push's commit.
+    let ws_id = ws.as_str();
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&ws_id, &user];
+    let record_params: [&(dyn ToSql + Sync); 3] = [&ws_id, &key_tables, &key_pks];
+    let thread_params: [&(dyn ToSql + Sync); 3] = [&ws_id, &named_threads, &message_pks];
+    let op_params: [&(dyn ToSql + Sync); 2] = [&ws_id, &op_ids];
+    let (locked, record_rows, thread_rows, op_rows) = futures_util::try_join!(
+        tx.query_opt(&lock, &lock_params),
+        tx.query(&read_records, &record_params),
+        tx.query(&read_threads, &thread_params),
+        tx.query(&read_ops, &op_params),
+    )
+    .map_err(pg_error)?;
+    let locked = locked.ok_or(StoreError::UnknownWorkspace)?;
+    let role: Option<String> = locked.try_get(1).map_err(column_error)?;
+    check_role(access, role, Role::Editor)?;
+
+    let mut context = BatchContext {
+        head: locked.try_get::<_, i64>(0).map_err(column_error)? as u64,
+        ..BatchContext::default()
+    };
+    for r in &record_rows {
+        let key = (
+            r.try_get(0).map_err(column_error)?,
+            r.try_get(1).map_err(column_error)?,
+        );
+        let state = RecordState {
+            stamp: Stamp {
+                clock: r.try_get::<_, i64>(2).map_err(column_error)? as u64,
+                hlc: r.try_get(3).map_err(column_error)?,
+                op_id: r.try_get(4).map_err(column_error)?,
+            },
+            server_version: r.try_get::<_, i64>(5).map_err(column_error)? as u64,
+            deleted: r.try_get(6).map_err(column_error)?,
+            payload: r.try_get(7).map_err(column_error)?,
+            project_id: r.try_get(8).map_err(column_error)?,
+            thread_id: r.try_get(9).map_err(column_error)?,
+        };
+        context.records.insert(key, state);
+    }
+    for r in &thread_rows {
+        context.thread_projects.insert(
+            r.try_get(0).map_err(column_error)?,
+            r.try_get(1).map_err(column_error)?,
+        );
+    }
+    for r in &op_rows {
+        context.applied_ops.insert(
+            r.try_get(0).map_err(column_error)?,
+            r.try_get::<_, i64>(1).map_err(column_error)? as u64,
+        );
+    }
+
+    let plan = plan_push(&ops, tables, context)?;
+    if !plan.changes.is_empty() {
+        write_batch(&tx, ws, &plan, now_ms).await?;
+        tx.commit().await.map_err(pg_error)?;
+    }
+    Ok(PushOutcome {
+        outcomes: plan.outcomes,
+        server_version: plan.head,
+        changes: plan.changes,
+    })
+}
+
+async fn write_batch(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ws: &WorkspaceId,
+    plan: &PushPlan,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let changes = &plan.changes;
+    let column = |f: fn(&LoggedChange) -> &str| changes.iter().map(f).collect::<Vec<&str>>();
+    let versions: Vec<i64> = changes
+        .iter()
+        .map(|c| c.change.server_version as i64)
+        .collect();
+    let table_names = column(|c| &c.change.table_name);
+    let pks = column(|c| &c.change.pk);
+    let operations = column(|c| c.change.operation.as_str());
+    let payloads = column(|c| c.change.payload.get());
+    let clocks: Vec<i64> = changes.iter().map(|c| c.change.clock as i64).collect();
+    let hlcs = column(|c| &c.change.hlc);
+    let op_ids = column(|c| &c.change.op_id);
+    let devices = column(|c| &c.change.device_id);
+    let scoped: Vec<bool> = changes.iter().map(|c| c.scope.scoped).collect();
+    let projects: Vec<Option<&str>> = changes
+        .iter()
+        .map(|c| c.scope.project_id.as_deref())
+        .collect();
+    let prev_projects: Vec<Option<&str>> = changes
+        .iter()
+        .map(|c| c.scope.prev_project_id.as_deref())
+        .collect();
+    let scope_changes: Vec<bool> = changes.iter().map(|c| c.scope.scope_change).collect();
+    let final_versions: Vec<i64> = plan
+        .records
+        .iter()
+        .map(|r| r.server_version as i64)
+        .collect();
+    let scope_kinds: Vec<i16> = plan.records.iter().map(|r| r.scope_kind as i16).collect();
+    let thread_ids: Vec<Option<&str>> = plan
+        .records
+        .iter()
+        .map(|r| r.thread_id.as_deref())
+        .collect();
+    let now = now_ms as i64;
+    let head = plan.head as i64;
+    let write = tx.prepare_cached(WRITE_BATCH).await.map_err(pg_error)?;
+    tx.execute(
+        &write,
+        &[
+            &ws.as_str(),
+            &versions,
+            &table_names,
+            &pks,
+            &operations,
+            &payloads,
+            &clocks,
+            &hlcs,
+            &op_ids,
+            &devices,
+            &scoped,
+            &projects,
+            &prev_projects,
+            &scope_changes,
+            &now,
+            &final_versions,
+            &scope_kinds,
+            &thread_ids,
+            &head,
+        ],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
