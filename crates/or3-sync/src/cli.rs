@@ -21,6 +21,23 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Purge the change log and old tombstone payloads (PROTOCOL.md section 5).
+    Gc {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        retention: RetentionArgs,
+        /// Print what would be purged; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Judge ages as if it were this time (epoch ms), for rehearsing a
+        /// policy or testing; default now.
+        #[arg(long, hide = true)]
+        as_of_ms: Option<u64>,
+    },
     /// Manage workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
@@ -38,6 +55,23 @@ pub struct DatabaseArgs {
         default_value = "sqlite://./or3-sync.db"
     )]
     pub database: String,
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct RetentionArgs {
+    /// A device not seen for this many days no longer holds back GC.
+    #[arg(long, env = "OR3_SYNC_DEVICE_TTL_DAYS", default_value_t = 30.0)]
+    pub device_ttl_days: f64,
+    /// Log entries younger than this many hours always stay (at least 1).
+    #[arg(long, env = "OR3_SYNC_MIN_RETENTION_HOURS", default_value_t = 168.0)]
+    pub min_retention_hours: f64,
+    /// Tombstones older than this many days lose their payload (never their stamp).
+    #[arg(
+        long,
+        env = "OR3_SYNC_TOMBSTONE_RETENTION_DAYS",
+        default_value_t = 30.0
+    )]
+    pub tombstone_retention_days: f64,
 }
 
 #[derive(Args)]
@@ -71,6 +105,14 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "OR3_SYNC_MAX_BODY_BYTES", default_value_t = 8 << 20)]
     pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+    /// Seconds between GC passes (0 turns periodic GC off).
+    #[arg(long, env = "OR3_SYNC_GC_INTERVAL_SECS", default_value_t = 3600)]
+    pub gc_interval_secs: u64,
+    /// Serve the web app in this folder at `/` (e.g. packages/demo/dist).
+    #[arg(long, env = "OR3_SYNC_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
     /// How far ahead of server time an op's hlc may be, in seconds.
     #[arg(long, env = "OR3_SYNC_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
     pub max_clock_skew_secs: u64,

@@ -4,16 +4,17 @@ mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{Cli, Command, DatabaseArgs, MemberCommand, ServeArgs, WorkspaceCommand};
+use cli::{Cli, Command, DatabaseArgs, MemberCommand, RetentionArgs, ServeArgs, WorkspaceCommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use sync_core::retention::RetentionPolicy;
 use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
 use sync_server::app::AppState;
 use sync_server::auth::{Authenticator, DevIssuer, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
-use sync_server::positions::PositionBuffer;
+use sync_server::realtime::bus::LocalBus;
 use sync_server::store::sqlite::SqliteStore;
 use sync_server::store::{Access, Store};
 
@@ -33,6 +34,33 @@ async fn main() -> Result<()> {
         Command::Migrate { database } => {
             open_store(&database, TableConfig::or3_chat())?;
             println!("migrations are up to date ({})", database.database);
+            Ok(())
+        }
+        Command::Gc {
+            database,
+            retention,
+            dry_run,
+            workspace,
+            as_of_ms,
+        } => {
+            let policy = retention_policy(retention)?;
+            let store = open_store(&database, TableConfig::or3_chat())?;
+            let only = match workspace {
+                Some(w) => Some(WorkspaceId::parse(&w).context("invalid --workspace id")?),
+                None => None,
+            };
+            let reports = sync_server::gc::collect_all(
+                &store,
+                None,
+                &policy,
+                as_of_ms.unwrap_or_else(|| SystemClock.now_ms()),
+                dry_run,
+                only.as_ref(),
+            )
+            .await?;
+            for report in reports {
+                println!("{}", serde_json::to_string(&report)?);
+            }
             Ok(())
         }
         Command::Workspace(WorkspaceCommand::Create {
@@ -82,6 +110,33 @@ async fn main() -> Result<()> {
     }
 }
 
+const DAY_MS: f64 = 86_400_000.0;
+
+/// The retention flags as a policy; `min_retention` below an hour is refused.
+fn retention_policy(args: RetentionArgs) -> Result<RetentionPolicy> {
+    let ms = |v: f64, unit: f64, flag: &str| -> Result<u64> {
+        if !v.is_finite() || v < 0.0 {
+            bail!("{flag} must be a non-negative number");
+        }
+        Ok((v * unit) as u64)
+    };
+    RetentionPolicy {
+        device_ttl_ms: ms(args.device_ttl_days, DAY_MS, "--device-ttl-days")?,
+        min_retention_ms: ms(
+            args.min_retention_hours,
+            DAY_MS / 24.0,
+            "--min-retention-hours",
+        )?,
+        tombstone_retention_ms: ms(
+            args.tombstone_retention_days,
+            DAY_MS,
+            "--tombstone-retention-days",
+        )?,
+    }
+    .validated()
+    .map_err(|e| anyhow::anyhow!("--min-retention-hours: {e}"))
+}
+
 /// Where a `sqlite://` URL (or a plain path) points.
 fn sqlite_path(url: &str) -> Result<PathBuf> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -101,6 +156,7 @@ fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<SqliteStor
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let policy = retention_policy(args.retention)?;
     let tables = match &args.tables {
         Some(list) => TableConfig::from_names(list.split(',')),
         None => TableConfig::or3_chat(),
@@ -122,7 +178,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 "DEV AUTH: no key configured; anyone on this machine can get a token from POST /v1/dev/token (key: {})",
                 key_path.display()
             );
-            (verifier, Some(Arc::new(issuer)))
+            (verifier, Some(issuer))
         }
     };
     let config = ServerConfig {
@@ -133,16 +189,28 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         max_ops_per_push: args.max_ops_per_push,
         max_body_bytes: args.max_body_bytes,
+        static_dir: args.static_dir.clone(),
         ..ServerConfig::default()
     };
-    let state = AppState {
-        store: Arc::new(store) as Arc<dyn Store>,
-        auth: Arc::new(auth),
-        dev_issuer,
-        clock: Arc::new(SystemClock),
-        config: Arc::new(config),
-        positions: Arc::new(PositionBuffer::default()),
-    };
+    let mut state = AppState::new(
+        Arc::new(store) as Arc<dyn Store>,
+        Arc::new(LocalBus),
+        auth,
+        Arc::new(SystemClock),
+        config,
+    );
+    if let Some(issuer) = dev_issuer {
+        state = state.with_dev_issuer(issuer);
+    }
+    if args.gc_interval_secs > 0 {
+        sync_server::gc::spawn_periodic(
+            state.store.clone(),
+            state.positions.clone(),
+            state.clock.clone(),
+            policy,
+            std::time::Duration::from_secs(args.gc_interval_secs),
+        );
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

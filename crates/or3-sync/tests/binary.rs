@@ -259,4 +259,12 @@ fn operator_commands_manage_workspaces_and_members() {
     assert!(run(&["member", "remove", "--database", &db, "team-1", "bob"]).0);
     let (ok, out) = run(&["member", "set", "--database", &db, "team-1", "bob", "boss"]);
     assert!(!ok && out.contains("role must be"), "{out}");
+    let (ok, out) = run(&["gc", "--database", &db, "--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("\"workspace_id\":\"team-1\"") && out.contains("log_entries_purged"),
+        "{out}"
+    );
+    let (ok, out) = run(&["gc", "--database", &db, "--min-retention-hours", "0.5"]);
+    assert!(!ok && out.contains("at least one hour"), "{out}");
 }

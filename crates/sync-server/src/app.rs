@@ -6,6 +6,8 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::positions::PositionBuffer;
+use crate::realtime::bus::Bus;
+use crate::realtime::hub::Hub;
 use crate::routes;
 use crate::store::{Access, Store};
 use axum::extract::{FromRequestParts, MatchedPath, Request};
@@ -34,9 +36,37 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Device positions waiting to be written.
     pub positions: Arc<PositionBuffer>,
+    /// Realtime fanout.
+    pub hub: Arc<Hub>,
 }
 
 impl AppState {
+    /// State for a gateway over `store`; `bus` carries commits between nodes
+    /// ([`crate::realtime::bus::LocalBus`] for one node).
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        auth: Authenticator,
+        clock: Arc<dyn Clock>,
+        config: ServerConfig,
+    ) -> AppState {
+        AppState {
+            hub: Arc::new(Hub::new(store.clone(), bus, config.subscriber_queue)),
+            store,
+            auth: Arc::new(auth),
+            dev_issuer: None,
+            clock,
+            config: Arc::new(config),
+            positions: Arc::new(PositionBuffer::default()),
+        }
+    }
+
+    /// Turns on dev-auth mode (`POST /v1/dev/token`).
+    pub fn with_dev_issuer(mut self, issuer: DevIssuer) -> AppState {
+        self.dev_issuer = Some(Arc::new(issuer));
+        self
+    }
+
     /// How the store should check this caller's membership.
     pub fn access(&self, identity: &Identity) -> Access {
         Access::Member {
@@ -186,6 +216,8 @@ pub fn router(state: AppState) -> Router {
         .route("/changes", get(routes::changes::changes))
         .route("/snapshot", get(routes::snapshot::snapshot))
         .route("/records/{table_name}/{pk}", get(routes::records::record))
+        .route("/subscribe", get(crate::realtime::ws::subscribe))
+        .route("/events", get(crate::realtime::sse::events))
         .route(
             "/members/{user_id}",
             put(routes::members::set_member).delete(routes::members::remove_member),
@@ -201,8 +233,17 @@ pub fn router(state: AppState) -> Router {
     if state.dev_issuer.is_some() {
         api = api.route("/v1/dev/token", post(routes::dev_token::dev_token));
     }
-    api.fallback(routes::health::not_found)
-        .layer(axum::middleware::from_fn(record_metrics))
+    // API paths always answer in the API's error shape; anything else may be
+    // the web app (a single-page app: unknown paths get its index.html).
+    api = api.route("/v1/{*rest}", axum::routing::any(routes::health::not_found));
+    let api = match &state.config.static_dir {
+        Some(dir) => api.fallback_service(
+            tower_http::services::ServeDir::new(dir)
+                .not_found_service(tower_http::services::ServeFile::new(dir.join("index.html"))),
+        ),
+        None => api.fallback(routes::health::not_found),
+    };
+    api.layer(axum::middleware::from_fn(record_metrics))
         .with_state(state)
 }
 

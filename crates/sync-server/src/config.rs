@@ -23,8 +23,10 @@ pub struct ServerConfig {
     pub default_snapshot_limit: usize,
     /// Largest snapshot page.
     pub max_snapshot_limit: usize,
-    /// Take workspace membership from Clerk organization claims.
-    pub membership_from_claims: bool,
+    /// Commits a subscriber may fall behind before it is poked.
+    pub subscriber_queue: usize,
+    /// A web app to serve at `/` (e.g. the demo's build), if any.
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -39,7 +41,8 @@ impl Default for ServerConfig {
             max_pull_limit: 1000,
             default_snapshot_limit: 500,
             max_snapshot_limit: 1000,
-            membership_from_claims: false,
+            subscriber_queue: crate::realtime::hub::DEFAULT_QUEUE,
+            static_dir: None,
         }
     }
 }

@@ -20,6 +20,12 @@ pub async fn run(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let hub = state.hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Streams never end by themselves: tell them to close with a frame.
+        hub.shut_down();
+    };
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await?;

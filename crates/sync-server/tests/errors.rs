@@ -204,3 +204,35 @@ async fn health_and_metrics_need_no_token() {
         .unwrap();
     assert!(text.contains("or3_push_ops_total"), "{text}");
 }
+
+#[tokio::test]
+async fn web_app_is_served_beside_the_api() {
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(app.path().join("index.html"), "<h1>demo</h1>").unwrap();
+    std::fs::write(app.path().join("app.js"), "console.log(1)").unwrap();
+    let config = sync_server::config::ServerConfig {
+        static_dir: Some(app.path().to_owned()),
+        ..Default::default()
+    };
+    let s = start_with(config, std::sync::Arc::new(sync_server::clock::SystemClock)).await;
+    let get = |path: &str| s.http.get(format!("{}{path}", s.base)).send();
+    assert_eq!(
+        get("/").await.unwrap().text().await.unwrap(),
+        "<h1>demo</h1>"
+    );
+    assert_eq!(
+        get("/app.js").await.unwrap().text().await.unwrap(),
+        "console.log(1)"
+    );
+    assert_eq!(
+        get("/w/123").await.unwrap().text().await.unwrap(),
+        "<h1>demo</h1>",
+        "client-side routes"
+    );
+    let api = get("/v1/nothing").await.unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+}

@@ -11,10 +11,24 @@ import { Dexie, type DexieOptions } from 'dexie';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
 import { createCaptureMiddleware, type CaptureRuntime } from './capture.js';
 import type { EngineContext, LoopSettings } from './context.js';
-import { SyncEventBus, type ConflictEvent, type ErrorEvent, type RescanReason, type SyncEventListener, type SyncEventName, type SyncStats } from './events.js';
+import {
+  SyncEventBus,
+  type ConflictEvent,
+  type ErrorEvent,
+  type RescanReason,
+  type SyncEventListener,
+  type SyncEventName,
+  type SyncStats,
+} from './events.js';
 import { newDeviceId } from './ids.js';
 import { defaultLockManager, electLeader, openTabChannel, type LockManagerLike, type TabChannel } from './leader.js';
-import { isSyncProviderError, SyncProviderError, type ChangesBatch, type SyncProvider, type Unsubscribe } from './provider.js';
+import {
+  isSyncProviderError,
+  SyncProviderError,
+  type ChangesBatch,
+  type SyncProvider,
+  type Unsubscribe,
+} from './provider.js';
 import { applyBatch, pullChanges, readCursor } from './pull.js';
 import { discardFailedOp, pushPending } from './push.js';
 import { rescanScope } from './rescan.js';
@@ -215,7 +229,8 @@ export class SyncEngine {
   start(): void {
     if (this.started || this.closed) return;
     this.started = true;
-    this.resignLeadership = electLeader(this.options.locks === undefined ? defaultLockManager() : this.options.locks, `or3-sync:${this.db.name}`, () => {
+    const locks = this.options.locks === undefined ? defaultLockManager() : this.options.locks;
+    this.resignLeadership = electLeader(locks, `or3-sync:${this.db.name}`, () => {
       if (this.closed || !this.started) return;
       this.leading = true;
       this.scheduleRun(0);
@@ -252,6 +267,7 @@ export class SyncEngine {
     this.stopSubscription();
   }
 
+  /** Lifts a pause; the leader runs at once. */
   resume(): void {
     this.paused = false;
     this.failures = 0;
@@ -259,6 +275,7 @@ export class SyncEngine {
     if (this.leading) this.scheduleRun(0);
   }
 
+  /** True after a 403/404 or `pause()`, until `resume()`. */
   get isPaused(): boolean {
     return this.paused;
   }
@@ -456,9 +473,15 @@ export class SyncEngine {
     this.runTimer = setTimeout(() => {
       this.runTimer = null;
       this.runDueAt = Infinity;
-      void this.sync().then((result) => {
-        if (result.error && result.error !== 'paused' && !this.paused) this.scheduleRun(this.nextRetryDelayMs);
-      });
+      this.sync().then(
+        (result) => {
+          if (result.error && result.error !== 'paused' && !this.paused) this.scheduleRun(this.nextRetryDelayMs);
+        },
+        (error: unknown) => {
+          // Only a closed database gets here (recording the run failed): nothing left to run.
+          if (!this.closed) console.error('or3-sync: sync run failed', error);
+        },
+      );
     }, delayMs);
   }
 

@@ -49,8 +49,8 @@ export function resolveSyncedTables(
 
 /** Dexie store specs of the engine's tables, added to the app's schema. */
 export const ENGINE_TABLES = {
-  /** The outbox, FIFO by `seq`. */
-  pending_ops: '++seq, &op_id, [table_name+pk], status',
+  /** The outbox, FIFO by `seq` (also within each `status`, as IndexedDB orders ties by primary key). */
+  pending_ops: '++seq, [table_name+pk], status',
   /** Key-value state: device id, HLC, cursors, clock offset. */
   sync_state: 'key',
   /** Tombstone stamps, kept for soft and hard tables alike. */

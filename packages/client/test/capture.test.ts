@@ -46,6 +46,23 @@ describe('capture', () => {
     );
   });
 
+  it('switching workspaces closes one database and opens another without touching its rows', async () => {
+    const provider = new ScriptedProvider();
+    const deviceA = makeDevice('ws-a', provider);
+    const a = await deviceA.open();
+    await a.db.table('threads').put({ id: 'only-in-a' });
+    await a.close();
+    const b = await deviceA.open({ workspaceId: 'ws-b' });
+    expect(b.db.name).toBe('or3-db-ws-b');
+    expect(await b.db.table('threads').count()).toBe(0);
+    await b.db.table('threads').put({ id: 'only-in-b' });
+    await b.close();
+    const again = await deviceA.open();
+    opened.push(again);
+    expect((await again.db.table('threads').toArray()).map((r) => r.id)).toEqual(['only-in-a']);
+    expect(await again.pendingCount()).toBe(1);
+  });
+
   it('a put appends one stamped op in the same transaction', async () => {
     const { engine, db } = await setup({ now: () => 1_732_540_000_500 });
     await db.table('threads').put({ id: 't1', title: 'hello' });
@@ -270,6 +287,24 @@ describe('remote apply', () => {
     // The next local write goes above the remote clock.
     await db.table('threads').update('t1', { title: 'again' });
     expect(await db.table('threads').get('t1')).toMatchObject({ clock: 6 });
+  });
+
+  it('our own earlier write coming back is not a conflict with a later unpushed one', async () => {
+    const { provider, engine, db } = await setup();
+    await engine.sync();
+    await db.table('threads').put({ id: 't1', title: 'v1' });
+    await engine.sync();
+    const [pushed] = provider.pushes.at(-1)!;
+    provider.onPush = () => {
+      throw new Error('offline');
+    };
+    await db.table('threads').put({ id: 't1', title: 'v2' });
+    const conflicts: unknown[] = [];
+    engine.on('sync.conflict:action:detected', (c) => conflicts.push(c));
+    provider.log = [change({ ...pushed!, server_version: 1, scope_change: false })];
+    await engine.sync();
+    expect(conflicts).toEqual([]);
+    expect(await db.table('threads').get('t1')).toMatchObject({ title: 'v2', clock: 2 });
   });
 
   it('the cursor is stored with the rows', async () => {

@@ -27,6 +27,7 @@ export const run = internalMutation({
   handler: async (ctx, args): Promise<{ scheduled: number }> => {
     const page = await ctx.db
       .query('workspace_counters')
+      .withIndex('by_workspace')
       .paginate({ numItems: WORKSPACES_PER_RUN, cursor: args.cursor ?? null });
     for (const counter of page.page) {
       await ctx.scheduler.runAfter(0, internal.gc.collect, { workspace_id: counter.workspace_id });

@@ -105,15 +105,17 @@ export const or3SyncTables = {
     .index('by_op', ['workspace_id', 'op_id'])
     .index('by_version', ['workspace_id', 'server_version']),
 
-  /** The last cursor each device reported as durably applied, for GC. */
+  /** The last cursor each device reported as durably applied, per scope it syncs, for GC. */
   device_cursors: defineTable({
     workspace_id: v.string(),
     device_id: v.string(),
+    /** The project scope of the cursor; null for the whole workspace. */
+    project_id: v.union(v.string(), v.null()),
     user_id: v.string(),
     cursor: v.number(),
     seen_at: v.number(),
   })
-    .index('by_device', ['workspace_id', 'device_id'])
+    .index('by_device', ['workspace_id', 'device_id', 'project_id'])
     .index('by_cursor', ['workspace_id', 'cursor'])
     .index('by_seen', ['workspace_id', 'seen_at']),
 };

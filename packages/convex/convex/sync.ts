@@ -72,11 +72,11 @@ export const watchChanges = query({
 });
 
 /**
- * Records the cursor a device has durably applied, with the server time, as
- * its position for GC (PROTOCOL.md section 5). Any member.
+ * Records the cursor a device has durably applied in a scope, with the server
+ * time, as its position for GC (PROTOCOL.md section 5). Any member.
  */
 export const ackCursor = mutation({
-  args: { workspace_id: v.string(), device_id: v.string(), cursor: v.number() },
+  args: { workspace_id: v.string(), device_id: v.string(), cursor: v.number(), project_id: projectScope },
   handler: async (ctx, args): Promise<null> => {
     const config = loadSyncConfig();
     const member = await requireMember(ctx, config, args.workspace_id, 'viewer');
@@ -90,13 +90,21 @@ export const ackCursor = mutation({
         field: 'cursor',
       });
     }
+    const projectId = args.project_id ?? null;
     const position = { cursor: args.cursor, seen_at: Date.now(), user_id: member.userId };
     const existing = await ctx.db
       .query('device_cursors')
-      .withIndex('by_device', (q) => q.eq('workspace_id', args.workspace_id).eq('device_id', args.device_id))
+      .withIndex('by_device', (q) =>
+        q.eq('workspace_id', args.workspace_id).eq('device_id', args.device_id).eq('project_id', projectId),
+      )
       .unique();
     if (existing === null) {
-      await ctx.db.insert('device_cursors', { workspace_id: args.workspace_id, device_id: args.device_id, ...position });
+      await ctx.db.insert('device_cursors', {
+        workspace_id: args.workspace_id,
+        device_id: args.device_id,
+        project_id: projectId,
+        ...position,
+      });
     } else {
       await ctx.db.patch(existing._id, position);
     }

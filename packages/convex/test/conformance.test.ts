@@ -3,11 +3,13 @@
  * Convex `push` mutation itself, and against the rule functions it uses.
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import hlcFile from '../../../conformance/hlc.json';
 import lwwFile from '../../../conformance/lww.json';
 import validationFile from '../../../conformance/validation.json';
 import { api } from '../convex/_generated/api.js';
 import { ENV } from '../convex/lib/config.js';
-import { compareStamps } from '../convex/lib/stamps.js';
+import { parseHlc } from '../convex/lib/hlc.js';
+import { compareStamps, compareUtf8 } from '../convex/lib/stamps.js';
 import { validateOp } from '../convex/lib/validation.js';
 import { as, newBackend, workspaceWith } from './setup.js';
 
@@ -140,3 +142,34 @@ function opFor(pk: string, stamp: LwwStamp) {
     device_id: deviceId,
   };
 }
+
+describe('hlc.json: the parsing and ordering the server does', () => {
+  // The server parses and compares HLCs; it never generates them, so the
+  // `send` and `receive` state rules are the client's and only counted here.
+  const shapes: Record<string, string[]> = {
+    format: ['kind', 'why', 'ms', 'counter', 'device_id', 'expect'],
+    parse_error: ['kind', 'why', 'hlc'],
+    compare: ['kind', 'why', 'a', 'b', 'expect'],
+    send: ['kind', 'why', 'state', 'now', 'expect'],
+    receive: ['kind', 'why', 'state', 'remote', 'now', 'expect'],
+  };
+  for (const vector of hlcFile.vectors as Array<Record<string, unknown>>) {
+    test(`${String(vector.kind)}: ${String(vector.why)}`, () => {
+      const shape = shapes[String(vector.kind)];
+      expect(shape, `unknown kind ${String(vector.kind)}`).toBeDefined();
+      expect(Object.keys(vector).sort()).toEqual([...shape!].sort());
+      if (vector.kind === 'format') {
+        expect(parseHlc(vector.expect as string)).toEqual({
+          ms: vector.ms,
+          counter: vector.counter,
+          deviceId: vector.device_id,
+        });
+      } else if (vector.kind === 'parse_error') {
+        expect(parseHlc(vector.hlc as string)).toBeNull();
+      } else if (vector.kind === 'compare') {
+        expect(parseHlc(vector.a as string)).not.toBeNull();
+        expect(compareUtf8(vector.a as string, vector.b as string)).toBe(vector.expect);
+      }
+    });
+  }
+});

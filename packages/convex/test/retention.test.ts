@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { api, internal } from '../convex/_generated/api.js';
+import { GC_BATCH } from '../convex/lib/retention.js';
 import { DEVICE_A, DEVICE_B, as, del, errorOf, newBackend, put, workspaceWith } from './setup.js';
 
 const HOUR = 3_600_000;
@@ -50,6 +51,23 @@ describe('ackCursor', () => {
       ctx.db.query('device_cursors').withIndex('by_device', (q) => q.eq('workspace_id', workspace)).collect(),
     );
     expect(positions).toEqual([expect.objectContaining({ device_id: DEVICE_A, cursor: 2, seen_at: START, user_id: 'alice' })]);
+  });
+
+  test('keeps one position per scope a device syncs; the lowest holds back GC', async () => {
+    const { t, workspace, alice, push, ack, gc, logVersions } = await setup();
+    await push([putNow('a'), putNow('b'), putNow('c')]);
+    await ack(DEVICE_A, 3);
+    await alice.mutation(api.sync.ackCursor, { workspace_id: workspace, device_id: DEVICE_A, cursor: 1, project_id: 'P' });
+    const positions = await t.run((ctx) =>
+      ctx.db.query('device_cursors').withIndex('by_device', (q) => q.eq('workspace_id', workspace)).collect(),
+    );
+    expect(positions.map((p) => [p.project_id, p.cursor])).toEqual([
+      [null, 3],
+      ['P', 1],
+    ]);
+    vi.setSystemTime(START + 8 * DAY);
+    await gc();
+    expect(await logVersions()).toEqual([2, 3]);
   });
 
   test('refuses a malformed device id or a cursor beyond the newest version', async () => {
@@ -134,6 +152,37 @@ describe('log GC', () => {
   });
 });
 
+describe('bounded steps', () => {
+  test('a step purges at most GC_BATCH entries and schedules the next step, which finishes', async () => {
+    const { t, workspace, push, pull, gc, logVersions } = await setup();
+    await push(Array.from({ length: 400 }, (_, i) => putNow(`a${i}`)));
+    await push(Array.from({ length: 200 }, (_, i) => putNow(`b${i}`)));
+    // All timers fake: the rescheduled step runs only when the test says so.
+    vi.useRealTimers();
+    vi.useFakeTimers({ now: START + 8 * DAY });
+    expect(await gc()).toMatchObject({ entriesPurged: GC_BATCH, opIdsPurged: GC_BATCH, more: true, oldestRetainedVersion: 501 });
+    expect((await logVersions())[0]).toBe(501);
+    await t.finishAllScheduledFunctions(vi.runAllTimers);
+    expect(await logVersions()).toEqual([]);
+    expect(await errorOf(pull(599))).toMatchObject({ code: 'cursor_expired', oldest_retained_version: 601 });
+    const counter = await t.run((ctx) =>
+      ctx.db.query('workspace_counters').withIndex('by_workspace', (q) => q.eq('workspace_id', workspace)).unique(),
+    );
+    expect(counter).toMatchObject({ server_version: 600, oldest_retained_version: 601 });
+  });
+
+  test('a reactive subscriber behind the retained log gets cursor_expired', async () => {
+    const { workspace, alice, push, gc } = await setup();
+    await push([putNow('a'), putNow('b')]);
+    vi.setSystemTime(START + 8 * DAY);
+    await gc();
+    expect(await errorOf(alice.query(api.sync.watchChanges, { workspace_id: workspace, cursor: 0 }))).toMatchObject({
+      code: 'cursor_expired',
+      oldest_retained_version: 3,
+    });
+  });
+});
+
 describe('tombstone GC', () => {
   test('old tombstones below the watermark lose their payload but keep their stamp', async () => {
     const { workspace, alice, push, ack, gc } = await setup();
@@ -181,9 +230,9 @@ describe('cron', () => {
     const other = await workspaceWith(t, 'bob');
     await push([putNow('a')]);
     await as(t, 'bob').mutation(api.sync.push, { workspace_id: other, ops: [putNow('x')] });
-    vi.setSystemTime(START + 8 * DAY);
-    expect(await t.mutation(internal.gc.run, {})).toEqual({ scheduled: 2 });
+    vi.useRealTimers();
     vi.useFakeTimers({ now: START + 8 * DAY });
+    expect(await t.mutation(internal.gc.run, {})).toEqual({ scheduled: 2 });
     await t.finishAllScheduledFunctions(vi.runAllTimers);
     expect(await logVersions()).toEqual([]);
     const otherLog = await t.run((ctx) =>

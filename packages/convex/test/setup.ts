@@ -11,9 +11,12 @@ import schema from '../convex/schema.js';
 /** Every module of the functions directory, `_generated` included, as convex-test wants them. */
 export const modules = import.meta.glob('../convex/**/*.*s');
 
-/** A fresh backend. */
+/**
+ * A fresh backend. `transactionLimits: true` makes convex-test enforce
+ * Convex's read and write limits per transaction too, behind our own budget.
+ */
 export function newBackend() {
-  return convexTest(schema, modules);
+  return convexTest({ schema, modules, transactionLimits: true });
 }
 
 export type Backend = ReturnType<typeof newBackend>;

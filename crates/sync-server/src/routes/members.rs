@@ -58,5 +58,6 @@ pub async fn remove_member(
         .store
         .remove_member(&ws, &state.access(&identity), &user_id)
         .await?;
+    state.hub.revoke(&ws, &user_id);
     Ok(StatusCode::NO_CONTENT)
 }

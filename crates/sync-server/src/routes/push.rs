@@ -47,10 +47,18 @@ pub async fn push(
         .iter()
         .filter_map(|c| c.as_ref().ok().cloned())
         .collect();
-    let outcome = state
-        .store
-        .push(&ws, &state.access(&identity), valid, now_ms)
-        .await?;
+    // Commit and publish in a task of their own: if the client goes away
+    // mid-request, a committed push is still fanned out.
+    let task_state = state.clone();
+    let access = state.access(&identity);
+    let outcome = tokio::spawn(async move {
+        let mut outcome = task_state.store.push(&ws, &access, valid, now_ms).await?;
+        let changes = std::mem::take(&mut outcome.changes);
+        task_state.hub.publish_local(&ws, changes).await;
+        Ok::<_, crate::store::StoreError>(outcome)
+    })
+    .await
+    .map_err(|e| crate::store::StoreError::Internal(format!("push task failed: {e}")))??;
 
     let mut outcomes = outcome.outcomes.into_iter();
     let results: Vec<OpResult> = checked

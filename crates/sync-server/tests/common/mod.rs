@@ -12,7 +12,7 @@ use sync_server::app::AppState;
 use sync_server::auth::{Authenticator, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
-use sync_server::positions::PositionBuffer;
+use sync_server::realtime::bus::LocalBus;
 use sync_server::store::sqlite::SqliteStore;
 use sync_server::store::Store;
 
@@ -85,7 +85,9 @@ pub struct TestServer {
     pub base: String,
     pub store: Arc<dyn Store>,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub async fn start() -> TestServer {
@@ -93,33 +95,59 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(config: ServerConfig, clock: Arc<dyn Clock>) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(Arc::new(tempfile::tempdir().unwrap()), config, clock).await
+}
+
+/// Starts a server on the database in `dir` (reused across restarts).
+pub async fn start_in(
+    dir: Arc<tempfile::TempDir>,
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+) -> TestServer {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("t.db"), config.tables.clone()).unwrap());
-    let state = AppState {
-        store: store.clone(),
-        auth: Arc::new(authenticator()),
-        dev_issuer: None,
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(LocalBus),
+        authenticator(),
         clock,
-        config: Arc::new(config),
-        positions: Arc::new(PositionBuffer::default()),
-    };
+        config,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sync_server::serve::run(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sync_server::serve::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
     TestServer {
         base,
         store,
         http: reqwest::Client::new(),
-        _dir: dir,
+        dir,
+        stop: Some(stop),
+        task: Some(task),
     }
 }
 
 impl TestServer {
+    /// Graceful shutdown, as on SIGTERM; waits until the server has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+        }
+    }
+
+    /// The WebSocket URL of a workspace's subscription.
+    pub fn ws_url(&self, ws: &str) -> String {
+        format!(
+            "{}/v1/workspaces/{ws}/subscribe",
+            self.base.replace("http://", "ws://")
+        )
+    }
+
     pub async fn request(
         &self,
         method: reqwest::Method,

@@ -47,11 +47,6 @@ export class TransactionBudget {
     return null;
   }
 
-  /** Whether `extra` more bytes of answer still fit. */
-  answerFits(extra: number): boolean {
-    return this.spent.answerBytes + extra <= this.limits.answerBytes;
-  }
-
   /** Whether another read of about `bytes` still fits. */
   readFits(bytes: number): boolean {
     return (

@@ -107,7 +107,7 @@ export async function readChanges(
 }
 
 /** A log entry in its wire shape. */
-export function toChange(entry: Doc<'change_log'>): Change {
+function toChange(entry: Doc<'change_log'>): Change {
   return {
     server_version: entry.server_version,
     table_name: entry.table_name,

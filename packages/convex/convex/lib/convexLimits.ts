@@ -48,16 +48,17 @@ export const CONVEX_MAX_PAYLOAD_BYTES = CONVEX_LIMITS.documentBytes - 16 * 1024;
 export const MAX_PAYLOAD_DEPTH = CONVEX_LIMITS.nestingDepth - 1;
 
 /**
- * What one function call may spend: our budget, kept below Convex's limits so
- * that the documents we do not count (counter, membership) always fit.
+ * What one function call may spend: three quarters of Convex's limits (half
+ * of the documents), so that what we do not count (the counter, membership,
+ * index entries, field overhead of an answer) always fits.
  */
 export const TRANSACTION_BUDGET = {
-  bytesRead: 12 * MiB,
-  bytesWritten: 12 * MiB,
-  documentsRead: 16_000,
-  documentsWritten: 8_000,
+  bytesRead: (CONVEX_LIMITS.bytesRead * 3) / 4,
+  bytesWritten: (CONVEX_LIMITS.bytesWritten * 3) / 4,
+  documentsRead: CONVEX_LIMITS.documentsRead / 2,
+  documentsWritten: CONVEX_LIMITS.documentsWritten / 2,
   /** Bytes of payload (and winners) in one answer. */
-  answerBytes: 8 * MiB,
+  answerBytes: CONVEX_LIMITS.functionValueBytes / 2,
 } as const;
 
 /** Why a value cannot be stored in Convex as it is. */

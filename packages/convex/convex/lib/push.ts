@@ -174,7 +174,7 @@ async function applyOp(ctx: MutationCtx, op: ValidOp, at: ApplyContext): Promise
 }
 
 /** The stored version that beat an op, whole. */
-export function winnerOf(stored: Doc<'records'>): Winner {
+function winnerOf(stored: Doc<'records'>): Winner {
   return {
     clock: stored.clock,
     hlc: stored.hlc,

@@ -13,11 +13,6 @@ import type { RecordPayload } from './validation.js';
 export const THREADS = 'threads';
 export const MESSAGES = 'messages';
 
-/** Whether a table's records belong to projects. */
-export function isProjectScoped(tableName: string): boolean {
-  return tableName === THREADS || tableName === MESSAGES;
-}
-
 /** A string field of a payload, or null when absent or not a string. */
 export function stringField(payload: RecordPayload | null, field: string): string | null {
   if (payload === null || !Object.hasOwn(payload, field)) return null;

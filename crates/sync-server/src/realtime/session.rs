@@ -1,0 +1,408 @@
+//! One subscription, independent of its transport: `hello` starts it at a
+//! cursor; the session sends the backlog from the store in frames that
+//! chain, then each live commit from the hub, trimmed to what the client
+//! has not seen and filtered to its project. It pokes and goes quiet when
+//! the client falls behind the hub's queue, refreshes its token on `auth`,
+//! re-checks membership, pings, and closes with an error frame when it must.
+
+use super::frames::{changes_frame, error_frame, poke_frame, ClientFrame};
+use super::hub::Commit;
+use crate::app::AppState;
+use crate::auth::Identity;
+use crate::error::ApiError;
+use crate::store::{Access, ChangesQuery, DevicePosition, LoggedChange, StoreError};
+use axum::extract::ws::Utf8Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use sync_core::{ServerVersion, WorkspaceId};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+/// How often a quiet connection is pinged.
+pub const PING_INTERVAL: Duration = Duration::from_secs(25);
+/// How often membership is checked again while connected.
+pub const MEMBERSHIP_RECHECK: Duration = Duration::from_secs(30);
+/// Entries per backlog read.
+const BACKLOG_PAGE: usize = 1000;
+
+/// Where a session writes. Every method returns `false` once the peer is gone.
+pub trait Outbound: Send {
+    /// Sends one text frame.
+    fn send(&mut self, frame: Utf8Bytes) -> impl std::future::Future<Output = bool> + Send;
+    /// Sends a keep-alive.
+    fn ping(&mut self) -> impl std::future::Future<Output = bool> + Send;
+    /// Closes the stream (`going_away` on shutdown, else a policy close).
+    fn close(&mut self, going_away: bool) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// What ends a session, or keeps it waiting for the next `hello`.
+enum Next {
+    Continue,
+    AwaitHello,
+    Close,
+}
+
+/// The state of one subscription.
+pub struct Session {
+    state: AppState,
+    ws: WorkspaceId,
+    identity: Identity,
+    /// Sessions over SSE cannot receive a new `hello`: they end where a
+    /// WebSocket session would wait for one.
+    can_rehello: bool,
+    live: Option<broadcast::Receiver<Arc<Commit>>>,
+    project_id: Option<String>,
+    /// Highest version examined for this client.
+    examined: ServerVersion,
+    /// `to` of the last frame sent: the next frame's `from`.
+    announced: ServerVersion,
+}
+
+impl Session {
+    /// A session for an authenticated member of `ws`.
+    pub fn new(state: AppState, ws: WorkspaceId, identity: Identity, can_rehello: bool) -> Session {
+        Session {
+            state,
+            ws,
+            identity,
+            can_rehello,
+            live: None,
+            project_id: None,
+            examined: 0,
+            announced: 0,
+        }
+    }
+
+    fn access(&self) -> Access {
+        self.state.access(&self.identity)
+    }
+
+    /// Runs until the client leaves, the server shuts down, or access ends.
+    /// `first` is a `hello` the transport already has (SSE's query string).
+    pub async fn run<O: Outbound>(
+        mut self,
+        first: Option<ClientFrame>,
+        mut client: mpsc::Receiver<Result<ClientFrame, String>>,
+        out: &mut O,
+    ) {
+        let hub = self.state.hub.clone();
+        let mut shutdown = hub.shutdown_signal();
+        let mut revocations = hub.revocations();
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let mut recheck =
+            tokio::time::interval_at(Instant::now() + MEMBERSHIP_RECHECK, MEMBERSHIP_RECHECK);
+        metrics::gauge!("or3_subscribers").increment(1.0);
+        let mut first = first;
+        loop {
+            if let Some(frame) = first.take() {
+                match self.on_client_frame(frame, out).await {
+                    Next::Continue => continue,
+                    _ => {
+                        out.close(false).await;
+                        break;
+                    }
+                }
+            }
+            let expiry = expiry_instant(self.identity.expires_at, self.state.clock.now_ms());
+            let next = tokio::select! {
+                frame = client.recv() => match frame {
+                    Some(Ok(frame)) => self.on_client_frame(frame, out).await,
+                    Some(Err(why)) => {
+                        send_error(out, "invalid_frame", &format!("frames are JSON hello or auth objects: {why}"), None).await;
+                        Next::Close
+                    }
+                    None => Next::Close,
+                },
+                commit = recv_live(&mut self.live) => self.on_live(commit, out).await,
+                _ = ping.tick() => if out.ping().await { Next::Continue } else { Next::Close },
+                _ = recheck.tick() => self.recheck_membership(out).await,
+                _ = tokio::time::sleep_until(expiry) => {
+                    send_error(out, "token_expired", "the token expired; send an auth frame with a fresh one before expiry", None).await;
+                    Next::Close
+                }
+                Ok(revoked) = revocations.recv() => {
+                    if revoked.workspace_id == self.ws && revoked.user_id == self.identity.user_id {
+                        send_error(out, "forbidden", "membership was revoked", None).await;
+                        Next::Close
+                    } else {
+                        Next::Continue
+                    }
+                }
+                _ = shutdown.changed() => {
+                    send_error(out, "shutting_down", "the server is shutting down; reconnect", None).await;
+                    out.close(true).await;
+                    break;
+                }
+            };
+            match next {
+                Next::Continue => {}
+                Next::AwaitHello if self.can_rehello => self.live = None,
+                Next::AwaitHello | Next::Close => {
+                    out.close(false).await;
+                    break;
+                }
+            }
+        }
+        metrics::gauge!("or3_subscribers").decrement(1.0);
+    }
+
+    async fn on_client_frame<O: Outbound>(&mut self, frame: ClientFrame, out: &mut O) -> Next {
+        match frame {
+            ClientFrame::Hello {
+                cursor,
+                device_id,
+                project_id,
+            } => self.hello(cursor, device_id, project_id, out).await,
+            ClientFrame::Auth { token } => match self.state.auth.verify(&token) {
+                Ok(fresh) if fresh.user_id == self.identity.user_id => {
+                    self.identity = fresh;
+                    Next::Continue
+                }
+                Ok(_) => {
+                    send_error(out, "forbidden", "the new token names another user", None).await;
+                    Next::Close
+                }
+                Err(e) => {
+                    send_error(out, e.code, &e.message, None).await;
+                    Next::Close
+                }
+            },
+        }
+    }
+
+    /// Starts at `cursor`: subscribe to live commits first, then send the
+    /// backlog, so nothing committed in between is missed.
+    async fn hello<O: Outbound>(
+        &mut self,
+        cursor: ServerVersion,
+        device_id: Option<String>,
+        project_id: Option<String>,
+        out: &mut O,
+    ) -> Next {
+        if let Some(p) = &project_id {
+            if sync_core::validate::check_pk(p).is_err() {
+                send_error(
+                    out,
+                    "invalid_project_id",
+                    "project_id must be 1 to 256 characters without control characters",
+                    None,
+                )
+                .await;
+                return Next::AwaitHello;
+            }
+        }
+        let device_id = match device_id.map(|d| sync_core::DeviceId::parse(&d)) {
+            Some(None) => {
+                send_error(
+                    out,
+                    "invalid_device_id",
+                    "device_id must be 16 to 64 lowercase hex characters",
+                    None,
+                )
+                .await;
+                return Next::AwaitHello;
+            }
+            other => other.flatten(),
+        };
+        self.live = Some(self.state.hub.subscribe(&self.ws));
+        self.project_id = project_id;
+        self.examined = cursor;
+        self.announced = cursor;
+        if let Some(device) = device_id {
+            self.state.positions.report(DevicePosition {
+                workspace_id: self.ws.clone(),
+                device_id: device.as_str().to_owned(),
+                cursor,
+                seen_at_ms: self.state.clock.now_ms(),
+            });
+        }
+        loop {
+            let page = self
+                .state
+                .store
+                .changes(
+                    &self.ws,
+                    &self.access(),
+                    ChangesQuery {
+                        cursor: self.examined,
+                        limit: BACKLOG_PAGE,
+                        project_id: self.project_id.clone(),
+                    },
+                )
+                .await;
+            match page {
+                Ok(page) => {
+                    let more = page.has_more;
+                    if !page.changes.is_empty() {
+                        let frame = changes_frame(self.announced, page.cursor, &page.changes);
+                        if !out.send(frame.into()).await {
+                            return Next::Close;
+                        }
+                        self.announced = page.cursor;
+                    }
+                    self.examined = page.cursor;
+                    if !more {
+                        return Next::Continue;
+                    }
+                }
+                Err(e) => return self.store_failure(e, out).await,
+            }
+        }
+    }
+
+    async fn store_failure<O: Outbound>(&mut self, e: StoreError, out: &mut O) -> Next {
+        let error = ApiError::from(e);
+        send_error(
+            out,
+            error.code,
+            &error.message,
+            error.oldest_retained_version,
+        )
+        .await;
+        match error.code {
+            "cursor_expired" => Next::AwaitHello,
+            _ => Next::Close,
+        }
+    }
+
+    async fn on_live<O: Outbound>(
+        &mut self,
+        commit: Result<Arc<Commit>, RecvError>,
+        out: &mut O,
+    ) -> Next {
+        let commit = match commit {
+            Ok(commit) => commit,
+            Err(RecvError::Lagged(_)) => {
+                let head = self
+                    .state
+                    .store
+                    .head(&self.ws)
+                    .await
+                    .unwrap_or(self.examined);
+                if !out.send(poke_frame(head).into()).await {
+                    return Next::Close;
+                }
+                return Next::AwaitHello;
+            }
+            Err(RecvError::Closed) => return Next::Close,
+        };
+        if commit.to <= self.examined {
+            return Next::Continue;
+        }
+        if commit.from > self.examined {
+            // A commit this hub never saw (or saw late): read the gap.
+            if let Next::Close = self.fill_gap(commit.from, out).await {
+                return Next::Close;
+            }
+        }
+        let whole = self.project_id.is_none()
+            && commit.from == self.examined
+            && self.announced == self.examined;
+        let sent = if whole {
+            out.send(commit.frame.clone()).await
+        } else {
+            let fresh = in_view(
+                &commit.changes,
+                self.examined,
+                commit.to,
+                self.project_id.as_deref(),
+            );
+            if fresh.is_empty() {
+                self.examined = commit.to;
+                return Next::Continue;
+            }
+            out.send(changes_frame(self.announced, commit.to, fresh).into())
+                .await
+        };
+        if !sent {
+            return Next::Close;
+        }
+        self.examined = commit.to;
+        self.announced = commit.to;
+        Next::Continue
+    }
+
+    async fn fill_gap<O: Outbound>(&mut self, until: ServerVersion, out: &mut O) -> Next {
+        while self.examined < until {
+            let read = self
+                .state
+                .store
+                .log_since(&self.ws, self.examined, BACKLOG_PAGE)
+                .await;
+            let entries = match read {
+                Ok((entries, _)) if !entries.is_empty() => entries,
+                Ok(_) => return Next::Continue,
+                Err(e) => return self.store_failure(e, out).await,
+            };
+            let to = entries
+                .last()
+                .map_or(until, |e| e.change.server_version)
+                .min(until);
+            let fresh = in_view(&entries, self.examined, to, self.project_id.as_deref());
+            if !fresh.is_empty() {
+                if !out
+                    .send(changes_frame(self.announced, to, fresh).into())
+                    .await
+                {
+                    return Next::Close;
+                }
+                self.announced = to;
+            }
+            self.examined = to;
+        }
+        Next::Continue
+    }
+
+    async fn recheck_membership<O: Outbound>(&mut self, out: &mut O) -> Next {
+        match self.state.store.role_of(&self.ws, &self.access()).await {
+            Ok(_) => Next::Continue,
+            Err(StoreError::Unavailable(_)) => Next::Continue,
+            Err(e) => {
+                let error = ApiError::from(e);
+                send_error(out, error.code, "membership was revoked", None).await;
+                Next::Close
+            }
+        }
+    }
+}
+
+/// The entries in `(after, to]` that a subscriber of `project_id` sees.
+fn in_view<'a>(
+    entries: &'a [LoggedChange],
+    after: ServerVersion,
+    to: ServerVersion,
+    project_id: Option<&str>,
+) -> Vec<&'a sync_core::wire::Change> {
+    entries
+        .iter()
+        .filter(|c| c.change.server_version > after && c.change.server_version <= to)
+        .filter(|c| c.in_scope(project_id))
+        .map(|c| &c.change)
+        .collect()
+}
+
+async fn send_error<O: Outbound>(
+    out: &mut O,
+    code: &str,
+    message: &str,
+    oldest: Option<ServerVersion>,
+) {
+    let _ = out.send(error_frame(code, message, oldest).into()).await;
+}
+
+async fn recv_live(
+    live: &mut Option<broadcast::Receiver<Arc<Commit>>>,
+) -> Result<Arc<Commit>, RecvError> {
+    match live {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When a token that expires at `expires_at` (epoch seconds, plus the
+/// verifier's leeway) stops being valid, as a timer deadline.
+fn expiry_instant(expires_at: u64, now_ms: u64) -> Instant {
+    let deadline_ms = (expires_at + crate::auth::LEEWAY_SECS) * 1000;
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}

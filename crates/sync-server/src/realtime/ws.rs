@@ -1,0 +1,115 @@
+//! `GET /v1/workspaces/{workspace_id}/subscribe`: the WebSocket transport.
+//! Browsers cannot set headers on a WebSocket, so the token comes as the
+//! subprotocol `bearer.<jwt>` next to `or3-sync.v1` (an `Authorization`
+//! header works too); the server answers with `or3-sync.v1`.
+
+use super::frames::ClientFrame;
+use super::session::{Outbound, Session};
+use crate::app::{parse_workspace_id, AppState};
+use crate::error::ApiError;
+use axum::extract::rejection::PathRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+/// The subprotocol of this protocol version.
+pub const SUBPROTOCOL: &str = "or3-sync.v1";
+/// Largest frame a client may send (hello and auth frames are small).
+const MAX_CLIENT_FRAME: usize = 64 << 10;
+
+/// The bearer token of a WebSocket request: subprotocol first, then header.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let from_protocols = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("bearer."))
+        .map(str::to_owned);
+    from_protocols.or_else(|| {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned())
+    })
+}
+
+/// Upgrades to a subscription after checking the token and membership.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let raw = crate::routes::path_params(path)?;
+    let ws = parse_workspace_id(&raw)?;
+    let token = bearer_token(&headers).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
+    })?;
+    let identity = state.auth.verify(&token)?;
+    state.store.role_of(&ws, &state.access(&identity)).await?;
+    Ok(upgrade
+        .protocols([SUBPROTOCOL])
+        .max_message_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| async move {
+            let (sink, mut stream) = socket.split();
+            let (client_tx, client_rx) = mpsc::channel(8);
+            let mut out = WsOut { sink };
+            let reader = tokio::spawn(async move {
+                while let Some(Ok(message)) = stream.next().await {
+                    let frame = match message {
+                        Message::Text(text) => serde_json::from_str::<ClientFrame>(&text),
+                        Message::Close(_) => break,
+                        _ => continue,
+                    };
+                    let bad = frame.is_err();
+                    if client_tx
+                        .send(frame.map_err(|e| e.to_string()))
+                        .await
+                        .is_err()
+                        || bad
+                    {
+                        break;
+                    }
+                }
+            });
+            Session::new(state, ws, identity, true)
+                .run(None, client_rx, &mut out)
+                .await;
+            reader.abort();
+        }))
+}
+
+struct WsOut {
+    sink: SplitSink<WebSocket, Message>,
+}
+
+impl Outbound for WsOut {
+    async fn send(&mut self, frame: Utf8Bytes) -> bool {
+        self.sink.send(Message::Text(frame)).await.is_ok()
+    }
+
+    async fn ping(&mut self) -> bool {
+        self.sink
+            .send(Message::Ping(Default::default()))
+            .await
+            .is_ok()
+    }
+
+    async fn close(&mut self, going_away: bool) {
+        let code = if going_away { 1001 } else { 1008 };
+        let _ = self
+            .sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(""),
+            })))
+            .await;
+    }
+}
