@@ -13,10 +13,12 @@
 //! [`StoreError::Unavailable`] (503 with `Retry-After`); the pool replaces
 //! broken connections by itself, so the store recovers when Postgres does.
 
+mod bus;
 mod connect;
 mod migrations;
 mod push;
 
+pub use bus::PgBus;
 pub use connect::{is_schema_name, DatabaseUrl, PgOptions};
 
 use super::sqlite::{GC_BATCH, MAX_EXAMINED_ENTRIES, MAX_PAGE_PAYLOAD_BYTES};

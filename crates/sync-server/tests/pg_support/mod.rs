@@ -105,26 +105,50 @@ impl TestSchema {
     /// The store URL for this schema. Connections carry the schema name as
     /// their `application_name`, so a test can find (and kill) them.
     pub fn url(&self) -> String {
+        self.url_as(&self.name)
+    }
+
+    /// The store URL with another `application_name` (which must start with
+    /// the schema name, so the schema's clean-up still finds it): tells the
+    /// connections of one node from another's.
+    pub fn url_as(&self, application_name: &str) -> String {
+        assert!(application_name.starts_with(&self.name));
         format!(
-            "{}?schema={}&application_name={}",
+            "{}?schema={}&application_name={application_name}",
             base_url(),
-            self.name,
             self.name
         )
     }
 
     /// Terminates every connection of this schema's stores; returns how many.
     pub async fn terminate_connections(&self, admin: &Client) -> u64 {
-        admin
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                &[&self.name],
-            )
-            .await
-            .map(|rows| rows.len() as u64)
-            .unwrap_or(0)
+        terminate(admin, &self.name).await.unwrap_or(0)
     }
+}
+
+/// Terminates the connections whose `application_name` is `exactly`.
+pub async fn terminate_exactly(admin: &Client, application_name: &str) -> u64 {
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&application_name],
+        )
+        .await
+        .map(|rows| rows.len() as u64)
+        .unwrap_or(0)
+}
+
+/// Terminates the connections whose `application_name` starts with `prefix`.
+async fn terminate(admin: &Client, prefix: &str) -> Result<u64, tokio_postgres::Error> {
+    let rows = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE starts_with(application_name, $1) AND pid <> pg_backend_pid()",
+            &[&prefix],
+        )
+        .await?;
+    Ok(rows.len() as u64)
 }
 
 impl Drop for TestSchema {
@@ -154,13 +178,7 @@ impl Drop for TestSchema {
 /// Ends the schema's connections (an aborted test may leave one holding
 /// locks), then drops the schema with everything in it.
 async fn drop_schema(admin: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
-    admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            &[&name],
-        )
-        .await?;
+    terminate(admin, name).await?;
     admin
         .batch_execute(&format!(
             "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{name}\" CASCADE"

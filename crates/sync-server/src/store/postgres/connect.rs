@@ -171,7 +171,13 @@ pub(super) fn pool_error(e: PoolError) -> StoreError {
 /// `Unavailable`: the request is safe to retry. Everything else is `Internal`.
 pub(super) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     let Some(db) = e.as_db_error() else {
-        return StoreError::Unavailable(e.to_string());
+        // The driver's message ("error connecting to server") leaves out
+        // the cause ("Connection refused"); the source has it.
+        let message = match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        };
+        return StoreError::Unavailable(message);
     };
     let code = db.code();
     let class = &code.code()[..2];

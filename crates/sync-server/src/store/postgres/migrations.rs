@@ -88,7 +88,8 @@ CREATE TABLE device_positions (
 pub(super) async fn migrate(client: &mut Client, url: &DatabaseUrl) -> Result<usize, StoreError> {
     let tx = client.transaction().await.map_err(pg_error)?;
     // Index builds on a large table may take longer than a request may.
-    tx.batch_execute("SET LOCAL statement_timeout = 0")
+    // "already exists, skipping" notices on every start are noise.
+    tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL client_min_messages = warning")
         .await
         .map_err(pg_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
