@@ -7,6 +7,12 @@
 //! on every store. Payloads are `text`, not `jsonb`: the row is stored and
 //! served as the exact bytes the server produced (no re-serialisation, no
 //! key reordering, no parse on read), and `jsonb` would refuse `\u0000`.
+//!
+//! Unlike SQLite there is no `applied_ops` table: an op id is applied exactly
+//! when its entry is in the change log (GC purges both together), so a
+//! unique index on `change_log (workspace_id, op_id)` answers "seen before?"
+//! and makes the database itself refuse an op entering the log twice, for
+//! one index write per op instead of a second table.
 
 use super::connect::{column_error, pg_error, DatabaseUrl};
 use crate::store::StoreError;
@@ -65,14 +71,8 @@ CREATE TABLE change_log (
     prev_project_id text COLLATE "C",
     scope_change boolean NOT NULL,
     committed_at bigint NOT NULL,
-    PRIMARY KEY (workspace_id, server_version)
-);
-CREATE TABLE applied_ops (
-    workspace_id text COLLATE "C" NOT NULL,
-    op_id text COLLATE "C" NOT NULL,
-    server_version bigint NOT NULL,
-    committed_at bigint NOT NULL,
-    PRIMARY KEY (workspace_id, op_id)
+    PRIMARY KEY (workspace_id, server_version),
+    UNIQUE (workspace_id, op_id)
 );
 CREATE TABLE device_positions (
     workspace_id text COLLATE "C" NOT NULL,

@@ -4,8 +4,8 @@
 //! 2. pipelined: lock the workspace's counter row (with the access check),
 //!    read the stored records of every op, the projects of the threads the
 //!    batch's messages name, and which op ids were applied before;
-//! 3. one statement that writes the log entries, the records (upsert), the
-//!    applied op ids and the new head, each with one `unnest`;
+//! 3. one statement that writes the log entries (which are also the record
+//!    of applied op ids), the records (upsert) and the new head;
 //! 4. `COMMIT`.
 //!
 //! The counter row stays locked from step 2 to the commit, so pushes to one
@@ -19,7 +19,6 @@ use super::connect::{column_error, pg_error};
 use super::{check_role, raw_json};
 use crate::store::{Access, LoggedChange, OpOutcome, PushOutcome, StoreError, StoredVersion};
 use deadpool_postgres::Client;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -121,9 +120,13 @@ pub(super) fn plan_push(
         }
 
         let pk_field = tables.pk_field(&op.table_name).unwrap_or("id");
-        let previous_row = current
-            .and_then(|c| c.payload.as_deref())
-            .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok());
+        // Only a delete without payload keeps the previous row.
+        let previous_row = match op.payload {
+            Some(_) => None,
+            None => current
+                .and_then(|c| c.payload.as_deref())
+                .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok()),
+        };
         let row = committed_row(op, previous_row, pk_field);
         let scope_kind = table_scope(&op.table_name);
         let thread_id = match scope_kind {
@@ -144,7 +147,9 @@ pub(super) fn plan_push(
             current.map(|c| c.project_id.as_deref()),
         );
         let record_thread_id = thread_id.or_else(|| current.and_then(|c| c.thread_id.clone()));
-        let payload = Value::Object(row).to_string();
+        let payload = serde_json::value::to_raw_value(&Value::Object(row))
+            .map_err(|e| StoreError::Internal(format!("committed row: {e}")))?;
+        let stored_payload = payload.get().to_owned();
         let deleted = op.is_tombstone();
         head += 1;
 
@@ -169,8 +174,7 @@ pub(super) fn plan_push(
                 } else {
                     Operation::Put
                 },
-                payload: RawValue::from_string(payload.clone())
-                    .map_err(|e| StoreError::Internal(format!("committed row: {e}")))?,
+                payload,
                 clock: op.clock,
                 hlc: op.hlc.to_string(),
                 op_id: op.op_id.as_str().to_owned(),
@@ -185,7 +189,7 @@ pub(super) fn plan_push(
                 stamp: op.stamp(),
                 server_version: head,
                 deleted,
-                payload: Some(payload),
+                payload: Some(stored_payload),
                 project_id,
                 thread_id: record_thread_id,
             },
@@ -218,27 +222,48 @@ const LOCK_WORKSPACE: &str = "SELECT w.head, m.role FROM workspaces w
      LEFT JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
      WHERE w.id = $1 FOR NO KEY UPDATE OF w";
 
+// The reads probe the primary keys one key at a time: `LATERAL ... LIMIT 1`
+// keeps the planner from hashing a whole workspace when its statistics are
+// stale (a fresh or fast-growing table), which would make a push cost grow
+// with the workspace.
+
 const READ_RECORDS: &str = "SELECT r.table_name, r.pk, r.clock, r.hlc, r.op_id, r.server_version,
          r.deleted, r.payload, r.project_id, r.thread_id
      FROM unnest($2::text[], $3::text[]) AS k(table_name, pk)
-     JOIN records r ON r.workspace_id = $1 AND r.table_name = k.table_name AND r.pk = k.pk";
+     CROSS JOIN LATERAL (
+         SELECT * FROM records r
+         WHERE r.workspace_id = $1 AND r.table_name = k.table_name AND r.pk = k.pk LIMIT 1
+     ) r";
 
 /// Threads named by the batch's message payloads ($2) or by the stored rows
 /// of the batch's messages ($3): a superset of every thread whose project an
 /// op of the batch may need.
-const READ_THREAD_PROJECTS: &str = "SELECT t.pk, t.project_id FROM records t
-     WHERE t.workspace_id = $1 AND t.table_name = 'threads' AND t.pk IN (
+const READ_THREAD_PROJECTS: &str = "SELECT t.pk, t.project_id
+     FROM (
          SELECT unnest($2::text[])
          UNION
          SELECT m.thread_id FROM unnest($3::text[]) AS k(pk)
-         JOIN records m ON m.workspace_id = $1 AND m.table_name = 'messages' AND m.pk = k.pk
-         WHERE m.thread_id IS NOT NULL)";
+         CROSS JOIN LATERAL (
+             SELECT thread_id FROM records m
+             WHERE m.workspace_id = $1 AND m.table_name = 'messages' AND m.pk = k.pk LIMIT 1
+         ) m
+     ) AS named(thread_id)
+     CROSS JOIN LATERAL (
+         SELECT t.pk, t.project_id FROM records t
+         WHERE t.workspace_id = $1 AND t.table_name = 'threads' AND t.pk = named.thread_id LIMIT 1
+     ) t";
 
-const READ_APPLIED_OPS: &str = "SELECT op_id, server_version FROM applied_ops
-     WHERE workspace_id = $1 AND op_id = ANY($2::text[])";
+/// Op ids already in the log (see `migrations.rs`: the log is the record
+/// of applied op ids).
+const READ_APPLIED_OPS: &str = "SELECT a.op_id, a.server_version
+     FROM unnest($2::text[]) AS k(op_id)
+     CROSS JOIN LATERAL (
+         SELECT op_id, server_version FROM change_log a
+         WHERE a.workspace_id = $1 AND a.op_id = k.op_id LIMIT 1
+     ) a";
 
-/// Log entries, applied op ids, the final state of each record and the head,
-/// in one statement. Records take their columns from the log entries of
+/// Log entries (which also record the applied op ids), the final state of
+/// each record and the head, in one statement. Records take their columns from the log entries of
 /// their last write, so each payload crosses the wire once.
 const WRITE_BATCH: &str = "WITH log AS (
          INSERT INTO change_log (workspace_id, server_version, table_name, pk, operation, payload,
@@ -248,9 +273,6 @@ const WRITE_BATCH: &str = "WITH log AS (
              $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bool[],
              $12::text[], $13::text[], $14::bool[]) AS e
          RETURNING server_version, table_name, pk, operation, payload, clock, hlc, op_id, project_id
-     ), applied AS (
-         INSERT INTO applied_ops (workspace_id, op_id, server_version, committed_at)
-         SELECT $1, op_id, server_version, $15 FROM log
      ), current AS (
          INSERT INTO records (workspace_id, table_name, pk, clock, hlc, op_id, server_version,
              deleted, payload, scope_kind, project_id, thread_id, committed_at)
