@@ -471,3 +471,92 @@ async fn write_batch(
     .map_err(pg_error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sync_core::validate::{validate_op, ValidationLimits};
+
+    const T: u64 = 1_800_000_000_000;
+
+    fn op(table: &str, pk: &str, clock: u64, counter: u32, data: Value) -> ValidOp {
+        let mut payload = json!({ "id": pk });
+        for (k, v) in data.as_object().unwrap() {
+            payload[k] = v.clone();
+        }
+        let raw = json!({
+            "op_id": uuid::Uuid::new_v4().to_string(), "table_name": table, "operation": "put",
+            "pk": pk, "payload": payload, "clock": clock,
+            "hlc": format!("{T:013}-{counter:06}-abcdefabcdefabcd"), "device_id": "abcdefabcdefabcd",
+        });
+        validate_op(
+            &raw,
+            &TableConfig::or3_chat(),
+            &ValidationLimits::default(),
+            T,
+        )
+        .unwrap()
+    }
+
+    fn plan(ops: &[ValidOp], context: BatchContext) -> PushPlan {
+        plan_push(ops, &TableConfig::or3_chat(), context).unwrap()
+    }
+
+    #[test]
+    fn a_record_written_twice_in_a_batch_is_upserted_once_with_its_last_write() {
+        let ops = [
+            op("messages", "m1", 1, 0, json!({"thread_id": "t1"})),
+            op("messages", "m1", 2, 1, json!({"thread_id": "t2"})),
+        ];
+        let plan = plan(&ops, BatchContext::default());
+        assert_eq!(plan.changes.len(), 2, "both writes are logged");
+        assert_eq!(
+            plan.records,
+            [RecordColumns {
+                server_version: 2,
+                scope_kind: TableScope::ThreadProject,
+                thread_id: Some("t2".into()),
+            }],
+            "one row per record: an upsert may touch a row once"
+        );
+    }
+
+    #[test]
+    fn a_message_takes_the_project_of_its_thread_at_this_point_of_the_batch() {
+        let context = BatchContext {
+            thread_projects: HashMap::from([("t1".to_owned(), Some("stored".to_owned()))]),
+            head: 7,
+            ..BatchContext::default()
+        };
+        let ops = [
+            op("messages", "m1", 1, 0, json!({"thread_id": "t1"})),
+            op("threads", "t1", 5, 1, json!({"project_id": "moved"})),
+            op("messages", "m2", 1, 2, json!({"thread_id": "t1"})),
+        ];
+        let plan = plan(&ops, context);
+        let projects: Vec<Option<&str>> = plan
+            .changes
+            .iter()
+            .map(|c| c.scope.project_id.as_deref())
+            .collect();
+        assert_eq!(projects, [Some("stored"), Some("moved"), Some("moved")]);
+        assert_eq!(plan.head, 10);
+    }
+
+    #[test]
+    fn known_op_ids_are_duplicates_with_their_versions() {
+        let first = op("kv", "k1", 1, 0, json!({}));
+        let context = BatchContext {
+            applied_ops: HashMap::from([(first.op_id.as_str().to_owned(), 3)]),
+            head: 3,
+            ..BatchContext::default()
+        };
+        let plan = plan(&[first.clone(), first], context);
+        assert!(plan
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, OpOutcome::Duplicate(Some(3)))));
+        assert!(plan.changes.is_empty() && plan.records.is_empty());
+    }
+}
