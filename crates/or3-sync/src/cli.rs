@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the gateway server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate {
         #[command(flatten)]
@@ -98,12 +98,46 @@ pub struct ServeArgs {
     /// JWKS file with the keys that sign session tokens (picked by kid).
     #[arg(long, env = "OR3_SYNC_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
+    /// URL of the JWKS that signs session tokens (Clerk: https://<domain>/.well-known/jwks.json);
+    /// fetched at start and again when a token names an unknown kid (at most once a minute).
+    #[arg(long, env = "OR3_SYNC_JWKS_URL")]
+    pub jwks_url: Option<String>,
     /// Required `iss` of session tokens.
     #[arg(long, env = "OR3_SYNC_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// An origin allowed as a token's `azp` (repeatable).
     #[arg(long, env = "OR3_SYNC_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origin: Vec<String>,
+    /// Take workspace membership from Clerk organization claims (`org_id`,
+    /// `org_role`) instead of the member table.
+    #[arg(long, env = "OR3_SYNC_MEMBERSHIP_FROM_CLAIMS")]
+    pub membership_from_claims: bool,
+    /// Pushes per user per minute (0: unlimited).
+    #[arg(long, env = "OR3_SYNC_RATE_PUSH_PER_MINUTE", default_value_t = 600)]
+    pub rate_push_per_minute: u32,
+    /// Pulls and other reads per user per minute (0: unlimited).
+    #[arg(long, env = "OR3_SYNC_RATE_PULL_PER_MINUTE", default_value_t = 1200)]
+    pub rate_pull_per_minute: u32,
+    /// Subscription connects per user per minute (0: unlimited).
+    #[arg(long, env = "OR3_SYNC_RATE_SUBSCRIBE_PER_MINUTE", default_value_t = 60)]
+    pub rate_subscribe_per_minute: u32,
+    /// Requests without a valid token per client IP per minute (0: unlimited).
+    #[arg(
+        long,
+        env = "OR3_SYNC_RATE_ANONYMOUS_PER_MINUTE",
+        default_value_t = 120
+    )]
+    pub rate_anonymous_per_minute: u32,
+    /// Most open connections.
+    #[arg(long, env = "OR3_SYNC_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Most open subscriptions per user.
+    #[arg(
+        long,
+        env = "OR3_SYNC_MAX_SUBSCRIPTIONS_PER_USER",
+        default_value_t = 32
+    )]
+    pub max_subscriptions_per_user: usize,
     /// Synced tables, comma-separated (`name` or `name:pk_field`).
     #[arg(long, env = "OR3_SYNC_TABLES")]
     pub tables: Option<String>,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sync_core::retention::RetentionPolicy;
 use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
 use sync_server::app::AppState;
-use sync_server::auth::{Authenticator, DevIssuer, VerifyingKeys};
+use sync_server::auth::{Authenticator, DevIssuer, RemoteJwks, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
 use sync_server::realtime::bus::{Bus, LocalBus};
@@ -32,7 +32,7 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate { database } => {
             open_store(&database, TableConfig::or3_chat()).await?;
             println!("migrations are up to date");
@@ -213,11 +213,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let database = Database::parse(&args.database.database)?;
     let opened = open_store(&args.database, tables.clone()).await?;
     let listen: SocketAddr = args.listen.parse().context("--listen must be HOST:PORT")?;
-    let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file) {
-        (Some(_), Some(_)) => bail!("use one of --jwt-public-key and --jwks-file, not both"),
-        (Some(pem), None) => (key_auth(VerifyingKeys::from_pem_file(pem), &args)?, None),
-        (None, Some(jwks)) => (key_auth(VerifyingKeys::from_jwks_file(jwks), &args)?, None),
-        (None, None) => {
+    let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file, &args.jwks_url) {
+        (Some(pem), None, None) => (key_auth(VerifyingKeys::from_pem_file(pem), &args)?, None),
+        (None, Some(jwks), None) => (key_auth(VerifyingKeys::from_jwks_file(jwks), &args)?, None),
+        (None, None, Some(url)) => {
+            let remote = Arc::new(
+                RemoteJwks::new(url, std::time::Duration::from_secs(60))
+                    .map_err(anyhow::Error::msg)?,
+            );
+            match remote.refresh().await {
+                Ok(n) => tracing::info!(keys = n, "fetched the JWKS from {url}"),
+                Err(e) => tracing::warn!("{e}; will retry when a token arrives"),
+            }
+            (key_auth(Ok(VerifyingKeys::Remote(remote)), &args)?, None)
+        }
+        (None, None, None) => {
             if !listen.ip().is_loopback() {
                 bail!("dev auth (no --jwt-public-key or --jwks-file) only listens on loopback; {listen} is not");
             }
@@ -230,6 +240,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             );
             (verifier, Some(issuer))
         }
+        _ => bail!("use one of --jwt-public-key, --jwks-file and --jwks-url"),
     };
     let config = ServerConfig {
         tables,
@@ -240,6 +251,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_ops_per_push: args.max_ops_per_push,
         max_body_bytes: args.max_body_bytes,
         static_dir: args.static_dir.clone(),
+        allowed_origins: args.allowed_origin.clone(),
+        membership_from_claims: args.membership_from_claims,
+        max_connections: args.max_connections,
+        max_subscriptions_per_user: args.max_subscriptions_per_user,
+        rate_limits: sync_server::rate_limit::RateLimitConfig {
+            push_per_minute: args.rate_push_per_minute,
+            pull_per_minute: args.rate_pull_per_minute,
+            subscribe_per_minute: args.rate_subscribe_per_minute,
+            anonymous_per_minute: args.rate_anonymous_per_minute,
+        },
         ..ServerConfig::default()
     };
     // Several nodes share a Postgres store: they announce commits to each

@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::positions::PositionBuffer;
+use crate::rate_limit::RateLimits;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
 use crate::routes;
@@ -19,7 +20,8 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Instant;
-use sync_core::WorkspaceId;
+use sync_core::{Role, WorkspaceId};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// Everything a request handler may use.
 #[derive(Clone)]
@@ -38,6 +40,12 @@ pub struct AppState {
     pub positions: Arc<PositionBuffer>,
     /// Realtime fanout.
     pub hub: Arc<Hub>,
+    /// Rate limiters.
+    pub rate_limits: Arc<RateLimits>,
+    /// Set when shutdown begins: new pushes get 503 while in-flight ones finish.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Workspaces known to exist (membership-from-claims mode creates them).
+    known_workspaces: Arc<std::sync::Mutex<std::collections::HashSet<WorkspaceId>>>,
 }
 
 impl AppState {
@@ -52,6 +60,9 @@ impl AppState {
     ) -> AppState {
         AppState {
             hub: Arc::new(Hub::new(store.clone(), bus, config.subscriber_queue)),
+            rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            known_workspaces: Arc::default(),
             store,
             auth: Arc::new(auth),
             dev_issuer: None,
@@ -67,11 +78,38 @@ impl AppState {
         self
     }
 
-    /// How the store should check this caller's membership.
-    pub fn access(&self, identity: &Identity) -> Access {
-        Access::Member {
-            user_id: identity.user_id.clone(),
+    /// How the store should check this caller's membership of `ws`. With
+    /// membership from claims, the token's organization must be `ws`, and the
+    /// workspace is created on first use.
+    pub async fn access(&self, identity: &Identity, ws: &WorkspaceId) -> Result<Access, ApiError> {
+        if !self.config.membership_from_claims {
+            return Ok(Access::Member {
+                user_id: identity.user_id.clone(),
+            });
         }
+        let role = match (&identity.org_id, &identity.org_role) {
+            (Some(org), Some(role)) if org == ws.as_str() => Role::from_clerk_org_role(role),
+            _ => {
+                return Err(ApiError::forbidden(
+                    "the token's organization is not this workspace",
+                ))
+            }
+        };
+        let known = self
+            .known_workspaces
+            .lock()
+            .map(|k| k.contains(ws))
+            .unwrap_or(false);
+        if !known {
+            self.store.ensure_workspace(ws, self.clock.now_ms()).await?;
+            if let Ok(mut k) = self.known_workspaces.lock() {
+                k.insert(ws.clone());
+            }
+        }
+        Ok(Access::Claimed {
+            user_id: identity.user_id.clone(),
+            role,
+        })
     }
 }
 
@@ -82,6 +120,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The rate-limit middleware has usually verified the token already.
+        if let Some(identity) = parts.extensions.get::<Identity>() {
+            return Ok(Caller(identity.clone()));
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -103,7 +145,7 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer <jwt>`",
                 )
             })?;
-        let identity = state.auth.verify(token).inspect_err(|e| {
+        let identity = state.auth.verify(token).await.inspect_err(|e| {
             metrics::counter!("or3_auth_failures_total", "reason" => e.code).increment(1);
         })?;
         Ok(Caller(identity))
@@ -207,6 +249,43 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
+/// CORS for the configured origins only; with none, browsers may call the
+/// API from its own origin alone.
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-device-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            header::RETRY_AFTER,
+            header::DATE,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// The tracing span of a request: its id, method and path; never tokens or
+/// payloads.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path())
+}
+
+static REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     // Install the recorder before the first request records anything.
@@ -243,8 +322,19 @@ pub fn router(state: AppState) -> Router {
         ),
         None => api.fallback(routes::health::not_found),
     };
-    api.layer(axum::middleware::from_fn(record_metrics))
-        .with_state(state)
+    let cors = cors_layer(&state.config.allowed_origins);
+    api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::rate_limit::limit,
+    ))
+    .layer(axum::middleware::from_fn(record_metrics))
+    .layer(cors)
+    // An `x-request-id` on every request and response (kept when the client
+    // sends one), named by the request's tracing span.
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+    .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+    .with_state(state)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// Seconds of clock leeway for `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 60;
@@ -45,6 +47,88 @@ pub enum VerifyingKeys {
     Single(DecodingKey),
     /// A JWKS: the key is picked by the token's `kid`.
     Set(HashMap<String, DecodingKey>),
+    /// A JWKS fetched from a URL (Clerk's `/.well-known/jwks.json`), cached,
+    /// and fetched again when a token names an unknown `kid`.
+    Remote(Arc<RemoteJwks>),
+}
+
+/// A JWKS document behind a URL. Keys rotate without a restart: an unknown
+/// `kid` triggers a refetch, at most once per `min_refresh`, so forged kids
+/// cannot turn the server into a request amplifier.
+pub struct RemoteJwks {
+    url: String,
+    http: reqwest::Client,
+    min_refresh: Duration,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl RemoteJwks {
+    /// A cache of the JWKS at `url`; nothing is fetched until [`RemoteJwks::refresh`] or a token needs it.
+    pub fn new(url: &str, min_refresh: Duration) -> Result<RemoteJwks, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+        Ok(RemoteJwks {
+            url: url.to_owned(),
+            http,
+            min_refresh,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Fetches the document now and replaces the cached keys.
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let mut last = self.last_fetch.lock().await;
+        *last = Some(Instant::now());
+        let body = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("fetching {}: {e}", self.url))?
+            .bytes()
+            .await
+            .map_err(|e| format!("reading {}: {e}", self.url))?;
+        let VerifyingKeys::Set(keys) = VerifyingKeys::from_jwks_json(&body)? else {
+            return Err("unreachable: a JWKS parses to a key set".into());
+        };
+        let count = keys.len();
+        if let Ok(mut cached) = self.keys.write() {
+            *cached = keys;
+        }
+        Ok(count)
+    }
+
+    fn cached(&self, kid: Option<&str>) -> Option<DecodingKey> {
+        let keys = self.keys.read().ok()?;
+        match kid {
+            Some(kid) => keys.get(kid).cloned(),
+            None if keys.len() == 1 => keys.values().next().cloned(),
+            None => None,
+        }
+    }
+
+    async fn key(&self, kid: Option<&str>) -> Option<DecodingKey> {
+        if let Some(key) = self.cached(kid) {
+            return Some(key);
+        }
+        {
+            let last = self.last_fetch.lock().await;
+            if last.is_some_and(|t| t.elapsed() < self.min_refresh) {
+                // Fetched recently (perhaps by a concurrent request): use what we have.
+                drop(last);
+                return self.cached(kid);
+            }
+        }
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "JWKS refresh failed");
+        }
+        self.cached(kid)
+    }
 }
 
 impl VerifyingKeys {
@@ -81,17 +165,19 @@ impl VerifyingKeys {
         Ok(VerifyingKeys::Set(keys))
     }
 
-    fn pick(&self, kid: Option<&str>) -> Result<&DecodingKey, ApiError> {
+    async fn pick(&self, kid: Option<&str>) -> Result<DecodingKey, ApiError> {
+        let unknown =
+            || ApiError::unauthorized("unknown_key", "the token's kid is not a known key");
         match self {
-            VerifyingKeys::Single(key) => Ok(key),
+            VerifyingKeys::Single(key) => Ok(key.clone()),
             VerifyingKeys::Set(keys) => match kid {
                 Some(kid) => keys.get(kid),
                 None if keys.len() == 1 => keys.values().next(),
                 None => None,
             }
-            .ok_or_else(|| {
-                ApiError::unauthorized("unknown_key", "the token's kid is not a known key")
-            }),
+            .cloned()
+            .ok_or_else(unknown),
+            VerifyingKeys::Remote(remote) => remote.key(kid).await.ok_or_else(unknown),
         }
     }
 }
@@ -125,7 +211,7 @@ impl Authenticator {
     }
 
     /// Verifies a token and returns who it names.
-    pub fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             ApiError::unauthorized("invalid_token", "the token is not a well-formed JWT")
         })?;
@@ -135,8 +221,8 @@ impl Authenticator {
                 "tokens must be signed with RS256",
             ));
         }
-        let key = self.keys.pick(header.kid.as_deref())?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+        let key = self.keys.pick(header.kid.as_deref()).await?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             let (code, message) = match e.kind() {
                 ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),

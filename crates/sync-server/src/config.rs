@@ -25,6 +25,16 @@ pub struct ServerConfig {
     pub max_snapshot_limit: usize,
     /// Commits a subscriber may fall behind before it is poked.
     pub subscriber_queue: usize,
+    /// Requests per minute per user and class, and per IP without a token.
+    pub rate_limits: crate::rate_limit::RateLimitConfig,
+    /// Most open TCP connections (subscriptions included).
+    pub max_connections: usize,
+    /// Most concurrent subscriptions per user (WebSocket and SSE).
+    pub max_subscriptions_per_user: usize,
+    /// Origins allowed to call the API from a browser (CORS); none = same origin only.
+    pub allowed_origins: Vec<String>,
+    /// Take workspace membership from Clerk organization claims.
+    pub membership_from_claims: bool,
     /// A web app to serve at `/` (e.g. the demo's build), if any.
     pub static_dir: Option<std::path::PathBuf>,
 }
@@ -43,6 +53,11 @@ impl Default for ServerConfig {
             max_snapshot_limit: 1000,
             subscriber_queue: crate::realtime::hub::DEFAULT_QUEUE,
             static_dir: None,
+            rate_limits: crate::rate_limit::RateLimitConfig::default(),
+            max_subscriptions_per_user: 32,
+            max_connections: 10_000,
+            allowed_origins: Vec::new(),
+            membership_from_claims: false,
         }
     }
 }

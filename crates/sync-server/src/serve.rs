@@ -1,9 +1,8 @@
-//! Running the router on a listener, with TCP_NODELAY (Nagle delays small
-//! realtime frames) and graceful shutdown: on the signal the server stops
+//! Running the router on a listener with a connection cap, and graceful shutdown: on the signal the server stops
 //! accepting, lets in-flight requests finish, then flushes device positions.
 
 use crate::app::{router, AppState};
-use axum::serve::ListenerExt;
+use crate::listener::LimitedListener;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -17,16 +16,19 @@ pub async fn run(
     state
         .positions
         .spawn_flusher(state.store.clone(), Duration::from_secs(1));
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = LimitedListener::new(listener, state.config.max_connections);
+    crate::rate_limit::spawn_janitor(state.rate_limits.clone());
     let hub = state.hub.clone();
+    let draining = state.draining.clone();
     let shutdown = async move {
         shutdown.await;
+        draining.store(true, std::sync::atomic::Ordering::SeqCst);
         // Streams never end by themselves: tell them to close with a frame.
         hub.shut_down();
     };
-    axum::serve(listener, router(state.clone()))
+    let app =
+        router(state.clone()).into_make_service_with_connect_info::<crate::listener::ClientAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     state.positions.flush(state.store.as_ref()).await;

@@ -8,6 +8,7 @@ use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sync_server::auth::{Authenticator, RemoteJwks, VerifyingKeys};
 
 async fn with_token(s: &TestServer, ws: &str, token: &str) -> (StatusCode, Value) {
     let res = s
@@ -328,4 +329,146 @@ async fn workspaces_are_listed_with_the_callers_role() {
     assert_eq!(listed["workspaces"][0]["workspace_id"], ws.as_str());
     assert_eq!(listed["workspaces"][0]["role"], "viewer");
     assert_eq!(listed["workspaces"][0]["name"], "test");
+}
+
+/// The public half of a test key as a JWK with `kid`.
+fn jwk(key: &TestKey, kid: &str) -> Value {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::traits::PublicKeyParts;
+    let public = rsa::RsaPublicKey::from_public_key_pem(&key.public_pem).unwrap();
+    json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+           "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+           "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())})
+}
+
+/// A JWKS endpoint on loopback whose document the test can swap; counts fetches.
+struct JwksServer {
+    url: String,
+    document: std::sync::Arc<std::sync::Mutex<Value>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn jwks_server(document: Value) -> JwksServer {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let document = std::sync::Arc::new(std::sync::Mutex::new(document));
+    let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+    let (doc, count) = (document.clone(), fetches.clone());
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let (doc, count) = (doc.clone(), count.clone());
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                axum::Json(doc.lock().unwrap().clone())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    JwksServer {
+        url,
+        document,
+        fetches,
+    }
+}
+
+fn remote_authenticator(
+    url: &str,
+    min_refresh: std::time::Duration,
+) -> (Authenticator, std::sync::Arc<RemoteJwks>) {
+    let remote = std::sync::Arc::new(RemoteJwks::new(url, min_refresh).unwrap());
+    let auth = Authenticator::new(VerifyingKeys::Remote(remote.clone()), Some(ISSUER), vec![]);
+    (auth, remote)
+}
+
+#[tokio::test]
+async fn jwks_url_key_rotation_works_without_a_restart() {
+    let old_key = TestKey::generate();
+    let new_key = TestKey::generate();
+    let jwks = jwks_server(json!({"keys": [jwk(&old_key, "k1")]})).await;
+    let (auth, remote) = remote_authenticator(&jwks.url, std::time::Duration::ZERO);
+    remote.refresh().await.unwrap();
+    assert!(auth
+        .verify(&old_key.sign(&claims("alice"), Some("k1")))
+        .await
+        .is_ok());
+    let rotated = new_key.sign(&claims("alice"), Some("k2"));
+    assert_eq!(
+        auth.verify(&rotated).await.unwrap_err().code,
+        "unknown_key",
+        "not published yet"
+    );
+    *jwks.document.lock().unwrap() = json!({"keys": [jwk(&old_key, "k1"), jwk(&new_key, "k2")]});
+    let identity = auth
+        .verify(&rotated)
+        .await
+        .expect("an unknown kid refetches the JWKS");
+    assert_eq!(identity.user_id, "alice");
+    let forged = old_key.sign(&claims("alice"), Some("k2"));
+    assert_eq!(
+        auth.verify(&forged).await.unwrap_err().code,
+        "invalid_signature",
+        "kid k2 is the new key"
+    );
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_at_most_once_per_interval() {
+    use std::sync::atomic::Ordering;
+    let key = TestKey::generate();
+    let jwks = jwks_server(json!({"keys": [jwk(&key, "k1")]})).await;
+    let (auth, remote) = remote_authenticator(&jwks.url, std::time::Duration::from_secs(60));
+    remote.refresh().await.unwrap();
+    for i in 0..20 {
+        let forged = key.sign(&claims("alice"), Some(&format!("nope-{i}")));
+        assert_eq!(auth.verify(&forged).await.unwrap_err().code, "unknown_key");
+    }
+    assert_eq!(
+        jwks.fetches.load(Ordering::SeqCst),
+        1,
+        "forged kids cannot make the server hammer the JWKS"
+    );
+}
+
+#[tokio::test]
+async fn jwks_file_picks_the_key_by_kid() {
+    let a = TestKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(
+        &path,
+        json!({"keys": [jwk(key(), "main"), jwk(&a, "other")]}).to_string(),
+    )
+    .unwrap();
+    let auth = Authenticator::new(
+        VerifyingKeys::from_jwks_file(&path).unwrap(),
+        Some(ISSUER),
+        vec![],
+    );
+    assert!(auth
+        .verify(&key().sign(&claims("alice"), Some("main")))
+        .await
+        .is_ok());
+    assert!(auth
+        .verify(&a.sign(&claims("alice"), Some("other")))
+        .await
+        .is_ok());
+    assert_eq!(
+        auth.verify(&a.sign(&claims("alice"), Some("main")))
+            .await
+            .unwrap_err()
+            .code,
+        "invalid_signature"
+    );
+    assert_eq!(
+        auth.verify(&a.sign(&claims("alice"), None))
+            .await
+            .unwrap_err()
+            .code,
+        "unknown_key"
+    );
 }

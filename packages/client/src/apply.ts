@@ -8,9 +8,9 @@ import type { CaptureRuntime } from './capture.js';
 import type { ConflictEvent } from './events.js';
 import { hlcReceive, parseHlc, type HlcState } from './hlc.js';
 import { maxStamp, winsOver, compareStamps, type Stamp } from './lww.js';
+import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import {
   CAPTURE_TABLES,
-  STATE_KEYS,
   type PendingOpRow,
   type SyncedTable,
   type TombstoneRow,
@@ -165,8 +165,8 @@ export async function applyRemoteVersions(
   if (relevant.length === 0) return outcome;
 
   const locals = await loadLocalRecords(db, runtime.tables, relevant);
-  const hlcRow = await db.table('sync_state').get(STATE_KEYS.hlc);
-  let hlc: HlcState = (hlcRow?.value as HlcState | undefined) ?? { ms: 0, counter: 0 };
+  const clockState = await readClockState(db);
+  let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
   const rowWrites = new Map<string, Map<string, RecordPayload | null>>();
   const tombWrites = new Map<string, TombstoneRow>();
 
@@ -212,7 +212,8 @@ export async function applyRemoteVersions(
     if (deletes.length > 0) await db.table(tableName).bulkDelete(deletes);
   }
   if (tombWrites.size > 0) await db.table('sync_tombstones').bulkPut([...tombWrites.values()]);
-  await db.table('sync_state').put({ key: STATE_KEYS.hlc, value: hlc });
+  noteTombstones(clockState, [...tombWrites.values()].map((t) => t.table_name));
+  await writeClockState(db, { ...clockState, ...hlc });
   return outcome;
 }
 

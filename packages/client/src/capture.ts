@@ -17,10 +17,12 @@ import type {
 } from 'dexie';
 import { formatHlc, hlcSend, type HlcState } from './hlc.js';
 import { newOpId } from './ids.js';
+import { clockStateFromRow, clockStateRow, mayHoldTombstones, noteTombstones, type ClockState } from './clock-state.js';
 import {
   CAPTURE_TABLES,
   STATE_KEYS,
   type PendingOpRow,
+  type SyncStateRow,
   type SyncedTable,
   type TombstoneRow,
 } from './schema.js';
@@ -66,6 +68,22 @@ interface DexieZones {
 }
 const zones = Dexie.Promise as unknown as DexieZones;
 
+/**
+ * `down` with its tables built once: Dexie builds a fresh chain of middleware
+ * tables on every `table()` call, which costs more than a small write.
+ */
+function withTableCache(down: DBCore): DBCore {
+  const tables = new Map<string, DBCoreTable>();
+  return {
+    ...down,
+    table(name) {
+      let table = tables.get(name);
+      if (!table) tables.set(name, (table = down.table(name)));
+      return table;
+    },
+  };
+}
+
 /** A view of `down` whose tables run every call in the caller's zone. */
 function zonedCore(down: DBCore): DBCore {
   const psd = zones.PSD;
@@ -87,33 +105,58 @@ function zonedCore(down: DBCore): DBCore {
   };
 }
 
+/**
+ * Synced tables whose tombstones the latest clock state named. A write looks
+ * its tombstone up alongside its row when this says it may have one; the
+ * clock state read in the write's own transaction has the final say.
+ */
+interface TombstoneHint {
+  tables: string[] | null;
+}
+
 /** The Dexie middleware; register it with `db.use(createCaptureMiddleware(runtime))`. */
 export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBCore> {
   return {
     stack: 'dbcore',
     name: 'or3-sync-capture',
+    // Below Dexie's hooks middleware (level 2): app hooks shape a row before it is stamped, and the
+    // engine's own tables are written without the per-transaction table objects the hooks build.
+    level: 1.5,
     create(down: DBCore): Partial<DBCore> {
+      const hint: TombstoneHint = { tables: null };
+      const below = withTableCache(down);
+      // Dexie asks for tables and scopes per transaction; both are built once here.
+      const capturing = new Map<string, DBCoreTable>();
+      const scopes = new Map<string, string[]>();
       return {
         ...down,
         transaction(stores, mode, options) {
-          const widened =
-            mode === 'readwrite' && stores.some((name) => runtime.tables.has(name))
-              ? [...new Set([...stores, ...CAPTURE_TABLES])]
-              : stores;
+          if (mode !== 'readwrite') return down.transaction(stores, mode, options);
+          const id = stores.join('\u0000');
+          let widened = scopes.get(id);
+          if (!widened) {
+            widened = stores.some((name) => runtime.tables.has(name)) ? [...new Set([...stores, ...CAPTURE_TABLES])] : stores;
+            scopes.set(id, widened);
+          }
           return down.transaction(widened, mode, options);
         },
         table(name) {
-          const table = down.table(name);
+          const table = below.table(name);
           const synced = runtime.tables.get(name);
           if (!synced) return table;
-          return {
-            ...table,
-            mutate(req) {
-              if (runtime.remoteTransactions.has(req.trans)) return table.mutate(req);
-              const zoned = zonedCore(down);
-              return captureMutation(zoned, zoned.table(name), synced, runtime, req);
-            },
-          } satisfies DBCoreTable;
+          let captured = capturing.get(name);
+          if (!captured) {
+            captured = {
+              ...table,
+              mutate(req) {
+                if (runtime.remoteTransactions.has(req.trans)) return table.mutate(req);
+                const zoned = zonedCore(below);
+                return captureMutation(zoned, zoned.table(name), synced, runtime, hint, req);
+              },
+            } satisfies DBCoreTable;
+            capturing.set(name, captured);
+          }
+          return captured;
         },
       };
     },
@@ -129,30 +172,81 @@ interface LocalWrite {
   value: RecordPayload | null;
 }
 
+/**
+ * The clock state of each capturing transaction, read once and then kept in
+ * memory: every later write of the transaction stamps from it (so writes
+ * issued in parallel never share a stamp) and stores it again.
+ */
+const transactionClockStates = new WeakMap<DBCoreTransaction, Promise<ClockState>>();
+
+function clockStateOf(stateTable: DBCoreTable, trans: DBCoreTransaction): Promise<ClockState> {
+  let state = transactionClockStates.get(trans);
+  if (!state) {
+    state = stateTable.get({ trans, key: STATE_KEYS.hlc }).then((row) => clockStateFromRow(row as SyncStateRow | undefined));
+    // A transaction that dies before anyone awaits its state must not report an unhandled rejection.
+    state.catch(() => {});
+    transactionClockStates.set(trans, state);
+  }
+  return state;
+}
+
+/**
+ * Captures one mutation in two rounds of IndexedDB requests: the reads (rows,
+ * clock state, tombstones when the table may have any) in parallel, then the
+ * writes (rows, clock state, outbox, tombstones of hard deletes) in parallel.
+ * Ops of rows that failed to write are taken back out of the outbox.
+ */
 async function captureMutation(
   down: DBCore,
   table: DBCoreTable,
   synced: SyncedTable,
   runtime: CaptureRuntime,
+  hint: TombstoneHint,
   req: DBCoreMutateRequest,
 ): Promise<DBCoreMutateResponse> {
   const deviceId = runtime.deviceId;
   if (!deviceId) throw new CaptureError('the sync engine is not open yet');
   const trans = req.trans;
-  const writes = await collectWrites(table, synced, req);
+  const stateTable = down.table('sync_state');
+  const tombTable = down.table('sync_tombstones');
+  const clockStateRead = clockStateOf(stateTable, trans);
+  const collected = await collectWrites(table, synced, req);
+  const writes = collected.writes;
   if (writes.length === 0) return req.type === 'deleteRange' || req.type === 'delete' ? NO_FAILURES : table.mutate(req);
 
   const keys = writes.map((w) => w.pk);
   const pks = keys.map(pkToWire);
-  const tombTable = down.table('sync_tombstones');
-  const stateTable = down.table('sync_state');
-  const [existingRows, tombstones, hlcRow] = await Promise.all([
-    table.getMany({ trans, keys }),
-    tombTable.getMany({ trans, keys: pks.map((pk) => [synced.name, pk]) }),
-    stateTable.get({ trans, key: STATE_KEYS.hlc }),
+  const rowOf = (row: RecordPayload) => pkToWire(row[synced.primaryKey]);
+  // An add fails on an existing row, so there is nothing to read for it.
+  const rowsRead: Promise<(RecordPayload | undefined)[]> = collected.rows
+    ? Promise.resolve(collected.rows)
+    : req.type === 'add'
+      ? Promise.resolve(new Array<RecordPayload | undefined>(writes.length))
+      : readRecords(table, trans, keys, pks, rowOf, keys.every((k) => typeof k === 'string') ? (lower, upper) => [lower, upper] : null);
+  const readTombstones = () =>
+    readRecords<TombstoneRow>(
+      tombTable,
+      trans,
+      pks.map((pk) => [synced.name, pk]),
+      pks,
+      (t) => t.pk,
+      (lower, upper) => [
+        [synced.name, lower],
+        [synced.name, upper],
+      ],
+    );
+  const hinted = hint.tables === null || hint.tables.includes(synced.name);
+  const [clockState, existingRows, hintedTombstones] = await Promise.all([
+    clockStateRead,
+    rowsRead,
+    hinted ? readTombstones() : null,
   ]);
+  hint.tables = clockState.tombstoneTables === null ? null : [...clockState.tombstoneTables];
+  let tombstones: (TombstoneRow | undefined)[] = hintedTombstones ?? [];
+  if (!hintedTombstones && mayHoldTombstones(clockState, synced.name)) tombstones = await readTombstones();
 
-  let hlc: HlcState = (hlcRow?.value as HlcState | undefined) ?? { ms: 0, counter: 0 };
+  // From here to the writes nothing awaits: the clock state is this transaction's, advanced in one step.
+  let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
   const appNow = runtime.appNow();
   // Latest row and clock per key within this request, so a key written twice stacks its clocks.
   const current = new Map<string, { row: RecordPayload | undefined; clock: number }>();
@@ -160,11 +254,12 @@ async function captureMutation(
   const removals: LocalWrite[] = [];
   const ops: PendingOpRow[] = [];
   const newTombstones: TombstoneRow[] = [];
+  const capturedAt = Date.now();
 
   writes.forEach((write, i) => {
     const pk = pks[i]!;
     const before = current.get(pk) ?? {
-      row: existingRows[i] as RecordPayload | undefined,
+      row: existingRows[i],
       clock: Math.max(numberOr0(existingRows[i]?.clock), numberOr0(tombstones[i]?.clock)),
     };
     const clock = before.clock + 1;
@@ -188,7 +283,7 @@ async function captureMutation(
         op_id: opId,
         deleted_at: numberOrNull(row.deleted_at),
         server_version: null,
-        recorded_at: Date.now(),
+        recorded_at: capturedAt,
       });
     }
     ops.push({
@@ -204,21 +299,57 @@ async function captureMutation(
       sent: 0,
       attempts: 0,
       error: null,
-      created_at: Date.now(),
+      created_at: capturedAt,
     });
   });
+  clockState.ms = hlc.ms;
+  clockState.counter = hlc.counter;
+  if (newTombstones.length > 0) noteTombstones(clockState, [synced.name]);
 
-  const response = await writeRows(table, req, writes.length, puts, removals);
+  const outbox = down.table('pending_ops');
+  // A small write sends its outbox ops along with its rows (one round trip) and takes
+  // back the ops of rows that failed; a large one waits for the rows' outcome first,
+  // since its round trips are few anyway next to its requests.
+  const appendAtOnce =
+    writes.length <= PIPELINED_WRITES_MAX && runtime.pendingEstimate + ops.length <= runtime.outboxSoftLimit;
+  // Deleting by key never fails in IndexedDB, so tombstones of pure deletes can go with the rows;
+  // any put may fail (a unique index), so its tombstones wait for the outcome.
+  const tombstonesAtOnce = appendAtOnce && puts.length === 0;
+  const stateWritten = stateTable.mutate({ trans, type: 'put', values: [clockStateRow(clockState)] });
+  const [response, , appended] = await Promise.all([
+    writeRows(table, req, writes.length, puts, removals),
+    stateWritten,
+    appendAtOnce ? outbox.mutate({ trans, type: 'add', values: ops }) : null,
+    tombstonesAtOnce && newTombstones.length > 0
+      ? tombTable.mutate({ trans, type: 'put', values: dedupeLast(newTombstones) })
+      : null,
+  ]);
+
   const failed = new Set(Object.keys(response.failures).map(Number));
-  const committedOps = ops.filter((_, i) => !failed.has(writes[i]!.index));
-  const committedOpIds = new Set(committedOps.map((op) => op.op_id));
-  const committedTombstones = newTombstones.filter((t) => committedOpIds.has(t.op_id));
-
-  await stateTable.mutate({ trans, type: 'put', values: [{ key: STATE_KEYS.hlc, value: hlc }] });
-  if (committedTombstones.length > 0) {
-    await tombTable.mutate({ trans, type: 'put', values: dedupeLast(committedTombstones) });
+  const committedOps = failed.size === 0 ? ops : ops.filter((_, i) => !failed.has(writes[i]!.index));
+  const committedOpIds = failed.size === 0 ? null : new Set(committedOps.map((op) => op.op_id));
+  const committedTombstones =
+    tombstonesAtOnce || committedOpIds === null ? newTombstones : newTombstones.filter((t) => committedOpIds.has(t.op_id));
+  const settled: Promise<unknown>[] = [];
+  if (appended && failed.size > 0) {
+    const orphans = ops.flatMap((_, i) => (failed.has(writes[i]!.index) ? [appended.results![i]] : []));
+    settled.push(outbox.mutate({ trans, type: 'delete', keys: orphans }));
   }
-  const added = await appendToOutbox(down, trans, runtime, committedOps);
+  if (!tombstonesAtOnce && committedTombstones.length > 0) {
+    settled.push(tombTable.mutate({ trans, type: 'put', values: dedupeLast(committedTombstones) }));
+  }
+  const appendedLater = appendAtOnce
+    ? null
+    : runtime.pendingEstimate + committedOps.length <= runtime.outboxSoftLimit
+      ? outbox.mutate({ trans, type: 'add', values: committedOps }).then(() => committedOps.length)
+      : null;
+  if (appendedLater) settled.push(appendedLater);
+  await Promise.all(settled);
+  const added = appendAtOnce
+    ? committedOps.length
+    : appendedLater
+      ? await appendedLater
+      : await appendToOutbox(down, trans, committedOps);
   if (committedOps.length > 0) {
     const coalesced = committedOps.length - added;
     (trans as unknown as IDBTransaction).addEventListener('complete', () => runtime.onCaptured(added, coalesced));
@@ -226,31 +357,83 @@ async function captureMutation(
   return response;
 }
 
-/** Expands any mutation into per-record writes (deletes get their keys resolved). */
+/** Largest write whose outbox ops go along with its rows. */
+const PIPELINED_WRITES_MAX = 64;
+
+/** Below this many keys, reading each key is cheaper than reading their key range. */
+const RANGE_READ_MIN_KEYS = 16;
+
+/**
+ * The records at `keys` (whose ids, as strings, are `ids`), in order. Many
+ * keys whose ids order like the keys (`bounds` maps the lowest and highest id
+ * to keys) are read as their key range in one request, bounded to twice their
+ * number of records, so a bulk write into an empty or sparse key range costs
+ * one request instead of one per key; a denser range falls back to one get
+ * per key.
+ */
+async function readRecords<T>(
+  table: DBCoreTable,
+  trans: DBCoreTransaction,
+  keys: unknown[],
+  ids: string[],
+  idOf: (record: T) => string,
+  bounds: ((lower: string, upper: string) => [unknown, unknown]) | null,
+): Promise<(T | undefined)[]> {
+  const perKey = () => table.getMany({ trans, keys }) as Promise<(T | undefined)[]>;
+  if (keys.length < RANGE_READ_MIN_KEYS || bounds === null) return perKey();
+  let lower = ids[0]!;
+  let upper = ids[0]!;
+  for (const id of ids) {
+    if (id < lower) lower = id;
+    if (id > upper) upper = id;
+  }
+  const [low, high] = bounds(lower, upper);
+  const limit = keys.length * 2;
+  const { result } = await table.query({
+    trans,
+    values: true,
+    limit: limit + 1,
+    query: { index: table.schema.primaryKey, range: { type: 2 /* DBCoreRangeType.Range */, lower: low, upper: high } },
+  });
+  if (result.length > limit) return perKey();
+  const byId = new Map<string, T>();
+  for (const record of result as T[]) byId.set(idOf(record), record);
+  return ids.map((id) => byId.get(id));
+}
+
+/** Expands any mutation into per-record writes (deletes get their keys resolved, a range delete its rows). */
 async function collectWrites(
   table: DBCoreTable,
   synced: SyncedTable,
   req: DBCoreMutateRequest,
-): Promise<LocalWrite[]> {
+): Promise<{ writes: LocalWrite[]; rows?: (RecordPayload | undefined)[] }> {
   switch (req.type) {
     case 'add':
     case 'put':
-      return req.values.map((value: RecordPayload, index) => {
-        const pk = value?.[synced.primaryKey];
-        if (pk === undefined || pk === null || pk === '') {
-          throw new CaptureError(`a row of ${synced.name} has no ${synced.primaryKey}`);
-        }
-        return { index, pk, value };
-      });
+      return {
+        writes: req.values.map((value: RecordPayload, index) => {
+          const pk = value?.[synced.primaryKey];
+          if (pk === undefined || pk === null || pk === '') {
+            throw new CaptureError(`a row of ${synced.name} has no ${synced.primaryKey}`);
+          }
+          return { index, pk, value };
+        }),
+      };
     case 'delete':
-      return req.keys.map((pk, index) => ({ index, pk, value: null }));
+      return { writes: req.keys.map((pk, index) => ({ index, pk, value: null })) };
     case 'deleteRange': {
+      const primaryKey = table.schema.primaryKey;
+      const extractKey = primaryKey.extractKey;
       const { result } = await table.query({
         trans: req.trans,
-        values: false,
-        query: { index: table.schema.primaryKey, range: req.range },
+        values: extractKey !== null,
+        query: { index: primaryKey, range: req.range },
       });
-      return result.map((pk, index) => ({ index, pk, value: null }));
+      if (extractKey === null) return { writes: result.map((pk, index) => ({ index, pk, value: null })) };
+      return {
+        writes: (result as RecordPayload[]).map((row, index) => ({ index, pk: extractKey(row), value: null })),
+        rows: result as RecordPayload[],
+      };
     }
   }
 }
@@ -295,19 +478,10 @@ async function writeRows(
   return { numFailures, failures, results, lastResult: results[count - 1] };
 }
 
-/** Appends ops in order, coalescing never-sent ops per record above the soft limit. */
-async function appendToOutbox(
-  down: DBCore,
-  trans: DBCoreTransaction,
-  runtime: CaptureRuntime,
-  ops: PendingOpRow[],
-): Promise<number> {
+/** Appends ops one by one, coalescing never-sent ops per record (the outbox is above its soft limit). */
+async function appendToOutbox(down: DBCore, trans: DBCoreTransaction, ops: PendingOpRow[]): Promise<number> {
   if (ops.length === 0) return 0;
   const outbox = down.table('pending_ops');
-  if (runtime.pendingEstimate + ops.length <= runtime.outboxSoftLimit) {
-    await outbox.mutate({ trans, type: 'add', values: ops });
-    return ops.length;
-  }
   const byRecord = outbox.schema.getIndexByKeyPath(['table_name', 'pk']);
   if (!byRecord) throw new CaptureError('pending_ops lacks its [table_name+pk] index');
   let added = 0;

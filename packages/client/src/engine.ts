@@ -10,6 +10,7 @@
 import { Dexie, type DexieOptions } from 'dexie';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
 import { createCaptureMiddleware, type CaptureRuntime } from './capture.js';
+import { readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext, LoopSettings } from './context.js';
 import {
   SyncEventBus,
@@ -188,7 +189,15 @@ export class SyncEngine {
   async open(): Promise<void> {
     await this.db.open();
     const state = this.db.table('sync_state');
-    this.deviceIdValue = await this.db.transaction('rw', state, async () => {
+    const tombstones = this.db.table('sync_tombstones');
+    this.deviceIdValue = await this.db.transaction('rw', state, tombstones, async () => {
+      // A clock state from an older engine does not say which tables hold tombstones: find out once.
+      const clockState = await readClockState(this.db);
+      if (clockState.tombstoneTables === null) {
+        const keys = (await tombstones.toCollection().primaryKeys()) as unknown as [string, string][];
+        clockState.tombstoneTables = [...new Set(keys.map(([table]) => table))];
+        await writeClockState(this.db, clockState);
+      }
       const row = await state.get(STATE_KEYS.deviceId);
       if (typeof row?.value === 'string') return row.value;
       const id = newDeviceId();

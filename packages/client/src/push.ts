@@ -14,11 +14,12 @@ import {
   type RemoteVersion,
 } from './apply.js';
 import { sleep } from './backoff.js';
+import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, ErrorEvent } from './events.js';
 import { formatHlc, hlcSend, type HlcState } from './hlc.js';
 import { isSyncProviderError, SyncProviderError } from './provider.js';
-import { STATE_KEYS, type PendingOpRow, type TombstoneRow } from './schema.js';
+import { type PendingOpRow, type TombstoneRow } from './schema.js';
 import type { OpResult, PushOp, RecordPayload } from './wire.js';
 
 /** Batches in a row that only re-stamped ops before the pass gives up and backs off. */
@@ -216,11 +217,10 @@ async function settleResults(
  * because the per-record clock still rises.
  */
 async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void> {
-  const state = ctx.db.table('sync_state');
   const deviceId = ctx.scope.deviceId;
   const now = ctx.runtime.hlcNow();
-  const stored = (await state.get(STATE_KEYS.hlc))?.value as HlcState | undefined;
-  let hlc: HlcState = stored && stored.ms <= now ? stored : { ms: now - 1, counter: 0 };
+  const stored = await readClockState(ctx.db);
+  let hlc: HlcState = stored.ms <= now ? { ms: stored.ms, counter: stored.counter } : { ms: now - 1, counter: 0 };
   for (const op of ops) {
     hlc = hlcSend(hlc, now);
     const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
@@ -232,7 +232,7 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
     const tomb = (await ctx.db.table('sync_tombstones').get([op.table_name, op.pk])) as TombstoneRow | undefined;
     if (tomb && tomb.op_id === op.op_id) await ctx.db.table('sync_tombstones').put({ ...tomb, hlc: stamp });
   }
-  await state.put({ key: STATE_KEYS.hlc, value: hlc });
+  await writeClockState(ctx.db, { ...stored, ...hlc });
 }
 
 /**
@@ -266,7 +266,12 @@ export async function discardFailedOp(ctx: EngineContext, opId: string): Promise
     const row = rowFromVersion(table, version);
     if (row) await rows.put(row);
     else await rows.delete(op.pk);
-    if (version.deleted) await tombstones.put(tombstoneFromVersion(version));
+    if (version.deleted) {
+      await tombstones.put(tombstoneFromVersion(version));
+      const clockState = await readClockState(ctx.db);
+      noteTombstones(clockState, [op.table_name]);
+      await writeClockState(ctx.db, clockState);
+    }
   });
   await ctx.refreshPendingEstimate();
 }

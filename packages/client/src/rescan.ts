@@ -21,6 +21,7 @@ import {
   versionFromItem,
   type RemoteVersion,
 } from './apply.js';
+import { readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver, type Stamp } from './lww.js';
@@ -152,6 +153,10 @@ async function swapStaged(ctx: EngineContext, snapshotVersion: number): Promise<
     const tombstones = ctx.db.table('sync_tombstones');
     await tombstones.clear();
     if (nextTombstones.size > 0) await tombstones.bulkPut([...nextTombstones.values()]);
+    // Every tombstone was just replaced: the list of tables holding some is now exact.
+    const clockState = await readClockState(ctx.db);
+    clockState.tombstoneTables = [...new Set([...nextTombstones.values()].map((t) => t.table_name))];
+    await writeClockState(ctx.db, clockState);
     await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
     await ctx.db.table('sync_staging').clear();
   });

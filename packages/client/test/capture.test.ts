@@ -210,6 +210,88 @@ describe('capture', () => {
   });
 });
 
+describe('capture cost cuts keep the rules', () => {
+  it('a write starts above a tombstone another tab recorded after this tab last looked', async () => {
+    const provider = new ScriptedProvider();
+    const device = makeDevice('ws-tomb-tabs', provider);
+    const tab1 = await device.open();
+    const tab2 = await device.open();
+    opened.push(tab1, tab2);
+    // tab1 learns that kv has no tombstones yet.
+    await tab1.db.table('kv').put({ id: 'other' });
+    await tab2.db.table('kv').put({ id: 'k', value: 1 });
+    await tab2.db.table('kv').delete('k');
+    await tab1.db.table('kv').put({ id: 'k', value: 2 });
+    expect(await tab1.db.table('kv').get('k')).toMatchObject({ clock: 3, value: 2 });
+  });
+
+  it('a database whose clock state predates the tombstone list finds it at open', async () => {
+    const provider = new ScriptedProvider();
+    const device = makeDevice('ws-tomb-migrate', provider);
+    const first = await device.open();
+    await first.db.table('kv').put({ id: 'k' });
+    await first.db.table('kv').delete('k');
+    await first.db.table('sync_state').put({ key: 'hlc', value: { ms: 5, counter: 1 } });
+    await first.close();
+    const second = await device.open();
+    opened.push(second);
+    expect((await second.db.table('sync_state').get('hlc')).value).toEqual({ ms: 5, counter: 1, tombstone_tables: ['kv'] });
+    await second.db.table('kv').put({ id: 'k' });
+    expect(await second.db.table('kv').get('k')).toMatchObject({ clock: 3 });
+  });
+
+  it('a bulk write reads existing rows and tombstones, whether few or many are in its key range', async () => {
+    const { engine, db } = await setup();
+    // Rows r000..r099 exist (clock 1); r050..r059 are hard-deleted (tombstone clock 2).
+    await db.table('kv').bulkPut(Array.from({ length: 100 }, (_, i) => ({ id: `r${String(i).padStart(3, '0')}` })));
+    await db.table('kv').bulkDelete(Array.from({ length: 10 }, (_, i) => `r${50 + i}`.replace('r', 'r0')));
+    // Dense: every key of the range exists or has a stamp.
+    await db.table('kv').bulkPut(Array.from({ length: 100 }, (_, i) => ({ id: `r${String(i).padStart(3, '0')}`, v: 'dense' })));
+    // Sparse: new keys around a few existing ones.
+    await db.table('kv').bulkPut(
+      Array.from({ length: 40 }, (_, i) => ({ id: i % 10 === 0 ? `r0${50 + i / 10}` : `r${String(i).padStart(3, '0')}x`, v: 'sparse' })),
+    );
+    // Spread wide: the key range holds far more rows than the write has keys.
+    await db.table('kv').bulkPut([
+      ...Array.from({ length: 15 }, (_, i) => ({ id: `r${String(i * 6).padStart(3, '0')}y`, v: 'wide' })),
+      { id: 'r051', v: 'wide' },
+    ]);
+    const rows = new Map((await db.table('kv').toArray()).map((r: { id: string; clock: number }) => [r.id, r.clock]));
+    expect(rows.get('r000')).toBe(2);
+    expect(rows.get('r051')).toBe(5);
+    expect(rows.get('r084y')).toBe(1);
+    expect(rows.get('r049')).toBe(2);
+    expect(rows.get('r050')).toBe(4); // put 1, delete 2, dense put 3, sparse put 4
+    expect(rows.get('r053')).toBe(4);
+    expect(rows.get('r055')).toBe(3);
+    expect(rows.get('r001x')).toBe(1);
+    expect(await engine.pendingCount()).toBe(100 + 10 + 100 + 40 + 16);
+  });
+
+  it('writes issued in parallel inside one transaction never share a stamp', async () => {
+    const { engine, db } = await setup({ now: () => 1_732_540_000_000 });
+    await db.transaction('rw', db.table('threads'), db.table('messages'), async () => {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => db.table(i % 2 ? 'threads' : 'messages').put({ id: `x${i}`, thread_id: 't' })),
+      );
+    });
+    const hlcs = (await outbox(engine)).map((o) => o.hlc);
+    expect(hlcs).toHaveLength(10);
+    expect(new Set(hlcs).size).toBe(10);
+  });
+
+  it('a large bulkAdd with a duplicate key captures every row but the failed one', async () => {
+    const { engine, db } = await setup();
+    await db.table('threads').add({ id: 't050', title: 'first' });
+    const rows = Array.from({ length: 100 }, (_, i) => ({ id: `t${String(i).padStart(3, '0')}`, title: 'bulk' }));
+    await expect(db.table('threads').bulkAdd(rows)).rejects.toThrow();
+    const ops = await outbox(engine);
+    expect(ops).toHaveLength(100);
+    expect(ops.filter((o) => o.pk === 't050').map((o) => o.payload?.title)).toEqual(['first']);
+    expect(await db.table('threads').get('t050')).toMatchObject({ title: 'first', clock: 1 });
+  });
+});
+
 describe('remote apply', () => {
   it('remote applies are not captured', async () => {
     const { provider, engine, db } = await setup();

@@ -66,6 +66,25 @@ pub struct Hub {
     channels: Mutex<HashMap<WorkspaceId, Arc<Channel>>>,
     revocations: broadcast::Sender<Revocation>,
     shutdown: watch::Sender<bool>,
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A counted subscription of one user; dropping it frees the slot.
+pub struct SubscriptionSlot {
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    user_id: String,
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -78,7 +97,22 @@ impl Hub {
             channels: Mutex::new(HashMap::new()),
             revocations: broadcast::channel(64).0,
             shutdown: watch::channel(false).0,
+            per_user: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Takes one of `user_id`'s `max` subscription slots, if one is free.
+    pub fn take_slot(&self, user_id: &str, max: usize) -> Option<SubscriptionSlot> {
+        let mut counts = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(user_id.to_owned()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SubscriptionSlot {
+            per_user: self.per_user.clone(),
+            user_id: user_id.to_owned(),
+        })
     }
 
     /// The store subscribers read backlogs and gaps from.

@@ -43,6 +43,27 @@ enum Next {
     Close,
 }
 
+/// The slot of a new subscription, or 429 `too_many_subscriptions`.
+pub fn subscription_slot(
+    state: &AppState,
+    identity: &Identity,
+) -> Result<super::hub::SubscriptionSlot, ApiError> {
+    state
+        .hub
+        .take_slot(&identity.user_id, state.config.max_subscriptions_per_user)
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_subscriptions",
+                format!(
+                    "at most {} open subscriptions per user",
+                    state.config.max_subscriptions_per_user
+                ),
+            )
+            .with_retry_after(5)
+        })
+}
+
 /// The state of one subscription.
 pub struct Session {
     state: AppState,
@@ -74,8 +95,12 @@ impl Session {
         }
     }
 
-    fn access(&self) -> Access {
-        self.state.access(&self.identity)
+    /// The caller's access; `Forbidden` when claims no longer name this workspace.
+    async fn access(&self) -> Result<Access, StoreError> {
+        self.state
+            .access(&self.identity, &self.ws)
+            .await
+            .map_err(|_| StoreError::Forbidden("the token's organization is not this workspace"))
     }
 
     /// Runs until the client leaves, the server shuts down, or access ends.
@@ -154,7 +179,7 @@ impl Session {
                 device_id,
                 project_id,
             } => self.hello(cursor, device_id, project_id, out).await,
-            ClientFrame::Auth { token } => match self.state.auth.verify(&token) {
+            ClientFrame::Auth { token } => match self.state.auth.verify(&token).await {
                 Ok(fresh) if fresh.user_id == self.identity.user_id => {
                     self.identity = fresh;
                     Next::Continue
@@ -218,12 +243,16 @@ impl Session {
             });
         }
         loop {
+            let access = match self.access().await {
+                Ok(access) => access,
+                Err(e) => return self.store_failure(e, out).await,
+            };
             let page = self
                 .state
                 .store
                 .changes(
                     &self.ws,
-                    &self.access(),
+                    &access,
                     ChangesQuery {
                         cursor: self.examined,
                         limit: BACKLOG_PAGE,
@@ -355,7 +384,11 @@ impl Session {
     }
 
     async fn recheck_membership<O: Outbound>(&mut self, out: &mut O) -> Next {
-        match self.state.store.role_of(&self.ws, &self.access()).await {
+        let access = match self.access().await {
+            Ok(access) => access,
+            Err(e) => return self.store_failure(e, out).await,
+        };
+        match self.state.store.role_of(&self.ws, &access).await {
             Ok(_) => Next::Continue,
             Err(StoreError::Unavailable(_)) => Next::Continue,
             Err(e) => {

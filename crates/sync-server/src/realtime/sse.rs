@@ -38,7 +38,9 @@ pub async fn events(
     let ws = crate::app::parse_workspace_id(&raw)?;
     let params: Params = parse_query(query.as_deref())?;
     let device_id = device_id_header(&headers)?;
-    state.store.role_of(&ws, &state.access(&identity)).await?;
+    let access = state.access(&identity, &ws).await?;
+    state.store.role_of(&ws, &access).await?;
+    let slot = super::session::subscription_slot(&state, &identity)?;
     let (tx, rx) = mpsc::channel::<Event>(16);
     tokio::spawn(async move {
         // No client frames over SSE; the sender lives as long as the session.
@@ -52,6 +54,7 @@ pub async fn events(
         Session::new(state, ws, identity, false)
             .run(Some(hello), client_rx, &mut out)
             .await;
+        drop(slot);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()

@@ -21,8 +21,9 @@ pub const SUBPROTOCOL: &str = "or3-sync.v1";
 /// Largest frame a client may send (hello and auth frames are small).
 const MAX_CLIENT_FRAME: usize = 64 << 10;
 
-/// The bearer token of a WebSocket request: subprotocol first, then header.
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+/// The bearer token of a request: the `bearer.<jwt>` WebSocket subprotocol
+/// first, then the `Authorization` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let from_protocols = headers
         .get_all("sec-websocket-protocol")
         .iter()
@@ -52,8 +53,10 @@ pub async fn subscribe(
     let token = bearer_token(&headers).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
     })?;
-    let identity = state.auth.verify(&token)?;
-    state.store.role_of(&ws, &state.access(&identity)).await?;
+    let identity = state.auth.verify(&token).await?;
+    let access = state.access(&identity, &ws).await?;
+    state.store.role_of(&ws, &access).await?;
+    let slot = super::session::subscription_slot(&state, &identity)?;
     Ok(upgrade
         .protocols([SUBPROTOCOL])
         .max_message_size(MAX_CLIENT_FRAME)
@@ -83,6 +86,7 @@ pub async fn subscribe(
                 .run(None, client_rx, &mut out)
                 .await;
             reader.abort();
+            drop(slot);
         }))
 }
 

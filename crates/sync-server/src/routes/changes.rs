@@ -55,7 +55,7 @@ pub async fn changes(
         .store
         .changes(
             &ws,
-            &state.access(&identity),
+            &state.access(&identity, &ws).await?,
             ChangesQuery {
                 cursor,
                 limit,

@@ -32,12 +32,18 @@ pub async fn set_member(
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
+    super::workspaces::refuse_in_claims_mode(&state)?;
     let (ws, params) = workspace_param(path)?;
     let user_id = user_param(&params)?;
     let request: SetMemberRequest = read_json(body, &state.config).await?;
     state
         .store
-        .set_member(&ws, &state.access(&identity), &user_id, request.role)
+        .set_member(
+            &ws,
+            &state.access(&identity, &ws).await?,
+            &user_id,
+            request.role,
+        )
         .await?;
     Ok(Json(json!({
         "workspace_id": ws,
@@ -52,11 +58,12 @@ pub async fn remove_member(
     Caller(identity): Caller,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
+    super::workspaces::refuse_in_claims_mode(&state)?;
     let (ws, params) = workspace_param(path)?;
     let user_id = user_param(&params)?;
     state
         .store
-        .remove_member(&ws, &state.access(&identity), &user_id)
+        .remove_member(&ws, &state.access(&identity, &ws).await?, &user_id)
         .await?;
     state.hub.revoke(&ws, &user_id);
     Ok(StatusCode::NO_CONTENT)

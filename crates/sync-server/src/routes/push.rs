@@ -21,6 +21,14 @@ pub async fn push(
     body: axum::body::Body,
 ) -> Result<Json<PushResponse>, ApiError> {
     let (ws, _) = workspace_param(path)?;
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "the server is shutting down; retry on another node or shortly",
+        )
+        .with_retry_after(2));
+    }
     let request: PushRequest = read_json(body, &state.config).await?;
     if request.ops.len() > state.config.max_ops_per_push {
         return Err(ApiError::new(
@@ -50,7 +58,7 @@ pub async fn push(
     // Commit and publish in a task of their own: if the client goes away
     // mid-request, a committed push is still fanned out.
     let task_state = state.clone();
-    let access = state.access(&identity);
+    let access = state.access(&identity, &ws).await?;
     let outcome = tokio::spawn(async move {
         let mut outcome = task_state.store.push(&ws, &access, valid, now_ms).await?;
         let changes = std::mem::take(&mut outcome.changes);

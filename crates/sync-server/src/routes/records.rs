@@ -29,7 +29,7 @@ pub async fn record(
         .map_err(|r| ApiError::bad_request("invalid_pk", "pk", r.message))?;
     let record = state
         .store
-        .record(&ws, &state.access(&identity), table_name, pk)
+        .record(&ws, &state.access(&identity, &ws).await?, table_name, pk)
         .await?;
     Ok(Json(record))
 }

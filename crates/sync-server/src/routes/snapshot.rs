@@ -93,7 +93,7 @@ pub async fn snapshot(
         .store
         .snapshot(
             &ws,
-            &state.access(&identity),
+            &state.access(&identity, &ws).await?,
             SnapshotQuery {
                 after: token.as_ref().map(|t| (t.t.clone(), t.k.clone())),
                 snapshot_version: token.as_ref().map(|t| t.v),

@@ -2,6 +2,7 @@
 
 use crate::app::{read_json, AppState, Caller};
 use crate::error::ApiError;
+use crate::store::Access;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,6 +15,7 @@ pub async fn create(
     Caller(identity): Caller,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<WorkspaceInfo>), ApiError> {
+    refuse_in_claims_mode(&state)?;
     let request: CreateWorkspaceRequest = read_json(body, &state.config).await?;
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -40,6 +42,33 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(identity): Caller,
 ) -> Result<Json<WorkspaceList>, ApiError> {
+    if state.config.membership_from_claims {
+        // The auth system owns membership: the token's organization is the one workspace.
+        let mut workspaces = Vec::new();
+        if let Some(ws) = identity.org_id.as_deref().and_then(WorkspaceId::parse) {
+            if let Ok(Access::Claimed { role, .. }) = state.access(&identity, &ws).await {
+                workspaces.push(WorkspaceInfo {
+                    workspace_id: ws.to_string(),
+                    name: ws.to_string(),
+                    role,
+                });
+            }
+        }
+        return Ok(Json(WorkspaceList { workspaces }));
+    }
     let workspaces = state.store.list_workspaces(&identity.user_id).await?;
     Ok(Json(WorkspaceList { workspaces }))
+}
+
+/// With membership from claims, workspaces and members live in the auth
+/// system: the routes that would manage them here answer 409.
+pub fn refuse_in_claims_mode(state: &AppState) -> Result<(), ApiError> {
+    if state.config.membership_from_claims {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "membership_from_claims",
+            "workspaces and members are managed in the auth system (organizations)",
+        ));
+    }
+    Ok(())
 }

@@ -23,6 +23,14 @@ pub enum Access {
         /// The token's `sub`.
         user_id: String,
     },
+    /// A user whose role comes from the token's organization claims
+    /// (`--membership-from-claims`): the auth system is the source of truth.
+    Claimed {
+        /// The token's `sub`.
+        user_id: String,
+        /// The role the claims grant in this workspace.
+        role: Role,
+    },
     /// The operator, through the CLI on the server's machine: acts as owner.
     Admin,
 }
@@ -213,6 +221,11 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         now_ms: u64,
     ) -> Result<WorkspaceInfo, StoreError>;
+
+    /// Creates the workspace `id` (named after itself, with no members) if it
+    /// does not exist; for membership from claims, where the auth system owns
+    /// the list of workspaces.
+    async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError>;
 
     /// The workspaces `user_id` is a member of.
     async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError>;

@@ -134,6 +134,14 @@ fn null_json() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).expect("null is JSON")
 }
 
+/// The user whose member row decides the role (none when the role is known).
+fn member_user(access: &Access) -> Option<&str> {
+    match access {
+        Access::Member { user_id } => Some(user_id.as_str()),
+        Access::Claimed { .. } | Access::Admin => None,
+    }
+}
+
 /// The caller's role, given the member row read with the workspace row.
 fn check_role(
     access: &Access,
@@ -142,6 +150,7 @@ fn check_role(
 ) -> Result<Role, StoreError> {
     let role = match access {
         Access::Admin => Role::Owner,
+        Access::Claimed { role, .. } => *role,
         Access::Member { .. } => member_role
             .as_deref()
             .and_then(Role::parse)
@@ -192,10 +201,7 @@ async fn require(
              WHERE w.id = $1 FOR NO KEY UPDATE OF w"
         }
     };
-    let user = match access {
-        Access::Member { user_id } => Some(user_id.as_str()),
-        Access::Admin => None,
-    };
+    let user = member_user(access);
     let stmt = tx.prepare_cached(sql).await.map_err(pg_error)?;
     let row = tx
         .query_opt(&stmt, &[&ws.as_str(), &user])
@@ -616,6 +622,22 @@ impl Store for PostgresStore {
                 name: name.to_owned(),
                 role: Role::Owner,
             })
+        })
+        .await
+    }
+
+    async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
+        self.guarded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $1, $2)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&id.as_str(), &(now_ms as i64)],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(())
         })
         .await
     }

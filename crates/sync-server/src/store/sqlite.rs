@@ -246,6 +246,7 @@ fn role_in(conn: &Connection, ws: &WorkspaceId, access: &Access) -> Result<Role,
         return Err(StoreError::UnknownWorkspace);
     }
     match access {
+        Access::Claimed { role, .. } => Ok(*role),
         Access::Admin => Ok(Role::Owner),
         Access::Member { user_id } => conn
             .prepare_cached("SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2")
@@ -333,6 +334,14 @@ fn thread_project(
     .map_err(internal)
 }
 
+fn has_messages(tx: &Transaction<'_>, ws: &str, thread_id: &str) -> Result<bool, StoreError> {
+    tx.prepare_cached(
+        "SELECT 1 FROM records WHERE workspace_id = ?1 AND thread_id = ?2 AND table_name = 'messages' LIMIT 1",
+    )
+    .and_then(|mut s| s.exists([ws, thread_id]))
+    .map_err(internal)
+}
+
 /// Applies one valid op inside the push transaction.
 fn apply_op(
     tx: &Transaction<'_>,
@@ -385,11 +394,14 @@ fn apply_op(
             None => None,
         },
     };
-    let scope = logged_scope(
-        scope_kind,
-        project_id.as_deref(),
-        current.as_ref().map(|c| c.project_id.as_deref()),
-    );
+    // A new thread whose messages arrived first was outside every project
+    // until now: log it as moving in, so its project's clients rescan.
+    let previous_project = match (&current, scope_kind) {
+        (Some(c), _) => Some(c.project_id.as_deref()),
+        (None, TableScope::OwnProject) if has_messages(tx, ws, &op.pk)? => Some(None),
+        _ => None,
+    };
+    let scope = logged_scope(scope_kind, project_id.as_deref(), previous_project);
     let payload = Value::Object(row).to_string();
     let deleted = op.is_tombstone();
     let operation = if deleted {
@@ -699,6 +711,19 @@ impl Store for SqliteStore {
                 name,
                 role: Role::Owner,
             })
+        })
+        .await
+    }
+
+    async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.write(move |conn, _| {
+            conn.execute(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![id.as_str(), now_ms as i64],
+            )
+            .map(drop)
+            .map_err(internal)
         })
         .await
     }

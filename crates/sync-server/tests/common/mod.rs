@@ -86,6 +86,7 @@ pub struct TestServer {
     pub store: Arc<dyn Store>,
     pub http: reqwest::Client,
     pub dir: Arc<tempfile::TempDir>,
+    pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -116,14 +117,19 @@ pub async fn start_in(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sync_server::serve::run(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(sync_server::serve::run(
+        listener,
+        state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     TestServer {
         base,
         store,
         http: reqwest::Client::new(),
         dir,
+        state,
         stop: Some(stop),
         task: Some(task),
     }

@@ -35,6 +35,7 @@ macro_rules! store_suite {
             idle_device_stops_holding_gc_back,
             purged_tombstone_keeps_its_stamp,
             dry_run_purges_nothing,
+            thread_created_after_its_messages_is_a_scope_change,
             later_ops_in_a_batch_see_earlier_ones,
             repeated_op_in_one_batch_stays_a_duplicate,
             message_scope_follows_its_thread_at_commit_time,
@@ -586,6 +587,81 @@ pub async fn dry_run_purges_nothing(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(real.log_entries_purged, dry.log_entries_purged);
     assert_eq!(store.workspace_ids().await.unwrap(), vec![ws]);
+}
+
+pub async fn thread_created_after_its_messages_is_a_scope_change(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    store
+        .push(
+            &ws,
+            &alice(),
+            vec![op(
+                "messages",
+                "m1",
+                1,
+                T0,
+                0,
+                json!({"thread_id": "t1"}),
+                false,
+            )],
+            T0,
+        )
+        .await
+        .unwrap();
+    let out = store
+        .push(
+            &ws,
+            &alice(),
+            vec![op(
+                "threads",
+                "t1",
+                1,
+                T0,
+                1,
+                json!({"project_id": "p1"}),
+                false,
+            )],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.changes[0].change.scope_change,
+        "p1's clients must rescan to get m1"
+    );
+    let p1 = store
+        .changes(
+            &ws,
+            &alice(),
+            ChangesQuery {
+                cursor: 0,
+                limit: 100,
+                project_id: Some("p1".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p1.changes.len(), 1);
+    assert!(p1.changes[0].scope_change);
+    // A thread with no messages yet is an ordinary creation.
+    let plain = store
+        .push(
+            &ws,
+            &alice(),
+            vec![op(
+                "threads",
+                "t2",
+                1,
+                T0,
+                2,
+                json!({"project_id": "p1"}),
+                false,
+            )],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(!plain.changes[0].change.scope_change);
 }
 
 pub async fn later_ops_in_a_batch_see_earlier_ones(store: Arc<dyn Store>) {

@@ -53,6 +53,7 @@ CREATE TABLE records (
     committed_at bigint NOT NULL,
     PRIMARY KEY (workspace_id, table_name, pk)
 );
+CREATE INDEX records_by_thread ON records(workspace_id, thread_id) WHERE thread_id IS NOT NULL;
 CREATE INDEX records_tombstone_payloads ON records(workspace_id, committed_at)
     WHERE deleted AND payload IS NOT NULL;
 CREATE TABLE change_log (

@@ -3,7 +3,8 @@
 //! 1. `BEGIN`;
 //! 2. pipelined: lock the workspace's counter row (with the access check),
 //!    read the stored records of every op, the projects of the threads the
-//!    batch's messages name, and which op ids were applied before;
+//!    batch's messages name, whether stored messages name the threads the
+//!    batch writes, and which op ids were applied before;
 //! 3. one statement that writes the log entries (which are also the record
 //!    of applied op ids), the records (upsert) and the new head;
 //! 4. `COMMIT`.
@@ -16,7 +17,7 @@
 //! (two ops on one record, a repeated op id).
 
 use super::connect::{column_error, pg_error};
-use super::{check_role, raw_json};
+use super::{check_role, member_user, raw_json};
 use crate::store::{Access, LoggedChange, OpOutcome, PushOutcome, StoreError, StoredVersion};
 use deadpool_postgres::Client;
 use serde_json::{Map, Value};
@@ -60,6 +61,9 @@ pub(super) struct BatchContext {
     pub thread_projects: HashMap<String, Option<String>>,
     /// Op ids of the batch that were applied before, with their versions.
     pub applied_ops: HashMap<String, ServerVersion>,
+    /// How many stored messages name each thread the batch writes (capped
+    /// above the batch size, which is all a decision needs).
+    pub thread_messages: HashMap<String, u64>,
     /// The workspace head.
     pub head: ServerVersion,
 }
@@ -97,6 +101,7 @@ pub(super) fn plan_push(
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut changes = Vec::new();
     let mut finals: HashMap<(String, String), RecordColumns> = HashMap::new();
+    let mut batch_messages = BatchMessages::default();
     let mut head = context.head;
     for op in ops {
         if let Some(version) = context.applied_ops.get(op.op_id.as_str()) {
@@ -141,12 +146,19 @@ pub(super) fn plan_push(
                 None => None,
             },
         };
-        let scope = logged_scope(
-            scope_kind,
-            project_id.as_deref(),
-            current.map(|c| c.project_id.as_deref()),
-        );
+        // A new thread whose messages arrived first was outside every
+        // project until now: log it as moving in, so its project's clients
+        // rescan.
+        let previous_project = match (current, scope_kind) {
+            (Some(c), _) => Some(c.project_id.as_deref()),
+            (None, TableScope::OwnProject) if batch_messages.name(&context, &op.pk) => Some(None),
+            _ => None,
+        };
+        let scope = logged_scope(scope_kind, project_id.as_deref(), previous_project);
         let record_thread_id = thread_id.or_else(|| current.and_then(|c| c.thread_id.clone()));
+        if scope_kind == TableScope::ThreadProject {
+            batch_messages.write(&op.pk, current, record_thread_id.clone());
+        }
         let payload = serde_json::value::to_raw_value(&Value::Object(row))
             .map_err(|e| StoreError::Internal(format!("committed row: {e}")))?;
         let stored_payload = payload.get().to_owned();
@@ -206,6 +218,38 @@ pub(super) fn plan_push(
     })
 }
 
+/// The threads of the messages written so far in a batch: where each was
+/// stored before the batch, and where it is now.
+#[derive(Default)]
+struct BatchMessages {
+    threads: HashMap<String, (Option<String>, Option<String>)>,
+}
+
+impl BatchMessages {
+    fn write(&mut self, pk: &str, stored: Option<&RecordState>, thread: Option<String>) {
+        let before = stored.and_then(|s| s.thread_id.clone());
+        self.threads
+            .entry(pk.to_owned())
+            .and_modify(|(_, now)| *now = thread.clone())
+            .or_insert((before, thread));
+    }
+
+    /// True when some message names `thread` at this point of the batch
+    /// (stored messages that the batch moved elsewhere do not count).
+    fn name(&self, context: &BatchContext, thread: &str) -> bool {
+        let is = |t: &Option<String>| t.as_deref() == Some(thread);
+        if self.threads.values().any(|(_, now)| is(now)) {
+            return true;
+        }
+        let moved_away = self
+            .threads
+            .values()
+            .filter(|(before, _)| is(before))
+            .count();
+        context.thread_messages.get(thread).copied().unwrap_or(0) > moved_away as u64
+    }
+}
+
 /// A thread's project as of this point of the batch: written earlier in the
 /// batch, else as stored.
 fn thread_project(context: &BatchContext, thread: &str) -> Option<String> {
@@ -252,6 +296,15 @@ const READ_THREAD_PROJECTS: &str = "SELECT t.pk, t.project_id
          SELECT t.pk, t.project_id FROM records t
          WHERE t.workspace_id = $1 AND t.table_name = 'threads' AND t.pk = named.thread_id LIMIT 1
      ) t";
+
+/// For each thread the batch writes ($2), how many stored messages name it,
+/// counting no further than $3 (the batch size plus one).
+const READ_THREAD_MESSAGES: &str = "SELECT t.thread,
+         (SELECT count(*) FROM (
+             SELECT 1 FROM records m
+             WHERE m.workspace_id = $1 AND m.thread_id = t.thread AND m.table_name = 'messages'
+             LIMIT $3) named)
+     FROM unnest($2::text[]) AS t(thread)";
 
 /// Op ids already in the log (see `migrations.rs`: the log is the record
 /// of applied op ids).
@@ -301,13 +354,15 @@ pub(super) async fn push(
 ) -> Result<PushOutcome, StoreError> {
     let mut keys = HashSet::new();
     let (mut key_tables, mut key_pks) = (Vec::new(), Vec::new());
-    let (mut named_threads, mut message_pks) = (Vec::new(), Vec::new());
+    let (mut named_threads, mut message_pks, mut thread_pks) = (Vec::new(), Vec::new(), Vec::new());
     for op in &ops {
         if keys.insert((op.table_name.as_str(), op.pk.as_str())) {
             key_tables.push(op.table_name.as_str());
             key_pks.push(op.pk.as_str());
-            if table_scope(&op.table_name) == TableScope::ThreadProject {
-                message_pks.push(op.pk.as_str());
+            match table_scope(&op.table_name) {
+                TableScope::ThreadProject => message_pks.push(op.pk.as_str()),
+                TableScope::OwnProject => thread_pks.push(op.pk.as_str()),
+                TableScope::Workspace => {}
             }
         }
         if table_scope(&op.table_name) == TableScope::ThreadProject {
@@ -317,10 +372,7 @@ pub(super) async fn push(
         }
     }
     let op_ids: Vec<&str> = ops.iter().map(|op| op.op_id.as_str()).collect();
-    let user = match access {
-        Access::Member { user_id } => Some(user_id.as_str()),
-        Access::Admin => None,
-    };
+    let user = member_user(access);
 
     let tx = client.transaction().await.map_err(pg_error)?;
     let lock = tx.prepare_cached(LOCK_WORKSPACE).await.map_err(pg_error)?;
@@ -333,6 +385,11 @@ pub(super) async fn push(
         .prepare_cached(READ_APPLIED_OPS)
         .await
         .map_err(pg_error)?;
+    let read_thread_messages = tx
+        .prepare_cached(READ_THREAD_MESSAGES)
+        .await
+        .map_err(pg_error)?;
+    let message_cap = ops.len() as i64 + 1;
     // Sent together; the server runs them in order, so the reads start
     // once the lock is held and see the previous push's commit.
     let ws_id = ws.as_str();
@@ -340,11 +397,13 @@ pub(super) async fn push(
     let record_params: [&(dyn ToSql + Sync); 3] = [&ws_id, &key_tables, &key_pks];
     let thread_params: [&(dyn ToSql + Sync); 3] = [&ws_id, &named_threads, &message_pks];
     let op_params: [&(dyn ToSql + Sync); 2] = [&ws_id, &op_ids];
-    let (locked, record_rows, thread_rows, op_rows) = futures_util::try_join!(
+    let thread_message_params: [&(dyn ToSql + Sync); 3] = [&ws_id, &thread_pks, &message_cap];
+    let (locked, record_rows, thread_rows, op_rows, thread_message_rows) = futures_util::try_join!(
         tx.query_opt(&lock, &lock_params),
         tx.query(&read_records, &record_params),
         tx.query(&read_threads, &thread_params),
         tx.query(&read_ops, &op_params),
+        tx.query(&read_thread_messages, &thread_message_params),
     )
     .map_err(pg_error)?;
     let locked = locked.ok_or(StoreError::UnknownWorkspace)?;
@@ -384,6 +443,13 @@ pub(super) async fn push(
         context.applied_ops.insert(
             r.try_get(0).map_err(column_error)?,
             r.try_get::<_, i64>(1).map_err(column_error)? as u64,
+        );
+    }
+
+    for r in &thread_message_rows {
+        context.thread_messages.insert(
+            r.try_get(0).map_err(column_error)?,
+            r.try_get::<_, i64>(1).map_err(column_error)?.max(0) as u64,
         );
     }
 
@@ -542,6 +608,48 @@ mod tests {
             .collect();
         assert_eq!(projects, [Some("stored"), Some("moved"), Some("moved")]);
         assert_eq!(plan.head, 10);
+    }
+
+    #[test]
+    fn a_new_thread_is_a_scope_change_when_messages_name_it_at_that_point() {
+        let stored_m1 = RecordState {
+            stamp: Stamp {
+                clock: 1,
+                hlc: format!("{T:013}-000000-abcdefabcdefabcd"),
+                op_id: "x".into(),
+            },
+            server_version: 1,
+            deleted: false,
+            payload: None,
+            project_id: None,
+            thread_id: Some("t1".into()),
+        };
+        let context = || BatchContext {
+            records: HashMap::from([(("messages".into(), "m1".into()), stored_m1.clone())]),
+            thread_messages: HashMap::from([("t1".into(), 1)]),
+            head: 1,
+            ..BatchContext::default()
+        };
+        let thread = |pk: &str, counter| op("threads", pk, 1, counter, json!({"project_id": "p"}));
+        // m1 (stored) names t1; m2, earlier in the batch, names t2.
+        let ops = [
+            op("messages", "m2", 1, 1, json!({"thread_id": "t2"})),
+            thread("t1", 2),
+            thread("t2", 3),
+            thread("t3", 4),
+        ];
+        let changes: Vec<bool> = plan(&ops, context())
+            .changes
+            .iter()
+            .map(|c| c.change.scope_change)
+            .collect();
+        assert_eq!(changes, [false, true, true, false]);
+        // The batch moves m1 to t9 first: then nothing names t1.
+        let ops = [
+            op("messages", "m1", 2, 5, json!({"thread_id": "t9"})),
+            thread("t1", 6),
+        ];
+        assert!(!plan(&ops, context()).changes[1].change.scope_change);
     }
 
     #[test]

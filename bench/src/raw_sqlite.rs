@@ -1,0 +1,182 @@
+//! The physical baselines: what SQLite alone does with the same rows on the
+//! same disk, with the settings the server uses (WAL, `synchronous=FULL`).
+
+use crate::workload::{epoch_ms, MessageOp, DEVICE_ID};
+use anyhow::Result;
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The server's change-log table (crates/sync-server/src/store/sqlite.rs).
+pub const CHANGE_LOG_DDL: &str = "CREATE TABLE IF NOT EXISTS change_log (
+    workspace_id TEXT NOT NULL,
+    server_version INTEGER NOT NULL,
+    table_name TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    payload TEXT,
+    clock INTEGER NOT NULL,
+    hlc TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    scoped INTEGER NOT NULL,
+    project_id TEXT,
+    prev_project_id TEXT,
+    scope_change INTEGER NOT NULL,
+    committed_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, server_version)
+) WITHOUT ROWID";
+
+const INSERT_LOG_ROW: &str = "INSERT INTO change_log (workspace_id, server_version, table_name, pk,
+        operation, payload, clock, hlc, op_id, device_id, scoped, project_id, prev_project_id,
+        scope_change, committed_at)
+    VALUES (?1, ?2, 'messages', ?3, 'put', ?4, 1, ?5, ?6, ?7, 1, NULL, NULL, 0, ?8)";
+
+/// The server's pull query (`read_changes`), with the same WHERE, ORDER BY and LIMIT.
+const PULL_QUERY: &str = "SELECT server_version, table_name, pk, operation, payload, clock, hlc,
+        op_id, device_id, scope_change FROM change_log
+    WHERE workspace_id = ?1 AND server_version > ?2 AND server_version <= ?3
+      AND (?4 IS NULL OR scoped = 0 OR project_id = ?4 OR prev_project_id = ?4)
+    ORDER BY server_version LIMIT ?5";
+
+/// Inserts `ops` as change-log rows of workspace `ws` into a new database
+/// at `path`, one transaction per `batch` rows; returns the time it took.
+pub fn insert_batched(path: &Path, ws: &str, ops: &[MessageOp], batch: usize) -> Result<Duration> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(CHANGE_LOG_DDL)?;
+    let now = epoch_ms() as i64;
+    let started = Instant::now();
+    let mut version = 0i64;
+    for chunk in ops.chunks(batch) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(INSERT_LOG_ROW)?;
+            for op in chunk {
+                version += 1;
+                insert.execute(params![
+                    ws, version, op.pk, op.payload, op.hlc, op.op_id, DEVICE_ID, now
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Reads the whole log of `ws` in `path` in pages of `page` with the
+/// server's pull query, reading every column. Returns rows read and time.
+pub fn scan_log(path: &Path, ws: &str, page: usize) -> Result<(u64, Duration)> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let head: i64 = conn.query_row("SELECT head FROM workspaces WHERE id = ?1", [ws], |r| {
+        r.get(0)
+    })?;
+    let started = Instant::now();
+    let mut stmt = conn.prepare_cached(PULL_QUERY)?;
+    let (mut cursor, mut total) = (0i64, 0u64);
+    loop {
+        let mut rows = stmt.query(params![
+            ws,
+            cursor,
+            head,
+            Option::<String>::None,
+            page as i64 + 1
+        ])?;
+        let mut read = 0usize;
+        while let Some(r) = rows.next()? {
+            if read == page {
+                break;
+            }
+            let version: i64 = r.get(0)?;
+            let row = (
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, bool>(9)?,
+            );
+            std::hint::black_box(row);
+            cursor = version;
+            read += 1;
+        }
+        total += read as u64;
+        if read < page {
+            break;
+        }
+    }
+    Ok((total, started.elapsed()))
+}
+
+/// Writes `entries` log entries (and their op-id records) for `ws` straight
+/// into a migrated server database, as `crates/sync-server/tests/gc_load.rs`
+/// does, and sets the workspace head. Commit times are now, so nothing is
+/// old enough for GC.
+pub fn seed_log(path: &Path, ws: &str, entries: u64) -> Result<()> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    let now_ms = epoch_ms();
+    let tx = conn.transaction()?;
+    {
+        let mut log = tx.prepare(INSERT_LOG_ROW)?;
+        let mut ops = tx.prepare(
+            "INSERT INTO applied_ops (workspace_id, op_id, server_version, committed_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for v in 1..=entries {
+            let op_id = format!("5eed0000-0000-4000-8000-{v:012x}");
+            let pk = format!("seed-{v}");
+            let hlc = format!("{:013}-{:06}-{DEVICE_ID}", now_ms, v % 1_000_000);
+            let payload = crate::workload::message_row(&pk, v, &hlc, now_ms / 1000, "");
+            log.execute(params![
+                ws,
+                v as i64,
+                pk,
+                payload,
+                hlc,
+                op_id,
+                DEVICE_ID,
+                now_ms as i64
+            ])?;
+            ops.execute(params![ws, op_id, v as i64, now_ms as i64])?;
+        }
+    }
+    tx.execute(
+        "UPDATE workspaces SET head = ?2 WHERE id = ?1",
+        params![ws, entries as i64],
+    )?;
+    tx.commit()?;
+    // Move the seed out of the WAL, so the server reads a plain database file.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::OpFactory;
+
+    #[test]
+    fn a_raw_insert_can_be_scanned_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raw.db");
+        let mut factory = OpFactory::new();
+        let ops: Vec<MessageOp> = (0..250).map(|_| factory.message("")).collect();
+        insert_batched(&path, "raw", &ops, 100).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE workspaces (id TEXT PRIMARY KEY, head INTEGER NOT NULL);
+             INSERT INTO workspaces VALUES ('raw', 250);",
+        )
+        .unwrap();
+        let (rows, _) = scan_log(&path, "raw", 100).unwrap();
+        assert_eq!(rows, 250);
+    }
+}

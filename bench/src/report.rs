@@ -1,0 +1,290 @@
+//! Figures, their goals, the console table and `RESULTS.md`.
+
+use crate::machine::Machine;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A measured quantity with its unit.
+#[derive(Debug, Clone, Copy)]
+pub struct Measure {
+    /// The number.
+    pub value: f64,
+    /// Its unit, e.g. `ops/s`, `ms`, `MB`.
+    pub unit: &'static str,
+}
+
+impl Measure {
+    /// A value in `unit`.
+    pub fn new(value: f64, unit: &'static str) -> Measure {
+        Measure { value, unit }
+    }
+}
+
+impl std::fmt::Display for Measure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.value;
+        if v >= 100.0 {
+            write!(f, "{} {}", group_thousands(v.round() as u64), self.unit)
+        } else if v >= 10.0 {
+            write!(f, "{v:.1} {}", self.unit)
+        } else {
+            write!(f, "{v:.2} {}", self.unit)
+        }
+    }
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What a figure must reach.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    /// measured / baseline ≥ this.
+    RatioAtLeast(f64),
+    /// measured / baseline ≤ this.
+    RatioAtMost(f64),
+    /// The measured value itself ≤ this (in its own unit).
+    ValueAtMost(f64),
+    /// No goal: reported for context.
+    Report,
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Goal::RatioAtLeast(r) => write!(f, "ratio ≥ {r:.2}"),
+            Goal::RatioAtMost(r) => write!(f, "ratio ≤ {r:.2}"),
+            Goal::ValueAtMost(v) => write!(f, "≤ {v}"),
+            Goal::Report => write!(f, "—"),
+        }
+    }
+}
+
+/// One benchmark figure, with the baseline it was measured against.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// `P1` … `P7`.
+    pub id: &'static str,
+    /// What was measured.
+    pub name: String,
+    /// The measurement.
+    pub measured: Measure,
+    /// The baseline from the same run and what it is.
+    pub baseline: Measure,
+    /// What the baseline measured.
+    pub baseline_name: String,
+    /// The goal.
+    pub goal: Goal,
+}
+
+impl Figure {
+    /// measured / baseline.
+    pub fn ratio(&self) -> f64 {
+        self.measured.value / self.baseline.value.max(f64::MIN_POSITIVE)
+    }
+
+    /// Whether the goal is met.
+    pub fn passes(&self) -> bool {
+        match self.goal {
+            Goal::RatioAtLeast(r) => self.ratio() >= r,
+            Goal::RatioAtMost(r) => self.ratio() <= r,
+            Goal::ValueAtMost(v) => self.measured.value <= v,
+            Goal::Report => true,
+        }
+    }
+
+    fn goal_text(&self) -> String {
+        match self.goal {
+            Goal::ValueAtMost(v) => format!("≤ {}", Measure::new(v, self.measured.unit)),
+            goal => goal.to_string(),
+        }
+    }
+
+    fn verdict(&self) -> &'static str {
+        if let Goal::Report = self.goal {
+            "—"
+        } else if self.passes() {
+            "PASS"
+        } else {
+            "MISS"
+        }
+    }
+}
+
+/// Prints one figure as soon as it is measured.
+pub fn print_figure(figure: &Figure) {
+    println!("{:<3} {}", figure.id, figure.name);
+    println!(
+        "    {:>22}   baseline {:>22}   ratio {:>6.2}   goal {:<14} {}",
+        figure.measured.to_string(),
+        figure.baseline.to_string(),
+        figure.ratio(),
+        figure.goal_text(),
+        figure.verdict()
+    );
+}
+
+/// Everything a run produced.
+pub struct RunReport<'a> {
+    /// The machine.
+    pub machine: &'a Machine,
+    /// When.
+    pub date: String,
+    /// The command as the user typed it.
+    pub command: String,
+    /// Quick (smoke) or full sizes.
+    pub quick: bool,
+    /// How the server ran.
+    pub server: String,
+    /// The figures, in order.
+    pub figures: &'a [Figure],
+    /// Benchmarks that could not be measured, with why.
+    pub failures: &'a [(String, String)],
+    /// Notes printed during the run (limits, pokes, warnings).
+    pub notes: &'a [String],
+}
+
+/// Marks the end of the generated part of RESULTS.md; text after it is kept.
+const GENERATED_END: &str =
+    "<!-- end of generated results: notes below this line are kept by bench/run -->";
+
+/// Writes the run to `path`, keeping any hand-written notes after the marker.
+pub fn write_results(path: &Path, run: &RunReport<'_>) -> std::io::Result<()> {
+    let kept = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|old| {
+            old.split_once(GENERATED_END)
+                .map(|(_, rest)| rest.to_owned())
+        })
+        .unwrap_or_else(|| "\n".to_owned());
+    let mut out = String::new();
+    let _ = writeln!(out, "# or3-sync benchmark results\n");
+    let _ = writeln!(
+        out,
+        "Written by `bench/run` (see `bench/README.md` for what each figure means). \
+         Every figure is a ratio against a baseline measured in the same run.\n"
+    );
+    let _ = writeln!(
+        out,
+        "- Machine: {} cores (`nproc`), {} RAM (`free -h`), {}",
+        run.machine.cores, run.machine.memory, run.machine.cpu
+    );
+    let _ = writeln!(out, "- Date: {}", run.date);
+    let _ = writeln!(out, "- Command: `{}`", run.command);
+    let _ = writeln!(
+        out,
+        "- Sizes: {}",
+        if run.quick {
+            "quick (smoke test; figures are not meaningful)"
+        } else {
+            "full"
+        }
+    );
+    let _ = writeln!(out, "- Server: {}\n", run.server);
+    let _ = writeln!(
+        out,
+        "| id | figure | measured | baseline (same run) | ratio | goal | result |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+    for f in run.figures {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} ({}) | {:.2} | {} | {} |",
+            f.id,
+            f.name,
+            f.measured,
+            f.baseline,
+            f.baseline_name,
+            f.ratio(),
+            f.goal_text(),
+            f.verdict()
+        );
+    }
+    if !run.failures.is_empty() {
+        let _ = writeln!(out, "\nNot measured:\n");
+        for (id, why) in run.failures {
+            let _ = writeln!(out, "- {id}: {why}");
+        }
+    }
+    if !run.notes.is_empty() {
+        let _ = writeln!(out, "\nNotes from the run:\n");
+        for note in run.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+    }
+    let _ = write!(out, "\n{GENERATED_END}{kept}");
+    std::fs::write(path, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(measured: f64, baseline: f64, goal: Goal) -> Figure {
+        Figure {
+            id: "P0",
+            name: "x".into(),
+            measured: Measure::new(measured, "ms"),
+            baseline: Measure::new(baseline, "ms"),
+            baseline_name: "y".into(),
+            goal,
+        }
+    }
+
+    #[test]
+    fn goals_compare_ratio_or_value() {
+        assert!(figure(4.0, 10.0, Goal::RatioAtLeast(0.4)).passes());
+        assert!(!figure(3.9, 10.0, Goal::RatioAtLeast(0.4)).passes());
+        assert!(figure(15.0, 10.0, Goal::RatioAtMost(1.5)).passes());
+        assert!(!figure(16.0, 10.0, Goal::RatioAtMost(1.5)).passes());
+        assert!(figure(5.0, 1.0, Goal::ValueAtMost(5.0)).passes());
+        assert!(!figure(5.1, 1.0, Goal::ValueAtMost(5.0)).passes());
+    }
+
+    #[test]
+    fn large_numbers_are_grouped() {
+        assert_eq!(
+            Measure::new(1_234_567.4, "ops/s").to_string(),
+            "1,234,567 ops/s"
+        );
+        assert_eq!(Measure::new(4.256, "ms").to_string(), "4.26 ms");
+    }
+
+    #[test]
+    fn notes_after_the_marker_survive_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("RESULTS.md");
+        let machine = Machine {
+            cores: "2".into(),
+            memory: "1Gi".into(),
+            cpu: "cpu".into(),
+        };
+        let figures = [figure(1.0, 2.0, Goal::RatioAtLeast(0.4))];
+        let run = RunReport {
+            machine: &machine,
+            date: "today".into(),
+            command: "bench/run".into(),
+            quick: true,
+            server: "s".into(),
+            figures: &figures,
+            failures: &[],
+            notes: &[],
+        };
+        write_results(&path, &run).unwrap();
+        let first = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{first}\n## Before/after\nkept\n")).unwrap();
+        write_results(&path, &run).unwrap();
+        let second = std::fs::read_to_string(&path).unwrap();
+        assert!(second.contains("## Before/after\nkept"));
+        assert_eq!(second.matches(GENERATED_END).count(), 1);
+    }
+}

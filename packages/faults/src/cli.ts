@@ -1,0 +1,135 @@
+/**
+ * The long mode: `npm run faults -w packages/faults -- --seeds 1000`.
+ *
+ *   --seeds N        run seeds from..from+N-1 (default 10)
+ *   --from S         first seed (default 1)
+ *   --seed S         run one seed (a failure's replay command uses this)
+ *   --devices N      simulated devices (default 3)
+ *   --steps N        workload steps per seed (default 80)
+ *   --budget-s T     start no new seed after T seconds
+ *   --postgres URL   run on Postgres (a fresh schema per seed) instead of SQLite
+ *   --verbose        print each seed's counts, not only failures
+ *
+ * Prints one line per seed, the full report of each failure with the command
+ * that replays it, and a summary; exits 1 when any seed failed.
+ */
+import { binarySupportsPostgres } from './gateway-process.js';
+import { runSeed, type SeedConfig, type SeedReport } from './run-seed.js';
+
+interface CliOptions {
+  seeds: number;
+  from: number;
+  devices: number;
+  steps: number;
+  budgetS: number | null;
+  postgresUrl: string | null;
+  verbose: boolean;
+}
+
+function parseArgs(argv: string[]): CliOptions {
+  const options: CliOptions = { seeds: 10, from: 1, devices: 3, steps: 80, budgetS: null, postgresUrl: null, verbose: false };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    const int = () => {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} needs a non-negative integer`);
+      return n;
+    };
+    switch (flag) {
+      case '--seeds':
+        options.seeds = int();
+        break;
+      case '--from':
+        options.from = int();
+        break;
+      case '--seed':
+        options.from = int();
+        options.seeds = 1;
+        options.verbose = true;
+        break;
+      case '--devices':
+        options.devices = Math.max(1, int());
+        break;
+      case '--steps':
+        options.steps = int();
+        break;
+      case '--budget-s':
+        options.budgetS = int();
+        break;
+      case '--postgres':
+        options.postgresUrl = value();
+        break;
+      case '--verbose':
+        options.verbose = true;
+        break;
+      default:
+        throw new Error(`unknown flag ${flag}`);
+    }
+  }
+  return options;
+}
+
+/** A failure, in full, with its replay command. */
+export function formatFailure(report: SeedReport): string {
+  return [
+    `seed ${report.seed} FAILED (${report.store}, ${(report.durationMs / 1000).toFixed(1)} s)`,
+    ...report.violations.map((v) => `  [${v.rule}] ${v.detail}`),
+    `  last steps:`,
+    ...report.trace.map((line) => `    ${line}`),
+    `  devices: ${JSON.stringify(report.devices)}`,
+    `  proxy: ${JSON.stringify(report.proxy)}`,
+    `  server log tail:\n${report.serverLogTail.split('\n').slice(-15).map((l) => `    ${l}`).join('\n')}`,
+    `  replay: ${report.replay}`,
+  ].join('\n');
+}
+
+export function formatSummaryLine(report: SeedReport): string {
+  const p = report.proxy;
+  return (
+    `seed ${report.seed} ${report.ok ? 'ok' : 'FAILED'} ${(report.durationMs / 1000).toFixed(1)}s ` +
+    `ops ${report.opsSent} acked ${report.opsAcknowledged} log ${report.logLength} kills ${report.serverKills} ` +
+    `req ${p.requests} delay ${p.delay} drop_req ${p.drop_request} drop_resp ${p.drop_response} dup ${p.duplicate} ` +
+    `unreachable ${p.upstream_unreachable} ws ${p.sockets_opened}/${p.sockets_cut}`
+  );
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  if (options.postgresUrl && !(await binarySupportsPostgres())) {
+    throw new Error('this or3-sync build does not accept postgres:// databases (no Postgres store yet)');
+  }
+  const started = Date.now();
+  const failures: SeedReport[] = [];
+  let run = 0;
+  for (let seed = options.from; seed < options.from + options.seeds; seed++) {
+    if (options.budgetS !== null && Date.now() - started > options.budgetS * 1000) break;
+    const config: SeedConfig = { seed, devices: options.devices, steps: options.steps };
+    if (options.postgresUrl) config.postgresUrl = options.postgresUrl;
+    const report = await runSeed(config);
+    run += 1;
+    console.log(formatSummaryLine(report));
+    if (!report.ok) {
+      failures.push(report);
+      console.log(formatFailure(report));
+    } else if (options.verbose) {
+      console.log(`  devices: ${JSON.stringify(report.devices)}`);
+    }
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  console.log(
+    `\n${run} seeds (${options.from}..${options.from + run - 1}), ${failures.length} failed, ${seconds} s, ` +
+      `${options.devices} devices x ${options.steps} steps, ${options.postgresUrl ? 'postgres' : 'sqlite'}`,
+  );
+  for (const failure of failures) console.log(`  replay: ${failure.replay}`);
+  process.exitCode = failures.length > 0 ? 1 : 0;
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 2;
+});

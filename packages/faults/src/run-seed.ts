@@ -1,0 +1,261 @@
+/**
+ * One seed of the harness: a fresh gateway (SQLite file or Postgres schema),
+ * the proxy in front of it, N devices doing the seed's workload through the
+ * proxy's faults while the server is killed and restarted; then faults stop,
+ * everyone syncs to quiescence, and the oracle checks the result.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AckLedger } from './ack-ledger.js';
+import { DEFAULT_FAULT_RATES, FaultProxy, PASS_ALL, seededSchedule, type FaultRates, type ProxyCounts } from './fault-proxy.js';
+import { GatewayProcess } from './gateway-process.js';
+import { checkConvergence, type Violation } from './invariants.js';
+import { Prng } from './prng.js';
+import { readServerState } from './server-state.js';
+import { SimulatedDevice, SYNCED_TABLES, deleteMode, type DeviceTally } from './simulated-device.js';
+import { DEVICE_ACTION_WEIGHTS, IdSource, performDeviceAction } from './workload.js';
+
+export interface SeedConfig {
+  seed: number;
+  /** Simulated devices. */
+  devices: number;
+  /** Workload steps (device actions and server kills). */
+  steps: number;
+  /** A Postgres URL to run on (a fresh schema per seed); SQLite in a temp dir when absent. */
+  postgresUrl?: string;
+  rates?: FaultRates;
+  /** Chance that a step kills the server (it restarts after a short while). */
+  killChance?: number;
+  /** How long quiescence may take once faults stop. */
+  quiesceTimeoutMs?: number;
+}
+
+export interface SeedReport {
+  seed: number;
+  store: 'sqlite' | 'postgres';
+  ok: boolean;
+  violations: Violation[];
+  durationMs: number;
+  replay: string;
+  /** What the run went through, so a run that exercised nothing shows it. */
+  proxy: ProxyCounts;
+  serverKills: number;
+  opsSent: number;
+  opsAcknowledged: number;
+  logLength: number;
+  devices: Record<string, DeviceTally>;
+  /** The last steps, for a failure report. */
+  trace: string[];
+  serverLogTail: string;
+}
+
+/** The command that runs this seed again. */
+export function replayCommand(config: SeedConfig): string {
+  const parts = ['npm run faults -w packages/faults --', `--seed ${config.seed}`, `--devices ${config.devices}`, `--steps ${config.steps}`];
+  if (config.postgresUrl) parts.push(`--postgres '${config.postgresUrl}'`);
+  return parts.join(' ');
+}
+
+/** Synced tables as the oracle needs them. */
+const ORACLE_TABLES = Object.fromEntries(
+  Object.keys(SYNCED_TABLES).map((name) => [name, { deletes: deleteMode(name), primaryKey: 'id' }]),
+);
+
+/** Gateway flags of every run: no rate limits or periodic GC in the way of the faults under test. */
+const SERVE_FLAGS = [
+  '--rate-push-per-minute',
+  '0',
+  '--rate-pull-per-minute',
+  '0',
+  '--rate-subscribe-per-minute',
+  '0',
+  '--rate-anonymous-per-minute',
+  '0',
+  '--gc-interval-secs',
+  '0',
+];
+
+export async function runSeed(config: SeedConfig): Promise<SeedReport> {
+  const started = Date.now();
+  const prng = new Prng(config.seed);
+  const workload = prng.fork('workload');
+  const rates = config.rates ?? DEFAULT_FAULT_RATES;
+  const killChance = config.killChance ?? 0.04;
+  const trace: string[] = [];
+  const note = (line: string) => {
+    trace.push(`${((Date.now() - started) / 1000).toFixed(2)}s ${line}`);
+    if (trace.length > 400) trace.shift();
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'or3-faults-'));
+  const database = config.postgresUrl ? freshPostgresSchema(config.postgresUrl, `faults_${config.seed}_${process.pid}`) : `sqlite://${dir}/f.db`;
+  const violations: Violation[] = [];
+  const ledger = new AckLedger();
+  const devices: SimulatedDevice[] = [];
+  let serverKills = 0;
+  let logLength = 0;
+  let gateway: GatewayProcess | null = null;
+  let proxy: FaultProxy | null = null;
+  try {
+    gateway = await GatewayProcess.start({ database, extraArgs: SERVE_FLAGS });
+    proxy = await FaultProxy.start({ targetPort: gateway.port });
+    const ownerToken = await gateway.token('owner');
+    const created = await gateway.api<{ workspace_id: string }>(ownerToken, 'POST', '/v1/workspaces', { name: `faults ${config.seed}` });
+    if (created.status !== 201) throw new Error(`create workspace: HTTP ${created.status}`);
+    const workspaceId = created.body.workspace_id;
+    for (let i = 0; i < config.devices; i++) {
+      const user = `user-${i}`;
+      const member = await gateway.api(ownerToken, 'PUT', `/v1/workspaces/${workspaceId}/members/${user}`, { role: 'editor' });
+      if (member.status >= 300) throw new Error(`add member: HTTP ${member.status}`);
+      const deviceShape = prng.fork(`device-${i}`);
+      const device = new SimulatedDevice({
+        name: `d${i}`,
+        workspaceId,
+        baseUrl: proxy.url,
+        token: await gateway.token(user),
+        ledger,
+        proxy,
+        // Some devices push in small batches, so a batch can fail halfway through an outbox.
+        engine: { pushBatchSize: deviceShape.pick([3, 10, 100]) },
+      });
+      await device.open();
+      devices.push(device);
+    }
+    proxy.setSchedule(seededSchedule(prng.fork('proxy'), rates));
+
+    // --- the faulty phase
+    const ids = new IdSource();
+    const offlineUntil = new Map<SimulatedDevice, number>();
+    let restart: Promise<void> | null = null;
+    for (let step = 0; step < config.steps; step++) {
+      for (const [device, until] of offlineUntil) {
+        if (step >= until) {
+          device.setOnline(true);
+          offlineUntil.delete(device);
+          note(`${device.name} back online`);
+        }
+      }
+      const killNow = workload.chance(killChance);
+      const downMs = workload.between(50, 1500);
+      const device = workload.pick(devices);
+      const action = workload.weighted(DEVICE_ACTION_WEIGHTS);
+      const offlineSteps = workload.between(2, 12);
+      const pauseMs = workload.int(40);
+      if (killNow && !restart) {
+        await gateway.kill();
+        proxy.setTarget(null);
+        serverKills += 1;
+        note(`kill -9 the server; restart in ${downMs} ms`);
+        const g = gateway;
+        const p = proxy;
+        restart = (async () => {
+          await sleep(downMs);
+          await g.restart();
+          p.setTarget(g.port);
+          note(`server restarted on port ${g.port}`);
+        })();
+        void restart.then(() => (restart = null));
+      }
+      try {
+        const what = await performDeviceAction(device, action, workload.fork(`step-${step}`), ids);
+        note(`${device.name} ${what}`);
+        if (action === 'go_offline') offlineUntil.set(device, step + offlineSteps);
+      } catch (error) {
+        violations.push({ rule: 'local_write_succeeds', detail: `${device.name} ${action} at step ${step}: ${String(error)}` });
+        note(`${device.name} ${action} FAILED: ${String(error)}`);
+      }
+      await sleep(pauseMs);
+    }
+
+    // --- faults stop; everyone syncs
+    note('faults stop');
+    proxy.setSchedule(PASS_ALL);
+    if (restart) await restart;
+    for (const device of devices) device.setOnline(true);
+    await quiesce(gateway, ownerToken, workspaceId, devices, config.quiesceTimeoutMs ?? 60_000, note);
+    for (const device of devices) await device.engine.stop();
+
+    const server = await readServerState(gateway, ownerToken, workspaceId);
+    logLength = server.log.length;
+    const states = [];
+    for (const device of devices) states.push(await device.state());
+    violations.push(
+      ...checkConvergence({ devices: states, server, sent: ledger.sent, received: ledger.received, tables: ORACLE_TABLES }),
+    );
+  } catch (error) {
+    violations.push({ rule: 'run_completes', detail: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  } finally {
+    for (const device of devices) {
+      await device.close().catch(() => {});
+      device.provider.dispose();
+    }
+    await proxy?.close();
+    await gateway?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return {
+    seed: config.seed,
+    store: config.postgresUrl ? 'postgres' : 'sqlite',
+    ok: violations.length === 0,
+    violations,
+    durationMs: Date.now() - started,
+    replay: replayCommand(config),
+    proxy: proxy?.counts ?? ({} as ProxyCounts),
+    serverKills,
+    opsSent: ledger.sent.size,
+    opsAcknowledged: new Set(ledger.acknowledged().map((r) => r.result.op_id)).size,
+    logLength,
+    devices: Object.fromEntries(devices.map((d) => [d.name, d.tally])),
+    trace: trace.slice(-60),
+    serverLogTail: gateway?.logTail() ?? '',
+  };
+}
+
+/**
+ * Runs sync rounds until every device has an empty outbox and stands at the
+ * server's head, twice in a row with the head unchanged.
+ */
+async function quiesce(
+  gateway: GatewayProcess,
+  token: string,
+  workspaceId: string,
+  devices: SimulatedDevice[],
+  timeoutMs: number,
+  note: (line: string) => void,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let stableRounds = 0;
+  let lastHead = -1;
+  let lastState = '';
+  while (stableRounds < 2) {
+    if (Date.now() > deadline) throw new Error(`no quiescence within ${timeoutMs} ms: ${lastState}`);
+    for (const device of devices) await device.engine.sync();
+    const head = await serverHead(gateway, token, workspaceId);
+    const stats = await Promise.all(devices.map((d) => d.engine.stats()));
+    lastState = `head ${head}; ${devices.map((d, i) => `${d.name}: cursor ${stats[i]!.cursor}, pending ${stats[i]!.pending}, failed ${stats[i]!.failed}`).join('; ')}`;
+    const settled = stats.every((s) => s.pending === 0 && s.failed === 0 && s.cursor === head);
+    stableRounds = settled && head === lastHead ? stableRounds + 1 : settled ? 1 : 0;
+    lastHead = head;
+    if (!settled) await sleep(50);
+  }
+  note(`quiescent: ${lastState}`);
+}
+
+async function serverHead(gateway: GatewayProcess, token: string, workspaceId: string): Promise<number> {
+  const { status, body } = await gateway.api<{ snapshot_version: number }>(token, 'GET', `/v1/workspaces/${workspaceId}/snapshot?limit=1`);
+  if (status !== 200) throw new Error(`snapshot: HTTP ${status}`);
+  return body.snapshot_version;
+}
+
+/** A new, empty schema in the Postgres database at `url`, and the URL that uses it. */
+function freshPostgresSchema(url: string, schema: string): string {
+  execFileSync('psql', [url, '-q', '-v', 'ON_ERROR_STOP=1', '-c', `DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema}`]);
+  const withSchema = new URL(url);
+  withSchema.searchParams.set('options', `-csearch_path=${schema}`);
+  return withSchema.toString();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
