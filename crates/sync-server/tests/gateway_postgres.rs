@@ -327,3 +327,39 @@ async fn a_blocked_database_answers_503_with_retry_after_then_recovers() {
     tx.rollback().await.unwrap();
     node.push_ok(&ws, vec![message(2, t)]).await;
 }
+
+#[tokio::test]
+async fn a_commit_nobody_announced_reaches_subscribers_by_the_sweep() {
+    let schema = TestSchema::new().await;
+    let node = start_node(
+        &schema,
+        &schema.name,
+        PgOptions::default(),
+        Duration::from_millis(200),
+    )
+    .await;
+    let ws = node.workspace().await;
+    let mut socket = node.subscribe(&ws, 0).await;
+    // A node that crashed between its commit and its announcement: the
+    // commit is in the store, and nobody said so.
+    let silent =
+        PostgresStore::connect(&schema.url(), TableConfig::or3_chat(), PgOptions::default())
+            .await
+            .unwrap();
+    let op = sync_core::validate::validate_op(
+        &message(1, now_ms()),
+        &TableConfig::or3_chat(),
+        &sync_core::ValidationLimits::default(),
+        now_ms(),
+    )
+    .unwrap();
+    let ws_id = sync_core::WorkspaceId::parse(&ws).unwrap();
+    let access = sync_server::store::Access::Member {
+        user_id: "alice".into(),
+    };
+    sync_server::store::Store::push(&silent, &ws_id, &access, vec![op], now_ms())
+        .await
+        .unwrap();
+    let received = receive_until(&mut socket, 0, 1).await;
+    assert_eq!(received[0].0, 1);
+}

@@ -14,9 +14,9 @@
 //! and announce, the listen connection dropped, or the hub's read failed.
 //! Three things repair it: the next commit of that workspace (its catch-up
 //! reads everything the hub has not published yet); a listen connection that
-//! comes back catches up every workspace before it waits again; and every
-//! `sweep_every` the listener compares all heads with what its hub published
-//! (one query; a workspace without subscribers costs nothing more).
+//! comes back catches up every workspace with subscribers on this node
+//! before it waits again; and every `sweep_every` the listener does the same
+//! (one query for the heads of those workspaces).
 
 use super::connect::{column_error, pg_error};
 use super::PostgresStore;
@@ -258,7 +258,7 @@ async fn listen_once(
                 }
             }
             _ = sweep.tick() => {
-                if !catch_up_every_workspace(&client, hub).await? {
+                if !catch_up_subscribed(&client, hub).await? {
                     return Ok(());
                 }
                 if !connected {
@@ -270,14 +270,24 @@ async fn listen_once(
     }
 }
 
-/// Lets the hub catch up every workspace to its head; `false` once the hub
-/// is gone.
-async fn catch_up_every_workspace(
+/// Lets the hub catch up every workspace it has subscribers for to its
+/// head; `false` once the hub is gone.
+async fn catch_up_subscribed(
     client: &tokio_postgres::Client,
     hub: &Weak<Hub>,
 ) -> Result<bool, StoreError> {
+    let Some(subscribed) = hub.upgrade().map(|h| h.subscribed_workspaces()) else {
+        return Ok(false);
+    };
+    if subscribed.is_empty() {
+        return Ok(true);
+    }
+    let ids: Vec<&str> = subscribed.iter().map(WorkspaceId::as_str).collect();
     let rows = client
-        .query("SELECT id, head FROM workspaces WHERE head > 0", &[])
+        .query(
+            "SELECT id, head FROM workspaces WHERE id = ANY($1::text[])",
+            &[&ids],
+        )
         .await
         .map_err(pg_error)?;
     for row in &rows {
