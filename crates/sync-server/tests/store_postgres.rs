@@ -333,3 +333,42 @@ async fn a_test_schema_is_gone_after_the_test() {
     drop(schema);
     assert!(!pg_support::schema_exists(&admin, &name).await);
 }
+
+#[tokio::test]
+async fn a_search_path_in_the_url_options_selects_an_existing_schema() {
+    let schema = TestSchema::new().await;
+    let admin = pg_support::admin().await;
+    let url = format!(
+        "{}?options=-c%20search_path%3D{}&application_name={}",
+        pg_support::base_url(),
+        schema.name,
+        schema.name
+    );
+    let missing = PostgresStore::connect(&url, TableConfig::or3_chat(), PgOptions::default()).await;
+    assert!(
+        matches!(&missing, Err(StoreError::Internal(why)) if why.contains("schema")),
+        "a search_path naming no schema is refused with a reason"
+    );
+    admin
+        .batch_execute(&format!("CREATE SCHEMA \"{}\"", schema.name))
+        .await
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::connect(&url, TableConfig::or3_chat(), PgOptions::default())
+            .await
+            .unwrap(),
+    );
+    let ws = workspace(&store).await;
+    let found = admin
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM \"{}\".workspaces WHERE id = $1",
+                schema.name
+            ),
+            &[&ws.as_str()],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(found, 1, "the store lives in the schema the options name");
+}
