@@ -318,7 +318,7 @@ pub fn router(state: AppState) -> Router {
     let api = match &state.config.static_dir {
         Some(dir) => api.fallback_service(
             tower_http::services::ServeDir::new(dir)
-                .not_found_service(tower_http::services::ServeFile::new(dir.join("index.html"))),
+                .fallback(tower_http::services::ServeFile::new(dir.join("index.html"))),
         ),
         None => api.fallback(routes::health::not_found),
     };

@@ -511,6 +511,8 @@ export class SyncEngine {
         }
         this.scheduleRun(0);
       },
+      // Reconnects resume from what this database holds, not from what the provider last saw.
+      { appliedCursor: () => readCursor(ctx) },
     );
   }
 

@@ -1,16 +1,25 @@
 /**
  * `GatewayProvider`: the `SyncProvider` over the or3-sync server's HTTP API
- * (PROTOCOL.md section 4), with `fetch`.
+ * (PROTOCOL.md section 4), with `fetch`; realtime delivery over a WebSocket,
+ * Server-Sent Events or polling (`gateway-subscription.ts`).
  */
 import {
   SyncProviderError,
   isSyncProviderError,
   type ChangesBatch,
+  type SubscribeOptions,
   type SyncProvider,
   type SyncScope,
   type Unsubscribe,
 } from './provider.js';
-import { backoffDelay, DEFAULT_BACKOFF, sleep } from './backoff.js';
+import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import {
+  GatewaySubscription,
+  type RealtimeSettings,
+  type RealtimeState,
+  type RealtimeTransport,
+  type WebSocketConstructor,
+} from './gateway-subscription.js';
 import {
   PROTOCOL_LIMITS,
   type ChangesPage,
@@ -33,8 +42,27 @@ export interface GatewayProviderOptions {
   fetch?: typeof fetch;
   /** The server's per-op payload limit; 1 MiB by default. */
   maxPayloadBytes?: number;
-  /** Interval of the polling subscription; 2 s by default. */
+  /** Interval of polling, the last fallback of `subscribe`; 2 s by default. */
   pollIntervalMs?: number;
+  /**
+   * The WebSocket constructor for `subscribe`; the global `WebSocket` by
+   * default. Node 20 has none: pass the `ws` package's. Null: no WebSocket.
+   */
+  WebSocket?: WebSocketConstructor | null;
+  /** Transports `subscribe` may use, best first; default websocket, then sse, then poll. */
+  transports?: RealtimeTransport[];
+  /** Failed connects in a row before `subscribe` steps down to the next transport; default 3. */
+  fallbackAfterFailures?: number;
+  /** After this long on a lesser transport, `subscribe` tries the better ones again; default 5 min. */
+  upgradeAfterMs?: number;
+  /** Refresh the token this long before its `exp` (read from the JWT); default 30 s. */
+  tokenRefreshLeadMs?: number;
+  /** Reconnect backoff of `subscribe`; default 250 ms doubling to 30 s, with jitter. */
+  reconnectBackoff?: Partial<BackoffOptions>;
+  /** Called when a subscription's transport connects or disconnects (telemetry, tests). */
+  onRealtimeState?: (state: RealtimeState) => void;
+  /** Randomness for reconnect jitter. */
+  random?: () => number;
   /** Snapshot page size; the server's default when unset. */
   snapshotLimit?: number;
 }
@@ -66,17 +94,29 @@ export class GatewayProvider implements SyncProvider {
   private readonly baseUrl: string;
   private readonly getToken: GetToken;
   private readonly fetchImpl: typeof fetch;
-  private readonly pollIntervalMs: number;
   private readonly snapshotLimit: number | null;
-  private readonly subscriptions = new Set<AbortController>();
+  private readonly realtime: RealtimeSettings;
+  private readonly subscriptions = new Set<GatewaySubscription>();
 
   constructor(options: GatewayProviderOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.getToken = options.getToken;
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.maxPayloadBytes = options.maxPayloadBytes ?? PROTOCOL_LIMITS.maxPayloadBytes;
-    this.pollIntervalMs = options.pollIntervalMs ?? 2000;
     this.snapshotLimit = options.snapshotLimit ?? null;
+    const globalSocket = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
+    this.realtime = {
+      WebSocket: options.WebSocket === undefined ? globalSocket : options.WebSocket,
+      transports: options.transports ?? ['websocket', 'sse', 'poll'],
+      fallbackAfterFailures: options.fallbackAfterFailures ?? 3,
+      upgradeAfterMs: options.upgradeAfterMs ?? 5 * 60_000,
+      tokenRefreshLeadMs: options.tokenRefreshLeadMs ?? 30_000,
+      streamIdleTimeoutMs: 60_000,
+      pollIntervalMs: options.pollIntervalMs ?? 2000,
+      backoff: { ...DEFAULT_BACKOFF, maxMs: 30_000, ...options.reconnectBackoff },
+      random: options.random ?? Math.random,
+      onState: options.onRealtimeState,
+    };
   }
 
   push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse> {
@@ -121,51 +161,49 @@ export class GatewayProvider implements SyncProvider {
   }
 
   /**
-   * Delivers new changes by polling `changes` every `pollIntervalMs` (the
-   * server's WebSocket subscribe is not used yet). Retryable failures back
-   * off and go on; others (`cursor_expired`, `forbidden`, ...) end the
-   * subscription through `onError`.
+   * Delivers new changes in realtime: over the server's WebSocket
+   * (`/subscribe`), else its event stream (`/events`), else by polling
+   * `changes` every `pollIntervalMs`. Reconnects with backoff and jitter,
+   * resuming from `options.appliedCursor()`; pulls to fill a gap between
+   * frames and after a poke; refreshes the token before it expires. Only
+   * `cursor_expired`, 403, 404 and other permanent errors reach `onError`.
    */
   subscribe(
     scope: SyncScope,
     cursor: number,
     onChanges: (batch: ChangesBatch) => void | Promise<void>,
     onError: (error: SyncProviderError) => void,
+    options: SubscribeOptions = {},
   ): Unsubscribe {
-    const controller = new AbortController();
-    this.subscriptions.add(controller);
-    const { signal } = controller;
-    const poll = async () => {
-      let position = cursor;
-      let failures = 0;
-      while (!signal.aborted) {
-        try {
-          const page = await this.pull(scope, position);
-          if (signal.aborted) break;
-          if (page.cursor > position) {
-            await onChanges({ changes: page.changes, from: position, to: page.cursor });
-            position = page.cursor;
-          }
-          failures = 0;
-          if (!page.has_more) await sleep(this.pollIntervalMs, signal);
-        } catch (error) {
-          const failure = asProviderError(error);
-          if (!failure.retryable && failure.code !== 'unauthorized') {
-            if (!signal.aborted) onError(failure);
-            break;
-          }
-          failures += 1;
-          await sleep(backoffDelay(failures, DEFAULT_BACKOFF, Math.random, failure.retryAfterMs), signal);
-        }
-      }
-      this.subscriptions.delete(controller);
+    const subscription = new GatewaySubscription(
+      {
+        baseUrl: this.baseUrl,
+        fetch: this.fetchImpl,
+        getToken: this.getToken,
+        pull: (pullScope, from) => this.pull(pullScope, from),
+      },
+      this.realtime,
+      {
+        scope,
+        cursor,
+        onChanges,
+        onError: (error) => {
+          this.subscriptions.delete(subscription);
+          onError(error);
+        },
+        appliedCursor: options.appliedCursor,
+      },
+    );
+    this.subscriptions.add(subscription);
+    subscription.start();
+    return () => {
+      this.subscriptions.delete(subscription);
+      subscription.stop();
     };
-    void poll();
-    return () => controller.abort();
   }
 
   dispose(): void {
-    for (const controller of this.subscriptions) controller.abort();
+    for (const subscription of this.subscriptions) subscription.stop();
     this.subscriptions.clear();
   }
 
@@ -257,9 +295,4 @@ function errorFromResponse(response: Response, body: unknown, remaining: number 
       ((body as { oldest_retained_version?: number } | undefined)?.oldest_retained_version ?? null),
     field: wire?.field ?? null,
   });
-}
-
-function asProviderError(error: unknown): SyncProviderError {
-  if (isSyncProviderError(error)) return error;
-  return new SyncProviderError({ code: 'internal', message: String(error), status: 0, cause: error });
 }

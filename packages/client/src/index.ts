@@ -7,6 +7,13 @@ export * from './wire.js';
 export * from './provider.js';
 export { openWorkspace, workspaceDatabaseName, SyncEngine, type OpenWorkspaceOptions, type SyncRunResult } from './engine.js';
 export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway-provider.js';
+export {
+  SUBSCRIBE_SUBPROTOCOL,
+  type RealtimeState,
+  type RealtimeTransport,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './gateway-subscription.js';
 export * from './events.js';
 export { compareStamps, winsOver, type Stamp } from './lww.js';
 export {

@@ -38,6 +38,16 @@ export interface ChangesBatch {
 /** Stops a subscription. Safe to call twice. */
 export type Unsubscribe = () => void;
 
+/** What the engine tells a subscription besides where to start. */
+export interface SubscribeOptions {
+  /**
+   * The cursor the engine has durably applied (null before its first
+   * snapshot). A provider that reconnects or says hello again resumes from
+   * it, never from what it merely received.
+   */
+  appliedCursor?: () => Promise<number | null>;
+}
+
 /** A backend that orders changes and fans them out. */
 export interface SyncProvider {
   /** `direct`: the client talks to the backend's functions (Convex); `gateway`: the or3-sync server. */
@@ -56,14 +66,17 @@ export interface SyncProvider {
   getRecord?(scope: SyncScope, tableName: string, pk: string): Promise<SnapshotItem | null>;
   /**
    * Calls `onChanges` with new changes after `cursor`, in order, until unsubscribed.
-   * `onChanges` may return a promise; the provider awaits it before delivering more.
-   * Errors that end the subscription go to `onError`.
+   * `onChanges` may return a promise; the provider awaits it before delivering more,
+   * and a batch handed over is one the engine applies with its cursor.
+   * Errors that end the subscription (`cursor_expired`, `forbidden`, ...) go to `onError`;
+   * passing trouble (a dropped connection, a restarting server) is the provider's to retry.
    */
   subscribe(
     scope: SyncScope,
     cursor: number,
     onChanges: (batch: ChangesBatch) => void | Promise<void>,
     onError: (error: SyncProviderError) => void,
+    options?: SubscribeOptions,
   ): Unsubscribe;
   /** Releases timers, sockets and subscriptions. */
   dispose(): void;

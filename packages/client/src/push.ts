@@ -214,23 +214,41 @@ async function settleResults(
  * Gives clock-skewed ops a fresh HLC (and their rows, when still that write).
  * The HLC state is pulled back to corrected time first: a state stamped by a
  * fast clock would otherwise keep producing skewed stamps. LWW stays sound
- * because the per-record clock still rises.
+ * because the per-record clock still rises. An op that created a message
+ * also gave it its `order_key` (its own hlc, PROTOCOL.md section 1): the key
+ * moves to the new stamp, in the row and in every later op of the record, so
+ * it stays the creating op's hlc and never changes once the server has it.
  */
 async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void> {
   const deviceId = ctx.scope.deviceId;
   const now = ctx.runtime.hlcNow();
   const stored = await readClockState(ctx.db);
+  const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
+  const movedOrderKeys: { op: PendingOpRow; to: string }[] = [];
   let hlc: HlcState = stored.ms <= now ? { ms: stored.ms, counter: stored.counter } : { ms: now - 1, counter: 0 };
   for (const op of ops) {
     hlc = hlcSend(hlc, now);
     const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
-    const payload: RecordPayload | null = op.payload ? { ...op.payload, hlc: stamp } : null;
-    await ctx.db.table('pending_ops').update(op.seq!, { hlc: stamp, payload, attempts: op.attempts + 1 });
+    const createsOrderKey = op.payload?.order_key === op.hlc;
+    if (createsOrderKey) movedOrderKeys.push({ op, to: stamp });
+    const payload: RecordPayload | null = op.payload
+      ? { ...op.payload, hlc: stamp, ...(createsOrderKey ? { order_key: stamp } : {}) }
+      : null;
+    await outbox.update(op.seq!, { hlc: stamp, payload, attempts: op.attempts + 1 });
     const table = ctx.db.table(op.table_name);
     const row = (await table.get(op.pk)) as RecordPayload | undefined;
     if (row && row.hlc === op.hlc) await table.put({ ...row, hlc: stamp });
     const tomb = (await ctx.db.table('sync_tombstones').get([op.table_name, op.pk])) as TombstoneRow | undefined;
     if (tomb && tomb.op_id === op.op_id) await ctx.db.table('sync_tombstones').put({ ...tomb, hlc: stamp });
+  }
+  for (const { op, to } of movedOrderKeys) {
+    const later = await outbox.where('[table_name+pk]').equals([op.table_name, op.pk]).toArray();
+    for (const other of later) {
+      if (other.payload?.order_key === op.hlc) await outbox.update(other.seq!, { payload: { ...other.payload, order_key: to } });
+    }
+    const table = ctx.db.table(op.table_name);
+    const row = (await table.get(op.pk)) as RecordPayload | undefined;
+    if (row && row.order_key === op.hlc) await table.put({ ...row, order_key: to });
   }
   await writeClockState(ctx.db, { ...stored, ...hlc });
 }

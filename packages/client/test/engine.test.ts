@@ -250,11 +250,12 @@ describe('GatewayProvider', () => {
     expect(seen.map((r) => r.headers.get('authorization'))).toEqual(['Bearer stale', 'Bearer fresh']);
   });
 
-  it('subscribe polls changes in order and ends with onError on cursor_expired', async () => {
+  it('subscribe by polling delivers changes in order and ends with onError on cursor_expired', async () => {
     const provider = new GatewayProvider({
       baseUrl: 'http://gw.test',
       getToken: () => 'tok',
       pollIntervalMs: 1,
+      transports: ['poll'],
       fetch: fakeFetch([
         () => json(200, { changes: [change(3, 'a')], cursor: 3, has_more: true }),
         () => json(200, { changes: [change(4, 'b')], cursor: 4, has_more: false }),

@@ -132,6 +132,53 @@ describe('push loop', () => {
     expect(await outbox(engine)).toEqual([]);
   });
 
+  it('order_key_is_the_hlc_of_the_creating_op: a clock_skew re-stamp of a new message moves its order_key too', async () => {
+    // Found by the fault harness (packages/faults): a message created on a fast clock kept the
+    // rejected stamp as order_key, so its order_key never matched the op that created it.
+    const skew = 10 * 60_000;
+    const { provider, engine, db } = await setup({ now: () => Date.now() + skew });
+    provider.onPush = (ops, call) => ({
+      results: ops.map((op): OpResult =>
+        call === 1
+          ? { op_id: op.op_id, status: 'rejected', error: { code: 'clock_skew', message: 'ahead', retryable: true } }
+          : applied(op, 1),
+      ),
+      server_version: 1,
+      server_time: Date.now(),
+    });
+    await db.table('messages').put({ id: 'm1', thread_id: 't1', index: 0, content: 'hi' });
+    await db.table('messages').update('m1', { content: 'hi, edited' });
+    expect(await engine.sync()).toMatchObject({ error: null });
+    const [create, edit] = provider.pushes[1]!;
+    expect(create!.pk).toBe('m1');
+    expect(create!.payload?.order_key).toBe(create!.hlc);
+    expect(edit!.payload?.order_key).toBe(create!.hlc);
+    expect((await db.table('messages').get('m1')).order_key).toBe(create!.hlc);
+  });
+
+  it('order_key_never_changes_after_creation: a re-stamped edit keeps the order_key of its message', async () => {
+    const { provider, engine, db } = await setup();
+    await db.table('messages').put({ id: 'm1', thread_id: 't1', index: 0 });
+    await engine.sync();
+    const created = (await db.table('messages').get('m1')).order_key as string;
+    provider.pushes = [];
+    provider.onPush = (ops, call) => ({
+      results: ops.map((op): OpResult =>
+        call === 1
+          ? { op_id: op.op_id, status: 'rejected', error: { code: 'clock_skew', message: 'ahead', retryable: true } }
+          : applied(op, 2),
+      ),
+      server_version: 2,
+      server_time: Date.now(),
+    });
+    await db.table('messages').update('m1', { content: 'edited' });
+    expect(await engine.sync()).toMatchObject({ error: null });
+    const [edit] = provider.pushes[1]!;
+    expect(edit!.hlc).not.toBe(provider.pushes[0]![0]!.hlc);
+    expect(edit!.payload?.order_key).toBe(created);
+    expect((await db.table('messages').get('m1')).order_key).toBe(created);
+  });
+
   it('429: waits at least Retry-After, emits sync.retry:action, and the next run succeeds', async () => {
     const { provider, engine, db } = await setup();
     const retries: RetryEvent[] = [];

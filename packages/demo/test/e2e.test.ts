@@ -262,6 +262,29 @@ describe('or3 chat in Chromium', () => {
     await hank.screenshot('4-reload-hank');
   });
 
+  test('a write the server cannot take shows as failed, and Discard drops it', async () => {
+    const { workspaceId, threadId, owner: kim } = await workspaceWith('kim');
+    await kim.send('a normal message');
+    // Above the protocol's 1 MiB payload limit: rejected for good, kept, reported, skipped.
+    const huge = `too big ${'x'.repeat(1_100_000)}`;
+    const composer = kim.page.getByRole('textbox', { name: 'Message', exact: true });
+    await composer.fill(huge);
+    await composer.press('Enter');
+    const failed = kim.page.locator('li[data-sync-state="failed"]');
+    await failed.waitFor({ timeout: 30_000 });
+    await kim.send('after the failure');
+    await until(async () => (await kim.messages()).filter((m) => m.state === 'synced').length === 2, 'the queue goes on past the failed write');
+    await kim.showOverlay();
+    await until(async () => Number(await kim.overlayField('errors').getAttribute('data-value')) > 0, 'the overlay counts the error');
+    await kim.screenshot('6-failed-write');
+
+    await failed.getByRole('button', { name: 'Discard failed change' }).click();
+    await failed.waitFor({ state: 'detached' });
+    const final = await converged([kim], workspaceId, threadId);
+    assert.deepEqual(final.map((m) => m.text), ['a normal message', 'after the failure']);
+    await kim.screenshot('6-failed-write-discarded');
+  });
+
   test('two tabs of one device: only the leader syncs, both show the same data', async () => {
     const { workspaceId, threadId, owner: tab1, members } = await workspaceWith('ivy', 'jack');
     const jack = members[0]!;

@@ -92,7 +92,7 @@ export function formatSummaryLine(report: SeedReport): string {
   const p = report.proxy;
   return (
     `seed ${report.seed} ${report.ok ? 'ok' : 'FAILED'} ${(report.durationMs / 1000).toFixed(1)}s ` +
-    `ops ${report.opsSent} acked ${report.opsAcknowledged} log ${report.logLength} kills ${report.serverKills} ` +
+    `ops ${report.opsSent} acked ${report.opsAcknowledged} log ${report.logLength} kills ${report.serverKills} gc ${report.gcPasses} ` +
     `req ${p.requests} delay ${p.delay} drop_req ${p.drop_request} drop_resp ${p.drop_response} dup ${p.duplicate} ` +
     `unreachable ${p.upstream_unreachable} ws ${p.sockets_opened}/${p.sockets_cut}`
   );

@@ -82,6 +82,15 @@ export function expectedRow(
   };
 }
 
+/**
+ * What of a row the checks compare: all of it, except for a tombstone whose
+ * payload the server purged (retention), where only the stamp is defined.
+ */
+function projectRow(row: Record<string, unknown>, item: SnapshotItem | undefined): Record<string, unknown> {
+  if (!item || !isDeleted(item) || item.payload !== null) return row;
+  return { id: row.id, clock: row.clock, hlc: row.hlc, deleted: row.deleted };
+}
+
 /** Runs every rule; an empty list means the run converged and lost nothing. */
 export function checkConvergence(input: CheckInput): Violation[] {
   const out = new ViolationList();
@@ -109,7 +118,6 @@ export function checkConvergence(input: CheckInput): Violation[] {
     }
   }
   const lastByRecord = new Map<string, Change>();
-  const firstByRecord = new Map<string, Change>();
   for (const change of server.log) {
     const k = key(change.table_name, change.pk);
     const previous = lastByRecord.get(k);
@@ -120,7 +128,6 @@ export function checkConvergence(input: CheckInput): Violation[] {
       );
     }
     lastByRecord.set(k, change);
-    if (!firstByRecord.has(k)) firstByRecord.set(k, change);
   }
   const logByVersion = new Map(server.log.map((change) => [change.server_version, change]));
   const items = new Map(server.items.map((item) => [key(item.table_name, item.pk), item]));
@@ -169,26 +176,28 @@ export function checkConvergence(input: CheckInput): Violation[] {
     const table = input.tables[item.table_name];
     if (!table) continue;
     const row = expectedRow(item, table);
-    if (row) expectedRows.get(item.table_name)!.set(item.pk, canonical(row));
+    if (row) expectedRows.get(item.table_name)!.set(item.pk, canonical(projectRow(row, item)));
     if (isDeleted(item)) expectedTombstones.set(key(item.table_name, item.pk), canonical(stamp(item)));
   }
+  const rowsOf = (device: DeviceState, table: string) =>
+    new Map(
+      (device.rows[table] ?? []).map((row) => {
+        const pk = String(row[input.tables[table]!.primaryKey]);
+        return [pk, canonical(projectRow(row, items.get(key(table, pk))))];
+      }),
+    );
   const reference = input.devices[0];
   for (const device of input.devices) {
     for (const [table, rows] of expectedRows) {
-      const actual = new Map(
-        (device.rows[table] ?? []).map((row) => [String(row[input.tables[table]!.primaryKey]), canonical(row)]),
-      );
+      const actual = rowsOf(device, table);
       diffRows(out, 'devices_match_the_server_snapshot', `${device.name} vs server`, table, rows, actual);
       if (reference && device !== reference) {
-        const mine = new Map(
-          (reference.rows[table] ?? []).map((row) => [String(row[input.tables[table]!.primaryKey]), canonical(row)]),
-        );
-        diffRows(out, 'every_device_holds_the_same_rows', `${reference.name} vs ${device.name}`, table, mine, actual);
+        diffRows(out, 'every_device_holds_the_same_rows', `${reference.name} vs ${device.name}`, table, rowsOf(reference, table), actual);
       }
     }
     checkTombstones(out, device, expectedTombstones, items, input.tables);
   }
-  checkMessageOrder(out, input, firstByRecord, server.oldestRetainedVersion);
+  checkMessageOrder(out, input);
   return out.list();
 }
 
@@ -253,7 +262,8 @@ function checkResult(
       out.add('deleted_record_never_comes_back', `${what} was ${result.status}, yet the record is live at ${showStamp(stamp(item))}`);
     }
     const version = result.server_version;
-    if (typeof version === 'number' && version >= oldestRetained) {
+    if (typeof version === 'number') {
+      if (version < oldestRetained) return; // purged by GC: nothing left to compare
       const logged = logByVersion.get(version);
       const sameWrite = logged && (logged.op_id === op.op_id || (logged.clock === op.clock && logged.hlc === op.hlc));
       if (!sameWrite) {
@@ -273,18 +283,22 @@ function checkResult(
     if (item && compareStamps(stamp(item), stamp(winner)) < 0) {
       out.add('acknowledged_write_is_never_lost', `${what}: its winner ${showStamp(stamp(winner))} was later replaced by the older ${showStamp(stamp(item))}`);
     }
-  } else {
+  } else if (!result.error.retryable) {
+    // The harness writes only valid ops; a clock_skew rejection is retryable (the op is re-stamped).
     out.add('no_op_is_rejected', `${what} was rejected: ${result.error.code} ${result.error.message}`);
   }
 }
 
-/** Display order `(index, order_key, id)` of each thread, equal everywhere, with order keys from creation. */
-function checkMessageOrder(
-  out: ViolationList,
-  input: CheckInput,
-  firstByRecord: Map<string, Change>,
-  oldestRetained: number,
-): void {
+/**
+ * Display order `(index, order_key, id)` of each thread, equal everywhere,
+ * and each message's `order_key` the hlc of the op that created it (its
+ * clock-1 put, as last sent).
+ */
+function checkMessageOrder(out: ViolationList, input: CheckInput): void {
+  const creationHlc = new Map<string, string>();
+  for (const { op } of input.sent.values()) {
+    if (op.table_name === 'messages' && op.operation === 'put' && op.clock === 1) creationHlc.set(op.pk, op.hlc);
+  }
   let reference: Map<string, string> | null = null;
   let referenceName = '';
   for (const device of input.devices) {
@@ -294,11 +308,11 @@ function checkMessageOrder(
       const thread = String(message.thread_id);
       if (!threads.has(thread)) threads.set(thread, []);
       threads.get(thread)!.push(message);
-      const first = firstByRecord.get(key('messages', String(message.id)));
+      const created = creationHlc.get(String(message.id));
       if (typeof message.order_key !== 'string') {
         out.add('order_key_is_the_creating_hlc', `${device.name}: message ${String(message.id)} has no order_key`);
-      } else if (first && first.server_version >= oldestRetained && first.hlc !== message.order_key) {
-        out.add('order_key_is_the_creating_hlc', `${device.name}: message ${String(message.id)} has order_key ${message.order_key}, created at ${first.hlc}`);
+      } else if (created !== undefined && created !== message.order_key) {
+        out.add('order_key_is_the_creating_hlc', `${device.name}: message ${String(message.id)} has order_key ${message.order_key}, created at ${created}`);
       }
     }
     const orders = new Map<string, string>();

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AckLedger } from './ack-ledger.js';
 import { DEFAULT_FAULT_RATES, FaultProxy, PASS_ALL, seededSchedule, type FaultRates, type ProxyCounts } from './fault-proxy.js';
-import { GatewayProcess } from './gateway-process.js';
+import { GatewayProcess, runGc } from './gateway-process.js';
 import { checkConvergence, type Violation } from './invariants.js';
 import { Prng } from './prng.js';
 import { readServerState } from './server-state.js';
@@ -28,6 +28,8 @@ export interface SeedConfig {
   rates?: FaultRates;
   /** Chance that a step kills the server (it restarts after a short while). */
   killChance?: number;
+  /** Chance that a step runs `or3-sync gc` (in the seeds that collect garbage). */
+  gcChance?: number;
   /** How long quiescence may take once faults stop. */
   quiesceTimeoutMs?: number;
 }
@@ -42,6 +44,7 @@ export interface SeedReport {
   /** What the run went through, so a run that exercised nothing shows it. */
   proxy: ProxyCounts;
   serverKills: number;
+  gcPasses: number;
   opsSent: number;
   opsAcknowledged: number;
   logLength: number;
@@ -94,6 +97,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
   const ledger = new AckLedger();
   const devices: SimulatedDevice[] = [];
   let serverKills = 0;
+  let gcPasses = 0;
   let logLength = 0;
   let gateway: GatewayProcess | null = null;
   let proxy: FaultProxy | null = null;
@@ -109,6 +113,8 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
       const member = await gateway.api(ownerToken, 'PUT', `/v1/workspaces/${workspaceId}/members/${user}`, { role: 'editor' });
       if (member.status >= 300) throw new Error(`add member: HTTP ${member.status}`);
       const deviceShape = prng.fork(`device-${i}`);
+      // Some devices' clocks are off by minutes: their first pushes meet clock_skew until the offset settles.
+      const skewMs = deviceShape.pick([0, 0, 0, 3 * MINUTE, 10 * MINUTE, -10 * MINUTE]);
       const device = new SimulatedDevice({
         name: `d${i}`,
         workspaceId,
@@ -117,7 +123,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
         ledger,
         proxy,
         // Some devices push in small batches, so a batch can fail halfway through an outbox.
-        engine: { pushBatchSize: deviceShape.pick([3, 10, 100]) },
+        engine: { pushBatchSize: deviceShape.pick([3, 10, 100]), now: () => Date.now() + skewMs },
       });
       await device.open();
       devices.push(device);
@@ -128,6 +134,10 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     const ids = new IdSource();
     const offlineUntil = new Map<SimulatedDevice, number>();
     let restart: Promise<void> | null = null;
+    // Some seeds collect garbage as if days had passed: 8 days (past min_retention; active devices
+    // hold the log back) or 400 days (every device past device_ttl, tombstone payloads purged).
+    const collectsGarbage = prng.fork('shape').chance(0.6);
+    const gcChance = collectsGarbage ? (config.gcChance ?? 0.03) : 0;
     for (let step = 0; step < config.steps; step++) {
       for (const [device, until] of offlineUntil) {
         if (step >= until) {
@@ -142,6 +152,8 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
       const action = workload.weighted(DEVICE_ACTION_WEIGHTS);
       const offlineSteps = workload.between(2, 12);
       const pauseMs = workload.int(40);
+      const gcNow = workload.chance(gcChance);
+      const gcDays = workload.pick([8, 400]);
       if (killNow && !restart) {
         await gateway.kill();
         proxy.setTarget(null);
@@ -156,6 +168,12 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
           note(`server restarted on port ${g.port}`);
         })();
         void restart.then(() => (restart = null));
+      }
+      if (gcNow) {
+        const reports = await runGc(database, Date.now() + gcDays * DAY);
+        gcPasses += 1;
+        const r = reports[0];
+        note(`gc as of +${gcDays} d: purged ${r?.log_entries_purged} log entries, ${r?.tombstone_payloads_purged} tombstone payloads; oldest retained ${r?.oldest_retained_version}`);
       }
       try {
         const what = await performDeviceAction(device, action, workload.fork(`step-${step}`), ids);
@@ -203,6 +221,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     replay: replayCommand(config),
     proxy: proxy?.counts ?? ({} as ProxyCounts),
     serverKills,
+    gcPasses,
     opsSent: ledger.sent.size,
     opsAcknowledged: new Set(ledger.acknowledged().map((r) => r.result.op_id)).size,
     logLength,
@@ -255,6 +274,9 @@ function freshPostgresSchema(url: string, schema: string): string {
   withSchema.searchParams.set('options', `-csearch_path=${schema}`);
   return withSchema.toString();
 }
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -37,6 +37,13 @@ export async function readServerState(gateway: GatewayProcess, token: string, wo
       'GET',
       `/v1/workspaces/${workspaceId}/changes?cursor=${cursor}&limit=1000`,
     );
+    const expired = (body as unknown as { error?: { code?: string; oldest_retained_version?: number } }).error;
+    if (status === 410 && expired?.code === 'cursor_expired' && typeof expired.oldest_retained_version === 'number' && cursor === 0) {
+      // The log was purged: read what is retained.
+      cursor = expired.oldest_retained_version - 1;
+      oldestRetainedVersion = expired.oldest_retained_version;
+      continue;
+    }
     if (status !== 200) throw new Error(`changes: HTTP ${status} ${JSON.stringify(body)}`);
     log.push(...body.changes);
     oldestRetainedVersion = body.oldest_retained_version ?? oldestRetainedVersion;

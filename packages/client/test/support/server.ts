@@ -28,6 +28,12 @@ export interface TestServer {
   /** Creates a workspace owned by `ownerToken`; returns its id. */
   createWorkspace(ownerToken: string, name?: string): Promise<string>;
   addMember(ownerToken: string, workspaceId: string, userId: string, role: 'owner' | 'editor' | 'viewer'): Promise<void>;
+  /**
+   * Stops the process (SIGTERM: subscribers get `shutting_down` and a clean
+   * close) and starts it again on the same port and SQLite file. `whileDown`
+   * runs in between.
+   */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   /** A raw authorized request, for checks the client API does not expose. */
   api<T>(token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
   stop(): Promise<void>;
@@ -36,11 +42,23 @@ export interface TestServer {
 export async function startServer(extraArgs: string[] = []): Promise<TestServer> {
   const bin = serverBinary();
   const dir = mkdtempSync(join(tmpdir(), 'or3-client-it-'));
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--database', `sqlite://${dir}/t.db`, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
-  });
+  const launch = (listen: string) =>
+    spawn(bin, ['serve', '--listen', listen, '--database', `sqlite://${dir}/t.db`, ...extraArgs], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+    });
+  let child = launch('127.0.0.1:0');
   const baseUrl = await waitForListening(child);
+  const terminate = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((done) => child.once('exit', done));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((done) => setTimeout(done, 3000))]);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
   const api = async <T>(token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const response = await fetch(`${baseUrl}${path}`, {
       method,
@@ -71,13 +89,14 @@ export async function startServer(extraArgs: string[] = []): Promise<TestServer>
       const { status, body } = await api(ownerToken, 'PUT', `/v1/workspaces/${workspaceId}/members/${userId}`, { role });
       if (status >= 300) throw new Error(`add member: HTTP ${status} ${JSON.stringify(body)}`);
     },
+    async restart(whileDown) {
+      await terminate();
+      await whileDown?.();
+      child = launch(new URL(baseUrl).host);
+      await waitForListening(child);
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((done) => child.once('exit', done));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((done) => setTimeout(done, 3000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
+      await terminate();
       rmSync(dir, { recursive: true, force: true });
     },
   };

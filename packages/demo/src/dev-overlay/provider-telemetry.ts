@@ -89,12 +89,9 @@ class ObservedProvider implements SyncProvider {
     return this.track(this.inner.snapshot(scope, pageToken), (page) => page.snapshot_version);
   }
 
-  subscribe(
-    scope: SyncScope,
-    cursor: number,
-    onChanges: (batch: ChangesBatch) => void | Promise<void>,
-    onError: (error: SyncProviderError) => void,
-  ): Unsubscribe {
+  /** Passes every argument through (including any the interface gains later), watching batches and the end. */
+  subscribe(...args: Parameters<SyncProvider['subscribe']>): Unsubscribe {
+    const [scope, cursor, onChanges, onError, ...rest] = args;
     const state = this.telemetry;
     let open = true;
     const close = () => {
@@ -108,16 +105,17 @@ class ObservedProvider implements SyncProvider {
     const unsubscribe = this.inner.subscribe(
       scope,
       cursor,
-      (batch) => {
+      (batch: ChangesBatch) => {
         state.sawVersion(batch.to);
         state.notify();
         return onChanges(batch);
       },
-      (error) => {
+      (error: SyncProviderError) => {
         close();
         this.failed(error);
         onError(error);
       },
+      ...rest,
     );
     return () => {
       close();

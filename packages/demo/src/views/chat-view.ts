@@ -54,7 +54,13 @@ export function renderChatView(
     attrs: { type: 'checkbox', role: 'switch', id: 'work-offline' },
     on: { change: () => (network.workOffline = offlineSwitch.checked) },
   });
-  const networkChip = el('span', { attrs: { class: 'chip', 'data-testid': 'network-state', role: 'status' } });
+  const networkLabel = el('span');
+  const networkChip = el(
+    'span',
+    { attrs: { class: 'chip', 'data-testid': 'network-state', role: 'status' } },
+    el('span', { attrs: { class: 'chip-dot', 'aria-hidden': 'true' } }, '●'),
+    networkLabel,
+  );
   const overlayButton = el(
     'button',
     { attrs: { type: 'button', 'aria-controls': 'dev-overlay', 'aria-pressed': 'false' }, on: { click: () => overlay?.toggle() } },
@@ -192,6 +198,7 @@ export function renderChatView(
     messagesSubscription?.unsubscribe();
     messagesSubscription = null;
     const next = newMessageList();
+    messageList.destroy();
     messageList.element.replaceWith(next.element);
     messageList = next;
     threadNav.select(threadId);
@@ -222,7 +229,7 @@ export function renderChatView(
   function showNetwork(): void {
     offlineSwitch.checked = network.workOffline;
     const state = !network.browserOnline ? 'no network' : network.workOffline ? 'offline' : 'online';
-    setText(networkChip, state === 'online' ? 'Online' : state === 'offline' ? 'Offline' : 'No network');
+    setText(networkLabel, state === 'online' ? 'Online' : state === 'offline' ? 'Offline' : 'No network');
     setAttribute(networkChip, 'data-state', state);
   }
 
@@ -320,6 +327,7 @@ export function renderChatView(
       destroyed = true;
       threadsSubscription?.unsubscribe();
       messagesSubscription?.unsubscribe();
+      messageList.destroy();
       for (const cleanup of cleanups) cleanup();
       overlay?.destroy();
       network.dispose();

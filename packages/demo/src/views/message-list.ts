@@ -2,7 +2,7 @@
  * The message list of a thread: a keyed list that updates each message's
  * nodes in place, so arriving messages never rebuild the list, never move the
  * reader's scroll position, and never close an open editor. A reader at the
- * bottom stays at the bottom.
+ * bottom stays at the bottom, also when the list is resized.
  */
 import { el, setAttribute, setText } from '../dom.js';
 import type { MessageSyncState, MessageView } from '../chat-store.js';
@@ -12,6 +12,9 @@ export interface MessageActions {
   remove(id: string): void;
   discardFailed(message: MessageView): void;
 }
+
+/** Longer texts are cut on screen (the full text stays in the row and the editor). */
+const MAX_SHOWN_CHARS = 500;
 
 const STATE_LABELS: Record<MessageSyncState, string> = { pending: 'pending', synced: 'synced', failed: 'failed' };
 
@@ -38,6 +41,9 @@ export class MessageList {
   private readonly items = new Map<string, MessageItem>();
   /** Set after the user sent a message: the next update scrolls to it. */
   private revealNext = false;
+  /** Whether the reader is at the end of the list (kept on scroll). */
+  private atEnd = true;
+  private readonly resizes: ResizeObserver;
 
   constructor(
     label: string,
@@ -45,7 +51,26 @@ export class MessageList {
   ) {
     this.list = el('ol', { attrs: { class: 'messages' } });
     this.empty = el('p', { attrs: { class: 'empty' } }, 'No messages yet. Say hello below.');
-    this.element = el('div', { attrs: { class: 'message-scroll', role: 'log', 'aria-label': label, tabindex: 0 } }, this.empty, this.list);
+    this.element = el(
+      'div',
+      {
+        attrs: { class: 'message-scroll', role: 'log', 'aria-label': label, tabindex: 0 },
+        on: { scroll: () => (this.atEnd = this.isNearEnd()) },
+      },
+      this.empty,
+      this.list,
+    );
+    // A narrower pane (the overlay opened) makes long messages taller: keep a reader at the end there.
+    this.resizes = new ResizeObserver(() => {
+      if (this.atEnd) this.scrollToEnd();
+    });
+    this.resizes.observe(this.element);
+    this.resizes.observe(this.list);
+  }
+
+  /** Stops observing sizes; call when the list leaves the page. */
+  destroy(): void {
+    this.resizes.disconnect();
   }
 
   /** What the list says while it has no messages. */
@@ -60,8 +85,7 @@ export class MessageList {
 
   /** Shows `messages` (in display order), touching only what changed. */
   update(messages: MessageView[]): void {
-    const scroller = this.element;
-    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 32;
+    const stickToEnd = this.atEnd || this.revealNext;
     const keep = new Set(messages.map((m) => m.id));
     for (const [id, item] of this.items) {
       if (!keep.has(id)) {
@@ -80,14 +104,24 @@ export class MessageList {
       if (at !== item.li) this.list.insertBefore(item.li, at ?? null);
     });
     this.empty.hidden = messages.length > 0;
-    if (atBottom || this.revealNext) scroller.scrollTop = scroller.scrollHeight;
+    if (stickToEnd) this.scrollToEnd();
     this.revealNext = false;
   }
 
   /** Scrolls to the end now and after the next update (the user just sent a message). */
   revealEnd(): void {
     this.revealNext = true;
+    this.scrollToEnd();
+  }
+
+  private scrollToEnd(): void {
     this.element.scrollTop = this.element.scrollHeight;
+    this.atEnd = true;
+  }
+
+  private isNearEnd(): boolean {
+    const { scrollHeight, scrollTop, clientHeight } = this.element;
+    return scrollHeight - scrollTop - clientHeight < 32;
   }
 
   private createItem(message: MessageView): MessageItem {
@@ -131,7 +165,8 @@ export class MessageList {
     setAttribute(item.state, 'data-state', message.syncState);
     setAttribute(item.state, 'aria-label', `Sync state: ${STATE_LABELS[message.syncState]}`);
     setAttribute(item.state, 'title', message.failedWrites.map((w) => w.error).join('\n') || null);
-    setText(item.text, message.text);
+    const hidden = message.text.length - MAX_SHOWN_CHARS;
+    setText(item.text, hidden > 0 ? `${message.text.slice(0, MAX_SHOWN_CHARS)}… (${hidden.toLocaleString()} more characters)` : message.text);
     const short = message.text.length > 40 ? `${message.text.slice(0, 40)}…` : message.text;
     setAttribute(item.editButton, 'aria-label', `Edit message: ${short}`);
     setAttribute(item.deleteButton, 'aria-label', `Delete message: ${short}`);

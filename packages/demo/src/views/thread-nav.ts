@@ -61,6 +61,7 @@ export class ThreadNav {
               attrs: { type: 'button', class: 'thread', 'aria-current': current ? 'page' : false, 'data-thread-id': thread.id },
               on: { click: () => this.actions.select(thread.id) },
             },
+            el('span', { attrs: { class: 'thread-mark', 'aria-hidden': 'true' } }, '#'),
             thread.title,
           ),
         );

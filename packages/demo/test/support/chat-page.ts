@@ -83,13 +83,13 @@ export class ChatPage {
   async createThread(title: string): Promise<void> {
     await this.page.getByLabel('New thread').fill(title);
     await this.page.getByRole('button', { name: 'Add', exact: true }).click();
-    await this.page.getByRole('heading', { name: title }).waitFor();
+    await this.page.getByRole('heading', { name: title, exact: true }).waitFor();
   }
 
   /** Opens the thread `title`, waiting for it to sync here first. */
   async openThread(title: string): Promise<void> {
-    await this.page.getByRole('navigation', { name: 'Threads' }).getByRole('button', { name: title }).click({ timeout: 30_000 });
-    await this.page.getByRole('heading', { name: title }).waitFor();
+    await this.page.getByRole('navigation', { name: 'Threads' }).getByRole('button', { name: title, exact: true }).click({ timeout: 30_000 });
+    await this.page.getByRole('heading', { name: title, exact: true }).waitFor();
   }
 
   /** Types `text` into the composer and sends it with Enter. */

@@ -1,0 +1,550 @@
+/**
+ * One realtime subscription of `GatewayProvider` (PROTOCOL.md section 4,
+ * "Subscribe"): a WebSocket, else Server-Sent Events read with `fetch`, else
+ * polling `changes`. It reconnects with backoff and jitter, always resuming
+ * from the cursor the engine has durably applied; it pulls to close a gap
+ * between frames and after a poke; it refreshes the token over the socket
+ * before it expires; it steps down to the next transport when one keeps
+ * failing to connect, and tries the better one again later.
+ */
+import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { readEventStream } from './event-stream.js';
+import {
+  SyncProviderError,
+  isSyncProviderError,
+  type ChangesBatch,
+  type SyncScope,
+} from './provider.js';
+import { tokenExpiry } from './token-expiry.js';
+import type { Change, ChangesPage } from './wire.js';
+
+/** How a subscription receives changes, best first. */
+export type RealtimeTransport = 'websocket' | 'sse' | 'poll';
+
+/** The subprotocol of protocol version 1. */
+export const SUBSCRIBE_SUBPROTOCOL = 'or3-sync.v1';
+
+/**
+ * The part of the WebSocket API a subscription uses: the browser's
+ * `WebSocket`, or the `ws` package's in Node. Handlers take `any` events so
+ * both implementations' event types fit.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onopen: ((event: any) => void) | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onmessage: ((event: any) => void) | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onclose: ((event: any) => void) | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onerror: ((event: any) => void) | null;
+}
+
+/** A WebSocket constructor (`new WebSocket(url, protocols)`). */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** What a subscription reports about its connection, for telemetry and tests. */
+export interface RealtimeState {
+  workspaceId: string;
+  transport: RealtimeTransport;
+  /** True once the transport is open (socket open, stream answering, first poll done). */
+  connected: boolean;
+}
+
+/** Tunables of realtime delivery, resolved by `GatewayProvider`. */
+export interface RealtimeSettings {
+  WebSocket: WebSocketConstructor | null;
+  /** Transports to use, best first; `websocket` is skipped without a constructor. */
+  transports: RealtimeTransport[];
+  /** Failed connects in a row before stepping down to the next transport. */
+  fallbackAfterFailures: number;
+  /** After this long on a lesser transport, the better ones are tried again. */
+  upgradeAfterMs: number;
+  /** Refresh the token this long before its `exp`. */
+  tokenRefreshLeadMs: number;
+  /** An event stream silent for this long (the server pings every 25 s) is reconnected. */
+  streamIdleTimeoutMs: number;
+  pollIntervalMs: number;
+  backoff: BackoffOptions;
+  random: () => number;
+  onState?: (state: RealtimeState) => void;
+}
+
+/** What a subscription needs from its provider. */
+export interface SubscriptionHost {
+  /** The server origin, without a trailing slash. */
+  baseUrl: string;
+  fetch: typeof fetch;
+  getToken(options: { forceRefresh: boolean }): string | Promise<string>;
+  pull(scope: SyncScope, cursor: number): Promise<ChangesPage>;
+}
+
+/** The callbacks and starting point the engine gave `subscribe`. */
+export interface SubscriptionTarget {
+  scope: SyncScope;
+  cursor: number;
+  onChanges(batch: ChangesBatch): void | Promise<void>;
+  onError(error: SyncProviderError): void;
+  /** The engine's durably applied cursor; every (re)connect resumes from it. */
+  appliedCursor?: () => Promise<number | null>;
+}
+
+/** How a transport session ended, and so what comes next. */
+type SessionEnd =
+  /** The connection never got going: counts toward stepping down. */
+  | { kind: 'connect_failed'; retryAfterMs?: number | null }
+  /** A working connection ended (dropped, server restarting): reconnect after a short wait. */
+  | { kind: 'dropped' }
+  /** Reconnect at once (after a poke on SSE, a refreshed token, an upgrade). */
+  | { kind: 'resume' }
+  /** Something other than the connection failed (a pull, the engine's apply): back off, same transport. */
+  | { kind: 'failed'; retryAfterMs?: number | null }
+  /** The subscription is over: tell the engine. */
+  | { kind: 'fatal'; error: SyncProviderError };
+
+interface ChangesFrame {
+  type: 'changes';
+  from: number;
+  to: number;
+  changes: Change[];
+}
+
+interface ServerFrame {
+  type?: unknown;
+  code?: unknown;
+  message?: unknown;
+  oldest_retained_version?: unknown;
+}
+
+/** A running subscription; `stop()` ends it for good. */
+export class GatewaySubscription {
+  private readonly abort = new AbortController();
+  /** Versions up to here have been handed to the engine. */
+  private position: number;
+  private attempt = 0;
+  private readonly failures = new Map<RealtimeTransport, number>();
+  private degradedSince: number | null = null;
+  private lastResumeAt = 0;
+  private forceTokenRefresh = false;
+  private closeCurrent: (() => void) | null = null;
+
+  constructor(
+    private readonly host: SubscriptionHost,
+    private readonly settings: RealtimeSettings,
+    private readonly target: SubscriptionTarget,
+  ) {
+    this.position = target.cursor;
+  }
+
+  /** Runs until stopped or until a fatal error has been reported. */
+  start(): void {
+    void this.run();
+  }
+
+  /** Ends the subscription; no callback runs after this returns. */
+  stop(): void {
+    if (this.abort.signal.aborted) return;
+    this.abort.abort();
+    this.closeCurrent?.();
+  }
+
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private transports(): RealtimeTransport[] {
+    const usable = this.settings.transports.filter((t) => t !== 'websocket' || this.settings.WebSocket !== null);
+    return usable.length > 0 ? usable : ['poll'];
+  }
+
+  /** The best transport that has not failed too often, trying better ones again after a while. */
+  private pickTransport(): RealtimeTransport {
+    const transports = this.transports();
+    if (this.degradedSince !== null && Date.now() - this.degradedSince >= this.settings.upgradeAfterMs) {
+      this.failures.clear();
+      this.degradedSince = null;
+    }
+    const picked =
+      transports.find((t) => t === 'poll' || (this.failures.get(t) ?? 0) < this.settings.fallbackAfterFailures) ??
+      transports.at(-1)!;
+    if (picked !== transports[0]) this.degradedSince ??= Date.now();
+    return picked;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const transport = this.pickTransport();
+      let end: SessionEnd;
+      try {
+        end =
+          transport === 'websocket'
+            ? await this.websocketSession()
+            : transport === 'sse'
+              ? await this.eventStreamSession()
+              : await this.pollSession();
+      } catch (error) {
+        end = this.endFor(error);
+      }
+      this.closeCurrent = null;
+      if (this.stopped) return;
+      this.report(transport, false);
+      switch (end.kind) {
+        case 'fatal':
+          this.stop();
+          this.target.onError(end.error);
+          return;
+        case 'resume':
+          // Twice within a second is no longer a fresh start (a token the server keeps refusing).
+          if (Date.now() - this.lastResumeAt > 1000) {
+            this.lastResumeAt = Date.now();
+            this.attempt = 0;
+            continue;
+          }
+          this.attempt += 1;
+          break;
+        case 'failed':
+          this.attempt += 1;
+          break;
+        case 'dropped':
+          this.failures.delete(transport);
+          this.attempt = 1;
+          break;
+        case 'connect_failed':
+          this.failures.set(transport, (this.failures.get(transport) ?? 0) + 1);
+          this.attempt += 1;
+          break;
+      }
+      const retryAfter = end.kind === 'connect_failed' || end.kind === 'failed' ? (end.retryAfterMs ?? null) : null;
+      await sleep(backoffDelay(this.attempt, this.settings.backoff, this.settings.random, retryAfter), this.abort.signal);
+    }
+  }
+
+  private report(transport: RealtimeTransport, connected: boolean): void {
+    this.settings.onState?.({ workspaceId: this.target.scope.workspaceId, transport, connected });
+  }
+
+  /** Where the next connection starts: what the engine has applied (never just what was received). */
+  private async resumeCursor(): Promise<number> {
+    const applied = this.target.appliedCursor ? await this.target.appliedCursor() : null;
+    this.position = applied ?? this.position;
+    return this.position;
+  }
+
+  /** A token that has not expired yet, fetched anew when the last one was refused. */
+  private async token(): Promise<string> {
+    let token = await this.host.getToken({ forceRefresh: this.forceTokenRefresh });
+    this.forceTokenRefresh = false;
+    const exp = tokenExpiry(token);
+    if (exp !== null && exp * 1000 <= Date.now()) token = await this.host.getToken({ forceRefresh: true });
+    return token;
+  }
+
+  /**
+   * Calls `refreshed` with a fresh token `tokenRefreshLeadMs` before `token`
+   * expires (and again before the fresh one does). Returns a canceller.
+   */
+  private scheduleTokenRefresh(token: string, refreshed: (fresh: string) => void): () => void {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const schedule = (current: string) => {
+      const exp = tokenExpiry(current);
+      if (exp === null || this.stopped) return;
+      const delay = Math.min(Math.max(0, exp * 1000 - Date.now() - this.settings.tokenRefreshLeadMs), 2 ** 31 - 1);
+      timer = setTimeout(() => {
+        void (async () => {
+          let fresh = await this.host.getToken({ forceRefresh: false });
+          if ((tokenExpiry(fresh) ?? 0) <= exp) fresh = await this.host.getToken({ forceRefresh: true });
+          if (timer === null || this.stopped) return;
+          refreshed(fresh);
+          // A token that does not outlive the old one is not scheduled again: expiry then reconnects.
+          if ((tokenExpiry(fresh) ?? 0) > exp) schedule(fresh);
+        })().catch(() => {
+          // The auth system failed; at expiry the server ends the stream and the reconnect asks again.
+        });
+      }, delay);
+    };
+    schedule(token);
+    return () => {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    };
+  }
+
+  private subscribeUrl(kind: 'subscribe' | 'events', cursor?: number): string {
+    const { scope } = this.target;
+    const url = new URL(`${this.host.baseUrl}/v1/workspaces/${encodeURIComponent(scope.workspaceId)}/${kind}`);
+    if (kind === 'subscribe') url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    else {
+      url.searchParams.set('cursor', String(cursor ?? 0));
+      if (scope.projectId != null) url.searchParams.set('project_id', scope.projectId);
+    }
+    return url.toString();
+  }
+
+  private websocketSession(): Promise<SessionEnd> {
+    const Socket = this.settings.WebSocket!;
+    return new Promise<SessionEnd>((resolve, reject) => {
+      void (async () => {
+        const token = await this.token();
+        const cursor = await this.resumeCursor();
+        if (this.stopped) return resolve({ kind: 'dropped' });
+        const socket = new Socket(this.subscribeUrl('subscribe'), [SUBSCRIBE_SUBPROTOCOL, `bearer.${token}`]);
+        let opened = false;
+        let ended: SessionEnd | null = null;
+        let frames: Promise<void> = Promise.resolve();
+        let cancelRefresh = () => {};
+        const hello = (at: number) =>
+          socket.send(
+            JSON.stringify({
+              type: 'hello',
+              cursor: at,
+              device_id: this.target.scope.deviceId ?? null,
+              project_id: this.target.scope.projectId ?? null,
+            }),
+          );
+        const end = (outcome: SessionEnd) => {
+          ended ??= outcome;
+          cancelRefresh();
+          if (socket.readyState <= 1 /* CONNECTING or OPEN */) socket.close(1000);
+        };
+        this.closeCurrent = () => end({ kind: 'dropped' });
+        socket.onopen = () => {
+          opened = true;
+          hello(cursor);
+          this.report('websocket', true);
+          cancelRefresh = this.scheduleTokenRefresh(token, (fresh) => {
+            if (socket.readyState === 1) socket.send(JSON.stringify({ type: 'auth', token: fresh }));
+          });
+        };
+        socket.onmessage = (event: { data: unknown }) => {
+          const text = typeof event.data === 'string' ? event.data : String(event.data);
+          frames = frames.then(async () => {
+            if (ended || this.stopped) return;
+            try {
+              const outcome = await this.onFrame(parseFrame(text), hello);
+              if (outcome) end(outcome);
+            } catch (error) {
+              end(this.endFor(error));
+            }
+          });
+        };
+        socket.onerror = () => {
+          // A close event follows; it decides.
+        };
+        socket.onclose = () => {
+          cancelRefresh();
+          // Frames already received are handled before the session ends.
+          void frames.then(() => resolve(ended ?? (opened ? { kind: 'dropped' } : { kind: 'connect_failed' })));
+        };
+      })().catch(reject);
+    });
+  }
+
+  private async eventStreamSession(): Promise<SessionEnd> {
+    const token = await this.token();
+    const cursor = await this.resumeCursor();
+    if (this.stopped) return { kind: 'dropped' };
+    const request = new AbortController();
+    let ended: SessionEnd | null = null;
+    const end = (outcome: SessionEnd) => {
+      ended ??= outcome;
+      request.abort();
+    };
+    this.closeCurrent = () => end({ kind: 'dropped' });
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'text/event-stream' };
+    if (this.target.scope.deviceId) headers['x-device-id'] = this.target.scope.deviceId;
+    let response: Response;
+    try {
+      response = await this.host.fetch(this.subscribeUrl('events', cursor), { headers, signal: request.signal });
+    } catch {
+      return ended ?? { kind: 'connect_failed' };
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel().catch(() => {});
+      return this.endForStatus(response);
+    }
+    this.report('sse', true);
+    // SSE cannot carry an auth frame: reconnect with the fresh token instead.
+    const cancelRefresh = this.scheduleTokenRefresh(token, () => end({ kind: 'resume' }));
+    let idle: ReturnType<typeof setTimeout> | null = null;
+    const activity = () => {
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(() => end({ kind: 'dropped' }), this.settings.streamIdleTimeoutMs);
+    };
+    activity();
+    try {
+      for await (const data of readEventStream(response.body, activity)) {
+        if (ended || this.stopped) break;
+        const outcome = await this.onFrame(parseFrame(data), null);
+        if (outcome) {
+          end(outcome);
+          break;
+        }
+      }
+    } catch (error) {
+      if (!ended) end(this.endFor(error));
+    } finally {
+      cancelRefresh();
+      if (idle) clearTimeout(idle);
+    }
+    return ended ?? { kind: 'dropped' };
+  }
+
+  /** The protocol's last resort: `changes` every `pollIntervalMs`. */
+  private async pollSession(): Promise<SessionEnd> {
+    let cursor = await this.resumeCursor();
+    const started = Date.now();
+    const upgradable = this.transports()[0] !== 'poll';
+    let failures = 0;
+    let reported = false;
+    while (!this.stopped) {
+      if (upgradable && Date.now() - started >= this.settings.upgradeAfterMs) return { kind: 'resume' };
+      try {
+        const page = await this.host.pull(this.target.scope, cursor);
+        if (this.stopped) break;
+        if (!reported) this.report('poll', (reported = true));
+        if (page.cursor > cursor) {
+          await this.target.onChanges({ changes: page.changes, from: cursor, to: page.cursor });
+          cursor = this.position = page.cursor;
+        }
+        failures = 0;
+        if (!page.has_more) await sleep(this.settings.pollIntervalMs, this.abort.signal);
+      } catch (error) {
+        const end = this.endFor(error);
+        if (end.kind === 'fatal') return end;
+        failures += 1;
+        const retryAfter = isSyncProviderError(error) ? error.retryAfterMs : null;
+        await sleep(backoffDelay(failures, this.settings.backoff, this.settings.random, retryAfter), this.abort.signal);
+      }
+    }
+    return { kind: 'dropped' };
+  }
+
+  /**
+   * Handles one server frame. `hello` is set on a WebSocket, which can start
+   * over on the same connection; an event stream ends instead.
+   */
+  private async onFrame(frame: ServerFrame | ChangesFrame, hello: ((cursor: number) => void) | null): Promise<SessionEnd | null> {
+    switch (frame.type) {
+      case 'changes':
+        await this.deliver(frame as ChangesFrame);
+        return null;
+      case 'poke':
+        // Too far behind: the server stays quiet until the next hello. Pull, then say hello again.
+        await this.catchUp();
+        if (!hello) return { kind: 'resume' };
+        hello(await this.resumeCursor());
+        return null;
+      case 'error':
+        return this.endForErrorFrame(frame as ServerFrame);
+      default:
+        return null;
+    }
+  }
+
+  /** Hands a frame to the engine: pulls first when it does not follow the last one, skips what was seen. */
+  private async deliver(frame: ChangesFrame): Promise<void> {
+    if (!Number.isFinite(frame.from) || !Number.isFinite(frame.to) || !Array.isArray(frame.changes)) {
+      throw new SyncProviderError({ code: 'invalid_response', message: 'malformed changes frame', status: 0 });
+    }
+    if (frame.to <= this.position) return;
+    if (frame.from > this.position) {
+      // A gap between frames: pull what is missing.
+      await this.catchUp();
+      if (frame.to <= this.position) return;
+    }
+    const from = Math.max(frame.from, this.position);
+    const changes = frame.from < from ? frame.changes.filter((c) => c.server_version > from) : frame.changes;
+    if (this.stopped) return;
+    await this.target.onChanges({ changes, from, to: frame.to });
+    this.position = frame.to;
+  }
+
+  /** Pulls from the applied cursor until the server has no more, handing each page to the engine. */
+  private async catchUp(): Promise<void> {
+    let cursor = await this.resumeCursor();
+    for (;;) {
+      const before = cursor;
+      const page = await this.host.pull(this.target.scope, before);
+      if (this.stopped) return;
+      if (page.cursor > before) {
+        await this.target.onChanges({ changes: page.changes, from: before, to: page.cursor });
+        cursor = this.position = page.cursor;
+      }
+      if (!page.has_more || page.cursor <= before) return;
+    }
+  }
+
+  private endForErrorFrame(frame: ServerFrame): SessionEnd {
+    const code = typeof frame.code === 'string' ? frame.code : 'internal';
+    const message = typeof frame.message === 'string' ? frame.message : code;
+    switch (code) {
+      case 'cursor_expired': {
+        const oldest = typeof frame.oldest_retained_version === 'number' ? frame.oldest_retained_version : null;
+        return {
+          kind: 'fatal',
+          error: new SyncProviderError({ code, message, status: 410, oldestRetainedVersion: oldest }),
+        };
+      }
+      case 'forbidden':
+        return { kind: 'fatal', error: new SyncProviderError({ code, message, status: 403 }) };
+      case 'not_found':
+        return { kind: 'fatal', error: new SyncProviderError({ code, message, status: 404 }) };
+      case 'token_expired':
+        this.forceTokenRefresh = true;
+        return { kind: 'resume' };
+      case 'shutting_down':
+        return { kind: 'dropped' };
+      default:
+        // A refused token, a store hiccup, or a frame the server did not like: reconnect with backoff.
+        if (code === 'unauthorized' || code.startsWith('invalid_token') || code === 'missing_token') this.forceTokenRefresh = true;
+        return { kind: 'connect_failed' };
+    }
+  }
+
+  private endForStatus(response: Response): SessionEnd {
+    switch (response.status) {
+      case 401:
+        this.forceTokenRefresh = true;
+        return { kind: 'connect_failed' };
+      case 403:
+        return { kind: 'fatal', error: new SyncProviderError({ code: 'forbidden', message: 'HTTP 403', status: 403 }) };
+      case 404:
+        return { kind: 'fatal', error: new SyncProviderError({ code: 'not_found', message: 'HTTP 404', status: 404 }) };
+      case 410:
+        return {
+          kind: 'fatal',
+          error: new SyncProviderError({ code: 'cursor_expired', message: 'HTTP 410', status: 410 }),
+        };
+      default: {
+        const retryAfter = Number(response.headers.get('retry-after'));
+        return { kind: 'connect_failed', retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null };
+      }
+    }
+  }
+
+  /**
+   * What a failed pull or apply means: `cursor_expired`, 403, 404 and other
+   * permanent errors end the subscription; the rest back off and go on.
+   */
+  private endFor(error: unknown): SessionEnd {
+    if (!isSyncProviderError(error)) return { kind: 'failed' };
+    if (error.status === 401) {
+      this.forceTokenRefresh = true;
+      return { kind: 'failed' };
+    }
+    if (!error.retryable) return { kind: 'fatal', error };
+    return { kind: 'failed', retryAfterMs: error.retryAfterMs };
+  }
+}
+
+function parseFrame(text: string): ServerFrame | ChangesFrame {
+  try {
+    const frame = JSON.parse(text) as unknown;
+    return typeof frame === 'object' && frame !== null ? (frame as ServerFrame) : {};
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,367 @@
+/**
+ * GatewayProvider.subscribe against scripted transports: a fake WebSocket
+ * and a fake fetch, so every frame sequence the server can send is covered
+ * without a server.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { EventStreamParser } from '../src/event-stream.js';
+import { GatewayProvider, type GatewayProviderOptions } from '../src/gateway-provider.js';
+import type { RealtimeState, WebSocketLike } from '../src/gateway-subscription.js';
+import type { ChangesBatch, SyncProviderError } from '../src/provider.js';
+import { tokenExpiry } from '../src/token-expiry.js';
+import type { Change, ChangesPage } from '../src/wire.js';
+
+const scope = { workspaceId: 'w1', deviceId: 'aaaaaaaaaaaaaaaa', projectId: null };
+
+function change(version: number, pk = `r${version}`): Change {
+  return {
+    server_version: version,
+    table_name: 'threads',
+    pk,
+    operation: 'put',
+    payload: { id: pk },
+    clock: 1,
+    hlc: `1732540000000-${String(version).padStart(6, '0')}-bbbbbbbbbbbbbbbb`,
+    op_id: `op-${version}`,
+    device_id: 'bbbbbbbbbbbbbbbb',
+  };
+}
+
+function changesFrame(from: number, to: number, versions: number[] = range(from + 1, to)) {
+  return { type: 'changes', from, to, changes: versions.map((v) => change(v)) };
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
+
+/** A JWT-shaped token (unsigned) expiring at `exp` seconds. */
+function jwt(exp: number, n = 0): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'RS256' })}.${part({ sub: 'u', exp, n })}.sig`;
+}
+
+/** A WebSocket double: the test plays the server. */
+class FakeSocket implements WebSocketLike {
+  readyState = 0;
+  sent: Record<string, unknown>[] = [];
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onclose: ((event: unknown) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+
+  constructor(
+    readonly url: string,
+    readonly protocols: string | string[] | undefined,
+    refuse: boolean,
+  ) {
+    setTimeout(() => (refuse ? this.refuse() : this.accept()), 0);
+  }
+
+  private accept() {
+    if (this.readyState !== 0) return;
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+
+  private refuse() {
+    this.readyState = 3;
+    this.onerror?.({});
+    this.onclose?.({ code: 1006 });
+  }
+
+  send(data: string) {
+    this.sent.push(JSON.parse(data) as Record<string, unknown>);
+  }
+
+  close() {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    setTimeout(() => this.onclose?.({ code: 1000 }), 0);
+  }
+
+  /** The server sends a frame. */
+  frame(value: unknown) {
+    this.onmessage?.({ data: JSON.stringify(value) });
+  }
+
+  /** The server closes the connection. */
+  drop() {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({ code: 1001 });
+  }
+
+  hellos() {
+    return this.sent.filter((f) => f.type === 'hello');
+  }
+}
+
+interface Harness {
+  provider: GatewayProvider;
+  sockets: FakeSocket[];
+  /** Sockets still to refuse before one connects. */
+  refusals: number;
+  pulls: number[];
+  /** The log `changes` serves. */
+  log: Change[];
+  batches: ChangesBatch[];
+  errors: SyncProviderError[];
+  states: RealtimeState[];
+  /** The engine's durable cursor, as `appliedCursor` reports it. */
+  applied: number;
+  subscribe(cursor: number): () => void;
+}
+
+const providers: GatewayProvider[] = [];
+afterEach(() => {
+  for (const provider of providers.splice(0)) provider.dispose();
+});
+
+function harness(
+  options: Partial<GatewayProviderOptions> = {},
+  wrapFetch: (pulls: typeof fetch) => typeof fetch = (pulls) => pulls,
+): Harness {
+  const h = { sockets: [], refusals: 0, pulls: [], log: [], batches: [], errors: [], states: [], applied: 0 } as unknown as Harness;
+  const Socket = class extends FakeSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      const refuse = h.refusals > 0;
+      if (refuse) h.refusals -= 1;
+      super(url, protocols, refuse);
+      h.sockets.push(this);
+    }
+  };
+  const pullFetch: typeof fetch = async (input) => {
+    const url = new URL(String(input));
+    if (!url.pathname.endsWith('/changes')) throw new TypeError(`unexpected ${url.pathname}`);
+    const cursor = Number(url.searchParams.get('cursor'));
+    h.pulls.push(cursor);
+    const changes = h.log.filter((c) => c.server_version > cursor);
+    const page: ChangesPage = { changes, cursor: changes.at(-1)?.server_version ?? cursor, has_more: false };
+    return new Response(JSON.stringify(page), { status: 200, headers: { 'content-type': 'application/json' } });
+  };
+  h.provider = new GatewayProvider({
+    baseUrl: 'http://gw.test',
+    getToken: () => 'tok',
+    WebSocket: Socket,
+    fetch: wrapFetch(pullFetch),
+    reconnectBackoff: { baseMs: 5, maxMs: 20 },
+    pollIntervalMs: 10,
+    onRealtimeState: (state) => h.states.push(state),
+    ...options,
+  });
+  providers.push(h.provider);
+  h.subscribe = (cursor) =>
+    h.provider.subscribe(
+      scope,
+      cursor,
+      async (batch) => {
+        h.batches.push(batch);
+        h.applied = batch.to;
+      },
+      (error) => h.errors.push(error),
+      { appliedCursor: async () => h.applied },
+    );
+  return h;
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const spans = (h: Harness) => h.batches.map((b) => [b.from, b.to, b.changes.map((c) => c.server_version)]);
+
+describe('subscribe over a WebSocket', () => {
+  it('offers the subprotocols, says hello from the applied cursor and hands chained frames to the engine', async () => {
+    const h = harness();
+    h.applied = 4;
+    h.subscribe(4);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    const socket = h.sockets[0]!;
+    expect(socket.url).toBe('ws://gw.test/v1/workspaces/w1/subscribe');
+    expect(socket.protocols).toEqual(['or3-sync.v1', 'bearer.tok']);
+    expect(socket.hellos()[0]).toEqual({ type: 'hello', cursor: 4, device_id: scope.deviceId, project_id: null });
+    socket.frame(changesFrame(4, 6));
+    socket.frame(changesFrame(6, 7));
+    await waitFor(() => h.batches.length === 2);
+    expect(spans(h)).toEqual([
+      [4, 6, [5, 6]],
+      [6, 7, [7]],
+    ]);
+    expect(h.pulls).toEqual([]);
+    expect(h.states.at(-1)).toEqual({ workspaceId: 'w1', transport: 'websocket', connected: true });
+  });
+
+  it('a frame that does not follow the last one makes it pull the gap first', async () => {
+    const h = harness();
+    h.log = range(1, 9).map((v) => change(v));
+    h.subscribe(0);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    h.sockets[0]!.frame(changesFrame(0, 2));
+    h.sockets[0]!.frame(changesFrame(5, 9)); // 3..5 went missing
+    await waitFor(() => h.applied === 9);
+    expect(h.pulls).toEqual([2]);
+    expect(spans(h)).toEqual([
+      [0, 2, [1, 2]],
+      [2, 9, [3, 4, 5, 6, 7, 8, 9]],
+    ]);
+  });
+
+  it('frames it has already applied are skipped, and an overlapping one is trimmed', async () => {
+    const h = harness();
+    h.applied = 5;
+    h.subscribe(5);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    h.sockets[0]!.frame(changesFrame(2, 4));
+    h.sockets[0]!.frame(changesFrame(4, 7));
+    await waitFor(() => h.applied === 7);
+    expect(spans(h)).toEqual([[5, 7, [6, 7]]]);
+  });
+
+  it('a poke makes it pull, then say hello again from the applied cursor', async () => {
+    const h = harness();
+    h.log = range(1, 20).map((v) => change(v));
+    h.subscribe(0);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    h.sockets[0]!.frame(changesFrame(0, 3));
+    h.sockets[0]!.frame({ type: 'poke', server_version: 20 });
+    await waitFor(() => h.sockets[0]!.hellos().length === 2);
+    expect(h.pulls).toEqual([3]);
+    expect(h.sockets[0]!.hellos()[1]).toMatchObject({ cursor: 20 });
+    h.sockets[0]!.frame(changesFrame(20, 21));
+    await waitFor(() => h.applied === 21);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it('reconnects after a drop and resumes from what the engine applied, not from what it received', async () => {
+    const h = harness();
+    h.subscribe(0);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    h.sockets[0]!.frame(changesFrame(0, 5));
+    await waitFor(() => h.applied === 5);
+    // The engine rolled back (say its transaction failed after a rescan): it holds 3.
+    h.applied = 3;
+    h.sockets[0]!.frame({ type: 'error', code: 'shutting_down', message: 'bye' });
+    await waitFor(() => h.sockets[1]?.hellos().length === 1);
+    expect(h.sockets[1]!.hellos()[0]).toMatchObject({ cursor: 3 });
+  });
+
+  it('cursor_expired ends the subscription with a 410 for the engine to rescan', async () => {
+    const h = harness();
+    h.subscribe(0);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    h.sockets[0]!.frame({ type: 'error', code: 'cursor_expired', message: 'old', oldest_retained_version: 9 });
+    await waitFor(() => h.errors.length === 1);
+    expect(h.errors[0]).toMatchObject({ code: 'cursor_expired', status: 410, oldestRetainedVersion: 9 });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it('forbidden (membership revoked) ends the subscription with a 403', async () => {
+    const h = harness();
+    h.subscribe(0);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    h.sockets[0]!.frame({ type: 'error', code: 'forbidden', message: 'revoked' });
+    await waitFor(() => h.errors.length === 1);
+    expect(h.errors[0]).toMatchObject({ code: 'forbidden', status: 403 });
+  });
+
+  it('refreshes the token with an auth frame before it expires', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const tokens = [jwt(now + 2, 1), jwt(now + 3600, 2)];
+    const asked: boolean[] = [];
+    const h = harness({
+      getToken: ({ forceRefresh }) => {
+        asked.push(forceRefresh);
+        return tokens.length > 1 ? tokens.shift()! : tokens[0]!;
+      },
+      tokenRefreshLeadMs: 1900,
+    });
+    h.subscribe(0);
+    await waitFor(() => h.sockets[0]?.sent.some((f) => f.type === 'auth') === true);
+    const auth = h.sockets[0]!.sent.find((f) => f.type === 'auth')!;
+    expect(tokenExpiry(auth.token as string)).toBe(now + 3600);
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it('token_expired reconnects at once with a token fetched anew', async () => {
+    const asked: boolean[] = [];
+    const h = harness({
+      getToken: ({ forceRefresh }) => {
+        asked.push(forceRefresh);
+        return forceRefresh ? 'fresh' : 'stale';
+      },
+    });
+    h.subscribe(0);
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    h.sockets[0]!.frame({ type: 'error', code: 'token_expired', message: 'expired' });
+    await waitFor(() => h.sockets[1]?.hellos().length === 1);
+    expect(h.sockets[1]!.protocols).toEqual(['or3-sync.v1', 'bearer.fresh']);
+  });
+});
+
+describe('falling back', () => {
+  it('steps down to the event stream after repeated WebSocket failures, reading the same frames', async () => {
+    let streamed = 0;
+    const requests: Request[] = [];
+    const fetchImpl: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      requests.push(request);
+      streamed += 1;
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          const text = `: ping\n\ndata: ${JSON.stringify(changesFrame(2, 4))}\n\ndata: ${JSON.stringify(changesFrame(4, 5))}\r\n\r\n`;
+          controller.enqueue(new TextEncoder().encode(text));
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+    };
+    const h = harness({ fallbackAfterFailures: 2 }, () => fetchImpl);
+    h.refusals = 100;
+    h.applied = 2;
+    h.subscribe(2);
+    await waitFor(() => h.applied === 5);
+    expect(h.sockets).toHaveLength(2);
+    expect(streamed).toBe(1);
+    const url = new URL(requests[0]!.url);
+    expect(url.pathname).toBe('/v1/workspaces/w1/events');
+    expect(url.searchParams.get('cursor')).toBe('2');
+    expect(requests[0]!.headers.get('authorization')).toBe('Bearer tok');
+    expect(requests[0]!.headers.get('x-device-id')).toBe(scope.deviceId);
+    expect(spans(h)).toEqual([
+      [2, 4, [3, 4]],
+      [4, 5, [5]],
+    ]);
+    expect(h.states.find((s) => s.connected)).toMatchObject({ transport: 'sse' });
+  });
+
+  it('falls back to polling when neither WebSocket nor the event stream connects', async () => {
+    const h = harness({ fallbackAfterFailures: 1, WebSocket: null }, (pulls) => async (input, init) => {
+      if (String(input).includes('/events')) return new Response('no', { status: 502 });
+      return pulls(input, init);
+    });
+    h.log = [change(1), change(2)];
+    h.subscribe(0);
+    await waitFor(() => h.applied === 2);
+    expect(h.states.find((s) => s.connected)).toMatchObject({ transport: 'poll' });
+  });
+});
+
+describe('event stream parsing', () => {
+  it('joins data lines, ignores comments, and copes with events split across chunks and CRLF', () => {
+    const parser = new EventStreamParser();
+    expect(parser.push(': ping\n\ndata: {"a"')).toEqual([]);
+    expect(parser.push(':1}\r\n\r')).toEqual([]);
+    expect(parser.push('\ndata: x\ndata: y\n\nevent: z\ndata:w\n\n')).toEqual(['{"a":1}', 'x\ny', 'w']);
+  });
+
+  it('reads exp from a JWT and nothing from other tokens', () => {
+    expect(tokenExpiry(jwt(1_900_000_000))).toBe(1_900_000_000);
+    expect(tokenExpiry('opaque-token')).toBeNull();
+    expect(tokenExpiry('a.%%%.c')).toBeNull();
+  });
+});
