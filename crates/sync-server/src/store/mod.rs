@@ -14,6 +14,16 @@ use sync_core::scope::LoggedScope;
 use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
 
+/// A stored payload as raw JSON; `null` when there is none (a tombstone
+/// whose payload was purged).
+pub(crate) fn raw_json(text: Option<String>) -> Box<RawValue> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+        .unwrap_or_else(|| {
+            // "null" is valid JSON, so this cannot fail.
+            RawValue::from_string("null".to_owned()).expect("null is JSON")
+        })
+}
+
 /// Who is asking, and how their membership is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {

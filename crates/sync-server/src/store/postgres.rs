@@ -21,6 +21,7 @@ mod push;
 pub use bus::PgBus;
 pub use connect::{is_schema_name, DatabaseUrl, PgOptions};
 
+use super::raw_json;
 use super::sqlite::{GC_BATCH, MAX_EXAMINED_ENTRIES, MAX_PAGE_PAYLOAD_BYTES};
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange, PushOutcome,
@@ -29,7 +30,6 @@ use super::{
 use async_trait::async_trait;
 use connect::{build_pool, column_error, connection_config, pg_error, pool_error};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -121,17 +121,6 @@ impl PostgresStore {
             )))
         })
     }
-}
-
-/// A stored payload as raw JSON; `null` once a tombstone's payload is purged.
-fn raw_json(text: Option<String>) -> Box<RawValue> {
-    text.and_then(|t| RawValue::from_string(t).ok())
-        .unwrap_or_else(null_json)
-}
-
-fn null_json() -> Box<RawValue> {
-    // "null" is valid JSON, so this cannot fail.
-    RawValue::from_string("null".to_owned()).expect("null is JSON")
 }
 
 /// The user whose member row decides the role (none when the role is known).

@@ -17,7 +17,8 @@
 //! (two ops on one record, a repeated op id).
 
 use super::connect::{column_error, pg_error};
-use super::{check_role, member_user, raw_json};
+use super::{check_role, member_user};
+use crate::store::raw_json;
 use crate::store::{Access, LoggedChange, OpOutcome, PushOutcome, StoreError, StoredVersion};
 use deadpool_postgres::Client;
 use serde_json::{Map, Value};
