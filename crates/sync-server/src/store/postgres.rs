@@ -804,6 +804,10 @@ impl Store for PostgresStore {
                 .and_modify(|e| *e = (cursor, e.1.max(seen)))
                 .or_insert((cursor, seen));
         }
+        // In key order, so two nodes flushing overlapping devices lock the
+        // rows in the same order and never deadlock.
+        let mut folded: Vec<_> = folded.into_iter().collect();
+        folded.sort_unstable();
         let (mut workspaces, mut devices, mut cursors, mut seen) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((ws, device), (cursor, at)) in folded {
