@@ -363,3 +363,184 @@ async fn a_commit_nobody_announced_reaches_subscribers_by_the_sweep() {
     let received = receive_until(&mut socket, 0, 1).await;
     assert_eq!(received[0].0, 1);
 }
+
+/// What the proxy in front of Postgres does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Link {
+    /// Forwards.
+    Up,
+    /// Closes every connection and refuses new ones (Postgres stopped).
+    Cut,
+    /// The connections open now stop answering for good, though they stay
+    /// open (a stuck backend, a half-dead link); new ones work.
+    Stuck,
+}
+
+/// A TCP proxy in front of Postgres that a test can cut, or whose
+/// connections it can make stuck: outages without stopping the server other
+/// tests use.
+struct Outage {
+    port: u16,
+    /// The link, and how many times it changed.
+    link: tokio::sync::watch::Sender<(Link, u64)>,
+}
+
+impl Outage {
+    async fn start(upstream: String) -> Outage {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (link, watch) = tokio::sync::watch::channel((Link::Up, 0));
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let (link, opened) = *watch.borrow_and_update();
+                    if link == Link::Cut {
+                        return;
+                    }
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    // Forward until the link is cut or made stuck after this
+                    // connection opened.
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|(link, n)| *n != opened && *link != Link::Up) => {}
+                    }
+                    // Stuck: keep both sockets, move nothing, until cut.
+                    if watch.borrow().0 == Link::Stuck {
+                        let _ = watch.wait_for(|(link, _)| *link == Link::Cut).await;
+                    }
+                });
+            }
+        });
+        Outage { port, link }
+    }
+
+    fn set(&self, link: Link) {
+        self.link.send_modify(|(now, changes)| {
+            *now = link;
+            *changes += 1;
+        });
+    }
+}
+
+impl Node {
+    /// Pushes one op and returns the status, checking that a refusal is a
+    /// 503 `store_unavailable` with `Retry-After`.
+    async fn try_push(&self, ws: &str, op: Value) -> StatusCode {
+        let res = self
+            .post(&format!("/v1/workspaces/{ws}/push"), json!({ "ops": [op] }))
+            .await;
+        let status = res.status();
+        if status != StatusCode::OK {
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(res.headers().contains_key("retry-after"));
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "store_unavailable");
+        }
+        status
+    }
+
+    /// Pushes until it is accepted again.
+    async fn push_until_recovered(&self, ws: &str, op: Value) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.try_push(ws, op.clone()).await != StatusCode::OK {
+            assert!(Instant::now() < deadline, "the node recovers by itself");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_outage_answers_503_without_hanging_and_the_node_recovers() {
+    let schema = TestSchema::new().await;
+    let base: tokio_postgres::Config = pg_support::base_url().parse().unwrap();
+    let host = match &base.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("the test server must be reached over TCP, not {other:?}"),
+    };
+    let outage = Outage::start(format!("{host}:{}", base.get_ports()[0])).await;
+    let url = format!(
+        "postgres://{}@127.0.0.1:{}/{}?schema={}&application_name={}",
+        base.get_user().unwrap_or("postgres"),
+        outage.port,
+        base.get_dbname().unwrap_or("test"),
+        schema.name,
+        schema.name
+    );
+    let statement_timeout = Duration::from_millis(1000);
+    let store = PostgresStore::connect(
+        &url,
+        TableConfig::or3_chat(),
+        // One connection: the push after the link gets stuck meets the
+        // connection that was working a moment before.
+        PgOptions {
+            pool_size: 1,
+            statement_timeout,
+        },
+    )
+    .await
+    .unwrap();
+    let bus = Arc::new(PgBus::new(&store));
+    let state = AppState::new(
+        Arc::new(store),
+        bus.clone(),
+        authenticator(),
+        Arc::new(SystemClock),
+        ServerConfig::default(),
+    );
+    bus.listen(Arc::downgrade(&state.hub));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = Node {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        http: reqwest::Client::new(),
+        _bus: bus,
+        _stop: tokio::sync::oneshot::channel().0,
+    };
+    tokio::spawn(sync_server::serve::run(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let ws = node.workspace().await;
+    let t = now_ms();
+    node.push_ok(&ws, vec![message(0, t)]).await;
+    let mut socket = node.subscribe(&ws, 0).await;
+    receive_until(&mut socket, 0, 1).await;
+
+    // Postgres goes away: refused at once.
+    outage.set(Link::Cut);
+    for i in 1..3 {
+        let started = Instant::now();
+        assert_eq!(
+            node.try_push(&ws, message(i, t)).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(started.elapsed() < Duration::from_secs(3), "no hang");
+    }
+    outage.set(Link::Up);
+    node.push_until_recovered(&ws, message(3, t)).await;
+
+    // The open connections stop answering: a request on one is refused
+    // once its deadline passes (a pool wait and a few statements), never
+    // later, and the stuck connection is closed, not reused: the node
+    // recovers on new connections while the old ones stay stuck.
+    outage.set(Link::Stuck);
+    let started = Instant::now();
+    let status = node.try_push(&ws, message(4, t)).await;
+    assert!(
+        started.elapsed() < statement_timeout * 4 + Duration::from_secs(3),
+        "no hang: {status} after {:?}",
+        started.elapsed()
+    );
+    node.push_until_recovered(&ws, message(5, t)).await;
+
+    // Nothing refused was logged, and the subscriber, whose node lost its
+    // listen connection twice, got every commit in order.
+    let received = receive_until(&mut socket, 1, 3).await;
+    let versions: Vec<u64> = received.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, [2, 3]);
+    outage.set(Link::Cut);
+}

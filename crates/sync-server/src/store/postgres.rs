@@ -31,7 +31,6 @@ use async_trait::async_trait;
 use connect::{build_pool, column_error, connection_config, pg_error, pool_error};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use sync_core::retention::{
     device_active_since, min_retention_cutoff, plan_purge, PurgePlan, RetentionPolicy,
@@ -79,12 +78,11 @@ impl PostgresStore {
     }
 
     /// Applies every pending migration; returns how many ran.
+    /// Index builds on a large table may take long: no overall deadline here
+    /// (the pool and connect waits still apply).
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
-            migrations::migrate(&mut client, &self.inner.url).await
-        })
-        .await
+        let mut client = self.client().await?;
+        migrations::migrate(&mut client, &self.inner.url).await
     }
 
     /// The parsed URL the store connects with.
@@ -107,19 +105,32 @@ impl PostgresStore {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
-    /// Runs one store call with an overall deadline, so a peer that stops
-    /// answering without closing the socket cannot hang a request.
-    async fn guarded<T>(
+    /// Runs one store call on a pooled connection, with an overall deadline
+    /// (pool wait included), so a peer that stops answering without closing
+    /// the socket cannot hang a request. A connection whose call ran out of
+    /// time may be stuck mid-statement: it is closed, never reused.
+    async fn with_client<T>(
         &self,
-        work: impl Future<Output = Result<T, StoreError>>,
+        work: impl AsyncFnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let limit = self.inner.options.call_timeout();
-        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
+        let deadline = tokio::time::Instant::now() + limit;
+        let timed_out = || {
+            StoreError::Unavailable(format!(
                 "Postgres did not answer within {} ms",
                 limit.as_millis()
-            )))
-        })
+            ))
+        };
+        let mut client = tokio::time::timeout_at(deadline, self.client())
+            .await
+            .map_err(|_| timed_out())??;
+        match tokio::time::timeout_at(deadline, work(&mut client)).await {
+            Ok(result) => result,
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(timed_out())
+            }
+        }
     }
 }
 
@@ -590,8 +601,7 @@ impl Store for PostgresStore {
         owner: &str,
         now_ms: u64,
     ) -> Result<WorkspaceInfo, StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
+        self.with_client(async |client| {
             let tx = client.transaction().await.map_err(pg_error)?;
             tx.execute(
                 "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)",
@@ -616,8 +626,7 @@ impl Store for PostgresStore {
     }
 
     async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
-        self.guarded(async {
-            let client = self.client().await?;
+        self.with_client(async |client| {
             client
                 .execute(
                     "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $1, $2)
@@ -632,8 +641,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError> {
-        self.guarded(async {
-            let client = self.client().await?;
+        self.with_client(async |client| {
             let stmt = client
                 .prepare_cached(
                     "SELECT w.id, w.name, m.role FROM members m JOIN workspaces w ON w.id = m.workspace_id
@@ -665,8 +673,7 @@ impl Store for PostgresStore {
         user_id: &str,
         role: Role,
     ) -> Result<(), StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
+        self.with_client(async |client| {
             let tx = client.transaction().await.map_err(pg_error)?;
             require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
             if role != Role::Owner {
@@ -690,8 +697,7 @@ impl Store for PostgresStore {
         access: &Access,
         user_id: &str,
     ) -> Result<(), StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
+        self.with_client(async |client| {
             let tx = client.transaction().await.map_err(pg_error)?;
             require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
             ensure_other_owner(&tx, ws, user_id).await?;
@@ -711,9 +717,8 @@ impl Store for PostgresStore {
     }
 
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
-            let tx = read_tx(&mut client).await?;
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
             Ok(require(&tx, ws, access, Role::Viewer, Lock::None)
                 .await?
                 .role)
@@ -728,9 +733,8 @@ impl Store for PostgresStore {
         ops: Vec<ValidOp>,
         now_ms: u64,
     ) -> Result<PushOutcome, StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
-            push::push(&mut client, &self.inner.tables, ws, access, ops, now_ms).await
+        self.with_client(async |client| {
+            push::push(client, &self.inner.tables, ws, access, ops, now_ms).await
         })
         .await
     }
@@ -741,11 +745,8 @@ impl Store for PostgresStore {
         access: &Access,
         query: ChangesQuery,
     ) -> Result<ChangesBatch, StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
-            read_changes(&mut client, ws, access, &query).await
-        })
-        .await
+        self.with_client(async |client| read_changes(client, ws, access, &query).await)
+            .await
     }
 
     async fn snapshot(
@@ -754,11 +755,8 @@ impl Store for PostgresStore {
         access: &Access,
         query: SnapshotQuery,
     ) -> Result<SnapshotBatch, StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
-            read_snapshot(&mut client, ws, access, &query).await
-        })
-        .await
+        self.with_client(async |client| read_snapshot(client, ws, access, &query).await)
+            .await
     }
 
     async fn record(
@@ -768,9 +766,8 @@ impl Store for PostgresStore {
         table_name: &str,
         pk: &str,
     ) -> Result<RecordVersion, StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
-            let tx = read_tx(&mut client).await?;
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
             require(&tx, ws, access, Role::Viewer, Lock::None).await?;
             let stmt = tx
                 .prepare_cached(&format!(
@@ -816,8 +813,7 @@ impl Store for PostgresStore {
             cursors.push(cursor);
             seen.push(at);
         }
-        self.guarded(async {
-            let client = self.client().await?;
+        self.with_client(async |client| {
             let stmt = client
                 .prepare_cached(
                     "INSERT INTO device_positions (workspace_id, device_id, cursor, seen_at)
@@ -846,16 +842,12 @@ impl Store for PostgresStore {
         after: ServerVersion,
         limit: usize,
     ) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
-        self.guarded(async {
-            let mut client = self.client().await?;
-            read_log_since(&mut client, ws, after, limit).await
-        })
-        .await
+        self.with_client(async |client| read_log_since(client, ws, after, limit).await)
+            .await
     }
 
     async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError> {
-        self.guarded(async {
-            let client = self.client().await?;
+        self.with_client(async |client| {
             let rows = client
                 .query("SELECT id FROM workspaces ORDER BY id", &[])
                 .await
@@ -878,10 +870,7 @@ impl Store for PostgresStore {
         dry_run: bool,
     ) -> Result<GcReport, StoreError> {
         let (state, tombstones, purgeable_tombstones) = self
-            .guarded(async {
-                let mut client = self.client().await?;
-                log_state(&mut client, ws, policy, now_ms).await
-            })
+            .with_client(async |client| log_state(client, ws, policy, now_ms).await)
             .await?;
         let plan = plan_purge(state, policy, now_ms);
         let (mut log_purged, mut ops_purged, mut tombstones_purged) = (0, 0, 0);
@@ -894,8 +883,7 @@ impl Store for PostgresStore {
             // with a long pass. The new oldest version is committed first:
             // a reader never sees a log with a hole.
             if plan.log_horizon > state.purged_through {
-                self.guarded(async {
-                    let client = self.client().await?;
+                self.with_client(async |client| {
                     client
                         .execute(
                             "UPDATE workspaces SET oldest_retained_version =
@@ -911,10 +899,7 @@ impl Store for PostgresStore {
             while start < plan.log_horizon {
                 let end = (start + GC_BATCH).min(plan.log_horizon);
                 let purged = self
-                    .guarded(async {
-                        let client = self.client().await?;
-                        purge_log_batch(&client, ws, start, end).await
-                    })
+                    .with_client(async |client| purge_log_batch(client, ws, start, end).await)
                     .await?;
                 log_purged += purged;
                 ops_purged += purged;
@@ -922,10 +907,7 @@ impl Store for PostgresStore {
             }
             loop {
                 let n = self
-                    .guarded(async {
-                        let client = self.client().await?;
-                        purge_tombstone_batch(&client, ws, &plan).await
-                    })
+                    .with_client(async |client| purge_tombstone_batch(client, ws, &plan).await)
                     .await?;
                 tombstones_purged += n;
                 if n < GC_BATCH {
@@ -946,10 +928,7 @@ impl Store for PostgresStore {
     }
 
     async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {
-        self.guarded(async {
-            let client = self.client().await?;
-            workspace_head(&client, ws).await
-        })
-        .await
+        self.with_client(async |client| workspace_head(&*client, ws).await)
+            .await
     }
 }

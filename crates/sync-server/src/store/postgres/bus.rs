@@ -169,8 +169,7 @@ async fn send_announcements(shared: Arc<Shared>) {
         }
         let sent = shared
             .store
-            .guarded(async {
-                let client = shared.store.client().await?;
+            .with_client(async |client| {
                 client
                     .execute(
                         "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
@@ -232,10 +231,14 @@ async fn listen_once(
         }
     });
     let _stop_driver = AbortOnDrop(driver);
-    client
-        .batch_execute(&format!("LISTEN \"{}\"", shared.channel))
-        .await
-        .map_err(pg_error)?;
+    // Every statement on this connection is bounded like a store call: a
+    // connection that stops answering is replaced, not waited on.
+    let limit = shared.store.options().call_timeout();
+    bounded(
+        limit,
+        client.batch_execute(&format!("LISTEN \"{}\"", shared.channel)),
+    )
+    .await?;
     // Listening from here on; the first sweep (now) reads what came before.
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -258,7 +261,7 @@ async fn listen_once(
                 }
             }
             _ = sweep.tick() => {
-                if !catch_up_subscribed(&client, hub).await? {
+                if !catch_up_subscribed(&client, hub, limit).await? {
                     return Ok(());
                 }
                 if !connected {
@@ -275,6 +278,7 @@ async fn listen_once(
 async fn catch_up_subscribed(
     client: &tokio_postgres::Client,
     hub: &Weak<Hub>,
+    limit: Duration,
 ) -> Result<bool, StoreError> {
     let Some(subscribed) = hub.upgrade().map(|h| h.subscribed_workspaces()) else {
         return Ok(false);
@@ -283,13 +287,14 @@ async fn catch_up_subscribed(
         return Ok(true);
     }
     let ids: Vec<&str> = subscribed.iter().map(WorkspaceId::as_str).collect();
-    let rows = client
-        .query(
+    let rows = bounded(
+        limit,
+        client.query(
             "SELECT id, head FROM workspaces WHERE id = ANY($1::text[])",
             &[&ids],
-        )
-        .await
-        .map_err(pg_error)?;
+        ),
+    )
+    .await?;
     for row in &rows {
         let Some(hub) = hub.upgrade() else {
             return Ok(false);
@@ -301,6 +306,19 @@ async fn catch_up_subscribed(
         }
     }
     Ok(true)
+}
+
+/// A statement on the listen connection, within `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    statement: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, statement).await {
+        Ok(result) => result.map_err(pg_error),
+        Err(_) => Err(StoreError::Unavailable(
+            "the listen connection stopped answering".to_owned(),
+        )),
+    }
 }
 
 struct AbortOnDrop(JoinHandle<()>);
