@@ -14,7 +14,7 @@ use crate::stats::percentile;
 use crate::subscribers::{self, Tally, BURST_MARKER, LATENCY_MARKER};
 use crate::workload::{now_us, push_body, MessageOp, OpFactory, DEVICE_ID};
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Handshakes in flight while subscribers connect.
 const CONNECT_PARALLEL: usize = 64;
+/// Pushes in flight at once during the burst (the floor's publisher never
+/// waits for an answer; the gateway's would otherwise be bound by one
+/// request's round trip rather than by fanout).
+const BURST_IN_FLIGHT: usize = 8;
 /// How long deliveries may trail the last push.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -34,6 +38,11 @@ pub async fn run(ctx: &RunContext) -> Result<Vec<Figure>> {
         .await
         .context("fanout floor (baseline)")?;
     let gateway = measure_gateway(ctx).await?;
+    ctx.note(format!(
+        "P3: the timed pushes took {:.2} ms (p50) from request to answer, commit included; \
+         the floor's publisher does not wait for an answer ({:.2} ms to send)",
+        gateway.push_round_trip_p50_ms, floor.push_round_trip_p50_ms
+    ));
     for (who, r) in [("floor", &floor), ("gateway", &gateway)] {
         if r.pokes > 0 {
             ctx.note(format!(
@@ -72,7 +81,7 @@ pub async fn run(ctx: &RunContext) -> Result<Vec<Figure>> {
         Figure {
             id: "P3",
             name: format!(
-                "deliveries/s, {subscribers} WS subscribers, {} pushes back to back",
+                "deliveries/s, {subscribers} WS subscribers, {} pushes, {BURST_IN_FLIGHT} in flight",
                 sizes.burst_pushes
             ),
             measured: Measure::new(gateway.deliveries_per_s, "deliveries/s"),
@@ -91,6 +100,8 @@ struct FanoutResult {
     p99_ms: f64,
     deliveries_per_s: f64,
     pokes: u64,
+    /// The publisher's send → answer time (for the gateway: the push request).
+    push_round_trip_p50_ms: f64,
 }
 
 async fn measure_gateway(ctx: &RunContext) -> Result<FanoutResult> {
@@ -161,15 +172,16 @@ async fn measure(
     }
 
     let pushes = sizes.fanout_pushes as u64;
-    publisher
+    let mut paced = publisher
         .run(Job::paced(LATENCY_MARKER, pushes, sizes.fanout_interval))
         .await?;
     let delivered = Tally::wait_for(&tally.latency_deliveries, n * pushes, DELIVERY_DEADLINE).await;
 
     let burst = sizes.burst_pushes as u64;
     let burst_started = publisher
-        .run(Job::paced(BURST_MARKER, burst, Duration::ZERO))
-        .await?;
+        .run(Job::burst(BURST_MARKER, burst, BURST_IN_FLIGHT))
+        .await?
+        .first_sent_us;
     let burst_delivered =
         Tally::wait_for(&tally.burst_deliveries, n * burst, DELIVERY_DEADLINE).await;
 
@@ -203,11 +215,13 @@ async fn measure(
         .load(Ordering::Relaxed)
         .saturating_sub(burst_started)
         .max(1);
+    paced.round_trips_us.sort_unstable();
     Ok(FanoutResult {
         p50_ms: ms(0.50),
         p99_ms: ms(0.99),
         deliveries_per_s: (n * burst) as f64 / (burst_us as f64 / 1e6),
         pokes,
+        push_round_trip_p50_ms: percentile(&paced.round_trips_us, 0.5).unwrap_or(0) as f64 / 1000.0,
     })
 }
 
@@ -223,12 +237,13 @@ enum PublishTarget {
     Floor { url: String },
 }
 
-/// `count` pushes, one every `interval` (back to back when zero), whose
-/// payloads carry `marker` and their send time.
+/// `count` pushes whose payloads carry `marker` and their send time: one
+/// every `interval` (back to back when zero), or `in_flight` at a time.
 struct Job {
     marker: &'static str,
     count: u64,
     interval: Duration,
+    in_flight: usize,
 }
 
 impl Job {
@@ -237,19 +252,30 @@ impl Job {
             marker,
             count,
             interval,
+            in_flight: 1,
+        }
+    }
+
+    fn burst(marker: &'static str, count: u64, in_flight: usize) -> Job {
+        Job {
+            marker,
+            count,
+            interval: Duration::ZERO,
+            in_flight,
         }
     }
 }
 
-/// A publisher on its own thread and runtime; answers each job with the
-/// send time of its first push.
+/// A publisher on its own thread and runtime; answers each job with a
+/// [`JobReport`].
 struct Publisher {
-    jobs: mpsc::UnboundedSender<(Job, oneshot::Sender<Result<u64>>)>,
+    jobs: mpsc::UnboundedSender<(Job, oneshot::Sender<Result<JobReport>>)>,
 }
 
 impl Publisher {
     fn spawn(target: PublishTarget) -> Publisher {
-        let (jobs, mut queue) = mpsc::unbounded_channel::<(Job, oneshot::Sender<Result<u64>>)>();
+        let (jobs, mut queue) =
+            mpsc::unbounded_channel::<(Job, oneshot::Sender<Result<JobReport>>)>();
         std::thread::spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -284,7 +310,7 @@ impl Publisher {
         Publisher { jobs }
     }
 
-    async fn run(&self, job: Job) -> Result<u64> {
+    async fn run(&self, job: Job) -> Result<JobReport> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((job, reply))
@@ -327,24 +353,55 @@ impl Sender {
         })
     }
 
-    async fn run(&mut self, job: Job) -> Result<u64> {
+    /// Sends the job's pushes; returns the first send time and the round
+    /// trip of each push (for the gateway: request to answer, commit included).
+    async fn run(&mut self, job: Job) -> Result<JobReport> {
+        let mut report = JobReport {
+            first_sent_us: now_us(),
+            round_trips_us: Vec::with_capacity(job.count as usize),
+        };
+        if let (
+            Sender::Gateway {
+                http,
+                url,
+                token,
+                factory,
+            },
+            true,
+        ) = (&mut *self, job.in_flight > 1)
+        {
+            // Several pushes in flight: each op is made (and stamped) as its
+            // request starts.
+            let (http, url, token) = (&*http, url.as_str(), token.as_str());
+            let round_trips: Vec<u64> = futures_util::stream::iter(0..job.count)
+                .map(|_| {
+                    let sent = now_us();
+                    let body = push_body(&[factory.message(&marked(job.marker, sent))]);
+                    async move {
+                        push_one(http, url, token, body).await?;
+                        Ok::<_, anyhow::Error>(now_us() - sent)
+                    }
+                })
+                .buffer_unordered(job.in_flight)
+                .try_collect()
+                .await?;
+            report.round_trips_us = round_trips;
+            return Ok(report);
+        }
         let mut ticks = tokio::time::interval(job.interval.max(Duration::from_micros(1)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut first_sent = None;
-        for _ in 0..job.count {
+        for i in 0..job.count {
             if !job.interval.is_zero() {
                 ticks.tick().await;
             }
             let sent = now_us();
-            first_sent.get_or_insert(sent);
-            let extra = if job.marker.is_empty() {
-                String::new()
-            } else {
-                format!(",{}{sent}", job.marker)
-            };
-            self.publish(&extra).await?;
+            if i == 0 {
+                report.first_sent_us = sent;
+            }
+            self.publish(&marked(job.marker, sent)).await?;
+            report.round_trips_us.push(now_us() - sent);
         }
-        Ok(first_sent.unwrap_or_else(now_us))
+        Ok(report)
     }
 
     async fn publish(&mut self, extra: &str) -> Result<()> {
@@ -354,22 +411,7 @@ impl Sender {
                 url,
                 token,
                 factory,
-            } => {
-                let body = push_body(&[factory.message(extra)]);
-                let response = http
-                    .post(url.as_str())
-                    .bearer_auth(token.as_str())
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                let status = response.status();
-                let text = response.text().await?;
-                if !status.is_success() || !text.contains(r#""status":"applied""#) {
-                    bail!("push answered {status}: {text}");
-                }
-                Ok(())
-            }
+            } => push_one(http, url, token, push_body(&[factory.message(extra)])).await,
             Sender::Floor {
                 socket,
                 factory,
@@ -382,6 +424,40 @@ impl Sender {
             }
         }
     }
+}
+
+/// What a publisher job did.
+struct JobReport {
+    /// Send time of the first push (µs, [`now_us`]).
+    first_sent_us: u64,
+    /// Each push's round trip (µs).
+    round_trips_us: Vec<u64>,
+}
+
+/// The row fields that mark a push: `,"sent_us":T` (none for an unmarked push).
+fn marked(marker: &str, sent_us: u64) -> String {
+    if marker.is_empty() {
+        String::new()
+    } else {
+        format!(",{marker}{sent_us}")
+    }
+}
+
+/// One push of a prepared body; every op must be applied.
+async fn push_one(http: &reqwest::Client, url: &str, token: &str, body: String) -> Result<()> {
+    let response = http
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() || !text.contains(r#""status":"applied""#) {
+        bail!("push answered {status}: {text}");
+    }
+    Ok(())
 }
 
 /// A `changes` frame shaped like the gateway's for one op.

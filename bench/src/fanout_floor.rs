@@ -35,12 +35,15 @@ pub async fn serve() -> Result<()> {
 #[allow(clippy::result_large_err)]
 async fn connection(tcp: TcpStream, frames: broadcast::Sender<Message>) -> Result<()> {
     let mut path = String::new();
-    let socket =
-        tokio_tungstenite::accept_hdr_async(tcp, |request: &Request, response: Response| {
+    let socket = tokio_tungstenite::accept_hdr_async_with_config(
+        tcp,
+        |request: &Request, response: Response| {
             path = request.uri().path().to_owned();
             Ok(response)
-        })
-        .await?;
+        },
+        Some(crate::subscribers::small_buffers()),
+    )
+    .await?;
     let (mut sink, mut stream) = socket.split();
     if path == "/publish" {
         while let Some(Ok(message)) = stream.next().await {

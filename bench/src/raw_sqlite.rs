@@ -39,30 +39,90 @@ const PULL_QUERY: &str = "SELECT server_version, table_name, pk, operation, payl
       AND (?4 IS NULL OR scoped = 0 OR project_id = ?4 OR prev_project_id = ?4)
     ORDER BY server_version LIMIT ?5";
 
-/// Inserts `ops` as change-log rows of workspace `ws` into a new database
-/// at `path`, one transaction per `batch` rows; returns the time it took.
-pub fn insert_batched(path: &Path, ws: &str, ops: &[MessageOp], batch: usize) -> Result<Duration> {
-    let mut conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(CHANGE_LOG_DDL)?;
-    let now = epoch_ms() as i64;
-    let started = Instant::now();
-    let mut version = 0i64;
-    for chunk in ops.chunks(batch) {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(INSERT_LOG_ROW)?;
-            for op in chunk {
-                version += 1;
-                insert.execute(params![
-                    ws, version, op.pk, op.payload, op.hlc, op.op_id, DEVICE_ID, now
-                ])?;
-            }
+const INSERT_RECORD: &str = "INSERT INTO records (workspace_id, table_name, pk, clock, hlc, op_id,
+        server_version, deleted, payload, scope_kind, project_id, thread_id, committed_at)
+    VALUES (?1, 'messages', ?2, 1, ?3, ?4, ?5, 0, ?6, 2, NULL, ?7, ?8)";
+
+const INSERT_APPLIED_OP: &str = "INSERT INTO applied_ops (workspace_id, op_id, server_version,
+        committed_at) VALUES (?1, ?2, ?3, ?4)";
+
+/// What the raw baseline writes for each op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawRows {
+    /// What the server stores for a new record: its change-log row, its
+    /// current-state row and its op-id row, in the server's own schema.
+    SameAsServer,
+    /// Only the change-log row: a bare append to the log.
+    LogOnly,
+}
+
+/// A connection that inserts ops the way the raw baseline does: one
+/// transaction per batch, WAL, `synchronous=FULL`. Kept open across rounds
+/// (closing the last connection of a WAL database checkpoints it).
+pub struct RawWriter {
+    conn: Connection,
+    rows: RawRows,
+    heads: std::collections::HashMap<String, i64>,
+}
+
+impl RawWriter {
+    /// Opens `path`. For [`RawRows::SameAsServer`] it must hold the server's
+    /// schema (`or3-sync migrate`); the log-only table is made here.
+    pub fn open(path: &Path, rows: RawRows) -> Result<RawWriter> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        if rows == RawRows::LogOnly {
+            conn.execute_batch(CHANGE_LOG_DDL)?;
         }
-        tx.commit()?;
+        Ok(RawWriter {
+            conn,
+            rows,
+            heads: Default::default(),
+        })
     }
-    Ok(started.elapsed())
+
+    /// Inserts each batch in a transaction of its own; returns the time taken.
+    pub fn insert(&mut self, batches: &[(String, Vec<MessageOp>)]) -> Result<Duration> {
+        let now = epoch_ms() as i64;
+        let started = Instant::now();
+        for (ws, ops) in batches {
+            let head = self.heads.entry(ws.clone()).or_insert(0);
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut log = tx.prepare_cached(INSERT_LOG_ROW)?;
+                for op in ops {
+                    *head += 1;
+                    log.execute(params![
+                        ws, *head, op.pk, op.payload, op.hlc, op.op_id, DEVICE_ID, now
+                    ])?;
+                }
+            }
+            if self.rows == RawRows::SameAsServer {
+                let mut version = *head - ops.len() as i64;
+                let mut record = tx.prepare_cached(INSERT_RECORD)?;
+                let mut applied = tx.prepare_cached(INSERT_APPLIED_OP)?;
+                for op in ops {
+                    version += 1;
+                    record.execute(params![
+                        ws,
+                        op.pk,
+                        op.hlc,
+                        op.op_id,
+                        version,
+                        op.payload,
+                        op.thread_id,
+                        now
+                    ])?;
+                    applied.execute(params![ws, op.op_id, version, now])?;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(started.elapsed())
+    }
 }
 
 /// Reads the whole log of `ws` in `path` in pages of `page` with the
@@ -134,7 +194,8 @@ pub fn seed_log(path: &Path, ws: &str, entries: u64) -> Result<()> {
             let op_id = format!("5eed0000-0000-4000-8000-{v:012x}");
             let pk = format!("seed-{v}");
             let hlc = format!("{:013}-{:06}-{DEVICE_ID}", now_ms, v % 1_000_000);
-            let payload = crate::workload::message_row(&pk, v, &hlc, now_ms / 1000, "");
+            let payload =
+                crate::workload::message_row(&pk, "seed-thread", v, &hlc, now_ms / 1000, "");
             log.execute(params![
                 ws,
                 v as i64,
@@ -168,15 +229,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raw.db");
         let mut factory = OpFactory::new();
-        let ops: Vec<MessageOp> = (0..250).map(|_| factory.message("")).collect();
-        insert_batched(&path, "raw", &ops, 100).unwrap();
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE workspaces (id TEXT PRIMARY KEY, head INTEGER NOT NULL);
-             INSERT INTO workspaces VALUES ('raw', 250);",
-        )
-        .unwrap();
-        let (rows, _) = scan_log(&path, "raw", 100).unwrap();
-        assert_eq!(rows, 250);
+        let batches: Vec<(String, Vec<MessageOp>)> = (0..3)
+            .map(|_| {
+                (
+                    "raw".to_owned(),
+                    (0..100).map(|_| factory.message("")).collect(),
+                )
+            })
+            .collect();
+        let mut writer = RawWriter::open(&path, RawRows::LogOnly).unwrap();
+        writer.insert(&batches).unwrap();
+        writer
+            .conn
+            .execute_batch(
+                "CREATE TABLE workspaces (id TEXT PRIMARY KEY, head INTEGER NOT NULL);
+                 INSERT INTO workspaces VALUES ('raw', 300);",
+            )
+            .unwrap();
+        let (rows, _) = scan_log(&path, "raw", 128).unwrap();
+        assert_eq!(rows, 300);
     }
 }

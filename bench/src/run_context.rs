@@ -13,9 +13,11 @@ pub struct Sizes {
     pub push_ops: usize,
     /// P1: ops per push.
     pub push_batch: usize,
+    /// P1: rounds, alternating server and raw inserts.
+    pub push_rounds: usize,
     /// P1: workspaces pushed in parallel.
     pub parallel_workspaces: usize,
-    /// P2: passes over the whole log, best taken.
+    /// P2: passes over the whole log, interleaved with raw scans.
     pub pull_passes: usize,
     /// P2: page size.
     pub pull_page: usize,
@@ -25,7 +27,8 @@ pub struct Sizes {
     pub fanout_pushes: usize,
     /// P3: time between the latency pushes.
     pub fanout_interval: Duration,
-    /// P3: single-op pushes sent back to back for deliveries/s.
+    /// P3: single-op pushes sent back to back for deliveries/s (below the
+    /// server's subscriber queue of 256 commits, so nobody is poked).
     pub burst_pushes: usize,
     /// P6: the small log.
     pub depth_small: u64,
@@ -43,13 +46,14 @@ impl Sizes {
         Sizes {
             push_ops: 100_000,
             push_batch: 100,
+            push_rounds: 10,
             parallel_workspaces: 8,
             pull_passes: 3,
             pull_page: 1000,
             fanout_subscribers: 1000,
             fanout_pushes: 1000,
             fanout_interval: Duration::from_millis(10),
-            burst_pushes: 300,
+            burst_pushes: 200,
             depth_small: 10_000,
             depth_large: 1_000_000,
             depth_requests: 300,
@@ -60,8 +64,9 @@ impl Sizes {
     /// A smoke run of a few seconds: every code path, tiny sizes.
     pub fn quick() -> Sizes {
         Sizes {
-            push_ops: 1_000,
+            push_ops: 1_600,
             push_batch: 100,
+            push_rounds: 2,
             parallel_workspaces: 8,
             pull_passes: 1,
             pull_page: 1000,

@@ -31,10 +31,12 @@ pub fn epoch_ms() -> u64 {
 /// baseline need.
 #[derive(Debug, Clone)]
 pub struct MessageOp {
-    /// UUID v4 form.
+    /// A random UUID v4, as the client makes them.
     pub op_id: String,
-    /// Record key (`id` of the row).
+    /// Record key (`id` of the row), a random UUID v4 like OR3 Chat's.
     pub pk: String,
+    /// The thread the message belongs to.
+    pub thread_id: String,
     /// The op's hlc.
     pub hlc: String,
     /// The row as compact JSON.
@@ -57,11 +59,16 @@ pub fn push_body(ops: &[MessageOp]) -> String {
     format!(r#"{{"ops":[{}]}}"#, items.join(","))
 }
 
-/// Makes message ops with ids unique across runs and servers.
+/// Messages this many to a thread.
+const MESSAGES_PER_THREAD: u64 = 100;
+
+/// Makes message ops: random ids (so the server's indexes see the random
+/// inserts real clients cause), 100 messages to a thread, rising hlcs.
 pub struct OpFactory {
-    run_tag: u32,
+    random: u64,
     next: u64,
     hlc_ms: u64,
+    thread_id: String,
 }
 
 impl Default for OpFactory {
@@ -73,11 +80,12 @@ impl Default for OpFactory {
 impl OpFactory {
     /// A factory whose hlcs start at the current wall time.
     pub fn new() -> OpFactory {
-        let ms = epoch_ms();
+        let seed = now_us() ^ epoch_ms().rotate_left(20) ^ u64::from(std::process::id()) << 40;
         OpFactory {
-            run_tag: (ms as u32) ^ std::process::id().rotate_left(16),
+            random: seed,
             next: 0,
-            hlc_ms: ms,
+            hlc_ms: epoch_ms(),
+            thread_id: String::new(),
         }
     }
 
@@ -86,28 +94,61 @@ impl OpFactory {
     pub fn message(&mut self, extra: &str) -> MessageOp {
         let n = self.next;
         self.next += 1;
+        if n.is_multiple_of(MESSAGES_PER_THREAD) {
+            self.thread_id = self.uuid();
+        }
         let hlc = format!(
             "{:013}-{:06}-{DEVICE_ID}",
             self.hlc_ms + n / 1_000_000,
             n % 1_000_000
         );
-        let pk = format!("m{:08x}-{n}", self.run_tag);
-        let created = self.hlc_ms / 1000;
-        let payload = message_row(&pk, n, &hlc, created, extra);
+        let pk = self.uuid();
+        let payload = message_row(&pk, &self.thread_id, n, &hlc, self.hlc_ms / 1000, extra);
         MessageOp {
-            op_id: format!("{:08x}-0000-4000-8000-{n:012x}", self.run_tag),
+            op_id: self.uuid(),
             pk,
+            thread_id: self.thread_id.clone(),
             hlc,
             payload,
         }
     }
+
+    /// A random UUID v4 (splitmix64; ids need to be unique, not secret).
+    fn uuid(&mut self) -> String {
+        let (a, b) = (self.next_random(), self.next_random());
+        let a = (a & !0xf000) | 0x4000; // version 4
+        let b = (b & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xffff,
+            b >> 48,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.random = self.random.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.random;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 }
 
-/// A message row as OR3 Chat stores it, about 450 bytes of JSON.
-pub fn message_row(pk: &str, n: u64, hlc: &str, created_secs: u64, extra: &str) -> String {
+/// A message row as OR3 Chat stores it, about 500 bytes of JSON.
+pub fn message_row(
+    pk: &str,
+    thread_id: &str,
+    n: u64,
+    hlc: &str,
+    created_secs: u64,
+    extra: &str,
+) -> String {
     format!(
-        r#"{{"id":"{pk}","thread_id":"t{}","role":"user","content":"{CONTENT}","index":{n},"order_key":"{hlc}","created_at":{created_secs},"updated_at":{created_secs},"clock":1,"hlc":"{hlc}","deleted":false,"deleted_at":null{extra}}}"#,
-        n / 100
+        r#"{{"id":"{pk}","thread_id":"{thread_id}","role":"user","content":"{CONTENT}","index":{},"order_key":"{hlc}","created_at":{created_secs},"updated_at":{created_secs},"clock":1,"hlc":"{hlc}","deleted":false,"deleted_at":null{extra}}}"#,
+        n % MESSAGES_PER_THREAD
     )
 }
 
@@ -126,5 +167,10 @@ mod tests {
         assert_eq!(list[0]["payload"]["sent_us"], 5);
         assert_ne!(list[0]["op_id"], list[1]["op_id"]);
         assert!(list[2]["hlc"].as_str().unwrap().ends_with(DEVICE_ID));
+        for id in [&list[0]["op_id"], &list[0]["pk"]] {
+            let id = id.as_str().unwrap();
+            assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id} is a UUID v4");
+            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        }
     }
 }

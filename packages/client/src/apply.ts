@@ -8,7 +8,7 @@ import type { CaptureRuntime } from './capture.js';
 import type { ConflictEvent } from './events.js';
 import { hlcReceive, parseHlc, type HlcState } from './hlc.js';
 import { maxStamp, winsOver, compareStamps, type Stamp } from './lww.js';
-import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
+import { copyClockState, noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import {
   CAPTURE_TABLES,
   type PendingOpRow,
@@ -213,7 +213,9 @@ export async function applyRemoteVersions(
   }
   if (tombWrites.size > 0) await db.table('sync_tombstones').bulkPut([...tombWrites.values()]);
   noteTombstones(clockState, [...tombWrites.values()].map((t) => t.table_name));
-  await writeClockState(db, { ...clockState, ...hlc });
+  const written = { ...clockState, ...hlc };
+  await writeClockState(db, written);
+  runtime.lastClockState = copyClockState(written);
   return outcome;
 }
 

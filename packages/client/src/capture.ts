@@ -17,7 +17,14 @@ import type {
 } from 'dexie';
 import { formatHlc, hlcSend, type HlcState } from './hlc.js';
 import { newOpId } from './ids.js';
-import { clockStateFromRow, clockStateRow, mayHoldTombstones, noteTombstones, type ClockState } from './clock-state.js';
+import {
+  clockStateFromRow,
+  clockStateRow,
+  copyClockState,
+  mayHoldTombstones,
+  noteTombstones,
+  type ClockState,
+} from './clock-state.js';
 import {
   CAPTURE_TABLES,
   STATE_KEYS,
@@ -43,6 +50,11 @@ export interface CaptureRuntime {
   pendingEstimate: number;
   /** IndexedDB transactions that apply server changes: never captured. */
   remoteTransactions: WeakSet<object>;
+  /**
+   * The clock state this tab last wrote (capture or remote apply): capture's
+   * guess of what a transaction will read. A wrong guess costs a rewrite, never correctness.
+   */
+  lastClockState: ClockState | null;
   /** Called after a transaction that captured ops committed: ops added, ops merged into earlier ones. */
   onCaptured(added: number, coalesced: number): void;
 }
@@ -105,15 +117,6 @@ function zonedCore(down: DBCore): DBCore {
   };
 }
 
-/**
- * Synced tables whose tombstones the latest clock state named. A write looks
- * its tombstone up alongside its row when this says it may have one; the
- * clock state read in the write's own transaction has the final say.
- */
-interface TombstoneHint {
-  tables: string[] | null;
-}
-
 /** The Dexie middleware; register it with `db.use(createCaptureMiddleware(runtime))`. */
 export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBCore> {
   return {
@@ -123,7 +126,7 @@ export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBC
     // engine's own tables are written without the per-transaction table objects the hooks build.
     level: 1.5,
     create(down: DBCore): Partial<DBCore> {
-      const hint: TombstoneHint = { tables: null };
+      const memory: CaptureMemory = { tombstoneTables: null };
       const below = withTableCache(down);
       // Dexie asks for tables and scopes per transaction; both are built once here.
       const capturing = new Map<string, DBCoreTable>();
@@ -151,7 +154,7 @@ export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBC
               mutate(req) {
                 if (runtime.remoteTransactions.has(req.trans)) return table.mutate(req);
                 const zoned = zonedCore(below);
-                return captureMutation(zoned, zoned.table(name), synced, runtime, hint, req);
+                return captureMutation(zoned, zoned.table(name), synced, runtime, memory, req);
               },
             } satisfies DBCoreTable;
             capturing.set(name, captured);
@@ -172,110 +175,94 @@ interface LocalWrite {
   value: RecordPayload | null;
 }
 
-/**
- * The clock state of each capturing transaction, read once and then kept in
- * memory: every later write of the transaction stamps from it (so writes
- * issued in parallel never share a stamp) and stores it again.
- */
-const transactionClockStates = new WeakMap<DBCoreTransaction, Promise<ClockState>>();
+/** What capture keeps per IndexedDB transaction. */
+interface TransactionCapture {
+  /** The clock state, read once; later writes of the transaction stamp from it in memory. */
+  clockState: Promise<ClockState> | null;
+  /** The transaction's captures run one after another (parallel writes never share a stamp). */
+  tail: Promise<unknown>;
+}
 
-function clockStateOf(stateTable: DBCoreTable, trans: DBCoreTransaction): Promise<ClockState> {
-  let state = transactionClockStates.get(trans);
-  if (!state) {
-    state = stateTable.get({ trans, key: STATE_KEYS.hlc }).then((row) => clockStateFromRow(row as SyncStateRow | undefined));
+const transactionCaptures = new WeakMap<DBCoreTransaction, TransactionCapture>();
+
+function transactionCapture(trans: DBCoreTransaction): TransactionCapture {
+  let capture = transactionCaptures.get(trans);
+  if (!capture) transactionCaptures.set(trans, (capture = { clockState: null, tail: Promise.resolve() }));
+  return capture;
+}
+
+function clockStateOf(stateTable: DBCoreTable, trans: DBCoreTransaction, capture: TransactionCapture): Promise<ClockState> {
+  if (!capture.clockState) {
+    capture.clockState = stateTable
+      .get({ trans, key: STATE_KEYS.hlc })
+      .then((row) => clockStateFromRow(row as SyncStateRow | undefined));
     // A transaction that dies before anyone awaits its state must not report an unhandled rejection.
-    state.catch(() => {});
-    transactionClockStates.set(trans, state);
+    capture.clockState.catch(() => {});
   }
-  return state;
+  return capture.clockState;
 }
 
 /**
- * Captures one mutation in two rounds of IndexedDB requests: the reads (rows,
- * clock state, tombstones when the table may have any) in parallel, then the
- * writes (rows, clock state, outbox, tombstones of hard deletes) in parallel.
- * Ops of rows that failed to write are taken back out of the outbox.
+ * What capture remembers across transactions in this tab: the tables whose
+ * tombstones the latest clock state named. Like `CaptureRuntime.lastClockState`,
+ * a guess that lets a write send its requests early; the clock state read in
+ * the write's own transaction always has the final say.
  */
-async function captureMutation(
-  down: DBCore,
-  table: DBCoreTable,
-  synced: SyncedTable,
-  runtime: CaptureRuntime,
-  hint: TombstoneHint,
-  req: DBCoreMutateRequest,
-): Promise<DBCoreMutateResponse> {
-  const deviceId = runtime.deviceId;
-  if (!deviceId) throw new CaptureError('the sync engine is not open yet');
-  const trans = req.trans;
-  const stateTable = down.table('sync_state');
-  const tombTable = down.table('sync_tombstones');
-  const clockStateRead = clockStateOf(stateTable, trans);
-  const collected = await collectWrites(table, synced, req);
-  const writes = collected.writes;
-  if (writes.length === 0) return req.type === 'deleteRange' || req.type === 'delete' ? NO_FAILURES : table.mutate(req);
+interface CaptureMemory {
+  tombstoneTables: string[] | null;
+}
 
-  const keys = writes.map((w) => w.pk);
-  const pks = keys.map(pkToWire);
-  const rowOf = (row: RecordPayload) => pkToWire(row[synced.primaryKey]);
-  // An add fails on an existing row, so there is nothing to read for it.
-  const rowsRead: Promise<(RecordPayload | undefined)[]> = collected.rows
-    ? Promise.resolve(collected.rows)
-    : req.type === 'add'
-      ? Promise.resolve(new Array<RecordPayload | undefined>(writes.length))
-      : readRecords(table, trans, keys, pks, rowOf, keys.every((k) => typeof k === 'string') ? (lower, upper) => [lower, upper] : null);
-  const readTombstones = () =>
-    readRecords<TombstoneRow>(
-      tombTable,
-      trans,
-      pks.map((pk) => [synced.name, pk]),
-      pks,
-      (t) => t.pk,
-      (lower, upper) => [
-        [synced.name, lower],
-        [synced.name, upper],
-      ],
-    );
-  const hinted = hint.tables === null || hint.tables.includes(synced.name);
-  const [clockState, existingRows, hintedTombstones] = await Promise.all([
-    clockStateRead,
-    rowsRead,
-    hinted ? readTombstones() : null,
-  ]);
-  hint.tables = clockState.tombstoneTables === null ? null : [...clockState.tombstoneTables];
-  let tombstones: (TombstoneRow | undefined)[] = hintedTombstones ?? [];
-  if (!hintedTombstones && mayHoldTombstones(clockState, synced.name)) tombstones = await readTombstones();
+/** The inputs a write is stamped from. */
+interface StampInputs {
+  rows: (RecordPayload | undefined)[];
+  tombstones: (TombstoneRow | undefined)[];
+  hlc: HlcState;
+}
 
-  // From here to the writes nothing awaits: the clock state is this transaction's, advanced in one step.
-  let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
-  const appNow = runtime.appNow();
+/** Everything of a write's stamping that does not depend on what is stored. */
+interface Stamping {
+  deviceId: string;
+  opIds: string[];
+  /** `hlcNow()` for each write. */
+  nows: number[];
+  appNow: number;
+  capturedAt: number;
+}
+
+/** The rows, ops and tombstones a mutation writes, and the HLC after it. */
+interface WritePlan {
+  puts: { write: LocalWrite; row: RecordPayload }[];
+  removals: LocalWrite[];
+  ops: PendingOpRow[];
+  tombstones: TombstoneRow[];
+  hlc: HlcState;
+}
+
+/** Stamps `writes` (PROTOCOL.md sections 2 and 6): a pure function of what is stored and the stamping. */
+function planWrites(synced: SyncedTable, writes: LocalWrite[], pks: string[], inputs: StampInputs, stamping: Stamping): WritePlan {
+  const plan: WritePlan = { puts: [], removals: [], ops: [], tombstones: [], hlc: inputs.hlc };
   // Latest row and clock per key within this request, so a key written twice stacks its clocks.
   const current = new Map<string, { row: RecordPayload | undefined; clock: number }>();
-  const puts: { write: LocalWrite; row: RecordPayload }[] = [];
-  const removals: LocalWrite[] = [];
-  const ops: PendingOpRow[] = [];
-  const newTombstones: TombstoneRow[] = [];
-  const capturedAt = Date.now();
-
   writes.forEach((write, i) => {
     const pk = pks[i]!;
+    const stored = inputs.rows[i];
     const before = current.get(pk) ?? {
-      row: existingRows[i],
-      clock: Math.max(numberOr0(existingRows[i]?.clock), numberOr0(tombstones[i]?.clock)),
+      row: stored,
+      clock: Math.max(numberOr0(stored?.clock), numberOr0(inputs.tombstones[i]?.clock)),
     };
     const clock = before.clock + 1;
-    hlc = hlcSend(hlc, runtime.hlcNow());
-    const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
-    const opId = newOpId();
+    plan.hlc = hlcSend(plan.hlc, stamping.nows[i]!);
+    const stamp = formatHlc(plan.hlc.ms, plan.hlc.counter, stamping.deviceId);
+    const opId = stamping.opIds[i]!;
     const isDelete = write.value === null || write.value.deleted === true;
     const row = isDelete
-      ? tombstoneRow(synced, write.pk, write.value ?? before.row, clock, stamp, appNow)
-      : liveRow(synced, write.value!, before.row, clock, stamp, appNow);
+      ? tombstoneRow(synced, write.pk, write.value ?? before.row, clock, stamp, stamping.appNow)
+      : liveRow(synced, write.value!, before.row, clock, stamp, stamping.appNow);
     current.set(pk, { row, clock });
-
-    if (isDelete && synced.deletes === 'hard') removals.push(write);
-    else puts.push({ write, row });
+    if (isDelete && synced.deletes === 'hard') plan.removals.push(write);
+    else plan.puts.push({ write, row });
     if (isDelete) {
-      newTombstones.push({
+      plan.tombstones.push({
         table_name: synced.name,
         pk,
         clock,
@@ -283,10 +270,10 @@ async function captureMutation(
         op_id: opId,
         deleted_at: numberOrNull(row.deleted_at),
         server_version: null,
-        recorded_at: capturedAt,
+        recorded_at: stamping.capturedAt,
       });
     }
-    ops.push({
+    plan.ops.push({
       op_id: opId,
       table_name: synced.name,
       operation: isDelete ? 'delete' : 'put',
@@ -294,62 +281,229 @@ async function captureMutation(
       payload: row,
       clock,
       hlc: stamp,
-      device_id: deviceId,
+      device_id: stamping.deviceId,
       status: 'pending',
       sent: 0,
       attempts: 0,
       error: null,
-      created_at: capturedAt,
+      created_at: stamping.capturedAt,
     });
   });
-  clockState.ms = hlc.ms;
-  clockState.counter = hlc.counter;
-  if (newTombstones.length > 0) noteTombstones(clockState, [synced.name]);
+  return plan;
+}
 
+/** Advances the transaction's clock state to `plan`'s HLC (in place, with no await in between). */
+function advance(state: ClockState, synced: SyncedTable, plan: WritePlan): void {
+  state.ms = plan.hlc.ms;
+  state.counter = plan.hlc.counter;
+  if (plan.tombstones.length > 0) noteTombstones(state, [synced.name]);
+}
+
+function sameClockState(a: ClockState, b: ClockState): boolean {
+  return (
+    a.ms === b.ms &&
+    a.counter === b.counter &&
+    (a.tombstoneTables === null) === (b.tombstoneTables === null) &&
+    (a.tombstoneTables ?? []).join('\u0000') === (b.tombstoneTables ?? []).join('\u0000')
+  );
+}
+
+/** Captures one mutation, after any earlier capture of the same transaction. */
+function captureMutation(
+  down: DBCore,
+  table: DBCoreTable,
+  synced: SyncedTable,
+  runtime: CaptureRuntime,
+  memory: CaptureMemory,
+  req: DBCoreMutateRequest,
+): Promise<DBCoreMutateResponse> {
+  const deviceId = runtime.deviceId;
+  if (!deviceId) return Promise.reject(new CaptureError('the sync engine is not open yet'));
+  const capture = transactionCapture(req.trans);
+  const run = capture.tail.then(() => captureInOrder(down, table, synced, runtime, memory, req, capture, deviceId));
+  capture.tail = run.catch(() => {});
+  return run;
+}
+
+/**
+ * Captures one mutation. A small put or add whose stored state can be
+ * foreseen (the row the app read and wrote back, or no row; the clock state
+ * this tab last saw) sends its reads and its writes in one round of
+ * IndexedDB requests, then checks the foresight against what the reads
+ * returned and rewrites whatever differed, in the same transaction. Any
+ * other mutation reads first, then writes. Ops of rows that failed to write
+ * are taken back out of the outbox.
+ */
+async function captureInOrder(
+  down: DBCore,
+  table: DBCoreTable,
+  synced: SyncedTable,
+  runtime: CaptureRuntime,
+  memory: CaptureMemory,
+  req: DBCoreMutateRequest,
+  capture: TransactionCapture,
+  deviceId: string,
+): Promise<DBCoreMutateResponse> {
+  const trans = req.trans;
+  const stateTable = down.table('sync_state');
+  const tombTable = down.table('sync_tombstones');
   const outbox = down.table('pending_ops');
-  // A small write sends its outbox ops along with its rows (one round trip) and takes
-  // back the ops of rows that failed; a large one waits for the rows' outcome first,
-  // since its round trips are few anyway next to its requests.
-  const appendAtOnce =
-    writes.length <= PIPELINED_WRITES_MAX && runtime.pendingEstimate + ops.length <= runtime.outboxSoftLimit;
-  // Deleting by key never fails in IndexedDB, so tombstones of pure deletes can go with the rows;
-  // any put may fail (a unique index), so its tombstones wait for the outcome.
-  const tombstonesAtOnce = appendAtOnce && puts.length === 0;
-  const stateWritten = stateTable.mutate({ trans, type: 'put', values: [clockStateRow(clockState)] });
-  const [response, , appended] = await Promise.all([
-    writeRows(table, req, writes.length, puts, removals),
-    stateWritten,
-    appendAtOnce ? outbox.mutate({ trans, type: 'add', values: ops }) : null,
-    tombstonesAtOnce && newTombstones.length > 0
-      ? tombTable.mutate({ trans, type: 'put', values: dedupeLast(newTombstones) })
-      : null,
-  ]);
+  const knownState = capture.clockState;
+  const clockStateRead = clockStateOf(stateTable, trans, capture);
+  const collected = await collectWrites(table, synced, req);
+  const writes = collected.writes;
+  if (writes.length === 0) return req.type === 'deleteRange' || req.type === 'delete' ? NO_FAILURES : table.mutate(req);
+
+  const keys = writes.map((w) => w.pk);
+  const pks = keys.map(pkToWire);
+  const small = writes.length <= PIPELINED_WRITES_MAX && runtime.pendingEstimate + writes.length <= runtime.outboxSoftLimit;
+  // Foresight: the clock state this transaction or tab last had, and for each row the app's own
+  // copy when it carries a clock (read, changed, written back), else no row.
+  const foreseenState = knownState ? await knownState : runtime.lastClockState;
+  const foresee = small && (req.type === 'put' || req.type === 'add') && foreseenState !== null;
+  const rowOf = (row: RecordPayload) => pkToWire(row[synced.primaryKey]);
+  // An add fails on an existing row, so there is nothing to read for it. Reads that go out
+  // before foreseen writes must not wait for a first answer (as a range read may), so they read per key.
+  const rangeable = !foresee && keys.every((k) => typeof k === 'string');
+  const rowsRead: Promise<(RecordPayload | undefined)[]> = collected.rows
+    ? Promise.resolve(collected.rows)
+    : req.type === 'add'
+      ? Promise.resolve(new Array<RecordPayload | undefined>(writes.length))
+      : readRecords(table, trans, keys, pks, rowOf, rangeable ? (lower, upper) => [lower, upper] : null);
+  const readTombstones = () =>
+    readRecords<TombstoneRow>(
+      tombTable,
+      trans,
+      pks.map((pk) => [synced.name, pk]),
+      pks,
+      (t) => t.pk,
+      foresee
+        ? null
+        : (lower, upper) => [
+            [synced.name, lower],
+            [synced.name, upper],
+          ],
+    );
+  const hinted = memory.tombstoneTables === null || memory.tombstoneTables.includes(synced.name);
+  const tombstonesRead = hinted ? readTombstones() : null;
+  const stamping: Stamping = {
+    deviceId,
+    opIds: writes.map(() => newOpId()),
+    nows: writes.map(() => runtime.hlcNow()),
+    appNow: runtime.appNow(),
+    capturedAt: Date.now(),
+  };
+  let early: { plan: WritePlan; state: ClockState; written: Promise<[DBCoreMutateResponse, unknown, DBCoreMutateResponse]> } | null =
+    null;
+  if (foresee && foreseenState) {
+    const plan = planWrites(
+      synced,
+      writes,
+      pks,
+      {
+        rows: writes.map((w) => (req.type === 'put' && typeof w.value?.clock === 'number' ? w.value : undefined)),
+        tombstones: [],
+        hlc: { ms: foreseenState.ms, counter: foreseenState.counter },
+      },
+      stamping,
+    );
+    const state = copyClockState(foreseenState);
+    advance(state, synced, plan);
+    // Tombstones of puts wait for the rows' outcome (any put may fail), so none go early.
+    early = {
+      plan,
+      state,
+      written: Promise.all([
+        writeRows(table, req, writes.length, plan.puts, plan.removals),
+        stateTable.mutate({ trans, type: 'put', values: [clockStateRow(state)] }),
+        outbox.mutate({ trans, type: 'add', values: plan.ops }),
+      ]),
+    };
+    early.written.catch(() => {});
+  }
+
+  const [clockState, existingRows, hintedTombstones] = await Promise.all([clockStateRead, rowsRead, tombstonesRead]);
+  memory.tombstoneTables = clockState.tombstoneTables === null ? null : [...clockState.tombstoneTables];
+  let tombstones: (TombstoneRow | undefined)[] = hintedTombstones ?? [];
+  if (!hintedTombstones && mayHoldTombstones(clockState, synced.name)) tombstones = await readTombstones();
+
+  // From here to the writes nothing awaits: the clock state is this transaction's, advanced in one step.
+  const plan = planWrites(
+    synced,
+    writes,
+    pks,
+    { rows: existingRows, tombstones, hlc: { ms: clockState.ms, counter: clockState.counter } },
+    stamping,
+  );
+  advance(clockState, synced, plan);
+  runtime.lastClockState = copyClockState(clockState);
+
+  let response: DBCoreMutateResponse;
+  let appended: DBCoreMutateResponse | null;
+  if (early) {
+    const [written, , added] = await early.written;
+    response = written;
+    appended = added;
+    const foreseen = early.plan;
+    // Rewrite what the foresight got wrong: rows, ops (same op ids, at the seq they got) and the state.
+    const fixes: Promise<unknown>[] = [];
+    const wrongRows = plan.puts.filter(
+      (p, i) => response.failures[p.write.index] === undefined && JSON.stringify(p.row) !== JSON.stringify(foreseen.puts[i]!.row),
+    );
+    if (wrongRows.length > 0) fixes.push(table.mutate({ trans, type: 'put', values: wrongRows.map((p) => p.row) }));
+    const wrongOps = plan.ops.flatMap((op, i) =>
+      response.failures[writes[i]!.index] === undefined && JSON.stringify(op) !== JSON.stringify(foreseen.ops[i])
+        ? [{ ...op, seq: added.results![i] as number }]
+        : [],
+    );
+    if (wrongOps.length > 0) fixes.push(outbox.mutate({ trans, type: 'put', values: wrongOps }));
+    if (!sameClockState(clockState, early.state)) {
+      fixes.push(stateTable.mutate({ trans, type: 'put', values: [clockStateRow(clockState)] }));
+    }
+    await Promise.all(fixes);
+  } else {
+    // The outbox ops go along with the rows (IndexedDB never idles between the two) and the
+    // ops of rows that failed are taken back. Above the soft limit ops coalesce one by one instead.
+    // (fake-indexeddb handles a long queue of requests in quadratic time, so there a bulk write
+    // looks slower this way than it is in a browser.)
+    const appendAtOnce = runtime.pendingEstimate + writes.length <= runtime.outboxSoftLimit;
+    // Deleting by key never fails in IndexedDB, so tombstones of pure deletes can go with the rows;
+    // any put may fail (a unique index), so its tombstones wait for the outcome.
+    const tombstonesAtOnce = appendAtOnce && plan.puts.length === 0;
+    const [written, , added] = await Promise.all([
+      writeRows(table, req, writes.length, plan.puts, plan.removals),
+      stateTable.mutate({ trans, type: 'put', values: [clockStateRow(clockState)] }),
+      appendAtOnce ? outbox.mutate({ trans, type: 'add', values: plan.ops }) : null,
+      tombstonesAtOnce && plan.tombstones.length > 0
+        ? tombTable.mutate({ trans, type: 'put', values: dedupeLast(plan.tombstones) })
+        : null,
+    ]);
+    response = written;
+    appended = added;
+    if (tombstonesAtOnce) plan.tombstones = [];
+  }
 
   const failed = new Set(Object.keys(response.failures).map(Number));
-  const committedOps = failed.size === 0 ? ops : ops.filter((_, i) => !failed.has(writes[i]!.index));
+  const committedOps = failed.size === 0 ? plan.ops : plan.ops.filter((_, i) => !failed.has(writes[i]!.index));
   const committedOpIds = failed.size === 0 ? null : new Set(committedOps.map((op) => op.op_id));
   const committedTombstones =
-    tombstonesAtOnce || committedOpIds === null ? newTombstones : newTombstones.filter((t) => committedOpIds.has(t.op_id));
+    committedOpIds === null ? plan.tombstones : plan.tombstones.filter((t) => committedOpIds.has(t.op_id));
   const settled: Promise<unknown>[] = [];
   if (appended && failed.size > 0) {
-    const orphans = ops.flatMap((_, i) => (failed.has(writes[i]!.index) ? [appended.results![i]] : []));
+    const orphans = plan.ops.flatMap((_, i) => (failed.has(writes[i]!.index) ? [appended.results![i]] : []));
     settled.push(outbox.mutate({ trans, type: 'delete', keys: orphans }));
   }
-  if (!tombstonesAtOnce && committedTombstones.length > 0) {
+  if (committedTombstones.length > 0) {
     settled.push(tombTable.mutate({ trans, type: 'put', values: dedupeLast(committedTombstones) }));
   }
-  const appendedLater = appendAtOnce
-    ? null
-    : runtime.pendingEstimate + committedOps.length <= runtime.outboxSoftLimit
+  const appendedLater =
+    appended === null && runtime.pendingEstimate + committedOps.length <= runtime.outboxSoftLimit
       ? outbox.mutate({ trans, type: 'add', values: committedOps }).then(() => committedOps.length)
       : null;
   if (appendedLater) settled.push(appendedLater);
   await Promise.all(settled);
-  const added = appendAtOnce
-    ? committedOps.length
-    : appendedLater
-      ? await appendedLater
-      : await appendToOutbox(down, trans, committedOps);
+  const added =
+    appended !== null ? committedOps.length : appendedLater ? await appendedLater : await appendToOutbox(down, trans, committedOps);
   if (committedOps.length > 0) {
     const coalesced = committedOps.length - added;
     (trans as unknown as IDBTransaction).addEventListener('complete', () => runtime.onCaptured(added, coalesced));
@@ -357,7 +511,7 @@ async function captureMutation(
   return response;
 }
 
-/** Largest write whose outbox ops go along with its rows. */
+/** Largest write whose writes go out with its reads, on foresight. */
 const PIPELINED_WRITES_MAX = 64;
 
 /** Below this many keys, reading each key is cheaper than reading their key range. */

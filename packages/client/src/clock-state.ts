@@ -47,6 +47,11 @@ export function clockStateRow(state: ClockState): SyncStateRow {
   return { key: STATE_KEYS.hlc, value };
 }
 
+/** A copy that later changes to `state` leave alone. */
+export function copyClockState(state: ClockState): ClockState {
+  return { ...state, tombstoneTables: state.tombstoneTables && [...state.tombstoneTables] };
+}
+
 /** Whether `sync_tombstones` may hold a stamp of `tableName`. */
 export function mayHoldTombstones(state: ClockState, tableName: string): boolean {
   return state.tombstoneTables === null || state.tombstoneTables.includes(tableName);

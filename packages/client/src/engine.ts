@@ -160,6 +160,7 @@ export class SyncEngine {
       outboxSoftLimit: options.outboxSoftLimit ?? 10_000,
       pendingEstimate: 0,
       remoteTransactions: new WeakSet(),
+      lastClockState: null,
       onCaptured: (added, coalesced) => this.onCaptured(added, coalesced),
     };
     this.settings = {

@@ -280,6 +280,49 @@ describe('capture cost cuts keep the rules', () => {
     expect(new Set(hlcs).size).toBe(10);
   });
 
+  it('a stale copy written back still gets the next clock, and its op carries the row as stored', async () => {
+    const { engine, db } = await setup();
+    await db.table('threads').put({ id: 't1', title: 'a' });
+    const stale = await db.table('threads').get('t1');
+    await db.table('threads').update('t1', { title: 'b' });
+    await db.table('threads').update('t1', { title: 'c' });
+    await db.table('threads').put({ ...stale, title: 'from a stale copy' });
+    const row = await db.table('threads').get('t1');
+    const last = (await outbox(engine)).at(-1)!;
+    expect(row).toMatchObject({ title: 'from a stale copy', clock: 4 });
+    expect(last.payload).toEqual(row);
+    expect([last.clock, last.hlc]).toEqual([4, row.hlc]);
+  });
+
+  it('a write after a remote change to the clock state stamps above the remote hlc', async () => {
+    const { provider, engine, db } = await setup({ now: () => 1_732_540_000_000 });
+    await db.table('threads').put({ id: 'local-1' });
+    provider.log = [change({ server_version: 1, table_name: 'threads', pk: 'r', hlc: '1732540000000-000500-aaaaaaaaaaaaaaaa' })];
+    provider.snapshotVersion = 0;
+    await engine.sync();
+    await db.table('threads').put({ id: 'local-2' });
+    const ops = await outbox(engine);
+    expect(ops.at(-1)!.pk).toBe('local-2');
+    expect(ops.at(-1)!.hlc > '1732540000000-000500-aaaaaaaaaaaaaaaa').toBe(true);
+    expect((await db.table('threads').get('local-2')).hlc).toBe(ops.at(-1)!.hlc);
+  });
+
+  it('tabs taking turns with stale guesses of the clock state still never share a stamp', async () => {
+    const provider = new ScriptedProvider();
+    const device = makeDevice('ws-tabs-turns', provider, { now: () => 1_732_540_000_000 });
+    const tab1 = await device.open();
+    const tab2 = await device.open();
+    opened.push(tab1, tab2);
+    await tab1.db.table('threads').put({ id: 'a' });
+    for (const id of ['b', 'c', 'd']) await tab2.db.table('threads').put({ id });
+    await tab1.db.table('threads').put({ id: 'e' }); // tab1 last saw the state after 'a'
+    await tab2.db.table('threads').put({ id: 'f' }); // tab2 last saw it after 'd'
+    const ops = await outbox(tab1);
+    expect(ops.map((o) => o.pk)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(ops.map((o) => parseHlc(o.hlc).counter)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const op of ops) expect((await tab1.db.table('threads').get(op.pk)).hlc).toBe(op.hlc);
+  });
+
   it('a large bulkAdd with a duplicate key captures every row but the failed one', async () => {
     const { engine, db } = await setup();
     await db.table('threads').add({ id: 't050', title: 'first' });

@@ -139,6 +139,41 @@ class MemoryLocks implements LockManagerLike {
   }
 }
 
+describe('subscription', () => {
+  it('applies streamed changes with the cursor, and tells the provider the cursor it has applied', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    expect(subscription!.cursor).toBe(0);
+    await subscription!.onChanges({ changes: [change(1, 't1'), change(2, 't2')], from: 0, to: 2 });
+    expect(await engine.db.table('threads').get('t2')).toMatchObject({ title: 'v2', clock: 2 });
+    expect(await subscription!.options.appliedCursor!()).toBe(2);
+    expect(await engine.pendingCount()).toBe(0);
+  });
+
+  it('cursor_expired from the subscription rescans and subscribes again from snapshot_version', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-expired', provider).open();
+    opened.push(engine);
+    const rescans: RescanEvent[] = [];
+    engine.on('sync.rescan:action', (e) => rescans.push(e));
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    provider.snapshotItems = [item('threads', 'fresh', 1)];
+    provider.snapshotVersion = 7;
+    provider.subscriptions[0]!.onError(
+      new SyncProviderError({ code: 'cursor_expired', message: 'old', status: 410, oldestRetainedVersion: 5 }),
+    );
+    await waitFor(async () => provider.subscriptions.length === 2);
+    expect(rescans.filter((e) => e.phase === 'started').map((e) => e.reason)).toEqual(['fresh_device', 'cursor_expired']);
+    expect(provider.subscriptions[1]!.cursor).toBe(7);
+    expect(await engine.db.table('threads').get('fresh')).toBeDefined();
+  });
+});
+
 describe('multi-tab', () => {
   it('only the lock holder runs the loops; other tabs write into the shared outbox; leadership moves on close', async () => {
     const provider = new ScriptedProvider();

@@ -14,6 +14,7 @@
  * that replays it, and a summary; exits 1 when any seed failed.
  */
 import { binarySupportsPostgres } from './gateway-process.js';
+import { formatFailure, formatSummaryLine } from './cli-format.js';
 import { runSeed, type SeedConfig, type SeedReport } from './run-seed.js';
 
 interface CliOptions {
@@ -72,30 +73,6 @@ function parseArgs(argv: string[]): CliOptions {
     }
   }
   return options;
-}
-
-/** A failure, in full, with its replay command. */
-export function formatFailure(report: SeedReport): string {
-  return [
-    `seed ${report.seed} FAILED (${report.store}, ${(report.durationMs / 1000).toFixed(1)} s)`,
-    ...report.violations.map((v) => `  [${v.rule}] ${v.detail}`),
-    `  last steps:`,
-    ...report.trace.map((line) => `    ${line}`),
-    `  devices: ${JSON.stringify(report.devices)}`,
-    `  proxy: ${JSON.stringify(report.proxy)}`,
-    `  server log tail:\n${report.serverLogTail.split('\n').slice(-15).map((l) => `    ${l}`).join('\n')}`,
-    `  replay: ${report.replay}`,
-  ].join('\n');
-}
-
-export function formatSummaryLine(report: SeedReport): string {
-  const p = report.proxy;
-  return (
-    `seed ${report.seed} ${report.ok ? 'ok' : 'FAILED'} ${(report.durationMs / 1000).toFixed(1)}s ` +
-    `ops ${report.opsSent} acked ${report.opsAcknowledged} log ${report.logLength} kills ${report.serverKills} gc ${report.gcPasses} ` +
-    `req ${p.requests} delay ${p.delay} drop_req ${p.drop_request} drop_resp ${p.drop_response} dup ${p.duplicate} ` +
-    `unreachable ${p.upstream_unreachable} ws ${p.sockets_opened}/${p.sockets_cut}`
-  );
 }
 
 async function main(): Promise<void> {

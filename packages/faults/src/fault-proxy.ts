@@ -2,8 +2,11 @@
  * A fault-injecting HTTP and WebSocket proxy on loopback, between the client
  * engines and the gateway. For each request a `FaultSchedule` decides: pass
  * it, delay it, drop it before the server sees it, drop the answer after the
- * server handled it, or send it to the server twice. A WebSocket may be cut
- * after a while. The proxy keeps its port when the server behind it restarts
+ * server handled it, send it to the server twice, or answer 503 itself (an
+ * overloaded or draining node) without forwarding. A WebSocket may be cut
+ * after a while, and so may a Server-Sent Events stream (`accept:
+ * text/event-stream`), which is streamed through rather than buffered. The
+ * proxy keeps its port when the server behind it restarts
  * on another one (`setTarget`).
  *
  * Requests name their lane (one per simulated device) in the `x-fault-lane`
@@ -20,9 +23,9 @@ import { Prng } from './prng.js';
 export const LANE_HEADER = 'x-fault-lane';
 
 /** What the proxy does with one HTTP request. */
-export type HttpFault = 'pass' | 'delay' | 'drop_request' | 'drop_response' | 'duplicate';
+export type HttpFault = 'pass' | 'delay' | 'drop_request' | 'drop_response' | 'duplicate' | 'unavailable';
 
-export const HTTP_FAULTS: readonly HttpFault[] = ['pass', 'delay', 'drop_request', 'drop_response', 'duplicate'];
+export const HTTP_FAULTS: readonly HttpFault[] = ['pass', 'delay', 'drop_request', 'drop_response', 'duplicate', 'unavailable'];
 
 /** A request (or WebSocket upgrade) as the schedule sees it. */
 export interface ProxiedRequest {
@@ -52,6 +55,11 @@ export interface FaultSchedule {
   decideSocket(info: ProxiedRequest): SocketDecision;
 }
 
+/** A decision to `fault` (with no delay and the first answer). */
+export function decision(fault: HttpFault, delayMs = 0, answerSecond = false): HttpDecision {
+  return { fault, delayMs, answerSecond };
+}
+
 /** No faults. */
 export const PASS_ALL: FaultSchedule = {
   decideRequest: () => ({ fault: 'pass', delayMs: 0, answerSecond: false }),
@@ -64,6 +72,7 @@ export interface FaultRates {
   drop_request: number;
   drop_response: number;
   duplicate: number;
+  unavailable: number;
   maxDelayMs: number;
   /** Probability that a WebSocket is cut at some point of its first `maxSocketLifeMs`. */
   socketCut: number;
@@ -75,6 +84,7 @@ export const DEFAULT_FAULT_RATES: FaultRates = {
   drop_request: 0.08,
   drop_response: 0.08,
   duplicate: 0.08,
+  unavailable: 0.03,
   maxDelayMs: 250,
   socketCut: 0.5,
   maxSocketLifeMs: 2000,
@@ -101,7 +111,7 @@ export function seededSchedule(prng: Prng, rates: FaultRates = DEFAULT_FAULT_RAT
       const answerSecond = s.chance(0.5);
       let fault: HttpFault = 'pass';
       let edge = 0;
-      for (const candidate of ['delay', 'drop_request', 'drop_response', 'duplicate'] as const) {
+      for (const candidate of ['delay', 'drop_request', 'drop_response', 'duplicate', 'unavailable'] as const) {
         edge += rates[candidate];
         if (x < edge) {
           fault = candidate;
@@ -127,6 +137,7 @@ export interface ProxyCounts {
   drop_request: number;
   drop_response: number;
   duplicate: number;
+  unavailable: number;
   /** Requests that found no server (down or restarting) or lost it mid-request. */
   upstream_unreachable: number;
   sockets_opened: number;
@@ -141,6 +152,7 @@ function emptyCounts(): ProxyCounts {
     drop_request: 0,
     drop_response: 0,
     duplicate: 0,
+    unavailable: 0,
     upstream_unreachable: 0,
     sockets_opened: 0,
     sockets_cut: 0,
@@ -243,6 +255,10 @@ export class FaultProxy {
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (headerValue(req, 'accept')?.includes('text/event-stream')) {
+      this.streamThrough(req, res);
+      return;
+    }
     const body = await readBody(req);
     const info = this.info(req, 'http');
     const decision = this.schedule.decideRequest(info);
@@ -252,6 +268,12 @@ export class FaultProxy {
       case 'drop_request':
         reset(req.socket);
         return;
+      case 'unavailable': {
+        const body = Buffer.from(JSON.stringify({ error: { code: 'unavailable', message: 'fault proxy: overloaded' } }));
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0', 'content-length': String(body.length) });
+        res.end(body);
+        return;
+      }
       case 'drop_response':
         await this.forward(req, body);
         reset(req.socket);
@@ -281,11 +303,7 @@ export class FaultProxy {
       this.counts.upstream_unreachable += 1;
       return Promise.resolve(null);
     }
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (name === LANE_HEADER || name === 'host' || HOP_HEADERS.has(name) || value === undefined) continue;
-      headers[name] = value;
-    }
+    const headers = upstreamHeaders(req);
     headers['content-length'] = String(body.length);
     return new Promise((resolve) => {
       const upstream = http.request(
@@ -322,6 +340,42 @@ export class FaultProxy {
     }
     res.writeHead(answer.status, { ...answer.headers, 'content-length': String(answer.body.length) });
     res.end(answer.body);
+  }
+
+  /**
+   * A long-lived stream (SSE): forwarded as it arrives, and cut like a
+   * WebSocket by the schedule (its lane's socket decisions).
+   */
+  private streamThrough(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const info = this.info(req, 'ws');
+    const decision = this.schedule.decideSocket(info);
+    const port = this.target;
+    if (port === null) {
+      this.counts.upstream_unreachable += 1;
+      reset(req.socket);
+      return;
+    }
+    const upstream = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: upstreamHeaders(req) });
+    this.counts.sockets_opened += 1;
+    upstream.on('socket', (socket) => {
+      const tunnel: Tunnel = { lane: info.lane, client: req.socket, upstream: socket, timer: null };
+      this.tunnels.add(tunnel);
+      const end = () => this.closeTunnel(tunnel, false);
+      socket.on('close', end);
+      req.socket.on('close', end);
+      if (decision.cutAfterMs !== null) tunnel.timer = setTimeout(() => this.closeTunnel(tunnel, true), decision.cutAfterMs);
+    });
+    upstream.on('response', (response) => {
+      const out: http.OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (!HOP_HEADERS.has(name) && value !== undefined) out[name] = value;
+      }
+      res.writeHead(response.statusCode ?? 502, out);
+      res.flushHeaders();
+      response.pipe(res);
+    });
+    upstream.on('error', () => reset(req.socket));
+    upstream.end();
   }
 
   private onUpgrade(req: http.IncomingMessage, client: Duplex, head: Buffer): void {
@@ -381,6 +435,16 @@ function reset(socket: Duplex): void {
     }
   }
   socket.destroy();
+}
+
+/** The request's headers for the server: without the lane and the hop's own. */
+function upstreamHeaders(req: http.IncomingMessage): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name === LANE_HEADER || name === 'host' || HOP_HEADERS.has(name) || value === undefined) continue;
+    headers[name] = value;
+  }
+  return headers;
 }
 
 function headerValue(req: http.IncomingMessage, name: string): string | undefined {

@@ -122,8 +122,15 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
         token: await gateway.token(user),
         ledger,
         proxy,
-        // Some devices push in small batches, so a batch can fail halfway through an outbox.
-        engine: { pushBatchSize: deviceShape.pick([3, 10, 100]), now: () => Date.now() + skewMs },
+        // Devices differ in shape: small push batches fail halfway through an outbox, a tiny outbox
+        // limit coalesces never-sent ops, small pull and snapshot pages interleave with others' writes.
+        engine: {
+          pushBatchSize: deviceShape.pick([3, 10, 100]),
+          outboxSoftLimit: deviceShape.pick([10_000, 10_000, 4]),
+          pullLimit: deviceShape.pick([500, 3]),
+          now: () => Date.now() + skewMs,
+        },
+        snapshotLimit: deviceShape.pick([0, 4]),
       });
       await device.open();
       devices.push(device);
@@ -150,7 +157,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
       const downMs = workload.between(50, 1500);
       const device = workload.pick(devices);
       const action = workload.weighted(DEVICE_ACTION_WEIGHTS);
-      const offlineSteps = workload.between(2, 12);
+      const offlineSteps = workload.chance(0.2) ? workload.between(20, 60) : workload.between(2, 12);
       const pauseMs = workload.int(40);
       const gcNow = workload.chance(gcChance);
       const gcDays = workload.pick([8, 400]);

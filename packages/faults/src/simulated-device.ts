@@ -16,6 +16,7 @@ import {
   type SyncEngine,
   type TombstoneRow,
 } from '@or3/sync-client';
+import WebSocket from 'ws';
 import type { AckLedger } from './ack-ledger.js';
 import { LANE_HEADER, type FaultProxy } from './fault-proxy.js';
 
@@ -55,6 +56,8 @@ export interface DeviceOptions {
   proxy?: FaultProxy;
   engine?: Partial<OpenWorkspaceOptions>;
   pollIntervalMs?: number;
+  /** Snapshot page size (small: a rescan pages while others write). */
+  snapshotLimit?: number;
 }
 
 /** A device's synced state, as the checks compare it. */
@@ -77,6 +80,15 @@ export interface DeviceTally {
   errors: Record<string, number>;
 }
 
+/** The `ws` WebSocket, in the device's lane of the proxy, and refused while the device is offline. */
+function laneWebSocket(lane: string, online: () => boolean) {
+  return class LaneWebSocket extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(online() ? url : 'ws://127.0.0.1:1/offline', protocols, { headers: { [LANE_HEADER]: lane } });
+    }
+  };
+}
+
 export class SimulatedDevice {
   readonly name: string;
   readonly provider: GatewayProvider;
@@ -94,6 +106,11 @@ export class SimulatedDevice {
       getToken: () => options.token,
       pollIntervalMs: options.pollIntervalMs ?? 100,
       fetch: (input, init) => this.fetchThroughLane(input, init),
+      WebSocket: laneWebSocket(options.name, () => this.isOnline),
+      // Reconnect fast, and go back to the WebSocket soon after falling back to SSE or polling.
+      reconnectBackoff: { baseMs: 20, maxMs: 500 },
+      upgradeAfterMs: 3000,
+      ...(options.snapshotLimit ? { snapshotLimit: options.snapshotLimit } : {}),
     });
   }
 

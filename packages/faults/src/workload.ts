@@ -1,8 +1,9 @@
 /**
  * The random things a device's user does, drawn from the seed: create, edit
  * and delete threads, append messages to shared threads (alone or several in
- * one transaction), edit and delete them, put and delete keys of a small
- * shared `kv` pool (hard deletes, many conflicts), go offline, reload the
+ * one transaction), edit and delete them (one by one, or a thread's at once
+ * with `modify` and a collection delete), put and delete keys of a small
+ * shared `kv` pool or clear it (hard deletes, many conflicts), go offline, reload the
  * page, and ask for a sync. Each action goes through the ordinary Dexie API
  * of the device's engine, as an app's would.
  */
@@ -17,8 +18,11 @@ export type DeviceAction =
   | 'append_messages_in_one_transaction'
   | 'edit_message'
   | 'delete_message'
+  | 'edit_thread_messages'
+  | 'delete_thread_messages'
   | 'put_kv'
   | 'delete_kv'
+  | 'clear_kv'
   | 'go_offline'
   | 'reload'
   | 'sync_now';
@@ -31,8 +35,11 @@ export const DEVICE_ACTION_WEIGHTS: Readonly<Record<DeviceAction, number>> = {
   append_messages_in_one_transaction: 4,
   edit_message: 7,
   delete_message: 4,
+  edit_thread_messages: 2,
+  delete_thread_messages: 1,
   put_kv: 8,
   delete_kv: 4,
+  clear_kv: 1,
   go_offline: 3,
   reload: 3,
   sync_now: 4,
@@ -128,6 +135,18 @@ export async function performDeviceAction(
       await messages.delete(message.id as string);
       return `delete message ${String(message.id)}`;
     }
+    case 'edit_thread_messages':
+    case 'delete_thread_messages': {
+      const thread = choose(await liveThreads(), r1);
+      if (!thread) return `${action}: no thread`;
+      const inThread = messages.where('thread_id').equals(thread.id as string);
+      const n =
+        action === 'edit_thread_messages' ? await inThread.modify({ content: `bulk edit ${word}` }) : await inThread.delete();
+      return `${action} ${String(thread.id)}: ${n}`;
+    }
+    case 'clear_kv':
+      await kv.clear();
+      return 'clear kv';
     case 'put_kv': {
       const id = choose(KV_KEYS, r1)!;
       await kv.put({ id, value: `${device.name}:${word}`, n: Math.floor(r2 * 1000) });

@@ -2,6 +2,7 @@
 import {
   SyncProviderError,
   type ChangesBatch,
+  type SubscribeOptions,
   type SyncProvider,
   type SyncProviderErrorInit,
   type SyncScope,
@@ -10,6 +11,15 @@ import {
 import type { ChangesPage, OpResult, PushOp, PushResponse, SnapshotItem, SnapshotPage } from '../../src/wire.js';
 
 export type PushHandler = (ops: PushOp[], call: number) => PushResponse | Promise<PushResponse>;
+
+/** A subscription the engine opened; the test plays the server through it. */
+export interface ScriptedSubscription {
+  cursor: number;
+  onChanges: (batch: ChangesBatch) => void | Promise<void>;
+  onError: (error: SyncProviderError) => void;
+  options: SubscribeOptions;
+  stopped: boolean;
+}
 
 export class ScriptedProvider implements SyncProvider {
   readonly mode = 'gateway' as const;
@@ -49,13 +59,20 @@ export class ScriptedProvider implements SyncProvider {
     return this.records.get(`${tableName}/${pk}`) ?? null;
   }
 
+  subscriptions: ScriptedSubscription[] = [];
+
   subscribe(
     _scope: SyncScope,
-    _cursor: number,
-    _onChanges: (batch: ChangesBatch) => void | Promise<void>,
-    _onError: (error: SyncProviderError) => void,
+    cursor: number,
+    onChanges: (batch: ChangesBatch) => void | Promise<void>,
+    onError: (error: SyncProviderError) => void,
+    options: SubscribeOptions = {},
   ): Unsubscribe {
-    return () => {};
+    const subscription: ScriptedSubscription = { cursor, onChanges, onError, options, stopped: false };
+    this.subscriptions.push(subscription);
+    return () => {
+      subscription.stopped = true;
+    };
   }
 
   dispose(): void {}

@@ -1,0 +1,58 @@
+/**
+ * The CI smoke of the harness: a few seeds of real engines through the fault
+ * proxy against the real binary (killed and restarted, GC run beside it).
+ * The long mode is `npm run faults -w packages/faults -- --seeds 1000`.
+ */
+import { describe, expect, it } from 'vitest';
+import { formatFailure } from '../src/cli-format.js';
+import { binarySupportsPostgres } from '../src/gateway-process.js';
+import { replayCommand, runSeed, type SeedReport } from '../src/run-seed.js';
+
+const SEEDS = [1, 2, 3, 4, 5];
+const DEVICES = 3;
+const STEPS = 120;
+const POSTGRES_URL = process.env.OR3_FAULTS_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const postgres = await binarySupportsPostgres();
+
+function expectConverged(report: SeedReport): void {
+  expect(report.violations, formatFailure(report)).toEqual([]);
+}
+
+describe('convergence under faults', () => {
+  const reports: SeedReport[] = [];
+
+  for (const seed of SEEDS) {
+    it(`seed ${seed}: ${DEVICES} devices, ${STEPS} steps, every device ends identical to the server and nothing acknowledged is lost`, async () => {
+      const report = await runSeed({ seed, devices: DEVICES, steps: STEPS });
+      reports.push(report);
+      expectConverged(report);
+    });
+  }
+
+  it('the seeds went through every fault, server kills, GC, reloads and offline periods', () => {
+    expect(reports).toHaveLength(SEEDS.length);
+    const sum = (f: (r: SeedReport) => number) => reports.reduce((total, r) => total + f(r), 0);
+    const tallies = reports.flatMap((r) => Object.values(r.devices));
+    for (const fault of ['delay', 'drop_request', 'drop_response', 'duplicate', 'unavailable'] as const) {
+      expect(sum((r) => r.proxy[fault]), fault).toBeGreaterThan(0);
+    }
+    expect(sum((r) => r.proxy.sockets_cut)).toBeGreaterThan(0);
+    expect(sum((r) => r.serverKills)).toBeGreaterThan(0);
+    expect(sum((r) => r.gcPasses)).toBeGreaterThan(0);
+    expect(sum((r) => r.opsAcknowledged)).toBeGreaterThan(100);
+    expect(tallies.reduce((n, t) => n + t.reloads, 0)).toBeGreaterThan(0);
+    expect(tallies.reduce((n, t) => n + t.offlinePeriods, 0)).toBeGreaterThan(0);
+    expect(tallies.reduce((n, t) => n + t.conflicts, 0)).toBeGreaterThan(0);
+    expect(tallies.reduce((n, t) => n + (t.rescans.cursor_expired ?? 0), 0)).toBeGreaterThan(0);
+  });
+
+  it('a failing seed names the command that replays it', () => {
+    expect(replayCommand({ seed: 17, devices: 4, steps: 150 })).toBe(
+      'npm run faults -w packages/faults -- --seed 17 --devices 4 --steps 150',
+    );
+  });
+
+  it.skipIf(!postgres)(`seed 1 on Postgres (${POSTGRES_URL}, a fresh schema)`, async () => {
+    expectConverged(await runSeed({ seed: 1, devices: DEVICES, steps: STEPS, postgresUrl: POSTGRES_URL }));
+  });
+});
