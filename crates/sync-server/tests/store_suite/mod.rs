@@ -41,7 +41,8 @@ macro_rules! store_suite {
             message_scope_follows_its_thread_at_commit_time,
             pull_pages_stop_after_about_4_mib,
             filtered_pull_examines_a_bounded_window,
-            repeated_device_positions_keep_the_last_cursor
+            repeated_device_positions_keep_the_last_cursor,
+            claimed_access_takes_its_role_from_the_claims
         );
     };
     (@tests $factory:path; $($name:ident),*) => {
@@ -904,4 +905,32 @@ pub async fn repeated_device_positions_keep_the_last_cursor(store: Arc<dyn Store
         .await
         .unwrap();
     assert_eq!(report.oldest_retained_version, 31);
+}
+
+pub async fn claimed_access_takes_its_role_from_the_claims(store: Arc<dyn Store>) {
+    let ws = WorkspaceId::parse("org_claims").unwrap();
+    store.ensure_workspace(&ws, T0).await.unwrap();
+    store.ensure_workspace(&ws, T0).await.unwrap();
+    let editor = Access::Claimed {
+        user_id: "carol".into(),
+        role: Role::Editor,
+    };
+    let viewer = Access::Claimed {
+        user_id: "dave".into(),
+        role: Role::Viewer,
+    };
+    let out = store
+        .push(&ws, &editor, vec![put("m1", 1, T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(applied(&out.outcomes[0]), 1);
+    assert!(matches!(
+        store.push(&ws, &viewer, vec![put("m2", 1, T0)], T0).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert_eq!(store.role_of(&ws, &viewer).await.unwrap(), Role::Viewer);
+    assert!(
+        store.list_workspaces("carol").await.unwrap().is_empty(),
+        "claims make no member rows"
+    );
 }
