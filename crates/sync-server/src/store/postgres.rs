@@ -17,6 +17,7 @@ mod bus;
 mod connect;
 mod migrations;
 mod push;
+mod text;
 
 pub use bus::PgBus;
 pub use connect::{is_schema_name, DatabaseUrl, PgOptions};
@@ -40,6 +41,7 @@ use sync_core::scope::LoggedScope;
 use sync_core::validate::Operation;
 use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
+use text::{project_from_db, project_to_db};
 use tokio_postgres::{IsolationLevel, Row};
 
 /// The Postgres store. Cheap to clone; clones share the pool.
@@ -326,7 +328,7 @@ async fn read_changes(
                 &ws.as_str(),
                 &(query.cursor as i64),
                 &(window_end as i64),
-                &query.project_id,
+                &query.project_id.as_deref().map(project_to_db),
                 &(query.limit as i64 + 1),
                 &(MAX_PAGE_PAYLOAD_BYTES as i64),
             ],
@@ -367,6 +369,10 @@ async fn read_snapshot(
     let positions = require(&tx, ws, access, Role::Viewer, Lock::None).await?;
     let snapshot_version = query.snapshot_version.unwrap_or(positions.head);
     let (after_table, after_pk) = query.after.clone().unwrap_or_default();
+    // Table names and keys never hold NUL; Postgres text cannot either.
+    if after_table.contains('\0') || after_pk.contains('\0') {
+        return Err(StoreError::InvalidPageToken("the page token is malformed"));
+    }
     let stmt = tx
         .prepare_cached(&format!(
             "SELECT {RECORD_COLUMNS} FROM records r
@@ -387,7 +393,7 @@ async fn read_snapshot(
                 &ws.as_str(),
                 &after_table,
                 &after_pk,
-                &query.project_id,
+                &query.project_id.as_deref().map(project_to_db),
                 &(query.limit as i64 + 1),
             ],
         )
@@ -432,8 +438,14 @@ async fn read_log_since(
             Ok(LoggedChange {
                 scope: LoggedScope {
                     scoped: r.try_get(10).map_err(column_error)?,
-                    project_id: r.try_get(11).map_err(column_error)?,
-                    prev_project_id: r.try_get(12).map_err(column_error)?,
+                    project_id: r
+                        .try_get::<_, Option<String>>(11)
+                        .map_err(column_error)?
+                        .map(project_from_db),
+                    prev_project_id: r
+                        .try_get::<_, Option<String>>(12)
+                        .map_err(column_error)?
+                        .map(project_from_db),
                     scope_change: change.scope_change,
                 },
                 change,

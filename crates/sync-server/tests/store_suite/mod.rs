@@ -42,7 +42,8 @@ macro_rules! store_suite {
             pull_pages_stop_after_about_4_mib,
             filtered_pull_examines_a_bounded_window,
             repeated_device_positions_keep_the_last_cursor,
-            claimed_access_takes_its_role_from_the_claims
+            claimed_access_takes_its_role_from_the_claims,
+            odd_project_and_thread_ids_are_data_not_errors
         );
     };
     (@tests $factory:path; $($name:ident),*) => {
@@ -933,4 +934,77 @@ pub async fn claimed_access_takes_its_role_from_the_claims(store: Arc<dyn Store>
         store.list_workspaces("carol").await.unwrap().is_empty(),
         "claims make no member rows"
     );
+}
+
+/// Project and thread ids come from payloads: any JSON string, NUL included.
+pub async fn odd_project_and_thread_ids_are_data_not_errors(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    let odd = "p\u{0}\u{E000}1";
+    store
+        .push(
+            &ws,
+            &alice(),
+            vec![
+                op(
+                    "threads",
+                    "t1",
+                    1,
+                    T0,
+                    0,
+                    json!({ "project_id": odd }),
+                    false,
+                ),
+                op(
+                    "threads",
+                    "t2",
+                    1,
+                    T0,
+                    1,
+                    json!({ "project_id": "\u{E000}" }),
+                    false,
+                ),
+                op(
+                    "messages",
+                    "m1",
+                    1,
+                    T0,
+                    2,
+                    json!({"thread_id": "t1"}),
+                    false,
+                ),
+                op(
+                    "messages",
+                    "m2",
+                    1,
+                    T0,
+                    3,
+                    json!({"thread_id": "t\u{0}"}),
+                    false,
+                ),
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pks_in_project(&store, &ws, odd).await, ["t1:1", "m1:3"]);
+    assert_eq!(pks_in_project(&store, &ws, "\u{E000}").await, ["t2:2"]);
+    assert!(pks_in_project(&store, &ws, "p").await.is_empty());
+    let (logged, _) = store.log_since(&ws, 0, 10).await.unwrap();
+    assert_eq!(logged[0].scope.project_id.as_deref(), Some(odd));
+    assert!(logged[3].scope.scoped && logged[3].scope.project_id.is_none());
+    let snapshot = store
+        .snapshot(
+            &ws,
+            &alice(),
+            SnapshotQuery {
+                after: None,
+                snapshot_version: None,
+                limit: 10,
+                project_id: Some(odd.into()),
+            },
+        )
+        .await
+        .unwrap();
+    let pks: Vec<&str> = snapshot.items.iter().map(|i| i.pk.as_str()).collect();
+    assert_eq!(pks, ["m1", "t1"]);
 }

@@ -17,11 +17,13 @@
 //! (two ops on one record, a repeated op id).
 
 use super::connect::{column_error, pg_error};
+use super::text::{project_from_db, project_to_db, thread_to_db};
 use super::{check_role, member_user};
 use crate::store::raw_json;
 use crate::store::{Access, LoggedChange, OpOutcome, PushOutcome, StoreError, StoredVersion};
 use deadpool_postgres::Client;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use sync_core::commit::committed_row;
@@ -367,7 +369,7 @@ pub(super) async fn push(
             }
         }
         if table_scope(&op.table_name) == TableScope::ThreadProject {
-            if let Some(thread) = op.payload.as_ref().and_then(thread_id_of) {
+            if let Some(thread) = thread_to_db(op.payload.as_ref().and_then(thread_id_of)) {
                 named_threads.push(thread);
             }
         }
@@ -429,7 +431,10 @@ pub(super) async fn push(
             server_version: r.try_get::<_, i64>(5).map_err(column_error)? as u64,
             deleted: r.try_get(6).map_err(column_error)?,
             payload: r.try_get(7).map_err(column_error)?,
-            project_id: r.try_get(8).map_err(column_error)?,
+            project_id: r
+                .try_get::<_, Option<String>>(8)
+                .map_err(column_error)?
+                .map(project_from_db),
             thread_id: r.try_get(9).map_err(column_error)?,
         };
         context.records.insert(key, state);
@@ -437,7 +442,9 @@ pub(super) async fn push(
     for r in &thread_rows {
         context.thread_projects.insert(
             r.try_get(0).map_err(column_error)?,
-            r.try_get(1).map_err(column_error)?,
+            r.try_get::<_, Option<String>>(1)
+                .map_err(column_error)?
+                .map(project_from_db),
         );
     }
     for r in &op_rows {
@@ -487,13 +494,13 @@ async fn write_batch(
     let op_ids = column(|c| &c.change.op_id);
     let devices = column(|c| &c.change.device_id);
     let scoped: Vec<bool> = changes.iter().map(|c| c.scope.scoped).collect();
-    let projects: Vec<Option<&str>> = changes
+    let projects: Vec<Option<Cow<'_, str>>> = changes
         .iter()
-        .map(|c| c.scope.project_id.as_deref())
+        .map(|c| c.scope.project_id.as_deref().map(project_to_db))
         .collect();
-    let prev_projects: Vec<Option<&str>> = changes
+    let prev_projects: Vec<Option<Cow<'_, str>>> = changes
         .iter()
-        .map(|c| c.scope.prev_project_id.as_deref())
+        .map(|c| c.scope.prev_project_id.as_deref().map(project_to_db))
         .collect();
     let scope_changes: Vec<bool> = changes.iter().map(|c| c.scope.scope_change).collect();
     let final_versions: Vec<i64> = plan
@@ -505,7 +512,7 @@ async fn write_batch(
     let thread_ids: Vec<Option<&str>> = plan
         .records
         .iter()
-        .map(|r| r.thread_id.as_deref())
+        .map(|r| thread_to_db(r.thread_id.as_deref()))
         .collect();
     let now = now_ms as i64;
     let head = plan.head as i64;
