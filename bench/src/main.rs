@@ -57,6 +57,12 @@ struct Cli {
     /// P3: milliseconds between the timed pushes (default 10; quick 2).
     #[arg(long)]
     fanout_interval_ms: Option<u64>,
+    /// P1/P2: ops pushed (default 100,000; quick 1,600).
+    #[arg(long)]
+    push_ops: Option<usize>,
+    /// P2: passes over the log (default 3; quick 1).
+    #[arg(long)]
+    pull_passes: Option<usize>,
     /// The command line to record in the results (bench/run passes its own).
     #[arg(long, hide = true)]
     command_line: Option<String>,
@@ -172,6 +178,14 @@ async fn run(cli: Cli) -> Result<bool> {
     };
     if let Some(ms) = cli.fanout_interval_ms {
         sizes.fanout_interval = Duration::from_millis(ms);
+    }
+    if let Some(passes) = cli.pull_passes {
+        sizes.pull_passes = passes.max(1);
+    }
+    if let Some(ops) = cli.push_ops {
+        // Whole batches for every workspace in every round.
+        let unit = sizes.push_rounds * sizes.parallel_workspaces * sizes.push_batch;
+        sizes.push_ops = ops.div_ceil(unit).max(1) * unit;
     }
     let parent = cli.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let scratch = tempfile::Builder::new()

@@ -10,6 +10,12 @@
  *
  * The swap replaces whole tables: with a project scope, the local database
  * holds that project's threads and messages only (plus pending writes).
+ *
+ * Tabs share the database and its staging table, and without Web Locks more
+ * than one may rescan: a rescan holds a lease in `sync_state`, renewed with
+ * every page it writes and checked in the swap, so one tab never swaps in a
+ * staging table another tab cleared or filled. A tab that finds the lease
+ * held fails its run with `rescan_busy` and retries later.
  */
 import {
   applyRemoteVersions,
@@ -22,10 +28,12 @@ import {
   type RemoteVersion,
 } from './apply.js';
 import { readClockState, writeClockState } from './clock-state.js';
+import { newOpId } from './ids.js';
+import { SyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver, type Stamp } from './lww.js';
-import type { PendingOpRow, StagedItemRow, TombstoneRow } from './schema.js';
+import { STATE_KEYS, type PendingOpRow, type StagedItemRow, type TombstoneRow } from './schema.js';
 import type { RecordPayload, SnapshotPage } from './wire.js';
 
 /** What a rescan did. */
@@ -37,33 +45,90 @@ export interface RescanOutcome {
   staged: boolean;
 }
 
-/** Runs a rescan of the engine's scope and stores `snapshot_version` as the cursor. */
+/** A rescan lease left by a tab that made no progress this long (closed mid-rescan) may be taken over. */
+export const RESCAN_LEASE_MS = 30_000;
+
+/** The lease a rescan holds while it writes staging or live tables. */
+interface RescanLease {
+  owner: string;
+  at: number;
+}
+
+/**
+ * Runs a rescan of the engine's scope and stores `snapshot_version` as the
+ * cursor. Throws `rescan_busy` when another tab of the device is rescanning.
+ */
 export async function rescanScope(ctx: EngineContext, reason: RescanReason): Promise<RescanOutcome> {
-  ctx.events.emit('sync.rescan:action', { phase: 'started', reason });
-  let page = await ctx.provider.snapshot(ctx.scope, null);
-  if (typeof page.server_time === 'number') ctx.observeServerTime(page.server_time);
-  const snapshotVersion = page.snapshot_version;
-  const direct = await isEmpty(ctx);
-  const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
-  if (!direct) await ctx.db.table('sync_staging').clear();
-
-  for (;;) {
-    outcome.items += page.items.length;
-    if (direct) await writeDirect(ctx, page, outcome);
-    else await ctx.db.table('sync_staging').bulkPut(page.items.map(stagedRow));
-    if (!page.next_page_token) break;
-    page = await ctx.provider.snapshot(ctx.scope, page.next_page_token);
+  const owner = newOpId();
+  if (!(await takeLease(ctx, owner))) {
+    throw new SyncProviderError({ code: 'rescan_busy', message: 'another tab is rescanning this workspace', status: 0 });
   }
+  try {
+    ctx.events.emit('sync.rescan:action', { phase: 'started', reason });
+    let page = await ctx.provider.snapshot(ctx.scope, null);
+    if (typeof page.server_time === 'number') ctx.observeServerTime(page.server_time);
+    const snapshotVersion = page.snapshot_version;
+    const direct = await isEmpty(ctx);
+    const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
 
-  if (direct) {
-    await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-      await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
-    });
-  } else {
-    outcome.conflicts.push(...(await swapStaged(ctx, snapshotVersion)));
+    for (;;) {
+      outcome.items += page.items.length;
+      if (direct) await writeDirect(ctx, owner, page, outcome);
+      else await stagePage(ctx, owner, page);
+      if (!page.next_page_token) break;
+      page = await ctx.provider.snapshot(ctx.scope, page.next_page_token);
+    }
+
+    if (direct) {
+      await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+        await holdLease(ctx, owner);
+        await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
+      });
+    } else {
+      outcome.conflicts.push(...(await swapStaged(ctx, owner, snapshotVersion)));
+    }
+    ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
+    return outcome;
+  } finally {
+    await releaseLease(ctx, owner).catch(() => {});
   }
-  ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
-  return outcome;
+}
+
+/** Takes the lease when it is free or stale, and clears staging for this rescan. */
+async function takeLease(ctx: EngineContext, owner: string): Promise<boolean> {
+  const state = ctx.db.table('sync_state');
+  return ctx.db.transaction('rw', [state, ctx.db.table('sync_staging')], async () => {
+    const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
+    if (held && Date.now() - held.at < RESCAN_LEASE_MS) return false;
+    await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: Date.now() } satisfies RescanLease });
+    await ctx.db.table('sync_staging').clear();
+    return true;
+  });
+}
+
+/** Inside a transaction with `sync_state`: renews the lease, or throws when another tab took it over. */
+async function holdLease(ctx: EngineContext, owner: string): Promise<void> {
+  const state = ctx.db.table('sync_state');
+  const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
+  if (held?.owner !== owner) {
+    throw new SyncProviderError({ code: 'rescan_busy', message: 'another tab took over the rescan', status: 0 });
+  }
+  await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: Date.now() } satisfies RescanLease });
+}
+
+async function releaseLease(ctx: EngineContext, owner: string): Promise<void> {
+  const state = ctx.db.table('sync_state');
+  await ctx.db.transaction('rw', state, async () => {
+    const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
+    if (held?.owner === owner) await state.delete(STATE_KEYS.rescanLease);
+  });
+}
+
+async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage): Promise<void> {
+  await ctx.db.transaction('rw', [ctx.db.table('sync_state'), ctx.db.table('sync_staging')], async () => {
+    await holdLease(ctx, owner);
+    await ctx.db.table('sync_staging').bulkPut(page.items.map(stagedRow));
+  });
 }
 
 async function isEmpty(ctx: EngineContext): Promise<boolean> {
@@ -73,10 +138,11 @@ async function isEmpty(ctx: EngineContext): Promise<boolean> {
   return true;
 }
 
-async function writeDirect(ctx: EngineContext, page: SnapshotPage, outcome: RescanOutcome): Promise<void> {
-  const applied = await runRemoteTransaction(ctx.db, ctx.runtime, [], () =>
-    applyRemoteVersions(ctx.db, ctx.runtime, page.items.map(versionFromItem)),
-  );
+async function writeDirect(ctx: EngineContext, owner: string, page: SnapshotPage, outcome: RescanOutcome): Promise<void> {
+  const applied = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+    await holdLease(ctx, owner);
+    return applyRemoteVersions(ctx.db, ctx.runtime, page.items.map(versionFromItem));
+  });
   outcome.conflicts.push(...applied.conflicts);
 }
 
@@ -94,13 +160,15 @@ function stagedRow(item: SnapshotPage['items'][number]): StagedItemRow {
 }
 
 /**
- * The swap: reads staging, the live rows and the outbox inside one
- * transaction, keeps each pending local write that wins LWW against the
- * staged version, and replaces every synced table and the tombstones.
+ * The swap: checks the lease, reads staging, the live rows and the outbox
+ * inside one transaction, keeps each pending local write that wins LWW
+ * against the staged version, and replaces every synced table and the
+ * tombstones.
  */
-async function swapStaged(ctx: EngineContext, snapshotVersion: number): Promise<ConflictEvent[]> {
+async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: number): Promise<ConflictEvent[]> {
   const conflicts: ConflictEvent[] = [];
   await runRemoteTransaction(ctx.db, ctx.runtime, ['sync_staging'], async () => {
+    await holdLease(ctx, owner);
     const staged = new Map<string, RemoteVersion>();
     for (const item of (await ctx.db.table('sync_staging').toArray()) as StagedItemRow[]) {
       if (ctx.runtime.tables.has(item.table_name)) staged.set(recordKey(item.table_name, item.pk), versionFromItem(item));

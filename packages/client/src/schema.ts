@@ -127,5 +127,7 @@ export const STATE_KEYS = {
   deviceId: 'device_id',
   hlc: 'hlc',
   clockOffset: 'clock_offset_ms',
+  /** The tab that is rescanning, and when it last made progress (tabs share the staging table). */
+  rescanLease: 'rescan_lease',
   cursor: (scopeKey: string) => `cursor:${scopeKey}`,
 } as const;

@@ -8,7 +8,7 @@ export function formatFailure(report: SeedReport): string {
     ...report.violations.map((v) => `  [${v.rule}] ${v.detail}`),
     `  last steps:`,
     ...report.trace.map((line) => `    ${line}`),
-    `  devices: ${JSON.stringify(report.devices)}`,
+    ...Object.entries(report.shapes).map(([name, shape]) => `  ${name}: ${shape}; ${JSON.stringify(report.devices[name])}`),
     `  proxy: ${JSON.stringify(report.proxy)}`,
     `  server log tail:\n${report.serverLogTail.split('\n').slice(-15).map((l) => `    ${l}`).join('\n')}`,
     `  replay: ${report.replay}`,

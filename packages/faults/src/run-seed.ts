@@ -49,6 +49,8 @@ export interface SeedReport {
   opsAcknowledged: number;
   logLength: number;
   devices: Record<string, DeviceTally>;
+  /** Each device's shape (tabs, leader election, limits, clock skew). */
+  shapes: Record<string, string>;
   /** The last steps, for a failure report. */
   trace: string[];
   serverLogTail: string;
@@ -96,6 +98,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
   const violations: Violation[] = [];
   const ledger = new AckLedger();
   const devices: SimulatedDevice[] = [];
+  const shapes: Record<string, string> = {};
   let serverKills = 0;
   let gcPasses = 0;
   let logLength = 0;
@@ -131,7 +134,11 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
           now: () => Date.now() + skewMs,
         },
         snapshotLimit: deviceShape.pick([0, 4]),
+        // Some devices have two tabs on their database: one leads (Web Locks), or both do (no locks).
+        tabs: deviceShape.pick([1, 1, 2]),
+        leaderElection: deviceShape.pick(['web-locks', 'none'] as const),
       });
+      shapes[device.name] = `tabs ${device.tabCount} (${device.tabCount > 1 ? device.leaderElection : 'alone'}), skew ${skewMs / MINUTE} min, ${JSON.stringify({ ...device.engineShape })}`;
       await device.open();
       devices.push(device);
     }
@@ -199,7 +206,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     if (restart) await restart;
     for (const device of devices) device.setOnline(true);
     await quiesce(gateway, ownerToken, workspaceId, devices, config.quiesceTimeoutMs ?? 60_000, note);
-    for (const device of devices) await device.engine.stop();
+    for (const device of devices) await device.stop();
 
     const server = await readServerState(gateway, ownerToken, workspaceId);
     logLength = server.log.length;
@@ -211,10 +218,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
   } catch (error) {
     violations.push({ rule: 'run_completes', detail: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   } finally {
-    for (const device of devices) {
-      await device.close().catch(() => {});
-      device.provider.dispose();
-    }
+    for (const device of devices) await device.close().catch(() => {});
     await proxy?.close();
     await gateway?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -233,6 +237,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     opsAcknowledged: new Set(ledger.acknowledged().map((r) => r.result.op_id)).size,
     logLength,
     devices: Object.fromEntries(devices.map((d) => [d.name, d.tally])),
+    shapes,
     trace: trace.slice(-60),
     serverLogTail: gateway?.logTail() ?? '',
   };

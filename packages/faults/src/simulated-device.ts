@@ -1,9 +1,11 @@
 /**
  * One simulated device: its own fake-indexeddb (so its own database), a
  * `GatewayProvider` whose requests go through the fault proxy in the device's
- * lane, and the real engine on top. The device can go offline (its requests
- * fail as with no network), reload (close the engine and database and open
- * them again), and report the state the checks compare.
+ * lane, and the real engine on top, in one or more tabs (engines on the
+ * same database, with leader election or without). The device can go
+ * offline (its requests fail as with no network), reload a tab (close its
+ * engine and database and open them again), and report the state the checks
+ * compare.
  */
 import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
@@ -19,6 +21,7 @@ import {
 import WebSocket from 'ws';
 import type { AckLedger } from './ack-ledger.js';
 import { LANE_HEADER, type FaultProxy } from './fault-proxy.js';
+import { InProcessLocks } from './tab-locks.js';
 
 // Dexie's liveQuery needs an IndexedDB in its dependencies; each device still gets its own factory.
 Dexie.dependencies.indexedDB ??= new IDBFactory();
@@ -58,6 +61,10 @@ export interface DeviceOptions {
   pollIntervalMs?: number;
   /** Snapshot page size (small: a rescan pages while others write). */
   snapshotLimit?: number;
+  /** Tabs open on the device's database; 1 by default. */
+  tabs?: number;
+  /** `web-locks`: one tab leads (the default); `none`: every tab runs the loops, the engine's fallback. */
+  leaderElection?: 'web-locks' | 'none';
 }
 
 /** A device's synced state, as the checks compare it. */
@@ -91,53 +98,100 @@ function laneWebSocket(lane: string, online: () => boolean) {
 
 export class SimulatedDevice {
   readonly name: string;
-  readonly provider: GatewayProvider;
   readonly tally: DeviceTally = { reloads: 0, offlinePeriods: 0, rescans: {}, conflicts: 0, retries: 0, errors: {} };
   private readonly factory = new IDBFactory();
   private readonly options: DeviceOptions;
-  private current: SyncEngine | null = null;
+  /** The device's open tabs (engines on the one database); null while a tab reloads. */
+  private readonly tabs: (SyncEngine | null)[];
+  private readonly providers: (GatewayProvider | null)[];
+  private readonly locks: InProcessLocks | null;
   private isOnline = true;
 
   constructor(options: DeviceOptions) {
     this.options = options;
     this.name = options.name;
-    this.provider = new GatewayProvider({
-      baseUrl: options.baseUrl,
-      getToken: () => options.token,
-      pollIntervalMs: options.pollIntervalMs ?? 100,
-      fetch: (input, init) => this.fetchThroughLane(input, init),
-      WebSocket: laneWebSocket(options.name, () => this.isOnline),
-      // Reconnect fast, and go back to the WebSocket soon after falling back to SSE or polling.
-      reconnectBackoff: { baseMs: 20, maxMs: 500 },
-      upgradeAfterMs: 3000,
-      ...(options.snapshotLimit ? { snapshotLimit: options.snapshotLimit } : {}),
-    });
+    const tabs = Math.max(1, options.tabs ?? 1);
+    this.tabs = new Array<SyncEngine | null>(tabs).fill(null);
+    this.providers = new Array<GatewayProvider | null>(tabs).fill(null);
+    this.locks = options.leaderElection === 'none' ? null : new InProcessLocks();
   }
 
-  /** The open engine. */
+  /** The first tab's engine. */
   get engine(): SyncEngine {
-    if (!this.current) throw new Error(`device ${this.name} is not open`);
-    return this.current;
+    return this.tab(0);
   }
 
-  get isOpen(): boolean {
-    return this.current !== null;
+  /** Tab `index` (modulo the number of tabs). */
+  tab(index: number): SyncEngine {
+    const engine = this.tabs[index % this.tabs.length];
+    if (!engine) throw new Error(`device ${this.name} tab ${index % this.tabs.length} is not open`);
+    return engine;
+  }
+
+  /** `web-locks` or `none` (every tab leads). */
+  get leaderElection(): 'web-locks' | 'none' {
+    return this.locks ? 'web-locks' : 'none';
+  }
+
+  /** The engine options that differ from the harness defaults, for reports. */
+  get engineShape(): Record<string, unknown> {
+    const { pushBatchSize, outboxSoftLimit, pullLimit } = this.options.engine ?? {};
+    return { pushBatchSize, outboxSoftLimit, pullLimit, snapshotLimit: this.options.snapshotLimit ?? null };
+  }
+
+  get tabCount(): number {
+    return this.tabs.length;
   }
 
   get online(): boolean {
     return this.isOnline;
   }
 
-  /** Opens the database and engine; with `start`, runs the background loops. */
+  /** Opens every tab; with `start`, runs their background loops (the leader's, with leader election). */
   async open(start = true): Promise<SyncEngine> {
+    for (let i = 0; i < this.tabs.length; i++) await this.openTab(i, start);
+    return this.engine;
+  }
+
+  /** Closes every tab, as a closed browser would; the data stays. */
+  async close(): Promise<void> {
+    for (let i = 0; i < this.tabs.length; i++) await this.closeTab(i);
+  }
+
+  /** Stops every tab's background loops. */
+  async stop(): Promise<void> {
+    for (const engine of this.tabs) await engine?.stop();
+  }
+
+  /** A page reload of one tab: close it, open it again, start it. */
+  async reload(index = 0): Promise<void> {
+    const i = index % this.tabs.length;
+    await this.closeTab(i);
+    this.tally.reloads += 1;
+    await this.openTab(i, true);
+  }
+
+  private async openTab(i: number, start: boolean): Promise<void> {
+    const provider = new GatewayProvider({
+      baseUrl: this.options.baseUrl,
+      getToken: () => this.options.token,
+      pollIntervalMs: this.options.pollIntervalMs ?? 100,
+      fetch: (input, init) => this.fetchThroughLane(input, init),
+      WebSocket: laneWebSocket(this.name, () => this.isOnline),
+      // Reconnect fast, and go back to the WebSocket soon after falling back to SSE or polling.
+      reconnectBackoff: { baseMs: 20, maxMs: 500 },
+      upgradeAfterMs: 3000,
+      ...(this.options.snapshotLimit ? { snapshotLimit: this.options.snapshotLimit } : {}),
+    });
     const engine = await openWorkspace({
       workspaceId: this.options.workspaceId,
-      provider: this.provider,
+      provider,
       schema: APP_SCHEMA,
       syncedTables: SYNCED_TABLES,
       dexieOptions: { indexedDB: this.factory, IDBKeyRange },
-      broadcast: false,
-      locks: null,
+      // Tabs of a device tell each other about captured writes (BroadcastChannel, per device id).
+      broadcast: this.tabs.length > 1,
+      locks: this.locks,
       backoff: { baseMs: 20, maxMs: 400 },
       outboxPollMs: 500,
       ...this.options.engine,
@@ -150,23 +204,18 @@ export class SimulatedDevice {
       this.tally.retries += 1;
       this.tally.errors[e.code] = (this.tally.errors[e.code] ?? 0) + 1;
     });
-    this.current = engine;
+    this.tabs[i] = engine;
+    this.providers[i] = provider;
     if (start) engine.start();
-    return engine;
   }
 
-  /** Closes the engine and database, as a closed tab would; the data stays. */
-  async close(): Promise<void> {
-    const engine = this.current;
-    this.current = null;
+  private async closeTab(i: number): Promise<void> {
+    const engine = this.tabs[i];
+    const provider = this.providers[i];
+    this.tabs[i] = null;
+    this.providers[i] = null;
     await engine?.close();
-  }
-
-  /** A page reload: close everything, open again, start. */
-  async reload(): Promise<void> {
-    await this.close();
-    this.tally.reloads += 1;
-    await this.open();
+    provider?.dispose();
   }
 
   /** Offline: every request fails as with no network, and open sockets drop. */

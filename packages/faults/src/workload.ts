@@ -72,7 +72,9 @@ export async function performDeviceAction(
   prng: Prng,
   ids: IdSource,
 ): Promise<string> {
-  const db = device.engine.db;
+  // The user acts in one of the device's tabs.
+  const engine = device.tab(prng.int(device.tabCount));
+  const db = engine.db;
   const threads = db.table('threads');
   const messages = db.table('messages');
   const kv = db.table('kv');
@@ -160,11 +162,13 @@ export async function performDeviceAction(
     case 'go_offline':
       device.setOnline(false);
       return 'go offline';
-    case 'reload':
-      await device.reload();
-      return 'reload';
+    case 'reload': {
+      const tab = prng.int(device.tabCount);
+      await device.reload(tab);
+      return `reload tab ${tab}`;
+    }
     case 'sync_now': {
-      const result = await device.engine.sync();
+      const result = await engine.sync();
       return `sync: pushed ${result.pushed}, pulled ${result.pulled}${result.error ? `, error ${result.error}` : ''}`;
     }
   }
