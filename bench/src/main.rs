@@ -8,6 +8,7 @@ mod fanout_floor;
 mod idle_memory;
 mod machine;
 mod pull_depth;
+mod push_postgres;
 mod push_pull;
 mod raw_sqlite;
 mod report;
@@ -29,7 +30,7 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "or3-bench", about)]
 struct Cli {
-    /// Which figures: all, p1, p2 (p1 and p2 run together), p3, p6, p7.
+    /// Which figures: all, p1, p2 (p1 and p2 run together), p3, p4, p6, p7.
     #[arg(default_value = "all")]
     figures: Vec<String>,
     /// Smoke run with tiny sizes (a few seconds); fails only if a figure
@@ -42,6 +43,14 @@ struct Cli {
     /// The `or3-sync` binary (default: next to this one).
     #[arg(long, env = "OR3_BENCH_SERVER")]
     server_bin: Option<PathBuf>,
+    /// P4: the Postgres server and database (the bench works in a schema of
+    /// its own there and drops it at the end).
+    #[arg(
+        long,
+        env = "OR3_BENCH_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
     /// Where the scratch databases go (default: the system temp folder).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -66,6 +75,7 @@ struct Cli {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Bench {
     PushPull,
+    PushPostgres,
     Fanout,
     PullDepth,
     IdleMemory,
@@ -75,6 +85,7 @@ impl Bench {
     fn label(self) -> &'static str {
         match self {
             Bench::PushPull => "P1/P2 push and pull throughput",
+            Bench::PushPostgres => "P4 push throughput on Postgres",
             Bench::Fanout => "P3 realtime fanout",
             Bench::PullDepth => "P6 pull page latency vs log size",
             Bench::IdleMemory => "P7 memory of idle subscribers",
@@ -93,15 +104,17 @@ fn selected(names: &[String]) -> Result<Vec<Bench>> {
         let add: &[Bench] = match name.to_ascii_lowercase().as_str() {
             "all" => &[
                 Bench::PushPull,
+                Bench::PushPostgres,
                 Bench::Fanout,
                 Bench::PullDepth,
                 Bench::IdleMemory,
             ],
             "p1" | "p2" => &[Bench::PushPull],
             "p3" => &[Bench::Fanout],
+            "p4" => &[Bench::PushPostgres],
             "p6" => &[Bench::PullDepth],
             "p7" => &[Bench::IdleMemory],
-            other => bail!("unknown figure `{other}`: use all, p1, p2, p3, p6 or p7"),
+            other => bail!("unknown figure `{other}`: use all, p1, p2, p3, p4, p6 or p7"),
         };
         for bench in add {
             if !benches.contains(bench) {
@@ -209,6 +222,7 @@ async fn run(cli: Cli) -> Result<bool> {
         let outcome = tokio::time::timeout(bench.time_limit(cli.quick), async {
             match bench {
                 Bench::PushPull => push_pull::run(&ctx).await,
+                Bench::PushPostgres => push_postgres::run(&ctx, &cli.postgres).await,
                 Bench::Fanout => fanout::run(&ctx).await,
                 Bench::PullDepth => pull_depth::run(&ctx).await,
                 Bench::IdleMemory => idle_memory::run(&ctx).await,

@@ -123,7 +123,7 @@ pub struct SyncServer {
     pub base: String,
     /// A bearer token for [`BENCH_USER`].
     pub token: String,
-    /// Its SQLite file.
+    /// Its SQLite file (for a Postgres server: its working folder).
     pub database: PathBuf,
     /// An HTTP client (keep-alive, no Nagle).
     pub http: reqwest::Client,
@@ -163,9 +163,36 @@ impl ServerLauncher {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Starts `or3-sync serve` on `database` and gets a token.
+    /// Starts `or3-sync serve` on the SQLite file `database` and gets a token.
     pub async fn start(&self, database: &Path) -> Result<SyncServer> {
-        let key_path = database.with_extension("devkey.pem");
+        self.launch(
+            format!("sqlite://{}", database.display()),
+            database.with_extension("devkey.pem"),
+            None,
+            database,
+        )
+        .await
+    }
+
+    /// Starts `or3-sync serve` on a Postgres URL and gets a token. The server
+    /// runs in `dir`, where dev auth keeps its key for Postgres.
+    pub async fn start_postgres(&self, url: &str, dir: &Path) -> Result<SyncServer> {
+        self.launch(
+            url.to_owned(),
+            dir.join("or3-sync.devkey.pem"),
+            Some(dir),
+            dir,
+        )
+        .await
+    }
+
+    async fn launch(
+        &self,
+        database_arg: String,
+        key_path: PathBuf,
+        working_dir: Option<&Path>,
+        database: &Path,
+    ) -> Result<SyncServer> {
         let shared = self
             .dev_key
             .lock()
@@ -187,8 +214,11 @@ impl ServerLauncher {
             ])
             .args(LIMITS_FOR_ONE_BENCH_USER)
             .arg("--database")
-            .arg(format!("sqlite://{}", database.display()))
+            .arg(database_arg)
             .env("RUST_LOG", "warn,or3_sync=info");
+        if let Some(dir) = working_dir {
+            command.current_dir(dir);
+        }
         let binary = self.binary.clone();
         let process =
             tokio::task::spawn_blocking(move || ChildServer::spawn(command, "listening on "))

@@ -48,13 +48,24 @@ pub enum Command {
 
 #[derive(Args, Clone)]
 pub struct DatabaseArgs {
-    /// The database: sqlite://PATH (embedded, the default).
+    /// The database: sqlite://PATH (embedded, the default), or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME] shared by
+    /// several nodes (`schema` is created when missing; default: the
+    /// connection's search_path).
     #[arg(
         long,
         env = "OR3_SYNC_DATABASE",
         default_value = "sqlite://./or3-sync.db"
     )]
     pub database: String,
+    /// Postgres only: most connections this process opens.
+    #[arg(long, env = "OR3_SYNC_PG_POOL_SIZE", default_value_t = 16)]
+    pub pg_pool_size: usize,
+    /// Postgres only: longest a statement may run (lock waits included), and
+    /// longest a request waits for a connection, in milliseconds. Past it the
+    /// request gets 503 store_unavailable.
+    #[arg(long, env = "OR3_SYNC_PG_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub pg_statement_timeout_ms: u64,
 }
 
 #[derive(Args, Clone, Copy)]

@@ -8,13 +8,15 @@ use cli::{Cli, Command, DatabaseArgs, MemberCommand, RetentionArgs, ServeArgs, W
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use sync_core::retention::RetentionPolicy;
 use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
 use sync_server::app::AppState;
 use sync_server::auth::{Authenticator, DevIssuer, RemoteJwks, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
-use sync_server::realtime::bus::LocalBus;
+use sync_server::realtime::bus::{Bus, LocalBus};
+use sync_server::store::postgres::{PgBus, PgOptions, PostgresStore};
 use sync_server::store::sqlite::SqliteStore;
 use sync_server::store::{Access, Store};
 
@@ -32,8 +34,8 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate { database } => {
-            open_store(&database, TableConfig::or3_chat())?;
-            println!("migrations are up to date ({})", database.database);
+            open_store(&database, TableConfig::or3_chat()).await?;
+            println!("migrations are up to date");
             Ok(())
         }
         Command::Gc {
@@ -44,13 +46,13 @@ async fn main() -> Result<()> {
             as_of_ms,
         } => {
             let policy = retention_policy(retention)?;
-            let store = open_store(&database, TableConfig::or3_chat())?;
+            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
             let only = match workspace {
                 Some(w) => Some(WorkspaceId::parse(&w).context("invalid --workspace id")?),
                 None => None,
             };
             let reports = sync_server::gc::collect_all(
-                &store,
+                store.as_ref(),
                 None,
                 &policy,
                 as_of_ms.unwrap_or_else(|| SystemClock.now_ms()),
@@ -69,7 +71,7 @@ async fn main() -> Result<()> {
             owner,
             id,
         }) => {
-            let store = open_store(&database, TableConfig::or3_chat())?;
+            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
             let id = match id {
                 Some(id) => WorkspaceId::parse(&id)
                     .context("--id must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -")?,
@@ -87,7 +89,7 @@ async fn main() -> Result<()> {
             user_id,
             role,
         }) => {
-            let store = open_store(&database, TableConfig::or3_chat())?;
+            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
             let ws = WorkspaceId::parse(&workspace_id).context("invalid workspace id")?;
             let role = Role::parse(&role).context("role must be owner, editor or viewer")?;
             store
@@ -101,7 +103,7 @@ async fn main() -> Result<()> {
             workspace_id,
             user_id,
         }) => {
-            let store = open_store(&database, TableConfig::or3_chat())?;
+            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
             let ws = WorkspaceId::parse(&workspace_id).context("invalid workspace id")?;
             store.remove_member(&ws, &Access::Admin, &user_id).await?;
             println!("{user_id} removed from {ws}");
@@ -137,22 +139,69 @@ fn retention_policy(args: RetentionArgs) -> Result<RetentionPolicy> {
     .map_err(|e| anyhow::anyhow!("--min-retention-hours: {e}"))
 }
 
-/// Where a `sqlite://` URL (or a plain path) points.
-fn sqlite_path(url: &str) -> Result<PathBuf> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("Postgres is not supported by this build yet; use sqlite://PATH");
-    }
-    let path = url.strip_prefix("sqlite://").unwrap_or(url);
-    if path.is_empty() {
-        bail!("--database needs a file path, e.g. sqlite://./or3-sync.db");
-    }
-    Ok(PathBuf::from(path))
+/// What a `--database` URL names.
+enum Database {
+    /// `sqlite://PATH`, or a plain path.
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`, kept whole for the driver.
+    Postgres(String),
 }
 
-fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<SqliteStore> {
-    let path = sqlite_path(&database.database)?;
-    SqliteStore::open(&path, tables)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+impl Database {
+    fn parse(url: &str) -> Result<Database> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if path.is_empty() {
+            bail!("--database needs a file path, e.g. sqlite://./or3-sync.db");
+        }
+        Ok(Database::Sqlite(PathBuf::from(path)))
+    }
+
+    /// Where dev auth keeps its signing key: beside the SQLite file, or in
+    /// the working directory for Postgres (nodes started in one directory
+    /// share it, so a dev token works on each of them).
+    fn dev_key_path(&self) -> PathBuf {
+        match self {
+            Database::Sqlite(path) => path.with_extension("devkey.pem"),
+            Database::Postgres(_) => PathBuf::from("or3-sync.devkey.pem"),
+        }
+    }
+}
+
+/// An open store, and the Postgres store behind it when there is one (for
+/// the bus between nodes).
+struct OpenStore {
+    store: Arc<dyn Store>,
+    postgres: Option<PostgresStore>,
+}
+
+/// Opens the store `--database` names and runs its pending migrations.
+async fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<OpenStore> {
+    match Database::parse(&database.database)? {
+        Database::Sqlite(path) => {
+            let store = SqliteStore::open(&path, tables)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            Ok(OpenStore {
+                store: Arc::new(store),
+                postgres: None,
+            })
+        }
+        Database::Postgres(url) => {
+            let options = PgOptions {
+                pool_size: database.pg_pool_size,
+                statement_timeout: Duration::from_millis(database.pg_statement_timeout_ms),
+            };
+            let store = PostgresStore::connect(&url, tables, options)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the Postgres database: {e}"))?;
+            Ok(OpenStore {
+                store: Arc::new(store.clone()),
+                postgres: Some(store),
+            })
+        }
+    }
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -161,7 +210,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(list) => TableConfig::from_names(list.split(',')),
         None => TableConfig::or3_chat(),
     };
-    let store = open_store(&args.database, tables.clone())?;
+    let database = Database::parse(&args.database.database)?;
+    let opened = open_store(&args.database, tables.clone()).await?;
     let listen: SocketAddr = args.listen.parse().context("--listen must be HOST:PORT")?;
     let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file, &args.jwks_url) {
         (Some(pem), None, None) => (key_auth(VerifyingKeys::from_pem_file(pem), &args)?, None),
@@ -181,7 +231,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             if !listen.ip().is_loopback() {
                 bail!("dev auth (no --jwt-public-key or --jwks-file) only listens on loopback; {listen} is not");
             }
-            let key_path = sqlite_path(&args.database.database)?.with_extension("devkey.pem");
+            let key_path = database.dev_key_path();
             let (issuer, verifier) = DevIssuer::load_or_create(Some(&key_path), "or3-sync-dev")
                 .map_err(anyhow::Error::msg)?;
             tracing::warn!(
@@ -213,13 +263,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         ..ServerConfig::default()
     };
-    let mut state = AppState::new(
-        Arc::new(store) as Arc<dyn Store>,
-        Arc::new(LocalBus),
-        auth,
-        Arc::new(SystemClock),
-        config,
-    );
+    // Several nodes share a Postgres store: they announce commits to each
+    // other over LISTEN/NOTIFY. One SQLite node needs no bus.
+    let pg_bus = opened.postgres.as_ref().map(|pg| Arc::new(PgBus::new(pg)));
+    let bus: Arc<dyn Bus> = match &pg_bus {
+        Some(pg_bus) => pg_bus.clone(),
+        None => Arc::new(LocalBus),
+    };
+    let mut state = AppState::new(opened.store, bus, auth, Arc::new(SystemClock), config);
+    if let Some(pg_bus) = &pg_bus {
+        pg_bus.listen(Arc::downgrade(&state.hub));
+    }
     if let Some(issuer) = dev_issuer {
         state = state.with_dev_issuer(issuer);
     }
@@ -229,7 +283,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             state.positions.clone(),
             state.clock.clone(),
             policy,
-            std::time::Duration::from_secs(args.gc_interval_secs),
+            Duration::from_secs(args.gc_interval_secs),
         );
     }
     let listener = tokio::net::TcpListener::bind(listen)

@@ -148,6 +148,17 @@ impl Hub {
             .cloned()
     }
 
+    /// The workspaces that have subscribers on this node: what a bus that
+    /// may have missed announcements catches up.
+    pub fn subscribed_workspaces(&self) -> Vec<WorkspaceId> {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels
+            .iter()
+            .filter(|(_, c)| c.sender.receiver_count() > 0)
+            .map(|(ws, _)| ws.clone())
+            .collect()
+    }
+
     /// Publishes a commit made on this node and announces it to the others.
     pub async fn publish_local(&self, ws: &WorkspaceId, changes: Vec<LoggedChange>) {
         let Some(to) = changes.last().map(|c| c.change.server_version) else {

@@ -1,8 +1,10 @@
 //! The storage contract of the gateway. A store owns the change log, the
 //! current records, applied op ids, workspaces, members and device positions,
 //! and assigns server versions inside its write transaction. SQLite
-//! ([`sqlite::SqliteStore`]) is the embedded default.
+//! ([`sqlite::SqliteStore`]) is the embedded default; Postgres
+//! ([`postgres::PostgresStore`]) is shared by several gateway nodes.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -11,6 +13,16 @@ use sync_core::retention::RetentionPolicy;
 use sync_core::scope::LoggedScope;
 use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
+
+/// A stored payload as raw JSON; `null` when there is none (a tombstone
+/// whose payload was purged).
+pub(crate) fn raw_json(text: Option<String>) -> Box<RawValue> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+        .unwrap_or_else(|| {
+            // "null" is valid JSON, so this cannot fail.
+            RawValue::from_string("null".to_owned()).expect("null is JSON")
+        })
+}
 
 /// Who is asking, and how their membership is known.
 #[derive(Debug, Clone, PartialEq, Eq)]

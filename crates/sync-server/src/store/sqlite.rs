@@ -6,14 +6,13 @@
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 
+use super::{raw_json, GcReport, LoggedChange};
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, OpOutcome, PushOutcome, SnapshotBatch,
     SnapshotQuery, Store, StoreError, StoredVersion,
 };
-use super::{GcReport, LoggedChange};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -224,16 +223,6 @@ fn internal(e: rusqlite::Error) -> StoreError {
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
-}
-
-fn raw_json(text: Option<String>) -> Box<RawValue> {
-    text.and_then(|t| RawValue::from_string(t).ok())
-        .unwrap_or_else(null_json)
-}
-
-fn null_json() -> Box<RawValue> {
-    // "null" is valid JSON, so this cannot fail.
-    RawValue::from_string("null".to_owned()).expect("null is JSON")
 }
 
 /// The caller's role, checked inside the transaction. Errors: unknown workspace, not a member.

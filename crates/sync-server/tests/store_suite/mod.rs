@@ -35,7 +35,15 @@ macro_rules! store_suite {
             idle_device_stops_holding_gc_back,
             purged_tombstone_keeps_its_stamp,
             dry_run_purges_nothing,
-            thread_created_after_its_messages_is_a_scope_change
+            thread_created_after_its_messages_is_a_scope_change,
+            later_ops_in_a_batch_see_earlier_ones,
+            repeated_op_in_one_batch_stays_a_duplicate,
+            message_scope_follows_its_thread_at_commit_time,
+            pull_pages_stop_after_about_4_mib,
+            filtered_pull_examines_a_bounded_window,
+            repeated_device_positions_keep_the_last_cursor,
+            claimed_access_takes_its_role_from_the_claims,
+            odd_project_and_thread_ids_are_data_not_errors
         );
     };
     (@tests $factory:path; $($name:ident),*) => {
@@ -656,4 +664,347 @@ pub async fn thread_created_after_its_messages_is_a_scope_change(store: Arc<dyn 
         .await
         .unwrap();
     assert!(!plain.changes[0].change.scope_change);
+}
+
+pub async fn later_ops_in_a_batch_see_earlier_ones(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    let out = store
+        .push(
+            &ws,
+            &alice(),
+            vec![
+                put("m1", 1, T0),
+                put("m1", 3, T0),
+                put("m1", 2, T0),
+                op("messages", "m2", 1, T0, 0, json!({"text": "kept"}), false),
+                op("messages", "m2", 2, T0, 1, json!({}), true),
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied(&out.outcomes[0]), 1);
+    assert_eq!(applied(&out.outcomes[1]), 2);
+    match &out.outcomes[2] {
+        OpOutcome::Superseded(w) => assert_eq!((w.stamp.clock, w.server_version), (3, 2)),
+        other => panic!("expected superseded by the batch's own write, got {other:?}"),
+    }
+    assert_eq!(applied(&out.outcomes[4]), 4);
+    assert_eq!(out.server_version, 4);
+    let m1 = store.record(&ws, &alice(), "messages", "m1").await.unwrap();
+    assert_eq!((m1.clock, m1.server_version), (3, 2));
+    let m2 = store.record(&ws, &alice(), "messages", "m2").await.unwrap();
+    let row: Value = serde_json::from_str(m2.payload.get()).unwrap();
+    assert!(m2.deleted);
+    assert_eq!(
+        (
+            row["text"].as_str(),
+            row["deleted"].as_bool(),
+            row["clock"].as_u64()
+        ),
+        (Some("kept"), Some(true), Some(2)),
+        "a bare delete keeps the row written earlier in its batch, as a tombstone"
+    );
+}
+
+pub async fn repeated_op_in_one_batch_stays_a_duplicate(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    let first = put("m1", 1, T0);
+    let out = store
+        .push(
+            &ws,
+            &alice(),
+            vec![first.clone(), put("m1", 2, T0), first],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied(&out.outcomes[0]), 1);
+    assert_eq!(applied(&out.outcomes[1]), 2);
+    assert!(
+        matches!(out.outcomes[2], OpOutcome::Duplicate(Some(1))),
+        "known by its op id even though a later write replaced it: {:?}",
+        out.outcomes[2]
+    );
+    assert_eq!(out.changes.len(), 2);
+}
+
+async fn pks_in_project(store: &Arc<dyn Store>, ws: &WorkspaceId, project: &str) -> Vec<String> {
+    store
+        .changes(
+            ws,
+            &alice(),
+            ChangesQuery {
+                cursor: 0,
+                limit: 100,
+                project_id: Some(project.into()),
+            },
+        )
+        .await
+        .unwrap()
+        .changes
+        .iter()
+        .map(|c| format!("{}:{}", c.pk, c.server_version))
+        .collect()
+}
+
+pub async fn message_scope_follows_its_thread_at_commit_time(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    let thread = |clock, counter, project: &str| {
+        op(
+            "threads",
+            "t1",
+            clock,
+            T0,
+            counter,
+            json!({ "project_id": project }),
+            false,
+        )
+    };
+    // Each in its own push: the thread's project is read from the store.
+    for ops in [
+        vec![thread(1, 0, "p1")],
+        vec![op(
+            "messages",
+            "m1",
+            1,
+            T0,
+            1,
+            json!({"thread_id": "t1"}),
+            false,
+        )],
+        vec![thread(2, 2, "p2")],
+        vec![op("messages", "m1", 2, T0, 3, json!({}), true)],
+    ] {
+        store.push(&ws, &alice(), ops, T0).await.unwrap();
+    }
+    let moved = all_changes(&store, &ws, 2).await.unwrap();
+    assert!(moved[0].scope_change, "the thread's move is logged as one");
+    assert_eq!(
+        pks_in_project(&store, &ws, "p1").await,
+        ["t1:1", "m1:2", "t1:3", "m1:4"],
+        "the message was committed in p1, so p1 hears that it changed"
+    );
+    assert_eq!(
+        pks_in_project(&store, &ws, "p2").await,
+        ["t1:3", "m1:4"],
+        "the delete belongs to the project its thread has now"
+    );
+    let snapshot = store
+        .snapshot(
+            &ws,
+            &alice(),
+            SnapshotQuery {
+                after: None,
+                snapshot_version: None,
+                limit: 10,
+                project_id: Some("p2".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let items: Vec<(&str, bool)> = snapshot
+        .items
+        .iter()
+        .map(|i| (i.pk.as_str(), i.deleted))
+        .collect();
+    assert_eq!(items, [("m1", true), ("t1", false)]);
+}
+
+pub async fn pull_pages_stop_after_about_4_mib(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    let big = "x".repeat(900_000);
+    let ops: Vec<ValidOp> = (0..6u32)
+        .map(|i| op("kv", &format!("k{i}"), 1, T0, i, json!({ "v": big }), false))
+        .collect();
+    store.push(&ws, &alice(), ops, T0).await.unwrap();
+    let page = |cursor| {
+        let store = store.clone();
+        let ws = ws.clone();
+        async move {
+            store
+                .changes(
+                    &ws,
+                    &alice(),
+                    ChangesQuery {
+                        cursor,
+                        limit: 100,
+                        project_id: None,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let first = page(0).await;
+    assert_eq!(
+        (first.changes.len(), first.cursor, first.has_more),
+        (5, 5, true),
+        "changes are added while the page holds less than 4 MiB"
+    );
+    let second = page(5).await;
+    assert_eq!(
+        (second.changes.len(), second.cursor, second.has_more),
+        (1, 6, false)
+    );
+}
+
+pub async fn filtered_pull_examines_a_bounded_window(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    for b in 0..21u32 {
+        let ops: Vec<ValidOp> = (0..500u32)
+            .map(|i| {
+                let n = b * 500 + i;
+                op(
+                    "threads",
+                    &format!("t{n}"),
+                    1,
+                    T0,
+                    n,
+                    json!({"project_id": "p2"}),
+                    false,
+                )
+            })
+            .collect();
+        store.push(&ws, &alice(), ops, T0).await.unwrap();
+    }
+    let page = store
+        .changes(
+            &ws,
+            &alice(),
+            ChangesQuery {
+                cursor: 0,
+                limit: 100,
+                project_id: Some("p1".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.changes.is_empty());
+    assert_eq!(
+        (page.cursor, page.has_more),
+        (10_000, true),
+        "an empty page still advances the cursor over what it examined"
+    );
+}
+
+pub async fn repeated_device_positions_keep_the_last_cursor(store: Arc<dyn Store>) {
+    let ws = aged_log(&store).await;
+    let now = T0 + 20 * DAY;
+    let at = |cursor, seen_at_ms| DevicePosition {
+        workspace_id: ws.clone(),
+        device_id: "dev1".into(),
+        cursor,
+        seen_at_ms,
+    };
+    store
+        .record_positions(vec![at(90, now), at(30, now - DAY)])
+        .await
+        .unwrap();
+    let report = store
+        .collect_garbage(&ws, &policy(), now, false)
+        .await
+        .unwrap();
+    assert_eq!(report.oldest_retained_version, 31);
+}
+
+pub async fn claimed_access_takes_its_role_from_the_claims(store: Arc<dyn Store>) {
+    let ws = WorkspaceId::parse("org_claims").unwrap();
+    store.ensure_workspace(&ws, T0).await.unwrap();
+    store.ensure_workspace(&ws, T0).await.unwrap();
+    let editor = Access::Claimed {
+        user_id: "carol".into(),
+        role: Role::Editor,
+    };
+    let viewer = Access::Claimed {
+        user_id: "dave".into(),
+        role: Role::Viewer,
+    };
+    let out = store
+        .push(&ws, &editor, vec![put("m1", 1, T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(applied(&out.outcomes[0]), 1);
+    assert!(matches!(
+        store.push(&ws, &viewer, vec![put("m2", 1, T0)], T0).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert_eq!(store.role_of(&ws, &viewer).await.unwrap(), Role::Viewer);
+    assert!(
+        store.list_workspaces("carol").await.unwrap().is_empty(),
+        "claims make no member rows"
+    );
+}
+
+/// Project and thread ids come from payloads: any JSON string, NUL included.
+pub async fn odd_project_and_thread_ids_are_data_not_errors(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    let odd = "p\u{0}\u{E000}1";
+    store
+        .push(
+            &ws,
+            &alice(),
+            vec![
+                op(
+                    "threads",
+                    "t1",
+                    1,
+                    T0,
+                    0,
+                    json!({ "project_id": odd }),
+                    false,
+                ),
+                op(
+                    "threads",
+                    "t2",
+                    1,
+                    T0,
+                    1,
+                    json!({ "project_id": "\u{E000}" }),
+                    false,
+                ),
+                op(
+                    "messages",
+                    "m1",
+                    1,
+                    T0,
+                    2,
+                    json!({"thread_id": "t1"}),
+                    false,
+                ),
+                op(
+                    "messages",
+                    "m2",
+                    1,
+                    T0,
+                    3,
+                    json!({"thread_id": "t\u{0}"}),
+                    false,
+                ),
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pks_in_project(&store, &ws, odd).await, ["t1:1", "m1:3"]);
+    assert_eq!(pks_in_project(&store, &ws, "\u{E000}").await, ["t2:2"]);
+    assert!(pks_in_project(&store, &ws, "p").await.is_empty());
+    let (logged, _) = store.log_since(&ws, 0, 10).await.unwrap();
+    assert_eq!(logged[0].scope.project_id.as_deref(), Some(odd));
+    assert!(logged[3].scope.scoped && logged[3].scope.project_id.is_none());
+    let snapshot = store
+        .snapshot(
+            &ws,
+            &alice(),
+            SnapshotQuery {
+                after: None,
+                snapshot_version: None,
+                limit: 10,
+                project_id: Some(odd.into()),
+            },
+        )
+        .await
+        .unwrap();
+    let pks: Vec<&str> = snapshot.items.iter().map(|i| i.pk.as_str()).collect();
+    assert_eq!(pks, ["m1", "t1"]);
 }

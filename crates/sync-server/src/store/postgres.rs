@@ -1,0 +1,946 @@
+//! The shared store: Postgres, for several gateway nodes over one database.
+//!
+//! Same rules as the SQLite store, different concurrency: every node writes,
+//! so a push locks its workspace's counter row (`workspaces.head`) for the
+//! whole transaction; pushes to one workspace commit one after another with
+//! gap-free versions, pushes to different workspaces run in parallel. Reads
+//! run in `REPEATABLE READ READ ONLY` transactions, so an access check, the
+//! head and the rows they return come from one snapshot. A push costs four
+//! round trips whatever its size (see `push.rs`).
+//!
+//! Every wait is bounded (pool checkout, connect, statement timeout, and a
+//! guard around each call), and connection failures map to
+//! [`StoreError::Unavailable`] (503 with `Retry-After`); the pool replaces
+//! broken connections by itself, so the store recovers when Postgres does.
+
+mod bus;
+mod connect;
+mod migrations;
+mod push;
+mod text;
+
+pub use bus::PgBus;
+pub use connect::{is_schema_name, DatabaseUrl, PgOptions};
+
+use super::raw_json;
+use super::sqlite::{GC_BATCH, MAX_EXAMINED_ENTRIES, MAX_PAGE_PAYLOAD_BYTES};
+use super::{
+    Access, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange, PushOutcome,
+    SnapshotBatch, SnapshotQuery, Store, StoreError,
+};
+use async_trait::async_trait;
+use connect::{build_pool, column_error, connection_config, pg_error, pool_error};
+use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
+use std::collections::HashMap;
+use std::sync::Arc;
+use sync_core::retention::{
+    device_active_since, min_retention_cutoff, plan_purge, PurgePlan, RetentionPolicy,
+    WorkspaceLogState,
+};
+use sync_core::scope::LoggedScope;
+use sync_core::validate::Operation;
+use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
+use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
+use text::{project_from_db, project_to_db};
+use tokio_postgres::{IsolationLevel, Row};
+
+/// The Postgres store. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    url: DatabaseUrl,
+    options: PgOptions,
+    tables: TableConfig,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (see [`DatabaseUrl::parse`]) and runs pending
+    /// migrations. Fails with `Unavailable` when Postgres cannot be reached.
+    pub async fn connect(
+        url: &str,
+        tables: TableConfig,
+        options: PgOptions,
+    ) -> Result<PostgresStore, StoreError> {
+        let url = DatabaseUrl::parse(url)?;
+        let pool = build_pool(connection_config(&url, &options), &options)?;
+        let store = PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                url,
+                options,
+                tables,
+            }),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies every pending migration; returns how many ran.
+    /// Index builds on a large table may take long: no overall deadline here
+    /// (the pool and connect waits still apply).
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        migrations::migrate(&mut client, &self.inner.url).await
+    }
+
+    /// The parsed URL the store connects with.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.inner.url
+    }
+
+    /// The driver settings of the store's connections (schema, timeouts), for
+    /// a dedicated connection beside the pool.
+    pub fn connection_config(&self) -> tokio_postgres::Config {
+        connection_config(&self.inner.url, &self.inner.options)
+    }
+
+    /// The pool's limits.
+    pub fn options(&self) -> PgOptions {
+        self.inner.options
+    }
+
+    async fn client(&self) -> Result<Client, StoreError> {
+        self.inner.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs one store call on a pooled connection, with an overall deadline
+    /// (pool wait included), so a peer that stops answering without closing
+    /// the socket cannot hang a request. A connection whose call ran out of
+    /// time may be stuck mid-statement: it is closed, never reused.
+    async fn with_client<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let limit = self.inner.options.call_timeout();
+        let deadline = tokio::time::Instant::now() + limit;
+        let timed_out = || {
+            StoreError::Unavailable(format!(
+                "Postgres did not answer within {} ms",
+                limit.as_millis()
+            ))
+        };
+        let mut client = tokio::time::timeout_at(deadline, self.client())
+            .await
+            .map_err(|_| timed_out())??;
+        match tokio::time::timeout_at(deadline, work(&mut client)).await {
+            Ok(result) => result,
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(timed_out())
+            }
+        }
+    }
+}
+
+/// The user whose member row decides the role (none when the role is known).
+fn member_user(access: &Access) -> Option<&str> {
+    match access {
+        Access::Member { user_id } => Some(user_id.as_str()),
+        Access::Claimed { .. } | Access::Admin => None,
+    }
+}
+
+/// The caller's role, given the member row read with the workspace row.
+fn check_role(
+    access: &Access,
+    member_role: Option<String>,
+    needed: Role,
+) -> Result<Role, StoreError> {
+    let role = match access {
+        Access::Admin => Role::Owner,
+        Access::Claimed { role, .. } => *role,
+        Access::Member { .. } => member_role
+            .as_deref()
+            .and_then(Role::parse)
+            .ok_or(StoreError::Forbidden("not a member of this workspace"))?,
+    };
+    if role < needed {
+        return Err(StoreError::Forbidden(match needed {
+            Role::Owner => "only owners may do this",
+            _ => "viewers may not push",
+        }));
+    }
+    Ok(role)
+}
+
+/// A workspace's positions as read with the access check.
+struct WorkspaceRow {
+    head: ServerVersion,
+    oldest_retained_version: ServerVersion,
+    role: Role,
+}
+
+/// Whether the access check also locks the workspace row (membership
+/// changes do, so two owners cannot both demote each other).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    None,
+    Workspace,
+}
+
+/// Checks the caller's role inside `tx`. Errors: unknown workspace, not a
+/// member, role below `needed`.
+async fn require(
+    tx: &Transaction<'_>,
+    ws: &WorkspaceId,
+    access: &Access,
+    needed: Role,
+    lock: Lock,
+) -> Result<WorkspaceRow, StoreError> {
+    let sql = match lock {
+        Lock::None => {
+            "SELECT w.head, w.oldest_retained_version, m.role FROM workspaces w
+             LEFT JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
+             WHERE w.id = $1"
+        }
+        Lock::Workspace => {
+            "SELECT w.head, w.oldest_retained_version, m.role FROM workspaces w
+             LEFT JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
+             WHERE w.id = $1 FOR NO KEY UPDATE OF w"
+        }
+    };
+    let user = member_user(access);
+    let stmt = tx.prepare_cached(sql).await.map_err(pg_error)?;
+    let row = tx
+        .query_opt(&stmt, &[&ws.as_str(), &user])
+        .await
+        .map_err(pg_error)?
+        .ok_or(StoreError::UnknownWorkspace)?;
+    let role = check_role(access, row.try_get(2).map_err(column_error)?, needed)?;
+    Ok(WorkspaceRow {
+        head: u64_at(&row, 0)?,
+        oldest_retained_version: u64_at(&row, 1)?,
+        role,
+    })
+}
+
+fn u64_at(row: &Row, index: usize) -> Result<u64, StoreError> {
+    let value: i64 = row.try_get(index).map_err(column_error)?;
+    u64::try_from(value).map_err(|_| StoreError::Internal(format!("negative value {value}")))
+}
+
+/// A read-only transaction on one snapshot.
+async fn read_tx(client: &mut Client) -> Result<Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg_error)
+}
+
+/// The columns every change read selects, in [`change_from_row`]'s order.
+const CHANGE_COLUMNS: &str =
+    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
+
+fn change_from_row(r: &Row) -> Result<Change, StoreError> {
+    let operation: String = r.try_get(3).map_err(column_error)?;
+    Ok(Change {
+        server_version: u64_at(r, 0)?,
+        table_name: r.try_get(1).map_err(column_error)?,
+        pk: r.try_get(2).map_err(column_error)?,
+        operation: if operation == "delete" {
+            Operation::Delete
+        } else {
+            Operation::Put
+        },
+        payload: raw_json(r.try_get(4).map_err(column_error)?),
+        clock: u64_at(r, 5)?,
+        hlc: r.try_get(6).map_err(column_error)?,
+        op_id: r.try_get(7).map_err(column_error)?,
+        device_id: r.try_get(8).map_err(column_error)?,
+        scope_change: r.try_get(9).map_err(column_error)?,
+    })
+}
+
+/// The columns every record read selects, in [`record_from_row`]'s order.
+const RECORD_COLUMNS: &str =
+    "r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version";
+
+fn record_from_row(r: &Row) -> Result<RecordVersion, StoreError> {
+    Ok(RecordVersion {
+        table_name: r.try_get(0).map_err(column_error)?,
+        pk: r.try_get(1).map_err(column_error)?,
+        payload: raw_json(r.try_get(2).map_err(column_error)?),
+        deleted: r.try_get(3).map_err(column_error)?,
+        clock: u64_at(r, 4)?,
+        hlc: r.try_get(5).map_err(column_error)?,
+        op_id: r.try_get(6).map_err(column_error)?,
+        server_version: u64_at(r, 7)?,
+    })
+}
+
+/// A pull page. The 4 MiB rule is computed by the server: each row carries
+/// the payload bytes of the rows before it (`before`), and rows past the
+/// limit come without payload, so a page never ships much more than it
+/// returns. `before` counts a missing payload as the 4 bytes of `null`, as
+/// the SQLite store does.
+async fn read_changes(
+    client: &mut Client,
+    ws: &WorkspaceId,
+    access: &Access,
+    query: &ChangesQuery,
+) -> Result<ChangesBatch, StoreError> {
+    let tx = read_tx(client).await?;
+    let positions = require(&tx, ws, access, Role::Viewer, Lock::None).await?;
+    let (head, oldest) = (positions.head, positions.oldest_retained_version);
+    if query.cursor + 1 < oldest || query.cursor > head {
+        return Err(StoreError::CursorExpired {
+            oldest_retained_version: oldest,
+        });
+    }
+    let window_end = match query.project_id {
+        Some(_) => head.min(query.cursor.saturating_add(MAX_EXAMINED_ENTRIES)),
+        None => head,
+    };
+    let stmt = tx
+        .prepare_cached(
+            "SELECT server_version, table_name, pk, operation,
+                 CASE WHEN n = 1 OR before < $6 THEN payload END,
+                 clock, hlc, op_id, device_id, scope_change, before
+             FROM (
+                 SELECT c.*, row_number() OVER w AS n,
+                     coalesce(sum(coalesce(octet_length(c.payload), 4))
+                         OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                 FROM (
+                     SELECT server_version, table_name, pk, operation, payload, clock, hlc, op_id,
+                         device_id, scope_change
+                     FROM change_log
+                     WHERE workspace_id = $1 AND server_version > $2 AND server_version <= $3
+                       AND ($4::text IS NULL OR NOT scoped OR project_id = $4 OR prev_project_id = $4)
+                     ORDER BY server_version LIMIT $5
+                 ) c
+                 WINDOW w AS (ORDER BY c.server_version)
+             ) x
+             ORDER BY server_version",
+        )
+        .await
+        .map_err(pg_error)?;
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &ws.as_str(),
+                &(query.cursor as i64),
+                &(window_end as i64),
+                &query.project_id.as_deref().map(project_to_db),
+                &(query.limit as i64 + 1),
+                &(MAX_PAGE_PAYLOAD_BYTES as i64),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut changes = Vec::new();
+    let mut full = false;
+    for r in &rows {
+        let before: i64 = r.try_get(10).map_err(column_error)?;
+        if changes.len() == query.limit
+            || (before >= MAX_PAGE_PAYLOAD_BYTES as i64 && !changes.is_empty())
+        {
+            full = true;
+            break;
+        }
+        changes.push(change_from_row(r)?);
+    }
+    let cursor = match (full, changes.last()) {
+        (true, Some(last)) => last.server_version,
+        _ => window_end.max(query.cursor),
+    };
+    Ok(ChangesBatch {
+        has_more: cursor < head,
+        changes,
+        cursor,
+        oldest_retained_version: oldest,
+    })
+}
+
+async fn read_snapshot(
+    client: &mut Client,
+    ws: &WorkspaceId,
+    access: &Access,
+    query: &SnapshotQuery,
+) -> Result<SnapshotBatch, StoreError> {
+    let tx = read_tx(client).await?;
+    let positions = require(&tx, ws, access, Role::Viewer, Lock::None).await?;
+    let snapshot_version = query.snapshot_version.unwrap_or(positions.head);
+    let (after_table, after_pk) = query.after.clone().unwrap_or_default();
+    // Table names and keys never hold NUL; Postgres text cannot either.
+    if after_table.contains('\0') || after_pk.contains('\0') {
+        return Err(StoreError::InvalidPageToken("the page token is malformed"));
+    }
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records r
+             WHERE r.workspace_id = $1 AND (r.table_name, r.pk) > ($2, $3)
+               AND ($4::text IS NULL OR r.scope_kind = 0
+                    OR (r.scope_kind = 1 AND r.project_id = $4)
+                    OR (r.scope_kind = 2 AND EXISTS (
+                        SELECT 1 FROM records t WHERE t.workspace_id = r.workspace_id
+                          AND t.table_name = 'threads' AND t.pk = r.thread_id AND t.project_id = $4)))
+             ORDER BY r.table_name, r.pk LIMIT $5"
+        ))
+        .await
+        .map_err(pg_error)?;
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &ws.as_str(),
+                &after_table,
+                &after_pk,
+                &query.project_id.as_deref().map(project_to_db),
+                &(query.limit as i64 + 1),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    let has_more = rows.len() > query.limit;
+    let items = rows
+        .iter()
+        .take(query.limit)
+        .map(record_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SnapshotBatch {
+        snapshot_version,
+        items,
+        has_more,
+    })
+}
+
+async fn read_log_since(
+    client: &mut Client,
+    ws: &WorkspaceId,
+    after: ServerVersion,
+    limit: usize,
+) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
+    let tx = read_tx(client).await?;
+    let head = workspace_head(&tx, ws).await?;
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {CHANGE_COLUMNS}, scoped, project_id, prev_project_id FROM change_log
+             WHERE workspace_id = $1 AND server_version > $2 ORDER BY server_version LIMIT $3"
+        ))
+        .await
+        .map_err(pg_error)?;
+    let rows = tx
+        .query(&stmt, &[&ws.as_str(), &(after as i64), &(limit as i64)])
+        .await
+        .map_err(pg_error)?;
+    let entries = rows
+        .iter()
+        .map(|r| {
+            let change = change_from_row(r)?;
+            Ok(LoggedChange {
+                scope: LoggedScope {
+                    scoped: r.try_get(10).map_err(column_error)?,
+                    project_id: r
+                        .try_get::<_, Option<String>>(11)
+                        .map_err(column_error)?
+                        .map(project_from_db),
+                    prev_project_id: r
+                        .try_get::<_, Option<String>>(12)
+                        .map_err(column_error)?
+                        .map(project_from_db),
+                    scope_change: change.scope_change,
+                },
+                change,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((entries, head))
+}
+
+async fn workspace_head(
+    client: &impl GenericClient,
+    ws: &WorkspaceId,
+) -> Result<ServerVersion, StoreError> {
+    let stmt = client
+        .prepare_cached("SELECT head FROM workspaces WHERE id = $1")
+        .await
+        .map_err(pg_error)?;
+    let row = client
+        .query_opt(&stmt, &[&ws.as_str()])
+        .await
+        .map_err(pg_error)?
+        .ok_or(StoreError::UnknownWorkspace)?;
+    u64_at(&row, 0)
+}
+
+/// Refuses to demote or remove `user_id` when they are the last owner.
+async fn ensure_other_owner(
+    tx: &Transaction<'_>,
+    ws: &WorkspaceId,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    let row = tx
+        .query_one(
+            "SELECT count(*) FROM members WHERE workspace_id = $1 AND role = 'owner' AND user_id <> $2",
+            &[&ws.as_str(), &user_id],
+        )
+        .await
+        .map_err(pg_error)?;
+    if u64_at(&row, 0)? == 0 {
+        return Err(StoreError::LastOwner);
+    }
+    Ok(())
+}
+
+/// What a GC pass plans from, read on one snapshot: the log state, the
+/// number of tombstones and how many of them may lose their payload.
+async fn log_state(
+    client: &mut Client,
+    ws: &WorkspaceId,
+    policy: &RetentionPolicy,
+    now_ms: u64,
+) -> Result<(WorkspaceLogState, u64, u64), StoreError> {
+    let tx = read_tx(client).await?;
+    let positions = require(&tx, ws, &Access::Admin, Role::Viewer, Lock::None).await?;
+    let head = positions.head;
+    let purged_through = positions.oldest_retained_version - 1;
+    let watermark: Option<i64> = tx
+        .query_one(
+            "SELECT min(cursor) FROM device_positions
+             WHERE workspace_id = $1 AND seen_at >= $2 AND cursor >= $3",
+            &[
+                &ws.as_str(),
+                &(device_active_since(policy, now_ms) as i64),
+                &(purged_through as i64),
+            ],
+        )
+        .await
+        .map_err(pg_error)?
+        .try_get(0)
+        .map_err(column_error)?;
+    // Commit times grow with versions, so the first entry too young to purge
+    // bounds the old ones; the scan stops there.
+    let first_young = tx
+        .query_opt(
+            "SELECT server_version FROM change_log
+             WHERE workspace_id = $1 AND server_version > $2 AND committed_at > $3
+             ORDER BY server_version LIMIT 1",
+            &[
+                &ws.as_str(),
+                &(purged_through as i64),
+                &(min_retention_cutoff(policy, now_ms) as i64),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    let newest_old_version = match first_young {
+        Some(row) => u64_at(&row, 0)?.checked_sub(1),
+        None => Some(head),
+    };
+    let counts = tx
+        .query_one(
+            "SELECT count(*) FILTER (WHERE deleted),
+                    count(*) FILTER (WHERE deleted AND payload IS NOT NULL
+                                       AND committed_at <= $2 AND server_version <= $3)
+             FROM records WHERE workspace_id = $1 AND deleted",
+            &[
+                &ws.as_str(),
+                &(now_ms.saturating_sub(policy.tombstone_retention_ms) as i64),
+                &(watermark.map_or(head, |w| (w as u64).min(head)) as i64),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok((
+        WorkspaceLogState {
+            head,
+            watermark: watermark.map(|w| w as u64),
+            newest_old_version,
+            purged_through,
+        },
+        u64_at(&counts, 0)?,
+        u64_at(&counts, 1)?,
+    ))
+}
+
+/// Deletes the log entries in `(start, end]`, and with them the record of
+/// their op ids (see `migrations.rs`), in one statement.
+async fn purge_log_batch(
+    client: &Client,
+    ws: &WorkspaceId,
+    start: ServerVersion,
+    end: ServerVersion,
+) -> Result<u64, StoreError> {
+    client
+        .execute(
+            "DELETE FROM change_log
+             WHERE workspace_id = $1 AND server_version > $2 AND server_version <= $3",
+            &[&ws.as_str(), &(start as i64), &(end as i64)],
+        )
+        .await
+        .map_err(pg_error)
+}
+
+/// Drops the payloads of up to [`GC_BATCH`] old tombstones; their stamps stay.
+async fn purge_tombstone_batch(
+    client: &Client,
+    ws: &WorkspaceId,
+    plan: &PurgePlan,
+) -> Result<u64, StoreError> {
+    client
+        .execute(
+            "UPDATE records SET payload = NULL
+             WHERE (workspace_id, table_name, pk) IN (
+                 SELECT workspace_id, table_name, pk FROM records
+                 WHERE workspace_id = $1 AND deleted AND payload IS NOT NULL
+                   AND committed_at <= $2 AND server_version <= $3
+                 LIMIT $4)",
+            &[
+                &ws.as_str(),
+                &(plan.tombstone_cutoff_ms as i64),
+                &(plan.tombstone_horizon as i64),
+                &(GC_BATCH as i64),
+            ],
+        )
+        .await
+        .map_err(pg_error)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_workspace(
+        &self,
+        id: &WorkspaceId,
+        name: &str,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        self.with_client(async |client| {
+            let tx = client.transaction().await.map_err(pg_error)?;
+            tx.execute(
+                "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)",
+                &[&id.as_str(), &name, &(now_ms as i64)],
+            )
+            .await
+            .map_err(pg_error)?;
+            tx.execute(
+                "INSERT INTO members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
+                &[&id.as_str(), &owner],
+            )
+            .await
+            .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)?;
+            Ok(WorkspaceInfo {
+                workspace_id: id.to_string(),
+                name: name.to_owned(),
+                role: Role::Owner,
+            })
+        })
+        .await
+    }
+
+    async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
+        self.with_client(async |client| {
+            client
+                .execute(
+                    "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $1, $2)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&id.as_str(), &(now_ms as i64)],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError> {
+        self.with_client(async |client| {
+            let stmt = client
+                .prepare_cached(
+                    "SELECT w.id, w.name, m.role FROM members m JOIN workspaces w ON w.id = m.workspace_id
+                     WHERE m.user_id = $1 ORDER BY w.created_at, w.id",
+                )
+                .await
+                .map_err(pg_error)?;
+            let rows = client.query(&stmt, &[&user_id]).await.map_err(pg_error)?;
+            let mut list = Vec::new();
+            for r in &rows {
+                let role: String = r.try_get(2).map_err(column_error)?;
+                if let Some(role) = Role::parse(&role) {
+                    list.push(WorkspaceInfo {
+                        workspace_id: r.try_get(0).map_err(column_error)?,
+                        name: r.try_get(1).map_err(column_error)?,
+                        role,
+                    });
+                }
+            }
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn set_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        self.with_client(async |client| {
+            let tx = client.transaction().await.map_err(pg_error)?;
+            require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
+            if role != Role::Owner {
+                ensure_other_owner(&tx, ws, user_id).await?;
+            }
+            tx.execute(
+                "INSERT INTO members (workspace_id, user_id, role) VALUES ($1, $2, $3)
+                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                &[&ws.as_str(), &user_id, &role.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)
+        })
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        self.with_client(async |client| {
+            let tx = client.transaction().await.map_err(pg_error)?;
+            require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
+            ensure_other_owner(&tx, ws, user_id).await?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM members WHERE workspace_id = $1 AND user_id = $2",
+                    &[&ws.as_str(), &user_id],
+                )
+                .await
+                .map_err(pg_error)?;
+            if removed == 0 {
+                return Err(StoreError::MemberNotFound);
+            }
+            tx.commit().await.map_err(pg_error)
+        })
+        .await
+    }
+
+    async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
+            Ok(require(&tx, ws, access, Role::Viewer, Lock::None)
+                .await?
+                .role)
+        })
+        .await
+    }
+
+    async fn push(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        ops: Vec<ValidOp>,
+        now_ms: u64,
+    ) -> Result<PushOutcome, StoreError> {
+        self.with_client(async |client| {
+            push::push(client, &self.inner.tables, ws, access, ops, now_ms).await
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch, StoreError> {
+        self.with_client(async |client| read_changes(client, ws, access, &query).await)
+            .await
+    }
+
+    async fn snapshot(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: SnapshotQuery,
+    ) -> Result<SnapshotBatch, StoreError> {
+        self.with_client(async |client| read_snapshot(client, ws, access, &query).await)
+            .await
+    }
+
+    async fn record(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        table_name: &str,
+        pk: &str,
+    ) -> Result<RecordVersion, StoreError> {
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
+            require(&tx, ws, access, Role::Viewer, Lock::None).await?;
+            let stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records r
+                     WHERE r.workspace_id = $1 AND r.table_name = $2 AND r.pk = $3"
+                ))
+                .await
+                .map_err(pg_error)?;
+            let row = tx
+                .query_opt(&stmt, &[&ws.as_str(), &table_name, &pk])
+                .await
+                .map_err(pg_error)?
+                .ok_or(StoreError::RecordNotFound)?;
+            record_from_row(&row)
+        })
+        .await
+    }
+
+    async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        // One upsert may touch a row once: fold repeats of a device the way
+        // applying them in order would (last cursor, latest time).
+        let mut folded: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+        for p in &positions {
+            let key = (p.workspace_id.as_str(), p.device_id.as_str());
+            let (cursor, seen) = (p.cursor as i64, p.seen_at_ms as i64);
+            folded
+                .entry(key)
+                .and_modify(|e| *e = (cursor, e.1.max(seen)))
+                .or_insert((cursor, seen));
+        }
+        // In key order, so two nodes flushing overlapping devices lock the
+        // rows in the same order and never deadlock.
+        let mut folded: Vec<_> = folded.into_iter().collect();
+        folded.sort_unstable();
+        let (mut workspaces, mut devices, mut cursors, mut seen) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((ws, device), (cursor, at)) in folded {
+            workspaces.push(ws);
+            devices.push(device);
+            cursors.push(cursor);
+            seen.push(at);
+        }
+        self.with_client(async |client| {
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO device_positions (workspace_id, device_id, cursor, seen_at)
+                     SELECT p.workspace_id, p.device_id, p.cursor, p.seen_at
+                     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+                         AS p(workspace_id, device_id, cursor, seen_at)
+                     WHERE EXISTS (SELECT 1 FROM workspaces w WHERE w.id = p.workspace_id)
+                     ON CONFLICT (workspace_id, device_id) DO UPDATE SET
+                         cursor = excluded.cursor,
+                         seen_at = greatest(device_positions.seen_at, excluded.seen_at)",
+                )
+                .await
+                .map_err(pg_error)?;
+            client
+                .execute(&stmt, &[&workspaces, &devices, &cursors, &seen])
+                .await
+                .map_err(pg_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn log_since(
+        &self,
+        ws: &WorkspaceId,
+        after: ServerVersion,
+        limit: usize,
+    ) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
+        self.with_client(async |client| read_log_since(client, ws, after, limit).await)
+            .await
+    }
+
+    async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        self.with_client(async |client| {
+            let rows = client
+                .query("SELECT id FROM workspaces ORDER BY id", &[])
+                .await
+                .map_err(pg_error)?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id: String = r.try_get(0).map_err(column_error)?;
+                ids.extend(WorkspaceId::parse(&id));
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn collect_garbage(
+        &self,
+        ws: &WorkspaceId,
+        policy: &RetentionPolicy,
+        now_ms: u64,
+        dry_run: bool,
+    ) -> Result<GcReport, StoreError> {
+        let (state, tombstones, purgeable_tombstones) = self
+            .with_client(async |client| log_state(client, ws, policy, now_ms).await)
+            .await?;
+        let plan = plan_purge(state, policy, now_ms);
+        let (mut log_purged, mut ops_purged, mut tombstones_purged) = (0, 0, 0);
+        if dry_run {
+            log_purged = plan.log_horizon - state.purged_through;
+            ops_purged = log_purged;
+            tombstones_purged = purgeable_tombstones;
+        } else {
+            // Each batch is its own short transaction, so pushes interleave
+            // with a long pass. The new oldest version is committed first:
+            // a reader never sees a log with a hole.
+            if plan.log_horizon > state.purged_through {
+                self.with_client(async |client| {
+                    client
+                        .execute(
+                            "UPDATE workspaces SET oldest_retained_version =
+                                 greatest(oldest_retained_version, $2) WHERE id = $1",
+                            &[&ws.as_str(), &(plan.log_horizon as i64 + 1)],
+                        )
+                        .await
+                        .map_err(pg_error)
+                })
+                .await?;
+            }
+            let mut start = state.purged_through;
+            while start < plan.log_horizon {
+                let end = (start + GC_BATCH).min(plan.log_horizon);
+                let purged = self
+                    .with_client(async |client| purge_log_batch(client, ws, start, end).await)
+                    .await?;
+                log_purged += purged;
+                ops_purged += purged;
+                start = end;
+            }
+            loop {
+                let n = self
+                    .with_client(async |client| purge_tombstone_batch(client, ws, &plan).await)
+                    .await?;
+                tombstones_purged += n;
+                if n < GC_BATCH {
+                    break;
+                }
+            }
+        }
+        let oldest = plan.log_horizon + 1;
+        Ok(GcReport {
+            workspace_id: ws.to_string(),
+            log_entries_purged: log_purged,
+            op_ids_purged: ops_purged,
+            tombstone_payloads_purged: tombstones_purged,
+            oldest_retained_version: oldest,
+            log_length: state.head + 1 - oldest,
+            tombstones,
+        })
+    }
+
+    async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {
+        self.with_client(async |client| workspace_head(&*client, ws).await)
+            .await
+    }
+}
