@@ -219,6 +219,28 @@ pub struct GcReport {
     pub tombstones: u64,
 }
 
+impl GcReport {
+    /// The report of a pass that carried out (or, dry, would carry out) `plan`.
+    pub fn of_pass(
+        ws: &WorkspaceId,
+        state: &sync_core::retention::WorkspaceLogState,
+        plan: &sync_core::retention::PurgePlan,
+        purged: (u64, u64, u64),
+        tombstones: u64,
+    ) -> GcReport {
+        let oldest = plan.log_horizon + 1;
+        GcReport {
+            workspace_id: ws.to_string(),
+            log_entries_purged: purged.0,
+            op_ids_purged: purged.1,
+            tombstone_payloads_purged: purged.2,
+            oldest_retained_version: oldest,
+            log_length: state.head + 1 - oldest,
+            tombstones,
+        }
+    }
+}
+
 /// The gateway's storage. Every method that touches a workspace checks the
 /// caller's access inside the same transaction as the work.
 #[async_trait]

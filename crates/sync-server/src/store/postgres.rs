@@ -927,16 +927,13 @@ impl Store for PostgresStore {
                 }
             }
         }
-        let oldest = plan.log_horizon + 1;
-        Ok(GcReport {
-            workspace_id: ws.to_string(),
-            log_entries_purged: log_purged,
-            op_ids_purged: ops_purged,
-            tombstone_payloads_purged: tombstones_purged,
-            oldest_retained_version: oldest,
-            log_length: state.head + 1 - oldest,
+        Ok(GcReport::of_pass(
+            ws,
+            &state,
+            &plan,
+            (log_purged, ops_purged, tombstones_purged),
             tombstones,
-        })
+        ))
     }
 
     async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {
