@@ -36,9 +36,4 @@ export class AckLedger {
   acknowledged(): ReceivedResult[] {
     return this.received.filter((r) => r.result.status === 'applied' || r.result.status === 'duplicate');
   }
-
-  /** Op ids whose results reached their client. */
-  answeredOpIds(): Set<string> {
-    return new Set(this.received.map((r) => r.result.op_id));
-  }
 }

@@ -25,8 +25,6 @@ export const LANE_HEADER = 'x-fault-lane';
 /** What the proxy does with one HTTP request. */
 export type HttpFault = 'pass' | 'delay' | 'drop_request' | 'drop_response' | 'duplicate' | 'unavailable';
 
-export const HTTP_FAULTS: readonly HttpFault[] = ['pass', 'delay', 'drop_request', 'drop_response', 'duplicate', 'unavailable'];
-
 /** A request (or WebSocket upgrade) as the schedule sees it. */
 export interface ProxiedRequest {
   lane: string;

@@ -71,8 +71,6 @@ process.once('exit', () => {
 
 /** A running (or killed, then restarted) gateway. */
 export class GatewayProcess {
-  /** Restarts so far. */
-  restarts = 0;
   private child: ChildProcess | null = null;
   private currentPort: number | null = null;
   private log = '';
@@ -104,10 +102,6 @@ export class GatewayProcess {
     return `http://127.0.0.1:${this.currentPort}`;
   }
 
-  get running(): boolean {
-    return this.child !== null;
-  }
-
   /** The last lines the server logged, for failure reports. */
   logTail(chars = 4000): string {
     return this.log.slice(-chars);
@@ -131,7 +125,6 @@ export class GatewayProcess {
   async restart(): Promise<void> {
     await this.kill();
     await this.launch();
-    this.restarts += 1;
   }
 
   /** Graceful stop (SIGTERM, then SIGKILL after 3 s). */

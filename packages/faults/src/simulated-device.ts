@@ -143,10 +143,6 @@ export class SimulatedDevice {
     return this.tabs.length;
   }
 
-  get online(): boolean {
-    return this.isOnline;
-  }
-
   /** Opens every tab; with `start`, runs their background loops (the leader's, with leader election). */
   async open(start = true): Promise<SyncEngine> {
     for (let i = 0; i < this.tabs.length; i++) await this.openTab(i, start);
