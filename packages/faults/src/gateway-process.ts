@@ -61,6 +61,8 @@ export interface GatewayOptions {
   database: string;
   /** More `serve` flags. */
   extraArgs?: string[];
+  /** Working directory of the server: in dev-auth mode on Postgres its key file goes there. */
+  cwd?: string;
 }
 
 /** Every gateway started by this process, killed if the process exits first. */
@@ -174,6 +176,7 @@ export class GatewayProcess {
   private async launch(): Promise<void> {
     const args = ['serve', '--listen', '127.0.0.1:0', '--database', this.options.database, ...(this.options.extraArgs ?? [])];
     const child = spawn(serverBinary(), args, {
+      cwd: this.options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
     });

@@ -94,7 +94,8 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     if (trace.length > 400) trace.shift();
   };
   const dir = mkdtempSync(join(tmpdir(), 'or3-faults-'));
-  const database = config.postgresUrl ? freshPostgresSchema(config.postgresUrl, `faults_${config.seed}_${process.pid}`) : `sqlite://${dir}/f.db`;
+  const schema = `faults_${config.seed}_${process.pid}_${Date.now() % 1_000_000}`;
+  const database = config.postgresUrl ? postgresDatabase(config.postgresUrl, schema) : `sqlite://${dir}/f.db`;
   const violations: Violation[] = [];
   const ledger = new AckLedger();
   const devices: SimulatedDevice[] = [];
@@ -105,7 +106,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
   let gateway: GatewayProcess | null = null;
   let proxy: FaultProxy | null = null;
   try {
-    gateway = await GatewayProcess.start({ database, extraArgs: SERVE_FLAGS });
+    gateway = await GatewayProcess.start({ database, extraArgs: SERVE_FLAGS, cwd: dir });
     proxy = await FaultProxy.start({ targetPort: gateway.port });
     const ownerToken = await gateway.token('owner');
     const created = await gateway.api<{ workspace_id: string }>(ownerToken, 'POST', '/v1/workspaces', { name: `faults ${config.seed}` });
@@ -221,6 +222,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     for (const device of devices) await device.close().catch(() => {});
     await proxy?.close();
     await gateway?.stop();
+    if (config.postgresUrl) dropPostgresSchema(config.postgresUrl, schema);
     rmSync(dir, { recursive: true, force: true });
   }
   return {
@@ -279,12 +281,20 @@ async function serverHead(gateway: GatewayProcess, token: string, workspaceId: s
   return body.snapshot_version;
 }
 
-/** A new, empty schema in the Postgres database at `url`, and the URL that uses it. */
-function freshPostgresSchema(url: string, schema: string): string {
-  execFileSync('psql', [url, '-q', '-v', 'ON_ERROR_STOP=1', '-c', `DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema}`]);
+/** The database at `url` in a schema of its own (`?schema=`, which the server's migrations create). */
+function postgresDatabase(url: string, schema: string): string {
   const withSchema = new URL(url);
-  withSchema.searchParams.set('options', `-csearch_path=${schema}`);
+  withSchema.searchParams.set('schema', schema);
   return withSchema.toString();
+}
+
+/** Drops a seed's schema; a machine without `psql` keeps it (it is named after the seed and process). */
+function dropPostgresSchema(url: string, schema: string): void {
+  try {
+    execFileSync('psql', [url, '-q', '-c', `DROP SCHEMA IF EXISTS ${schema} CASCADE`], { stdio: 'ignore' });
+  } catch {
+    // Nothing to clean up with, or nothing to clean.
+  }
 }
 
 const MINUTE = 60_000;

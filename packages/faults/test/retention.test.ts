@@ -33,7 +33,7 @@ let world: World;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'or3-retention-'));
-  const gateway = await GatewayProcess.start({ database: `sqlite://${dir}/r.db`, extraArgs: ['--gc-interval-secs', '0'] });
+  const gateway = await GatewayProcess.start({ database: `sqlite://${dir}/r.db`, extraArgs: ['--gc-interval-secs', '0'], cwd: dir });
   const proxy = await FaultProxy.start({ targetPort: gateway.port });
   const ownerToken = await gateway.token('owner');
   const workspaceId = (await gateway.api<{ workspace_id: string }>(ownerToken, 'POST', '/v1/workspaces', { name: 'retention' })).body
