@@ -181,7 +181,9 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
           await g.restart();
           p.setTarget(g.port);
           note(`server restarted on port ${g.port}`);
-        })();
+        })().catch((error: unknown) => {
+          violations.push({ rule: 'server_restarts_on_its_database', detail: String(error) });
+        });
         void restart.then(() => (restart = null));
       }
       if (gcNow) {
