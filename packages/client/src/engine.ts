@@ -30,7 +30,7 @@ import {
   type SyncProvider,
   type Unsubscribe,
 } from './provider.js';
-import { applyBatch, pullChanges, readCursor } from './pull.js';
+import { applyBatch, pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { discardFailedOp, pushPending } from './push.js';
 import { rescanScope } from './rescan.js';
 import {
@@ -367,8 +367,9 @@ export class SyncEngine {
     try {
       if (this.paused) throw new SyncProviderError({ code: 'paused', message: 'sync is paused', status: -1 });
       let cursor = await readCursor(ctx);
-      if (cursor === null || this.rescanReason) {
-        cursor = await this.runRescan(ctx, this.rescanReason ?? 'fresh_device', run, conflicts);
+      const owed = await readOwedRescan(ctx);
+      if (cursor === null || this.rescanReason || owed) {
+        cursor = await this.runRescan(ctx, this.rescanReason ?? owed ?? 'fresh_device', run, conflicts);
       }
       this.phase = 'push';
       // A failed push does not keep this run from pulling; its error still fails the run.

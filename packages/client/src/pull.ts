@@ -4,8 +4,9 @@
  */
 import { applyRemoteVersions, runRemoteTransaction, versionFromChange } from './apply.js';
 import type { EngineContext } from './context.js';
-import type { ConflictEvent } from './events.js';
+import type { ConflictEvent, RescanReason } from './events.js';
 import type { ChangesBatch } from './provider.js';
+import { STATE_KEYS } from './schema.js';
 
 /** What a pull did. */
 export interface PullOutcome {
@@ -22,6 +23,16 @@ export interface PullOutcome {
 export async function readCursor(ctx: EngineContext): Promise<number | null> {
   const row = await ctx.db.table('sync_state').get(ctx.cursorKey);
   return typeof row?.value === 'number' ? row.value : null;
+}
+
+/**
+ * The rescan the scope owes, if any: a pulled scope change records one in the
+ * transaction that moves the cursor past it, so neither a failed rescan nor a
+ * reload can lose it.
+ */
+export async function readOwedRescan(ctx: EngineContext): Promise<RescanReason | null> {
+  const row = await ctx.db.table('sync_state').get(STATE_KEYS.rescanOwed(ctx.cursorKey));
+  return typeof row?.value === 'string' ? (row.value as RescanReason) : null;
 }
 
 /** Pulls pages until `has_more` is false. Throws `cursor_expired` for the engine to rescan. */
@@ -62,6 +73,7 @@ export async function applyBatch(
     const outcome = await applyRemoteVersions(ctx.db, ctx.runtime, fresh.map(versionFromChange));
     if (batch.to > cursor) await state.put({ key: ctx.cursorKey, value: batch.to });
     const scopeChanged = ctx.scope.projectId != null && fresh.some((c) => c.scope_change === true);
+    if (scopeChanged) await state.put({ key: STATE_KEYS.rescanOwed(ctx.cursorKey), value: 'scope_change' satisfies RescanReason });
     return { ...outcome, scopeChanged, gap: false };
   });
 }

@@ -83,6 +83,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
       await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
         await holdLease(ctx, owner);
         await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
+        await ctx.db.table('sync_state').delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
       });
     } else {
       outcome.conflicts.push(...(await swapStaged(ctx, owner, snapshotVersion)));
@@ -226,6 +227,7 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     clockState.tombstoneTables = [...new Set([...nextTombstones.values()].map((t) => t.table_name))];
     await writeClockState(ctx.db, clockState);
     await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
+    await ctx.db.table('sync_state').delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
     await ctx.db.table('sync_staging').clear();
   });
   return conflicts;

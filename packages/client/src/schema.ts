@@ -130,4 +130,6 @@ export const STATE_KEYS = {
   /** The tab that is rescanning, and when it last made progress (tabs share the staging table). */
   rescanLease: 'rescan_lease',
   cursor: (scopeKey: string) => `cursor:${scopeKey}`,
+  /** A rescan the scope owes (a pulled scope change), kept until a rescan of the scope completes. */
+  rescanOwed: (cursorKey: string) => `rescan_owed:${cursorKey}`,
 } as const;

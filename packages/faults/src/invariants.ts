@@ -24,6 +24,8 @@ export interface CheckInput {
   received: ReceivedResult[];
   /** How each synced table deletes and its primary key field. */
   tables: Record<string, { deletes: 'soft' | 'hard'; primaryKey: string }>;
+  /** The server's snapshot of each project some device syncs alone (`projectId`). */
+  scopedSnapshots?: Record<string, SnapshotItem[]>;
 }
 
 /** A write's LWW stamp. */
@@ -169,16 +171,21 @@ export function checkConvergence(input: CheckInput): Violation[] {
       out.add('outbox_drains_and_cursor_reaches_head', `${device.name}: cursor ${device.cursor}, head ${head}`);
     }
   }
-  const expectedRows = new Map<string, Map<string, string>>();
-  for (const table of Object.keys(input.tables)) expectedRows.set(table, new Map());
-  const expectedTombstones = new Map<string, string>();
-  for (const item of server.items) {
-    const table = input.tables[item.table_name];
-    if (!table) continue;
-    const row = expectedRow(item, table);
-    if (row) expectedRows.get(item.table_name)!.set(item.pk, canonical(projectRow(row, item)));
-    if (isDeleted(item)) expectedTombstones.set(key(item.table_name, item.pk), canonical(stamp(item)));
-  }
+  /** What a device of `projectId`'s scope must hold: its rows by table, and its tombstone stamps. */
+  const expectedFor = (projectId: string | null) => {
+    const rows = new Map<string, Map<string, string>>();
+    for (const table of Object.keys(input.tables)) rows.set(table, new Map());
+    const tombstones = new Map<string, string>();
+    const scopeItems = projectId === null ? server.items : (input.scopedSnapshots?.[projectId] ?? []);
+    for (const item of scopeItems) {
+      const table = input.tables[item.table_name];
+      if (!table) continue;
+      const row = expectedRow(item, table);
+      if (row) rows.get(item.table_name)!.set(item.pk, canonical(projectRow(row, item)));
+      if (isDeleted(item)) tombstones.set(key(item.table_name, item.pk), canonical(stamp(item)));
+    }
+    return { rows, tombstones };
+  };
   const rowsOf = (device: DeviceState, table: string) =>
     new Map(
       (device.rows[table] ?? []).map((row) => {
@@ -186,16 +193,21 @@ export function checkConvergence(input: CheckInput): Violation[] {
         return [pk, canonical(projectRow(row, items.get(key(table, pk))))];
       }),
     );
-  const reference = input.devices[0];
+  const references = new Map<string | null, DeviceState>();
   for (const device of input.devices) {
-    for (const [table, rows] of expectedRows) {
+    const scope = device.projectId ?? null;
+    const expected = expectedFor(scope);
+    const who = scope === null ? 'server' : `server's project ${scope}`;
+    const reference = references.get(scope);
+    if (!reference) references.set(scope, device);
+    for (const [table, rows] of expected.rows) {
       const actual = rowsOf(device, table);
-      diffRows(out, 'devices_match_the_server_snapshot', `${device.name} vs server`, table, rows, actual);
-      if (reference && device !== reference) {
+      diffRows(out, 'devices_match_the_server_snapshot', `${device.name} vs ${who}`, table, rows, actual);
+      if (reference) {
         diffRows(out, 'every_device_holds_the_same_rows', `${reference.name} vs ${device.name}`, table, rowsOf(reference, table), actual);
       }
     }
-    checkTombstones(out, device, expectedTombstones, items, input.tables);
+    checkTombstones(out, device, expected.tombstones, items, input.tables);
   }
   checkMessageOrder(out, input);
   return out.list();
@@ -226,7 +238,9 @@ function checkTombstones(
     if (expectedTombstones.has(k)) continue;
     const item = items.get(k);
     if (!item) out.add('tombstone_stamps_match_the_server', `${device.name}: tombstone of ${k}, which the server does not know`);
-    else if (compareStamps(stamp(t), stamp(item)) >= 0) {
+    else if (isDeleted(item) && compareStamps(stamp(t), stamp(item)) === 0) {
+      // The tombstone of a record outside a project-scoped device's scope: it may keep it.
+    } else if (compareStamps(stamp(t), stamp(item)) >= 0) {
       out.add('tombstone_stamps_match_the_server', `${device.name}: tombstone ${showStamp(stamp(t))} of ${k} is not older than the live ${showStamp(stamp(item))}`);
     }
   }
@@ -320,12 +334,15 @@ function checkMessageOrder(out: ViolationList, input: CheckInput): void {
       messages.sort(displayOrder);
       orders.set(thread, messages.map((m) => String(m.id)).join(','));
     }
-    if (!reference) {
+    if (!reference && !device.projectId) {
       reference = orders;
       referenceName = device.name;
       continue;
     }
-    for (const thread of new Set([...reference.keys(), ...orders.keys()])) {
+    if (!reference) continue;
+    // A device syncing one project holds that project's threads only.
+    const threadsToCompare = device.projectId ? orders.keys() : new Set([...reference.keys(), ...orders.keys()]);
+    for (const thread of threadsToCompare) {
       if (reference.get(thread) !== orders.get(thread)) {
         out.add(
           'message_order_is_identical_on_every_device',

@@ -13,7 +13,8 @@ import { DEFAULT_FAULT_RATES, FaultProxy, PASS_ALL, seededSchedule, type FaultRa
 import { GatewayProcess, runGc } from './gateway-process.js';
 import { checkConvergence, type Violation } from './invariants.js';
 import { Prng } from './prng.js';
-import { readServerState } from './server-state.js';
+import { readServerState, readSnapshot } from './server-state.js';
+import type { SnapshotItem } from '@or3/sync-client';
 import { SimulatedDevice, SYNCED_TABLES, deleteMode, type DeviceTally } from './simulated-device.js';
 import { DEVICE_ACTION_WEIGHTS, IdSource, performDeviceAction } from './workload.js';
 
@@ -138,8 +139,10 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
         // Some devices have two tabs on their database: one leads (Web Locks), or both do (no locks).
         tabs: deviceShape.pick([1, 1, 2]),
         leaderElection: deviceShape.pick(['web-locks', 'none'] as const),
+        // Some devices sync one project alone (d0 always syncs everything, the reference of the checks).
+        projectId: i === 0 ? null : deviceShape.pick([null, null, null, 'p1']),
       });
-      shapes[device.name] = `tabs ${device.tabCount} (${device.tabCount > 1 ? device.leaderElection : 'alone'}), skew ${skewMs / MINUTE} min, ${JSON.stringify({ ...device.engineShape })}`;
+      shapes[device.name] = `${device.projectId ? `project ${device.projectId}, ` : ''}tabs ${device.tabCount} (${device.tabCount > 1 ? device.leaderElection : 'alone'}), skew ${skewMs / MINUTE} min, ${JSON.stringify({ ...device.engineShape })}`;
       await device.open();
       devices.push(device);
     }
@@ -215,8 +218,19 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     logLength = server.log.length;
     const states = [];
     for (const device of devices) states.push(await device.state());
+    const scopedSnapshots: Record<string, SnapshotItem[]> = {};
+    for (const projectId of new Set(devices.map((d) => d.projectId))) {
+      if (projectId !== null) scopedSnapshots[projectId] = (await readSnapshot(gateway, ownerToken, workspaceId, projectId)).items;
+    }
     violations.push(
-      ...checkConvergence({ devices: states, server, sent: ledger.sent, received: ledger.received, tables: ORACLE_TABLES }),
+      ...checkConvergence({
+        devices: states,
+        server,
+        sent: ledger.sent,
+        received: ledger.received,
+        tables: ORACLE_TABLES,
+        scopedSnapshots,
+      }),
     );
   } catch (error) {
     violations.push({ rule: 'run_completes', detail: error instanceof Error ? (error.stack ?? error.message) : String(error) });

@@ -13,14 +13,20 @@ export interface ServerState {
   oldestRetainedVersion: number;
 }
 
-/** Pages through the snapshot, then pulls the log from 0. */
-export async function readServerState(gateway: GatewayProcess, token: string, workspaceId: string): Promise<ServerState> {
+/** Every snapshot item of the workspace, or of one project's scope (its threads and messages, and every other table). */
+export async function readSnapshot(
+  gateway: GatewayProcess,
+  token: string,
+  workspaceId: string,
+  projectId: string | null = null,
+): Promise<{ snapshotVersion: number; items: SnapshotItem[] }> {
   const items: SnapshotItem[] = [];
   let snapshotVersion = 0;
   let pageToken: string | null = null;
   for (;;) {
     const query = new URLSearchParams({ limit: '500' });
     if (pageToken) query.set('page_token', pageToken);
+    if (projectId !== null) query.set('project_id', projectId);
     const { status, body } = await gateway.api<SnapshotPage>(token, 'GET', `/v1/workspaces/${workspaceId}/snapshot?${query}`);
     if (status !== 200) throw new Error(`snapshot: HTTP ${status} ${JSON.stringify(body)}`);
     if (pageToken === null) snapshotVersion = body.snapshot_version;
@@ -28,6 +34,12 @@ export async function readServerState(gateway: GatewayProcess, token: string, wo
     pageToken = body.next_page_token;
     if (!pageToken) break;
   }
+  return { snapshotVersion, items };
+}
+
+/** Pages through the snapshot, then pulls the log from 0. */
+export async function readServerState(gateway: GatewayProcess, token: string, workspaceId: string): Promise<ServerState> {
+  const { snapshotVersion, items } = await readSnapshot(gateway, token, workspaceId);
   const log: Change[] = [];
   let cursor = 0;
   let oldestRetainedVersion = 1;

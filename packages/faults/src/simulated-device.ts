@@ -65,11 +65,15 @@ export interface DeviceOptions {
   tabs?: number;
   /** `web-locks`: one tab leads (the default); `none`: every tab runs the loops, the engine's fallback. */
   leaderElection?: 'web-locks' | 'none';
+  /** Sync only this project's threads and messages (and every other table). */
+  projectId?: string | null;
 }
 
 /** A device's synced state, as the checks compare it. */
 export interface DeviceState {
   name: string;
+  /** The project the device syncs alone; null for the whole workspace. */
+  projectId?: string | null;
   rows: Record<string, Record<string, unknown>[]>;
   tombstones: TombstoneRow[];
   pending: number;
@@ -126,6 +130,11 @@ export class SimulatedDevice {
     const engine = this.tabs[index % this.tabs.length];
     if (!engine) throw new Error(`device ${this.name} tab ${index % this.tabs.length} is not open`);
     return engine;
+  }
+
+  /** The project the device syncs alone, or null. */
+  get projectId(): string | null {
+    return this.options.projectId ?? null;
   }
 
   /** `web-locks` or `none` (every tab leads). */
@@ -188,6 +197,7 @@ export class SimulatedDevice {
       // Tabs of a device tell each other about captured writes (BroadcastChannel, per device id).
       broadcast: this.tabs.length > 1,
       locks: this.locks,
+      projectId: this.options.projectId ?? null,
       backoff: { baseMs: 20, maxMs: 400 },
       outboxPollMs: 500,
       ...this.options.engine,
@@ -233,6 +243,7 @@ export class SimulatedDevice {
     const stats = await this.engine.stats();
     return {
       name: this.name,
+      projectId: this.projectId,
       rows,
       tombstones: (await db.table('sync_tombstones').toArray()) as TombstoneRow[],
       pending: stats.pending,

@@ -1,6 +1,6 @@
 /**
- * The random things a device's user does, drawn from the seed: create, edit
- * and delete threads, append messages to shared threads (alone or several in
+ * The random things a device's user does, drawn from the seed: create, edit,
+ * move between projects and delete threads, append messages to shared threads (alone or several in
  * one transaction), edit and delete them (one by one, or a thread's at once
  * with `modify` and a collection delete), put and delete keys of a small
  * shared `kv` pool or clear it (hard deletes, many conflicts), go offline, reload the
@@ -14,6 +14,7 @@ export type DeviceAction =
   | 'create_thread'
   | 'edit_thread'
   | 'delete_thread'
+  | 'move_thread'
   | 'append_message'
   | 'append_messages_in_one_transaction'
   | 'edit_message'
@@ -31,6 +32,7 @@ export const DEVICE_ACTION_WEIGHTS: Readonly<Record<DeviceAction, number>> = {
   create_thread: 6,
   edit_thread: 8,
   delete_thread: 3,
+  move_thread: 2,
   append_message: 16,
   append_messages_in_one_transaction: 4,
   edit_message: 7,
@@ -44,6 +46,9 @@ export const DEVICE_ACTION_WEIGHTS: Readonly<Record<DeviceAction, number>> = {
   reload: 3,
   sync_now: 4,
 };
+
+/** Projects a thread may belong to (null: none). */
+const PROJECTS = [null, 'p1', 'p2'];
 
 /** Keys of the shared kv pool: few, so devices collide on them. */
 const KV_KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'];
@@ -90,14 +95,24 @@ export async function performDeviceAction(
   switch (action) {
     case 'create_thread': {
       const id = ids.next(device.name, 't');
-      await threads.put({ id, title: `thread ${word}`, project_id: null });
-      return `create thread ${id}`;
+      // A device that syncs one project makes its threads there.
+      const project = device.projectId ?? choose(PROJECTS, r2)!;
+      await threads.put({ id, title: `thread ${word}`, project_id: project });
+      return `create thread ${id} in ${project}`;
     }
     case 'edit_thread': {
       const thread = choose(await liveThreads(), r1);
       if (!thread) return 'edit thread: none';
       await threads.update(thread.id as string, { title: `title ${word}` });
       return `edit thread ${String(thread.id)}`;
+    }
+    case 'move_thread': {
+      const thread = choose(await liveThreads(), r1);
+      if (!thread) return 'move thread: none';
+      const others = PROJECTS.filter((p) => p !== (thread.project_id ?? null));
+      const project = choose(others, r2)!;
+      await threads.update(thread.id as string, { project_id: project });
+      return `move thread ${String(thread.id)} to ${project}`;
     }
     case 'delete_thread': {
       const thread = choose(await liveThreads(), r1);

@@ -1,0 +1,81 @@
+/**
+ * A project-scoped engine that pulls a scope change must rescan, even when
+ * the rescan fails or the tab reloads first (found by packages/faults: a
+ * device syncing one project kept threads that had left it).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SyncEngine } from '../src/engine.js';
+import { SyncProviderError, type SyncScope } from '../src/provider.js';
+import type { Change, SnapshotPage } from '../src/wire.js';
+import { makeDevice } from './support/devices.js';
+import { ScriptedProvider } from './support/scripted-provider.js';
+
+const opened: SyncEngine[] = [];
+afterEach(async () => {
+  for (const engine of opened.splice(0)) await engine.close();
+});
+
+/** Its next `failSnapshots` snapshot requests fail as with no network. */
+class FlakySnapshotProvider extends ScriptedProvider {
+  failSnapshots = 0;
+
+  override async snapshot(scope: SyncScope, pageToken: string | null): Promise<SnapshotPage> {
+    if (this.failSnapshots > 0) {
+      this.failSnapshots -= 1;
+      throw new SyncProviderError({ code: 'network_error', message: 'offline', status: 0 });
+    }
+    return super.snapshot(scope, pageToken);
+  }
+}
+
+function thread(version: number, projectId: string, scopeChange: boolean): Change {
+  return {
+    server_version: version,
+    table_name: 'threads',
+    pk: 't1',
+    operation: 'put',
+    payload: { id: 't1', title: `v${version}`, project_id: projectId },
+    clock: version,
+    hlc: `1732540000000-${String(version).padStart(6, '0')}-aaaaaaaaaaaaaaaa`,
+    op_id: crypto.randomUUID(),
+    device_id: 'aaaaaaaaaaaaaaaa',
+    scope_change: scopeChange,
+  };
+}
+
+describe('scope change', () => {
+  it('scope_change_rescan_is_not_lost_when_it_fails_or_the_tab_reloads', async () => {
+    const provider = new FlakySnapshotProvider();
+    const device = makeDevice('ws-scope-lost', provider, { projectId: 'p1' });
+    let engine = await device.open();
+    opened.push(engine);
+    expect(await engine.sync()).toMatchObject({ error: null }); // fresh: an empty snapshot
+    provider.log = [thread(1, 'p1', false)];
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(await engine.db.table('threads').get('t1')).toMatchObject({ project_id: 'p1' });
+
+    // t1 moves to p2: the pull applies the change, then the rescan it calls for fails.
+    provider.log.push(thread(2, 'p2', true));
+    provider.snapshotItems = [];
+    provider.snapshotVersion = 2;
+    provider.failSnapshots = 1;
+    expect((await engine.sync()).error).toBe('network_error');
+
+    // The tab reloads before the next run; the rescan is still owed.
+    await engine.close();
+    opened.splice(opened.indexOf(engine), 1);
+    engine = await device.open();
+    opened.push(engine);
+    const reasons: string[] = [];
+    engine.on('sync.rescan:action', (e) => reasons.push(`${e.phase}:${e.reason}`));
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(reasons).toEqual(['started:scope_change', 'finished:scope_change']);
+    expect(await engine.db.table('threads').get('t1')).toBeUndefined();
+    expect((await engine.stats()).cursor).toBe(2);
+
+    // Owed once: the next run does not rescan again.
+    reasons.length = 0;
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(reasons).toEqual([]);
+  });
+});
