@@ -32,7 +32,7 @@ import {
 } from './provider.js';
 import { applyBatch, pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { discardFailedOp, pushPending } from './push.js';
-import { rescanScope } from './rescan.js';
+import { rescanDueAfterPush, rescanScope } from './rescan.js';
 import {
   ENGINE_TABLES,
   STATE_KEYS,
@@ -392,7 +392,7 @@ export class SyncEngine {
         cursor = await this.runRescan(ctx, 'cursor_expired', run, conflicts);
         pulled = await pullChanges(ctx, cursor);
       }
-      if (pulled.scopeChanged) {
+      if (pulled.scopeChanged || (await rescanDueAfterPush(ctx))) {
         cursor = await this.runRescan(ctx, 'scope_change', run, conflicts);
         pulled = await pullChanges(ctx, cursor);
       }

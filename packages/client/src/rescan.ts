@@ -132,6 +132,27 @@ async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage):
   });
 }
 
+/**
+ * True when the records the last rescan kept for pending writes without a
+ * snapshot version (project scope) have no ops left in the outbox; the
+ * scope then owes a rescan, recorded in the same transaction.
+ */
+export async function rescanDueAfterPush(ctx: EngineContext): Promise<boolean> {
+  const state = ctx.db.table('sync_state');
+  const outbox = ctx.db.table('pending_ops');
+  const key = STATE_KEYS.rescanAfterPush(ctx.cursorKey);
+  return ctx.db.transaction('rw', [state, outbox], async () => {
+    const kept = (await state.get(key))?.value;
+    if (!Array.isArray(kept)) return false;
+    for (const record of kept as [string, string][]) {
+      if ((await outbox.where('[table_name+pk]').equals(record).count()) > 0) return false;
+    }
+    await state.delete(key);
+    await state.put({ key: STATE_KEYS.rescanOwed(ctx.cursorKey), value: 'scope_change' satisfies RescanReason });
+    return true;
+  });
+}
+
 async function isEmpty(ctx: EngineContext): Promise<boolean> {
   for (const name of [...ctx.runtime.tables.keys(), 'pending_ops', 'sync_tombstones']) {
     if ((await ctx.db.table(name).count()) > 0) return false;
@@ -193,6 +214,7 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     }
 
     // Overlay pending local writes that win against the staged version.
+    const keptWithoutSnapshot: [string, string][] = [];
     for (const [key, op] of pendingByRecord) {
       const table = ctx.runtime.tables.get(op.table_name);
       if (!table) continue;
@@ -212,6 +234,15 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
       else rows.delete(op.pk);
       if (tomb) nextTombstones.set(key, tomb);
       else nextTombstones.delete(key);
+      if (!remote) keptWithoutSnapshot.push([op.table_name, op.pk]);
+    }
+    // Under a project scope such a record may lie outside the project (a thread moved away, a
+    // message of one): once its writes are pushed, a rescan settles where the server put it.
+    const afterPush = STATE_KEYS.rescanAfterPush(ctx.cursorKey);
+    if (ctx.scope.projectId != null && keptWithoutSnapshot.length > 0) {
+      await ctx.db.table('sync_state').put({ key: afterPush, value: keptWithoutSnapshot });
+    } else {
+      await ctx.db.table('sync_state').delete(afterPush);
     }
 
     for (const [name, rows] of nextRows) {

@@ -132,4 +132,9 @@ export const STATE_KEYS = {
   cursor: (scopeKey: string) => `cursor:${scopeKey}`,
   /** A rescan the scope owes (a pulled scope change), kept until a rescan of the scope completes. */
   rescanOwed: (cursorKey: string) => `rescan_owed:${cursorKey}`,
+  /**
+   * Under a project scope, records ([table, pk]) whose pending writes the last rescan kept although its
+   * snapshot lacked them: once none has an op left, the scope owes a rescan (they may lie outside it).
+   */
+  rescanAfterPush: (cursorKey: string) => `rescan_after_push:${cursorKey}`,
 } as const;

@@ -78,4 +78,23 @@ describe('scope change', () => {
     expect(await engine.sync()).toMatchObject({ error: null });
     expect(reasons).toEqual([]);
   });
+
+  it('a_scoped_database_holds_only_its_project_once_pending_writes_are_pushed', async () => {
+    // Found by packages/faults: a rescan keeps pending writes on records the project snapshot
+    // lacks; once pushed, they stayed although the server had them outside the project.
+    const provider = new FlakySnapshotProvider();
+    const engine = await makeDevice('ws-scope-leftover', provider, { projectId: 'p1' }).open();
+    opened.push(engine);
+    expect(await engine.sync()).toMatchObject({ error: null });
+    await engine.db.table('threads').put({ id: 't2', title: 'moved away', project_id: 'p2' });
+    provider.snapshotItems = [];
+    const reasons: string[] = [];
+    engine.on('sync.rescan:action', (e) => e.phase === 'started' && reasons.push(e.reason));
+    // The rescan keeps the pending write; the push then takes it to the server.
+    expect(await engine.rescan()).toMatchObject({ error: null, pushed: 1 });
+    if (await engine.db.table('threads').get('t2')) expect(await engine.sync()).toMatchObject({ error: null });
+    expect(provider.pushes.flat().map((op) => op.pk)).toEqual(['t2']);
+    expect(await engine.db.table('threads').get('t2')).toBeUndefined();
+    expect(reasons).toEqual(['on_demand', 'scope_change']);
+  });
 });
