@@ -8,7 +8,9 @@ import { formatFailure } from '../src/cli-format.js';
 import { binarySupportsPostgres } from '../src/gateway-process.js';
 import { replayCommand, runSeed, type SeedReport } from '../src/run-seed.js';
 
-const SEEDS = [1, 2, 3, 4, 5];
+// Seeds of the long mode, picked so that between them every device shape occurs (two tabs with and
+// without Web Locks, a project-scoped device, GC, skewed clocks).
+const SEEDS = [1, 2, 3, 4, 8];
 const DEVICES = 4;
 const STEPS = 150;
 const POSTGRES_URL = process.env.OR3_FAULTS_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -29,7 +31,7 @@ describe('convergence under faults', () => {
     });
   }
 
-  it('the seeds went through every fault, server kills, GC, reloads and offline periods', () => {
+  it('the seeds went through every fault, server kills, GC, reloads, offline periods, scope changes and two-tab devices', () => {
     expect(reports).toHaveLength(SEEDS.length);
     const sum = (f: (r: SeedReport) => number) => reports.reduce((total, r) => total + f(r), 0);
     const tallies = reports.flatMap((r) => Object.values(r.devices));
@@ -44,6 +46,11 @@ describe('convergence under faults', () => {
     expect(tallies.reduce((n, t) => n + t.offlinePeriods, 0)).toBeGreaterThan(0);
     expect(tallies.reduce((n, t) => n + t.conflicts, 0)).toBeGreaterThan(0);
     expect(tallies.reduce((n, t) => n + (t.rescans.cursor_expired ?? 0), 0)).toBeGreaterThan(0);
+    expect(tallies.reduce((n, t) => n + (t.rescans.scope_change ?? 0), 0)).toBeGreaterThan(0);
+    const shapes = reports.flatMap((r) => Object.values(r.shapes));
+    expect(shapes.some((s) => s.includes('project p1'))).toBe(true);
+    expect(shapes.some((s) => s.includes('tabs 2 (web-locks)'))).toBe(true);
+    expect(shapes.some((s) => s.includes('tabs 2 (none)'))).toBe(true);
   });
 
   it('a failing seed names the command that replays it', () => {
