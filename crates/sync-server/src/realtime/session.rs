@@ -205,18 +205,13 @@ impl Session {
         project_id: Option<String>,
         out: &mut O,
     ) -> Next {
-        if let Some(p) = &project_id {
-            if sync_core::validate::check_pk(p).is_err() {
-                send_error(
-                    out,
-                    "invalid_project_id",
-                    "project_id must be 1 to 256 characters without control characters",
-                    None,
-                )
-                .await;
+        let project_id = match crate::routes::changes::check_project_id(project_id) {
+            Ok(project_id) => project_id,
+            Err(e) => {
+                send_error(out, e.code, &e.message, None).await;
                 return Next::AwaitHello;
             }
-        }
+        };
         let device_id = match device_id.map(|d| sync_core::DeviceId::parse(&d)) {
             Some(None) => {
                 send_error(

@@ -28,13 +28,7 @@ pub async fn dev_token(
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "dev auth is off"))?;
     let request: DevTokenRequest = read_json(body, &state.config).await?;
-    sync_core::validate::check_pk(&request.user_id).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_user_id",
-            "user_id",
-            "user_id must be 1 to 256 characters without control characters",
-        )
-    })?;
+    super::check_user_id(&request.user_id)?;
     let now_secs = state.clock.now_ms() / 1000;
     let token = issuer.issue(&request.user_id, now_secs, DEV_TOKEN_TTL_SECS)?;
     Ok(Json(json!({

@@ -14,15 +14,7 @@ use sync_core::wire::SetMemberRequest;
 
 fn user_param(params: &HashMap<String, String>) -> Result<String, ApiError> {
     let user = params.get("user_id").map_or("", String::as_str);
-    sync_core::validate::check_pk(user)
-        .map(|_| user.to_owned())
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_user_id",
-                "user_id",
-                "user_id must be 1 to 256 characters without control characters",
-            )
-        })
+    super::check_user_id(user).map(|_| user.to_owned())
 }
 
 /// Adds a member or changes their role.

@@ -30,6 +30,17 @@ pub fn workspace_param(
     Ok((ws, params))
 }
 
+/// A user id (a token's `sub`): 1 to 256 characters without control characters.
+pub fn check_user_id(user_id: &str) -> Result<(), ApiError> {
+    sync_core::validate::check_pk(user_id).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_user_id",
+            "user_id",
+            "user_id must be 1 to 256 characters without control characters",
+        )
+    })
+}
+
 /// Validates an `X-Device-Id` header when present.
 pub fn device_id_header(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("x-device-id") {
