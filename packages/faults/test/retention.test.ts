@@ -166,6 +166,8 @@ describe('retention, seen from the client', () => {
     await syncedAndReported(b);
 
     // B, offline, edits records that A is about to delete, edits one A leaves alone, and makes a new one.
+    // Its pushes are refused at the network until it comes back, so no early push can race A's deletes.
+    world.proxy.setSchedule(pushesUnavailableFor('b'));
     await b.engine.db.table('threads').update('t1', { title: 'one, edited offline' });
     await b.engine.db.table('threads').update('t2', { title: 'two, edited offline' });
     await b.engine.db.table('kv').put({ id: 'k1', value: 'b, offline' });
@@ -193,6 +195,7 @@ describe('retention, seen from the client', () => {
           .filter((r) => r.device === 'b')
           .map((r) => [`${r.op.table_name}/${r.op.pk}`, r.result.status === 'superseded' ? `superseded by deleted=${r.result.winner.deleted}` : r.result.status]),
       );
+    world.proxy.setSchedule(PASS_ALL);
     const run = await b.engine.sync();
     expect(run.error).toBeNull();
     expect(statuses()).toEqual({
