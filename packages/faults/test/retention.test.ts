@@ -178,7 +178,11 @@ describe('retention, seen from the client', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     await a.engine.db.table('threads').update('t1', { title: 'one, edited by a' });
     await a.engine.db.table('threads').delete('t1');
+    // An edit before each delete gives A's tombstones the higher clock, so the
+    // outcome never hangs on which device's HLC happens to read later.
+    await a.engine.db.table('threads').update('t2', { title: 'two, edited by a' });
     await a.engine.db.table('threads').delete('t2');
+    await a.engine.db.table('kv').put({ id: 'k1', value: 'a, again' });
     await a.engine.db.table('kv').delete('k1');
     await syncedAndReported(a);
     const head = (await a.engine.stats()).cursor!;
