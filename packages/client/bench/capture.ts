@@ -12,16 +12,15 @@
  *   npm run bench -w packages/client -- --quick [--chromium] # 1 000 rows, 1 round: a smoke run
  *   npm run bench -w packages/client -- --rounds 9
  */
-import { build } from 'esbuild';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { fileURLToPath } from 'node:url';
+import { inChromium, median } from './chromium.js';
 import { runCaptureRounds, type CaptureRound, type Timing } from './capture-rounds.js';
 
 const quick = process.argv.includes('--quick');
-const inChromium = process.argv.includes('--chromium');
+const useChromium = process.argv.includes('--chromium');
 const rows = quick ? 1_000 : 10_000;
 const roundsArg = process.argv.indexOf('--rounds');
-const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 1 : inChromium ? 3 : 5;
+const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : quick ? 1 : useChromium ? 3 : 5;
 
 function inNode(): Promise<CaptureRound[]> {
   return runCaptureRounds(
@@ -38,36 +37,10 @@ function inNode(): Promise<CaptureRound[]> {
   );
 }
 
-async function chromium(): Promise<{ results: CaptureRound[]; version: string }> {
-  const { chromium: launcher } = await import('playwright-core');
-  const bundle = await build({
-    entryPoints: [fileURLToPath(new URL('./capture-page.ts', import.meta.url))],
-    bundle: true,
-    write: false,
-    format: 'iife',
-    platform: 'browser',
-    target: 'es2022',
-  });
-  const script = bundle.outputFiles[0]!.text;
-  const browser = await launcher.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
-  try {
-    const page = await browser.newPage();
-    // IndexedDB needs a real origin, and crypto.randomUUID a secure one: serve the page from a routed https one.
-    await page.route('https://bench.or3-sync.test/**', (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html', body: `<!doctype html><script>${script.replace(/<\/script/g, '<\\/script')}</script>` }),
-    );
-    await page.goto('https://bench.or3-sync.test/');
-    const results = await page.evaluate(([r, n]) => window.runCaptureBench(r, n), [rows, rounds] as const);
-    return { results, version: browser.version() };
-  } finally {
-    await browser.close();
-  }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+async function chromium(): Promise<{ result: CaptureRound[]; version: string }> {
+  return inChromium(new URL('./capture-page.ts', import.meta.url), (page) =>
+    page.evaluate(([r, n]) => window.runCaptureBench(r, n), [rows, rounds] as const),
+  );
 }
 
 function report(where: string, results: CaptureRound[]): void {
@@ -93,9 +66,9 @@ function report(where: string, results: CaptureRound[]): void {
 }
 
 async function main() {
-  if (inChromium) {
-    const { results, version } = await chromium();
-    report(`Chromium ${version} IndexedDB`, results);
+  if (useChromium) {
+    const { result, version } = await chromium();
+    report(`Chromium ${version} IndexedDB`, result);
   } else {
     report(`fake-indexeddb (Node ${process.version})`, await inNode());
   }

@@ -3,7 +3,7 @@
  * local row and its tombstone stamp, tombstones never live, HLC receive, all in
  * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
  */
-import type { Dexie, Transaction } from 'dexie';
+import type { Collection, Dexie, Transaction } from 'dexie';
 import type { CaptureRuntime } from './capture.js';
 import type { ConflictEvent } from './events.js';
 import { hlcReceive, parseHlc, type HlcState } from './hlc.js';
@@ -234,29 +234,63 @@ async function loadLocalRecords(
     if (!pks) byTable.set(v.table_name, (pks = []));
     pks.push(v.pk);
   }
+  const local = (tableName: string, pk: string) => locals.get(recordKey(tableName, pk));
   for (const [tableName, pks] of byTable) {
     if (!tables.has(tableName)) continue;
-    const rows = await db.table(tableName).bulkGet(pks);
-    pks.forEach((pk, i) => {
-      locals.get(recordKey(tableName, pk))!.row = rows[i] as RecordPayload | undefined;
-    });
-  }
-  const recordKeys = [...locals.keys()].map(splitRecordKey);
-  const tombstones = (await db.table('sync_tombstones').bulkGet(recordKeys)) as (TombstoneRow | undefined)[];
-  recordKeys.forEach(([table, pk], i) => {
-    const t = tombstones[i];
-    if (t) locals.get(recordKey(table, pk))!.tombstone = t;
-  });
-  const ops = (await db
-    .table('pending_ops')
-    .where('[table_name+pk]')
-    .anyOf(recordKeys)
-    .toArray()) as PendingOpRow[];
-  for (const op of ops) {
-    const local = locals.get(recordKey(op.table_name, op.pk))!;
-    if (!local.pendingOp || (op.seq ?? 0) > (local.pendingOp.seq ?? 0)) local.pendingOp = op;
+    const primaryKey = tables.get(tableName)!.primaryKey;
+    const [lower, upper] = keyBounds(pks);
+    const rows = (await readDense(
+      db.table(tableName).where(':id').between(lower, upper, true, true),
+      pks.length,
+      () => db.table(tableName).bulkGet(pks),
+    )) as (RecordPayload | undefined)[];
+    for (const row of rows) {
+      const record = row && local(tableName, String(row[primaryKey]));
+      if (record) record.row = row;
+    }
+    const tombstones = (await readDense(
+      db.table('sync_tombstones').where(':id').between([tableName, lower], [tableName, upper], true, true),
+      pks.length,
+      () => db.table('sync_tombstones').bulkGet(pks.map((pk) => [tableName, pk])),
+    )) as (TombstoneRow | undefined)[];
+    for (const t of tombstones) {
+      const record = t && local(t.table_name, t.pk);
+      if (record) record.tombstone = t;
+    }
+    const ops = (await readDense(
+      db.table('pending_ops').where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true),
+      pks.length,
+      () => db.table('pending_ops').where('[table_name+pk]').anyOf(pks.map((pk) => [tableName, pk])).toArray(),
+    )) as (PendingOpRow | undefined)[];
+    for (const op of ops) {
+      const record = op && local(op.table_name, op.pk);
+      if (record && (!record.pendingOp || (op.seq ?? 0) > (record.pendingOp.seq ?? 0))) record.pendingOp = op;
+    }
   }
   return locals;
+}
+
+/** The lowest and highest of `pks`. */
+function keyBounds(pks: string[]): [string, string] {
+  let lower = pks[0]!;
+  let upper = pks[0]!;
+  for (const pk of pks) {
+    if (pk < lower) lower = pk;
+    if (pk > upper) upper = pk;
+  }
+  return [lower, upper];
+}
+
+/**
+ * What is stored in the key range of `count` records (`range`), read in one
+ * request when the range holds few others, as for a snapshot page (sorted by
+ * key) or a burst of new records; otherwise `perKey`. Callers match results
+ * to records by key and ignore the others.
+ */
+async function readDense<T>(range: Collection, count: number, perKey: () => Promise<T[]>): Promise<T[]> {
+  const limit = count * 2;
+  const found = (await range.limit(limit + 1).toArray()) as T[];
+  return found.length > limit ? perKey() : found;
 }
 
 function isOwnWrite(version: RemoteVersion, deviceId: string | null): boolean {
@@ -270,9 +304,4 @@ function conflict(version: RemoteVersion, local: Stamp, winner: 'local' | 'remot
 /** A map key for a record. */
 export function recordKey(tableName: string, pk: string): string {
   return `${tableName}\u0000${pk}`;
-}
-
-function splitRecordKey(key: string): [string, string] {
-  const at = key.indexOf('\u0000');
-  return [key.slice(0, at), key.slice(at + 1)];
 }

@@ -139,6 +139,44 @@ class MemoryLocks implements LockManagerLike {
   }
 }
 
+describe('apply', () => {
+  it('pulled changes meet the local state of their records, whether their keys are dense or scattered', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-apply-reads', provider).open();
+    opened.push(engine);
+    await engine.sync(); // fresh device, empty snapshot
+    const pk = (i: number) => `p${String(i).padStart(2, '0')}`;
+    provider.log = Array.from({ length: 40 }, (_, i) => change(i + 1, pk(i)));
+    await engine.sync();
+    expect(await engine.db.table('threads').count()).toBe(40);
+
+    provider.onPush = () => {
+      throw new Error('held back');
+    };
+    // Pending local edits (one clock above the stored version) and one local delete.
+    for (const i of [5, 10, 11, 12, 39]) await engine.db.table('threads').update(pk(i), { title: 'local' });
+    await engine.db.table('threads').delete(pk(13));
+    const conflicts: { pk: string; winner: string }[] = [];
+    engine.on('sync.conflict:action:detected', (c) => conflicts.push(c));
+    // Same clocks as the local writes with older stamps: every local write wins.
+    const stale = (version: number, i: number) => change(version, pk(i), { clock: i + 2 });
+
+    // Dense: four records in a range that holds four (read as one key range).
+    provider.log.push(stale(41, 10), stale(42, 11), stale(43, 12), stale(44, 13));
+    await engine.sync();
+    // Scattered: the range p05..p39 holds 35 records (read key by key); p20 has no local write and applies.
+    provider.log.push(stale(45, 5), change(46, pk(20), { clock: 30 }), stale(47, 39));
+    await engine.sync();
+
+    for (const i of [5, 10, 11, 12, 39]) expect(await engine.db.table('threads').get(pk(i))).toMatchObject({ title: 'local', clock: i + 2 });
+    expect(await engine.db.table('threads').get(pk(13))).toMatchObject({ deleted: true, clock: 15 });
+    expect(await engine.db.table('threads').get(pk(20))).toMatchObject({ title: 'v46', clock: 30 });
+    expect(conflicts.map((c) => [c.pk, c.winner]).sort()).toEqual(
+      [5, 10, 11, 12, 13, 39].map((i) => [pk(i), 'local']),
+    );
+  });
+});
+
 describe('subscription', () => {
   it('applies streamed changes with the cursor, and tells the provider the cursor it has applied', async () => {
     const provider = new ScriptedProvider();

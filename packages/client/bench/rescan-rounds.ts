@@ -1,0 +1,166 @@
+/**
+ * The rounds of the rescan benchmark (figure P5), run in the browser by
+ * `rescan-page.ts`: a snapshot of N records (1% threads, 99% messages, 1% of
+ * them tombstones) served in pages of 500, the gateway's default, by an
+ * in-memory provider, so only the client's work is timed (no network, no
+ * JSON decoding). Per round, on fresh databases, alternating:
+ *
+ * - **raw**: one Dexie `bulkPut` of the rows the rescan ends up storing, into
+ *   the same schema without the sync engine: the baseline.
+ * - **bootstrap**: `engine.rescan()` of an empty database (pages written
+ *   straight in, each in its own transaction).
+ * - **rescan**: `engine.rescan()` again, now over the N stored records plus
+ *   100 pending local writes: pages staged, then swapped in one transaction.
+ *
+ * Each engine run is checked: every record present, the cursor at the
+ * snapshot version, the pending writes kept.
+ */
+import { Dexie } from 'dexie';
+import { openWorkspace, type SyncEngine } from '../src/engine.js';
+import { SyncProviderError, type SyncProvider } from '../src/provider.js';
+import { ENGINE_TABLES } from '../src/schema.js';
+import type { SnapshotItem, SnapshotPage } from '../src/wire.js';
+
+/** Times of one round, in ms. */
+export interface RescanRound {
+  raw: number;
+  bootstrap: number;
+  rescan: number;
+}
+
+const schema = { threads: 'id, project_id, updated_at', messages: 'id, thread_id, [thread_id+index]' };
+const PAGE = 500;
+const SERVER_DEVICE = 'ffeeddccbbaa9988';
+
+function hlc(ms: number): string {
+  return `${String(ms).padStart(13, '0')}-0000-${SERVER_DEVICE}`;
+}
+
+/** The snapshot: `count` records in `(table_name, pk)` order, as a server sends them. */
+function snapshotItems(count: number): SnapshotItem[] {
+  const threads = Math.max(1, Math.floor(count / 100));
+  const items: SnapshotItem[] = [];
+  for (let i = 0; i < count; i++) {
+    const isThread = i < threads;
+    const n = isThread ? i : i - threads;
+    const pk = `${isThread ? 't' : 'm'}${String(n).padStart(8, '0')}`;
+    const stamp = hlc(1_732_540_000_000 + i);
+    const deleted = i % 100 === 7;
+    const payload = isThread
+      ? { id: pk, title: `thread ${n}`, project_id: null, created_at: 1_732_540_000, updated_at: 1_732_540_000 }
+      : {
+          id: pk,
+          thread_id: `t${String(n % threads).padStart(8, '0')}`,
+          index: n,
+          role: n % 2 ? 'assistant' : 'user',
+          content: `message number ${n} of the benchmark, long enough to look like a short chat line`,
+          order_key: stamp,
+          created_at: 1_732_540_000,
+          updated_at: 1_732_540_000,
+        };
+    items.push({
+      table_name: isThread ? 'threads' : 'messages',
+      pk,
+      payload: deleted ? { ...payload, deleted: true, deleted_at: 1_732_540_001 } : payload,
+      deleted,
+      clock: 1,
+      hlc: stamp,
+      op_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      server_version: i + 1,
+    });
+  }
+  return items;
+}
+
+/** Serves `items` as snapshot pages; pushes are acknowledged, pulls are empty. */
+function memoryProvider(items: SnapshotItem[], snapshotVersion: number): SyncProvider {
+  const page = (start: number): SnapshotPage => ({
+    snapshot_version: snapshotVersion,
+    items: items.slice(start, start + PAGE),
+    next_page_token: start + PAGE < items.length ? String(start + PAGE) : null,
+  });
+  return {
+    mode: 'gateway',
+    maxPayloadBytes: 1 << 20,
+    // Offline for pushes: the pending writes stay, so the next rescan has some to keep.
+    push: () => Promise.reject(new SyncProviderError({ code: 'network', message: 'offline', status: 0 })),
+    pull: async (_scope, cursor) => ({ changes: [], cursor, has_more: false }),
+    snapshot: async (_scope, token) => page(token === null ? 0 : Number(token)),
+    subscribe: () => () => {},
+    dispose: () => {},
+  };
+}
+
+async function open(name: string, provider: SyncProvider): Promise<SyncEngine> {
+  return openWorkspace({ workspaceId: name, provider, schema, broadcast: false, locks: null });
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return performance.now() - started;
+}
+
+async function expectState(engine: SyncEngine, items: SnapshotItem[], pending: number, what: string): Promise<void> {
+  const stored = (await engine.db.table('threads').count()) + (await engine.db.table('messages').count());
+  const cursor = (await engine.db.table('sync_state').get('cursor:workspace'))?.value;
+  const ops = await engine.db.table('pending_ops').count();
+  if (stored < items.length || ops !== pending) {
+    throw new Error(`${what}: ${stored} records (want ${items.length}), ${ops} pending ops (want ${pending}), cursor ${cursor}`);
+  }
+}
+
+async function engineRescan(engine: SyncEngine, what: string): Promise<void> {
+  // The push fails on purpose (the pending writes stay); the rescan and the pull must not.
+  const result = await engine.rescan();
+  if (result.error && result.error !== 'network') throw new Error(`${what}: ${result.error}`);
+}
+
+async function round(items: SnapshotItem[], n: number): Promise<RescanRound> {
+  const threadsTable = new Set(items.filter((i) => i.table_name === 'threads').map((i) => i.pk));
+  const rows: Record<string, unknown>[] = items.map((item) => ({ ...item.payload, clock: item.clock, hlc: item.hlc, deleted: item.deleted }));
+
+  const rawName = `p5-raw-${n}`;
+  const raw = new Dexie(rawName);
+  raw.version(1).stores({ ...schema, ...ENGINE_TABLES });
+  await raw.open();
+  const rawMs = await timed(() =>
+    raw.transaction('rw', raw.table('threads'), raw.table('messages'), async () => {
+      await raw.table('threads').bulkPut(rows.filter((r) => threadsTable.has(r.id as string)));
+      await raw.table('messages').bulkPut(rows.filter((r) => !threadsTable.has(r.id as string)));
+    }),
+  );
+  raw.close();
+  await Dexie.delete(rawName);
+
+  const name = `p5-engine-${n}`;
+  const engine = await open(name, memoryProvider(items, items.length));
+  try {
+    const bootstrap = await timed(() => engineRescan(engine, 'bootstrap'));
+    await expectState(engine, items, 0, 'bootstrap');
+    // 100 local edits the server has not seen: the rescan must keep them.
+    await engine.db.transaction('rw', engine.db.table('messages'), async () => {
+      for (let i = 0; i < 100; i++) {
+        const pk = items[items.length - 1 - i * 7]!.pk;
+        await engine.db.table('messages').update(pk, { content: `edited ${i}` });
+      }
+    });
+    const rescan = await timed(() => engineRescan(engine, 'rescan'));
+    await expectState(engine, items, 100, 'rescan');
+    const kept = await engine.db.table('messages').get(items[items.length - 1]!.pk);
+    if (kept?.content !== 'edited 0') throw new Error(`rescan: a pending local edit was lost (${kept?.content})`);
+    return { raw: rawMs, bootstrap, rescan };
+  } finally {
+    await engine.close();
+    await Dexie.delete(`or3-db-${name}`);
+  }
+}
+
+/** Runs `rounds` rounds over a snapshot of `records` records (after a small warm-up round). */
+export async function runRescanRounds(records: number, rounds: number): Promise<RescanRound[]> {
+  await round(snapshotItems(Math.min(records, 2_000)), -1);
+  const items = snapshotItems(records);
+  const results: RescanRound[] = [];
+  for (let n = 0; n < rounds; n++) results.push(await round(items, n));
+  return results;
+}
