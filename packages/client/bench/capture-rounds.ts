@@ -28,12 +28,14 @@ export interface Timing {
   cpu: number | null;
 }
 
-/** One round's four measurements. */
+/** One round's measurements. */
 export interface CaptureRound {
   plainSingle: Timing;
   capturedSingle: Timing;
   plainBulk: Timing;
   capturedBulk: Timing;
+  /** The protocol's floor, in raw IndexedDB: the row alone, and the row with what capture must add. */
+  floor: { rowSingle: Timing; protocolSingle: Timing; rowBulk: Timing; protocolBulk: Timing };
 }
 
 const schema = { messages: 'id, thread_id, [thread_id+index]' };
@@ -102,6 +104,91 @@ function bulkPut(env: IndexedDbEnvironment, db: Dexie, rows: number, round: stri
   });
 }
 
+/**
+ * What PROTOCOL.md section 6 asks of every captured write, in raw IndexedDB
+ * with no library: the row, plus in the same transaction an outbox op
+ * carrying the row as its payload (auto-increment key, `[table_name+pk]`
+ * and `status` indexes, as the engine's `pending_ops`) and the clock state
+ * (read, then written once per transaction). Against the row alone in the
+ * same schema, this is the least any capture can cost here.
+ */
+async function rawFloor(env: IndexedDbEnvironment, rows: number, n: number): Promise<CaptureRound['floor']> {
+  const name = `bench-floor-${n}`;
+  const db = await new Promise<IDBDatabase>((resolve, reject) => {
+    const request = env.indexedDB().open(name, 1);
+    request.onupgradeneeded = () => {
+      const messages = request.result.createObjectStore('messages', { keyPath: 'id' });
+      messages.createIndex('thread_id', 'thread_id');
+      messages.createIndex('[thread_id+index]', ['thread_id', 'index']);
+      const outbox = request.result.createObjectStore('pending_ops', { keyPath: 'seq', autoIncrement: true });
+      outbox.createIndex('[table_name+pk]', ['table_name', 'pk']);
+      outbox.createIndex('status', 'status');
+      request.result.createObjectStore('sync_state', { keyPath: 'key' });
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const stamped = (i: number, prefix: string) => ({
+    ...message(i, prefix),
+    clock: 1,
+    hlc: '1732540000000-0000-a1b2c3d4e5f60718',
+    deleted: false,
+    deleted_at: null,
+    updated_at: 1_732_540_000,
+    order_key: '1732540000000-0000-a1b2c3d4e5f60718',
+  });
+  const op = (row: ReturnType<typeof stamped>) => ({
+    op_id: crypto.randomUUID(),
+    table_name: 'messages',
+    operation: 'put',
+    pk: row.id,
+    payload: row,
+    clock: row.clock,
+    hlc: row.hlc,
+    device_id: 'a1b2c3d4e5f60718',
+    status: 'pending',
+    sent: 0,
+    attempts: 0,
+    error: null,
+    created_at: Date.now(),
+  });
+  const transaction = (write: (tx: IDBTransaction) => void) =>
+    new Promise<void>((resolve, reject) => {
+      const tx = db.transaction(['messages', 'pending_ops', 'sync_state'], 'readwrite');
+      write(tx);
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
+    });
+  const protocolWrite = (tx: IDBTransaction, batch: ReturnType<typeof stamped>[]) => {
+    tx.objectStore('sync_state').get('hlc');
+    for (const row of batch) {
+      tx.objectStore('messages').put(row);
+      tx.objectStore('pending_ops').add(op(row));
+    }
+    tx.objectStore('sync_state').put({ key: 'hlc', value: { ms: 1_732_540_000_000, counter: 0, tombstone_tables: [] } });
+  };
+  const single = (prefix: string, write: (tx: IDBTransaction, row: ReturnType<typeof stamped>) => void) =>
+    time(env, async () => {
+      for (let i = 0; i < rows; i++) {
+        const row = stamped(i, prefix);
+        await transaction((tx) => write(tx, row));
+      }
+    });
+  const bulk = (prefix: string, write: (tx: IDBTransaction, batch: ReturnType<typeof stamped>[]) => void) => {
+    const batch = Array.from({ length: rows }, (_, i) => stamped(i, prefix));
+    return time(env, () => transaction((tx) => write(tx, batch)));
+  };
+  const floor = {
+    rowSingle: await single('fr', (tx, row) => tx.objectStore('messages').put(row)),
+    protocolSingle: await single('fp', (tx, row) => protocolWrite(tx, [row])),
+    rowBulk: await bulk('fbr', (tx, batch) => batch.forEach((row) => tx.objectStore('messages').put(row))),
+    protocolBulk: await bulk('fbp', protocolWrite),
+  };
+  db.close();
+  await env.deleteDatabase?.(name);
+  return floor;
+}
+
 async function round(env: IndexedDbEnvironment, rows: number, n: number): Promise<CaptureRound> {
   const plainName = `bench-plain-${n}`;
   const capturedName = `bench-captured-${n}`;
@@ -117,7 +204,8 @@ async function round(env: IndexedDbEnvironment, rows: number, n: number): Promis
   await env.deleteDatabase?.(plainName);
   await env.deleteDatabase?.(`or3-db-${capturedName}`);
   if (outbox !== rows * 2) throw new Error(`expected ${rows * 2} captured ops, found ${outbox}`);
-  return { plainSingle, capturedSingle, plainBulk, capturedBulk };
+  const floor = await rawFloor(env, rows, n);
+  return { plainSingle, capturedSingle, plainBulk, capturedBulk, floor };
 }
 
 /** Warms the JIT up on both paths, then runs `rounds` rounds of `rows` rows. */

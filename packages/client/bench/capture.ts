@@ -5,7 +5,11 @@
  * (`--chromium`, driven by playwright-core; `CHROMIUM` names the binary,
  * `/usr/bin/chromium` by default). The ratio printed is the median of the
  * rounds' ratios; in Node, the CPU-time ratio is printed too (it shrugs off
- * other load on the machine).
+ * other load on the machine). Each round also measures the protocol's floor
+ * in raw IndexedDB (no Dexie): the row alone against the row plus what
+ * PROTOCOL.md section 6 makes capture write with it (the outbox op carrying
+ * the row, the clock state), so the capture ratio can be read against the
+ * least any implementation of the protocol could cost.
  *
  *   npm run bench -w packages/client                         # Node, 10 000 rows, 5 rounds
  *   npm run bench -w packages/client -- --chromium           # Chromium, 10 000 rows, 3 rounds
@@ -63,6 +67,20 @@ function report(where: string, results: CaptureRound[]): void {
   );
   console.log(line(`${rows} single puts`, results.map((r) => r.plainSingle), results.map((r) => r.capturedSingle)));
   console.log(line(`one ${rows}-row bulkPut`, results.map((r) => r.plainBulk), results.map((r) => r.capturedBulk)));
+  console.log('the protocol\'s floor, raw IndexedDB: the row alone vs the row + its outbox op + the clock state, one transaction');
+  console.log(line(`  ${rows} single writes`, results.map((r) => r.floor.rowSingle), results.map((r) => r.floor.protocolSingle)));
+  console.log(line(`  one ${rows}-row write`, results.map((r) => r.floor.rowBulk), results.map((r) => r.floor.protocolBulk)));
+  const overFloor = (pick: (r: CaptureRound) => [Timing, Timing, Timing, Timing]) =>
+    median(
+      results.map((r) => {
+        const [plain, captured, row, protocol] = pick(r);
+        return captured.wall / plain.wall / (protocol.wall / row.wall);
+      }),
+    ).toFixed(2);
+  console.log(
+    `capture's ratio over the floor's: single ${overFloor((r) => [r.plainSingle, r.capturedSingle, r.floor.rowSingle, r.floor.protocolSingle])}x, ` +
+      `bulk ${overFloor((r) => [r.plainBulk, r.capturedBulk, r.floor.rowBulk, r.floor.protocolBulk])}x`,
+  );
 }
 
 async function main() {

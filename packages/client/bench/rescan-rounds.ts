@@ -10,7 +10,10 @@
  * - **bootstrap**: `engine.rescan()` of an empty database (pages written
  *   straight in, each in its own transaction).
  * - **rescan**: `engine.rescan()` again, now over the N stored records plus
- *   100 pending local writes: pages staged, then swapped in one transaction.
+ *   100 pending local writes: pages staged, then swapped in one transaction
+ *   (which writes only the rows that differ: here none).
+ * - **rescan, all changed**: the same after the server changed every record
+ *   (a new clock and content), so the swap rewrites all N rows.
  *
  * Each engine run is checked: every record present, the cursor at the
  * snapshot version, the pending writes kept.
@@ -26,6 +29,7 @@ export interface RescanRound {
   raw: number;
   bootstrap: number;
   rescan: number;
+  rescanChanged: number;
 }
 
 const schema = { threads: 'id, project_id, updated_at', messages: 'id, thread_id, [thread_id+index]' };
@@ -37,14 +41,14 @@ function hlc(ms: number): string {
 }
 
 /** The snapshot: `count` records in `(table_name, pk)` order, as a server sends them. */
-function snapshotItems(count: number): SnapshotItem[] {
+function snapshotItems(count: number, generation = 1): SnapshotItem[] {
   const threads = Math.max(1, Math.floor(count / 100));
   const items: SnapshotItem[] = [];
   for (let i = 0; i < count; i++) {
     const isThread = i < threads;
     const n = isThread ? i : i - threads;
     const pk = `${isThread ? 't' : 'm'}${String(n).padStart(8, '0')}`;
-    const stamp = hlc(1_732_540_000_000 + i);
+    const stamp = hlc(1_732_540_000_000 + generation * 10_000_000 + i);
     const deleted = i % 100 === 7;
     const payload = isThread
       ? { id: pk, title: `thread ${n}`, project_id: null, created_at: 1_732_540_000, updated_at: 1_732_540_000 }
@@ -53,7 +57,7 @@ function snapshotItems(count: number): SnapshotItem[] {
           thread_id: `t${String(n % threads).padStart(8, '0')}`,
           index: n,
           role: n % 2 ? 'assistant' : 'user',
-          content: `message number ${n} of the benchmark, long enough to look like a short chat line`,
+          content: `message number ${n} (version ${generation}) of the benchmark, long enough to look like a chat line`,
           order_key: stamp,
           created_at: 1_732_540_000,
           updated_at: 1_732_540_000,
@@ -63,7 +67,7 @@ function snapshotItems(count: number): SnapshotItem[] {
       pk,
       payload: deleted ? { ...payload, deleted: true, deleted_at: 1_732_540_001 } : payload,
       deleted,
-      clock: 1,
+      clock: generation,
       hlc: stamp,
       op_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
       server_version: i + 1,
@@ -72,12 +76,12 @@ function snapshotItems(count: number): SnapshotItem[] {
   return items;
 }
 
-/** Serves `items` as snapshot pages; pushes are acknowledged, pulls are empty. */
-function memoryProvider(items: SnapshotItem[], snapshotVersion: number): SyncProvider {
+/** Serves `source.items` as snapshot pages; pushes fail as offline, pulls are empty. */
+function memoryProvider(source: { items: SnapshotItem[] }): SyncProvider {
   const page = (start: number): SnapshotPage => ({
-    snapshot_version: snapshotVersion,
-    items: items.slice(start, start + PAGE),
-    next_page_token: start + PAGE < items.length ? String(start + PAGE) : null,
+    snapshot_version: source.items.length,
+    items: source.items.slice(start, start + PAGE),
+    next_page_token: start + PAGE < source.items.length ? String(start + PAGE) : null,
   });
   return {
     mode: 'gateway',
@@ -116,7 +120,7 @@ async function engineRescan(engine: SyncEngine, what: string): Promise<void> {
   if (result.error && result.error !== 'network') throw new Error(`${what}: ${result.error}`);
 }
 
-async function round(items: SnapshotItem[], n: number): Promise<RescanRound> {
+async function round(items: SnapshotItem[], changed: SnapshotItem[], n: number): Promise<RescanRound> {
   const threadsTable = new Set(items.filter((i) => i.table_name === 'threads').map((i) => i.pk));
   const rows: Record<string, unknown>[] = items.map((item) => ({ ...item.payload, clock: item.clock, hlc: item.hlc, deleted: item.deleted }));
 
@@ -134,7 +138,8 @@ async function round(items: SnapshotItem[], n: number): Promise<RescanRound> {
   await Dexie.delete(rawName);
 
   const name = `p5-engine-${n}`;
-  const engine = await open(name, memoryProvider(items, items.length));
+  const source = { items };
+  const engine = await open(name, memoryProvider(source));
   try {
     const bootstrap = await timed(() => engineRescan(engine, 'bootstrap'));
     await expectState(engine, items, 0, 'bootstrap');
@@ -147,9 +152,19 @@ async function round(items: SnapshotItem[], n: number): Promise<RescanRound> {
     });
     const rescan = await timed(() => engineRescan(engine, 'rescan'));
     await expectState(engine, items, 100, 'rescan');
-    const kept = await engine.db.table('messages').get(items[items.length - 1]!.pk);
-    if (kept?.content !== 'edited 0') throw new Error(`rescan: a pending local edit was lost (${kept?.content})`);
-    return { raw: rawMs, bootstrap, rescan };
+    const edited = items[items.length - 1]!.pk;
+    const kept = async (what: string) => {
+      const row = await engine.db.table('messages').get(edited);
+      if (row?.content !== 'edited 0') throw new Error(`${what}: a pending local edit was lost (${row?.content})`);
+    };
+    await kept('rescan');
+    source.items = changed;
+    const rescanChanged = await timed(() => engineRescan(engine, 'rescan, all changed'));
+    await expectState(engine, changed, 100, 'rescan, all changed');
+    await kept('rescan, all changed');
+    const sample = await engine.db.table('messages').get(changed[changed.length - 2]!.pk);
+    if (sample?.clock !== 2) throw new Error(`rescan, all changed: a changed record was not replaced (${JSON.stringify(sample)})`);
+    return { raw: rawMs, bootstrap, rescan, rescanChanged };
   } finally {
     await engine.close();
     await Dexie.delete(`or3-db-${name}`);
@@ -158,9 +173,11 @@ async function round(items: SnapshotItem[], n: number): Promise<RescanRound> {
 
 /** Runs `rounds` rounds over a snapshot of `records` records (after a small warm-up round). */
 export async function runRescanRounds(records: number, rounds: number): Promise<RescanRound[]> {
-  await round(snapshotItems(Math.min(records, 2_000)), -1);
+  const warmup = Math.min(records, 2_000);
+  await round(snapshotItems(warmup), snapshotItems(warmup, 2), -1);
   const items = snapshotItems(records);
+  const changed = snapshotItems(records, 2);
   const results: RescanRound[] = [];
-  for (let n = 0; n < rounds; n++) results.push(await round(items, n));
+  for (let n = 0; n < rounds; n++) results.push(await round(items, changed, n));
   return results;
 }

@@ -33,8 +33,10 @@ import { SyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver, type Stamp } from './lww.js';
-import { STATE_KEYS, type PendingOpRow, type StagedItemRow, type TombstoneRow } from './schema.js';
+import { STATE_KEYS, type PendingOpRow, type StagedItemRow, type StagedPageRow, type TombstoneRow } from './schema.js';
 import type { RecordPayload, SnapshotPage } from './wire.js';
+import { pkToWire } from './capture.js';
+import type { Table } from 'dexie';
 
 /** What a rescan did. */
 export interface RescanOutcome {
@@ -71,10 +73,10 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
     const direct = await isEmpty(ctx);
     const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
 
-    for (;;) {
+    for (let pageNumber = 0; ; pageNumber++) {
       outcome.items += page.items.length;
       if (direct) await writeDirect(ctx, owner, page, outcome);
-      else await stagePage(ctx, owner, page);
+      else await stagePage(ctx, owner, page, pageNumber);
       if (!page.next_page_token) break;
       page = await ctx.provider.snapshot(ctx.scope, page.next_page_token);
     }
@@ -125,10 +127,11 @@ async function releaseLease(ctx: EngineContext, owner: string): Promise<void> {
   });
 }
 
-async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage): Promise<void> {
+async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage, pageNumber: number): Promise<void> {
+  const row: StagedPageRow = { table_name: '', pk: String(pageNumber).padStart(9, '0'), items: page.items.map(stagedItem) };
   await ctx.db.transaction('rw', [ctx.db.table('sync_state'), ctx.db.table('sync_staging')], async () => {
     await holdLease(ctx, owner);
-    await ctx.db.table('sync_staging').bulkPut(page.items.map(stagedRow));
+    await ctx.db.table('sync_staging').put(row);
   });
 }
 
@@ -168,7 +171,7 @@ async function writeDirect(ctx: EngineContext, owner: string, page: SnapshotPage
   outcome.conflicts.push(...applied.conflicts);
 }
 
-function stagedRow(item: SnapshotPage['items'][number]): StagedItemRow {
+function stagedItem(item: SnapshotPage['items'][number]): StagedItemRow {
   return {
     table_name: item.table_name,
     pk: item.pk,
@@ -192,8 +195,10 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
   await runRemoteTransaction(ctx.db, ctx.runtime, ['sync_staging'], async () => {
     await holdLease(ctx, owner);
     const staged = new Map<string, RemoteVersion>();
-    for (const item of (await ctx.db.table('sync_staging').toArray()) as StagedItemRow[]) {
-      if (ctx.runtime.tables.has(item.table_name)) staged.set(recordKey(item.table_name, item.pk), versionFromItem(item));
+    for (const page of (await ctx.db.table('sync_staging').toArray()) as StagedPageRow[]) {
+      for (const item of page.items) {
+        if (ctx.runtime.tables.has(item.table_name)) staged.set(recordKey(item.table_name, item.pk), versionFromItem(item));
+      }
     }
     const ops = (await ctx.db.table('pending_ops').toArray()) as PendingOpRow[];
     const localTombstones = new Map<string, TombstoneRow>();
@@ -245,14 +250,14 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
       await ctx.db.table('sync_state').delete(afterPush);
     }
 
+    // Only what changes is written: a rescan of a database that was nearly up to date writes little.
     for (const [name, rows] of nextRows) {
-      const live = ctx.db.table(name);
-      await live.clear();
-      if (rows.size > 0) await live.bulkPut([...rows.values()]);
+      const table = ctx.runtime.tables.get(name)!;
+      const primaryKey = (row: RecordPayload) => row[table.primaryKey];
+      await replaceChanged(ctx.db.table(name), (row) => pkToWire(primaryKey(row)), primaryKey, rows, sameJson);
     }
     const tombstones = ctx.db.table('sync_tombstones');
-    await tombstones.clear();
-    if (nextTombstones.size > 0) await tombstones.bulkPut([...nextTombstones.values()]);
+    await replaceChanged(tombstones, (t) => recordKey(t.table_name, t.pk), (t) => [t.table_name, t.pk], nextTombstones, sameStamp);
     // Every tombstone was just replaced: the list of tables holding some is now exact.
     const clockState = await readClockState(ctx.db);
     clockState.tombstoneTables = [...new Set([...nextTombstones.values()].map((t) => t.table_name))];
@@ -262,6 +267,50 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     await ctx.db.table('sync_staging').clear();
   });
   return conflicts;
+}
+
+/**
+ * Makes `table` hold exactly `next` (keyed by `keyOf`): deletes the rows
+ * `next` lacks (by `primaryKeyOf`) and puts the rows that differ from the stored ones.
+ */
+async function replaceChanged<T extends object>(
+  table: Table,
+  keyOf: (row: T) => string,
+  primaryKeyOf: (row: T) => unknown,
+  next: Map<string, T>,
+  same: (stored: T, next: T) => boolean,
+): Promise<void> {
+  const stored = (await table.toArray()) as T[];
+  const gone: unknown[] = [];
+  const seen = new Set<string>();
+  for (const row of stored) {
+    const key = keyOf(row);
+    const wanted = next.get(key);
+    if (wanted === undefined) gone.push(primaryKeyOf(row));
+    else if (same(row, wanted)) seen.add(key);
+  }
+  const changed = [...next].filter(([key]) => !seen.has(key)).map(([, row]) => row);
+  if (gone.length > 0) await table.bulkDelete(gone);
+  if (changed.length > 0) await table.bulkPut(changed);
+}
+
+/** Same tombstone stamp (the stored one keeps its `recorded_at`). */
+function sameStamp(a: TombstoneRow, b: TombstoneRow): boolean {
+  return a.clock === b.clock && a.hlc === b.hlc && a.op_id === b.op_id && a.server_version === b.server_version && a.deleted_at === b.deleted_at;
+}
+
+/** Deep equality of JSON-like values (key order ignored). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const aKeys = Object.keys(a);
+  if (aKeys.length !== Object.keys(b).length) return false;
+  for (const key of aKeys) {
+    if (!Object.prototype.hasOwnProperty.call(b, key)) return false;
+    if (!sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false;
+  }
+  return true;
 }
 
 function localStamp(row: RecordPayload | undefined, tomb: TombstoneRow | undefined, op: PendingOpRow): Stamp | null {

@@ -57,7 +57,10 @@ export const ENGINE_TABLES = {
   sync_tombstones: '[table_name+pk], server_version',
   /** One row per sync run. */
   sync_runs: '++id, started_at',
-  /** Snapshot pages of a rescan, before the swap. */
+  /**
+   * Snapshot pages of a rescan, before the swap: one row per page (`StagedPageRow`), so staging
+   * 100 000 records writes 200 rows, not 100 000. (The key path is the one of its first version, a row per item.)
+   */
   sync_staging: '[table_name+pk]',
 } as const;
 
@@ -120,6 +123,13 @@ export interface StagedItemRow {
   hlc: string;
   op_id: string;
   server_version: number;
+}
+
+/** One staged snapshot page: key `['', page number padded to 9 digits]` (no table is named ''). */
+export interface StagedPageRow {
+  table_name: '';
+  pk: string;
+  items: StagedItemRow[];
 }
 
 /** Keys of `sync_state`. */

@@ -1,4 +1,4 @@
-/** The capture benchmark's smoke runs (`--quick`), so that it does not rot: on fake-indexeddb and in Chromium. */
+/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5) in Chromium. */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -8,7 +8,11 @@ const run = promisify(execFile);
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
 async function bench(...args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/capture.ts', '--quick', ...args], {
+  return benchScript('bench/capture.ts', ...args);
+}
+
+async function benchScript(script: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', script, '--quick', ...args], {
     cwd: packageDir,
     timeout: 120_000,
   });
@@ -26,5 +30,17 @@ describe('capture benchmark, smoke runs', () => {
     const out = await bench('--chromium');
     expect(out).toMatch(/on Chromium [\d.]+ IndexedDB/);
     expect(out).toMatch(/one 1000-row bulkPut .* ratio +\d+\.\d\dx/);
+    expect(out).toMatch(/one 1000-row write .* ratio +\d+\.\d\dx/);
+    expect(out).toMatch(/capture's ratio over the floor's: single \d+\.\d\dx, bulk \d+\.\d\dx/);
+  }, 120_000);
+});
+
+describe('rescan benchmark, smoke run', () => {
+  it('bootstraps, rescans and checks the result in Chromium', async () => {
+    const out = await benchScript('bench/rescan.ts');
+    expect(out).toMatch(/rescan into Chromium [\d.]+ IndexedDB, 2000 records/);
+    for (const label of ['bootstrap \\(empty database\\)', 'rescan \\(staged, 100 pending writes\\)', 'rescan, every record changed']) {
+      expect(out).toMatch(new RegExp(`${label} +[\\d,]+ rows/s +raw bulkPut +[\\d,]+ rows/s +ratio \\d+\\.\\d\\d`));
+    }
   }, 120_000);
 });

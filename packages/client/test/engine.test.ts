@@ -110,6 +110,51 @@ describe('rescan', () => {
     expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 61 });
   });
 
+  it('a staged rescan over several pages leaves the local state equal to the snapshot, touching only what changed', async () => {
+    const provider = new ScriptedProvider();
+    provider.snapshotPageSize = 2;
+    provider.snapshotItems = [
+      item('threads', 'a', 1),
+      item('threads', 'b', 2),
+      item('threads', 'c', 3),
+      item('threads', 'd', 4, { deleted: true }),
+      item('threads', 'e', 5, { deleted: true }),
+    ];
+    provider.snapshotVersion = 5;
+    const engine = await makeDevice('ws-staged-pages', provider).open();
+    opened.push(engine);
+    expect((await engine.sync()).error).toBeNull();
+    const tombstoneOf = (pk: string) => engine.db.table('sync_tombstones').get(['threads', pk]);
+    const keptTombstone = await tombstoneOf('d');
+    await engine.db.table('sync_tombstones').update(['threads', 'd'], { recorded_at: 1 });
+
+    // The server changed b, dropped c and e (GC'd), kept a and d, and has a new f.
+    provider.snapshotItems = [
+      item('threads', 'a', 1, { op_id: provider.snapshotItems[0]!.op_id, hlc: provider.snapshotItems[0]!.hlc }),
+      item('threads', 'b', 6, { payload: { id: 'b', title: 'changed' } }),
+      { ...provider.snapshotItems[3]! },
+      item('threads', 'f', 7),
+    ];
+    provider.snapshotVersion = 7;
+    const outcome = await engine.rescan();
+    expect(outcome.error).toBeNull();
+
+    const rows = await engine.db.table('threads').orderBy('id').toArray();
+    expect(rows.map((r) => [r.id, r.clock, r.deleted])).toEqual([
+      ['a', 1, false],
+      ['b', 6, false],
+      ['d', 4, true],
+      ['f', 7, false],
+    ]);
+    expect(rows[1]).toMatchObject({ title: 'changed' });
+    // The unchanged tombstone stamp is the stored one (its recorded_at drives retention); e's is gone.
+    expect(await tombstoneOf('d')).toMatchObject({ op_id: keptTombstone!.op_id, recorded_at: 1 });
+    expect(await tombstoneOf('e')).toBeUndefined();
+    expect(await engine.db.table('sync_tombstones').count()).toBe(1);
+    expect(await engine.db.table('sync_staging').count()).toBe(0);
+    expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 7 });
+  });
+
   it('a scope change in a project-scoped pull triggers a rescan', async () => {
     const provider = new ScriptedProvider();
     const engine = await makeDevice('ws-scope', provider, { projectId: 'p1' }).open();

@@ -32,6 +32,8 @@ export class ScriptedProvider implements SyncProvider {
   snapshotItems: SnapshotItem[] = [];
   /** Defaults to the end of `log`. */
   snapshotVersion: number | null = null;
+  /** Items per snapshot page; all in one page when null. */
+  snapshotPageSize: number | null = null;
   records = new Map<string, SnapshotItem>();
   onPush: PushHandler = (ops) => ({ results: ops.map((op, i) => applied(op, i + 1)), server_version: ops.length });
   pushFailures: SyncProviderErrorInit[] = [];
@@ -50,9 +52,12 @@ export class ScriptedProvider implements SyncProvider {
     return { changes, cursor: last, has_more: this.log.some((c) => c.server_version > last), oldest_retained_version: 1 };
   }
 
-  async snapshot(_scope: SyncScope, _pageToken: string | null): Promise<SnapshotPage> {
+  async snapshot(_scope: SyncScope, pageToken: string | null): Promise<SnapshotPage> {
     const version = this.snapshotVersion ?? this.log.at(-1)?.server_version ?? 0;
-    return { snapshot_version: version, items: this.snapshotItems, next_page_token: null };
+    const start = pageToken === null ? 0 : Number(pageToken);
+    const end = this.snapshotPageSize === null ? this.snapshotItems.length : start + this.snapshotPageSize;
+    const next = end < this.snapshotItems.length ? String(end) : null;
+    return { snapshot_version: version, items: this.snapshotItems.slice(start, end), next_page_token: next };
   }
 
   async getRecord(_scope: SyncScope, tableName: string, pk: string): Promise<SnapshotItem | null> {
