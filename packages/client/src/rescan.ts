@@ -74,11 +74,14 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
     const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
 
     for (let pageNumber = 0; ; pageNumber++) {
+      // The next page is fetched while this one is written: a bootstrap waits on the network or on IndexedDB, not on both.
+      const next = page.next_page_token ? ctx.provider.snapshot(ctx.scope, page.next_page_token) : null;
+      next?.catch(() => {}); // a failure surfaces where it is awaited
       outcome.items += page.items.length;
       if (direct) await writeDirect(ctx, owner, page, outcome);
       else await stagePage(ctx, owner, page, pageNumber);
-      if (!page.next_page_token) break;
-      page = await ctx.provider.snapshot(ctx.scope, page.next_page_token);
+      if (!next) break;
+      page = await next;
     }
 
     if (direct) {

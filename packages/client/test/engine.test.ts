@@ -155,6 +155,31 @@ describe('rescan', () => {
     expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 7 });
   });
 
+  it('a snapshot page that fails to arrive fails the rescan; the next run bootstraps from the start', async () => {
+    const provider = new ScriptedProvider();
+    provider.snapshotPageSize = 1;
+    provider.snapshotItems = [item('threads', 'a', 1), item('threads', 'b', 2), item('threads', 'c', 3)];
+    provider.snapshotVersion = 3;
+    const snapshot = provider.snapshot.bind(provider);
+    const tokens: (string | null)[] = [];
+    let failures = 1;
+    provider.snapshot = async (scope, token) => {
+      tokens.push(token);
+      if (token === '2' && failures-- > 0) throw new SyncProviderError({ code: 'network', message: 'cut', status: 0 });
+      return snapshot(scope, token);
+    };
+    const engine = await makeDevice('ws-page-fails', provider).open();
+    opened.push(engine);
+    const failed = await engine.sync();
+    expect(failed.error).toBe('network');
+    expect(await engine.db.table('sync_state').get('cursor:*')).toBeUndefined();
+
+    expect((await engine.sync()).error).toBeNull();
+    expect(tokens).toEqual([null, '1', '2', null, '1', '2']);
+    expect((await engine.db.table('threads').toArray()).map((r) => r.id)).toEqual(['a', 'b', 'c']);
+    expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 3 });
+  });
+
   it('a scope change in a project-scoped pull triggers a rescan', async () => {
     const provider = new ScriptedProvider();
     const engine = await makeDevice('ws-scope', provider, { projectId: 'p1' }).open();
