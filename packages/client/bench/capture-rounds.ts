@@ -131,11 +131,11 @@ async function rawFloor(env: IndexedDbEnvironment, rows: number, n: number): Pro
   const stamped = (i: number, prefix: string) => ({
     ...message(i, prefix),
     clock: 1,
-    hlc: '1732540000000-0000-a1b2c3d4e5f60718',
+    hlc: '1732540000000-000000-a1b2c3d4e5f60718',
     deleted: false,
     deleted_at: null,
     updated_at: 1_732_540_000,
-    order_key: '1732540000000-0000-a1b2c3d4e5f60718',
+    order_key: '1732540000000-000000-a1b2c3d4e5f60718',
   });
   const op = (row: ReturnType<typeof stamped>) => ({
     op_id: crypto.randomUUID(),

@@ -2,13 +2,18 @@
  * Runs a benchmark page in Debian's Chromium (driven by playwright-core;
  * `CHROMIUM` names the binary, `/usr/bin/chromium` by default): bundles
  * `entry` with esbuild, serves it from a routed https origin (IndexedDB needs
- * a real origin, `crypto.randomUUID` a secure one) and hands the page to `run`.
+ * a real origin, `crypto.randomUUID` a secure one), or from wherever `serve`
+ * puts the page's HTML and answers with its URL, and hands the page to `run`.
  */
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 
-export async function inChromium<T>(entry: URL, run: (page: Page) => Promise<T>): Promise<{ result: T; version: string }> {
+export async function inChromium<T>(
+  entry: URL,
+  run: (page: Page) => Promise<T>,
+  serve?: (html: string) => Promise<string>,
+): Promise<{ result: T; version: string }> {
   const { chromium } = await import('playwright-core');
   const bundle = await build({
     entryPoints: [fileURLToPath(entry)],
@@ -19,16 +24,19 @@ export async function inChromium<T>(entry: URL, run: (page: Page) => Promise<T>)
     target: 'es2022',
   });
   const script = bundle.outputFiles[0]!.text;
+  const html = `<!doctype html><script>${script.replace(/<\/script/g, '<\\/script')}</script>`;
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   try {
     const page = await browser.newPage();
-    await page.route('https://bench.or3-sync.test/**', (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html', body: `<!doctype html><script>${script.replace(/<\/script/g, '<\\/script')}</script>` }),
-    );
-    await page.goto('https://bench.or3-sync.test/');
+    if (serve) {
+      await page.goto(await serve(html));
+    } else {
+      await page.route('https://bench.or3-sync.test/**', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: html }));
+      await page.goto('https://bench.or3-sync.test/');
+    }
     return { result: await run(page), version: browser.version() };
   } finally {
     await browser.close();

@@ -1,10 +1,12 @@
 /** Browser entry of the rescan benchmark: `rescan.ts` bundles it and calls `runRescanBench`. */
-import { runRescanRounds, type RescanRound } from './rescan-rounds.js';
+import { runGatewayRounds, runRescanRounds, type GatewayRound, type RescanRound } from './rescan-rounds.js';
 
 declare global {
   interface Window {
     runRescanBench(records: number, rounds: number): Promise<RescanRound[]>;
+    runGatewayBench(baseUrl: string, token: string, workspaceId: string, records: number, rounds: number): Promise<GatewayRound[]>;
   }
 }
 
 window.runRescanBench = runRescanRounds;
+window.runGatewayBench = runGatewayRounds;

@@ -20,6 +20,7 @@
  */
 import { Dexie } from 'dexie';
 import { openWorkspace, type SyncEngine } from '../src/engine.js';
+import { GatewayProvider } from '../src/gateway-provider.js';
 import { SyncProviderError, type SyncProvider } from '../src/provider.js';
 import { ENGINE_TABLES } from '../src/schema.js';
 import type { SnapshotItem, SnapshotPage } from '../src/wire.js';
@@ -37,11 +38,11 @@ const PAGE = 500;
 const SERVER_DEVICE = 'ffeeddccbbaa9988';
 
 function hlc(ms: number): string {
-  return `${String(ms).padStart(13, '0')}-0000-${SERVER_DEVICE}`;
+  return `${String(ms).padStart(13, '0')}-000000-${SERVER_DEVICE}`;
 }
 
 /** The snapshot: `count` records in `(table_name, pk)` order, as a server sends them. */
-function snapshotItems(count: number, generation = 1): SnapshotItem[] {
+export function snapshotItems(count: number, generation = 1): SnapshotItem[] {
   const threads = Math.max(1, Math.floor(count / 100));
   const items: SnapshotItem[] = [];
   for (let i = 0; i < count; i++) {
@@ -120,15 +121,14 @@ async function engineRescan(engine: SyncEngine, what: string): Promise<void> {
   if (result.error && result.error !== 'network') throw new Error(`${what}: ${result.error}`);
 }
 
-async function round(items: SnapshotItem[], changed: SnapshotItem[], n: number): Promise<RescanRound> {
+/** The baseline: one Dexie bulkPut of the rows `items` become, into the same schema without the engine. */
+async function rawBulkPut(items: SnapshotItem[], rawName: string): Promise<number> {
   const threadsTable = new Set(items.filter((i) => i.table_name === 'threads').map((i) => i.pk));
   const rows: Record<string, unknown>[] = items.map((item) => ({ ...item.payload, clock: item.clock, hlc: item.hlc, deleted: item.deleted }));
-
-  const rawName = `p5-raw-${n}`;
   const raw = new Dexie(rawName);
   raw.version(1).stores({ ...schema, ...ENGINE_TABLES });
   await raw.open();
-  const rawMs = await timed(() =>
+  const ms = await timed(() =>
     raw.transaction('rw', raw.table('threads'), raw.table('messages'), async () => {
       await raw.table('threads').bulkPut(rows.filter((r) => threadsTable.has(r.id as string)));
       await raw.table('messages').bulkPut(rows.filter((r) => !threadsTable.has(r.id as string)));
@@ -136,6 +136,11 @@ async function round(items: SnapshotItem[], changed: SnapshotItem[], n: number):
   );
   raw.close();
   await Dexie.delete(rawName);
+  return ms;
+}
+
+async function round(items: SnapshotItem[], changed: SnapshotItem[], n: number): Promise<RescanRound> {
+  const rawMs = await rawBulkPut(items, `p5-raw-${n}`);
 
   const name = `p5-engine-${n}`;
   const source = { items };
@@ -179,5 +184,45 @@ export async function runRescanRounds(records: number, rounds: number): Promise<
   const changed = snapshotItems(records, 2);
   const results: RescanRound[] = [];
   for (let n = 0; n < rounds; n++) results.push(await round(items, changed, n));
+  return results;
+}
+
+/** Times of one round against the gateway, in ms. */
+export interface GatewayRound {
+  raw: number;
+  bootstrap: number;
+}
+
+/**
+ * A fresh device's first `sync()` against a real gateway holding the
+ * snapshot of `records` records (seeded by `rescan.ts --gateway`): snapshot
+ * pages over HTTP, parsed and written, then the pull; against the raw
+ * bulkPut of the same rows, in alternating rounds.
+ */
+export async function runGatewayRounds(
+  baseUrl: string,
+  token: string,
+  workspaceId: string,
+  records: number,
+  rounds: number,
+): Promise<GatewayRound[]> {
+  const items = snapshotItems(records);
+  const results: GatewayRound[] = [];
+  for (let n = 0; n < rounds; n++) {
+    const raw = await rawBulkPut(items, `p5-gw-raw-${n}`);
+    const provider = new GatewayProvider({ baseUrl, getToken: async () => token, WebSocket: null });
+    const engine = await openWorkspace({ workspaceId, provider, schema, broadcast: false, locks: null });
+    try {
+      const bootstrap = await timed(async () => {
+        const result = await engine.sync();
+        if (result.error) throw new Error(`bootstrap from the gateway: ${result.error}`);
+      });
+      await expectState(engine, items, 0, 'bootstrap from the gateway');
+      results.push({ raw, bootstrap });
+    } finally {
+      await engine.close();
+      await Dexie.delete(`or3-db-${workspaceId}`);
+    }
+  }
   return results;
 }

@@ -9,9 +9,23 @@
  *   npm run bench:rescan -w packages/client              # 100 000 records, 3 rounds
  *   npm run bench:rescan -w packages/client -- --quick   # 2 000 records, 1 round: a smoke run
  *   npm run bench:rescan -w packages/client -- --records 20000 --rounds 5
+ *   npm run bench:rescan -w packages/client -- --gateway  # end to end from the gateway, see below
+ *
+ * `--gateway` measures instead a fresh device's first `sync()` against the
+ * real `or3-sync` binary (release build when there is one, else debug;
+ * `OR3_SYNC_BIN` to choose) holding the same records: snapshot pages over
+ * HTTP, JSON parsing, the writes and the pull, against the same raw bulkPut.
+ * The page is served by the gateway itself (`--static-dir`), so the
+ * requests are same-origin. Seeding the server (pushes of 100 ops) is not timed.
  */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PushOp, PushResponse } from '../src/wire.js';
+import { startServer, type TestServer } from '../test/support/server.js';
 import { inChromium, median } from './chromium.js';
-import type { RescanRound } from './rescan-rounds.js';
+import { snapshotItems, type GatewayRound, type RescanRound } from './rescan-rounds.js';
 
 function flag(name: string): number | null {
   const at = process.argv.indexOf(name);
@@ -22,20 +36,86 @@ const quick = process.argv.includes('--quick');
 const records = flag('--records') ?? (quick ? 2_000 : 100_000);
 const rounds = flag('--rounds') ?? (quick ? 1 : 3);
 
+const rate = (ms: number) => `${Math.round((records / ms) * 1000).toLocaleString('en-US')} rows/s`;
+
+function ratioLine<R extends { raw: number }>(result: R[], label: string, pick: (r: R) => number): string {
+  const ratio = median(result.map((r) => r.raw / pick(r)));
+  return (
+    `${label.padEnd(34)} ${rate(median(result.map(pick))).padStart(16)}  raw bulkPut ${rate(median(result.map((r) => r.raw))).padStart(16)}  ` +
+    `ratio ${ratio.toFixed(2)} (goal >= 0.60)`
+  );
+}
+
+function rounded(n: number): string {
+  return `${n} round${n === 1 ? '' : 's'}`;
+}
+
+/** Pushes the snapshot's records to `workspaceId`, 100 ops per request, 4 requests in flight. */
+async function seed(server: TestServer, token: string, workspaceId: string): Promise<void> {
+  const ops: PushOp[] = snapshotItems(records).map((item) => ({
+    op_id: item.op_id,
+    table_name: item.table_name,
+    operation: 'put',
+    pk: item.pk,
+    payload: item.payload,
+    clock: item.clock,
+    hlc: item.hlc,
+    device_id: item.hlc.slice(-16),
+  }));
+  let next = 0;
+  const worker = async () => {
+    while (next < ops.length) {
+      const batch = ops.slice(next, (next += 100));
+      const { status, body } = await server.api<PushResponse>(token, 'POST', `/v1/workspaces/${workspaceId}/push`, { ops: batch });
+      const bad = body?.results?.find((r) => r.status !== 'applied');
+      if (status !== 200 || bad) throw new Error(`seeding: HTTP ${status} ${JSON.stringify(bad ?? body)}`);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+async function gateway(): Promise<void> {
+  const repo = fileURLToPath(new URL('../../..', import.meta.url));
+  const release = join(repo, 'target/release/or3-sync');
+  if (!process.env.OR3_SYNC_BIN && existsSync(release)) process.env.OR3_SYNC_BIN = release;
+  const staticDir = mkdtempSync(join(tmpdir(), 'or3-p5-page-'));
+  writeFileSync(join(staticDir, 'index.html'), '');
+  const unlimited = ['push', 'pull', 'subscribe', 'anonymous'].flatMap((k) => [`--rate-${k}-per-minute`, '1000000000']);
+  const server = await startServer(['--static-dir', staticDir, ...unlimited]);
+  try {
+    const token = await server.token('p5-bench');
+    const workspaceId = await server.createWorkspace(token, 'p5');
+    const seeding = performance.now();
+    await seed(server, token, workspaceId);
+    const seeded = performance.now() - seeding;
+    const { result, version } = await inChromium(
+      new URL('./rescan-page.ts', import.meta.url),
+      (page) =>
+        page.evaluate(([url, t, ws, r, n]) => window.runGatewayBench(url, t, ws, r, n), [server.baseUrl, token, workspaceId, records, rounds] as const),
+      async (html) => {
+        writeFileSync(join(staticDir, 'index.html'), html);
+        return `${server.baseUrl}/`;
+      },
+    );
+    console.log(
+      `bootstrap from the gateway (${process.env.OR3_SYNC_BIN ?? 'debug build'}) into Chromium ${version} IndexedDB, ` +
+        `${records} records, median of ${rounded(rounds)}${quick ? ' (--quick)' : ''}; seeding took ${(seeded / 1000).toFixed(1)} s`,
+    );
+    console.log(ratioLine<GatewayRound>(result, 'first sync, end to end over HTTP', (r) => r.bootstrap));
+  } finally {
+    await server.stop();
+    rmSync(staticDir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
+  if (process.argv.includes('--gateway')) return gateway();
   const { result, version } = await inChromium(new URL('./rescan-page.ts', import.meta.url), (page) =>
     page.evaluate(([r, n]) => window.runRescanBench(r, n), [records, rounds] as const),
   );
-  const rate = (ms: number) => `${Math.round((records / ms) * 1000).toLocaleString('en-US')} rows/s`;
-  const line = (label: string, pick: (r: RescanRound) => number) => {
-    const ratio = median(result.map((r) => r.raw / pick(r)));
-    return (
-      `${label.padEnd(34)} ${rate(median(result.map(pick))).padStart(16)}  raw bulkPut ${rate(median(result.map((r) => r.raw))).padStart(16)}  ` +
-      `ratio ${ratio.toFixed(2)} (goal >= 0.60)`
-    );
-  };
+  const line = (label: string, pick: (r: RescanRound) => number) => ratioLine(result, label, pick);
   console.log(
-    `rescan into Chromium ${version} IndexedDB, ${records} records in pages of 500, median of ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ' (--quick)' : ''}`,
+    `rescan into Chromium ${version} IndexedDB, ${records} records in pages of 500, median of ${rounded(rounds)}${quick ? ' (--quick)' : ''}`,
   );
   console.log(line('bootstrap (empty database)', (r) => r.bootstrap));
   console.log(line('rescan (staged, 100 pending writes)', (r) => r.rescan));

@@ -43,4 +43,10 @@ describe('rescan benchmark, smoke run', () => {
       expect(out).toMatch(new RegExp(`${label} +[\\d,]+ rows/s +raw bulkPut +[\\d,]+ rows/s +ratio \\d+\\.\\d\\d`));
     }
   }, 120_000);
+
+  it('bootstraps from the real gateway in Chromium', async () => {
+    const out = await benchScript('bench/rescan.ts', '--gateway');
+    expect(out).toMatch(/bootstrap from the gateway \(.*or3-sync\) into Chromium [\d.]+ IndexedDB, 2000 records/);
+    expect(out).toMatch(/first sync, end to end over HTTP +[\d,]+ rows\/s +raw bulkPut +[\d,]+ rows\/s +ratio \d+\.\d\d/);
+  }, 120_000);
 });
