@@ -118,6 +118,11 @@ impl Session {
         let mut recheck =
             tokio::time::interval_at(Instant::now() + MEMBERSHIP_RECHECK, MEMBERSHIP_RECHECK);
         metrics::gauge!("or3_subscribers").increment(1.0);
+        // The expiry timer is armed once per token, not once per frame (a frame per commit
+        // re-registering it showed in the fan-out profile).
+        let mut armed_for = self.identity.expires_at;
+        let expiry = tokio::time::sleep_until(expiry_instant(armed_for, self.state.clock.now_ms()));
+        tokio::pin!(expiry);
         let mut first = first;
         loop {
             if let Some(frame) = first.take() {
@@ -129,7 +134,12 @@ impl Session {
                     }
                 }
             }
-            let expiry = expiry_instant(self.identity.expires_at, self.state.clock.now_ms());
+            if self.identity.expires_at != armed_for {
+                armed_for = self.identity.expires_at;
+                expiry
+                    .as_mut()
+                    .reset(expiry_instant(armed_for, self.state.clock.now_ms()));
+            }
             let next = tokio::select! {
                 frame = client.recv() => match frame {
                     Some(Ok(frame)) => self.on_client_frame(frame, out).await,
@@ -142,7 +152,7 @@ impl Session {
                 commit = recv_live(&mut self.live) => self.on_live(commit, out).await,
                 _ = ping.tick() => if out.ping().await { Next::Continue } else { Next::Close },
                 _ = recheck.tick() => self.recheck_membership(out).await,
-                _ = tokio::time::sleep_until(expiry) => {
+                _ = &mut expiry => {
                     send_error(out, "token_expired", "the token expired; send an auth frame with a fresh one before expiry", None).await;
                     Next::Close
                 }
