@@ -6,11 +6,10 @@ use crate::error::ApiError;
 use crate::store::{ChangesQuery, DevicePosition};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use axum::Json;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::collections::HashMap;
-use sync_core::wire::ChangesPage;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,14 +19,16 @@ struct Params {
     project_id: Option<String>,
 }
 
-/// Handles a pull.
+/// Handles a pull. The body is the protocol's `ChangesPage`, written by
+/// [`sync_core::wire::ChangesArray`] (stored payloads are copied as they are,
+/// not parsed again).
 pub async fn changes(
     State(state): State<AppState>,
     Caller(identity): Caller,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> Result<Json<ChangesPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let (ws, _) = workspace_param(path)?;
     let params: Params = parse_query(query.as_deref())?;
     let device_id = device_id_header(&headers)?;
@@ -53,7 +54,7 @@ pub async fn changes(
     let project_id = check_project_id(params.project_id)?;
     let batch = state
         .store
-        .changes(
+        .changes_json(
             &ws,
             &state.access(&identity, &ws).await?,
             ChangesQuery {
@@ -71,12 +72,11 @@ pub async fn changes(
             seen_at_ms: state.clock.now_ms(),
         });
     }
-    Ok(Json(ChangesPage {
-        changes: batch.changes,
-        cursor: batch.cursor,
-        has_more: batch.has_more,
-        oldest_retained_version: batch.oldest_retained_version,
-    }))
+    let body =
+        batch
+            .changes
+            .into_page_body(batch.cursor, batch.has_more, batch.oldest_retained_version);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// A project filter: 1 to 256 characters without control characters.

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use sync_core::retention::RetentionPolicy;
 use sync_core::scope::LoggedScope;
-use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{Change, ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
 
 /// A stored payload as raw JSON; `null` when there is none (a tombstone
@@ -152,9 +152,10 @@ pub struct ChangesQuery {
 
 /// A page of the change log.
 #[derive(Debug, Clone)]
-pub struct ChangesBatch {
-    /// Matching changes, ascending.
-    pub changes: Vec<Change>,
+pub struct ChangesBatch<C = Vec<Change>> {
+    /// Matching changes, ascending: built ([`Store::changes`]) or as a JSON
+    /// array ([`Store::changes_json`]).
+    pub changes: C,
     /// Highest version examined.
     pub cursor: ServerVersion,
     /// More entries follow.
@@ -298,6 +299,27 @@ pub trait Store: Send + Sync + 'static {
         access: &Access,
         query: ChangesQuery,
     ) -> Result<ChangesBatch, StoreError>;
+
+    /// [`Store::changes`] with the changes written as their JSON array (the
+    /// pull route's body). A store may write it straight from its rows.
+    async fn changes_json(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch<ChangesArray>, StoreError> {
+        let batch = self.changes(ws, access, query).await?;
+        let mut array = ChangesArray::default();
+        for change in &batch.changes {
+            array.push(change.as_json());
+        }
+        Ok(ChangesBatch {
+            changes: array,
+            cursor: batch.cursor,
+            has_more: batch.has_more,
+            oldest_retained_version: batch.oldest_retained_version,
+        })
+    }
 
     /// Reads a page of current records.
     async fn snapshot(

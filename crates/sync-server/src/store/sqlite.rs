@@ -25,7 +25,7 @@ use sync_core::scope::{
     logged_scope, project_id_of, table_scope, thread_id_of, LoggedScope, TableScope,
 };
 use sync_core::validate::Operation;
-use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
 
 /// Log entries deleted per GC transaction, so a pass never holds the writer long.
@@ -563,12 +563,74 @@ fn read_log_since(
     Ok((entries, head))
 }
 
-fn read_changes(
+/// Where a pull's rows go: built [`Change`]s, or their JSON written straight
+/// from the row ([`ChangesArray`], no allocation per field, the stored payload
+/// copied as it is).
+trait ChangeSink: Default {
+    /// Changes taken so far.
+    fn count(&self) -> usize;
+    /// Takes one row of [`CHANGE_COLUMNS`]; answers its payload's size in bytes.
+    fn take(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<usize>;
+}
+
+impl ChangeSink for Vec<Change> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn take(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<usize> {
+        let change = change_from_row(r)?;
+        let bytes = change.payload.get().len();
+        self.push(change);
+        Ok(bytes)
+    }
+}
+
+impl ChangeSink for ChangesArray {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn take(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<usize> {
+        let text = |i: usize| -> rusqlite::Result<&str> {
+            r.get_ref(i)?.as_str().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+        };
+        let payload = match r.get_ref(4)? {
+            rusqlite::types::ValueRef::Null => None,
+            _ => Some(text(4)?),
+        };
+        self.push(ChangeJson {
+            server_version: r.get::<_, i64>(0)? as u64,
+            table_name: text(1)?,
+            pk: text(2)?,
+            operation: if text(3)? == "delete" {
+                Operation::Delete
+            } else {
+                Operation::Put
+            },
+            payload,
+            clock: r.get::<_, i64>(5)? as u64,
+            hlc: text(6)?,
+            op_id: text(7)?,
+            device_id: text(8)?,
+            scope_change: r.get(9)?,
+        });
+        Ok(payload.map_or(0, str::len))
+    }
+}
+
+fn read_changes<C: ChangeSink>(
     conn: &mut Connection,
     ws: &WorkspaceId,
     access: &Access,
     query: &ChangesQuery,
-) -> Result<ChangesBatch, StoreError> {
+) -> Result<ChangesBatch<C>, StoreError> {
     let tx = conn.transaction().map_err(internal)?;
     require(&tx, ws, access, Role::Viewer)?;
     let (head, oldest) = workspace_positions(&tx, ws.as_str())?;
@@ -598,21 +660,22 @@ fn read_changes(
             query.limit as i64 + 1,
         ])
         .map_err(internal)?;
-    let mut changes = Vec::new();
+    let mut changes = C::default();
     let mut bytes = 0usize;
+    let mut last = None;
     let mut full = false;
     while let Some(r) = rows.next().map_err(internal)? {
-        if changes.len() == query.limit || (bytes >= MAX_PAGE_PAYLOAD_BYTES && !changes.is_empty())
+        if changes.count() == query.limit
+            || (bytes >= MAX_PAGE_PAYLOAD_BYTES && changes.count() > 0)
         {
             full = true;
             break;
         }
-        let change = change_from_row(r).map_err(internal)?;
-        bytes += change.payload.get().len();
-        changes.push(change);
+        bytes += changes.take(r).map_err(internal)?;
+        last = Some(r.get::<_, i64>(0).map_err(internal)? as u64);
     }
-    let cursor = match (full, changes.last()) {
-        (true, Some(last)) => last.server_version,
+    let cursor = match (full, last) {
+        (true, Some(last)) => last,
         _ => window_end.max(query.cursor),
     };
     Ok(ChangesBatch {
@@ -857,6 +920,17 @@ impl Store for SqliteStore {
         access: &Access,
         query: ChangesQuery,
     ) -> Result<ChangesBatch, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| read_changes(conn, &ws, &access, &query))
+            .await
+    }
+
+    async fn changes_json(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch<ChangesArray>, StoreError> {
         let (ws, access) = (ws.clone(), access.clone());
         self.read(move |conn| read_changes(conn, &ws, &access, &query))
             .await

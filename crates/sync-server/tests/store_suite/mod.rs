@@ -43,7 +43,8 @@ macro_rules! store_suite {
             filtered_pull_examines_a_bounded_window,
             repeated_device_positions_keep_the_last_cursor,
             claimed_access_takes_its_role_from_the_claims,
-            odd_project_and_thread_ids_are_data_not_errors
+            odd_project_and_thread_ids_are_data_not_errors,
+            changes_json_is_the_page_changes_reads
         );
     };
     (@tests $factory:path; $($name:ident),*) => {
@@ -1007,4 +1008,76 @@ pub async fn odd_project_and_thread_ids_are_data_not_errors(store: Arc<dyn Store
         .unwrap();
     let pks: Vec<&str> = snapshot.items.iter().map(|i| i.pk.as_str()).collect();
     assert_eq!(pks, ["m1", "t1"]);
+}
+
+/// The pull route writes its body from `changes_json`; it must be the JSON of
+/// the page `changes` reads, for every shape of entry and query.
+pub async fn changes_json_is_the_page_changes_reads(store: Arc<dyn Store>) {
+    let ws = workspace(&store).await;
+    store
+        .push(
+            &ws,
+            &alice(),
+            vec![
+                op("threads", "t1", 1, T0, 0, json!({"project_id": "p1"}), false),
+                op(
+                    "messages",
+                    "m \"odd\" \\ pk é",
+                    1,
+                    T0,
+                    1,
+                    json!({"thread_id": "t1", "text": "line\nbreak \u{1F600}", "n": [1, 2.5, null]}),
+                    false,
+                ),
+                op("kv", "k1", 1, T0, 2, json!({}), false),
+                op("kv", "k1", 2, T0, 3, json!({}), true),
+                op("threads", "t1", 2, T0, 4, json!({"project_id": "p2"}), false),
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    let queries = [
+        (0, 2, None),
+        (0, 100, None),
+        (2, 100, None),
+        (0, 100, Some("p1")),
+        (0, 100, Some("p2")),
+        (5, 100, None),
+    ];
+    for (cursor, limit, project) in queries {
+        let query = || ChangesQuery {
+            cursor,
+            limit,
+            project_id: project.map(str::to_owned),
+        };
+        let page = store.changes(&ws, &alice(), query()).await.unwrap();
+        let json = store.changes_json(&ws, &alice(), query()).await.unwrap();
+        assert_eq!(json.changes.len(), page.changes.len());
+        let expected = serde_json::to_value(sync_core::wire::ChangesPage {
+            changes: page.changes,
+            cursor: page.cursor,
+            has_more: page.has_more,
+            oldest_retained_version: page.oldest_retained_version,
+        })
+        .unwrap();
+        let body =
+            json.changes
+                .into_page_body(json.cursor, json.has_more, json.oldest_retained_version);
+        let written: Value = serde_json::from_slice(&body).expect("the body is JSON");
+        assert_eq!(written, expected, "query {cursor} {limit} {project:?}");
+    }
+    let err = store
+        .changes_json(
+            &ws,
+            &alice(),
+            ChangesQuery {
+                cursor: 99,
+                limit: 10,
+                project_id: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CursorExpired { .. }), "{err:?}");
 }
