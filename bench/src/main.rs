@@ -30,7 +30,8 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "or3-bench", about)]
 struct Cli {
-    /// Which figures: all, p1, p2 (p1 and p2 run together), p3, p4, p6, p7.
+    /// Which figures: all, p1, p2 (p1 and p2 run together), p1-pg (P1 on
+    /// Postgres), p3, p6, p7. P4 and P5 are client figures, run by npm (bench/README.md).
     #[arg(default_value = "all")]
     figures: Vec<String>,
     /// Smoke run with tiny sizes (a few seconds); fails only if a figure
@@ -43,7 +44,7 @@ struct Cli {
     /// The `or3-sync` binary (default: next to this one).
     #[arg(long, env = "OR3_BENCH_SERVER")]
     server_bin: Option<PathBuf>,
-    /// P4: the Postgres server and database (the bench works in a schema of
+    /// P1-pg: the Postgres server and database (the bench works in a schema of
     /// its own there and drops it at the end).
     #[arg(
         long,
@@ -85,7 +86,7 @@ impl Bench {
     fn label(self) -> &'static str {
         match self {
             Bench::PushPull => "P1/P2 push and pull throughput",
-            Bench::PushPostgres => "P4 push throughput on Postgres",
+            Bench::PushPostgres => "P1-pg push throughput on Postgres",
             Bench::Fanout => "P3 realtime fanout",
             Bench::PullDepth => "P6 pull page latency vs log size",
             Bench::IdleMemory => "P7 memory of idle subscribers",
@@ -111,10 +112,10 @@ fn selected(names: &[String]) -> Result<Vec<Bench>> {
             ],
             "p1" | "p2" => &[Bench::PushPull],
             "p3" => &[Bench::Fanout],
-            "p4" => &[Bench::PushPostgres],
+            "p1-pg" | "pg" => &[Bench::PushPostgres],
             "p6" => &[Bench::PullDepth],
             "p7" => &[Bench::IdleMemory],
-            other => bail!("unknown figure `{other}`: use all, p1, p2, p3, p4, p6 or p7"),
+            other => bail!("unknown figure `{other}`: use all, p1, p2, p1-pg, p3, p6 or p7"),
         };
         for bench in add {
             if !benches.contains(bench) {

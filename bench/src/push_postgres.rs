@@ -1,4 +1,4 @@
-//! P4: push throughput on Postgres (the shared store of several gateway
+//! P1-pg: push throughput on Postgres (the shared store of several gateway
 //! nodes), measured like P1: the same batches go through the binary started
 //! with `--database postgres://...`, in rounds interleaved with the raw
 //! baselines, on the same database:
@@ -35,7 +35,7 @@ struct Tally {
     raw_log: Duration,
 }
 
-/// Runs P4 in schemas of its own on `postgres`, dropped at the end.
+/// Runs P1-pg in schemas of its own on `postgres`, dropped at the end.
 pub async fn run(ctx: &RunContext, postgres: &str) -> Result<Vec<Figure>> {
     let tag = format!("or3_bench_{}", std::process::id());
     let schemas = [format!("{tag}_server"), format!("{tag}_raw")];
@@ -83,7 +83,7 @@ async fn measure(
     let raw = RawPostgres::open(ctx, postgres, raw_schema).await?;
     let mut factory = OpFactory::new();
 
-    let ws = server.create_workspace("p4").await?;
+    let ws = server.create_workspace("p1-pg").await?;
     raw.add_workspace(&ws).await?;
     let warmup: Vec<MessageOp> = (0..WARMUP_BATCHES * sizes.push_batch)
         .map(|_| factory.message(""))
@@ -133,12 +133,12 @@ async fn measure(
         let same_rate = per_second(tally.ops, tally.raw_same);
         let log_rate = per_second(tally.ops, tally.raw_log);
         ctx.note(format!(
-            "P4 {what}: a bare change-log append of the same ops on Postgres (counter UPDATE + one unnest INSERT) ran at {} rows/s; the server reaches {:.2} of that",
+            "P1-pg {what}: a bare change-log append of the same ops on Postgres (counter UPDATE + one unnest INSERT) ran at {} rows/s; the server reaches {:.2} of that",
             Measure::new(log_rate, "rows/s").to_string().trim_end_matches(" rows/s"),
             server_rate / log_rate
         ));
         figures.push(Figure {
-            id: "P4",
+            id: "P1-pg",
             name: format!(
                 "push ops/s on Postgres, {what}, batches of {}, HTTP+auth+LWW",
                 sizes.push_batch

@@ -42,7 +42,14 @@ fn quick_mode_measures_every_figure() {
         "or3-bench --quick failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     let written = std::fs::read_to_string(&results).unwrap();
-    for id in ["| P1 |", "| P2 |", "| P3 |", "| P4 |", "| P6 |", "| P7 |"] {
+    for id in [
+        "| P1 |",
+        "| P2 |",
+        "| P3 |",
+        "| P1-pg |",
+        "| P6 |",
+        "| P7 |",
+    ] {
         assert!(
             written.contains(id),
             "{id} missing from the results:\n{written}"

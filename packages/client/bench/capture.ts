@@ -15,9 +15,11 @@
  *   npm run bench -w packages/client -- --chromium           # Chromium, 10 000 rows, 3 rounds
  *   npm run bench -w packages/client -- --quick [--chromium] # 1 000 rows, 1 round: a smoke run
  *   npm run bench -w packages/client -- --rounds 9
+ *   npm run bench -w packages/client -- --chromium --results ../../bench/RESULTS.md  # as bench/run does
  */
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { inChromium, median } from './chromium.js';
+import { resultsPath, writeFigureBlock, type FigureRow } from './results.js';
 import { runCaptureRounds, type CaptureRound, type Timing } from './capture-rounds.js';
 
 const quick = process.argv.includes('--quick');
@@ -47,39 +49,84 @@ async function chromium(): Promise<{ result: CaptureRound[]; version: string }> 
   );
 }
 
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+
+/** The median over rounds of `after / before` (wall time). */
+function medianRatio(results: CaptureRound[], pick: (r: CaptureRound) => [Timing, Timing]): number {
+  return median(
+    results.map((r) => {
+      const [before, after] = pick(r);
+      return after.wall / before.wall;
+    }),
+  );
+}
+
+function line(label: string, results: CaptureRound[], pick: (r: CaptureRound) => [Timing, Timing]): string {
+  const without = results.map((r) => pick(r)[0]);
+  const withCapture = results.map((r) => pick(r)[1]);
+  let text =
+    `${label.padEnd(24)} without ${ms(median(without.map((t) => t.wall))).padStart(8)}  with ${ms(median(withCapture.map((t) => t.wall))).padStart(8)}  ` +
+    `ratio ${`${medianRatio(results, pick).toFixed(2)}x`.padStart(6)}`;
+  if ([...without, ...withCapture].every((t) => t.cpu !== null)) {
+    const cpu = median(results.map((r) => pick(r)[1].cpu! / pick(r)[0].cpu!));
+    text += `  (CPU time: ${ms(median(without.map((t) => t.cpu!)))} vs ${ms(median(withCapture.map((t) => t.cpu!)))}, ratio ${cpu.toFixed(2)}x)`;
+  }
+  return text;
+}
+
+const SINGLE = (r: CaptureRound): [Timing, Timing] => [r.plainSingle, r.capturedSingle];
+const BULK = (r: CaptureRound): [Timing, Timing] => [r.plainBulk, r.capturedBulk];
+const FLOOR_SINGLE = (r: CaptureRound): [Timing, Timing] => [r.floor.rowSingle, r.floor.protocolSingle];
+const FLOOR_BULK = (r: CaptureRound): [Timing, Timing] => [r.floor.rowBulk, r.floor.protocolBulk];
+
+/** Capture's ratio ÷ the floor's, per round, median: 1.00 means capture costs what the protocol's writes cost. */
+function overFloor(results: CaptureRound[], capture: typeof SINGLE, floor: typeof SINGLE): number {
+  return median(results.map((r) => medianRatio([r], capture) / medianRatio([r], floor)));
+}
+
 function report(where: string, results: CaptureRound[]): void {
-  const ms = (x: number) => `${x.toFixed(0)} ms`;
-  const ratio = (without: number[], withCapture: number[]) =>
-    `${median(without.map((w, i) => withCapture[i]! / w)).toFixed(2)}x`;
-  const line = (label: string, without: Timing[], withCapture: Timing[]) => {
-    const wall = [without.map((t) => t.wall), withCapture.map((t) => t.wall)] as const;
-    let text =
-      `${label.padEnd(24)} without ${ms(median(wall[0])).padStart(8)}  with ${ms(median(wall[1])).padStart(8)}  ` +
-      `ratio ${ratio(...wall).padStart(6)}`;
-    if (without.every((t) => t.cpu !== null) && withCapture.every((t) => t.cpu !== null)) {
-      const cpu = [without.map((t) => t.cpu!), withCapture.map((t) => t.cpu!)] as const;
-      text += `  (CPU time: ${ms(median(cpu[0]))} vs ${ms(median(cpu[1]))}, ratio ${ratio(...cpu)})`;
-    }
-    return text;
-  };
   console.log(
     `capture cost on ${where}, ${rows} rows, median of ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ' (--quick)' : ''}`,
   );
-  console.log(line(`${rows} single puts`, results.map((r) => r.plainSingle), results.map((r) => r.capturedSingle)));
-  console.log(line(`one ${rows}-row bulkPut`, results.map((r) => r.plainBulk), results.map((r) => r.capturedBulk)));
-  console.log('the protocol\'s floor, raw IndexedDB: the row alone vs the row + its outbox op + the clock state, one transaction');
-  console.log(line(`  ${rows} single writes`, results.map((r) => r.floor.rowSingle), results.map((r) => r.floor.protocolSingle)));
-  console.log(line(`  one ${rows}-row write`, results.map((r) => r.floor.rowBulk), results.map((r) => r.floor.protocolBulk)));
-  const overFloor = (pick: (r: CaptureRound) => [Timing, Timing, Timing, Timing]) =>
-    median(
-      results.map((r) => {
-        const [plain, captured, row, protocol] = pick(r);
-        return captured.wall / plain.wall / (protocol.wall / row.wall);
-      }),
-    ).toFixed(2);
+  console.log(line(`${rows} single puts`, results, SINGLE));
+  console.log(line(`one ${rows}-row bulkPut`, results, BULK));
+  console.log("the protocol's floor, raw IndexedDB: the row alone vs the row + its outbox op + the clock state, one transaction");
+  console.log(line(`  ${rows} single writes`, results, FLOOR_SINGLE));
+  console.log(line(`  one ${rows}-row write`, results, FLOOR_BULK));
   console.log(
-    `capture's ratio over the floor's: single ${overFloor((r) => [r.plainSingle, r.capturedSingle, r.floor.rowSingle, r.floor.protocolSingle])}x, ` +
-      `bulk ${overFloor((r) => [r.plainBulk, r.capturedBulk, r.floor.rowBulk, r.floor.protocolBulk])}x`,
+    `capture's ratio over the floor's: single ${overFloor(results, SINGLE, FLOOR_SINGLE).toFixed(2)}x, ` +
+      `bulk ${overFloor(results, BULK, FLOOR_BULK).toFixed(2)}x`,
+  );
+}
+
+/** The P4 block of RESULTS.md. */
+function record(path: string, version: string, results: CaptureRound[]): void {
+  const row = (figure: string, pick: typeof SINGLE, baseline: string, goal: number | null): FigureRow => {
+    const ratio = medianRatio(results, pick);
+    return {
+      figure,
+      measured: ms(median(results.map((r) => pick(r)[1].wall))),
+      baseline: `${ms(median(results.map((r) => pick(r)[0].wall)))} (${baseline})`,
+      ratio,
+      goal: goal === null ? '—' : `ratio ≤ ${goal.toFixed(2)}`,
+      pass: goal === null ? null : ratio <= goal,
+    };
+  };
+  const dexie = 'the same writes into the same Dexie schema without the engine';
+  writeFigureBlock(
+    path,
+    'P4',
+    `cost of capture, Chromium ${version} IndexedDB, ${rows} rows, median of ${rounds} rounds`,
+    `npm run bench -w packages/client -- --chromium${quick ? ' --quick' : ''}`,
+    [
+      row(`${rows} single puts with capture`, SINGLE, dexie, 1.2),
+      row(`one ${rows}-row bulkPut with capture`, BULK, dexie, 1.3),
+      row(`floor: ${rows} single writes, row + outbox op + clock state, raw IndexedDB`, FLOOR_SINGLE, 'the row alone, raw IndexedDB', null),
+      row(`floor: one ${rows}-row write, rows + outbox ops + clock state, raw IndexedDB`, FLOOR_BULK, 'the rows alone, raw IndexedDB', null),
+    ],
+    [
+      `Capture's ratio over the floor's (1.00: capture costs exactly what PROTOCOL.md section 6 makes it write): single ${overFloor(results, SINGLE, FLOOR_SINGLE).toFixed(2)}, bulk ${overFloor(results, BULK, FLOOR_BULK).toFixed(2)}.`,
+    ],
   );
 }
 
@@ -87,6 +134,8 @@ async function main() {
   if (useChromium) {
     const { result, version } = await chromium();
     report(`Chromium ${version} IndexedDB`, result);
+    const path = resultsPath(process.argv);
+    if (path) record(path, version, result);
   } else {
     report(`fake-indexeddb (Node ${process.version})`, await inNode());
   }
