@@ -110,7 +110,7 @@ impl Change {
             table_name: &self.table_name,
             pk: &self.pk,
             operation: self.operation,
-            payload: Some(self.payload.get()),
+            payload: Some(self.payload.get().as_bytes()),
             clock: self.clock,
             hlc: &self.hlc,
             op_id: &self.op_id,
@@ -134,8 +134,8 @@ pub struct ChangeJson<'a> {
     pub pk: &'a str,
     /// Put or delete.
     pub operation: Operation,
-    /// The stored row, raw JSON.
-    pub payload: Option<&'a str>,
+    /// The stored row, raw JSON text (UTF-8).
+    pub payload: Option<&'a [u8]>,
     /// Record clock.
     pub clock: u64,
     /// Write hlc.
@@ -160,7 +160,7 @@ impl ChangeJson<'_> {
         out.extend_from_slice(b",\"operation\":\"");
         out.extend_from_slice(self.operation.as_str().as_bytes());
         out.extend_from_slice(b"\",\"payload\":");
-        out.extend_from_slice(self.payload.unwrap_or("null").as_bytes());
+        out.extend_from_slice(self.payload.unwrap_or(b"null"));
         out.extend_from_slice(b",\"clock\":");
         write_u64(out, self.clock);
         out.extend_from_slice(b",\"hlc\":");

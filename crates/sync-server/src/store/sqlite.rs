@@ -601,9 +601,11 @@ impl ChangeSink for ChangesArray {
                 )
             })
         };
+        // The payload is JSON this server validated and stored: copied as bytes, not checked again.
         let payload = match r.get_ref(4)? {
             rusqlite::types::ValueRef::Null => None,
-            _ => Some(text(4)?),
+            rusqlite::types::ValueRef::Text(bytes) => Some(bytes),
+            _ => Some(text(4)?.as_bytes()),
         };
         self.push(ChangeJson {
             server_version: r.get::<_, i64>(0)? as u64,
@@ -621,7 +623,7 @@ impl ChangeSink for ChangesArray {
             device_id: text(8)?,
             scope_change: r.get(9)?,
         });
-        Ok(payload.map_or(0, str::len))
+        Ok(payload.map_or(0, <[u8]>::len))
     }
 }
 
