@@ -4,7 +4,10 @@ mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{Cli, Command, DatabaseArgs, MemberCommand, RetentionArgs, ServeArgs, WorkspaceCommand};
+use cli::{
+    Cli, Command, DatabaseArgs, MemberCommand, RetentionArgs, ServeArgs, SqliteSynchronous,
+    WorkspaceCommand,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
 use sync_server::realtime::bus::{Bus, LocalBus};
 use sync_server::store::postgres::{PgBus, PgOptions, PostgresStore};
-use sync_server::store::sqlite::SqliteStore;
+use sync_server::store::sqlite::{SqliteStore, Synchronous};
 use sync_server::store::{Access, Store};
 
 #[tokio::main]
@@ -181,8 +184,17 @@ struct OpenStore {
 async fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<OpenStore> {
     match Database::parse(&database.database)? {
         Database::Sqlite(path) => {
-            let store = SqliteStore::open(&path, tables)
+            let synchronous = match database.sqlite_synchronous {
+                SqliteSynchronous::Full => Synchronous::Full,
+                SqliteSynchronous::Normal => Synchronous::Normal,
+            };
+            let store = SqliteStore::open_with(&path, tables, synchronous)
                 .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            tracing::info!(
+                "SQLite database {} (WAL, synchronous={:?})",
+                path.display(),
+                database.sqlite_synchronous
+            );
             Ok(OpenStore {
                 store: Arc::new(store),
                 postgres: None,

@@ -9,14 +9,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 struct Server {
     child: Child,
     base: String,
+    /// The log lines up to the listening line.
+    startup: Vec<String>,
 }
 
 impl Server {
     /// Starts `or3-sync serve` on a free port and waits for its listening line.
     fn start(db: &Path) -> Server {
+        Server::start_with(db, &[])
+    }
+
+    /// [`Server::start`] with more flags.
+    fn start_with(db: &Path, flags: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(format!("sqlite://{}", db.display()))
+            .args(flags)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -25,16 +33,24 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut startup = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
-                    let _ = tx.send(line[at + "listening on ".len()..].trim().to_owned());
+                    let base = line[at + "listening on ".len()..].trim().to_owned();
+                    let _ = tx.send((base, std::mem::take(&mut startup)));
+                } else {
+                    startup.push(line);
                 }
             }
         });
-        let base = rx
+        let (base, startup) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server logs its address");
-        Server { child, base }
+        Server {
+            child,
+            base,
+            startup,
+        }
     }
 
     fn kill9(mut self) {
@@ -85,10 +101,30 @@ async fn dev_token(http: &reqwest::Client, base: &str, user: &str) -> String {
 
 #[tokio::test]
 async fn acknowledged_pushes_survive_kill_9() {
+    acknowledged_pushes_survive_kill_9_with(&[], "synchronous=Full").await;
+}
+
+/// `--sqlite-synchronous normal` gives up durability across a power loss,
+/// never across a crash of the server.
+#[tokio::test]
+async fn acknowledged_pushes_survive_kill_9_with_synchronous_normal() {
+    acknowledged_pushes_survive_kill_9_with(
+        &["--sqlite-synchronous", "normal"],
+        "synchronous=Normal",
+    )
+    .await;
+}
+
+async fn acknowledged_pushes_survive_kill_9_with(flags: &[&str], logged: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
     let http = reqwest::Client::new();
-    let server = Server::start(&db);
+    let server = Server::start_with(&db, flags);
+    assert!(
+        server.startup.iter().any(|l| l.contains(logged)),
+        "the server says how it commits ({logged}): {:?}",
+        server.startup
+    );
     let token = dev_token(&http, &server.base, "alice").await;
     let (_, ws) = post(
         &http,
@@ -128,7 +164,7 @@ async fn acknowledged_pushes_survive_kill_9() {
     }
     server.kill9();
 
-    let server = Server::start(&db);
+    let server = Server::start_with(&db, flags);
     let token = dev_token(&http, &server.base, "alice").await;
     let mut cursor = 0;
     let mut seen = Vec::new();

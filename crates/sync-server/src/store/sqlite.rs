@@ -1,8 +1,10 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
 //! Writes go through one connection (SQLite has one writer anyway), in
-//! `BEGIN IMMEDIATE` transactions with `synchronous=FULL`, so a push is
-//! acknowledged only once it is on disk. Reads use a small pool of their own
+//! `BEGIN IMMEDIATE` transactions with `synchronous=FULL` by default, so a
+//! push is acknowledged only once it is on disk (`--sqlite-synchronous
+//! normal` trades the last commits after a power loss for lower latency;
+//! see [`Synchronous`]). Reads use a small pool of their own
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 
@@ -111,6 +113,29 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+/// When a commit reaches the disk (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is fsynced before the push is acknowledged: acknowledged
+    /// writes survive a crash of the process, of the OS and a power loss.
+    #[default]
+    Full,
+    /// Commits reach the OS (the WAL file) before the push is acknowledged and
+    /// the disk at the next checkpoint: acknowledged writes survive a crash of
+    /// the process (kill -9), but the last ones may roll back after an OS
+    /// crash or a power loss. The database is never corrupted either way.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
@@ -119,9 +144,19 @@ struct Inner {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    /// Opens (creating if needed) the database at `path` and runs pending
+    /// migrations; every commit is fsynced ([`Synchronous::Full`]).
     pub fn open(path: &Path, tables: TableConfig) -> Result<SqliteStore, StoreError> {
-        let mut writer = open_connection(path, true)?;
+        SqliteStore::open_with(path, tables, Synchronous::Full)
+    }
+
+    /// [`SqliteStore::open`] with the given commit durability.
+    pub fn open_with(
+        path: &Path,
+        tables: TableConfig,
+        synchronous: Synchronous,
+    ) -> Result<SqliteStore, StoreError> {
+        let mut writer = open_connection(path, Some(synchronous))?;
         migrate(&mut writer)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -160,7 +195,7 @@ impl SqliteStore {
             let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
             let mut conn = match pooled {
                 Some(conn) => conn,
-                None => open_connection(&inner.path, false)?,
+                None => open_connection(&inner.path, None)?,
             };
             let result = work(&mut conn);
             if let Ok(mut pool) = inner.readers.lock() {
@@ -175,8 +210,9 @@ impl SqliteStore {
     }
 }
 
-fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> {
-    let flags = if writer {
+/// Opens the writer (with its commit durability) or a read-only reader (`None`).
+fn open_connection(path: &Path, writer: Option<Synchronous>) -> Result<Connection, StoreError> {
+    let flags = if writer.is_some() {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -184,10 +220,10 @@ fn open_connection(path: &Path, writer: bool) -> Result<Connection, StoreError> 
     let conn = Connection::open_with_flags(path, flags).map_err(unavailable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(internal)?;
-    if writer {
+    if let Some(synchronous) = writer {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(internal)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", synchronous.pragma())
             .map_err(internal)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(internal)?;
