@@ -165,11 +165,17 @@ impl ServerLauncher {
 
     /// Starts `or3-sync serve` on the SQLite file `database` and gets a token.
     pub async fn start(&self, database: &Path) -> Result<SyncServer> {
+        self.start_with(database, &[]).await
+    }
+
+    /// [`Launcher::start`] with more `serve` flags.
+    pub async fn start_with(&self, database: &Path, flags: &[&str]) -> Result<SyncServer> {
         self.launch(
             format!("sqlite://{}", database.display()),
             database.with_extension("devkey.pem"),
             None,
             database,
+            flags,
         )
         .await
     }
@@ -182,6 +188,7 @@ impl ServerLauncher {
             dir.join("or3-sync.devkey.pem"),
             Some(dir),
             dir,
+            &[],
         )
         .await
     }
@@ -192,6 +199,7 @@ impl ServerLauncher {
         key_path: PathBuf,
         working_dir: Option<&Path>,
         database: &Path,
+        flags: &[&str],
     ) -> Result<SyncServer> {
         let shared = self
             .dev_key
@@ -213,6 +221,7 @@ impl ServerLauncher {
                 "0",
             ])
             .args(LIMITS_FOR_ONE_BENCH_USER)
+            .args(flags)
             .arg("--database")
             .arg(database_arg)
             .env("RUST_LOG", "warn,or3_sync=info");
