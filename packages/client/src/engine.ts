@@ -67,6 +67,13 @@ export interface OpenWorkspaceOptions {
   pushDebounceMs?: number;
   /** How often the leader checks the outbox for other tabs' writes. Default 5 s. */
   outboxPollMs?: number;
+  /**
+   * After this long without a pull or a streamed change, the leader pulls even while
+   * subscribed (checked every `outboxPollMs`); if that pull finds changes the
+   * subscription did not deliver, the subscription is reopened. A browser cannot see a
+   * WebSocket's pings, so this is how a silently dead connection is noticed. Default 60 s; 0: never.
+   */
+  safetyPullMs?: number;
   /** Below this `RateLimit-Remaining` the push loop waits `rateLimitDelayMs` between batches. Defaults 5 and 1 s. */
   rateLimitLowWater?: number;
   rateLimitDelayMs?: number;
@@ -128,6 +135,8 @@ export class SyncEngine {
   private phase: ErrorEvent['phase'] = 'push';
   private lastPushAt: number | null = null;
   private lastPullAt: number | null = null;
+  /** The next run was asked for by the safety pull (see `safetyPullMs`). */
+  private safetyPullDue = false;
   private queueFullSignalled = false;
   private capacityWaiters: (() => void)[] = [];
   private started = false;
@@ -248,7 +257,10 @@ export class SyncEngine {
       this.pollTimer = setInterval(() => {
         void this.refreshPendingEstimate()
           .then(() => {
-            if (this.runtime.pendingEstimate > 0 || this.rescanReason) this.scheduleRun(0);
+            const safetyPullMs = this.options.safetyPullMs ?? 60_000;
+            const quiet = safetyPullMs > 0 && Date.now() - (this.lastPullAt ?? 0) >= safetyPullMs;
+            if (quiet) this.safetyPullDue = true;
+            if (this.runtime.pendingEstimate > 0 || this.rescanReason || quiet) this.scheduleRun(0);
           })
           .catch(() => {});
       }, this.options.outboxPollMs ?? 5000);
@@ -364,6 +376,8 @@ export class SyncEngine {
     const run: SyncRunRow = { started_at: Date.now(), finished_at: null, pushed: 0, pulled: 0, conflicts: 0, error: null };
     const conflicts: ConflictEvent[] = [];
     const ctx = this.context();
+    const safetyPull = this.safetyPullDue;
+    this.safetyPullDue = false;
     try {
       if (this.paused) throw new SyncProviderError({ code: 'paused', message: 'sync is paused', status: -1 });
       let cursor = await readCursor(ctx);
@@ -399,6 +413,9 @@ export class SyncEngine {
       run.pulled += pulled.pulled;
       conflicts.push(...pulled.conflicts);
       this.lastPullAt = Date.now();
+      // Changes the subscription stayed silent about for a whole safety interval: its connection
+      // is likely dead without knowing it. Reopen it (below, from the cursor just stored).
+      if (safetyPull && pulled.pulled > 0 && this.unsubscribe) this.stopSubscription();
       if (pushError) {
         this.phase = 'push';
         throw pushError;

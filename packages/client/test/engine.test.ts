@@ -262,6 +262,28 @@ describe('subscription', () => {
     expect(await engine.pendingCount()).toBe(0);
   });
 
+  it('a subscription silent past safetyPullMs gets a safety pull; changes it missed reopen it', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-silent', provider).open({ outboxPollMs: 20, safetyPullMs: 150 });
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const pullsAtStart = provider.pulls.length;
+    // The connection is dead without knowing it: another device's change never arrives on it.
+    provider.log = [change(1, 't-missed')];
+    await waitFor(async () => (await engine.db.table('threads').get('t-missed')) !== undefined);
+    expect(provider.pulls.length).toBeGreaterThan(pullsAtStart);
+    // The silent subscription was stopped and a new one opened from the applied cursor.
+    await waitFor(async () => provider.subscriptions.length === 2);
+    expect(provider.subscriptions[0]!.stopped).toBe(true);
+    expect(provider.subscriptions[1]!.cursor).toBe(1);
+    // A safety pull that finds nothing keeps the subscription.
+    const pulls = provider.pulls.length;
+    await waitFor(async () => provider.pulls.length > pulls);
+    expect(provider.subscriptions).toHaveLength(2);
+    expect(provider.subscriptions[1]!.stopped).toBe(false);
+  });
+
   it('cursor_expired from the subscription rescans and subscribes again from snapshot_version', async () => {
     const provider = new ScriptedProvider();
     const engine = await makeDevice('ws-sub-expired', provider).open();
