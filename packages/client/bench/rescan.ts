@@ -20,7 +20,7 @@
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PushOp, PushResponse } from '../src/wire.js';
 import { startServer, type TestServer } from '../test/support/server.js';
@@ -64,7 +64,8 @@ function report(id: string, heading: string, rows: FigureRow[], notes: string[])
   console.log(heading);
   for (const row of rows) console.log(ratioLine(row));
   const path = resultsPath(process.argv);
-  const command = `npm run bench:rescan -w packages/client --${process.argv.includes('--gateway') ? ' --gateway' : ''}${quick ? ' --quick' : ''}`;
+  const flags = [process.argv.includes('--gateway') ? '--gateway' : '', quick ? '--quick' : ''].filter(Boolean).join(' ');
+  const command = `npm run bench:rescan -w packages/client${flags ? ` -- ${flags}` : ''}`;
   if (path) writeFigureBlock(path, id, heading, command, rows, notes);
 }
 
@@ -121,7 +122,7 @@ async function gateway(): Promise<void> {
     );
     report(
       'P5-e2e',
-      `bootstrap from the gateway (${process.env.OR3_SYNC_BIN ?? 'debug build'}) into Chromium ${version} IndexedDB, ` +
+      `bootstrap from the gateway (${relative(repo, process.env.OR3_SYNC_BIN ?? join(repo, 'target/debug/or3-sync'))}) into Chromium ${version} IndexedDB, ` +
         `${records} records, median of ${rounded(rounds)}${quick ? ' (--quick)' : ''}`,
       [figureRow<GatewayRound>(result, 'first sync, end to end over HTTP', (r) => r.bootstrap)],
       [
