@@ -137,6 +137,8 @@ export class SyncEngine {
   private lastPullAt: number | null = null;
   /** The next run was asked for by the safety pull (see `safetyPullMs`). */
   private safetyPullDue = false;
+  /** Runs queued or running: the outbox poll adds none while there are some. */
+  private runsInFlight = 0;
   private queueFullSignalled = false;
   private capacityWaiters: (() => void)[] = [];
   private started = false;
@@ -235,7 +237,10 @@ export class SyncEngine {
 
   /** One run: rescan when needed, push the outbox, pull new changes. Never throws for sync failures. */
   sync(): Promise<SyncRunResult> {
-    return this.exclusive(() => this.runOnce());
+    this.runsInFlight += 1;
+    return this.exclusive(() => this.runOnce()).finally(() => {
+      this.runsInFlight -= 1;
+    });
   }
 
   /** Replaces the local state with a fresh snapshot, keeping pending writes, then pulls. */
@@ -257,6 +262,8 @@ export class SyncEngine {
       this.pollTimer = setInterval(() => {
         void this.refreshPendingEstimate()
           .then(() => {
+            // A run that is queued or running pushes and pulls anyway (and a long one must not pile up more).
+            if (this.runsInFlight > 0) return;
             const safetyPullMs = this.options.safetyPullMs ?? 60_000;
             const quiet = safetyPullMs > 0 && Date.now() - (this.lastPullAt ?? 0) >= safetyPullMs;
             if (quiet) this.safetyPullDue = true;
@@ -378,6 +385,7 @@ export class SyncEngine {
     const ctx = this.context();
     const safetyPull = this.safetyPullDue;
     this.safetyPullDue = false;
+    let reopen = false;
     try {
       if (this.paused) throw new SyncProviderError({ code: 'paused', message: 'sync is paused', status: -1 });
       let cursor = await readCursor(ctx);
@@ -413,9 +421,12 @@ export class SyncEngine {
       run.pulled += pulled.pulled;
       conflicts.push(...pulled.conflicts);
       this.lastPullAt = Date.now();
-      // Changes the subscription stayed silent about for a whole safety interval: its connection
-      // is likely dead without knowing it. Reopen it (below, from the cursor just stored).
-      if (safetyPull && pulled.pulled > 0 && this.unsubscribe) this.stopSubscription();
+      // Changes of others the subscription stayed silent about for a whole safety interval: its
+      // connection is likely dead without knowing it. Reopen it (below, from the cursor just stored).
+      if (safetyPull && pulled.applied > 0 && this.unsubscribe) {
+        this.stopSubscription();
+        reopen = true;
+      }
       if (pushError) {
         this.phase = 'push';
         throw pushError;
@@ -432,7 +443,7 @@ export class SyncEngine {
       for (const conflict of conflicts) this.events.emit('sync.conflict:action:detected', conflict);
       this.events.emit('sync.stats:action', await this.stats());
     }
-    if (this.leading && !this.unsubscribe && !run.error) await this.startSubscription();
+    if (this.leading && !this.unsubscribe && (!run.error || reopen)) await this.startSubscription();
     const { pushed, pulled, error } = run;
     return { pushed, pulled, conflicts: run.conflicts, error };
   }

@@ -289,7 +289,8 @@ async function replaceChanged<T extends object>(
   for (const row of stored) {
     const key = keyOf(row);
     const wanted = next.get(key);
-    if (wanted === undefined) gone.push(primaryKeyOf(row));
+    // A row stored under another key of the same wire id (42 where the snapshot has "42") goes too.
+    if (wanted === undefined || !sameJson(primaryKeyOf(row), primaryKeyOf(wanted))) gone.push(primaryKeyOf(row));
     else if (same(row, wanted)) seen.add(key);
   }
   const changed = [...next].filter(([key]) => !seen.has(key)).map(([, row]) => row);

@@ -155,6 +155,19 @@ describe('rescan', () => {
     expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 7 });
   });
 
+  it('a staged rescan replaces a row stored under a number key with the snapshot row of the same id', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-number-key', provider).open();
+    opened.push(engine);
+    await engine.sync(); // fresh device, empty snapshot
+    await engine.db.table('kv').put({ id: 42, value: 'local' });
+    expect((await engine.sync()).pushed).toBe(1);
+    provider.snapshotItems = [item('kv', '42', 5, { payload: { id: '42', value: 'server' } })];
+    provider.snapshotVersion = 5;
+    expect((await engine.rescan()).error).toBeNull();
+    expect(await engine.db.table('kv').toArray()).toEqual([expect.objectContaining({ id: '42', value: 'server', clock: 5 })]);
+  });
+
   it('a snapshot page that fails to arrive fails the rescan; the next run bootstraps from the start', async () => {
     const provider = new ScriptedProvider();
     provider.snapshotPageSize = 1;
@@ -282,6 +295,30 @@ describe('subscription', () => {
     await waitFor(async () => provider.pulls.length > pulls);
     expect(provider.subscriptions).toHaveLength(2);
     expect(provider.subscriptions[1]!.stopped).toBe(false);
+  });
+
+  it('a safety pull that finds missed changes reopens the subscription even when its push fails', async () => {
+    const provider = new ScriptedProvider();
+    // Every outbox poll finds the leader quiet, so the run it starts is a safety pull.
+    const device = makeDevice('ws-sub-silent-push-fails', provider, { outboxPollMs: 200, safetyPullMs: 100 });
+    const engine = await device.open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    provider.onPush = () => {
+      throw new Error('held back');
+    };
+    provider.log = [change(1, 't-missed')];
+    // Another tab (no broadcast) writes: the leader learns of it at its next poll, which also pulls.
+    const otherTab = await device.open();
+    opened.push(otherTab);
+    await otherTab.db.table('threads').put({ id: 'mine', title: 'pending' });
+    await waitFor(async () => (await engine.db.table('threads').get('t-missed')) !== undefined);
+    await waitFor(async () => provider.subscriptions.length === 2);
+    expect(provider.subscriptions[0]!.stopped).toBe(true);
+    expect(provider.subscriptions[1]!.stopped).toBe(false);
+    expect(provider.pushes.length).toBeGreaterThan(0);
+    expect(await engine.pendingCount()).toBe(1);
   });
 
   it('cursor_expired from the subscription rescans and subscribes again from snapshot_version', async () => {
