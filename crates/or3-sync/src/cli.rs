@@ -65,6 +65,11 @@ pub struct DatabaseArgs {
     /// an OS crash or a power loss) and cuts push latency by the fsync.
     #[arg(long, env = "OR3_SYNC_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSynchronous::Full)]
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Postgres only: how long to wait, at start, for a Postgres that cannot
+    /// be reached yet (still booting, a restarting container), retrying with
+    /// backoff and logging each attempt, before giving up. 0: give up at once.
+    #[arg(long, env = "OR3_SYNC_PG_CONNECT_WAIT_SECS", default_value_t = 60)]
+    pub pg_connect_wait_secs: u64,
     /// Postgres only: most connections this process opens.
     #[arg(long, env = "OR3_SYNC_PG_POOL_SIZE", default_value_t = 16)]
     pub pg_pool_size: usize,

@@ -21,7 +21,7 @@ use sync_server::config::ServerConfig;
 use sync_server::realtime::bus::{Bus, LocalBus};
 use sync_server::store::postgres::{PgBus, PgOptions, PostgresStore};
 use sync_server::store::sqlite::{SqliteStore, Synchronous};
-use sync_server::store::{Access, Store};
+use sync_server::store::{Access, Store, StoreError};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -205,15 +205,46 @@ async fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<Open
                 pool_size: database.pg_pool_size,
                 statement_timeout: Duration::from_millis(database.pg_statement_timeout_ms),
             };
-            let store = PostgresStore::connect(&url, tables, options)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot open the Postgres database: {e}"))?;
+            let wait = Duration::from_secs(database.pg_connect_wait_secs);
+            let store = connect_postgres(&url, tables, options, wait).await?;
             Ok(OpenStore {
                 store: Arc::new(store.clone()),
                 postgres: Some(store),
             })
         }
     }
+}
+
+/// Connects to Postgres, retrying with backoff while it cannot be reached
+/// (`Unavailable`), for at most `wait`; any other error ends it at once.
+async fn connect_postgres(
+    url: &str,
+    tables: TableConfig,
+    options: PgOptions,
+    wait: Duration,
+) -> Result<PostgresStore> {
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1.. {
+        match PostgresStore::connect(url, tables.clone(), options).await {
+            Ok(store) => return Ok(store),
+            Err(StoreError::Unavailable(why)) if started.elapsed() + delay <= wait => {
+                tracing::warn!(
+                    "Postgres cannot be reached yet (attempt {attempt}): {why}; retrying in {} ms \
+                     (--pg-connect-wait-secs {})",
+                    delay.as_millis(),
+                    wait.as_secs()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                let waited = started.elapsed().as_secs_f64();
+                bail!("cannot open the Postgres database (after {attempt} attempts, {waited:.1} s): {e}")
+            }
+        }
+    }
+    unreachable!("the loop returns or bails")
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

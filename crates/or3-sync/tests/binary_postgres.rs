@@ -231,3 +231,103 @@ async fn a_subscriber_of_one_node_receives_pushes_through_another_and_kill_9_los
     }
     assert_eq!(seen, acknowledged, "every acknowledged op, once, in order");
 }
+
+/// `postgres://USER@HOST:PORT/...` with HOST:PORT replaced; also returns the old HOST:PORT.
+fn with_host(url: &str, host: &str) -> (String, String) {
+    let at = url.find('@').expect("the test URL names a user") + 1;
+    let end = at + url[at..].find('/').expect("the test URL names a database");
+    let old = url[at..end].to_owned();
+    (format!("{}{host}{}", &url[..at], &url[end..]), old)
+}
+
+/// A Postgres that comes up after the gateway: `serve` waits for it (up to
+/// `--pg-connect-wait-secs`), retrying and saying so, then serves.
+// Multi-threaded: the test blocks on log lines while the forwarder runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_waits_for_a_postgres_that_comes_up_late() {
+    let schema = TestSchema::new().await;
+    // A port nothing listens on yet; a forwarder to the real Postgres opens on it later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (late_url, real) = with_host(&schema.url(), &format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &late_url])
+        .args(["--pg-connect-wait-secs", "30"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_line = |what: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line saying {what}"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    next_line("Postgres cannot be reached yet (attempt 1)");
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            let real = real.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(real).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let line = next_line("listening on http://");
+    let base = line[line.find("http://").unwrap()..].trim().to_owned();
+    let health = reqwest::get(format!("{base}/v1/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    forwarder.abort();
+}
+
+/// With nothing to wait for, `serve` gives up after the wait and says why.
+#[test]
+fn serve_gives_up_on_an_unreachable_postgres_after_the_wait() {
+    let (url, _) = with_host(&pg_support::base_url(), "127.0.0.1:1");
+    let started = std::time::Instant::now();
+    let (ok, out) = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &url,
+        "--pg-connect-wait-secs",
+        "2",
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Postgres cannot be reached yet (attempt 1)"),
+        "{out}"
+    );
+    assert!(out.contains("cannot open the Postgres database"), "{out}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+}
