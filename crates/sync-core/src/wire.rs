@@ -149,6 +149,33 @@ pub struct ChangeJson<'a> {
 }
 
 impl ChangeJson<'_> {
+    /// The owned [`Change`]. A payload that is not JSON (which a store never
+    /// holds: it wrote it from a validated op) becomes `null`.
+    pub fn to_change(&self) -> Change {
+        let payload = self
+            .payload
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|text| RawValue::from_string(text.to_owned()).ok())
+            .unwrap_or_else(|| RawValue::from_string("null".to_owned()).expect("null is JSON"));
+        Change {
+            server_version: self.server_version,
+            table_name: self.table_name.to_owned(),
+            pk: self.pk.to_owned(),
+            operation: self.operation,
+            payload,
+            clock: self.clock,
+            hlc: self.hlc.to_owned(),
+            op_id: self.op_id.to_owned(),
+            device_id: self.device_id.to_owned(),
+            scope_change: self.scope_change,
+        }
+    }
+
+    /// Bytes of the payload as the page-size rule counts them (`null` is 4).
+    pub fn payload_len(&self) -> usize {
+        self.payload.map_or(4, <[u8]>::len)
+    }
+
     /// Appends the change's JSON object to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"server_version\":");
@@ -384,6 +411,13 @@ mod tests {
             array.push(c.as_json());
         }
         assert_eq!(array.len(), 3);
+        for c in &changes {
+            let back = c.as_json().to_change();
+            assert_eq!(
+                serde_json::to_string(&back).unwrap(),
+                serde_json::to_string(c).unwrap()
+            );
+        }
         let page = ChangesPage {
             changes: changes.to_vec(),
             cursor: 42,

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use sync_core::retention::RetentionPolicy;
 use sync_core::scope::LoggedScope;
-use sync_core::wire::{Change, ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
 
 /// A stored payload as raw JSON; `null` when there is none (a tombstone
@@ -22,6 +22,36 @@ pub(crate) fn raw_json(text: Option<String>) -> Box<RawValue> {
             // "null" is valid JSON, so this cannot fail.
             RawValue::from_string("null".to_owned()).expect("null is JSON")
         })
+}
+
+/// Where a pull's changes go, one row at a time: built [`Change`]s
+/// ([`Store::changes`]) or their JSON array ([`Store::changes_json`], written
+/// from the row's borrowed columns without building anything).
+pub(crate) trait ChangeSink: Default {
+    /// Changes taken so far.
+    fn count(&self) -> usize;
+    /// Takes one change.
+    fn take(&mut self, change: ChangeJson<'_>);
+}
+
+impl ChangeSink for Vec<Change> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn take(&mut self, change: ChangeJson<'_>) {
+        self.push(change.to_change());
+    }
+}
+
+impl ChangeSink for ChangesArray {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn take(&mut self, change: ChangeJson<'_>) {
+        self.push(change);
+    }
 }
 
 /// Who is asking, and how their membership is known.

@@ -25,8 +25,8 @@ pub use connect::{is_schema_name, DatabaseUrl, PgOptions};
 use super::raw_json;
 use super::sqlite::{GC_BATCH, MAX_EXAMINED_ENTRIES, MAX_PAGE_PAYLOAD_BYTES};
 use super::{
-    Access, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange, PushOutcome,
-    SnapshotBatch, SnapshotQuery, Store, StoreError,
+    Access, ChangeSink, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange,
+    PushOutcome, SnapshotBatch, SnapshotQuery, Store, StoreError,
 };
 use async_trait::async_trait;
 use connect::{build_pool, column_error, connection_config, pg_error, pool_error};
@@ -39,7 +39,7 @@ use sync_core::retention::{
 };
 use sync_core::scope::LoggedScope;
 use sync_core::validate::Operation;
-use sync_core::wire::{Change, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 use text::{project_from_db, project_to_db};
 use tokio_postgres::{IsolationLevel, Row};
@@ -234,26 +234,30 @@ async fn read_tx(client: &mut Client) -> Result<Transaction<'_>, StoreError> {
         .map_err(pg_error)
 }
 
-/// The columns every change read selects, in [`change_from_row`]'s order.
+/// The columns every change read selects, in [`change_json_from_row`]'s order.
 const CHANGE_COLUMNS: &str =
     "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
 
-fn change_from_row(r: &Row) -> Result<Change, StoreError> {
-    let operation: String = r.try_get(3).map_err(column_error)?;
-    Ok(Change {
+/// One row of [`CHANGE_COLUMNS`], borrowed (the payload as the text it was stored as).
+fn change_json_from_row(r: &Row) -> Result<ChangeJson<'_>, StoreError> {
+    let text = |i: usize| -> Result<&str, StoreError> { r.try_get(i).map_err(column_error) };
+    Ok(ChangeJson {
         server_version: u64_at(r, 0)?,
-        table_name: r.try_get(1).map_err(column_error)?,
-        pk: r.try_get(2).map_err(column_error)?,
-        operation: if operation == "delete" {
+        table_name: text(1)?,
+        pk: text(2)?,
+        operation: if text(3)? == "delete" {
             Operation::Delete
         } else {
             Operation::Put
         },
-        payload: raw_json(r.try_get(4).map_err(column_error)?),
+        payload: r
+            .try_get::<_, Option<&str>>(4)
+            .map_err(column_error)?
+            .map(str::as_bytes),
         clock: u64_at(r, 5)?,
-        hlc: r.try_get(6).map_err(column_error)?,
-        op_id: r.try_get(7).map_err(column_error)?,
-        device_id: r.try_get(8).map_err(column_error)?,
+        hlc: text(6)?,
+        op_id: text(7)?,
+        device_id: text(8)?,
         scope_change: r.try_get(9).map_err(column_error)?,
     })
 }
@@ -280,12 +284,12 @@ fn record_from_row(r: &Row) -> Result<RecordVersion, StoreError> {
 /// limit come without payload, so a page never ships much more than it
 /// returns. `before` counts a missing payload as the 4 bytes of `null`, as
 /// the SQLite store does.
-async fn read_changes(
+async fn read_changes<C: ChangeSink>(
     client: &mut Client,
     ws: &WorkspaceId,
     access: &Access,
     query: &ChangesQuery,
-) -> Result<ChangesBatch, StoreError> {
+) -> Result<ChangesBatch<C>, StoreError> {
     let tx = read_tx(client).await?;
     let positions = require(&tx, ws, access, Role::Viewer, Lock::None).await?;
     let (head, oldest) = (positions.head, positions.oldest_retained_version);
@@ -335,20 +339,23 @@ async fn read_changes(
         )
         .await
         .map_err(pg_error)?;
-    let mut changes = Vec::new();
+    let mut changes = C::default();
+    let mut last = None;
     let mut full = false;
     for r in &rows {
         let before: i64 = r.try_get(10).map_err(column_error)?;
-        if changes.len() == query.limit
-            || (before >= MAX_PAGE_PAYLOAD_BYTES as i64 && !changes.is_empty())
+        if changes.count() == query.limit
+            || (before >= MAX_PAGE_PAYLOAD_BYTES as i64 && changes.count() > 0)
         {
             full = true;
             break;
         }
-        changes.push(change_from_row(r)?);
+        let change = change_json_from_row(r)?;
+        last = Some(change.server_version);
+        changes.take(change);
     }
-    let cursor = match (full, changes.last()) {
-        (true, Some(last)) => last.server_version,
+    let cursor = match (full, last) {
+        (true, Some(last)) => last,
         _ => window_end.max(query.cursor),
     };
     Ok(ChangesBatch {
@@ -434,7 +441,7 @@ async fn read_log_since(
     let entries = rows
         .iter()
         .map(|r| {
-            let change = change_from_row(r)?;
+            let change = change_json_from_row(r)?.to_change();
             Ok(LoggedChange {
                 scope: LoggedScope {
                     scoped: r.try_get(10).map_err(column_error)?,
@@ -757,6 +764,16 @@ impl Store for PostgresStore {
         access: &Access,
         query: ChangesQuery,
     ) -> Result<ChangesBatch, StoreError> {
+        self.with_client(async |client| read_changes(client, ws, access, &query).await)
+            .await
+    }
+
+    async fn changes_json(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch<ChangesArray>, StoreError> {
         self.with_client(async |client| read_changes(client, ws, access, &query).await)
             .await
     }

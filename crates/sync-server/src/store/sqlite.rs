@@ -8,7 +8,7 @@
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 
-use super::{raw_json, GcReport, LoggedChange};
+use super::{raw_json, ChangeSink, GcReport, LoggedChange};
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, OpOutcome, PushOutcome, SnapshotBatch,
     SnapshotQuery, Store, StoreError, StoredVersion,
@@ -542,26 +542,37 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordVersion> {
     })
 }
 
-/// The columns every change read selects, in [`change_from_row`]'s order.
+/// The columns every change read selects, in [`change_json_from_row`]'s order.
 const CHANGE_COLUMNS: &str =
     "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
 
-fn change_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Change> {
-    let operation: String = r.get(3)?;
-    Ok(Change {
+/// One row of [`CHANGE_COLUMNS`], borrowed. The payload is JSON this server
+/// validated and stored: its bytes are taken as they are, not checked again.
+fn change_json_from_row<'r>(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<ChangeJson<'r>> {
+    let text = |i: usize| -> rusqlite::Result<&'r str> {
+        r.get_ref(i)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let payload = match r.get_ref(4)? {
+        rusqlite::types::ValueRef::Null => None,
+        rusqlite::types::ValueRef::Text(bytes) => Some(bytes),
+        _ => Some(text(4)?.as_bytes()),
+    };
+    Ok(ChangeJson {
         server_version: r.get::<_, i64>(0)? as u64,
-        table_name: r.get(1)?,
-        pk: r.get(2)?,
-        operation: if operation == "delete" {
+        table_name: text(1)?,
+        pk: text(2)?,
+        operation: if text(3)? == "delete" {
             Operation::Delete
         } else {
             Operation::Put
         },
-        payload: raw_json(r.get(4)?),
+        payload,
         clock: r.get::<_, i64>(5)? as u64,
-        hlc: r.get(6)?,
-        op_id: r.get(7)?,
-        device_id: r.get(8)?,
+        hlc: text(6)?,
+        op_id: text(7)?,
+        device_id: text(8)?,
         scope_change: r.get(9)?,
     })
 }
@@ -582,7 +593,7 @@ fn read_log_since(
         .map_err(internal)?;
     let entries = stmt
         .query_map(params![ws, after as i64, limit as i64], |r| {
-            let change = change_from_row(r)?;
+            let change = change_json_from_row(r)?.to_change();
             Ok(LoggedChange {
                 scope: LoggedScope {
                     scoped: r.get(10)?,
@@ -597,70 +608,6 @@ fn read_log_since(
         .collect::<Result<Vec<_>, _>>()
         .map_err(internal)?;
     Ok((entries, head))
-}
-
-/// Where a pull's rows go: built [`Change`]s, or their JSON written straight
-/// from the row ([`ChangesArray`], no allocation per field, the stored payload
-/// copied as it is).
-trait ChangeSink: Default {
-    /// Changes taken so far.
-    fn count(&self) -> usize;
-    /// Takes one row of [`CHANGE_COLUMNS`]; answers its payload's size in bytes.
-    fn take(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<usize>;
-}
-
-impl ChangeSink for Vec<Change> {
-    fn count(&self) -> usize {
-        self.len()
-    }
-
-    fn take(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<usize> {
-        let change = change_from_row(r)?;
-        let bytes = change.payload.get().len();
-        self.push(change);
-        Ok(bytes)
-    }
-}
-
-impl ChangeSink for ChangesArray {
-    fn count(&self) -> usize {
-        self.len()
-    }
-
-    fn take(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<usize> {
-        let text = |i: usize| -> rusqlite::Result<&str> {
-            r.get_ref(i)?.as_str().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    i,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
-        };
-        // The payload is JSON this server validated and stored: copied as bytes, not checked again.
-        let payload = match r.get_ref(4)? {
-            rusqlite::types::ValueRef::Null => None,
-            rusqlite::types::ValueRef::Text(bytes) => Some(bytes),
-            _ => Some(text(4)?.as_bytes()),
-        };
-        self.push(ChangeJson {
-            server_version: r.get::<_, i64>(0)? as u64,
-            table_name: text(1)?,
-            pk: text(2)?,
-            operation: if text(3)? == "delete" {
-                Operation::Delete
-            } else {
-                Operation::Put
-            },
-            payload,
-            clock: r.get::<_, i64>(5)? as u64,
-            hlc: text(6)?,
-            op_id: text(7)?,
-            device_id: text(8)?,
-            scope_change: r.get(9)?,
-        });
-        Ok(payload.map_or(0, <[u8]>::len))
-    }
 }
 
 fn read_changes<C: ChangeSink>(
@@ -709,8 +656,10 @@ fn read_changes<C: ChangeSink>(
             full = true;
             break;
         }
-        bytes += changes.take(r).map_err(internal)?;
-        last = Some(r.get::<_, i64>(0).map_err(internal)? as u64);
+        let change = change_json_from_row(r).map_err(internal)?;
+        bytes += change.payload_len();
+        last = Some(change.server_version);
+        changes.take(change);
     }
     let cursor = match (full, last) {
         (true, Some(last)) => last,
