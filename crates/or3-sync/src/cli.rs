@@ -51,7 +51,9 @@ pub struct DatabaseArgs {
     /// The database: sqlite://PATH (embedded, the default), or
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME] shared by
     /// several nodes (`schema` is created when missing; default: the
-    /// connection's search_path).
+    /// connection's search_path). `&sslmode=require` connects with TLS and
+    /// verifies the server's certificate against the Mozilla roots, or the
+    /// CA certificates of `&sslrootcert=PATH.pem`; without it, plain TCP.
     #[arg(
         long,
         env = "OR3_SYNC_DATABASE",

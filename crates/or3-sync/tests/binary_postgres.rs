@@ -132,6 +132,8 @@ async fn operator_commands_work_on_postgres() {
         "migrate",
         "--database",
         "postgres://postgres@127.0.0.1:1/test",
+        "--pg-connect-wait-secs",
+        "0",
     ]);
     assert!(!ok && out.contains("store unavailable"), "{out}");
 }

@@ -20,7 +20,7 @@ mod push;
 mod text;
 
 pub use bus::PgBus;
-pub use connect::{is_schema_name, DatabaseUrl, PgOptions};
+pub use connect::{is_schema_name, DatabaseUrl, PgOptions, PgTls};
 
 use super::raw_json;
 use super::sqlite::{GC_BATCH, MAX_EXAMINED_ENTRIES, MAX_PAGE_PAYLOAD_BYTES};
@@ -66,7 +66,7 @@ impl PostgresStore {
         options: PgOptions,
     ) -> Result<PostgresStore, StoreError> {
         let url = DatabaseUrl::parse(url)?;
-        let pool = build_pool(connection_config(&url, &options), &options)?;
+        let pool = build_pool(connection_config(&url, &options), &url.tls, &options)?;
         let store = PostgresStore {
             inner: Arc::new(Inner {
                 pool,

@@ -18,7 +18,7 @@
 //! before it waits again; and every `sweep_every` the listener does the same
 //! (one query for the heads of those workspaces).
 
-use super::connect::{column_error, pg_error};
+use super::connect::{column_error, pg_error, PgTls};
 use super::PostgresStore;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
@@ -202,6 +202,27 @@ async fn listen_forever(shared: Arc<Shared>, hub: Weak<Hub>, sweep_every: Durati
     }
 }
 
+/// Drives a listen connection, handing each notification's payload to `notifications`.
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notifications: mpsc::UnboundedSender<String>,
+) -> JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = message {
+                if notifications.send(n.payload().to_owned()).is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
 /// One listen connection's life: `LISTEN`, catch up on everything that may
 /// have been missed while not listening, then fan out announcements (and
 /// sweep now and then) until the connection fails (`Err`) or the hub is
@@ -218,18 +239,17 @@ async fn listen_once(
         config.get_application_name().unwrap_or("or3-sync")
     );
     config.application_name(name);
-    let (client, mut connection) = config.connect(NoTls).await.map_err(pg_error)?;
     let (notifications, mut heard) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(n) = message {
-                if notifications.send(n.payload().to_owned()).is_err() {
-                    break;
-                }
-            }
+    let (client, driver) = match &shared.store.url().tls {
+        PgTls::None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+            (client, drive(connection, notifications))
         }
-    });
+        PgTls::Rustls(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await.map_err(pg_error)?;
+            (client, drive(connection, notifications))
+        }
+    };
     let _stop_driver = AbortOnDrop(driver);
     // Every statement on this connection is bounded like a store call: a
     // connection that stops answering is replaced, not waited on.

@@ -7,6 +7,7 @@ use crate::store::StoreError;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
@@ -40,11 +41,36 @@ impl PgOptions {
     }
 }
 
+/// How the store's connections are encrypted, from the URL's `sslmode`.
+#[derive(Clone)]
+pub enum PgTls {
+    /// Plain TCP (`sslmode` absent or `disable`): a private network or a
+    /// local socket.
+    None,
+    /// TLS with the server's certificate verified (chain and host name)
+    /// against `sslrootcert` when given, else the Mozilla roots:
+    /// `sslmode=require`, `verify-ca` or `verify-full` (all verify; a
+    /// certificate that does not verify is an error, never a plaintext
+    /// fallback), or `prefer` (TLS when the server offers it).
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl std::fmt::Debug for PgTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PgTls::None => "PgTls::None",
+            PgTls::Rustls(_) => "PgTls::Rustls",
+        })
+    }
+}
+
 /// A parsed `postgres://` URL.
 #[derive(Debug, Clone)]
 pub struct DatabaseUrl {
     /// The driver's connection settings.
     pub config: Config,
+    /// How connections are encrypted.
+    pub tls: PgTls,
     /// The Postgres schema the store lives in, from `?schema=NAME`; created
     /// by the migrations when missing. `None` uses the connection's
     /// `search_path` (e.g. from `options=-c search_path=NAME`, which must exist).
@@ -53,17 +79,22 @@ pub struct DatabaseUrl {
 
 impl DatabaseUrl {
     /// Parses `postgres://user[:password]@host[:port]/db[?schema=NAME&...]`.
-    /// Every parameter but `schema` is the driver's (`options`, `sslmode`,
-    /// `connect_timeout`, ...).
+    /// `schema`, `sslmode` and `sslrootcert` (a PEM file of the CA
+    /// certificates to trust instead of the Mozilla roots) are ours; every
+    /// other parameter is the driver's (`options`, `connect_timeout`, ...).
     pub fn parse(url: &str) -> Result<DatabaseUrl, StoreError> {
         let (base, query) = match url.split_once('?') {
             Some((base, query)) => (base, query),
             None => (url, ""),
         };
         let mut schema = None;
+        let mut sslmode = None;
+        let mut root_cert = None;
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
+                Some(("sslmode", mode)) => sslmode = Some(mode.to_owned()),
+                Some(("sslrootcert", path)) => root_cert = Some(path.to_owned()),
                 Some(("schema", name)) => {
                     if !is_schema_name(name) {
                         return Err(StoreError::Internal(format!(
@@ -80,15 +111,73 @@ impl DatabaseUrl {
         } else {
             format!("{base}?{}", rest.join("&"))
         };
-        let config = Config::from_str(&driver_url)
+        let mut config = Config::from_str(&driver_url)
             .map_err(|e| StoreError::Internal(format!("invalid Postgres URL: {e}")))?;
-        Ok(DatabaseUrl { config, schema })
+        let tls = match sslmode.as_deref() {
+            None | Some("disable") => {
+                if root_cert.is_some() {
+                    return Err(StoreError::Internal(
+                        "sslrootcert needs sslmode=require (or verify-full)".to_owned(),
+                    ));
+                }
+                config.ssl_mode(SslMode::Disable);
+                PgTls::None
+            }
+            Some(mode @ ("prefer" | "require" | "verify-ca" | "verify-full")) => {
+                config.ssl_mode(if mode == "prefer" {
+                    SslMode::Prefer
+                } else {
+                    SslMode::Require
+                });
+                PgTls::Rustls(rustls_connector(root_cert.as_deref())?)
+            }
+            Some(other) => {
+                return Err(StoreError::Internal(format!(
+                "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+            )))
+            }
+        };
+        Ok(DatabaseUrl {
+            config,
+            tls,
+            schema,
+        })
     }
 
     /// The URL's schema, quoted for SQL.
     pub(super) fn quoted_schema(&self) -> Option<String> {
         self.schema.as_deref().map(|s| format!("\"{s}\""))
     }
+}
+
+/// A TLS connector that verifies the server against the CA certificates in
+/// `root_cert` (PEM), or the Mozilla roots.
+fn rustls_connector(
+    root_cert: Option<&str>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| StoreError::Internal(format!("sslrootcert {path}: {e}")))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(StoreError::Internal(format!(
+                    "sslrootcert {path} holds no usable certificate"
+                )));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Internal(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// True for a lowercase identifier that needs no quoting rules beyond `"..."`.
@@ -131,18 +220,22 @@ pub(super) fn connection_config(url: &DatabaseUrl, options: &PgOptions) -> Confi
 
 /// A pool whose waits (for a free slot, a new connection, a health check)
 /// are all bounded by the statement timeout.
-pub(super) fn build_pool(config: Config, options: &PgOptions) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            // A connection whose socket closed (server restart,
-            // pg_terminate_backend) is dropped on checkout; a broken one
-            // that is not yet noticed fails its first statement with
-            // `Unavailable`, and the client retries.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+pub(super) fn build_pool(
+    config: Config,
+    tls: &PgTls,
+    options: &PgOptions,
+) -> Result<Pool, StoreError> {
+    let manager_config = || ManagerConfig {
+        // A connection whose socket closed (server restart,
+        // pg_terminate_backend) is dropped on checkout; a broken one
+        // that is not yet noticed fails its first statement with
+        // `Unavailable`, and the client retries.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        PgTls::None => Manager::from_config(config, NoTls, manager_config()),
+        PgTls::Rustls(tls) => Manager::from_config(config, tls.clone(), manager_config()),
+    };
     Pool::builder(manager)
         .max_size(options.pool_size.max(1))
         .wait_timeout(Some(options.statement_timeout))
