@@ -2,10 +2,12 @@
 //! subscriber on one node receives pushes made through another, in order;
 //! pushes through both nodes leave one gap-free log; a node whose listen
 //! connection drops catches up; a blocked database answers 503 with
-//! `Retry-After`, not a hang, and the node recovers.
+//! `Retry-After`, not a hang, and the node recovers; a node whose store
+//! connects over TLS hears the others through its TLS listen connection.
 
 mod common;
 mod pg_support;
+mod tls_proxy;
 
 use common::{authenticator, hlc, now_ms, put, token, DEVICE_B};
 use futures_util::{SinkExt, StreamExt};
@@ -42,13 +44,13 @@ async fn start_node(
     options: PgOptions,
     sweep: Duration,
 ) -> Node {
-    let store = PostgresStore::connect(
-        &schema.url_as(application_name),
-        TableConfig::or3_chat(),
-        options,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot open the Postgres store: {e}"));
+    start_node_at(&schema.url_as(application_name), options, sweep).await
+}
+
+async fn start_node_at(url: &str, options: PgOptions, sweep: Duration) -> Node {
+    let store = PostgresStore::connect(url, TableConfig::or3_chat(), options)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the Postgres store: {e}"));
     let bus = Arc::new(PgBus::new(&store).sweep_every(sweep));
     let state = AppState::new(
         Arc::new(store),
@@ -188,6 +190,50 @@ fn message(i: u64, t: u64) -> Value {
         &hlc(t, i as u32, DEVICE_B),
         json!({ "n": i }),
     )
+}
+
+/// Node B reaches Postgres over TLS only (its pool and its LISTEN
+/// connection): with the sweep an hour away, its subscriber hears node A's
+/// pushes through B's TLS listen connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_store_uses_tls_hears_the_others_through_its_tls_listen_connection() {
+    let schema = TestSchema::new().await;
+    let certs = tls_proxy::make_certs();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls_proxy::write_pem(&dir, "ca.pem", &certs.ca_pem);
+    let (_, upstream) = tls_proxy::via(&schema.url(), "127.0.0.1:1".parse().unwrap());
+    let (proxy, handshakes) = tls_proxy::tls_proxy(&certs, upstream).await;
+    let (tls_url, _) = tls_proxy::via(&schema.url_as(&format!("{}_b", schema.name)), proxy);
+    let a = start_node(
+        &schema,
+        &format!("{}_a", schema.name),
+        PgOptions::default(),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let b = start_node_at(
+        &format!("{tls_url}&sslmode=require&sslrootcert={ca}"),
+        PgOptions::default(),
+        Duration::from_secs(3600),
+    )
+    .await;
+    let ws = a.workspace().await;
+    let mut socket = b.subscribe(&ws, 0).await;
+    let t = now_ms();
+    let mut acked = HashMap::new();
+    for i in 0..5 {
+        acked.extend(a.push_ok(&ws, vec![message(i, t)]).await);
+    }
+    let received = receive_until(&mut socket, 0, 5).await;
+    assert_eq!(received.len(), 5);
+    for (version, op_id) in &received {
+        assert_eq!(acked.get(op_id), Some(version));
+    }
+    // The pool's connections and the listen connection all went through TLS.
+    assert!(
+        handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "{handshakes:?}"
+    );
 }
 
 #[tokio::test]
