@@ -6,7 +6,7 @@
 #[path = "../../sync-server/tests/pg_support/mod.rs"]
 mod pg_support;
 
-use pg_support::TestSchema;
+use pg_support::{with_host, TestSchema};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -232,14 +232,6 @@ async fn a_subscriber_of_one_node_receives_pushes_through_another_and_kill_9_los
         }
     }
     assert_eq!(seen, acknowledged, "every acknowledged op, once, in order");
-}
-
-/// `postgres://USER@HOST:PORT/...` with HOST:PORT replaced; also returns the old HOST:PORT.
-fn with_host(url: &str, host: &str) -> (String, String) {
-    let at = url.find('@').expect("the test URL names a user") + 1;
-    let end = at + url[at..].find('/').expect("the test URL names a database");
-    let old = url[at..end].to_owned();
-    (format!("{}{host}{}", &url[..at], &url[end..]), old)
 }
 
 /// A Postgres that comes up after the gateway: `serve` waits for it (up to

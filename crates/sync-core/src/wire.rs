@@ -152,11 +152,11 @@ impl ChangeJson<'_> {
     /// The owned [`Change`]. A payload that is not JSON (which a store never
     /// holds: it wrote it from a validated op) becomes `null`.
     pub fn to_change(&self) -> Change {
-        let payload = self
-            .payload
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .and_then(|text| RawValue::from_string(text.to_owned()).ok())
-            .unwrap_or_else(|| RawValue::from_string("null".to_owned()).expect("null is JSON"));
+        let payload = stored_json(
+            self.payload
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                .map(str::to_owned),
+        );
         Change {
             server_version: self.server_version,
             table_name: self.table_name.to_owned(),
@@ -256,6 +256,16 @@ impl ChangesArray {
         body.push(b'}');
         body
     }
+}
+
+/// A stored payload as raw JSON; `null` when there is none (a tombstone
+/// whose payload was purged) or it is not JSON.
+pub fn stored_json(text: Option<String>) -> Box<RawValue> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+        .unwrap_or_else(|| {
+            // "null" is valid JSON, so this cannot fail.
+            RawValue::from_string("null".to_owned()).expect("null is JSON")
+        })
 }
 
 fn write_u64(out: &mut Vec<u8>, n: u64) {

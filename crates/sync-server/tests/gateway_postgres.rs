@@ -201,9 +201,12 @@ async fn a_node_whose_store_uses_tls_hears_the_others_through_its_tls_listen_con
     let certs = tls_proxy::make_certs();
     let dir = tempfile::tempdir().unwrap();
     let ca = tls_proxy::write_pem(&dir, "ca.pem", &certs.ca_pem);
-    let (_, upstream) = tls_proxy::via(&schema.url(), "127.0.0.1:1".parse().unwrap());
+    let (_, upstream) = pg_support::with_host(&schema.url(), "127.0.0.1:1");
     let (proxy, handshakes) = tls_proxy::tls_proxy(&certs, upstream).await;
-    let (tls_url, _) = tls_proxy::via(&schema.url_as(&format!("{}_b", schema.name)), proxy);
+    let (tls_url, _) = pg_support::with_host(
+        &schema.url_as(&format!("{}_b", schema.name)),
+        &proxy.to_string(),
+    );
     let a = start_node(
         &schema,
         &format!("{}_a", schema.name),

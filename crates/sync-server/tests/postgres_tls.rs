@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use sync_core::TableConfig;
 use sync_server::store::postgres::{DatabaseUrl, PgOptions, PostgresStore};
 use sync_server::store::{Access, ChangesQuery, Store};
-use tls_proxy::{make_certs, no_tls_server, tls_proxy, via, write_pem};
+use tls_proxy::{make_certs, no_tls_server, tls_proxy, write_pem};
 
 async fn connect(url: &str) -> Result<PostgresStore, sync_server::store::StoreError> {
     let options = PgOptions {
@@ -29,9 +29,9 @@ async fn a_store_over_tls_verifies_the_server_and_works() {
     let certs = make_certs();
     let dir = tempfile::tempdir().unwrap();
     let ca = write_pem(&dir, "ca.pem", &certs.ca_pem);
-    let (_, upstream) = via(&schema.url(), "127.0.0.1:1".parse().unwrap());
+    let (_, upstream) = pg_support::with_host(&schema.url(), "127.0.0.1:1");
     let (proxy, handshakes) = tls_proxy(&certs, upstream).await;
-    let (url, _) = via(&schema.url(), proxy);
+    let (url, _) = pg_support::with_host(&schema.url(), &proxy.to_string());
     let url = format!("{url}&sslmode=require&sslrootcert={ca}");
 
     let store = connect(&url).await.expect("connects over TLS");
@@ -69,9 +69,9 @@ async fn a_certificate_from_another_ca_is_refused() {
     let other = make_certs();
     let dir = tempfile::tempdir().unwrap();
     let wrong_ca = write_pem(&dir, "other-ca.pem", &other.ca_pem);
-    let (_, upstream) = via(&schema.url(), "127.0.0.1:1".parse().unwrap());
+    let (_, upstream) = pg_support::with_host(&schema.url(), "127.0.0.1:1");
     let (proxy, handshakes) = tls_proxy(&certs, upstream).await;
-    let (url, _) = via(&schema.url(), proxy);
+    let (url, _) = pg_support::with_host(&schema.url(), &proxy.to_string());
     let url = format!("{url}&sslmode=require&sslrootcert={wrong_ca}");
     let Err(err) = connect(&url).await else {
         panic!("an untrusted certificate was accepted");
@@ -86,7 +86,7 @@ async fn a_certificate_from_another_ca_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_require_never_falls_back_to_plaintext() {
     let server = no_tls_server().await;
-    let (url, _) = via(&pg_support::base_url(), server);
+    let (url, _) = pg_support::with_host(&pg_support::base_url(), &server.to_string());
     let Err(err) = connect(&format!("{url}?sslmode=require")).await else {
         panic!("connected to a server without TLS");
     };

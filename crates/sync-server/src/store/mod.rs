@@ -14,16 +14,6 @@ use sync_core::scope::LoggedScope;
 use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
 
-/// A stored payload as raw JSON; `null` when there is none (a tombstone
-/// whose payload was purged).
-pub(crate) fn raw_json(text: Option<String>) -> Box<RawValue> {
-    text.and_then(|t| RawValue::from_string(t).ok())
-        .unwrap_or_else(|| {
-            // "null" is valid JSON, so this cannot fail.
-            RawValue::from_string("null".to_owned()).expect("null is JSON")
-        })
-}
-
 /// Where a pull's changes go, one row at a time: built [`Change`]s
 /// ([`Store::changes`]) or their JSON array ([`Store::changes_json`], written
 /// from the row's borrowed columns without building anything).
@@ -331,25 +321,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ChangesBatch, StoreError>;
 
     /// [`Store::changes`] with the changes written as their JSON array (the
-    /// pull route's body). A store may write it straight from its rows.
+    /// pull route's body), straight from the stored rows.
     async fn changes_json(
         &self,
         ws: &WorkspaceId,
         access: &Access,
         query: ChangesQuery,
-    ) -> Result<ChangesBatch<ChangesArray>, StoreError> {
-        let batch = self.changes(ws, access, query).await?;
-        let mut array = ChangesArray::default();
-        for change in &batch.changes {
-            array.push(change.as_json());
-        }
-        Ok(ChangesBatch {
-            changes: array,
-            cursor: batch.cursor,
-            has_more: batch.has_more,
-            oldest_retained_version: batch.oldest_retained_version,
-        })
-    }
+    ) -> Result<ChangesBatch<ChangesArray>, StoreError>;
 
     /// Reads a page of current records.
     async fn snapshot(

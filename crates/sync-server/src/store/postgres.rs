@@ -22,7 +22,6 @@ mod text;
 pub use bus::PgBus;
 pub use connect::{is_schema_name, DatabaseUrl, PgOptions, PgTls};
 
-use super::raw_json;
 use super::sqlite::{GC_BATCH, MAX_EXAMINED_ENTRIES, MAX_PAGE_PAYLOAD_BYTES};
 use super::{
     Access, ChangeSink, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange,
@@ -39,6 +38,7 @@ use sync_core::retention::{
 };
 use sync_core::scope::LoggedScope;
 use sync_core::validate::Operation;
+use sync_core::wire::stored_json;
 use sync_core::wire::{ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 use text::{project_from_db, project_to_db};
@@ -270,7 +270,7 @@ fn record_from_row(r: &Row) -> Result<RecordVersion, StoreError> {
     Ok(RecordVersion {
         table_name: r.try_get(0).map_err(column_error)?,
         pk: r.try_get(1).map_err(column_error)?,
-        payload: raw_json(r.try_get(2).map_err(column_error)?),
+        payload: stored_json(r.try_get(2).map_err(column_error)?),
         deleted: r.try_get(3).map_err(column_error)?,
         clock: u64_at(r, 4)?,
         hlc: r.try_get(5).map_err(column_error)?,

@@ -8,11 +8,11 @@
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 
-use super::{raw_json, ChangeSink, GcReport, LoggedChange};
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, OpOutcome, PushOutcome, SnapshotBatch,
     SnapshotQuery, Store, StoreError, StoredVersion,
 };
+use super::{ChangeSink, GcReport, LoggedChange};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
@@ -27,6 +27,7 @@ use sync_core::scope::{
     logged_scope, project_id_of, table_scope, thread_id_of, LoggedScope, TableScope,
 };
 use sync_core::validate::Operation;
+use sync_core::wire::stored_json;
 use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
 
@@ -331,7 +332,7 @@ fn current_record(
                     },
                     server_version: r.get::<_, i64>(3)? as u64,
                     deleted: r.get(4)?,
-                    payload: raw_json(payload_text.clone()),
+                    payload: stored_json(payload_text.clone()),
                 },
                 payload_text,
                 project_id: r.get(6)?,
@@ -504,7 +505,7 @@ fn apply_op(
             table_name: op.table_name.clone(),
             pk: op.pk.clone(),
             operation,
-            payload: raw_json(Some(payload)),
+            payload: stored_json(Some(payload)),
             clock: op.clock,
             hlc,
             op_id: op.op_id.as_str().to_owned(),
@@ -533,7 +534,7 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordVersion> {
     Ok(RecordVersion {
         table_name: r.get(0)?,
         pk: r.get(1)?,
-        payload: raw_json(r.get(2)?),
+        payload: stored_json(r.get(2)?),
         deleted: r.get(3)?,
         clock: r.get::<_, i64>(4)? as u64,
         hlc: r.get(5)?,

@@ -23,6 +23,17 @@ pub fn base_url() -> String {
     std::env::var("OR3_SYNC_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
+/// `url` (`postgres://USER@HOST:PORT/...`) with its `HOST:PORT` replaced by
+/// `host`; also returns the old `HOST:PORT`.
+pub fn with_host(url: &str, host: &str) -> (String, String) {
+    let at = url.find('@').expect("the test URL names a user") + 1;
+    let end = at + url[at..].find('/').expect("the test URL names a database");
+    (
+        format!("{}{host}{}", &url[..at], &url[end..]),
+        url[at..end].to_owned(),
+    )
+}
+
 /// An admin connection to the test database, created if missing.
 pub async fn admin() -> Client {
     let url = base_url();

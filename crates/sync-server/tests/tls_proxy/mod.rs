@@ -95,16 +95,6 @@ pub async fn no_tls_server() -> SocketAddr {
     addr
 }
 
-/// `url` with its `HOST:PORT` replaced by `addr`; also returns the old one.
-pub fn via(url: &str, addr: SocketAddr) -> (String, String) {
-    let at = url.find('@').expect("the test URL names a user") + 1;
-    let end = at + url[at..].find('/').expect("the test URL names a database");
-    (
-        format!("{}{addr}{}", &url[..at], &url[end..]),
-        url[at..end].to_owned(),
-    )
-}
-
 /// Writes `pem` to `name` in `dir`; returns the path.
 pub fn write_pem(dir: &tempfile::TempDir, name: &str, pem: &str) -> String {
     let path = dir.path().join(name);

@@ -19,7 +19,6 @@
 use super::connect::{column_error, pg_error};
 use super::text::{project_from_db, project_to_db, thread_to_db};
 use super::{check_role, member_user};
-use crate::store::raw_json;
 use crate::store::{Access, LoggedChange, OpOutcome, PushOutcome, StoreError, StoredVersion};
 use deadpool_postgres::Client;
 use serde_json::{Map, Value};
@@ -29,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use sync_core::commit::committed_row;
 use sync_core::scope::{logged_scope, project_id_of, table_scope, thread_id_of, TableScope};
 use sync_core::validate::Operation;
+use sync_core::wire::stored_json;
 use sync_core::wire::Change;
 use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
 use tokio_postgres::types::ToSql;
@@ -50,7 +50,7 @@ impl RecordState {
             stamp: self.stamp.clone(),
             server_version: self.server_version,
             deleted: self.deleted,
-            payload: raw_json(self.payload.clone()),
+            payload: stored_json(self.payload.clone()),
         }
     }
 }
