@@ -17,6 +17,7 @@
  * staging table another tab cleared or filled. A tab that finds the lease
  * held fails its run with `rescan_busy` and retries later.
  */
+import type { Table } from 'dexie';
 import {
   applyRemoteVersions,
   recordKey,
@@ -27,6 +28,7 @@ import {
   versionFromItem,
   type RemoteVersion,
 } from './apply.js';
+import { pkToWire } from './capture.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
 import { SyncProviderError } from './provider.js';
@@ -35,8 +37,6 @@ import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver, type Stamp } from './lww.js';
 import { STATE_KEYS, type PendingOpRow, type StagedItemRow, type StagedPageRow, type TombstoneRow } from './schema.js';
 import type { RecordPayload, SnapshotPage } from './wire.js';
-import { pkToWire } from './capture.js';
-import type { Table } from 'dexie';
 
 /** What a rescan did. */
 export interface RescanOutcome {
@@ -304,7 +304,7 @@ function sameStamp(a: TombstoneRow, b: TombstoneRow): boolean {
 }
 
 /** Deep equality of JSON-like values (key order ignored). */
-export function sameJson(a: unknown, b: unknown): boolean {
+function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
