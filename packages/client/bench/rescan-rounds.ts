@@ -22,7 +22,7 @@ import { Dexie } from 'dexie';
 import { openWorkspace, type SyncEngine } from '../src/engine.js';
 import { GatewayProvider } from '../src/gateway-provider.js';
 import { SyncProviderError, type SyncProvider } from '../src/provider.js';
-import { ENGINE_TABLES } from '../src/schema.js';
+import { ENGINE_TABLES, STATE_KEYS } from '../src/schema.js';
 import type { SnapshotItem, SnapshotPage } from '../src/wire.js';
 
 /** Times of one round, in ms. */
@@ -108,7 +108,7 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 
 async function expectState(engine: SyncEngine, items: SnapshotItem[], pending: number, what: string): Promise<void> {
   const stored = (await engine.db.table('threads').count()) + (await engine.db.table('messages').count());
-  const cursor = (await engine.db.table('sync_state').get('cursor:workspace'))?.value;
+  const cursor = (await engine.db.table('sync_state').get(STATE_KEYS.cursor('*')))?.value;
   const ops = await engine.db.table('pending_ops').count();
   if (stored < items.length || ops !== pending) {
     throw new Error(`${what}: ${stored} records (want ${items.length}), ${ops} pending ops (want ${pending}), cursor ${cursor}`);
