@@ -245,7 +245,7 @@ export class SimulatedDevice {
       name: this.name,
       projectId: this.projectId,
       rows,
-      tombstones: (await db.table('sync_tombstones').toArray()) as TombstoneRow[],
+      tombstones: (await db.table('_or3sync_tombstones').toArray()) as TombstoneRow[],
       pending: stats.pending,
       failed: stats.failed,
       cursor: stats.cursor,
