@@ -17,6 +17,7 @@ import {
   type PushOp,
   type SyncEngine,
   type TombstoneRow,
+  workspaceDatabaseName,
 } from '@or3/sync-client';
 import WebSocket from 'ws';
 import type { AckLedger } from './ack-ledger.js';
@@ -67,6 +68,8 @@ export interface DeviceOptions {
   leaderElection?: 'web-locks' | 'none';
   /** Sync only this project's threads and messages (and every other table). */
   projectId?: string | null;
+  /** Rows the device's database holds before sync is first switched on (the app was used offline). */
+  preexisting?: Record<string, Record<string, unknown>[]>;
 }
 
 /** A device's synced state, as the checks compare it. */
@@ -110,6 +113,7 @@ export class SimulatedDevice {
   private readonly providers: (GatewayProvider | null)[];
   private readonly locks: InProcessLocks | null;
   private isOnline = true;
+  private seeded = false;
 
   constructor(options: DeviceOptions) {
     this.options = options;
@@ -148,14 +152,34 @@ export class SimulatedDevice {
     return { pushBatchSize, outboxSoftLimit, pullLimit, snapshotLimit: this.options.snapshotLimit ?? null };
   }
 
+  /** The rows the device started with (none for most). */
+  get preexisting(): Record<string, Record<string, unknown>[]> {
+    return this.options.preexisting ?? {};
+  }
+
   get tabCount(): number {
     return this.tabs.length;
   }
 
   /** Opens every tab; with `start`, runs their background loops (the leader's, with leader election). */
   async open(start = true): Promise<SyncEngine> {
+    await this.seedPreexisting();
     for (let i = 0; i < this.tabs.length; i++) await this.openTab(i, start);
     return this.engine;
+  }
+
+  /** The first time: writes the pre-existing rows with the app's Dexie alone, before any engine attached. */
+  private async seedPreexisting(): Promise<void> {
+    const rows = this.options.preexisting;
+    if (!rows || this.seeded) return;
+    this.seeded = true;
+    const db = new Dexie(workspaceDatabaseName(this.options.workspaceId), { indexedDB: this.factory, IDBKeyRange });
+    db.version(1).stores(APP_SCHEMA);
+    await db.open();
+    await db.transaction('rw', Object.keys(rows), async () => {
+      for (const [table, list] of Object.entries(rows)) await db.table(table).bulkPut(list);
+    });
+    db.close();
   }
 
   /** Closes every tab, as a closed browser would; the data stays. */
