@@ -153,9 +153,10 @@ async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPay
     if (clock === null) return;
     hlc = hlcSend(hlc, ctx.runtime.hlcNow());
     const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
-    const adopted: RecordPayload = { ...row, clock, hlc: stamp };
+    const isDelete = row.deleted === true;
+    // The row as any device will hold it once applied from the wire (the sync fields a captured write has).
+    const adopted: RecordPayload = { ...row, clock, hlc: stamp, deleted: isDelete, deleted_at: isDelete ? (row.deleted_at ?? null) : null };
     if (table.orderKey && typeof adopted.order_key !== 'string') adopted.order_key = stamp;
-    const isDelete = adopted.deleted === true;
     const opId = newOpId();
     stamped.push(adopted);
     ops.push({

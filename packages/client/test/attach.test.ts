@@ -133,11 +133,12 @@ describe('attachSync on an OR3 Chat database', () => {
     expect((await b.sync()).error).toBeNull();
     expect((await a.sync()).error).toBeNull();
 
-    const onA = await syncedContents(a.db);
-    expect(await syncedContents(b.db)).toEqual({
-      ...onA,
-      kv: (onA.kv as { name: string }[]).filter((kv) => kv.name !== 'openrouter_api_key'),
+    const withoutSecrets = (contents: Record<string, unknown[]>) => ({
+      ...contents,
+      kv: (contents.kv as { name: string }[]).filter((kv) => kv.name !== 'openrouter_api_key'),
     });
+    const onA = await syncedContents(a.db);
+    expect(withoutSecrets(await syncedContents(b.db))).toEqual(withoutSecrets(onA));
     // The union: every row of both devices (secrets stay where they were).
     for (const table of SYNCED) {
       const ids = (await a.db.table(table).toCollection().primaryKeys()).map(String);
@@ -165,10 +166,17 @@ describe('attachSync on an OR3 Chat database', () => {
       // The tab goes away in the middle of the adoption.
       if (event.phase === 'progress' && event.tableName === 'threads' && event.scanned >= 300) first.db.close();
     });
-    expect((await first.sync()).error).not.toBeNull();
+    // The closed database fails the run (recording it included).
+    await first.sync().then((result) => expect(result.error).not.toBeNull(), (error: Error) => expect(error.name).toBe('DatabaseClosedError'));
     const interruptedAt = progress.at(-1)!.scanned;
     expect(interruptedAt).toBeGreaterThanOrEqual(300);
     expect(interruptedAt).toBeLessThan(1200 + 2);
+
+    // The closed tab's rescan lease goes stale after RESCAN_LEASE_MS (30 s): let that time pass.
+    const raw = new Dexie(`or3-db-${workspaceId}`, { indexedDB: factory, IDBKeyRange });
+    await raw.open();
+    await raw.table('_or3sync_state').update('rescan_lease', { 'value.at': 0 });
+    raw.close();
 
     const resumed = await attach(or3Database(workspaceId, factory), workspaceId, 'alice', { adoptBatchSize: 100 });
     const after: AdoptEvent[] = [];
@@ -289,7 +297,7 @@ describe('table conventions', () => {
       [{ file_meta: { primaryKey: 'hash', localOnlyFields: ['clock'] } }, /table file_meta, field clock/],
       [{ posts: { wireNames: { postType: 'hlc' } } }, /table posts, field postType: cannot be renamed to the protocol field hlc/],
       [{ posts: { wireNames: { postType: 'kind', title: 'kind' } } }, /table posts, field title: its wire name kind/],
-      [{ posts: { wireNames: { postType: 'title' } } }, /table posts, field postType: its wire name title is itself a renamed/],
+      [{ posts: { wireNames: { postType: 'title', title: 'heading' } } }, /table posts, field postType: its wire name title is itself a renamed/],
       [{ messages: { shouldSync: 'pending' as never } }, /table messages, shouldSync: must be a function/],
       [{ threads: { primaryKey: 'uuid' } }, /table threads, primaryKey: is uuid but the app's schema keys the table by "id"/],
       [{ threads: { delete: 'hard' } as never }, /table threads, option delete: is not a table option/],
@@ -324,11 +332,11 @@ describe('the old table layout', () => {
     });
     await old.open();
     const deviceId = '0123456789abcdef0123456789abcdef';
-    const hlc = `${String(Date.now()).padStart(13, '0')}-0000-${deviceId}`;
+    const hlc = `${String(Date.now()).padStart(13, '0')}-000000-${deviceId}`;
     const row = { id: 't1', title: 'offline', clock: 1, hlc, deleted: false, deleted_at: null, created_at: 1, updated_at: 1 };
     await old.table('threads').put(row);
     await old.table('pending_ops').add({
-      op_id: 'op-legacy-1', table_name: 'threads', operation: 'put', pk: 't1', payload: row, clock: 1, hlc,
+      op_id: '0190a7e2-1111-4222-8333-444455556666', table_name: 'threads', operation: 'put', pk: 't1', payload: row, clock: 1, hlc,
       device_id: deviceId, status: 'pending', sent: 0, attempts: 0, error: null, created_at: 1,
     });
     await old.table('sync_state').bulkPut([
@@ -354,7 +362,8 @@ describe('the old table layout', () => {
     expect(rescans).toEqual([]);
     expect(adoptions).toEqual([]);
     expect(await engine.pendingCount()).toBe(0);
-    expect(await serverRecord(workspaceId, 'threads', 't1')).toMatchObject({ op_id: 'op-legacy-1' });
+    expect(await engine.failedOps()).toEqual([]);
+    expect(await serverRecord(workspaceId, 'threads', 't1')).toMatchObject({ op_id: '0190a7e2-1111-4222-8333-444455556666' });
     expect(await engine.db.table('_or3sync_runs').count()).toBe(2);
     expect(await engine.db.table('pending_ops').count()).toBe(0);
   });
