@@ -87,6 +87,8 @@ export interface DeviceState {
 /** What happened on a device, for reports. */
 export interface DeviceTally {
   reloads: number;
+  /** Pre-existing rows adoption queued for push. */
+  adoptedRows: number;
   offlinePeriods: number;
   rescans: Record<string, number>;
   conflicts: number;
@@ -105,7 +107,7 @@ function laneWebSocket(lane: string, online: () => boolean) {
 
 export class SimulatedDevice {
   readonly name: string;
-  readonly tally: DeviceTally = { reloads: 0, offlinePeriods: 0, rescans: {}, conflicts: 0, retries: 0, errors: {} };
+  readonly tally: DeviceTally = { reloads: 0, adoptedRows: 0, offlinePeriods: 0, rescans: {}, conflicts: 0, retries: 0, errors: {} };
   private readonly factory = new IDBFactory();
   private readonly options: DeviceOptions;
   /** The device's open tabs (engines on the one database); null while a tab reloads. */
@@ -230,6 +232,9 @@ export class SimulatedDevice {
       if (e.phase === 'started') this.tally.rescans[e.reason] = (this.tally.rescans[e.reason] ?? 0) + 1;
     });
     engine.on('sync.conflict:action:detected', () => (this.tally.conflicts += 1));
+    engine.on('sync.adopt:action', (e) => {
+      if (e.phase === 'finished') this.tally.adoptedRows += e.queued;
+    });
     engine.on('sync.retry:action', (e) => {
       this.tally.retries += 1;
       this.tally.errors[e.code] = (this.tally.errors[e.code] ?? 0) + 1;
