@@ -367,4 +367,25 @@ describe('the old table layout', () => {
     expect(await engine.db.table('_or3sync_runs').count()).toBe(2);
     expect(await engine.db.table('pending_ops').count()).toBe(0);
   });
+
+  it("an app table of an old engine name and shape is the app's: never migrated, even keyed like the old engine's", async () => {
+    const workspaceId = await workspace();
+    const factory = new IDBFactory();
+    const appDb = () => {
+      const db = new Dexie(`or3-db-${workspaceId}`, { indexedDB: factory, IDBKeyRange });
+      db.version(1).stores({ threads: 'id', sync_state: 'key', pending_ops: '++seq, status' });
+      return db;
+    };
+    await seed(appDb(), {
+      threads: [{ id: 't1', title: 'mine' }],
+      sync_state: [{ key: 'device_id', value: 'the app keeps its own device id here' }],
+      pending_ops: [{ seq: 1, status: 'queued', what: 'the app outbox' }],
+    });
+    const engine = await attach(appDb(), workspaceId, 'alice', { syncedTables: ['threads'] });
+    expect(engine.deviceId).not.toBe('the app keeps its own device id here');
+    expect(await engine.db.table('sync_state').toArray()).toEqual([{ key: 'device_id', value: 'the app keeps its own device id here' }]);
+    expect(await engine.db.table('pending_ops').toArray()).toEqual([{ seq: 1, status: 'queued', what: 'the app outbox' }]);
+    expect((await engine.sync()).error).toBeNull();
+    expect(await serverRecord(workspaceId, 'threads', 't1')).toMatchObject({ pk: 't1' });
+  });
 });
