@@ -19,6 +19,8 @@ import { GatewayProvider } from '../src/gateway-provider.js';
 export interface AdoptRound {
   raw: number;
   adopt: number;
+  /** Of `adopt`, until every row was queued in the outbox (the rest: the swap, the push, the pull). */
+  queued: number;
 }
 
 const schema = { threads: 'id, project_id, updated_at', messages: 'id, thread_id, [thread_id+index]' };
@@ -83,6 +85,11 @@ export async function runAdoptRounds(baseUrl: string, token: string, workspaceId
       locks: null,
     });
     try {
+      const start = performance.now();
+      let queued = 0;
+      engine.on('sync.adopt:action', (event) => {
+        if (event.phase === 'finished') queued = performance.now() - start;
+      });
       const adopt = await timed(async () => {
         const result = await engine.sync();
         if (result.error) throw new Error(`adoption: ${result.error}`);
@@ -90,7 +97,7 @@ export async function runAdoptRounds(baseUrl: string, token: string, workspaceId
       const pending = await engine.pendingCount();
       const kept = (await engine.db.table('threads').count()) + (await engine.db.table('messages').count());
       if (pending !== 0 || kept !== records) throw new Error(`adoption: ${pending} ops left, ${kept} of ${records} rows kept`);
-      results.push({ raw, adopt });
+      results.push({ raw, adopt, queued });
     } finally {
       await engine.close();
       await Dexie.delete(name);

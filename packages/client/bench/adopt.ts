@@ -12,33 +12,16 @@
  *   npm run bench:adopt -w packages/client -- --quick    # 2 000 rows, 1 round
  *   npm run bench:adopt -w packages/client -- --records 20000 --rounds 5
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startServer } from '../test/support/server.js';
 import { inChromium, median } from './chromium.js';
-import { resultsPath, writeFigureBlock, type FigureRow } from './results.js';
+import { startPageGateway } from './page-gateway.js';
+import { resultsPath, sizeFlags, writeFigureBlock, type FigureRow } from './results.js';
 import type { AdoptRound } from './adopt-rounds.js';
 
-function flag(name: string): number | null {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? Number(process.argv[at + 1]) : null;
-}
-
-const quick = process.argv.includes('--quick');
-const records = flag('--records') ?? (quick ? 2_000 : 100_000);
-const rounds = flag('--rounds') ?? (quick ? 1 : 3);
-const rate = (ms: number) => `${Math.round((records / ms) * 1000).toLocaleString('en-US')} rows/s`;
+const { quick, records, rounds, rate } = sizeFlags(process.argv);
 
 async function main(): Promise<void> {
-  const repo = fileURLToPath(new URL('../../..', import.meta.url));
-  const release = join(repo, 'target/release/or3-sync');
-  if (!process.env.OR3_SYNC_BIN && existsSync(release)) process.env.OR3_SYNC_BIN = release;
-  const staticDir = mkdtempSync(join(tmpdir(), 'or3-p8-page-'));
-  writeFileSync(join(staticDir, 'index.html'), '');
-  const unlimited = ['push', 'pull', 'subscribe', 'anonymous'].flatMap((k) => [`--rate-${k}-per-minute`, '1000000000']);
-  const server = await startServer(['--static-dir', staticDir, ...unlimited]);
+  const gatewayForPage = await startPageGateway();
+  const { server } = gatewayForPage;
   try {
     const token = await server.token('p8-bench');
     const workspaceIds: string[] = [];
@@ -46,10 +29,7 @@ async function main(): Promise<void> {
     const { result, version } = await inChromium(
       new URL('./adopt-page.ts', import.meta.url),
       (page) => page.evaluate(([url, t, ws, r]) => window.runAdoptBench(url, t, ws, r), [server.baseUrl, token, workspaceIds, records] as const),
-      async (html) => {
-        writeFileSync(join(staticDir, 'index.html'), html);
-        return `${server.baseUrl}/`;
-      },
+      gatewayForPage.serve,
     );
     const ratio = median(result.map((r: AdoptRound) => r.raw / r.adopt));
     const row: FigureRow = {
@@ -60,11 +40,10 @@ async function main(): Promise<void> {
       goal: 'none (reported)',
       pass: null,
     };
-    const bin = relative(repo, process.env.OR3_SYNC_BIN ?? join(repo, 'target/debug/or3-sync'));
-    const heading = `adoption of ${records} pre-existing rows from Chromium ${version} IndexedDB to the gateway (${bin}), median of ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ' (--quick)' : ''}`;
+    const heading = `adoption of ${records} pre-existing rows from Chromium ${version} IndexedDB to the gateway (${gatewayForPage.binary}), median of ${rounds} round${rounds === 1 ? '' : 's'}${quick ? ' (--quick)' : ''}`;
     console.log(heading);
     console.log(`${row.figure}  ${row.measured}  raw read ${row.baseline.split(' (')[0]}  ratio ${ratio.toFixed(3)}`);
-    for (const r of result) console.log(`  round: adoption ${(r.adopt / 1000).toFixed(1)} s, raw read ${r.raw.toFixed(0)} ms`);
+    for (const r of result) console.log(`  round: adoption ${(r.adopt / 1000).toFixed(1)} s (all queued after ${(r.queued / 1000).toFixed(1)} s), raw read ${r.raw.toFixed(0)} ms`);
     const path = resultsPath(process.argv);
     if (path) {
       writeFigureBlock(path, 'P8', heading, `npm run bench:adopt -w packages/client${quick ? ' -- --quick' : ''}`, [row], [
@@ -72,8 +51,7 @@ async function main(): Promise<void> {
       ]);
     }
   } finally {
-    await server.stop();
-    rmSync(staticDir, { recursive: true, force: true });
+    await gatewayForPage.stop();
   }
 }
 
