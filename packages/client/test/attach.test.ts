@@ -153,6 +153,32 @@ describe('attachSync on an OR3 Chat database', () => {
     expect(await b.db.table('kv').get('kv:openrouter_api_key')).toMatchObject({ value: 'sk-b' });
   });
 
+  it('a local row from before sync is deleted only by a server delete that wins LWW', async () => {
+    const workspaceId = await workspace();
+    // On the server: x and y, both deleted (each tombstone at clock 2).
+    const b = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'bob');
+    await b.db.table('projects').bulkPut([{ id: 'x', name: 'x' }, { id: 'y', name: 'y' }]);
+    await b.db.table('projects').bulkDelete(['x', 'y']);
+    expect((await b.sync()).error).toBeNull();
+    expect(await serverRecord(workspaceId, 'projects', 'y')).toMatchObject({ deleted: true, clock: 2 });
+
+    // A had both before sync: x at clock 1 (the delete wins), y at clock 5 (the delete loses).
+    const factory = new IDBFactory();
+    await seed(or3Database(workspaceId, factory), {
+      projects: [
+        { id: 'x', name: 'old x', clock: 1 },
+        { id: 'y', name: 'edited y', clock: 5 },
+      ],
+    });
+    const a = await attach(or3Database(workspaceId, factory), workspaceId, 'alice');
+    expect((await a.sync()).error).toBeNull();
+    expect(await a.db.table('projects').get('x')).toMatchObject({ deleted: true, clock: 2 });
+    expect(await a.db.table('projects').get('y')).toMatchObject({ name: 'edited y', deleted: false, clock: 6 });
+    expect(await serverRecord(workspaceId, 'projects', 'y')).toMatchObject({ deleted: false, clock: 6, payload: { name: 'edited y' } });
+    expect((await b.sync()).error).toBeNull();
+    expect(await b.db.table('projects').get('y')).toMatchObject({ name: 'edited y', deleted: false });
+  });
+
   it('an adoption interrupted by a reload resumes after its last batch', async () => {
     const workspaceId = await workspace();
     const factory = new IDBFactory();
