@@ -179,6 +179,27 @@ describe('attachSync on an OR3 Chat database', () => {
     expect(await b.db.table('projects').get('y')).toMatchObject({ name: 'edited y', deleted: false });
   });
 
+  it('an app upgrade of a database that already syncs: what upgrade() rewrote is adopted and reaches the server', async () => {
+    const workspaceId = await workspace();
+    const factory = new IDBFactory();
+    const v16 = await attach(or3Database(workspaceId, factory, 16), workspaceId, 'alice', { syncedTables: { posts: {}, threads: {} } });
+    await v16.db.table('posts').put({ id: 'p1', title: 'hello', type: 'markdown' });
+    await v16.db.table('threads').put({ id: 't1', title: 'untouched by the upgrade' });
+    expect((await v16.sync()).error).toBeNull();
+    await v16.close();
+
+    const v17 = await attach(or3Database(workspaceId, factory, 17), workspaceId, 'alice');
+    const adopted: AdoptEvent[] = [];
+    v17.on('sync.adopt:action', (event) => adopted.push(event));
+    expect((await v17.sync()).error).toBeNull();
+    // Only the row the upgrade changed was queued.
+    expect(adopted.at(-1)).toMatchObject({ phase: 'finished', queued: 1 });
+    const stored = await serverRecord(workspaceId, 'posts', 'p1');
+    expect(stored?.payload).toMatchObject({ post_type: 'markdown' });
+    expect(stored?.payload).not.toHaveProperty('type');
+    expect(await v17.db.table('posts').get('p1')).toMatchObject({ postType: 'markdown', clock: 2 });
+  });
+
   it('an adoption interrupted by a reload resumes after its last batch', async () => {
     const workspaceId = await workspace();
     const factory = new IDBFactory();
