@@ -33,6 +33,8 @@ export async function attachSync(db: Dexie, options: AttachSyncOptions): Promise
       throw new Error(`or3-sync: table name ${name} is reserved by the engine (prefix ${ENGINE_TABLE_PREFIX})`);
     }
   }
+  const batch = options.adoptBatchSize;
+  if (batch !== undefined && !(Number.isInteger(batch) && batch > 0)) throw new Error(`or3-sync: adoptBatchSize must be a positive integer, not ${batch}`);
   const tables = resolveSyncedTables(options.syncedTables);
   const declared = new Set(db.tables.map((table) => table.name));
   for (const table of tables.values()) {

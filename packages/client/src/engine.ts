@@ -1,8 +1,8 @@
 /**
  * `SyncEngine`: one workspace's Dexie database plus the loops that sync it.
  *
- * `openWorkspace()` opens `or3-db-${workspaceId}` with the app's tables and the
- * engine's, installs capture, and returns the engine. `sync()` runs one push +
+ * `attachSync()` (or `openWorkspace()`) adds the engine's tables to the app's
+ * database, installs capture, opens it, and returns the engine. `sync()` runs one push +
  * pull run (rescanning when needed); `start()` keeps running them in the
  * background in the leader tab. Every run leaves a `_or3sync_runs` row and a
  * `sync.stats:action` event.

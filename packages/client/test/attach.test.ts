@@ -356,6 +356,7 @@ describe('table conventions', () => {
       await expect(attach(db, 'bad', 'alice', { syncedTables })).rejects.toThrow(message);
       expect(db.isOpen()).toBe(false);
     }
+    await expect(attach(or3Database('bad', new IDBFactory()), 'bad', 'alice', { adoptBatchSize: 0 })).rejects.toThrow(/adoptBatchSize must be a positive integer/);
     const prefixed = or3Database('bad', new IDBFactory());
     prefixed.version(18).stores({ _or3sync_mine: 'id' });
     await expect(attach(prefixed, 'bad', 'alice')).rejects.toThrow(/_or3sync_mine is reserved/);
