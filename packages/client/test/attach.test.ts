@@ -200,6 +200,22 @@ describe('attachSync on an OR3 Chat database', () => {
     expect(await v17.db.table('posts').get('p1')).toMatchObject({ postType: 'markdown', clock: 2 });
   });
 
+  it('the engine\'s tables survive an app upgrade: a pending write made at v16 is pushed after the app moves to v17', async () => {
+    const workspaceId = await workspace();
+    const factory = new IDBFactory();
+    const v16 = await attach(or3Database(workspaceId, factory, 16), workspaceId, 'alice', { syncedTables: { threads: {} } });
+    await v16.db.table('threads').put({ id: 'offline', title: 'written at v16, never synced' });
+    expect(await v16.pendingCount()).toBe(1);
+    const deviceId = v16.deviceId;
+    await v16.close();
+
+    const v17 = await attach(or3Database(workspaceId, factory, 17), workspaceId, 'alice');
+    expect(v17.deviceId).toBe(deviceId);
+    expect(await v17.pendingCount()).toBe(1);
+    expect((await v17.sync()).error).toBeNull();
+    expect(await serverRecord(workspaceId, 'threads', 'offline')).toMatchObject({ payload: { title: 'written at v16, never synced' } });
+  });
+
   it('an adoption interrupted by a reload resumes after its last batch', async () => {
     const workspaceId = await workspace();
     const factory = new IDBFactory();
