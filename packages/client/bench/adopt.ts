@@ -46,8 +46,12 @@ async function main(): Promise<void> {
     for (const r of result) console.log(`  round: adoption ${(r.adopt / 1000).toFixed(1)} s (all queued after ${(r.queued / 1000).toFixed(1)} s), raw read ${r.raw.toFixed(0)} ms`);
     const path = resultsPath(process.argv);
     if (path) {
-      writeFigureBlock(path, 'P8', heading, `npm run bench:adopt -w packages/client${quick ? ' -- --quick' : ''}`, [row], [
+      const flags = process.argv.slice(2).filter((arg, i, all) => arg !== '--results' && all[i - 1] !== '--results');
+      const command = `npm run bench:adopt -w packages/client${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
+      const queued = median(result.map((r) => r.queued));
+      writeFigureBlock(path, 'P8', heading, command, [row], [
         'A database with 1% threads, 99% messages (no clock, no hlc) written with plain Dexie, then attachSync and engine.sync() against the gateway (dev auth, SQLite, synchronous=full): the empty snapshot, adoption in batches of 500 into the outbox, 1 000 pushes of 100 ops over HTTP on loopback, the pull. Every row is checked kept locally and the outbox empty.',
+        `Of that, every row was queued in the outbox after ${(queued / 1000).toFixed(1)} s (${rate(queued)}); the rest is the swap, the pushes and the pull.`,
       ]);
     }
   } finally {
