@@ -1,0 +1,65 @@
+/**
+ * A minimal Nuxt 3 app on this module (test/fixture), generated with
+ * `nuxi generate` and served by the real or3-sync binary, in Debian's
+ * Chromium: two devices see each other's notes, the status says synced
+ * over a WebSocket, and the gateway URL comes from runtimeConfig.public.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { launchChromium, newDevice } from '../../demo/test/support/browser.js';
+import { startServer, type DemoServer } from '../../demo/test/support/server.js';
+import { until } from '../../demo/test/support/until.js';
+
+const fixtureDir = fileURLToPath(new URL('./fixture', import.meta.url));
+const repoDir = fileURLToPath(new URL('../../..', import.meta.url));
+const publicDir = join(fixtureDir, '.output', 'public');
+
+let server: DemoServer;
+let browser: Browser;
+
+before(async () => {
+  // The module and the packages it imports, as an app installs them: from dist/.
+  execFileSync('node', [join(repoDir, 'scripts/build-packages.mjs')], { stdio: 'inherit' });
+  rmSync(join(fixtureDir, '.output'), { recursive: true, force: true });
+  mkdirSync(publicDir, { recursive: true });
+  server = await startServer(publicDir);
+  const started = Date.now();
+  execFileSync('npx', ['nuxi', 'generate', '--logLevel', 'warn'], {
+    cwd: fixtureDir,
+    stdio: 'inherit',
+    env: { ...process.env, NUXT_PUBLIC_OR3_SYNC_BASE_URL: server.baseUrl, NUXT_TELEMETRY_DISABLED: '1' },
+  });
+  console.log(`nuxi generate took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  browser = await launchChromium();
+}, { timeout: 300_000 });
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('two devices of a Nuxt app sync notes through the gateway', { timeout: 120_000 }, async () => {
+  const workspaceId = await server.createWorkspace('nuxt notes', 'nina');
+  const pages = [];
+  for (let device = 0; device < 2; device++) {
+    const context = await newDevice(browser, server.baseUrl);
+    const page = await context.newPage();
+    page.on('pageerror', (error) => console.error(`[device ${device}] page error:`, error));
+    await page.goto(`/?user=nina&ws=${workspaceId}`);
+    pages.push(page);
+  }
+  const [first, second] = pages as [(typeof pages)[0], (typeof pages)[0]];
+  for (const page of pages) {
+    await until(async () => (await page.getByTestId('state').textContent()) === 'synced', 'the app says synced');
+  }
+  await first.getByLabel('Note').fill('hello from device 1');
+  await first.getByRole('button', { name: 'Add' }).click();
+  await second.locator('li.note', { hasText: 'hello from device 1' }).waitFor({ timeout: 30_000 });
+  await until(async () => (await second.getByTestId('realtime').textContent()) === 'websocket', 'the change came over a WebSocket');
+  assert.equal(await first.locator('li.note').count(), 1);
+});
