@@ -106,7 +106,7 @@ describe('or3 chat in Chromium', () => {
     const workspaceId = await alice.createWorkspace('Lunch club');
     // A new workspace opens on a first thread, ready to type in.
     await alice.page.getByRole('heading', { name: 'General', exact: true }).waitFor();
-    assert.ok(await alice.page.getByRole('textbox', { name: 'Message', exact: true }).isEnabled(), 'the composer takes text');
+    await until(async () => (await alice.page.evaluate(() => document.activeElement?.id)) === 'composer', 'the composer has the focus');
     await until(async () => (await alice.networkState()) === 'online', 'the owner’s workspace syncs');
     await alice.screenshot('0-new-workspace');
     await alice.createThread('general');

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -17,7 +18,8 @@ import { until } from '../../demo/test/support/until.js';
 
 const fixtureDir = fileURLToPath(new URL('./fixture', import.meta.url));
 const repoDir = fileURLToPath(new URL('../../..', import.meta.url));
-const publicDir = join(fixtureDir, '.output', 'public');
+// The server starts first (the build needs its URL) on an empty folder; the generated site is copied in.
+const siteDir = mkdtempSync(join(tmpdir(), 'or3-nuxt-site-'));
 
 let server: DemoServer;
 let browser: Browser;
@@ -25,22 +27,23 @@ let browser: Browser;
 before(async () => {
   // The module and the packages it imports, as an app installs them: from dist/.
   execFileSync('node', [join(repoDir, 'scripts/build-packages.mjs')], { stdio: 'inherit' });
-  rmSync(join(fixtureDir, '.output'), { recursive: true, force: true });
-  mkdirSync(publicDir, { recursive: true });
-  server = await startServer(publicDir);
+  server = await startServer(siteDir);
   const started = Date.now();
-  execFileSync('npx', ['nuxi', 'generate', '--logLevel', 'warn'], {
+  // The root named: npx runs from the nearest package.json's folder (packages/nuxt), not from cwd.
+  execFileSync('npx', ['nuxi', 'generate', fixtureDir, '--logLevel', 'warn'], {
     cwd: fixtureDir,
     stdio: 'inherit',
     env: { ...process.env, NUXT_PUBLIC_OR3_SYNC_BASE_URL: server.baseUrl, NUXT_TELEMETRY_DISABLED: '1' },
   });
   console.log(`nuxi generate took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  cpSync(join(fixtureDir, '.output', 'public'), siteDir, { recursive: true });
   browser = await launchChromium();
 }, { timeout: 300_000 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
+  rmSync(siteDir, { recursive: true, force: true });
 });
 
 test('two devices of a Nuxt app sync notes through the gateway', { timeout: 120_000 }, async () => {
@@ -50,6 +53,7 @@ test('two devices of a Nuxt app sync notes through the gateway', { timeout: 120_
     const context = await newDevice(browser, server.baseUrl);
     const page = await context.newPage();
     page.on('pageerror', (error) => console.error(`[device ${device}] page error:`, error));
+    page.on('console', (m) => console.error(`[device ${device}] console:`, m.text()));
     await page.goto(`/?user=nina&ws=${workspaceId}`);
     pages.push(page);
   }

@@ -21,11 +21,11 @@ const Notes = defineComponent({
   setup() {
     const workspace = useActiveWorkspace();
     const status = useSyncStatus();
-    const notes = useLiveQuery((engine) => engine.db.table('notes').toArray(), [], { initial: [] });
+    const notes = useLiveQuery((engine) => engine.db.table('posts').toArray(), [], { initial: [] });
     const text = ref('');
     const add = async (event) => {
       event.preventDefault();
-      await workspace.engine.value.db.table('notes').put({ id: crypto.randomUUID(), text: text.value });
+      await workspace.engine.value.db.table('posts').put({ id: crypto.randomUUID(), text: text.value });
       text.value = '';
     };
     return () =>
@@ -44,7 +44,7 @@ createApp(Notes)
   .use(
     createSyncPlugin({
       initialWorkspaceId: params.get('ws'),
-      open: (workspaceId) => openWorkspace({ workspaceId, provider, schema: { notes: 'id' } }),
+      open: (workspaceId) => openWorkspace({ workspaceId, provider, schema: { posts: 'id' } }),
     }),
   )
   .mount('#app');
