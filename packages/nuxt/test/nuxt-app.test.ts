@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import type { Browser } from 'playwright-core';
-import { launchChromium, newDevice } from '../../demo/test/support/browser.js';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../../demo/test/support/browser.js';
+import { addNoteAndSee, openNotesDevices } from '../../demo/test/support/notes-app.js';
 import { startServer, type DemoServer } from '../../demo/test/support/server.js';
 import { until } from '../../demo/test/support/until.js';
 
@@ -48,22 +49,8 @@ after(async () => {
 
 test('two devices of a Nuxt app sync notes through the gateway', { timeout: 120_000 }, async () => {
   const workspaceId = await server.createWorkspace('nuxt notes', 'nina');
-  const pages = [];
-  for (let device = 0; device < 2; device++) {
-    const context = await newDevice(browser, server.baseUrl);
-    const page = await context.newPage();
-    page.on('pageerror', (error) => console.error(`[device ${device}] page error:`, error));
-    page.on('console', (m) => console.error(`[device ${device}] console:`, m.text()));
-    await page.goto(`/?user=nina&ws=${workspaceId}`);
-    pages.push(page);
-  }
-  const [first, second] = pages as [(typeof pages)[0], (typeof pages)[0]];
-  for (const page of pages) {
-    await until(async () => (await page.getByTestId('state').textContent()) === 'synced', 'the app says synced');
-  }
-  await first.getByLabel('Note').fill('hello from device 1');
-  await first.getByRole('button', { name: 'Add' }).click();
-  await second.locator('li.note', { hasText: 'hello from device 1' }).waitFor({ timeout: 30_000 });
+  const [first, second] = (await openNotesDevices(browser, server.baseUrl, 'nina', workspaceId)) as [Page, Page];
+  await addNoteAndSee(first, second, 'hello from device 1');
   await until(async () => (await second.getByTestId('realtime').textContent()) === 'websocket', 'the change came over a WebSocket');
   assert.equal(await first.locator('li.note').count(), 1);
 });

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, newDevice } from '../../demo/test/support/browser.js';
+import { launchChromium } from '../../demo/test/support/browser.js';
+import { addNoteAndSee, openNotesDevices } from '../../demo/test/support/notes-app.js';
 import { startServer, type DemoServer } from '../../demo/test/support/server.js';
-import { until } from '../../demo/test/support/until.js';
 
 const repoDir = fileURLToPath(new URL('../../..', import.meta.url));
 const appSource = fileURLToPath(new URL('../app', import.meta.url));
@@ -102,21 +102,7 @@ test('every packed package ships its exports from dist/, never ./src', () => {
 
 test('two devices of the installed app sync through the gateway', { timeout: 120_000 }, async () => {
   const workspaceId = await server.createWorkspace('packed notes', 'pat');
-  const pages: Page[] = [];
-  for (let device = 0; device < 2; device++) {
-    const page = await (await newDevice(browser, server.baseUrl)).newPage();
-    page.on('pageerror', (error) => console.error(`[device ${device}] page error:`, error));
-    await page.goto(`/?user=pat&ws=${workspaceId}`);
-    pages.push(page);
-  }
-  for (const page of pages) {
-    await until(async () => (await page.getByTestId('state').textContent()) === 'synced', 'the app says synced');
-  }
-  const [first, second] = pages as [Page, Page];
-  await first.getByLabel('Note').fill('from the packed app');
-  await first.getByRole('button', { name: 'Add' }).click();
-  await second.locator('li.note', { hasText: 'from the packed app' }).waitFor({ timeout: 30_000 });
-  await second.getByLabel('Note').fill('and back');
-  await second.getByRole('button', { name: 'Add' }).click();
-  await first.locator('li.note', { hasText: 'and back' }).waitFor({ timeout: 30_000 });
+  const [first, second] = (await openNotesDevices(browser, server.baseUrl, 'pat', workspaceId)) as [Page, Page];
+  await addNoteAndSee(first, second, 'from the packed app');
+  await addNoteAndSee(second, first, 'and back');
 });

@@ -3,7 +3,7 @@
  * (`syncStateOf`): a workspace is `synced` only when its latest run, in any
  * tab of this device, reached the server and was not refused.
  */
-import type { ErrorEvent, RealtimeTransport } from '@or3/sync-client';
+import type { ErrorEvent, RealtimeTransport, SyncStats } from '@or3/sync-client';
 
 /** The summary of a workspace's sync, for a status chip. */
 export type SyncState =
@@ -22,25 +22,18 @@ export type SyncState =
   /** The latest run pushed and pulled without error. */
   | 'synced';
 
-/** The active workspace's sync, as reactive state. */
-export interface SyncStatus {
+/**
+ * The active workspace's sync, as reactive state: the engine's `SyncStats`
+ * (pending and failed ops of every tab, cursor, this tab's last push and pull
+ * and error count, paused) and what the bindings add.
+ */
+export interface SyncStatus extends Omit<SyncStats, 'workspaceId'> {
   workspaceId: string | null;
   state: SyncState;
   /** The browser's network (`navigator.onLine`). */
   online: boolean;
   /** This tab runs the network loops (the others read the same database). */
   leader: boolean;
-  paused: boolean;
-  /** Ops waiting in the outbox (every tab's), and those rejected for good. */
-  pending: number;
-  failed: number;
-  /** The server version applied locally; null before the first sync. */
-  cursor: number | null;
-  /** When this tab last pushed or pulled (ms). */
-  lastPushAt: number | null;
-  lastPullAt: number | null;
-  /** Failed runs of this tab's engine since it opened. */
-  errors: number;
   /** The latest `sync.error:action` of this tab, until a run succeeds. */
   lastError: ErrorEvent | null;
   /** Error code of the latest run of any tab (`sync_runs`); null when it succeeded. */
