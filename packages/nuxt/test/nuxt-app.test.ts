@@ -53,4 +53,6 @@ test('two devices of a Nuxt app sync notes through the gateway', { timeout: 120_
   await addNoteAndSee(first, second, 'hello from device 1');
   await until(async () => (await second.getByTestId('realtime').textContent()) === 'websocket', 'the change came over a WebSocket');
   assert.equal(await first.locator('li.note').count(), 1);
+  // The module's key in runtimeConfig.public took the URL from NUXT_PUBLIC_OR3_SYNC_BASE_URL (Nuxt fills only known keys).
+  assert.equal(await first.evaluate('window.__NUXT__.config.public.or3Sync.baseUrl'), server.baseUrl);
 });
