@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// or3-sync: the local-first sync gateway.
 #[derive(Parser)]
@@ -154,6 +155,13 @@ pub struct ServeArgs {
     /// Most open connections.
     #[arg(long, env = "OR3_SYNC_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most open connections from one client IP address (0: no per-IP cap).
+    /// Behind a reverse proxy every client has the proxy's address: set 0
+    /// there, or a cap above what the proxy opens.
+    #[arg(long, env = "OR3_SYNC_MAX_CONNECTIONS_PER_IP", default_value_t = 1000)]
+    pub max_connections_per_ip: usize,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Most open subscriptions per user.
     #[arg(
         long,
@@ -184,6 +192,46 @@ pub struct ServeArgs {
     /// How far ahead of server time an op's hlc may be, in seconds.
     #[arg(long, env = "OR3_SYNC_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
     pub max_clock_skew_secs: u64,
+}
+
+/// Deadlines for the stages of a connection a client controls, in seconds
+/// (fractions allowed). A connection past one is closed and counted in
+/// `/metrics` (`or3_connections_closed_total{reason}`).
+#[derive(Args, Clone, Copy)]
+pub struct TimeoutArgs {
+    /// Longest wait for a new connection's first byte.
+    #[arg(long, env = "OR3_SYNC_FIRST_BYTE_TIMEOUT_SECS", default_value = "5", value_parser = seconds)]
+    pub first_byte_timeout_secs: Duration,
+    /// Longest wait for a whole request head, counted from when the server
+    /// starts waiting for it (accept, or the end of the previous response):
+    /// so also the longest idle keep-alive between requests.
+    #[arg(long, env = "OR3_SYNC_HEADER_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub header_timeout_secs: Duration,
+    /// How long a request body may take, plus one second per
+    /// --min-body-bytes-per-sec bytes received; past it, 408 body_timeout.
+    #[arg(long, env = "OR3_SYNC_BODY_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub body_timeout_secs: Duration,
+    /// The slowest steady upload never cut off, in bytes per second (0: the
+    /// whole body within --body-timeout-secs).
+    #[arg(long, env = "OR3_SYNC_MIN_BODY_BYTES_PER_SEC", default_value_t = 4096)]
+    pub min_body_bytes_per_sec: u64,
+    /// Longest wait for a WebSocket subscriber's first hello frame.
+    #[arg(long, env = "OR3_SYNC_HELLO_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub hello_timeout_secs: Duration,
+    /// Longest a WebSocket subscriber may send nothing, pongs included; the
+    /// server pings every third of it, so an honest client is never cut off.
+    #[arg(long, env = "OR3_SYNC_SUBSCRIBER_TIMEOUT_SECS", default_value = "75", value_parser = seconds)]
+    pub subscriber_timeout_secs: Duration,
+}
+
+/// A positive number of seconds, fractions allowed.
+fn seconds(raw: &str) -> Result<Duration, String> {
+    match raw.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("`{raw}` is not a positive number of seconds")),
+    }
 }
 
 #[derive(Subcommand)]

@@ -17,7 +17,7 @@ use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
 use sync_server::app::AppState;
 use sync_server::auth::{Authenticator, DevIssuer, RemoteJwks, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
-use sync_server::config::ServerConfig;
+use sync_server::config::{ServerConfig, Timeouts};
 use sync_server::realtime::bus::{Bus, LocalBus};
 use sync_server::store::postgres::{PgBus, PgOptions, PostgresStore};
 use sync_server::store::sqlite::{SqliteStore, Synchronous};
@@ -297,6 +297,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         allowed_origins: args.allowed_origin.clone(),
         membership_from_claims: args.membership_from_claims,
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        timeouts: Timeouts {
+            first_byte: args.timeouts.first_byte_timeout_secs,
+            header: args.timeouts.header_timeout_secs,
+            body: args.timeouts.body_timeout_secs,
+            min_body_bytes_per_sec: args.timeouts.min_body_bytes_per_sec,
+            hello: args.timeouts.hello_timeout_secs,
+            subscriber: args.timeouts.subscriber_timeout_secs,
+        },
         max_subscriptions_per_user: args.max_subscriptions_per_user,
         rate_limits: sync_server::rate_limit::RateLimitConfig {
             push_per_minute: args.rate_push_per_minute,
