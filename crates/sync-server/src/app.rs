@@ -334,10 +334,10 @@ pub fn router(state: AppState) -> Router {
     // the web app (a single-page app: unknown paths get its index.html).
     api = api.route("/v1/{*rest}", axum::routing::any(routes::health::not_found));
     let api = match &state.config.static_dir {
-        Some(dir) => api.fallback_service(
-            tower_http::services::ServeDir::new(dir)
-                .fallback(tower_http::services::ServeFile::new(dir.join("index.html"))),
-        ),
+        Some(dir) => {
+            let files = routes::web_app::files(dir);
+            api.fallback(move |request: Request| routes::web_app::serve(files.clone(), request))
+        }
         None => api.fallback(routes::health::not_found),
     };
     let cors = cors_layer(&state.config.allowed_origins);

@@ -229,12 +229,15 @@ async fn web_app_is_served_beside_the_api() {
         "<h1>demo</h1>",
         "client-side routes"
     );
-    let api = get("/v1/nothing").await.unwrap();
-    assert_eq!(api.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        api.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
+    for path in ["/v1/nothing", "/health", "/healthz", "/metricsz", "/api/x"] {
+        let api = get(path).await.unwrap();
+        assert_eq!(api.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            api.json::<Value>().await.unwrap()["error"]["code"],
+            "not_found",
+            "{path}: the API's JSON 404, never the app's HTML"
+        );
+    }
 }
 
 #[tokio::test]
