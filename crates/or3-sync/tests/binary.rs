@@ -211,3 +211,39 @@ fn operator_commands_manage_workspaces_and_members() {
     let (ok, out) = run(&["gc", "--database", &db, "--min-retention-hours", "0.5"]);
     assert!(!ok && out.contains("at least one hour"), "{out}");
 }
+
+/// A command that names a workspace on the wrong (missing) database file
+/// must say so, never create an empty database and report success.
+#[test]
+fn commands_on_a_missing_database_fail_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.db");
+    let db = format!("sqlite://{}", missing.display());
+    for args in [
+        vec![
+            "member",
+            "set",
+            "--database",
+            &db,
+            "team-1",
+            "bob",
+            "editor",
+        ],
+        vec!["member", "remove", "--database", &db, "team-1", "bob"],
+        vec!["gc", "--database", &db, "--workspace", "team-1"],
+        vec!["gc", "--database", &db],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
+            .args(&args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("no database at") && stderr.contains("typo.db"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+}
