@@ -33,11 +33,14 @@ pub struct ListenerLimits {
     pub first_byte_timeout: Duration,
 }
 
+/// Open connections per client IP, under the per-IP cap.
+type OpenPerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
 /// A listener that holds one permit per open connection.
 pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
-    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_ip: OpenPerIp,
     limits: ListenerLimits,
 }
 
@@ -119,7 +122,7 @@ const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: appli
 struct Slot {
     _permit: OwnedSemaphorePermit,
     /// Set when a per-IP cap counts this connection.
-    ip: Option<(IpAddr, Arc<Mutex<HashMap<IpAddr, usize>>>)>,
+    ip: Option<(IpAddr, OpenPerIp)>,
 }
 
 impl Drop for Slot {
