@@ -74,16 +74,38 @@ async fn closed_by(server: &Server, reason: &str) -> u64 {
         .map_or(0, |n| n.trim().parse().unwrap())
 }
 
-async fn workspace(server: &Server, http: &reqwest::Client, token: &str) -> String {
+/// A server started by [`start`], alice's token and a workspace of hers.
+struct Gateway {
+    _dir: tempfile::TempDir,
+    server: Server,
+    http: reqwest::Client,
+    token: String,
+    ws: String,
+}
+
+async fn gateway(extra: &[&str]) -> Gateway {
+    let (_dir, server) = start(extra);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let token = dev_token(&http, &server.base, "alice").await;
     let (status, ws) = post(
-        http,
+        &http,
         format!("{}/v1/workspaces", server.base),
-        Some(token),
+        Some(&token),
         json!({"name": "w"}),
     )
     .await;
     assert_eq!(status, 201, "{ws}");
-    ws["workspace_id"].as_str().unwrap().to_owned()
+    let ws = ws["workspace_id"].as_str().unwrap().to_owned();
+    Gateway {
+        _dir,
+        server,
+        http,
+        token,
+        ws,
+    }
 }
 
 fn push_body(pks: std::ops::Range<u32>, padding: usize) -> Value {
@@ -156,10 +178,13 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_header_deadline() {
 
 #[tokio::test]
 async fn an_unfinished_chunked_body_is_closed_at_the_body_deadline() {
-    let (_dir, server) = start(&[]);
-    let http = reqwest::Client::new();
-    let token = dev_token(&http, &server.base, "alice").await;
-    let ws = workspace(&server, &http, &token).await;
+    let Gateway {
+        _dir,
+        server,
+        http: _,
+        token,
+        ws,
+    } = gateway(&[]).await;
     let mut tcp = TcpStream::connect(addr(&server)).await.unwrap();
     let head = format!(
         "POST /v1/workspaces/{ws}/push HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
@@ -180,10 +205,13 @@ async fn an_unfinished_chunked_body_is_closed_at_the_body_deadline() {
 
 #[tokio::test]
 async fn a_slow_but_steady_upload_within_the_minimum_rate_succeeds() {
-    let (_dir, server) = start(&[]);
-    let http = reqwest::Client::new();
-    let token = dev_token(&http, &server.base, "alice").await;
-    let ws = workspace(&server, &http, &token).await;
+    let Gateway {
+        _dir,
+        server,
+        http,
+        token,
+        ws,
+    } = gateway(&[]).await;
     // About 6 KB at 1.5 times the minimum rate: four seconds, four times
     // the body deadline.
     let body = push_body(0..20, 200).to_string().into_bytes();
@@ -218,13 +246,13 @@ async fn a_slow_but_steady_upload_within_the_minimum_rate_succeeds() {
 
 #[tokio::test]
 async fn with_the_cap_filled_by_silent_sockets_a_push_gets_in_after_the_deadline() {
-    let (_dir, server) = start(&["--max-connections", "8", "--max-connections-per-ip", "0"]);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    let token = dev_token(&http, &server.base, "alice").await;
-    let ws = workspace(&server, &http, &token).await;
+    let Gateway {
+        _dir,
+        server,
+        http,
+        token,
+        ws,
+    } = gateway(&["--max-connections", "8", "--max-connections-per-ip", "0"]).await;
     let mut silent = Vec::new();
     for _ in 0..8 {
         silent.push(TcpStream::connect(addr(&server)).await.unwrap());
@@ -313,10 +341,13 @@ async fn next_text(socket: &mut Socket, wait: Duration, pings: &mut u32) -> Opti
 
 #[tokio::test]
 async fn an_idle_subscriber_that_answers_pings_stays_past_every_deadline() {
-    let (_dir, server) = start(&[]);
-    let http = reqwest::Client::new();
-    let token = dev_token(&http, &server.base, "alice").await;
-    let ws = workspace(&server, &http, &token).await;
+    let Gateway {
+        _dir,
+        server,
+        http,
+        token,
+        ws,
+    } = gateway(&[]).await;
     let mut socket = subscribe(&server, &ws, &token).await;
     hello(&mut socket).await;
     let mut pings = 0;
@@ -342,10 +373,13 @@ async fn an_idle_subscriber_that_answers_pings_stays_past_every_deadline() {
 
 #[tokio::test]
 async fn a_subscriber_that_never_answers_is_closed_at_the_subscriber_deadline() {
-    let (_dir, server) = start(&[]);
-    let http = reqwest::Client::new();
-    let token = dev_token(&http, &server.base, "alice").await;
-    let ws = workspace(&server, &http, &token).await;
+    let Gateway {
+        _dir,
+        server,
+        http: _,
+        token,
+        ws,
+    } = gateway(&[]).await;
     let mut socket = subscribe(&server, &ws, &token).await;
     hello(&mut socket).await;
     // Not reading: no pong goes back.
@@ -365,10 +399,13 @@ async fn a_subscriber_that_never_answers_is_closed_at_the_subscriber_deadline() 
 
 #[tokio::test]
 async fn a_subscriber_that_never_says_hello_is_closed_at_the_hello_deadline() {
-    let (_dir, server) = start(&[]);
-    let http = reqwest::Client::new();
-    let token = dev_token(&http, &server.base, "alice").await;
-    let ws = workspace(&server, &http, &token).await;
+    let Gateway {
+        _dir,
+        server,
+        http: _,
+        token,
+        ws,
+    } = gateway(&[]).await;
     let opened = Instant::now();
     let mut socket = subscribe(&server, &ws, &token).await;
     let mut pings = 0;
