@@ -63,9 +63,10 @@ pub fn timeout_error(timeouts: &Timeouts) -> ApiError {
 struct DeadlineBody {
     inner: Body,
     timeouts: Timeouts,
-    started: Option<Instant>,
     received: u64,
-    deadline: Pin<Box<Sleep>>,
+    /// When the handler first read the body, and the deadline since; a
+    /// body never read costs no timer.
+    clock: Option<(Instant, Pin<Box<Sleep>>)>,
 }
 
 impl DeadlineBody {
@@ -73,20 +74,20 @@ impl DeadlineBody {
         DeadlineBody {
             inner,
             timeouts,
-            started: None,
             received: 0,
-            deadline: Box::pin(tokio::time::sleep(timeouts.body)),
+            clock: None,
         }
     }
+}
 
-    /// `body`, plus a second per `min_body_bytes_per_sec` bytes received.
-    fn allowed(&self) -> Duration {
-        let earned = match self.timeouts.min_body_bytes_per_sec {
-            0 => Duration::ZERO,
-            rate => Duration::from_secs_f64(self.received as f64 / rate as f64),
-        };
-        self.timeouts.body + earned
-    }
+/// The time a body may take once `received` bytes are in: `body`, plus a
+/// second per `min_body_bytes_per_sec` bytes.
+fn allowed(timeouts: Timeouts, received: u64) -> Duration {
+    let earned = match timeouts.min_body_bytes_per_sec {
+        0 => Duration::ZERO,
+        rate => Duration::from_secs_f64(received as f64 / rate as f64),
+    };
+    timeouts.body + earned
 }
 
 impl http_body::Body for DeadlineBody {
@@ -98,22 +99,21 @@ impl http_body::Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
-        let started = *this.started.get_or_insert_with(|| {
-            let now = Instant::now();
-            this.deadline.as_mut().reset(now + this.timeouts.body);
-            now
-        });
+        let body = this.timeouts.body;
+        let (started, deadline) = this
+            .clock
+            .get_or_insert_with(|| (Instant::now(), Box::pin(tokio::time::sleep(body))));
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
-                    let deadline = started + this.allowed();
-                    this.deadline.as_mut().reset(deadline);
+                    let until = *started + allowed(this.timeouts, this.received);
+                    deadline.as_mut().reset(until);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
+                if deadline.as_mut().poll(cx).is_ready() {
                     metrics::counter!("or3_connections_closed_total", "reason" => "body_timeout")
                         .increment(1);
                     return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
