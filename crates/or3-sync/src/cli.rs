@@ -252,6 +252,10 @@ pub struct TimeoutArgs {
     /// server pings every third of it, so an honest client is never cut off.
     #[arg(long, env = "OR3_SYNC_SUBSCRIBER_TIMEOUT_SECS", default_value = "75", value_parser = seconds)]
     pub subscriber_timeout_secs: Duration,
+    /// Longest the server waits, with no progress, for a client to read what
+    /// it is sent (a response, a stream).
+    #[arg(long, env = "OR3_SYNC_WRITE_STALL_TIMEOUT_SECS", default_value = "30", value_parser = seconds)]
+    pub write_stall_timeout_secs: Duration,
 }
 
 /// A positive number of seconds, fractions allowed.

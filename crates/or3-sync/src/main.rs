@@ -322,6 +322,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             min_body_bytes_per_sec: args.timeouts.min_body_bytes_per_sec,
             hello: args.timeouts.hello_timeout_secs,
             subscriber: args.timeouts.subscriber_timeout_secs,
+            write_stall: args.timeouts.write_stall_timeout_secs,
         },
         max_subscriptions_per_user: args.max_subscriptions_per_user,
         rate_limits: sync_server::rate_limit::RateLimitConfig {

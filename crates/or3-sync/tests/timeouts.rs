@@ -21,6 +21,7 @@ const BODY: f64 = 1.0;
 const MIN_BODY_RATE: u64 = 1000;
 const HELLO: f64 = 1.0;
 const SUBSCRIBER: f64 = 3.0;
+const WRITE_STALL: f64 = 1.0;
 /// Longer than any of them.
 const PAST_EVERY_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -33,6 +34,7 @@ fn start(extra: &[&str]) -> (tempfile::TempDir, Server) {
         ("--min-body-bytes-per-sec", MIN_BODY_RATE.to_string()),
         ("--hello-timeout-secs", HELLO.to_string()),
         ("--subscriber-timeout-secs", SUBSCRIBER.to_string()),
+        ("--write-stall-timeout-secs", WRITE_STALL.to_string()),
     ]
     .into_iter()
     .flat_map(|(flag, value)| [flag.to_owned(), value])
@@ -420,4 +422,48 @@ async fn a_subscriber_that_never_says_hello_is_closed_at_the_hello_deadline() {
         "{elapsed:?}"
     );
     assert_eq!(closed_by(&server, "hello_timeout").await, 1);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_response_is_let_go_at_the_write_stall_deadline() {
+    let Gateway {
+        _dir,
+        server,
+        http,
+        token,
+        ws,
+    } = gateway(&[]).await;
+    // About 6 MB of records: more than the socket buffers on both sides hold.
+    let (status, reply) = post(
+        &http,
+        format!("{}/v1/workspaces/{ws}/push", server.base),
+        Some(&token),
+        push_body(0..500, 12_000),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket
+        .connect(addr(&server).parse().unwrap())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /v1/workspaces/{ws}/snapshot?limit=1000 HTTP/1.1\r\nHost: {}\r\n\
+         Authorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        addr(&server)
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // Never reading; the server gives up on the write after the deadline.
+    let until = Instant::now() + Duration::from_secs_f64(WRITE_STALL + 10.0);
+    while closed_by(&server, "write_stall").await == 0 {
+        assert!(
+            Instant::now() < until,
+            "the stalled response still holds its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut received = Vec::new();
+    let _ = tcp.read_to_end(&mut received).await;
+    assert!(received.len() < 6_000_000, "the response was cut off");
 }

@@ -24,6 +24,9 @@ pub struct Timeouts {
     /// Longest a WebSocket subscriber may stay silent (pongs count); the
     /// server pings every third of it.
     pub subscriber: Duration,
+    /// Longest a write may wait for the client to read (a response, a
+    /// stream's frames) without any progress.
+    pub write_stall: Duration,
 }
 
 impl Timeouts {
@@ -44,6 +47,7 @@ impl Default for Timeouts {
             min_body_bytes_per_sec: 4096,
             hello: Duration::from_secs(10),
             subscriber: Duration::from_secs(75),
+            write_stall: Duration::from_secs(30),
         }
     }
 }

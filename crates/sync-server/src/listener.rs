@@ -2,8 +2,10 @@
 //! Over a cap, a new connection is answered with a 503 `too_many_connections`
 //! and closed, instead of waiting unseen in the kernel's backlog. Every
 //! accepted socket gets `TCP_NODELAY` (Nagle would delay small realtime
-//! frames) and a deadline for its first byte: a client that connects and
-//! says nothing gives its slot back after `first_byte_timeout`.
+//! frames), a deadline for its first byte (a client that connects and says
+//! nothing gives its slot back after `first_byte_timeout`), and one for a
+//! stalled write (a client that stops reading what it asked for, a big page
+//! or a stream, is let go after `write_stall_timeout` without progress).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +33,8 @@ pub struct ListenerLimits {
     pub max_connections_per_ip: usize,
     /// Longest wait, after accept, for a connection's first byte.
     pub first_byte_timeout: Duration,
+    /// Longest a write may wait for the client to read.
+    pub write_stall_timeout: Duration,
 }
 
 /// Open connections per client IP, under the per-IP cap.
@@ -76,6 +80,8 @@ impl LimitedListener {
                         LimitedStream {
                             stream,
                             first_byte: Some(first_byte),
+                            write_stall_timeout: self.limits.write_stall_timeout,
+                            stalled: None,
                             _slot: slot,
                         },
                         addr,
@@ -149,7 +155,38 @@ pub struct LimitedStream {
     stream: TcpStream,
     /// Armed until the first byte arrives.
     first_byte: Option<Pin<Box<Sleep>>>,
+    write_stall_timeout: Duration,
+    /// Armed while a write waits for the client to read.
+    stalled: Option<Pin<Box<Sleep>>>,
     _slot: Slot,
+}
+
+impl LimitedStream {
+    /// Passes a write's outcome on; a write that has waited past the
+    /// deadline without progress fails with `TimedOut`.
+    fn unless_stalled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if write.is_ready() {
+            self.stalled = None;
+            return write;
+        }
+        let timeout = self.write_stall_timeout;
+        let deadline = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            metrics::counter!("or3_connections_closed_total", "reason" => "write_stall")
+                .increment(1);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
 }
 
 impl AsyncRead for LimitedStream {
@@ -187,11 +224,13 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let write = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.unless_stalled(cx, write)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let flush = Pin::new(&mut self.stream).poll_flush(cx);
+        self.unless_stalled(cx, flush)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -203,7 +242,8 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let write = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.unless_stalled(cx, write)
     }
 
     fn is_write_vectored(&self) -> bool {

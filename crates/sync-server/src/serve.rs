@@ -35,6 +35,7 @@ pub async fn run(
             max_connections: state.config.max_connections,
             max_connections_per_ip: state.config.max_connections_per_ip,
             first_byte_timeout: timeouts.first_byte,
+            write_stall_timeout: timeouts.write_stall,
         },
     );
     crate::rate_limit::spawn_janitor(state.rate_limits.clone());
