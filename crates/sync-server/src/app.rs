@@ -170,7 +170,10 @@ pub async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(body, config.max_body_bytes)
         .await
-        .map_err(|_| {
+        .map_err(|e| {
+            if crate::body_deadline::timed_out(&e) {
+                return crate::body_deadline::timeout_error(&config.timeouts);
+            }
             ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -226,10 +229,25 @@ fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
     false
 }
 
-/// Parses a URL query string into `T`, naming the bad field on failure.
+/// Parses a URL query string into `T`, naming the bad parameter in `field`
+/// (an unknown, repeated or malformed one).
 pub fn parse_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
-        ApiError::bad_request("invalid_query", "query", format!("bad query string: {e}"))
+    let raw = raw.unwrap_or("").as_bytes();
+    let mut seen = std::collections::HashSet::new();
+    if let Some((name, _)) =
+        form_urlencoded::parse(raw).find(|(name, _)| !seen.insert(name.clone()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            &name,
+            format!("`{name}` is given more than once"),
+        ));
+    }
+    let parameters = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
+    serde_path_to_error::deserialize(parameters).map_err(|e| {
+        let field = e.path().to_string();
+        let message = format!("bad query parameter `{field}`: {}", e.inner());
+        ApiError::bad_request("invalid_query", &field, message)
     })
 }
 
@@ -316,25 +334,26 @@ pub fn router(state: AppState) -> Router {
     // the web app (a single-page app: unknown paths get its index.html).
     api = api.route("/v1/{*rest}", axum::routing::any(routes::health::not_found));
     let api = match &state.config.static_dir {
-        Some(dir) => api.fallback_service(
-            tower_http::services::ServeDir::new(dir)
-                .fallback(tower_http::services::ServeFile::new(dir.join("index.html"))),
-        ),
+        Some(dir) => {
+            let files = routes::web_app::files(dir);
+            api.fallback(move |request: Request| routes::web_app::serve(files.clone(), request))
+        }
         None => api.fallback(routes::health::not_found),
     };
     let cors = cors_layer(&state.config.allowed_origins);
-    api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::rate_limit::limit,
-    ))
-    .layer(axum::middleware::from_fn(record_metrics))
-    .layer(cors)
-    // An `x-request-id` on every request and response (kept when the client
-    // sends one), named by the request's tracing span.
-    .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
-    .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-    .with_state(state)
+    api.layer(crate::body_deadline::layer(state.config.timeouts))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit,
+        ))
+        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(cors)
+        // An `x-request-id` on every request and response (kept when the client
+        // sends one), named by the request's tracing span.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
 }
 
 #[cfg(test)]

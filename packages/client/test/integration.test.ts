@@ -469,7 +469,7 @@ describe('rescan', () => {
 });
 
 describe('telemetry against the server', () => {
-  it('each run writes one sync_runs row and emits one sync.stats:action', async () => {
+  it('each run writes one _or3sync_runs row and emits one sync.stats:action', async () => {
     const { workspaceId } = await sharedWorkspace();
     const alice = await client(workspaceId, 'alice');
     const engine = await alice.open();

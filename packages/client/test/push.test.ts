@@ -297,7 +297,7 @@ describe('push loop', () => {
 });
 
 describe('telemetry', () => {
-  it('every run writes a sync_runs row and emits sync.stats:action', async () => {
+  it('every run writes a _or3sync_runs row and emits sync.stats:action', async () => {
     const { provider, engine, db } = await setup();
     const stats: SyncStats[] = [];
     engine.on('sync.stats:action', (s) => stats.push(s));

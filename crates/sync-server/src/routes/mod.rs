@@ -7,6 +7,7 @@ pub mod members;
 pub mod push;
 pub mod records;
 pub mod snapshot;
+pub mod web_app;
 pub mod workspaces;
 
 use crate::app::parse_workspace_id;
