@@ -8,28 +8,26 @@
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 
+mod push;
+
 use super::{
-    Access, ChangesBatch, ChangesQuery, DevicePosition, OpOutcome, PushOutcome, SnapshotBatch,
-    SnapshotQuery, Store, StoreError, StoredVersion,
+    Access, ChangesBatch, ChangesQuery, DevicePosition, PushOutcome, SnapshotBatch, SnapshotQuery,
+    Store, StoreError,
 };
 use super::{ChangeSink, GcReport, LoggedChange};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
-use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use sync_core::commit::committed_row;
 use sync_core::retention::{
     device_active_since, min_retention_cutoff, plan_purge, PurgePlan, RetentionPolicy,
     WorkspaceLogState,
 };
-use sync_core::scope::{
-    logged_scope, project_id_of, table_scope, thread_id_of, LoggedScope, TableScope,
-};
+use sync_core::scope::LoggedScope;
 use sync_core::validate::Operation;
 use sync_core::wire::stored_json;
-use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
-use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
+use sync_core::wire::{ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 
 /// Log entries deleted per GC transaction, so a pass never holds the writer long.
 pub const GC_BATCH: u64 = 2_000;
@@ -300,221 +298,6 @@ fn require(
         }));
     }
     Ok(role)
-}
-
-/// The stored state of one record, as the push path needs it.
-struct CurrentRecord {
-    version: StoredVersion,
-    payload_text: Option<String>,
-    project_id: Option<String>,
-    thread_id: Option<String>,
-}
-
-fn current_record(
-    tx: &Transaction<'_>,
-    ws: &str,
-    table: &str,
-    pk: &str,
-) -> Result<Option<CurrentRecord>, StoreError> {
-    tx.prepare_cached(
-        "SELECT clock, hlc, op_id, server_version, deleted, payload, project_id, thread_id
-         FROM records WHERE workspace_id = ?1 AND table_name = ?2 AND pk = ?3",
-    )
-    .and_then(|mut s| {
-        s.query_row([ws, table, pk], |r| {
-            let payload_text: Option<String> = r.get(5)?;
-            Ok(CurrentRecord {
-                version: StoredVersion {
-                    stamp: Stamp {
-                        clock: r.get::<_, i64>(0)? as u64,
-                        hlc: r.get(1)?,
-                        op_id: r.get(2)?,
-                    },
-                    server_version: r.get::<_, i64>(3)? as u64,
-                    deleted: r.get(4)?,
-                    payload: stored_json(payload_text.clone()),
-                },
-                payload_text,
-                project_id: r.get(6)?,
-                thread_id: r.get(7)?,
-            })
-        })
-        .optional()
-    })
-    .map_err(internal)
-}
-
-fn thread_project(
-    tx: &Transaction<'_>,
-    ws: &str,
-    thread_id: &str,
-) -> Result<Option<String>, StoreError> {
-    tx.prepare_cached(
-        "SELECT project_id FROM records WHERE workspace_id = ?1 AND table_name = 'threads' AND pk = ?2",
-    )
-    .and_then(|mut s| {
-        s.query_row([ws, thread_id], |r| r.get::<_, Option<String>>(0))
-            .optional()
-    })
-    .map(Option::flatten)
-    .map_err(internal)
-}
-
-fn has_messages(tx: &Transaction<'_>, ws: &str, thread_id: &str) -> Result<bool, StoreError> {
-    tx.prepare_cached(
-        "SELECT 1 FROM records WHERE workspace_id = ?1 AND thread_id = ?2 AND table_name = 'messages' LIMIT 1",
-    )
-    .and_then(|mut s| s.exists([ws, thread_id]))
-    .map_err(internal)
-}
-
-/// Applies one valid op inside the push transaction.
-fn apply_op(
-    tx: &Transaction<'_>,
-    tables: &TableConfig,
-    ws: &str,
-    op: &ValidOp,
-    head: &mut ServerVersion,
-    now_ms: u64,
-    changes: &mut Vec<LoggedChange>,
-) -> Result<OpOutcome, StoreError> {
-    let known: Option<i64> = tx
-        .prepare_cached(
-            "SELECT server_version FROM applied_ops WHERE workspace_id = ?1 AND op_id = ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row([ws, op.op_id.as_str()], |r| r.get(0))
-                .optional()
-        })
-        .map_err(internal)?;
-    if let Some(version) = known {
-        return Ok(OpOutcome::Duplicate(Some(version as u64)));
-    }
-    let current = current_record(tx, ws, &op.table_name, &op.pk)?;
-    if let Some(current) = &current {
-        match op.stamp().compare(&current.version.stamp) {
-            std::cmp::Ordering::Equal => {
-                return Ok(OpOutcome::Duplicate(Some(current.version.server_version)))
-            }
-            std::cmp::Ordering::Less => return Ok(OpOutcome::Superseded(current.version.clone())),
-            std::cmp::Ordering::Greater => {}
-        }
-    }
-
-    let pk_field = tables.pk_field(&op.table_name).unwrap_or("id");
-    let previous_row = current
-        .as_ref()
-        .and_then(|c| c.payload_text.as_deref())
-        .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok());
-    let row = committed_row(op, previous_row, pk_field);
-    let scope_kind = table_scope(&op.table_name);
-    let thread_id = match scope_kind {
-        TableScope::ThreadProject => thread_id_of(&row).map(str::to_owned),
-        _ => None,
-    };
-    let project_id = match scope_kind {
-        TableScope::Workspace => None,
-        TableScope::OwnProject => project_id_of(&row).map(str::to_owned),
-        TableScope::ThreadProject => match &thread_id {
-            Some(thread) => thread_project(tx, ws, thread)?,
-            None => None,
-        },
-    };
-    // A new thread whose messages arrived first was outside every project
-    // until now: log it as moving in, so its project's clients rescan.
-    let previous_project = match (&current, scope_kind) {
-        (Some(c), _) => Some(c.project_id.as_deref()),
-        (None, TableScope::OwnProject) if has_messages(tx, ws, &op.pk)? => Some(None),
-        _ => None,
-    };
-    let scope = logged_scope(scope_kind, project_id.as_deref(), previous_project);
-    let payload = Value::Object(row).to_string();
-    let deleted = op.is_tombstone();
-    let operation = if deleted {
-        Operation::Delete
-    } else {
-        Operation::Put
-    };
-    *head += 1;
-    let version = *head as i64;
-    let hlc = op.hlc.to_string();
-
-    tx.prepare_cached(
-        "INSERT INTO change_log (workspace_id, server_version, table_name, pk, operation, payload,
-             clock, hlc, op_id, device_id, scoped, project_id, prev_project_id, scope_change, committed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            ws,
-            version,
-            op.table_name,
-            op.pk,
-            operation.as_str(),
-            payload,
-            op.clock as i64,
-            hlc,
-            op.op_id.as_str(),
-            op.device_id.as_str(),
-            scope.scoped,
-            scope.project_id,
-            scope.prev_project_id,
-            scope.scope_change,
-            now_ms as i64,
-        ])
-    })
-    .map_err(internal)?;
-    tx.prepare_cached(
-        "INSERT INTO records (workspace_id, table_name, pk, clock, hlc, op_id, server_version, deleted,
-             payload, scope_kind, project_id, thread_id, committed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (workspace_id, table_name, pk) DO UPDATE SET
-             clock = excluded.clock, hlc = excluded.hlc, op_id = excluded.op_id,
-             server_version = excluded.server_version, deleted = excluded.deleted,
-             payload = excluded.payload, scope_kind = excluded.scope_kind,
-             project_id = excluded.project_id, thread_id = excluded.thread_id,
-             committed_at = excluded.committed_at",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            ws,
-            op.table_name,
-            op.pk,
-            op.clock as i64,
-            hlc,
-            op.op_id.as_str(),
-            version,
-            deleted,
-            payload,
-            scope_kind as i64,
-            project_id,
-            thread_id.or_else(|| current.as_ref().and_then(|c| c.thread_id.clone())),
-            now_ms as i64,
-        ])
-    })
-    .map_err(internal)?;
-    tx.prepare_cached(
-        "INSERT INTO applied_ops (workspace_id, op_id, server_version, committed_at) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .and_then(|mut s| s.execute(params![ws, op.op_id.as_str(), version, now_ms as i64]))
-    .map_err(internal)?;
-
-    changes.push(LoggedChange {
-        change: Change {
-            server_version: *head,
-            table_name: op.table_name.clone(),
-            pk: op.pk.clone(),
-            operation,
-            payload: stored_json(Some(payload)),
-            clock: op.clock,
-            hlc,
-            op_id: op.op_id.as_str().to_owned(),
-            device_id: op.device_id.as_str().to_owned(),
-            scope_change: scope.scope_change,
-        },
-        scope,
-    });
-    Ok(OpOutcome::Applied(*head))
 }
 
 fn workspace_positions(
@@ -870,34 +653,8 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(internal)?;
             require(&tx, &ws, &access, Role::Editor)?;
-            let (start, _) = workspace_positions(&tx, ws.as_str())?;
-            let mut head = start;
-            let mut changes = Vec::new();
-            let mut outcomes = Vec::with_capacity(ops.len());
-            for op in &ops {
-                outcomes.push(apply_op(
-                    &tx,
-                    tables,
-                    ws.as_str(),
-                    op,
-                    &mut head,
-                    now_ms,
-                    &mut changes,
-                )?);
-            }
-            if head != start {
-                tx.execute(
-                    "UPDATE workspaces SET head = ?2 WHERE id = ?1",
-                    params![ws.as_str(), head as i64],
-                )
-                .map_err(internal)?;
-                tx.commit().map_err(internal)?;
-            }
-            Ok(PushOutcome {
-                outcomes,
-                server_version: head,
-                changes,
-            })
+            let (head, _) = workspace_positions(&tx, ws.as_str())?;
+            push::push(tx, tables, &ws, head, &ops, now_ms)
         })
         .await
     }
