@@ -4,8 +4,19 @@
 //! ([`sqlite::SqliteStore`]) is the embedded default; Postgres
 //! ([`postgres::PostgresStore`]) is shared by several gateway nodes.
 
+pub(crate) mod gc;
+mod page;
 pub mod postgres;
 pub mod sqlite;
+
+pub(crate) use page::ChangesPage;
+
+/// Log entries deleted per GC transaction, so a pass never holds a writer long.
+pub const GC_BATCH: u64 = 2_000;
+/// Most payload bytes one pull page carries (at least one change is always sent).
+pub const MAX_PAGE_PAYLOAD_BYTES: usize = 4 << 20;
+/// How many log entries a filtered pull examines at most.
+pub const MAX_EXAMINED_ENTRIES: u64 = 10_000;
 
 use async_trait::async_trait;
 use sync_core::retention::RetentionPolicy;

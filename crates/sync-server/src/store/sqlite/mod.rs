@@ -7,104 +7,32 @@
 //! see [`Synchronous`]). Reads use a small pool of their own
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
+//!
+//! This file is the `Store` impl (one short method per contract item) and the
+//! access checks it runs in each transaction; the work is in `push.rs`,
+//! `read.rs`, `gc.rs` and `schema.rs`.
 
+mod gc;
 mod push;
+mod read;
+mod schema;
+
+use read::{read_changes, read_log_since, read_snapshot, record_from_row};
+pub use schema::migrate;
+use schema::open_connection;
 
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, PushOutcome, SnapshotBatch, SnapshotQuery,
     Store, StoreError,
 };
-use super::{ChangeSink, GcReport, LoggedChange};
+use super::{GcReport, LoggedChange};
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use sync_core::retention::{
-    device_active_since, min_retention_cutoff, plan_purge, PurgePlan, RetentionPolicy,
-    WorkspaceLogState,
-};
-use sync_core::scope::LoggedScope;
-use sync_core::validate::Operation;
-use sync_core::wire::stored_json;
-use sync_core::wire::{ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::retention::RetentionPolicy;
+use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
-
-/// Log entries deleted per GC transaction, so a pass never holds the writer long.
-pub const GC_BATCH: u64 = 2_000;
-
-/// Most payload bytes one pull page carries (at least one change is always sent).
-pub const MAX_PAGE_PAYLOAD_BYTES: usize = 4 << 20;
-/// How many log entries a filtered pull examines at most.
-pub const MAX_EXAMINED_ENTRIES: u64 = 10_000;
-
-/// Versioned schema migrations; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
-CREATE TABLE workspaces (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    head INTEGER NOT NULL DEFAULT 0,
-    oldest_retained_version INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE members (
-    workspace_id TEXT NOT NULL REFERENCES workspaces(id),
-    user_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, user_id)
-) WITHOUT ROWID;
-CREATE INDEX members_by_user ON members(user_id);
-CREATE TABLE records (
-    workspace_id TEXT NOT NULL,
-    table_name TEXT NOT NULL,
-    pk TEXT NOT NULL,
-    clock INTEGER NOT NULL,
-    hlc TEXT NOT NULL,
-    op_id TEXT NOT NULL,
-    server_version INTEGER NOT NULL,
-    deleted INTEGER NOT NULL,
-    payload TEXT,
-    scope_kind INTEGER NOT NULL,
-    project_id TEXT,
-    thread_id TEXT,
-    committed_at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, table_name, pk)
-) WITHOUT ROWID;
-CREATE INDEX records_by_thread ON records(workspace_id, thread_id) WHERE thread_id IS NOT NULL;
-CREATE INDEX records_tombstone_payloads ON records(workspace_id, committed_at)
-    WHERE deleted = 1 AND payload IS NOT NULL;
-CREATE TABLE change_log (
-    workspace_id TEXT NOT NULL,
-    server_version INTEGER NOT NULL,
-    table_name TEXT NOT NULL,
-    pk TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    payload TEXT,
-    clock INTEGER NOT NULL,
-    hlc TEXT NOT NULL,
-    op_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    scoped INTEGER NOT NULL,
-    project_id TEXT,
-    prev_project_id TEXT,
-    scope_change INTEGER NOT NULL,
-    committed_at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, server_version)
-) WITHOUT ROWID;
-CREATE TABLE applied_ops (
-    workspace_id TEXT NOT NULL,
-    op_id TEXT NOT NULL,
-    server_version INTEGER NOT NULL,
-    committed_at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, op_id)
-) WITHOUT ROWID;
-CREATE TABLE device_positions (
-    workspace_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    cursor INTEGER NOT NULL,
-    seen_at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, device_id)
-) WITHOUT ROWID;
-"#];
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -209,49 +137,6 @@ impl SqliteStore {
     }
 }
 
-/// Opens the writer (with its commit durability) or a read-only reader (`None`).
-fn open_connection(path: &Path, writer: Option<Synchronous>) -> Result<Connection, StoreError> {
-    let flags = if writer.is_some() {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(unavailable)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(internal)?;
-    if let Some(synchronous) = writer {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(internal)?;
-        conn.pragma_update(None, "synchronous", synchronous.pragma())
-            .map_err(internal)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(internal)?;
-    }
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
-}
-
-/// Applies every migration newer than the database's `user_version`.
-pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
-    let current: usize = conn
-        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-        .map_err(internal)? as usize;
-    if current > MIGRATIONS.len() {
-        return Err(StoreError::Internal(format!(
-            "database schema version {current} is newer than this binary knows ({})",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction().map_err(internal)?;
-        tx.execute_batch(sql).map_err(internal)?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64)
-            .map_err(internal)?;
-        tx.commit().map_err(internal)?;
-    }
-    Ok(MIGRATIONS.len() - current)
-}
-
 fn internal(e: rusqlite::Error) -> StoreError {
     StoreError::Internal(e.to_string())
 }
@@ -311,199 +196,6 @@ fn workspace_positions(
             })
         })
         .map_err(internal)
-}
-
-fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordVersion> {
-    Ok(RecordVersion {
-        table_name: r.get(0)?,
-        pk: r.get(1)?,
-        payload: stored_json(r.get(2)?),
-        deleted: r.get(3)?,
-        clock: r.get::<_, i64>(4)? as u64,
-        hlc: r.get(5)?,
-        op_id: r.get(6)?,
-        server_version: r.get::<_, i64>(7)? as u64,
-    })
-}
-
-/// The columns every change read selects, in [`change_json_from_row`]'s order.
-const CHANGE_COLUMNS: &str =
-    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
-
-/// One row of [`CHANGE_COLUMNS`], borrowed. The payload is JSON this server
-/// validated and stored: its bytes are taken as they are, not checked again.
-fn change_json_from_row<'r>(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<ChangeJson<'r>> {
-    let text = |i: usize| -> rusqlite::Result<&'r str> {
-        r.get_ref(i)?.as_str().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-        })
-    };
-    let payload = match r.get_ref(4)? {
-        rusqlite::types::ValueRef::Null => None,
-        rusqlite::types::ValueRef::Text(bytes) => Some(bytes),
-        _ => Some(text(4)?.as_bytes()),
-    };
-    Ok(ChangeJson {
-        server_version: r.get::<_, i64>(0)? as u64,
-        table_name: text(1)?,
-        pk: text(2)?,
-        operation: if text(3)? == "delete" {
-            Operation::Delete
-        } else {
-            Operation::Put
-        },
-        payload,
-        clock: r.get::<_, i64>(5)? as u64,
-        hlc: text(6)?,
-        op_id: text(7)?,
-        device_id: text(8)?,
-        scope_change: r.get(9)?,
-    })
-}
-
-fn read_log_since(
-    conn: &mut Connection,
-    ws: &str,
-    after: ServerVersion,
-    limit: usize,
-) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
-    let (head, _) = workspace_positions(&tx, ws)?;
-    let mut stmt = tx
-        .prepare_cached(&format!(
-            "SELECT {CHANGE_COLUMNS}, scoped, project_id, prev_project_id FROM change_log
-             WHERE workspace_id = ?1 AND server_version > ?2 ORDER BY server_version LIMIT ?3"
-        ))
-        .map_err(internal)?;
-    let entries = stmt
-        .query_map(params![ws, after as i64, limit as i64], |r| {
-            let change = change_json_from_row(r)?.to_change();
-            Ok(LoggedChange {
-                scope: LoggedScope {
-                    scoped: r.get(10)?,
-                    project_id: r.get(11)?,
-                    prev_project_id: r.get(12)?,
-                    scope_change: change.scope_change,
-                },
-                change,
-            })
-        })
-        .map_err(internal)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(internal)?;
-    Ok((entries, head))
-}
-
-fn read_changes<C: ChangeSink>(
-    conn: &mut Connection,
-    ws: &WorkspaceId,
-    access: &Access,
-    query: &ChangesQuery,
-) -> Result<ChangesBatch<C>, StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
-    require(&tx, ws, access, Role::Viewer)?;
-    let (head, oldest) = workspace_positions(&tx, ws.as_str())?;
-    if query.cursor + 1 < oldest || query.cursor > head {
-        return Err(StoreError::CursorExpired {
-            oldest_retained_version: oldest,
-        });
-    }
-    let window_end = match query.project_id {
-        Some(_) => head.min(query.cursor.saturating_add(MAX_EXAMINED_ENTRIES)),
-        None => head,
-    };
-    let mut stmt = tx
-        .prepare_cached(&format!(
-            "SELECT {CHANGE_COLUMNS} FROM change_log
-             WHERE workspace_id = ?1 AND server_version > ?2 AND server_version <= ?3
-               AND (?4 IS NULL OR scoped = 0 OR project_id = ?4 OR prev_project_id = ?4)
-             ORDER BY server_version LIMIT ?5"
-        ))
-        .map_err(internal)?;
-    let mut rows = stmt
-        .query(params![
-            ws.as_str(),
-            query.cursor as i64,
-            window_end as i64,
-            query.project_id,
-            query.limit as i64 + 1,
-        ])
-        .map_err(internal)?;
-    let mut changes = C::default();
-    let mut bytes = 0usize;
-    let mut last = None;
-    let mut full = false;
-    while let Some(r) = rows.next().map_err(internal)? {
-        if changes.count() == query.limit
-            || (bytes >= MAX_PAGE_PAYLOAD_BYTES && changes.count() > 0)
-        {
-            full = true;
-            break;
-        }
-        let change = change_json_from_row(r).map_err(internal)?;
-        bytes += change.payload_len();
-        last = Some(change.server_version);
-        changes.take(change);
-    }
-    let cursor = match (full, last) {
-        (true, Some(last)) => last,
-        _ => window_end.max(query.cursor),
-    };
-    Ok(ChangesBatch {
-        has_more: cursor < head,
-        changes,
-        cursor,
-        oldest_retained_version: oldest,
-    })
-}
-
-fn read_snapshot(
-    conn: &mut Connection,
-    ws: &WorkspaceId,
-    access: &Access,
-    query: &SnapshotQuery,
-) -> Result<SnapshotBatch, StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
-    require(&tx, ws, access, Role::Viewer)?;
-    let snapshot_version = match query.snapshot_version {
-        Some(version) => version,
-        None => workspace_positions(&tx, ws.as_str())?.0,
-    };
-    let (after_table, after_pk) = query.after.clone().unwrap_or_default();
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version
-             FROM records r
-             WHERE r.workspace_id = ?1 AND (r.table_name, r.pk) > (?2, ?3)
-               AND (?4 IS NULL OR r.scope_kind = 0
-                    OR (r.scope_kind = 1 AND r.project_id = ?4)
-                    OR (r.scope_kind = 2 AND EXISTS (
-                        SELECT 1 FROM records t WHERE t.workspace_id = r.workspace_id
-                          AND t.table_name = 'threads' AND t.pk = r.thread_id AND t.project_id = ?4)))
-             ORDER BY r.table_name, r.pk LIMIT ?5",
-        )
-        .map_err(internal)?;
-    let mut items = stmt
-        .query_map(
-            params![
-                ws.as_str(),
-                after_table,
-                after_pk,
-                query.project_id,
-                query.limit as i64 + 1
-            ],
-            record_from_row,
-        )
-        .map_err(internal)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(internal)?;
-    let has_more = items.len() > query.limit;
-    items.truncate(query.limit);
-    Ok(SnapshotBatch {
-        snapshot_version,
-        items,
-        has_more,
-    })
 }
 
 #[async_trait]
@@ -780,59 +472,7 @@ impl Store for SqliteStore {
         now_ms: u64,
         dry_run: bool,
     ) -> Result<GcReport, StoreError> {
-        let ws = ws.clone();
-        let policy = *policy;
-        let (state, tombstones, purgeable_tombstones) = self
-            .read({
-                let ws = ws.clone();
-                move |conn| log_state(conn, ws.as_str(), &policy, now_ms)
-            })
-            .await?;
-        let plan = plan_purge(state, &policy, now_ms);
-        let (mut log_purged, mut ops_purged, mut tombstones_purged) = (0, 0, 0);
-        if dry_run {
-            log_purged = plan.log_horizon - state.purged_through;
-            ops_purged = log_purged;
-            tombstones_purged = purgeable_tombstones;
-        } else {
-            // Each batch is its own transaction on the writer, so pushes
-            // interleave with a long pass. The new oldest version is
-            // committed first: a reader never sees a log with a hole.
-            let ws_text = ws.to_string();
-            if plan.log_horizon > state.purged_through {
-                let w = ws_text.clone();
-                self.write(move |conn, _| raise_oldest_retained(conn, &w, plan.log_horizon))
-                    .await?;
-            }
-            let mut start = state.purged_through;
-            while start < plan.log_horizon {
-                let end = (start + GC_BATCH).min(plan.log_horizon);
-                let w = ws_text.clone();
-                let (log, ops) = self
-                    .write(move |conn, _| purge_log_batch(conn, &w, start, end))
-                    .await?;
-                log_purged += log;
-                ops_purged += ops;
-                start = end;
-            }
-            loop {
-                let w = ws_text.clone();
-                let n = self
-                    .write(move |conn, _| purge_tombstone_batch(conn, &w, &plan))
-                    .await?;
-                tombstones_purged += n;
-                if n < GC_BATCH {
-                    break;
-                }
-            }
-        }
-        Ok(GcReport::of_pass(
-            &ws,
-            &state,
-            &plan,
-            (log_purged, ops_purged, tombstones_purged),
-            tombstones,
-        ))
+        crate::store::gc::collect_garbage(self, ws, policy, now_ms, dry_run).await
     }
 
     async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {
@@ -840,142 +480,6 @@ impl Store for SqliteStore {
         self.read(move |conn| workspace_positions(conn, ws.as_str()).map(|(head, _)| head))
             .await
     }
-}
-
-/// Reads what a GC pass plans from, in one read transaction.
-fn log_state(
-    conn: &mut Connection,
-    ws: &str,
-    policy: &RetentionPolicy,
-    now_ms: u64,
-) -> Result<(WorkspaceLogState, u64, u64), StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
-    let (head, oldest) = workspace_positions(&tx, ws)?;
-    let purged_through = oldest - 1;
-    let watermark: Option<i64> = tx
-        .query_row(
-            "SELECT MIN(cursor) FROM device_positions
-             WHERE workspace_id = ?1 AND seen_at >= ?2 AND cursor >= ?3",
-            params![
-                ws,
-                device_active_since(policy, now_ms) as i64,
-                purged_through as i64
-            ],
-            |r| r.get(0),
-        )
-        .map_err(internal)?;
-    // Commit times grow with versions, so the first entry too young to purge
-    // bounds the old ones; the scan stops there.
-    let first_young: Option<i64> = tx
-        .query_row(
-            "SELECT server_version FROM change_log
-             WHERE workspace_id = ?1 AND server_version > ?2 AND committed_at > ?3
-             ORDER BY server_version LIMIT 1",
-            params![
-                ws,
-                purged_through as i64,
-                min_retention_cutoff(policy, now_ms) as i64
-            ],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(internal)?;
-    let newest_old_version = match first_young {
-        Some(v) => (v as u64).checked_sub(1),
-        None => Some(head),
-    };
-    let tombstones: i64 = tx
-        .query_row(
-            "SELECT COUNT(*) FROM records WHERE workspace_id = ?1 AND deleted = 1",
-            [ws],
-            |r| r.get(0),
-        )
-        .map_err(internal)?;
-    let purgeable_tombstones: i64 = tx
-        .query_row(
-            "SELECT COUNT(*) FROM records WHERE workspace_id = ?1 AND deleted = 1
-               AND payload IS NOT NULL AND committed_at <= ?2 AND server_version <= ?3",
-            params![
-                ws,
-                now_ms.saturating_sub(policy.tombstone_retention_ms) as i64,
-                watermark.map_or(head, |w| (w as u64).min(head)) as i64
-            ],
-            |r| r.get(0),
-        )
-        .map_err(internal)?;
-    Ok((
-        WorkspaceLogState {
-            head,
-            watermark: watermark.map(|w| w as u64),
-            newest_old_version,
-            purged_through,
-        },
-        tombstones as u64,
-        purgeable_tombstones as u64,
-    ))
-}
-
-fn raise_oldest_retained(
-    conn: &mut Connection,
-    ws: &str,
-    horizon: ServerVersion,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE workspaces SET oldest_retained_version = MAX(oldest_retained_version, ?2) WHERE id = ?1",
-        params![ws, horizon as i64 + 1],
-    )
-    .map(drop)
-    .map_err(internal)
-}
-
-/// Deletes the log entries in `(start, end]` and their op-id records.
-fn purge_log_batch(
-    conn: &mut Connection,
-    ws: &str,
-    start: ServerVersion,
-    end: ServerVersion,
-) -> Result<(u64, u64), StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
-    let ops = tx
-        .execute(
-            "DELETE FROM applied_ops WHERE workspace_id = ?1 AND op_id IN (
-                 SELECT op_id FROM change_log WHERE workspace_id = ?1
-                   AND server_version > ?2 AND server_version <= ?3)",
-            params![ws, start as i64, end as i64],
-        )
-        .map_err(internal)?;
-    let log = tx
-        .execute(
-            "DELETE FROM change_log WHERE workspace_id = ?1 AND server_version > ?2 AND server_version <= ?3",
-            params![ws, start as i64, end as i64],
-        )
-        .map_err(internal)?;
-    tx.commit().map_err(internal)?;
-    Ok((log as u64, ops as u64))
-}
-
-/// Drops the payloads of up to [`GC_BATCH`] old tombstones; their stamps stay.
-fn purge_tombstone_batch(
-    conn: &mut Connection,
-    ws: &str,
-    plan: &PurgePlan,
-) -> Result<u64, StoreError> {
-    conn.execute(
-        "UPDATE records SET payload = NULL
-         WHERE (workspace_id, table_name, pk) IN (
-             SELECT workspace_id, table_name, pk FROM records
-             WHERE workspace_id = ?1 AND deleted = 1 AND payload IS NOT NULL
-               AND committed_at <= ?2 AND server_version <= ?3
-             LIMIT ?4)",
-        params![
-            ws,
-            plan.tombstone_cutoff_ms as i64,
-            plan.tombstone_horizon as i64,
-            GC_BATCH as i64
-        ],
-    )
-    .map(|n| n as u64)
-    .map_err(internal)
 }
 
 /// Refuses to demote or remove `user_id` when they are the last owner.
