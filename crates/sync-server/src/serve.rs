@@ -1,8 +1,9 @@
 //! Running the router on a listener with a connection cap, and graceful shutdown: on the signal the server stops
 //! accepting, lets in-flight requests finish, then flushes device positions.
 
-use crate::app::{router, AppState};
+use crate::app::router;
 use crate::listener::LimitedListener;
+use crate::state::AppState;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;

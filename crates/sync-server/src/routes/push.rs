@@ -1,9 +1,9 @@
 //! `POST /v1/workspaces/{workspace_id}/push`: validate each op, apply the
 //! valid ones in one store transaction, answer one result per op in order.
 
-use super::workspace_param;
-use crate::app::{read_json, AppState, Caller};
 use crate::error::ApiError;
+use crate::extract::{read_json, workspace_param, Caller};
+use crate::state::AppState;
 use crate::store::{OpOutcome, StoreError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

@@ -17,7 +17,6 @@
 //! connection plumbing and the access checks; the work is in `push.rs`,
 //! `read.rs` and `gc.rs`, as in the SQLite store.
 
-mod bus;
 mod connect;
 mod gc;
 mod migrations;
@@ -27,7 +26,7 @@ mod text;
 
 use read::{read_changes, read_log_since, read_snapshot, record_from_row, RECORD_COLUMNS};
 
-pub use bus::PgBus;
+pub(crate) use connect::{column_error, pg_error};
 pub use connect::{is_schema_name, DatabaseUrl, PgOptions, PgTls};
 
 use super::{
@@ -35,7 +34,7 @@ use super::{
     SnapshotBatch, SnapshotQuery, Store, StoreError,
 };
 use async_trait::async_trait;
-use connect::{build_pool, column_error, connection_config, pg_error, pool_error};
+use connect::{build_pool, connection_config, pool_error};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,7 +110,7 @@ impl PostgresStore {
     /// (pool wait included), so a peer that stops answering without closing
     /// the socket cannot hang a request. A connection whose call ran out of
     /// time may be stuck mid-statement: it is closed, never reused.
-    async fn with_client<T>(
+    pub(crate) async fn with_client<T>(
         &self,
         work: impl AsyncFnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
