@@ -218,6 +218,8 @@ async function settleResults(
  * also gave it its `order_key` (its own hlc, PROTOCOL.md section 1): the key
  * moves to the new stamp, in the row and in every later op of the record, so
  * it stays the creating op's hlc and never changes once the server has it.
+ * Each op is re-stamped from its stored copy, and only if it still carries the
+ * stamp it was sent with (two tabs may push, and settle, the same batch).
  */
 async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void> {
   const deviceId = ctx.scope.deviceId;
@@ -226,7 +228,12 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
   const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
   const movedOrderKeys: { op: PendingOpRow; to: string }[] = [];
   let hlc: HlcState = stored.ms <= now ? { ms: stored.ms, counter: stored.counter } : { ms: now - 1, counter: 0 };
-  for (const op of ops) {
+  for (const sent of ops) {
+    // The op as stored now, not as sent: another tab that pushed the same batch may have
+    // re-stamped it already (or it was settled). Its stamp is then that tab's; re-stamping the
+    // sent copy again would give the op and its row different stamps and order keys.
+    const op = await outbox.get(sent.seq!);
+    if (!op || op.op_id !== sent.op_id || op.hlc !== sent.hlc) continue;
     hlc = hlcSend(hlc, now);
     const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
     const createsOrderKey = op.payload?.order_key === op.hlc;

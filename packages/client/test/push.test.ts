@@ -4,7 +4,7 @@ import type { SyncEngine } from '../src/engine.js';
 import type { ErrorEvent, RetryEvent, SyncStats } from '../src/events.js';
 import { parseHlc } from '../src/hlc.js';
 import type { PendingOpRow, SyncRunRow } from '../src/schema.js';
-import type { OpResult } from '../src/wire.js';
+import type { OpResult, PushOp } from '../src/wire.js';
 import { makeDevice } from './support/devices.js';
 import { applied, ScriptedProvider } from './support/scripted-provider.js';
 
@@ -154,6 +154,57 @@ describe('push loop', () => {
     expect(create!.payload?.order_key).toBe(create!.hlc);
     expect(edit!.payload?.order_key).toBe(create!.hlc);
     expect((await db.table('messages').get('m1')).order_key).toBe(create!.hlc);
+  });
+
+  it('order_key_is_the_creating_hlc_when_two_tabs_restamp_one_batch: each op is re-stamped once, its row with it', async () => {
+    // Found by the fault harness (seed 5128): two tabs of a device with a fast clock pushed the
+    // same batch; both were told clock_skew, and the second re-stamped its stale copies again, so
+    // the server got stamps and order keys the rows never held.
+    const skew = 10 * 60_000;
+    const provider = new ScriptedProvider();
+    const device = makeDevice('ws-two-tab-restamp', provider);
+    const tabA = await device.open({ now: () => Date.now() + skew });
+    opened.push(tabA);
+    await tabA.sync();
+    const tabB = await device.open({ now: () => Date.now() + skew });
+    opened.push(tabB);
+    await tabB.sync();
+    provider.pushes = [];
+    // The server: the first two pushes (one per tab) meet, both get clock_skew; later ones apply.
+    const server = new Map<string, PushOp>();
+    const seen = new Set<string>();
+    let arrived: () => void = () => {};
+    const bothArrived = new Promise<void>((resolve) => (arrived = resolve));
+    provider.onPush = async (ops, call) => {
+      if (call <= 2) {
+        if (call === 2) arrived();
+        await Promise.race([bothArrived, new Promise((r) => setTimeout(r, 2_000))]);
+        return {
+          results: ops.map((op): OpResult => ({ op_id: op.op_id, status: 'rejected', error: { code: 'clock_skew', message: 'ahead', retryable: true } })),
+          server_version: 0,
+          server_time: Date.now(),
+        };
+      }
+      const results = ops.map((op, i): OpResult => {
+        if (seen.has(op.op_id)) return { op_id: op.op_id, status: 'duplicate', server_version: i + 1 };
+        seen.add(op.op_id);
+        const stored = server.get(op.pk);
+        if (!stored || op.clock > stored.clock || (op.clock === stored.clock && op.hlc > stored.hlc)) server.set(op.pk, op);
+        return applied(op, i + 1);
+      });
+      return { results, server_version: ops.length, server_time: Date.now() };
+    };
+    await tabA.db.table('messages').put({ id: 'm1', thread_id: 't1', index: 0, content: 'hi' });
+    await tabA.db.table('messages').update('m1', { content: 'hi, edited' });
+    await Promise.all([tabA.sync(), tabB.sync()]);
+    await tabA.sync();
+    expect(provider.pushes.length).toBeGreaterThanOrEqual(3);
+    expect(await outbox(tabA)).toEqual([]);
+    const creating = provider.pushes.slice(2).flat().find((op) => op.pk === 'm1' && op.clock === 1)!;
+    const final = server.get('m1')!;
+    expect(final.payload?.order_key).toBe(creating.hlc);
+    const row = await tabA.db.table('messages').get('m1');
+    expect({ hlc: row.hlc, order_key: row.order_key }).toEqual({ hlc: final.hlc, order_key: final.payload?.order_key });
   });
 
   it('order_key_never_changes_after_creation: a re-stamped edit keeps the order_key of its message', async () => {
