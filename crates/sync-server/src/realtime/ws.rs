@@ -5,6 +5,7 @@
 
 use super::frames::ClientFrame;
 use super::session::{Outbound, Session};
+use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::extract::{bearer_token, parse_workspace_id, path_params};
 use crate::state::AppState;
@@ -13,6 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -31,14 +33,22 @@ pub async fn subscribe(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    verified: Option<Extension<Identity>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let raw = path_params(path)?;
     let ws = parse_workspace_id(&raw)?;
-    let token = bearer_token(&headers).ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
-    })?;
-    let identity = state.auth.verify(&token).await?;
+    // The rate limiter verified this same token (`bearer_token`) already
+    // when it could; verify it here only when it did not.
+    let identity = match verified {
+        Some(Extension(identity)) => identity,
+        None => {
+            let token = bearer_token(&headers).ok_or_else(|| {
+                ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
+            })?;
+            state.auth.verify(&token).await?
+        }
+    };
     let access = state.access(&identity, &ws).await?;
     state.store.role_of(&ws, &access).await?;
     let slot = super::session::subscription_slot(&state, &identity)?;

@@ -166,33 +166,32 @@ mod tests {
 
     const NOW_MS: u64 = 1_732_540_000_000;
 
+    /// A raw op through the route's validation, as `push` checks it.
+    fn checked(raw: serde_json::Value) -> Result<ValidOp, (String, Rejection)> {
+        validate_op(
+            &raw,
+            &TableConfig::or3_chat(),
+            &ValidationLimits::default(),
+            NOW_MS,
+        )
+        .map_err(|rejection| (raw_op_id(&raw), rejection))
+    }
+
     fn valid_op(n: u32) -> Result<ValidOp, (String, Rejection)> {
-        let raw = serde_json::json!({
+        let op = checked(serde_json::json!({
             "op_id": format!("00000000-0000-4000-8000-{n:012}"),
             "table_name": "threads", "operation": "put", "pk": format!("t{n}"),
             "payload": { "id": format!("t{n}") }, "clock": 1,
             "hlc": "1732540000000-000000-0123456789abcdef", "device_id": "0123456789abcdef",
-        });
-        let op = validate_op(
-            &raw,
-            &TableConfig::or3_chat(),
-            &ValidationLimits::default(),
-            NOW_MS,
-        )
-        .expect("the test op is valid");
-        Ok(op)
+        }));
+        assert!(op.is_ok(), "the test op is valid: {op:?}");
+        op
     }
 
     fn rejected_op() -> Result<ValidOp, (String, Rejection)> {
-        let raw = serde_json::json!({ "op_id": "not-a-uuid" });
-        let rejection = validate_op(
-            &raw,
-            &TableConfig::or3_chat(),
-            &ValidationLimits::default(),
-            NOW_MS,
-        )
-        .expect_err("the test op is invalid");
-        Err(("not-a-uuid".to_owned(), rejection))
+        let op = checked(serde_json::json!({ "op_id": "not-a-uuid" }));
+        assert!(op.is_err(), "the test op is invalid");
+        op
     }
 
     #[test]
