@@ -30,6 +30,8 @@ pub const LIMITS_FOR_ONE_BENCH_USER: &[&str] = &[
     "1000000000",
     "--max-subscriptions-per-user",
     "1000000",
+    "--max-connections-per-ip",
+    "0",
 ];
 
 /// A running child server, killed when dropped.

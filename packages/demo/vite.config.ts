@@ -1,16 +1,23 @@
 /**
  * Builds the demo into `dist/`, which `or3-sync serve --static-dir` serves at `/`.
- * `@or3/sync-client` is bundled from its sources, so the demo never needs the
- * client package built first (and always runs the engine as checked out).
+ * `@or3/sync-client` and `@or3/sync-vue` are bundled from their sources, so the
+ * demo never needs the packages built first (and always runs them as checked out).
  */
 import { fileURLToPath } from 'node:url';
+import vue from '@vitejs/plugin-vue';
 import { defineConfig } from 'vite';
 
+const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
 export default defineConfig({
+  plugins: [vue()],
   resolve: {
-    alias: { '@or3/sync-client': fileURLToPath(new URL('../client/src/index.ts', import.meta.url)) },
-    // One Dexie: liveQuery and the engine must share its transaction zones.
-    dedupe: ['dexie'],
+    alias: {
+      '@or3/sync-client': source('../client/src/index.ts'),
+      '@or3/sync-vue': source('../vue/src/index.ts'),
+    },
+    // One Dexie and one Vue: liveQuery and the engine share transaction zones, the bindings share reactivity.
+    dedupe: ['dexie', 'vue'],
   },
   build: { target: 'es2022', sourcemap: true },
 });

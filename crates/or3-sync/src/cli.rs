@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// or3-sync: the local-first sync gateway.
 #[derive(Parser)]
@@ -14,7 +15,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the gateway server.
+    /// Run the gateway server. With none of --jwt-public-key, --jwks-file and
+    /// --jwks-url it runs in dev-auth mode: on loopback only, it signs tokens
+    /// itself for anyone who asks (`POST /v1/dev/token`), with a key kept
+    /// beside the SQLite file (`./or3-sync.devkey.pem` by default).
     Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate {
@@ -24,7 +28,7 @@ pub enum Command {
     /// Purge the change log and old tombstone payloads (PROTOCOL.md section 5).
     Gc {
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: DatabaseUrl,
         #[command(flatten)]
         retention: RetentionArgs,
         /// Print what would be purged; change nothing.
@@ -46,8 +50,10 @@ pub enum Command {
     Member(MemberCommand),
 }
 
+/// The `--database` of every command. Operator commands (`gc`, `member`,
+/// `workspace`) take only this, and the default Postgres settings.
 #[derive(Args, Clone)]
-pub struct DatabaseArgs {
+pub struct DatabaseUrl {
     /// The database: sqlite://PATH (embedded, the default), or
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME] shared by
     /// several nodes (`schema` is created when missing; default: the
@@ -60,6 +66,13 @@ pub struct DatabaseArgs {
         default_value = "sqlite://./or3-sync.db"
     )]
     pub database: String,
+}
+
+/// The database flags of `serve` and `migrate`.
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    #[command(flatten)]
+    pub url: DatabaseUrl,
     /// SQLite only: `full` (default) fsyncs every commit before a push is
     /// acknowledged, so acknowledged writes survive a power loss; `normal`
     /// acknowledges once the commit is in the WAL file (it survives a crash of
@@ -70,16 +83,33 @@ pub struct DatabaseArgs {
     /// Postgres only: how long to wait, at start, for a Postgres that cannot
     /// be reached yet (still booting, a restarting container), retrying with
     /// backoff and logging each attempt, before giving up. 0: give up at once.
-    #[arg(long, env = "OR3_SYNC_PG_CONNECT_WAIT_SECS", default_value_t = 60)]
+    #[arg(long, env = "OR3_SYNC_PG_CONNECT_WAIT_SECS", default_value_t = DatabaseArgs::PG_CONNECT_WAIT_SECS)]
     pub pg_connect_wait_secs: u64,
     /// Postgres only: most connections this process opens.
-    #[arg(long, env = "OR3_SYNC_PG_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "OR3_SYNC_PG_POOL_SIZE", default_value_t = DatabaseArgs::PG_POOL_SIZE)]
     pub pg_pool_size: usize,
     /// Postgres only: longest a statement may run (lock waits included), and
     /// longest a request waits for a connection, in milliseconds. Past it the
     /// request gets 503 store_unavailable.
-    #[arg(long, env = "OR3_SYNC_PG_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, env = "OR3_SYNC_PG_STATEMENT_TIMEOUT_MS", default_value_t = DatabaseArgs::PG_STATEMENT_TIMEOUT_MS)]
     pub pg_statement_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    const PG_CONNECT_WAIT_SECS: u64 = 60;
+    const PG_POOL_SIZE: usize = 16;
+    const PG_STATEMENT_TIMEOUT_MS: u64 = 5000;
+
+    /// `url` with every other setting at its default (operator commands).
+    pub fn defaults_for(url: DatabaseUrl) -> DatabaseArgs {
+        DatabaseArgs {
+            url,
+            sqlite_synchronous: SqliteSynchronous::Full,
+            pg_connect_wait_secs: Self::PG_CONNECT_WAIT_SECS,
+            pg_pool_size: Self::PG_POOL_SIZE,
+            pg_statement_timeout_ms: Self::PG_STATEMENT_TIMEOUT_MS,
+        }
+    }
 }
 
 /// `--sqlite-synchronous`.
@@ -154,6 +184,13 @@ pub struct ServeArgs {
     /// Most open connections.
     #[arg(long, env = "OR3_SYNC_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most open connections from one client IP address (0: no per-IP cap).
+    /// Behind a reverse proxy every client has the proxy's address: set 0
+    /// there, or a cap above what the proxy opens.
+    #[arg(long, env = "OR3_SYNC_MAX_CONNECTIONS_PER_IP", default_value_t = 1000)]
+    pub max_connections_per_ip: usize,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
     /// Most open subscriptions per user.
     #[arg(
         long,
@@ -161,9 +198,10 @@ pub struct ServeArgs {
         default_value_t = 32
     )]
     pub max_subscriptions_per_user: usize,
-    /// Synced tables, comma-separated (`name` or `name:pk_field`).
-    #[arg(long, env = "OR3_SYNC_TABLES")]
-    pub tables: Option<String>,
+    /// Synced tables, comma-separated (`name` or `name:pk_field`; the pk
+    /// field is `id`, `hash` for `file_meta`). Default: OR3 Chat's.
+    #[arg(long, env = "OR3_SYNC_TABLES", default_value = sync_core::validate::OR3_CHAT_TABLES)]
+    pub tables: String,
     /// Largest payload of one op, in bytes.
     #[arg(long, env = "OR3_SYNC_MAX_PAYLOAD_BYTES", default_value_t = 1 << 20)]
     pub max_payload_bytes: usize,
@@ -186,12 +224,56 @@ pub struct ServeArgs {
     pub max_clock_skew_secs: u64,
 }
 
+/// Deadlines for the stages of a connection a client controls, in seconds
+/// (fractions allowed). A connection past one is closed and counted in
+/// `/metrics` (`or3_connections_closed_total{reason}`).
+#[derive(Args, Clone, Copy)]
+pub struct TimeoutArgs {
+    /// Longest wait for a new connection's first byte.
+    #[arg(long, env = "OR3_SYNC_FIRST_BYTE_TIMEOUT_SECS", default_value = "5", value_parser = seconds)]
+    pub first_byte_timeout_secs: Duration,
+    /// Longest wait for a whole request head, counted from when the server
+    /// starts waiting for it (accept, or the end of the previous response):
+    /// so also the longest idle keep-alive between requests.
+    #[arg(long, env = "OR3_SYNC_HEADER_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub header_timeout_secs: Duration,
+    /// How long a request body may take, plus one second per
+    /// --min-body-bytes-per-sec bytes received; past it, 408 body_timeout.
+    #[arg(long, env = "OR3_SYNC_BODY_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub body_timeout_secs: Duration,
+    /// The slowest steady upload never cut off, in bytes per second (0: the
+    /// whole body within --body-timeout-secs).
+    #[arg(long, env = "OR3_SYNC_MIN_BODY_BYTES_PER_SEC", default_value_t = 4096)]
+    pub min_body_bytes_per_sec: u64,
+    /// Longest wait for a WebSocket subscriber's first hello frame.
+    #[arg(long, env = "OR3_SYNC_HELLO_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub hello_timeout_secs: Duration,
+    /// Longest a WebSocket subscriber may send nothing, pongs included; the
+    /// server pings every third of it, so an honest client is never cut off.
+    #[arg(long, env = "OR3_SYNC_SUBSCRIBER_TIMEOUT_SECS", default_value = "75", value_parser = seconds)]
+    pub subscriber_timeout_secs: Duration,
+    /// Longest the server waits, with no progress, for a client to read what
+    /// it is sent (a response, a stream).
+    #[arg(long, env = "OR3_SYNC_WRITE_STALL_TIMEOUT_SECS", default_value = "30", value_parser = seconds)]
+    pub write_stall_timeout_secs: Duration,
+}
+
+/// A positive number of seconds, fractions allowed.
+fn seconds(raw: &str) -> Result<Duration, String> {
+    match raw.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("`{raw}` is not a positive number of seconds")),
+    }
+}
+
 #[derive(Subcommand)]
 pub enum WorkspaceCommand {
     /// Create a workspace with an owner.
     Create {
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: DatabaseUrl,
         /// Display name.
         #[arg(long)]
         name: String,
@@ -209,7 +291,7 @@ pub enum MemberCommand {
     /// Add a member or change their role.
     Set {
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: DatabaseUrl,
         /// Workspace id.
         workspace_id: String,
         /// User id (token `sub`).
@@ -220,7 +302,7 @@ pub enum MemberCommand {
     /// Remove a member.
     Remove {
         #[command(flatten)]
-        database: DatabaseArgs,
+        database: DatabaseUrl,
         /// Workspace id.
         workspace_id: String,
         /// User id.

@@ -5,8 +5,8 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
-    Cli, Command, DatabaseArgs, MemberCommand, RetentionArgs, ServeArgs, SqliteSynchronous,
-    WorkspaceCommand,
+    Cli, Command, DatabaseArgs, DatabaseUrl, MemberCommand, RetentionArgs, ServeArgs,
+    SqliteSynchronous, WorkspaceCommand,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use sync_core::retention::RetentionPolicy;
 use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
 use sync_server::auth::{Authenticator, DevIssuer, RemoteJwks, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
-use sync_server::config::ServerConfig;
+use sync_server::config::{ServerConfig, Timeouts};
 use sync_server::realtime::bus::{Bus, LocalBus};
 use sync_server::realtime::pg_bus::PgBus;
 use sync_server::state::AppState;
@@ -50,7 +50,7 @@ async fn main() -> Result<()> {
             as_of_ms,
         } => {
             let policy = retention_policy(retention)?;
-            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
+            let store = open_existing_store(database).await?;
             let only = match workspace {
                 Some(w) => Some(WorkspaceId::parse(&w).context("invalid --workspace id")?),
                 None => None,
@@ -75,6 +75,9 @@ async fn main() -> Result<()> {
             owner,
             id,
         }) => {
+            // A new deployment may create its first workspace before it
+            // first serves: this command may create the database.
+            let database = DatabaseArgs::defaults_for(database);
             let store = open_store(&database, TableConfig::or3_chat()).await?.store;
             let id = match id {
                 Some(id) => WorkspaceId::parse(&id)
@@ -93,7 +96,7 @@ async fn main() -> Result<()> {
             user_id,
             role,
         }) => {
-            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
+            let store = open_existing_store(database).await?;
             let ws = WorkspaceId::parse(&workspace_id).context("invalid workspace id")?;
             let role = Role::parse(&role).context("role must be owner, editor or viewer")?;
             store
@@ -107,7 +110,7 @@ async fn main() -> Result<()> {
             workspace_id,
             user_id,
         }) => {
-            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
+            let store = open_existing_store(database).await?;
             let ws = WorkspaceId::parse(&workspace_id).context("invalid workspace id")?;
             store.remove_member(&ws, &Access::Admin, &user_id).await?;
             println!("{user_id} removed from {ws}");
@@ -181,9 +184,26 @@ struct OpenStore {
     postgres: Option<PostgresStore>,
 }
 
+/// Opens the store of a command that names what must already be there (a
+/// workspace, a log to collect): a SQLite file that does not exist is an
+/// error naming the path, never a new empty database.
+async fn open_existing_store(url: DatabaseUrl) -> Result<Arc<dyn Store>> {
+    if let Database::Sqlite(path) = Database::parse(&url.database)? {
+        if !path.exists() {
+            bail!(
+                "no database at {}: this command works on an existing one; name it with \
+                 --database (or OR3_SYNC_DATABASE), or create it with `or3-sync migrate`",
+                path.display()
+            );
+        }
+    }
+    let database = DatabaseArgs::defaults_for(url);
+    Ok(open_store(&database, TableConfig::or3_chat()).await?.store)
+}
+
 /// Opens the store `--database` names and runs its pending migrations.
 async fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<OpenStore> {
-    match Database::parse(&database.database)? {
+    match Database::parse(&database.url.database)? {
         Database::Sqlite(path) => {
             let synchronous = match database.sqlite_synchronous {
                 SqliteSynchronous::Full => Synchronous::Full,
@@ -250,11 +270,8 @@ async fn connect_postgres(
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let policy = retention_policy(args.retention)?;
-    let tables = match &args.tables {
-        Some(list) => TableConfig::from_names(list.split(',')),
-        None => TableConfig::or3_chat(),
-    };
-    let database = Database::parse(&args.database.database)?;
+    let tables = TableConfig::from_names(args.tables.split(','));
+    let database = Database::parse(&args.database.url.database)?;
     let opened = open_store(&args.database, tables.clone()).await?;
     let listen: SocketAddr = args.listen.parse().context("--listen must be HOST:PORT")?;
     let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file, &args.jwks_url) {
@@ -298,6 +315,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         allowed_origins: args.allowed_origin.clone(),
         membership_from_claims: args.membership_from_claims,
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        timeouts: Timeouts {
+            first_byte: args.timeouts.first_byte_timeout_secs,
+            header: args.timeouts.header_timeout_secs,
+            body: args.timeouts.body_timeout_secs,
+            min_body_bytes_per_sec: args.timeouts.min_body_bytes_per_sec,
+            hello: args.timeouts.hello_timeout_secs,
+            subscriber: args.timeouts.subscriber_timeout_secs,
+            write_stall: args.timeouts.write_stall_timeout_secs,
+        },
         max_subscriptions_per_user: args.max_subscriptions_per_user,
         rate_limits: sync_server::rate_limit::RateLimitConfig {
             push_per_minute: args.rate_push_per_minute,

@@ -1,103 +1,10 @@
 //! The real `or3-sync` binary: dev auth, restart, crash safety under kill -9.
 
+mod support;
+
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-struct Server {
-    child: Child,
-    base: String,
-    /// The log lines up to the listening line.
-    startup: Vec<String>,
-}
-
-impl Server {
-    /// Starts `or3-sync serve` on a free port and waits for its listening line.
-    fn start(db: &Path) -> Server {
-        Server::start_with(db, &[])
-    }
-
-    /// [`Server::start`] with more flags.
-    fn start_with(db: &Path, flags: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-            .arg(format!("sqlite://{}", db.display()))
-            .args(flags)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn or3-sync");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut startup = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let base = line[at + "listening on ".len()..].trim().to_owned();
-                    let _ = tx.send((base, std::mem::take(&mut startup)));
-                } else {
-                    startup.push(line);
-                }
-            }
-        });
-        let (base, startup) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs its address");
-        Server {
-            child,
-            base,
-            startup,
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no shutdown path runs.
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-async fn post(
-    http: &reqwest::Client,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
-    let mut req = http.post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
-async fn dev_token(http: &reqwest::Client, base: &str, user: &str) -> String {
-    let (status, body) = post(
-        http,
-        format!("{base}/v1/dev/token"),
-        None,
-        json!({"user_id": user}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
+use std::process::Command;
+use support::{dev_token, now_ms, post, Server};
 
 #[tokio::test]
 async fn acknowledged_pushes_survive_kill_9() {
@@ -303,4 +210,40 @@ fn operator_commands_manage_workspaces_and_members() {
     );
     let (ok, out) = run(&["gc", "--database", &db, "--min-retention-hours", "0.5"]);
     assert!(!ok && out.contains("at least one hour"), "{out}");
+}
+
+/// A command that names a workspace on the wrong (missing) database file
+/// must say so, never create an empty database and report success.
+#[test]
+fn commands_on_a_missing_database_fail_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.db");
+    let db = format!("sqlite://{}", missing.display());
+    for args in [
+        vec![
+            "member",
+            "set",
+            "--database",
+            &db,
+            "team-1",
+            "bob",
+            "editor",
+        ],
+        vec!["member", "remove", "--database", &db, "team-1", "bob"],
+        vec!["gc", "--database", &db, "--workspace", "team-1"],
+        vec!["gc", "--database", &db],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
+            .args(&args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("no database at") && stderr.contains("typo.db"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
 }

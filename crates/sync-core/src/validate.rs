@@ -102,22 +102,13 @@ pub struct TableConfig {
     tables: BTreeMap<String, String>,
 }
 
+/// OR3 Chat's tables, as a `--tables` list.
+pub const OR3_CHAT_TABLES: &str = "threads,messages,projects,posts,kv,file_meta,notifications";
+
 impl TableConfig {
     /// OR3 Chat's tables: `file_meta` is keyed by `hash`, the rest by `id`.
     pub fn or3_chat() -> TableConfig {
-        TableConfig::from_names(
-            [
-                "threads",
-                "messages",
-                "projects",
-                "posts",
-                "kv",
-                "file_meta",
-                "notifications",
-            ]
-            .iter()
-            .copied(),
-        )
+        TableConfig::from_names(OR3_CHAT_TABLES.split(','))
     }
 
     /// Tables from a list of names; `file_meta` is keyed by `hash`, any other by `id`,

@@ -95,23 +95,24 @@ pub fn router(state: AppState) -> Router {
     // the web app (a single-page app: unknown paths get its index.html).
     api = api.route("/v1/{*rest}", axum::routing::any(routes::health::not_found));
     let api = match &state.config.static_dir {
-        Some(dir) => api.fallback_service(
-            tower_http::services::ServeDir::new(dir)
-                .fallback(tower_http::services::ServeFile::new(dir.join("index.html"))),
-        ),
+        Some(dir) => {
+            let files = routes::web_app::files(dir);
+            api.fallback(move |request: Request| routes::web_app::serve(files.clone(), request))
+        }
         None => api.fallback(routes::health::not_found),
     };
     let cors = cors_layer(&state.config.allowed_origins);
-    api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::rate_limit::limit,
-    ))
-    .layer(axum::middleware::from_fn(record_metrics))
-    .layer(cors)
-    // An `x-request-id` on every request and response (kept when the client
-    // sends one), named by the request's tracing span.
-    .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
-    .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-    .with_state(state)
+    api.layer(crate::body_deadline::layer(state.config.timeouts))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit,
+        ))
+        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(cors)
+        // An `x-request-id` on every request and response (kept when the client
+        // sends one), named by the request's tracing span.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
 }

@@ -1,6 +1,56 @@
 //! Server settings that the CLI fills in. Defaults are the protocol's.
 
+use std::time::Duration;
 use sync_core::{TableConfig, ValidationLimits};
+
+/// Deadlines for each stage of a connection that a client controls, so a
+/// stalled or silent client gives its connection slot back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From accept to the connection's first byte.
+    pub first_byte: Duration,
+    /// From when the server starts waiting for a request (accept, or the end
+    /// of the previous response on a kept-alive connection) to the end of its
+    /// head: so also the longest idle keep-alive.
+    pub header: Duration,
+    /// How long any request body may take; each `min_body_bytes_per_sec`
+    /// bytes received extend it by a second.
+    pub body: Duration,
+    /// The slowest steady upload that is never cut off, in bytes per second
+    /// (0: the body must arrive within `body`).
+    pub min_body_bytes_per_sec: u64,
+    /// From a WebSocket upgrade to the client's first `hello`.
+    pub hello: Duration,
+    /// Longest a WebSocket subscriber may stay silent (pongs count); the
+    /// server pings every third of it.
+    pub subscriber: Duration,
+    /// Longest a write may wait for the client to read (a response, a
+    /// stream's frames) without any progress.
+    pub write_stall: Duration,
+}
+
+impl Timeouts {
+    /// How often a quiet subscription is pinged: three times per
+    /// `subscriber` deadline, so an honest client answers in time even when
+    /// one ping is late.
+    pub fn ping_interval(&self) -> Duration {
+        (self.subscriber / 3).max(Duration::from_millis(100))
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            first_byte: Duration::from_secs(5),
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(10),
+            min_body_bytes_per_sec: 4096,
+            hello: Duration::from_secs(10),
+            subscriber: Duration::from_secs(75),
+            write_stall: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Limits and behaviour of the HTTP API.
 #[derive(Debug, Clone)]
@@ -29,6 +79,10 @@ pub struct ServerConfig {
     pub rate_limits: crate::rate_limit::RateLimitConfig,
     /// Most open TCP connections (subscriptions included).
     pub max_connections: usize,
+    /// Most open TCP connections from one client IP (0: no per-IP cap).
+    pub max_connections_per_ip: usize,
+    /// Deadlines of the stages a client controls.
+    pub timeouts: Timeouts,
     /// Most concurrent subscriptions per user (WebSocket and SSE).
     pub max_subscriptions_per_user: usize,
     /// Origins allowed to call the API from a browser (CORS); none = same origin only.
@@ -56,6 +110,8 @@ impl Default for ServerConfig {
             rate_limits: crate::rate_limit::RateLimitConfig::default(),
             max_subscriptions_per_user: 32,
             max_connections: 10_000,
+            max_connections_per_ip: 1000,
+            timeouts: Timeouts::default(),
             allowed_origins: Vec::new(),
             membership_from_claims: false,
         }

@@ -70,7 +70,10 @@ pub async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(body, config.max_body_bytes)
         .await
-        .map_err(|_| {
+        .map_err(|e| {
+            if crate::body_deadline::timed_out(&e) {
+                return crate::body_deadline::timeout_error(&config.timeouts);
+            }
             ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -126,10 +129,25 @@ fn json_depth_exceeds(bytes: &[u8], max: usize) -> bool {
     false
 }
 
-/// Parses a URL query string into `T`, naming the bad field on failure.
+/// Parses a URL query string into `T`, naming the bad parameter in `field`
+/// (an unknown, repeated or malformed one).
 pub fn parse_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
-        ApiError::bad_request("invalid_query", "query", format!("bad query string: {e}"))
+    let raw = raw.unwrap_or("").as_bytes();
+    let mut seen = std::collections::HashSet::new();
+    if let Some((name, _)) =
+        form_urlencoded::parse(raw).find(|(name, _)| !seen.insert(name.clone()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            &name,
+            format!("`{name}` is given more than once"),
+        ));
+    }
+    let parameters = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
+    serde_path_to_error::deserialize(parameters).map_err(|e| {
+        let field = e.path().to_string();
+        let message = format!("bad query parameter `{field}`: {}", e.inner());
+        ApiError::bad_request("invalid_query", &field, message)
     })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod body_deadline;
 pub mod clock;
 pub mod config;
 pub mod error;

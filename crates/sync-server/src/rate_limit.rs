@@ -4,7 +4,7 @@
 //! `RateLimit-Reset`; a refusal is 429 `rate_limited` with `Retry-After`.
 //!
 //! The middleware verifies the bearer token once and leaves the identity in
-//! the request's extensions, where the [`crate::app::Caller`] extractor
+//! the request's extensions, where the [`crate::extract::Caller`] extractor
 //! picks it up, so a token is not checked twice.
 
 use crate::auth::Identity;

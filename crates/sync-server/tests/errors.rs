@@ -229,10 +229,38 @@ async fn web_app_is_served_beside_the_api() {
         "<h1>demo</h1>",
         "client-side routes"
     );
-    let api = get("/v1/nothing").await.unwrap();
-    assert_eq!(api.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        api.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
+    for path in ["/v1/nothing", "/health", "/healthz", "/metricsz", "/api/x"] {
+        let api = get(path).await.unwrap();
+        assert_eq!(api.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            api.json::<Value>().await.unwrap()["error"]["code"],
+            "not_found",
+            "{path}: the API's JSON 404, never the app's HTML"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_query_parameter_names_itself() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    for (route, query, field) in [
+        ("changes", "cursor=abc", "cursor"),
+        ("changes", "cursor=-1", "cursor"),
+        ("changes", "limit=ten", "limit"),
+        ("changes", "cursor=1&cursor=2", "cursor"),
+        ("changes", "since=3", "since"),
+        ("snapshot", "limit=1.5", "limit"),
+        ("snapshot", "project_id=a&project_id=b", "project_id"),
+        ("snapshot", "page=2", "page"),
+        ("events", "cursor=x", "cursor"),
+        ("events", "device=1", "device"),
+    ] {
+        let (status, body) = s
+            .get(&format!("/v1/workspaces/{ws}/{route}?{query}"), "alice")
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{route}?{query}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_query", "{route}?{query}");
+        assert_eq!(body["error"]["field"], field, "{route}?{query}: {body}");
+    }
 }

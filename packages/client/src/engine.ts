@@ -116,7 +116,8 @@ export class SyncEngine {
   readonly db: Dexie;
   readonly workspaceId: string;
   readonly events = new SyncEventBus();
-  private readonly provider: SyncProvider;
+  /** The backend this engine syncs with (bindings read its realtime state, when it reports one). */
+  readonly provider: SyncProvider;
   private readonly runtime: CaptureRuntime;
   private readonly settings: LoopSettings;
   private readonly options: OpenWorkspaceOptions;
@@ -257,6 +258,7 @@ export class SyncEngine {
     this.resignLeadership = electLeader(locks, `or3-sync:${this.db.name}`, () => {
       if (this.closed || !this.started) return;
       this.leading = true;
+      this.emitState();
       this.scheduleRun(0);
       // Other tabs' writes land in the shared outbox; look for them now and then.
       this.pollTimer = setInterval(() => {
@@ -276,8 +278,10 @@ export class SyncEngine {
 
   /** Stops the background loops; local writes keep landing in the outbox. */
   async stop(): Promise<void> {
+    const wasLeading = this.leading;
     this.started = false;
     this.leading = false;
+    if (wasLeading) this.emitState();
     this.resignLeadership();
     this.stopSubscription();
     if (this.runTimer) clearTimeout(this.runTimer);
@@ -292,13 +296,17 @@ export class SyncEngine {
 
   /** Pauses the loops (as after a 403/404); `resume()` restarts them. */
   pause(): void {
+    const changed = !this.paused;
     this.paused = true;
     this.stopSubscription();
+    if (changed) this.emitState();
   }
 
   /** Lifts a pause; the leader runs at once. */
   resume(): void {
+    const changed = this.paused;
     this.paused = false;
+    if (changed) this.emitState();
     this.failures = 0;
     this.retryNotBefore = 0;
     if (this.leading) this.scheduleRun(0);
@@ -357,6 +365,11 @@ export class SyncEngine {
       errors: this.errorCount,
       paused: this.paused,
     };
+  }
+
+  /** `sync.state:action`: bindings follow leadership and pauses, which no run reports. */
+  private emitState(): void {
+    this.events.emit('sync.state:action', { leader: this.leading, paused: this.paused });
   }
 
   private exclusive<T>(task: () => Promise<T>): Promise<T> {

@@ -63,6 +63,14 @@ export interface RescanEvent {
   items?: number;
 }
 
+/** `sync.state:action`: this tab started or stopped leading, or the loops paused or resumed. */
+export interface EngineStateEvent {
+  /** True while this tab runs the network loops (`engine.isLeader`). */
+  leader: boolean;
+  /** True after a 403/404 or `pause()`, until `resume()` (`engine.isPaused`). */
+  paused: boolean;
+}
+
 /** Why the engine rescans its scope. */
 export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand';
 
@@ -74,6 +82,7 @@ export interface SyncEventMap {
   'sync.error:action': ErrorEvent;
   'sync.conflict:action:detected': ConflictEvent;
   'sync.rescan:action': RescanEvent;
+  'sync.state:action': EngineStateEvent;
 }
 
 export type SyncEventName = keyof SyncEventMap;

@@ -97,6 +97,7 @@ export class GatewayProvider implements SyncProvider {
   private readonly snapshotLimit: number | null;
   private readonly realtime: RealtimeSettings;
   private readonly subscriptions = new Set<GatewaySubscription>();
+  private readonly realtimeListeners = new Set<(state: RealtimeState) => void>();
 
   constructor(options: GatewayProviderOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -115,8 +116,17 @@ export class GatewayProvider implements SyncProvider {
       pollIntervalMs: options.pollIntervalMs ?? 2000,
       backoff: { ...DEFAULT_BACKOFF, maxMs: 30_000, ...options.reconnectBackoff },
       random: options.random ?? Math.random,
-      onState: options.onRealtimeState,
+      onState: (state) => {
+        options.onRealtimeState?.(state);
+        for (const listener of [...this.realtimeListeners]) listener(state);
+      },
     };
+  }
+
+  /** Adds a listener of every subscription's transport state; returns a function that removes it. */
+  onRealtimeState(listener: (state: RealtimeState) => void): Unsubscribe {
+    this.realtimeListeners.add(listener);
+    return () => this.realtimeListeners.delete(listener);
   }
 
   push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse> {

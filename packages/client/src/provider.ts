@@ -12,6 +12,7 @@ import type {
   SyncErrorCode,
   Change,
 } from './wire.js';
+import type { RealtimeState } from './gateway-subscription.js';
 
 /** What a request reads or writes: a workspace, optionally narrowed to one project. */
 export interface SyncScope {
@@ -78,6 +79,12 @@ export interface SyncProvider {
     onError: (error: SyncProviderError) => void,
     options?: SubscribeOptions,
   ): Unsubscribe;
+  /**
+   * Calls `listener` when a subscription's transport connects or disconnects,
+   * for providers that can tell (bindings show it as the realtime transport).
+   * Returns a function that removes the listener.
+   */
+  onRealtimeState?(listener: (state: RealtimeState) => void): Unsubscribe;
   /** Releases timers, sockets and subscriptions. */
   dispose(): void;
 }

@@ -1,10 +1,10 @@
 /**
  * The chat's data: threads and messages in the workspace's Dexie database.
- * The UI reads only through `liveQuery` here and writes with plain Dexie
- * calls, which the engine captures into its outbox; it never calls the server
- * for chat data.
+ * The UI reads only through these queries, run live by `useLiveQuery`, and
+ * writes with plain Dexie calls, which the engine captures into its outbox;
+ * it never calls the server for chat data.
  */
-import { Dexie, liveQuery, type Observable, type Table } from 'dexie';
+import { Dexie, type Table } from 'dexie';
 import type { PendingOpRow, SyncEngine } from '@or3/sync-client';
 import { compareMessages } from './message-order.js';
 
@@ -71,35 +71,31 @@ export class ChatStore {
     this.outbox = engine.db.table('pending_ops');
   }
 
-  /** Live threads, oldest first. */
-  threads(): Observable<ThreadRow[]> {
-    return liveQuery(async () => {
-      const rows = await this.threadsTable.toArray();
-      return rows.filter((t) => !t.deleted).sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
-    });
+  /** Threads, oldest first. */
+  async threads(): Promise<ThreadRow[]> {
+    const rows = await this.threadsTable.toArray();
+    return rows.filter((t) => !t.deleted).sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
   }
 
-  /** Live messages of a thread, in display order, each with its sync state. */
-  messages(threadId: string): Observable<MessageView[]> {
-    return liveQuery(async () => {
-      const [rows, ops] = await Promise.all([
-        this.messagesTable.where('thread_id').equals(threadId).toArray(),
-        this.outbox
-          .where('[table_name+pk]')
-          .between(['messages', Dexie.minKey], ['messages', Dexie.maxKey])
-          .toArray(),
-      ]);
-      const opsByMessage = new Map<string, PendingOpRow[]>();
-      for (const op of ops) {
-        const list = opsByMessage.get(op.pk) ?? [];
-        list.push(op);
-        opsByMessage.set(op.pk, list);
-      }
-      return rows
-        .filter((m) => !m.deleted)
-        .sort(compareMessages)
-        .map((m) => toView(m, opsByMessage.get(m.id) ?? []));
-    });
+  /** Messages of a thread, in display order, each with its sync state. */
+  async messages(threadId: string): Promise<MessageView[]> {
+    const [rows, ops] = await Promise.all([
+      this.messagesTable.where('thread_id').equals(threadId).toArray(),
+      this.outbox
+        .where('[table_name+pk]')
+        .between(['messages', Dexie.minKey], ['messages', Dexie.maxKey])
+        .toArray(),
+    ]);
+    const opsByMessage = new Map<string, PendingOpRow[]>();
+    for (const op of ops) {
+      const list = opsByMessage.get(op.pk) ?? [];
+      list.push(op);
+      opsByMessage.set(op.pk, list);
+    }
+    return rows
+      .filter((m) => !m.deleted)
+      .sort(compareMessages)
+      .map((m) => toView(m, opsByMessage.get(m.id) ?? []));
   }
 
   async createThread(title: string, createdBy: string): Promise<string> {

@@ -9,6 +9,11 @@ const OFFLINE_KEY = 'or3-demo:work-offline';
 
 export type NetworkListener = (online: boolean) => void;
 
+/** True when sync may use the network now: the browser is online and the switch is off. */
+export function syncMayUseNetwork(): boolean {
+  return navigator.onLine && localStorage.getItem(OFFLINE_KEY) !== '1';
+}
+
 /** The device's network mode; call `dispose()` to stop listening. */
 export class NetworkMode {
   private readonly listeners = new Set<NetworkListener>();
@@ -36,7 +41,7 @@ export class NetworkMode {
 
   /** True when sync may use the network. */
   get online(): boolean {
-    return this.browserOnline && !this.workOffline;
+    return syncMayUseNetwork();
   }
 
   /** Calls `listener` with every change (also of the switch in another tab); returns an unsubscribe. */

@@ -1,44 +1,50 @@
 /**
- * Opens a workspace for the chat: the gateway provider on the page's own
- * origin (the server serves the app and the API), observed for the dev
- * overlay, and the sync engine over the chat tables.
+ * Opens a workspace for the chat, as the sync plugin's `open`: the gateway
+ * provider on the page's own origin (the server serves the app and the API),
+ * observed for the dev overlay, and the sync engine over the chat tables.
  */
 import { GatewayProvider, openWorkspace, type SyncEngine } from '@or3/sync-client';
-import { CHAT_SCHEMA, ChatStore } from './chat-store.js';
-import type { DevSession } from './dev-session.js';
+import type { WorkspaceOpener } from '@or3/sync-vue';
+import { CHAT_SCHEMA } from './chat-store.js';
+import { DevSession, currentUser } from './dev-session.js';
 import { observeProvider, type ProviderTelemetry } from './dev-overlay/index.js';
+import { syncMayUseNetwork } from './network-mode.js';
 
-/** An open workspace. */
-export interface OpenChat {
-  engine: SyncEngine;
-  store: ChatStore;
-  telemetry: ProviderTelemetry;
-  /** Stops syncing and closes the database. */
-  close(): Promise<void>;
+const telemetries = new WeakMap<SyncEngine, ProviderTelemetry>();
+
+/** What the overlay learned from an open engine's provider. */
+export function telemetryOf(engine: SyncEngine): ProviderTelemetry | undefined {
+  return telemetries.get(engine);
 }
 
-/** Opens `workspaceId` for `session`'s user; the engine is idle until `engine.start()`. */
-export async function openChat(workspaceId: string, session: DevSession): Promise<OpenChat> {
-  const gateway = new GatewayProvider({
-    baseUrl: location.origin,
-    getToken: session.getToken,
-    // Two windows side by side should feel live even while the provider polls.
-    pollIntervalMs: 1000,
-  });
-  const { provider, telemetry } = observeProvider(gateway);
-  const engine = await openWorkspace({
-    workspaceId,
-    provider,
-    schema: CHAT_SCHEMA,
-    syncedTables: { threads: {}, messages: {} },
-  });
-  return {
-    engine,
-    store: new ChatStore(engine),
-    telemetry,
-    async close() {
-      await engine.close();
-      provider.dispose();
-    },
-  };
-}
+/** Opens and closes the signed-in user's workspaces. */
+export const chatOpener: WorkspaceOpener = {
+  async open(workspaceId) {
+    const user = currentUser();
+    if (!user) throw new Error('nobody is signed in');
+    const gateway = new GatewayProvider({
+      baseUrl: location.origin,
+      getToken: new DevSession(user).getToken,
+      // Two windows side by side should feel live even while the provider polls.
+      pollIntervalMs: 1000,
+    });
+    const { provider, telemetry } = observeProvider(gateway);
+    const engine = await openWorkspace({
+      workspaceId,
+      provider,
+      schema: CHAT_SCHEMA,
+      syncedTables: { threads: {}, messages: {} },
+    });
+    telemetries.set(engine, telemetry);
+    return engine;
+  },
+  start(engine) {
+    // Paused before the loops start: an offline device never touches the network.
+    if (!syncMayUseNetwork()) engine.pause();
+    engine.start();
+  },
+  async close(engine) {
+    await engine.close();
+    engine.provider.dispose();
+  },
+};

@@ -100,19 +100,29 @@ describe('or3 chat in Chromium', () => {
 
   test('two devices in one workspace see each message, in the same order', async () => {
     const alice = await device('alice');
+    await alice.page.getByLabel('Your name').waitFor();
+    await alice.screenshot('0-sign-in');
     await alice.signIn();
     const workspaceId = await alice.createWorkspace('Lunch club');
+    // A new workspace opens on a first thread, ready to type in.
+    await alice.page.getByRole('heading', { name: 'General', exact: true }).waitFor();
+    await until(async () => (await alice.page.evaluate(() => document.activeElement?.id)) === 'composer', 'the composer has the focus');
+    await until(async () => (await alice.networkState()) === 'online', 'the owner’s workspace syncs');
+    await alice.screenshot('0-new-workspace');
     await alice.createThread('general');
     const threadId = alice.threadId()!;
 
-    // Joining before the owner's invite is refused, and says so; after it, Retry syncs.
+    // Joining before the owner's invite is refused, and says so, never "Online"; after it, Retry syncs.
     const bob = await device('bob');
     await bob.signIn();
     await bob.joinWorkspace(workspaceId);
     await bob.page.getByRole('alert').filter({ hasText: 'bob is not a member of this workspace' }).waitFor({ timeout: 30_000 });
+    assert.equal(await bob.networkState(), 'not-synced');
+    await bob.screenshot('1-not-a-member');
     await alice.invite('bob');
     await bob.page.getByRole('button', { name: 'Retry' }).click();
     await bob.openThread('general');
+    await until(async () => (await bob.networkState()) === 'online', 'the invited member syncs');
 
     await alice.send('Morning! Anyone up for lunch?');
     await bob.message('Morning! Anyone up for lunch?').waitFor({ timeout: 30_000 });

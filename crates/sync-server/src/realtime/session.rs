@@ -20,8 +20,6 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-/// How often a quiet connection is pinged.
-pub const PING_INTERVAL: Duration = Duration::from_secs(25);
 /// How often membership is checked again while connected.
 pub const MEMBERSHIP_RECHECK: Duration = Duration::from_secs(30);
 /// Entries per backlog read.
@@ -115,7 +113,14 @@ impl Session {
         let hub = self.state.hub.clone();
         let mut shutdown = hub.shutdown_signal();
         let mut revocations = hub.revocations();
-        let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let timeouts = self.state.config.timeouts;
+        let every = timeouts.ping_interval();
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+        // A WebSocket client must start with `hello`; until then it holds a
+        // connection for nothing. (SSE's hello is its query string.)
+        let hello_deadline = tokio::time::sleep(timeouts.hello);
+        tokio::pin!(hello_deadline);
+        let mut awaiting_first_hello = first.is_none();
         let mut recheck =
             tokio::time::interval_at(Instant::now() + MEMBERSHIP_RECHECK, MEMBERSHIP_RECHECK);
         metrics::gauge!("or3_subscribers").increment(1.0);
@@ -143,7 +148,10 @@ impl Session {
             }
             let next = tokio::select! {
                 frame = client.recv() => match frame {
-                    Some(Ok(frame)) => self.on_client_frame(frame, out).await,
+                    Some(Ok(frame)) => {
+                        awaiting_first_hello &= !matches!(frame, ClientFrame::Hello { .. });
+                        self.on_client_frame(frame, out).await
+                    }
                     Some(Err(why)) => {
                         send_error(out, "invalid_frame", &format!("frames are JSON hello or auth objects: {why}"), None).await;
                         Next::Close
@@ -151,6 +159,12 @@ impl Session {
                     None => Next::Close,
                 },
                 commit = recv_live(&mut self.live) => self.on_live(commit, out).await,
+                _ = &mut hello_deadline, if awaiting_first_hello => {
+                    metrics::counter!("or3_connections_closed_total", "reason" => "hello_timeout").increment(1);
+                    let why = format!("send a hello frame within {} s of connecting", timeouts.hello.as_secs_f64());
+                    send_error(out, "hello_timeout", &why, None).await;
+                    Next::Close
+                }
                 _ = ping.tick() => if out.ping().await { Next::Continue } else { Next::Close },
                 _ = recheck.tick() => self.recheck_membership(out).await,
                 _ = &mut expiry => {

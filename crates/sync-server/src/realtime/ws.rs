@@ -60,8 +60,19 @@ pub async fn subscribe(
             let (sink, mut stream) = socket.split();
             let (client_tx, client_rx) = mpsc::channel(8);
             let mut out = WsOut { sink };
+            // A subscriber answers pings, so one silent for longer than
+            // the deadline is gone (or hostile): end the session.
+            let silence = state.config.timeouts.subscriber;
             let reader = tokio::spawn(async move {
-                while let Some(Ok(message)) = stream.next().await {
+                loop {
+                    let message = match tokio::time::timeout(silence, stream.next()).await {
+                        Ok(Some(Ok(message))) => message,
+                        Ok(_) => break,
+                        Err(_) => {
+                            metrics::counter!("or3_connections_closed_total", "reason" => "subscriber_timeout").increment(1);
+                            break;
+                        }
+                    };
                     let frame = match message {
                         Message::Text(text) => serde_json::from_str::<ClientFrame>(&text),
                         Message::Close(_) => break,

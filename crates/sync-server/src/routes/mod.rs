@@ -7,4 +7,5 @@ pub mod members;
 pub mod push;
 pub mod records;
 pub mod snapshot;
+pub mod web_app;
 pub mod workspaces;

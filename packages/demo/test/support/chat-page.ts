@@ -155,7 +155,7 @@ export class ChatPage {
     await this.page.getByRole('switch', { name: 'Work offline' }).setChecked(offline);
   }
 
-  /** The header's network chip: `online`, `offline` or `no network`. */
+  /** The header's chip: `online` (synced), `connecting`, `retrying`, `not-synced` (refused), `offline` or `no network`. */
   async networkState(): Promise<string | null> {
     return this.page.getByTestId('network-state').getAttribute('data-state');
   }

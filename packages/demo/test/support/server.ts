@@ -36,6 +36,10 @@ export interface ServerRecord {
 
 export interface DemoServer {
   baseUrl: string;
+  /** A dev token for `userId` (cached). */
+  token(userId: string): Promise<string>;
+  /** Creates a workspace owned by `owner`; returns its id. */
+  createWorkspace(name: string, owner: string): Promise<string>;
   /** Every record of a workspace, tombstones included, read as `userId`. */
   snapshot(workspaceId: string, userId: string): Promise<ServerRecord[]>;
   /** Everything the server logged so far (stderr and stdout), for failure reports. */
@@ -43,9 +47,9 @@ export interface DemoServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(): Promise<DemoServer> {
-  const staticDir = join(demoDir, 'dist');
-  if (!existsSync(join(staticDir, 'index.html'))) {
+/** Starts the server on a fresh database, serving `staticDir` (the demo's build by default; it may still be empty). */
+export async function startServer(staticDir = join(demoDir, 'dist')): Promise<DemoServer> {
+  if (staticDir === join(demoDir, 'dist') && !existsSync(join(staticDir, 'index.html'))) {
     throw new Error(`no demo build at ${staticDir}: run npm run build -w packages/demo (npm test does)`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'or3-demo-e2e-'));
@@ -79,6 +83,16 @@ export async function startServer(): Promise<DemoServer> {
 
   return {
     baseUrl,
+    token,
+    async createWorkspace(name, owner) {
+      const response = await fetch(`${baseUrl}/v1/workspaces`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await token(owner)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name }),
+      });
+      if (!response.ok) throw new Error(`create workspace: HTTP ${response.status} ${await response.text()}`);
+      return ((await response.json()) as { workspace_id: string }).workspace_id;
+    },
     async snapshot(workspaceId, userId) {
       const records: ServerRecord[] = [];
       let pageToken: string | null = null;

@@ -1,0 +1,100 @@
+/**
+ * `useSyncStatus()`: the active workspace's sync as reactive state, fed by
+ * the engine's events (this tab), live queries of its stats and latest run
+ * (every tab: a follower sees what the leader does), the provider's
+ * realtime state and the browser's online events.
+ */
+import { reactive, readonly, type DeepReadonly } from 'vue';
+import { liveQuery } from 'dexie';
+import type { SyncEngine, SyncRunRow, SyncStats } from '@or3/sync-client';
+import { followEngine } from './follow-engine.js';
+import { closedStatus, syncStateOf, type SyncStatus } from './sync-status.js';
+
+/** Reactive, read-only sync status of the active workspace. */
+export function useSyncStatus(): DeepReadonly<SyncStatus> {
+  const status = reactive<SyncStatus>(closedStatus(browserOnline()));
+  let hasRun = false;
+  const update = () => {
+    status.state = syncStateOf(status, hasRun);
+  };
+
+  followEngine((engine) => {
+    Object.assign(status, closedStatus(browserOnline()));
+    hasRun = false;
+    const stopNetwork = watchNetwork((online) => {
+      status.online = online;
+      update();
+    });
+    if (!engine) {
+      update();
+      return stopNetwork;
+    }
+    status.workspaceId = engine.workspaceId;
+    const readEngine = () => {
+      status.leader = engine.isLeader;
+      status.paused = engine.isPaused;
+      if (!status.leader || status.paused) status.realtime = null;
+      update();
+    };
+    const applyStats = (stats: SyncStats) => {
+      status.pending = stats.pending;
+      status.failed = stats.failed;
+      status.cursor = stats.cursor;
+      status.lastPushAt = stats.lastPushAt;
+      status.lastPullAt = stats.lastPullAt;
+      status.errors = stats.errors;
+      readEngine();
+    };
+    readEngine();
+    const stops = [
+      stopNetwork,
+      engine.on('sync.state:action', readEngine),
+      engine.on('sync.stats:action', applyStats),
+      engine.on('sync.error:action', (event) => {
+        status.lastError = event;
+        update();
+      }),
+      engine.provider.onRealtimeState?.((state) => {
+        if (state.workspaceId !== engine.workspaceId) return;
+        status.realtime = state.connected ? state.transport : null;
+        update();
+      }) ?? (() => {}),
+    ];
+    const stats = liveQuery(() => engine.stats()).subscribe({ next: applyStats, error: () => {} });
+    const latestRun = liveQuery(() => latestRunOf(engine)).subscribe({
+      next: (run) => {
+        hasRun = run !== undefined;
+        status.lastRunError = run?.error ?? null;
+        if (run && !run.error) status.lastError = null;
+        update();
+      },
+      error: () => {},
+    });
+    return () => {
+      for (const stop of stops) stop();
+      stats.unsubscribe();
+      latestRun.unsubscribe();
+    };
+  });
+  return readonly(status);
+}
+
+function latestRunOf(engine: SyncEngine): Promise<SyncRunRow | undefined> {
+  return engine.db.table<SyncRunRow, number>('sync_runs').orderBy('id').reverse().first();
+}
+
+function browserOnline(): boolean {
+  return typeof navigator === 'undefined' ? true : navigator.onLine;
+}
+
+/** Follows the browser's online and offline events; returns a function that stops. */
+function watchNetwork(onChange: (online: boolean) => void): () => void {
+  if (typeof window === 'undefined') return () => {};
+  const changed = () => onChange(browserOnline());
+  window.addEventListener('online', changed);
+  window.addEventListener('offline', changed);
+  return () => {
+    window.removeEventListener('online', changed);
+    window.removeEventListener('offline', changed);
+  };
+}
