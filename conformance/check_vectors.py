@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the or3-sync conformance vectors.
 
-Validates the structure of hlc.json, lww.json and validation.json and
+Validates the structure of hlc.json, lww.json, validation.json and push.json and
 recomputes every expected result with a small, independent, deliberately
 plain Python implementation of the rules in PROTOCOL.md sections 2 and 4
 (as pinned in README.md). Standard library only.
@@ -550,17 +550,143 @@ def check_validation_file():
     return counts
 
 
+# --------------------------------------------------------------------------
+# Push reference implementation: the whole workspace lives in one dict and
+# every applied op is written to it at once, so later ops of a batch see it.
+
+PUSH_LIMITS = {"max_payload_bytes": 1 << 20, "max_clock_skew_ms": 300000}
+THREADS, MESSAGES = "threads", "messages"
+
+
+def str_field(row, name):
+    value = row.get(name)
+    return value if isinstance(value, str) else None
+
+
+class Workspace:
+    def __init__(self):
+        self.records = {}       # (table, pk) -> dict
+        self.applied = {}       # lowercase op_id -> version
+        self.head = 0
+
+    def push(self, ops, cfg):
+        results = []
+        for op in ops:
+            code = validate_op(op, cfg)
+            if code is not None:
+                results.append({"status": "rejected", "code": code})
+                continue
+            results.append(self.apply(op, cfg["tables"]))
+        return results
+
+    def apply(self, op, tables):
+        op_id = op["op_id"].lower()
+        if op_id in self.applied:
+            return {"status": "duplicate", "server_version": self.applied[op_id]}
+        key = (op["table_name"], op["pk"])
+        cur = self.records.get(key)
+        stamp = (op["clock"], op["hlc"].encode("utf-8"), op_id.encode("utf-8"))
+        if cur is not None:
+            if stamp == cur["stamp"]:
+                return {"status": "duplicate", "server_version": cur["version"]}
+            if stamp < cur["stamp"]:
+                return {"status": "superseded", "winner": {
+                    "server_version": cur["version"], "op_id": cur["stamp"][2].decode("utf-8"),
+                    "deleted": cur["deleted"]}}
+        payload = op.get("payload")
+        if payload is not None:
+            row = dict(payload)
+        elif cur is not None and cur["row"] is not None:
+            row = dict(cur["row"])
+        else:
+            row = {}
+        deleted = op["operation"] == "delete" or payload is not None and payload.get("deleted") is True
+        row[tables[op["table_name"]]] = op["pk"]
+        row.update({"clock": op["clock"], "hlc": op["hlc"], "deleted": deleted})
+        table = op["table_name"]
+        thread = str_field(row, "thread_id") if table == MESSAGES else None
+        if table == THREADS:
+            project = str_field(row, "project_id")
+        elif table == MESSAGES and thread is not None and (THREADS, thread) in self.records:
+            project = self.records[(THREADS, thread)]["project"]
+        else:
+            project = None
+        if cur is not None:
+            previous, known = cur["project"], True
+        elif table == THREADS and any(t == MESSAGES and r["thread"] == op["pk"]
+                                      for (t, _), r in self.records.items()):
+            previous, known = None, True
+        else:
+            previous, known = None, False
+        if table in (THREADS, MESSAGES):
+            moved = known and previous != project
+            scope = {"scoped": True, "project_id": project,
+                     "prev_project_id": previous if moved else None, "scope_change": moved}
+        else:
+            scope = {"scoped": False, "project_id": None, "prev_project_id": None, "scope_change": False}
+        if thread is None and cur is not None:
+            thread = cur["thread"]
+        self.head += 1
+        self.applied[op_id] = self.head
+        self.records[key] = {"stamp": stamp, "version": self.head, "deleted": deleted, "row": row,
+                             "project": project, "thread": thread}
+        return {"status": "applied", "server_version": self.head, "scope": scope}
+
+
+def check_push_file():
+    doc = load("push.json")
+    counts = {}
+    if doc is None:
+        return counts
+    if not check_keys("push.json", doc, ["description", "config", "vectors"]):
+        return counts
+    base = doc["config"]
+    if not check_keys("push.json config", base, ["tables", "now_ms"]):
+        return counts
+    cfg = dict(PUSH_LIMITS, **base)
+    whys, bodies = set(), set()
+    for i, v in enumerate(doc["vectors"]):
+        w = "push.json vector %d" % i
+        if not check_keys(w, v, ["why", "stored", "batch", "expect"]):
+            continue
+        w = "%s (%s)" % (w, v.get("why"))
+        check_why(w, v, whys)
+        check_unique(w, v, bodies)
+        if not check_keys(w + " expect", v["expect"], ["results", "head"]):
+            continue
+        if len(v["batch"]) != len(v["expect"]["results"]):
+            fail(w, "one expected result per batch op")
+            continue
+        for r in v["expect"]["results"]:
+            counts[r.get("status")] = counts.get(r.get("status"), 0) + 1
+        ws = Workspace()
+        for j, got in enumerate(ws.push(v["stored"], cfg)):
+            if got["status"] != "applied" or got["server_version"] != j + 1:
+                fail(w, "stored op %d must be applied at version %d, checker gives %r" % (j, j + 1, got))
+        got = ws.push(v["batch"], cfg)
+        if got != v["expect"]["results"]:
+            for j, (g, e) in enumerate(zip(got, v["expect"]["results"])):
+                if g != e:
+                    fail(w, "op %d: checker gives %s, vector expects %s" % (
+                        j, json.dumps(g), json.dumps(e)))
+        if ws.head != v["expect"]["head"]:
+            fail(w, "head is %d, vector expects %d" % (ws.head, v["expect"]["head"]))
+    return counts
+
+
 def main():
     results = [
         ("hlc.json", check_hlc_file()),
         ("lww.json", check_lww_file()),
         ("validation.json", check_validation_file()),
+        ("push.json", check_push_file()),
     ]
     # coverage: every kind and every code appears at least once
     need = {
         "hlc.json": ["format", "parse_error", "compare", "send", "receive"],
         "lww.json": ["a", "b", "equal"],
         "validation.json": ["ok"] + REJECTION_CODES,
+        "push.json": ["applied", "duplicate", "superseded", "rejected"],
     }
     total = 0
     for name, counts in results:

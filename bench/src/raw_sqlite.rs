@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The server's change-log table (crates/sync-server/src/store/sqlite.rs).
+/// The server's change-log table (crates/sync-server/src/store/sqlite/schema.rs).
 pub const CHANGE_LOG_DDL: &str = "CREATE TABLE IF NOT EXISTS change_log (
     workspace_id TEXT NOT NULL,
     server_version INTEGER NOT NULL,

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use sync_core::retention::RetentionPolicy;
 use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
-use sync_server::app::AppState;
 use sync_server::auth::{Authenticator, DevIssuer, RemoteJwks, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::{ServerConfig, Timeouts};
 use sync_server::realtime::bus::{Bus, LocalBus};
-use sync_server::store::postgres::{PgBus, PgOptions, PostgresStore};
+use sync_server::realtime::pg_bus::PgBus;
+use sync_server::state::AppState;
+use sync_server::store::postgres::{PgOptions, PostgresStore};
 use sync_server::store::sqlite::{SqliteStore, Synchronous};
 use sync_server::store::{Access, Store, StoreError};
 

@@ -2,13 +2,14 @@
 //!
 //! Everything here takes values and returns values: the wire types of the
 //! protocol, hybrid logical clocks, last-writer-wins comparison, op validation,
-//! project scope and retention math. The server, the stores and the tests build
+//! project scope, the push decision and retention math. The server, the stores and the tests build
 //! on these; nothing here knows about HTTP, SQL or time sources.
 
 pub mod commit;
 pub mod hlc;
 pub mod ids;
 pub mod lww;
+pub mod push;
 pub mod retention;
 pub mod scope;
 pub mod validate;

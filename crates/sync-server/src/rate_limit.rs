@@ -4,13 +4,14 @@
 //! `RateLimit-Reset`; a refusal is 429 `rate_limited` with `Retry-After`.
 //!
 //! The middleware verifies the bearer token once and leaves the identity in
-//! the request's extensions, where the [`crate::app::Caller`] extractor
+//! the request's extensions, where the [`crate::extract::Caller`] extractor
 //! picks it up, so a token is not checked twice.
 
-use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::extract::bearer_token;
 use crate::listener::ClientAddr;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -207,7 +208,7 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
             .get::<MatchedPath>()
             .map_or(path.as_str(), MatchedPath::as_str),
     );
-    let identity: Option<Identity> = match crate::realtime::ws::bearer_token(request.headers()) {
+    let identity: Option<Identity> = match bearer_token(request.headers()) {
         Some(token) => state.auth.verify(&token).await.ok(),
         None => None,
     };

@@ -9,8 +9,9 @@
 //! ends and an idle keep-alive. HTTP/2 is not offered: browsers speak it only
 //! over TLS, which a proxy in front terminates.
 
-use crate::app::{router, AppState};
+use crate::app::router;
 use crate::listener::{ClientAddr, LimitedListener, ListenerLimits};
+use crate::state::AppState;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;

@@ -62,7 +62,7 @@ export const or3SyncTables = {
     server_version: v.number(),
     /** Server time of the commit, epoch ms; retention reads only this. */
     committed_at: v.number(),
-    /** Threads: the project the thread is in (null for none). */
+    /** The project the record was committed under: a thread's own, a message's thread's (null for none). */
     project_id: v.union(v.string(), v.null()),
     /** Messages: the thread the message is in. */
     thread_id: v.union(v.string(), v.null()),

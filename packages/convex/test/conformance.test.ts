@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import hlcFile from '../../../conformance/hlc.json';
 import lwwFile from '../../../conformance/lww.json';
+import pushFile from '../../../conformance/push.json';
 import validationFile from '../../../conformance/validation.json';
 import { api } from '../convex/_generated/api.js';
 import { ENV } from '../convex/lib/config.js';
@@ -170,6 +171,71 @@ describe('hlc.json: the parsing and ordering the server does', () => {
         expect(parseHlc(vector.a as string)).not.toBeNull();
         expect(compareUtf8(vector.a as string, vector.b as string)).toBe(vector.expect);
       }
+    });
+  }
+});
+
+interface PushVector {
+  why: string;
+  stored: unknown[];
+  batch: unknown[];
+  expect: { results: Array<Record<string, unknown>>; head: number };
+}
+
+describe('push.json against push', () => {
+  expect(Object.keys(pushFile).sort()).toEqual(['config', 'description', 'vectors']);
+  const config = pushFile.config as { tables: Record<string, string>; now_ms: number };
+  expect(Object.keys(config).sort()).toEqual(['now_ms', 'tables']);
+
+  for (const vector of pushFile.vectors as unknown as PushVector[]) {
+    test(vector.why, async () => {
+      expect(Object.keys(vector).sort()).toEqual(['batch', 'expect', 'stored', 'why']);
+      vi.useFakeTimers({ toFake: ['Date'], now: config.now_ms });
+      process.env[ENV.tables] = JSON.stringify(config.tables);
+      const t = newBackend();
+      const workspace = await workspaceWith(t, 'alice');
+      const push = (ops: unknown[]) => as(t, 'alice').mutation(api.sync.push, { workspace_id: workspace, ops });
+      const stored = await push(vector.stored);
+      expect(stored.results.map((r) => [r.status, r.status === 'applied' ? r.server_version : null])).toEqual(
+        vector.stored.map((_, i) => ['applied', i + 1]),
+      );
+      const before = stored.server_version;
+      const response = await push(vector.batch);
+      const log = await t.run((ctx) => ctx.db.query('change_log').collect());
+      const results = response.results.map((r, i) => {
+        const sent = vector.batch[i] as { op_id?: unknown };
+        if (r.status === 'rejected') return { status: 'rejected', code: r.error.code };
+        // Results carry the op id in its one (lowercase) spelling.
+        expect(r.op_id).toBe(String(sent.op_id).toLowerCase());
+        if (r.status === 'duplicate') return { status: 'duplicate', server_version: r.server_version };
+        if (r.status === 'superseded') {
+          const { server_version, op_id, deleted } = r.winner;
+          return { status: 'superseded', winner: { server_version, op_id, deleted } };
+        }
+        const entry = log.find((e) => e.server_version === r.server_version && e.server_version > before);
+        expect(entry, 'an applied op is logged at its version').toBeDefined();
+        return { status: 'applied', server_version: r.server_version, scope: entry! };
+      });
+      const expected = vector.expect.results.map((e) => {
+        if (e.status !== 'applied') return e;
+        const scope = e.scope as { scoped: boolean; project_id: string | null; prev_project_id: string | null; scope_change: boolean };
+        // Convex keeps the set of projects an entry belongs to.
+        const projects = [scope.project_id, scope.prev_project_id].filter((p) => p !== null).sort();
+        return { ...e, scope: { scoped: scope.scoped, project_ids: projects, scope_change: scope.scope_change } };
+      });
+      const actual = results.map((r) =>
+        r.status === 'applied'
+          ? {
+              ...r,
+              scope: {
+                scoped: (r.scope as { scoped: boolean }).scoped,
+                project_ids: [...(r.scope as { project_ids: string[] }).project_ids].sort(),
+                scope_change: (r.scope as { scope_change: boolean }).scope_change,
+              },
+            }
+          : r,
+      );
+      expect({ results: actual, head: response.server_version }).toEqual({ results: expected, head: vector.expect.head });
     });
   }
 });

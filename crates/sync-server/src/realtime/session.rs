@@ -7,9 +7,10 @@
 
 use super::frames::{changes_frame, error_frame, poke_frame, ClientFrame};
 use super::hub::Commit;
-use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::extract::check_project_id;
+use crate::state::AppState;
 use crate::store::{Access, ChangesQuery, DevicePosition, LoggedChange, StoreError};
 use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
@@ -229,7 +230,7 @@ impl Session {
         project_id: Option<String>,
         out: &mut O,
     ) -> Next {
-        let project_id = match crate::routes::changes::check_project_id(project_id) {
+        let project_id = match check_project_id(project_id) {
             Ok(project_id) => project_id,
             Err(e) => {
                 send_error(out, e.code, &e.message, None).await;

@@ -6,9 +6,9 @@
 
 use super::frames::ClientFrame;
 use super::session::{Outbound, Session};
-use crate::app::{parse_query, AppState, Caller};
 use crate::error::ApiError;
-use crate::routes::device_id_header;
+use crate::extract::{device_id_header, parse_query, parse_workspace_id, path_params, Caller};
+use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::ws::Utf8Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -34,8 +34,8 @@ pub async fn events(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let raw = crate::routes::path_params(path)?;
-    let ws = crate::app::parse_workspace_id(&raw)?;
+    let raw = path_params(path)?;
+    let ws = parse_workspace_id(&raw)?;
     let params: Params = parse_query(query.as_deref())?;
     let device_id = device_id_header(&headers)?;
     let access = state.access(&identity, &ws).await?;

@@ -5,13 +5,16 @@
 
 use super::frames::ClientFrame;
 use super::session::{Outbound, Session};
-use crate::app::{parse_workspace_id, AppState};
+use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::extract::{bearer_token, parse_workspace_id, path_params};
+use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -25,39 +28,27 @@ const MAX_CLIENT_FRAME: usize = 64 << 10;
 /// allocated up front) made an idle subscriber cost about 140 KiB.
 const READ_BUFFER: usize = 4 << 10;
 
-/// The bearer token of a request: the `bearer.<jwt>` WebSocket subprotocol
-/// first, then the `Authorization` header.
-pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let from_protocols = headers
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .find_map(|p| p.strip_prefix("bearer."))
-        .map(str::to_owned);
-    from_protocols.or_else(|| {
-        headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned())
-    })
-}
-
 /// Upgrades to a subscription after checking the token and membership.
 pub async fn subscribe(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    verified: Option<Extension<Identity>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let raw = crate::routes::path_params(path)?;
+    let raw = path_params(path)?;
     let ws = parse_workspace_id(&raw)?;
-    let token = bearer_token(&headers).ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
-    })?;
-    let identity = state.auth.verify(&token).await?;
+    // The rate limiter verified this same token (`bearer_token`) already
+    // when it could; verify it here only when it did not.
+    let identity = match verified {
+        Some(Extension(identity)) => identity,
+        None => {
+            let token = bearer_token(&headers).ok_or_else(|| {
+                ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
+            })?;
+            state.auth.verify(&token).await?
+        }
+    };
     let access = state.access(&identity, &ws).await?;
     state.store.role_of(&ws, &access).await?;
     let slot = super::session::subscription_slot(&state, &identity)?;

@@ -1,8 +1,8 @@
 //! `GET /v1/workspaces/{workspace_id}/changes`: the change log after a cursor.
 
-use super::{device_id_header, workspace_param};
-use crate::app::{parse_query, AppState, Caller};
 use crate::error::ApiError;
+use crate::extract::{check_project_id, device_id_header, parse_query, workspace_param, Caller};
+use crate::state::AppState;
 use crate::store::{ChangesQuery, DevicePosition};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -77,17 +77,4 @@ pub async fn changes(
             .changes
             .into_page_body(batch.cursor, batch.has_more, batch.oldest_retained_version);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// A project filter: 1 to 256 characters without control characters.
-pub fn check_project_id(project_id: Option<String>) -> Result<Option<String>, ApiError> {
-    match project_id {
-        None => Ok(None),
-        Some(p) if sync_core::validate::check_pk(&p).is_ok() => Ok(Some(p)),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_project_id",
-            "project_id",
-            "project_id must be 1 to 256 characters without control characters",
-        )),
-    }
 }

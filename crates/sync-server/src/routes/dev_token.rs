@@ -1,8 +1,9 @@
 //! `POST /v1/dev/token`: dev-auth mode only. Signs a token for any user id,
 //! so a fresh checkout works with no identity provider.
 
-use crate::app::{read_json, AppState};
 use crate::error::ApiError;
+use crate::extract::{check_user_id, read_json};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -28,7 +29,7 @@ pub async fn dev_token(
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "dev auth is off"))?;
     let request: DevTokenRequest = read_json(body, &state.config).await?;
-    super::check_user_id(&request.user_id)?;
+    check_user_id(&request.user_id)?;
     let now_secs = state.clock.now_ms() / 1000;
     let token = issuer.issue(&request.user_id, now_secs, DEV_TOKEN_TTL_SECS)?;
     Ok(Json(json!({

@@ -1,7 +1,7 @@
 //! `/v1/health`, `/metrics` and the JSON 404 for unknown routes.
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

@@ -1,9 +1,9 @@
 //! `PUT` and `DELETE /v1/workspaces/{workspace_id}/members/{user_id}`: owners
 //! manage membership; a workspace always keeps one owner.
 
-use super::workspace_param;
-use crate::app::{read_json, AppState, Caller};
 use crate::error::ApiError;
+use crate::extract::{check_user_id, read_json, workspace_param, Caller};
+use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use sync_core::wire::SetMemberRequest;
 
 fn user_param(params: &HashMap<String, String>) -> Result<String, ApiError> {
     let user = params.get("user_id").map_or("", String::as_str);
-    super::check_user_id(user).map(|_| user.to_owned())
+    check_user_id(user).map(|_| user.to_owned())
 }
 
 /// Adds a member or changes their role.

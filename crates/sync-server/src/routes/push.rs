@@ -1,17 +1,18 @@
 //! `POST /v1/workspaces/{workspace_id}/push`: validate each op, apply the
 //! valid ones in one store transaction, answer one result per op in order.
 
-use super::workspace_param;
-use crate::app::{read_json, AppState, Caller};
 use crate::error::ApiError;
-use crate::store::OpOutcome;
+use crate::extract::{read_json, workspace_param, Caller};
+use crate::state::AppState;
+use crate::store::{OpOutcome, StoreError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use std::collections::HashMap;
-use sync_core::validate::{raw_op_id, validate_op};
+use sync_core::validate::{raw_op_id, validate_op, Rejection};
 use sync_core::wire::{OpResult, OpStatus, PushRequest, PushResponse, Winner};
+use sync_core::ValidOp;
 
 /// Handles a push.
 pub async fn push(
@@ -68,41 +69,7 @@ pub async fn push(
     .await
     .map_err(|e| crate::store::StoreError::Internal(format!("push task failed: {e}")))??;
 
-    let mut outcomes = outcome.outcomes.into_iter();
-    let results: Vec<OpResult> = checked
-        .into_iter()
-        .map(|checked| match checked {
-            Err((op_id, rejection)) => OpResult {
-                op_id,
-                status: OpStatus::Rejected,
-                server_version: None,
-                winner: None,
-                error: Some(rejection),
-            },
-            Ok(op) => {
-                let op_id = op.op_id.as_str().to_owned();
-                match outcomes.next() {
-                    Some(OpOutcome::Applied(v)) => result(op_id, OpStatus::Applied, Some(v), None),
-                    Some(OpOutcome::Duplicate(v)) => result(op_id, OpStatus::Duplicate, v, None),
-                    Some(OpOutcome::Superseded(stored)) => result(
-                        op_id,
-                        OpStatus::Superseded,
-                        None,
-                        Some(Winner {
-                            clock: stored.stamp.clock,
-                            hlc: stored.stamp.hlc,
-                            op_id: stored.stamp.op_id,
-                            server_version: stored.server_version,
-                            deleted: stored.deleted,
-                            payload: stored.payload,
-                        }),
-                    ),
-                    // The store answers once per op; a short answer is a store bug.
-                    None => result(op_id, OpStatus::Duplicate, None, None),
-                }
-            }
-        })
-        .collect();
+    let results = pair_results(checked, outcome.outcomes)?;
     for r in &results {
         let status = match r.status {
             OpStatus::Applied => "applied",
@@ -119,6 +86,64 @@ pub async fn push(
     }))
 }
 
+/// One result per op in request order: a rejection where validation failed,
+/// the store's outcomes, in order, for the valid ops.
+///
+/// The store answers exactly once per valid op. Any other count is a store
+/// bug and must not reach the client as an answer: a missing outcome reported
+/// as `duplicate` (or as anything) would make the client drop a write the
+/// store may never have kept. It is an internal error instead, and the client
+/// retries the batch, which is idempotent.
+fn pair_results(
+    checked: Vec<Result<ValidOp, (String, Rejection)>>,
+    outcomes: Vec<OpOutcome>,
+) -> Result<Vec<OpResult>, StoreError> {
+    let valid = checked.iter().filter(|c| c.is_ok()).count();
+    if outcomes.len() != valid {
+        return Err(StoreError::Internal(format!(
+            "push: the store answered {} outcomes for {valid} valid ops",
+            outcomes.len()
+        )));
+    }
+    Ok(checked
+        .into_iter()
+        .scan(outcomes.into_iter(), |outcomes, checked| {
+            Some(match checked {
+                Err((op_id, rejection)) => OpResult {
+                    op_id,
+                    status: OpStatus::Rejected,
+                    server_version: None,
+                    winner: None,
+                    error: Some(rejection),
+                },
+                // Counted above: there is one outcome per valid op.
+                Ok(op) => outcome_result(op.op_id.as_str().to_owned(), outcomes.next()?),
+            })
+        })
+        .collect())
+}
+
+/// The result of a valid op from its outcome.
+fn outcome_result(op_id: String, outcome: OpOutcome) -> OpResult {
+    match outcome {
+        OpOutcome::Applied(v) => result(op_id, OpStatus::Applied, Some(v), None),
+        OpOutcome::Duplicate(v) => result(op_id, OpStatus::Duplicate, v, None),
+        OpOutcome::Superseded(stored) => result(
+            op_id,
+            OpStatus::Superseded,
+            None,
+            Some(Winner {
+                clock: stored.stamp.clock,
+                hlc: stored.stamp.hlc,
+                op_id: stored.stamp.op_id,
+                server_version: stored.server_version,
+                deleted: stored.deleted,
+                payload: stored.payload,
+            }),
+        ),
+    }
+}
+
 fn result(
     op_id: String,
     status: OpStatus,
@@ -131,5 +156,88 @@ fn result(
         server_version,
         winner,
         error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_core::{TableConfig, ValidationLimits};
+
+    const NOW_MS: u64 = 1_732_540_000_000;
+
+    /// A raw op through the route's validation, as `push` checks it.
+    fn checked(raw: serde_json::Value) -> Result<ValidOp, (String, Rejection)> {
+        validate_op(
+            &raw,
+            &TableConfig::or3_chat(),
+            &ValidationLimits::default(),
+            NOW_MS,
+        )
+        .map_err(|rejection| (raw_op_id(&raw), rejection))
+    }
+
+    fn valid_op(n: u32) -> Result<ValidOp, (String, Rejection)> {
+        let op = checked(serde_json::json!({
+            "op_id": format!("00000000-0000-4000-8000-{n:012}"),
+            "table_name": "threads", "operation": "put", "pk": format!("t{n}"),
+            "payload": { "id": format!("t{n}") }, "clock": 1,
+            "hlc": "1732540000000-000000-0123456789abcdef", "device_id": "0123456789abcdef",
+        }));
+        assert!(op.is_ok(), "the test op is valid: {op:?}");
+        op
+    }
+
+    fn rejected_op() -> Result<ValidOp, (String, Rejection)> {
+        let op = checked(serde_json::json!({ "op_id": "not-a-uuid" }));
+        assert!(op.is_err(), "the test op is invalid");
+        op
+    }
+
+    #[test]
+    fn a_store_answering_fewer_outcomes_than_valid_ops_is_an_internal_error_never_a_duplicate() {
+        let checked = vec![valid_op(1), rejected_op(), valid_op(2)];
+        let short = pair_results(checked, vec![OpOutcome::Applied(7)]);
+        assert!(
+            matches!(short, Err(StoreError::Internal(_))),
+            "a short answer must fail the request, got {short:?}"
+        );
+    }
+
+    #[test]
+    fn a_store_answering_more_outcomes_than_valid_ops_is_an_internal_error() {
+        let checked = vec![valid_op(1)];
+        let long = pair_results(checked, vec![OpOutcome::Applied(7), OpOutcome::Applied(8)]);
+        assert!(matches!(long, Err(StoreError::Internal(_))), "got {long:?}");
+    }
+
+    #[test]
+    fn outcomes_fill_the_valid_ops_in_order_around_rejections() {
+        let checked = vec![valid_op(1), rejected_op(), valid_op(2)];
+        let results = pair_results(
+            checked,
+            vec![OpOutcome::Applied(7), OpOutcome::Duplicate(Some(3))],
+        )
+        .expect("one outcome per valid op");
+        let summary: Vec<_> = results
+            .iter()
+            .map(|r| (r.op_id.as_str(), r.status, r.server_version))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "00000000-0000-4000-8000-000000000001",
+                    OpStatus::Applied,
+                    Some(7)
+                ),
+                ("not-a-uuid", OpStatus::Rejected, None),
+                (
+                    "00000000-0000-4000-8000-000000000002",
+                    OpStatus::Duplicate,
+                    Some(3)
+                ),
+            ]
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! `GET /v1/workspaces/{workspace_id}/records/{table_name}/{pk}`: one record.
 
-use super::workspace_param;
-use crate::app::{AppState, Caller};
 use crate::error::ApiError;
+use crate::extract::{workspace_param, Caller};
+use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;

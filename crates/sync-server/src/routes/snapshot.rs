@@ -2,10 +2,9 @@
 //! The page token binds workspace, scope and snapshot version; it is opaque
 //! to clients (base64url of a small JSON object).
 
-use super::changes::check_project_id;
-use super::{device_id_header, workspace_param};
-use crate::app::{parse_query, AppState, Caller};
 use crate::error::ApiError;
+use crate::extract::{check_project_id, device_id_header, parse_query, workspace_param, Caller};
+use crate::state::AppState;
 use crate::store::{DevicePosition, SnapshotQuery, StoreError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};

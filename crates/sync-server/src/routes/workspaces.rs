@@ -1,7 +1,8 @@
 //! `POST` and `GET /v1/workspaces`: create a workspace, list the caller's.
 
-use crate::app::{read_json, AppState, Caller};
 use crate::error::ApiError;
+use crate::extract::{read_json, Caller};
+use crate::state::AppState;
 use crate::store::Access;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -4,15 +4,26 @@
 //! ([`sqlite::SqliteStore`]) is the embedded default; Postgres
 //! ([`postgres::PostgresStore`]) is shared by several gateway nodes.
 
+pub(crate) mod gc;
+mod page;
 pub mod postgres;
 pub mod sqlite;
 
+pub(crate) use page::ChangesPage;
+
+/// Log entries deleted per GC transaction, so a pass never holds a writer long.
+pub const GC_BATCH: u64 = 2_000;
+/// Most payload bytes one pull page carries (at least one change is always sent).
+pub const MAX_PAGE_PAYLOAD_BYTES: usize = 4 << 20;
+/// How many log entries a filtered pull examines at most.
+pub const MAX_EXAMINED_ENTRIES: u64 = 10_000;
+
 use async_trait::async_trait;
-use serde_json::value::RawValue;
 use sync_core::retention::RetentionPolicy;
-use sync_core::scope::LoggedScope;
 use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
-use sync_core::{Role, ServerVersion, Stamp, ValidOp, WorkspaceId};
+use sync_core::{Role, ServerVersion, ValidOp, WorkspaceId};
+
+pub use sync_core::push::{LoggedChange, OpOutcome, StoredVersion};
 
 /// Where a pull's changes go, one row at a time: built [`Change`]s
 /// ([`Store::changes`]) or their JSON array ([`Store::changes_json`], written
@@ -100,30 +111,6 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// The outcome of one valid op.
-#[derive(Debug, Clone)]
-pub enum OpOutcome {
-    /// Entered the log at this version.
-    Applied(ServerVersion),
-    /// Seen before; the original version when still known.
-    Duplicate(Option<ServerVersion>),
-    /// Lost to the stored version.
-    Superseded(StoredVersion),
-}
-
-/// A stored record version, as returned in a `superseded` winner.
-#[derive(Debug, Clone)]
-pub struct StoredVersion {
-    /// Stamp of the stored write.
-    pub stamp: Stamp,
-    /// Its log position.
-    pub server_version: ServerVersion,
-    /// Tombstone flag.
-    pub deleted: bool,
-    /// The row as JSON text; `null` once a tombstone's payload is purged.
-    pub payload: Box<RawValue>,
-}
-
 /// What a push did.
 #[derive(Debug, Clone)]
 pub struct PushOutcome {
@@ -133,30 +120,6 @@ pub struct PushOutcome {
     pub server_version: ServerVersion,
     /// The changes this push added to the log, for realtime fanout.
     pub changes: Vec<LoggedChange>,
-}
-
-/// A log entry with the project scope it was committed under, so realtime
-/// fanout can filter by project without another read.
-#[derive(Debug, Clone)]
-pub struct LoggedChange {
-    /// The entry as clients see it.
-    pub change: Change,
-    /// Its project columns.
-    pub scope: LoggedScope,
-}
-
-impl LoggedChange {
-    /// True when a subscriber of `project_id` (or of the whole workspace) gets it.
-    pub fn in_scope(&self, project_id: Option<&str>) -> bool {
-        match project_id {
-            None => true,
-            Some(p) => {
-                !self.scope.scoped
-                    || self.scope.project_id.as_deref() == Some(p)
-                    || self.scope.prev_project_id.as_deref() == Some(p)
-            }
-        }
-    }
 }
 
 /// A pull request.

@@ -3,6 +3,9 @@
 //! store directly with an explicit clock, so retention is tested without sleeps.
 #![allow(dead_code)]
 
+mod push_vectors;
+pub use push_vectors::push_vectors_agree;
+
 use serde_json::{json, Value};
 use std::sync::Arc;
 use sync_core::retention::RetentionPolicy;
@@ -44,7 +47,8 @@ macro_rules! store_suite {
             repeated_device_positions_keep_the_last_cursor,
             claimed_access_takes_its_role_from_the_claims,
             odd_project_and_thread_ids_are_data_not_errors,
-            changes_json_is_the_page_changes_reads
+            changes_json_is_the_page_changes_reads,
+            push_vectors_agree
         );
     };
     (@tests $factory:path; $($name:ident),*) => {

@@ -24,7 +24,7 @@ interface ResolvedScope {
   scoped: boolean;
   project_ids: string[];
   scope_change: boolean;
-  /** Stored on the record: the thread's project. */
+  /** Stored on the record: its project at this commit (a thread's own, a message's thread's). */
   project_id: string | null;
   /** Stored on the record: the message's thread. */
   thread_id: string | null;
@@ -186,12 +186,14 @@ function winnerOf(stored: Doc<'records'>): Winner {
 }
 
 /**
- * Resolves the projects of an applied op at commit time. A thread takes its
- * project from its payload (a delete from the stored row); a message takes its
- * thread's current project, and when it moved between threads, the old
- * thread's project too. A thread whose project changed is logged with both
- * projects and `scope_change`; so is a new thread that already has messages,
- * which a project-scoped client has not seen yet.
+ * Resolves the projects of an applied op at commit time (PROTOCOL.md section
+ * 1), as `sync_core::push` does and `conformance/push.json` pins. The row is
+ * the payload, or for a delete without one the stored record's. A thread is in
+ * the project its row names; a message in its thread's current project. The
+ * entry is a scope change when that differs from the project the record was
+ * last committed under (stored on the record for threads and messages alike),
+ * and for a new thread that a message already names, which a project-scoped
+ * client has not seen in its project yet.
  */
 async function resolveScope(
   ctx: MutationCtx,
@@ -199,41 +201,41 @@ async function resolveScope(
   stored: Doc<'records'> | null,
   at: ApplyContext,
 ): Promise<ResolvedScope> {
+  // A delete without payload keeps the stored row, so its project and thread.
+  const bare = op.payload === null;
+  let project: string | null;
+  let thread: string | null = null;
   if (op.table_name === THREADS) {
-    const project =
-      op.operation === 'delete' && stored !== null ? stored.project_id : stringField(op.payload, 'project_id');
-    let scopeChange = stored !== null && stored.project_id !== project;
-    if (stored === null) {
-      const orphan = await ctx.db
-        .query('records')
-        .withIndex('by_thread', (q) => q.eq('workspace_id', at.workspaceId).eq('thread_id', op.pk))
-        .first();
-      at.budget.read(orphan);
-      scopeChange = orphan !== null;
-    }
-    return {
-      scoped: true,
-      project_ids: distinctProjects(stored?.project_id ?? null, project),
-      scope_change: scopeChange,
-      project_id: project,
-      thread_id: null,
-    };
+    project = bare ? (stored?.project_id ?? null) : stringField(op.payload, 'project_id');
+  } else if (op.table_name === MESSAGES) {
+    thread = bare ? (stored?.thread_id ?? null) : stringField(op.payload, 'thread_id');
+    project = await at.threads.projectOf(thread);
+  } else {
+    return { scoped: false, project_ids: [], scope_change: false, project_id: null, thread_id: null };
   }
-  if (op.table_name === MESSAGES) {
-    const thread =
-      op.operation === 'delete' && stored !== null
-        ? stored.thread_id
-        : (stringField(op.payload, 'thread_id') ?? stored?.thread_id ?? null);
-    const previous = stored !== null && stored.thread_id !== thread ? stored.thread_id : null;
-    return {
-      scoped: true,
-      project_ids: distinctProjects(await at.threads.projectOf(previous), await at.threads.projectOf(thread)),
-      scope_change: false,
-      project_id: null,
-      thread_id: thread,
-    };
+  let moved: boolean;
+  let previous: string | null = null;
+  if (stored !== null) {
+    previous = stored.project_id;
+    moved = previous !== project;
+  } else if (op.table_name === THREADS) {
+    const named = await ctx.db
+      .query('records')
+      .withIndex('by_thread', (q) => q.eq('workspace_id', at.workspaceId).eq('thread_id', op.pk))
+      .first();
+    at.budget.read(named);
+    moved = named !== null;
+  } else {
+    moved = false;
   }
-  return { scoped: false, project_ids: [], scope_change: false, project_id: null, thread_id: null };
+  return {
+    scoped: true,
+    project_ids: distinctProjects(moved ? previous : null, project),
+    scope_change: moved,
+    project_id: project,
+    // A message edit that names no thread keeps the one it had.
+    thread_id: thread ?? stored?.thread_id ?? null,
+  };
 }
 
 function distinctProjects(a: string | null, b: string | null): string[] {

@@ -146,7 +146,8 @@ export function validateOp(raw: unknown, rules: ValidationRules): ValidationOutc
   return {
     ok: true,
     op: {
-      op_id: raw.op_id,
+      // UUIDs are case-insensitive: one spelling, lowercase, from here on (PROTOCOL.md section 2).
+      op_id: raw.op_id.toLowerCase(),
       table_name: table!,
       operation,
       pk: pk!,

@@ -36,7 +36,7 @@ impl PgOptions {
     /// The longest one store call may take before it is reported as
     /// unavailable: a pool wait plus a few bounded statements. A guard
     /// against a peer that stops answering without closing the socket.
-    pub(super) fn call_timeout(&self) -> Duration {
+    pub(crate) fn call_timeout(&self) -> Duration {
         self.statement_timeout * 4 + Duration::from_secs(1)
     }
 }
@@ -262,7 +262,7 @@ pub(super) fn pool_error(e: PoolError) -> StoreError {
 /// exceptions, shutdown, cancellation by `statement_timeout`, exhausted
 /// resources, serialization failures, a read-only standby) are
 /// `Unavailable`: the request is safe to retry. Everything else is `Internal`.
-pub(super) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     let Some(db) = e.as_db_error() else {
         // The driver's message ("error connecting to server") leaves out
         // the cause ("Connection refused"); the source has it.
@@ -287,7 +287,7 @@ pub(super) fn pg_error(e: tokio_postgres::Error) -> StoreError {
 }
 
 /// Maps a column that does not convert (a schema this binary does not expect).
-pub(super) fn column_error(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn column_error(e: tokio_postgres::Error) -> StoreError {
     StoreError::Internal(format!("unexpected column value: {e}"))
 }
 

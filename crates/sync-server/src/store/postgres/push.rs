@@ -12,256 +12,70 @@
 //! The counter row stays locked from step 2 to the commit, so pushes to one
 //! workspace run one after another: versions are gap-free and in commit
 //! order, and each push decides against the state the previous one left.
-//! The decisions are made in Rust by [`plan_push`], which applies the ops to
-//! an in-memory view, so an op sees the effect of earlier ops of its batch
-//! (two ops on one record, a repeated op id).
+//! The decisions are `sync_core::push::plan_push`'s, over the rows read in
+//! step 2.
 
 use super::connect::{column_error, pg_error};
 use super::text::{project_from_db, project_to_db, thread_to_db};
 use super::{check_role, member_user};
-use crate::store::{Access, LoggedChange, OpOutcome, PushOutcome, StoreError, StoredVersion};
+use crate::store::{Access, LoggedChange, PushOutcome, StoreError};
 use deadpool_postgres::Client;
-use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use sync_core::commit::committed_row;
-use sync_core::scope::{logged_scope, project_id_of, table_scope, thread_id_of, TableScope};
-use sync_core::validate::Operation;
-use sync_core::wire::stored_json;
-use sync_core::wire::Change;
-use sync_core::{Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
+use std::convert::Infallible;
+use sync_core::push::{plan_push, PushPlan, StoredRecord, StoredState};
+use sync_core::scope::{table_scope, thread_id_of, TableScope};
+use sync_core::{OpId, Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
 use tokio_postgres::types::ToSql;
 
-/// A record's stored state, as the push decides against it.
-#[derive(Debug, Clone)]
-pub(super) struct RecordState {
-    stamp: Stamp,
-    server_version: ServerVersion,
-    deleted: bool,
-    payload: Option<String>,
-    project_id: Option<String>,
-    thread_id: Option<String>,
-}
-
-impl RecordState {
-    fn stored_version(&self) -> StoredVersion {
-        StoredVersion {
-            stamp: self.stamp.clone(),
-            server_version: self.server_version,
-            deleted: self.deleted,
-            payload: stored_json(self.payload.clone()),
-        }
-    }
-}
-
-/// What the database said before the batch is decided.
+/// What the database said before the batch is decided: the rows the batch
+/// can need, read ahead in one round trip.
 #[derive(Debug, Default)]
-pub(super) struct BatchContext {
+struct BatchContext {
     /// Stored records of the batch's keys, by `(table_name, pk)`.
-    pub records: HashMap<(String, String), RecordState>,
+    records: HashMap<(String, String), StoredRecord>,
     /// Stored project of threads the batch's messages may name.
-    pub thread_projects: HashMap<String, Option<String>>,
+    thread_projects: HashMap<String, Option<String>>,
     /// Op ids of the batch that were applied before, with their versions.
-    pub applied_ops: HashMap<String, ServerVersion>,
+    applied_ops: HashMap<String, ServerVersion>,
     /// How many stored messages name each thread the batch writes (capped
     /// above the batch size, which is all a decision needs).
-    pub thread_messages: HashMap<String, u64>,
-    /// The workspace head.
-    pub head: ServerVersion,
+    thread_messages: HashMap<String, u64>,
 }
 
-/// The record columns that are not in the log entry of its final write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct RecordColumns {
-    server_version: ServerVersion,
-    scope_kind: TableScope,
-    thread_id: Option<String>,
-}
+impl StoredState for BatchContext {
+    type Error = Infallible;
 
-/// The decided batch.
-#[derive(Debug)]
-pub(super) struct PushPlan {
-    /// One per op, in order.
-    pub outcomes: Vec<OpOutcome>,
-    /// The new log entries, ascending.
-    pub changes: Vec<LoggedChange>,
-    /// For each record written, its last write in the batch.
-    pub records: Vec<RecordColumns>,
-    /// The head after the batch.
-    pub head: ServerVersion,
-}
-
-/// Decides every op of a batch against `context`, in order, exactly as the
-/// SQLite store does op by op: duplicate by op id, then LWW against the
-/// stored stamp (equal stamp: duplicate), then the committed row and its
-/// project scope resolved now.
-pub(super) fn plan_push(
-    ops: &[ValidOp],
-    tables: &TableConfig,
-    mut context: BatchContext,
-) -> Result<PushPlan, StoreError> {
-    let mut outcomes = Vec::with_capacity(ops.len());
-    let mut changes = Vec::new();
-    let mut finals: HashMap<(String, String), RecordColumns> = HashMap::new();
-    let mut batch_messages = BatchMessages::default();
-    let mut head = context.head;
-    for op in ops {
-        if let Some(version) = context.applied_ops.get(op.op_id.as_str()) {
-            outcomes.push(OpOutcome::Duplicate(Some(*version)));
-            continue;
-        }
-        let key = (op.table_name.clone(), op.pk.clone());
-        let current = context.records.get(&key);
-        if let Some(current) = current {
-            match op.stamp().compare(&current.stamp) {
-                Ordering::Equal => {
-                    outcomes.push(OpOutcome::Duplicate(Some(current.server_version)));
-                    continue;
-                }
-                Ordering::Less => {
-                    outcomes.push(OpOutcome::Superseded(current.stored_version()));
-                    continue;
-                }
-                Ordering::Greater => {}
-            }
-        }
-
-        let pk_field = tables.pk_field(&op.table_name).unwrap_or("id");
-        // Only a delete without payload keeps the previous row.
-        let previous_row = match op.payload {
-            Some(_) => None,
-            None => current
-                .and_then(|c| c.payload.as_deref())
-                .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok()),
-        };
-        let row = committed_row(op, previous_row, pk_field);
-        let scope_kind = table_scope(&op.table_name);
-        let thread_id = match scope_kind {
-            TableScope::ThreadProject => thread_id_of(&row).map(str::to_owned),
-            _ => None,
-        };
-        let project_id = match scope_kind {
-            TableScope::Workspace => None,
-            TableScope::OwnProject => project_id_of(&row).map(str::to_owned),
-            TableScope::ThreadProject => match &thread_id {
-                Some(thread) => thread_project(&context, thread),
-                None => None,
-            },
-        };
-        // A new thread whose messages arrived first was outside every
-        // project until now: log it as moving in, so its project's clients
-        // rescan.
-        let previous_project = match (current, scope_kind) {
-            (Some(c), _) => Some(c.project_id.as_deref()),
-            (None, TableScope::OwnProject) if batch_messages.name(&context, &op.pk) => Some(None),
-            _ => None,
-        };
-        let scope = logged_scope(scope_kind, project_id.as_deref(), previous_project);
-        let record_thread_id = thread_id.or_else(|| current.and_then(|c| c.thread_id.clone()));
-        if scope_kind == TableScope::ThreadProject {
-            batch_messages.write(&op.pk, current, record_thread_id.clone());
-        }
-        let payload = serde_json::value::to_raw_value(&Value::Object(row))
-            .map_err(|e| StoreError::Internal(format!("committed row: {e}")))?;
-        let stored_payload = payload.get().to_owned();
-        let deleted = op.is_tombstone();
-        head += 1;
-
-        context
-            .applied_ops
-            .insert(op.op_id.as_str().to_owned(), head);
-        finals.insert(
-            key.clone(),
-            RecordColumns {
-                server_version: head,
-                scope_kind,
-                thread_id: record_thread_id.clone(),
-            },
-        );
-        changes.push(LoggedChange {
-            change: Change {
-                server_version: head,
-                table_name: op.table_name.clone(),
-                pk: op.pk.clone(),
-                operation: if deleted {
-                    Operation::Delete
-                } else {
-                    Operation::Put
-                },
-                payload,
-                clock: op.clock,
-                hlc: op.hlc.to_string(),
-                op_id: op.op_id.as_str().to_owned(),
-                device_id: op.device_id.as_str().to_owned(),
-                scope_change: scope.scope_change,
-            },
-            scope,
-        });
-        context.records.insert(
-            key,
-            RecordState {
-                stamp: op.stamp(),
-                server_version: head,
-                deleted,
-                payload: Some(stored_payload),
-                project_id,
-                thread_id: record_thread_id,
-            },
-        );
-        outcomes.push(OpOutcome::Applied(head));
-    }
-    let mut records: Vec<RecordColumns> = finals.into_values().collect();
-    records.sort_by_key(|r| r.server_version);
-    Ok(PushPlan {
-        outcomes,
-        changes,
-        records,
-        head,
-    })
-}
-
-/// The threads of the messages written so far in a batch: where each was
-/// stored before the batch, and where it is now.
-#[derive(Default)]
-struct BatchMessages {
-    threads: HashMap<String, (Option<String>, Option<String>)>,
-}
-
-impl BatchMessages {
-    fn write(&mut self, pk: &str, stored: Option<&RecordState>, thread: Option<String>) {
-        let before = stored.and_then(|s| s.thread_id.clone());
-        self.threads
-            .entry(pk.to_owned())
-            .and_modify(|(_, now)| *now = thread.clone())
-            .or_insert((before, thread));
+    fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, Infallible> {
+        Ok(self.applied_ops.get(op_id.as_str()).copied())
     }
 
-    /// True when some message names `thread` at this point of the batch
-    /// (stored messages that the batch moved elsewhere do not count).
-    fn name(&self, context: &BatchContext, thread: &str) -> bool {
-        let is = |t: &Option<String>| t.as_deref() == Some(thread);
-        if self.threads.values().any(|(_, now)| is(now)) {
-            return true;
-        }
-        let moved_away = self
-            .threads
-            .values()
-            .filter(|(before, _)| is(before))
-            .count();
-        context.thread_messages.get(thread).copied().unwrap_or(0) > moved_away as u64
+    fn record(&mut self, table_name: &str, pk: &str) -> Result<Option<StoredRecord>, Infallible> {
+        Ok(self
+            .records
+            .get(&(table_name.to_owned(), pk.to_owned()))
+            .cloned())
     }
-}
 
-/// A thread's project as of this point of the batch: written earlier in the
-/// batch, else as stored.
-fn thread_project(context: &BatchContext, thread: &str) -> Option<String> {
-    match context
-        .records
-        .get(&("threads".to_owned(), thread.to_owned()))
-    {
-        Some(stored) => stored.project_id.clone(),
-        None => context.thread_projects.get(thread).cloned().flatten(),
+    fn thread_project(&mut self, thread_id: &str) -> Result<Option<String>, Infallible> {
+        Ok(
+            match self
+                .records
+                .get(&("threads".to_owned(), thread_id.to_owned()))
+            {
+                Some(stored) => stored.project_id.clone(),
+                None => self.thread_projects.get(thread_id).cloned().flatten(),
+            },
+        )
+    }
+
+    fn messages_naming(&mut self, thread_id: &str, at_most: u64) -> Result<u64, Infallible> {
+        Ok(self
+            .thread_messages
+            .get(thread_id)
+            .copied()
+            .unwrap_or(0)
+            .min(at_most))
     }
 }
 
@@ -413,16 +227,14 @@ pub(super) async fn push(
     let role: Option<String> = locked.try_get(1).map_err(column_error)?;
     check_role(access, role, Role::Editor)?;
 
-    let mut context = BatchContext {
-        head: locked.try_get::<_, i64>(0).map_err(column_error)? as u64,
-        ..BatchContext::default()
-    };
+    let head = locked.try_get::<_, i64>(0).map_err(column_error)? as u64;
+    let mut context = BatchContext::default();
     for r in &record_rows {
         let key = (
             r.try_get(0).map_err(column_error)?,
             r.try_get(1).map_err(column_error)?,
         );
-        let state = RecordState {
+        let state = StoredRecord {
             stamp: Stamp {
                 clock: r.try_get::<_, i64>(2).map_err(column_error)? as u64,
                 hlc: r.try_get(3).map_err(column_error)?,
@@ -461,7 +273,7 @@ pub(super) async fn push(
         );
     }
 
-    let plan = plan_push(&ops, tables, context)?;
+    let Ok(plan) = plan_push(&ops, tables, head, &mut context);
     if !plan.changes.is_empty() {
         write_batch(&tx, ws, &plan, now_ms).await?;
         tx.commit().await.map_err(pg_error)?;
@@ -544,135 +356,4 @@ async fn write_batch(
     .await
     .map_err(pg_error)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use sync_core::validate::{validate_op, ValidationLimits};
-
-    const T: u64 = 1_800_000_000_000;
-
-    fn op(table: &str, pk: &str, clock: u64, counter: u32, data: Value) -> ValidOp {
-        let mut payload = json!({ "id": pk });
-        for (k, v) in data.as_object().unwrap() {
-            payload[k] = v.clone();
-        }
-        let raw = json!({
-            "op_id": uuid::Uuid::new_v4().to_string(), "table_name": table, "operation": "put",
-            "pk": pk, "payload": payload, "clock": clock,
-            "hlc": format!("{T:013}-{counter:06}-abcdefabcdefabcd"), "device_id": "abcdefabcdefabcd",
-        });
-        validate_op(
-            &raw,
-            &TableConfig::or3_chat(),
-            &ValidationLimits::default(),
-            T,
-        )
-        .unwrap()
-    }
-
-    fn plan(ops: &[ValidOp], context: BatchContext) -> PushPlan {
-        plan_push(ops, &TableConfig::or3_chat(), context).unwrap()
-    }
-
-    #[test]
-    fn a_record_written_twice_in_a_batch_is_upserted_once_with_its_last_write() {
-        let ops = [
-            op("messages", "m1", 1, 0, json!({"thread_id": "t1"})),
-            op("messages", "m1", 2, 1, json!({"thread_id": "t2"})),
-        ];
-        let plan = plan(&ops, BatchContext::default());
-        assert_eq!(plan.changes.len(), 2, "both writes are logged");
-        assert_eq!(
-            plan.records,
-            [RecordColumns {
-                server_version: 2,
-                scope_kind: TableScope::ThreadProject,
-                thread_id: Some("t2".into()),
-            }],
-            "one row per record: an upsert may touch a row once"
-        );
-    }
-
-    #[test]
-    fn a_message_takes_the_project_of_its_thread_at_this_point_of_the_batch() {
-        let context = BatchContext {
-            thread_projects: HashMap::from([("t1".to_owned(), Some("stored".to_owned()))]),
-            head: 7,
-            ..BatchContext::default()
-        };
-        let ops = [
-            op("messages", "m1", 1, 0, json!({"thread_id": "t1"})),
-            op("threads", "t1", 5, 1, json!({"project_id": "moved"})),
-            op("messages", "m2", 1, 2, json!({"thread_id": "t1"})),
-        ];
-        let plan = plan(&ops, context);
-        let projects: Vec<Option<&str>> = plan
-            .changes
-            .iter()
-            .map(|c| c.scope.project_id.as_deref())
-            .collect();
-        assert_eq!(projects, [Some("stored"), Some("moved"), Some("moved")]);
-        assert_eq!(plan.head, 10);
-    }
-
-    #[test]
-    fn a_new_thread_is_a_scope_change_when_messages_name_it_at_that_point() {
-        let stored_m1 = RecordState {
-            stamp: Stamp {
-                clock: 1,
-                hlc: format!("{T:013}-000000-abcdefabcdefabcd"),
-                op_id: "x".into(),
-            },
-            server_version: 1,
-            deleted: false,
-            payload: None,
-            project_id: None,
-            thread_id: Some("t1".into()),
-        };
-        let context = || BatchContext {
-            records: HashMap::from([(("messages".into(), "m1".into()), stored_m1.clone())]),
-            thread_messages: HashMap::from([("t1".into(), 1)]),
-            head: 1,
-            ..BatchContext::default()
-        };
-        let thread = |pk: &str, counter| op("threads", pk, 1, counter, json!({"project_id": "p"}));
-        // m1 (stored) names t1; m2, earlier in the batch, names t2.
-        let ops = [
-            op("messages", "m2", 1, 1, json!({"thread_id": "t2"})),
-            thread("t1", 2),
-            thread("t2", 3),
-            thread("t3", 4),
-        ];
-        let changes: Vec<bool> = plan(&ops, context())
-            .changes
-            .iter()
-            .map(|c| c.change.scope_change)
-            .collect();
-        assert_eq!(changes, [false, true, true, false]);
-        // The batch moves m1 to t9 first: then nothing names t1.
-        let ops = [
-            op("messages", "m1", 2, 5, json!({"thread_id": "t9"})),
-            thread("t1", 6),
-        ];
-        assert!(!plan(&ops, context()).changes[1].change.scope_change);
-    }
-
-    #[test]
-    fn known_op_ids_are_duplicates_with_their_versions() {
-        let first = op("kv", "k1", 1, 0, json!({}));
-        let context = BatchContext {
-            applied_ops: HashMap::from([(first.op_id.as_str().to_owned(), 3)]),
-            head: 3,
-            ..BatchContext::default()
-        };
-        let plan = plan(&[first.clone(), first], context);
-        assert!(plan
-            .outcomes
-            .iter()
-            .all(|o| matches!(o, OpOutcome::Duplicate(Some(3)))));
-        assert!(plan.changes.is_empty() && plan.records.is_empty());
-    }
 }

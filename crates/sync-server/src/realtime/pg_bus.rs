@@ -18,10 +18,9 @@
 //! before it waits again; and every `sweep_every` the listener does the same
 //! (one query for the heads of those workspaces).
 
-use super::connect::{column_error, pg_error, PgTls};
-use super::PostgresStore;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
+use crate::store::postgres::{column_error, pg_error, PgTls, PostgresStore};
 use crate::store::StoreError;
 use async_trait::async_trait;
 use futures_util::StreamExt;

@@ -12,36 +12,35 @@
 //! guard around each call), and connection failures map to
 //! [`StoreError::Unavailable`] (503 with `Retry-After`); the pool replaces
 //! broken connections by itself, so the store recovers when Postgres does.
+//!
+//! This file is the `Store` impl (one short method per contract item), the
+//! connection plumbing and the access checks; the work is in `push.rs`,
+//! `read.rs` and `gc.rs`, as in the SQLite store.
 
-mod bus;
 mod connect;
+mod gc;
 mod migrations;
 mod push;
+mod read;
 mod text;
 
-pub use bus::PgBus;
+use read::{read_changes, read_log_since, read_snapshot, record_from_row, RECORD_COLUMNS};
+
+pub(crate) use connect::{column_error, pg_error};
 pub use connect::{is_schema_name, DatabaseUrl, PgOptions, PgTls};
 
-use super::sqlite::{GC_BATCH, MAX_EXAMINED_ENTRIES, MAX_PAGE_PAYLOAD_BYTES};
 use super::{
-    Access, ChangeSink, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange,
-    PushOutcome, SnapshotBatch, SnapshotQuery, Store, StoreError,
+    Access, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange, PushOutcome,
+    SnapshotBatch, SnapshotQuery, Store, StoreError,
 };
 use async_trait::async_trait;
-use connect::{build_pool, column_error, connection_config, pg_error, pool_error};
+use connect::{build_pool, connection_config, pool_error};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use std::collections::HashMap;
 use std::sync::Arc;
-use sync_core::retention::{
-    device_active_since, min_retention_cutoff, plan_purge, PurgePlan, RetentionPolicy,
-    WorkspaceLogState,
-};
-use sync_core::scope::LoggedScope;
-use sync_core::validate::Operation;
-use sync_core::wire::stored_json;
-use sync_core::wire::{ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::retention::RetentionPolicy;
+use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
-use text::{project_from_db, project_to_db};
 use tokio_postgres::{IsolationLevel, Row};
 
 /// The Postgres store. Cheap to clone; clones share the pool.
@@ -111,7 +110,7 @@ impl PostgresStore {
     /// (pool wait included), so a peer that stops answering without closing
     /// the socket cannot hang a request. A connection whose call ran out of
     /// time may be stuck mid-statement: it is closed, never reused.
-    async fn with_client<T>(
+    pub(crate) async fn with_client<T>(
         &self,
         work: impl AsyncFnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -234,234 +233,6 @@ async fn read_tx(client: &mut Client) -> Result<Transaction<'_>, StoreError> {
         .map_err(pg_error)
 }
 
-/// The columns every change read selects, in [`change_json_from_row`]'s order.
-const CHANGE_COLUMNS: &str =
-    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
-
-/// One row of [`CHANGE_COLUMNS`], borrowed (the payload as the text it was stored as).
-fn change_json_from_row(r: &Row) -> Result<ChangeJson<'_>, StoreError> {
-    let text = |i: usize| -> Result<&str, StoreError> { r.try_get(i).map_err(column_error) };
-    Ok(ChangeJson {
-        server_version: u64_at(r, 0)?,
-        table_name: text(1)?,
-        pk: text(2)?,
-        operation: if text(3)? == "delete" {
-            Operation::Delete
-        } else {
-            Operation::Put
-        },
-        payload: r
-            .try_get::<_, Option<&str>>(4)
-            .map_err(column_error)?
-            .map(str::as_bytes),
-        clock: u64_at(r, 5)?,
-        hlc: text(6)?,
-        op_id: text(7)?,
-        device_id: text(8)?,
-        scope_change: r.try_get(9).map_err(column_error)?,
-    })
-}
-
-/// The columns every record read selects, in [`record_from_row`]'s order.
-const RECORD_COLUMNS: &str =
-    "r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version";
-
-fn record_from_row(r: &Row) -> Result<RecordVersion, StoreError> {
-    Ok(RecordVersion {
-        table_name: r.try_get(0).map_err(column_error)?,
-        pk: r.try_get(1).map_err(column_error)?,
-        payload: stored_json(r.try_get(2).map_err(column_error)?),
-        deleted: r.try_get(3).map_err(column_error)?,
-        clock: u64_at(r, 4)?,
-        hlc: r.try_get(5).map_err(column_error)?,
-        op_id: r.try_get(6).map_err(column_error)?,
-        server_version: u64_at(r, 7)?,
-    })
-}
-
-/// A pull page. The 4 MiB rule is computed by the server: each row carries
-/// the payload bytes of the rows before it (`before`), and rows past the
-/// limit come without payload, so a page never ships much more than it
-/// returns. `before` counts a missing payload as the 4 bytes of `null`, as
-/// the SQLite store does.
-async fn read_changes<C: ChangeSink>(
-    client: &mut Client,
-    ws: &WorkspaceId,
-    access: &Access,
-    query: &ChangesQuery,
-) -> Result<ChangesBatch<C>, StoreError> {
-    let tx = read_tx(client).await?;
-    let positions = require(&tx, ws, access, Role::Viewer, Lock::None).await?;
-    let (head, oldest) = (positions.head, positions.oldest_retained_version);
-    if query.cursor + 1 < oldest || query.cursor > head {
-        return Err(StoreError::CursorExpired {
-            oldest_retained_version: oldest,
-        });
-    }
-    let window_end = match query.project_id {
-        Some(_) => head.min(query.cursor.saturating_add(MAX_EXAMINED_ENTRIES)),
-        None => head,
-    };
-    let stmt = tx
-        .prepare_cached(
-            "SELECT server_version, table_name, pk, operation,
-                 CASE WHEN n = 1 OR before < $6 THEN payload END,
-                 clock, hlc, op_id, device_id, scope_change, before
-             FROM (
-                 SELECT c.*, row_number() OVER w AS n,
-                     coalesce(sum(coalesce(octet_length(c.payload), 4))
-                         OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-                 FROM (
-                     SELECT server_version, table_name, pk, operation, payload, clock, hlc, op_id,
-                         device_id, scope_change
-                     FROM change_log
-                     WHERE workspace_id = $1 AND server_version > $2 AND server_version <= $3
-                       AND ($4::text IS NULL OR NOT scoped OR project_id = $4 OR prev_project_id = $4)
-                     ORDER BY server_version LIMIT $5
-                 ) c
-                 WINDOW w AS (ORDER BY c.server_version)
-             ) x
-             ORDER BY server_version",
-        )
-        .await
-        .map_err(pg_error)?;
-    let rows = tx
-        .query(
-            &stmt,
-            &[
-                &ws.as_str(),
-                &(query.cursor as i64),
-                &(window_end as i64),
-                &query.project_id.as_deref().map(project_to_db),
-                &(query.limit as i64 + 1),
-                &(MAX_PAGE_PAYLOAD_BYTES as i64),
-            ],
-        )
-        .await
-        .map_err(pg_error)?;
-    let mut changes = C::default();
-    let mut last = None;
-    let mut full = false;
-    for r in &rows {
-        let before: i64 = r.try_get(10).map_err(column_error)?;
-        if changes.count() == query.limit
-            || (before >= MAX_PAGE_PAYLOAD_BYTES as i64 && changes.count() > 0)
-        {
-            full = true;
-            break;
-        }
-        let change = change_json_from_row(r)?;
-        last = Some(change.server_version);
-        changes.take(change);
-    }
-    let cursor = match (full, last) {
-        (true, Some(last)) => last,
-        _ => window_end.max(query.cursor),
-    };
-    Ok(ChangesBatch {
-        has_more: cursor < head,
-        changes,
-        cursor,
-        oldest_retained_version: oldest,
-    })
-}
-
-async fn read_snapshot(
-    client: &mut Client,
-    ws: &WorkspaceId,
-    access: &Access,
-    query: &SnapshotQuery,
-) -> Result<SnapshotBatch, StoreError> {
-    let tx = read_tx(client).await?;
-    let positions = require(&tx, ws, access, Role::Viewer, Lock::None).await?;
-    let snapshot_version = query.snapshot_version.unwrap_or(positions.head);
-    let (after_table, after_pk) = query.after.clone().unwrap_or_default();
-    // Table names and keys never hold NUL; Postgres text cannot either.
-    if after_table.contains('\0') || after_pk.contains('\0') {
-        return Err(StoreError::InvalidPageToken("the page token is malformed"));
-    }
-    let stmt = tx
-        .prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records r
-             WHERE r.workspace_id = $1 AND (r.table_name, r.pk) > ($2, $3)
-               AND ($4::text IS NULL OR r.scope_kind = 0
-                    OR (r.scope_kind = 1 AND r.project_id = $4)
-                    OR (r.scope_kind = 2 AND EXISTS (
-                        SELECT 1 FROM records t WHERE t.workspace_id = r.workspace_id
-                          AND t.table_name = 'threads' AND t.pk = r.thread_id AND t.project_id = $4)))
-             ORDER BY r.table_name, r.pk LIMIT $5"
-        ))
-        .await
-        .map_err(pg_error)?;
-    let rows = tx
-        .query(
-            &stmt,
-            &[
-                &ws.as_str(),
-                &after_table,
-                &after_pk,
-                &query.project_id.as_deref().map(project_to_db),
-                &(query.limit as i64 + 1),
-            ],
-        )
-        .await
-        .map_err(pg_error)?;
-    let has_more = rows.len() > query.limit;
-    let items = rows
-        .iter()
-        .take(query.limit)
-        .map(record_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(SnapshotBatch {
-        snapshot_version,
-        items,
-        has_more,
-    })
-}
-
-async fn read_log_since(
-    client: &mut Client,
-    ws: &WorkspaceId,
-    after: ServerVersion,
-    limit: usize,
-) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
-    let tx = read_tx(client).await?;
-    let head = workspace_head(&tx, ws).await?;
-    let stmt = tx
-        .prepare_cached(&format!(
-            "SELECT {CHANGE_COLUMNS}, scoped, project_id, prev_project_id FROM change_log
-             WHERE workspace_id = $1 AND server_version > $2 ORDER BY server_version LIMIT $3"
-        ))
-        .await
-        .map_err(pg_error)?;
-    let rows = tx
-        .query(&stmt, &[&ws.as_str(), &(after as i64), &(limit as i64)])
-        .await
-        .map_err(pg_error)?;
-    let entries = rows
-        .iter()
-        .map(|r| {
-            let change = change_json_from_row(r)?.to_change();
-            Ok(LoggedChange {
-                scope: LoggedScope {
-                    scoped: r.try_get(10).map_err(column_error)?,
-                    project_id: r
-                        .try_get::<_, Option<String>>(11)
-                        .map_err(column_error)?
-                        .map(project_from_db),
-                    prev_project_id: r
-                        .try_get::<_, Option<String>>(12)
-                        .map_err(column_error)?
-                        .map(project_from_db),
-                    scope_change: change.scope_change,
-                },
-                change,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok((entries, head))
-}
-
 async fn workspace_head(
     client: &impl GenericClient,
     ws: &WorkspaceId,
@@ -495,120 +266,6 @@ async fn ensure_other_owner(
         return Err(StoreError::LastOwner);
     }
     Ok(())
-}
-
-/// What a GC pass plans from, read on one snapshot: the log state, the
-/// number of tombstones and how many of them may lose their payload.
-async fn log_state(
-    client: &mut Client,
-    ws: &WorkspaceId,
-    policy: &RetentionPolicy,
-    now_ms: u64,
-) -> Result<(WorkspaceLogState, u64, u64), StoreError> {
-    let tx = read_tx(client).await?;
-    let positions = require(&tx, ws, &Access::Admin, Role::Viewer, Lock::None).await?;
-    let head = positions.head;
-    let purged_through = positions.oldest_retained_version - 1;
-    let watermark: Option<i64> = tx
-        .query_one(
-            "SELECT min(cursor) FROM device_positions
-             WHERE workspace_id = $1 AND seen_at >= $2 AND cursor >= $3",
-            &[
-                &ws.as_str(),
-                &(device_active_since(policy, now_ms) as i64),
-                &(purged_through as i64),
-            ],
-        )
-        .await
-        .map_err(pg_error)?
-        .try_get(0)
-        .map_err(column_error)?;
-    // Commit times grow with versions, so the first entry too young to purge
-    // bounds the old ones; the scan stops there.
-    let first_young = tx
-        .query_opt(
-            "SELECT server_version FROM change_log
-             WHERE workspace_id = $1 AND server_version > $2 AND committed_at > $3
-             ORDER BY server_version LIMIT 1",
-            &[
-                &ws.as_str(),
-                &(purged_through as i64),
-                &(min_retention_cutoff(policy, now_ms) as i64),
-            ],
-        )
-        .await
-        .map_err(pg_error)?;
-    let newest_old_version = match first_young {
-        Some(row) => u64_at(&row, 0)?.checked_sub(1),
-        None => Some(head),
-    };
-    let counts = tx
-        .query_one(
-            "SELECT count(*) FILTER (WHERE deleted),
-                    count(*) FILTER (WHERE deleted AND payload IS NOT NULL
-                                       AND committed_at <= $2 AND server_version <= $3)
-             FROM records WHERE workspace_id = $1 AND deleted",
-            &[
-                &ws.as_str(),
-                &(now_ms.saturating_sub(policy.tombstone_retention_ms) as i64),
-                &(watermark.map_or(head, |w| (w as u64).min(head)) as i64),
-            ],
-        )
-        .await
-        .map_err(pg_error)?;
-    Ok((
-        WorkspaceLogState {
-            head,
-            watermark: watermark.map(|w| w as u64),
-            newest_old_version,
-            purged_through,
-        },
-        u64_at(&counts, 0)?,
-        u64_at(&counts, 1)?,
-    ))
-}
-
-/// Deletes the log entries in `(start, end]`, and with them the record of
-/// their op ids (see `migrations.rs`), in one statement.
-async fn purge_log_batch(
-    client: &Client,
-    ws: &WorkspaceId,
-    start: ServerVersion,
-    end: ServerVersion,
-) -> Result<u64, StoreError> {
-    client
-        .execute(
-            "DELETE FROM change_log
-             WHERE workspace_id = $1 AND server_version > $2 AND server_version <= $3",
-            &[&ws.as_str(), &(start as i64), &(end as i64)],
-        )
-        .await
-        .map_err(pg_error)
-}
-
-/// Drops the payloads of up to [`GC_BATCH`] old tombstones; their stamps stay.
-async fn purge_tombstone_batch(
-    client: &Client,
-    ws: &WorkspaceId,
-    plan: &PurgePlan,
-) -> Result<u64, StoreError> {
-    client
-        .execute(
-            "UPDATE records SET payload = NULL
-             WHERE (workspace_id, table_name, pk) IN (
-                 SELECT workspace_id, table_name, pk FROM records
-                 WHERE workspace_id = $1 AND deleted AND payload IS NOT NULL
-                   AND committed_at <= $2 AND server_version <= $3
-                 LIMIT $4)",
-            &[
-                &ws.as_str(),
-                &(plan.tombstone_cutoff_ms as i64),
-                &(plan.tombstone_horizon as i64),
-                &(GC_BATCH as i64),
-            ],
-        )
-        .await
-        .map_err(pg_error)
 }
 
 #[async_trait]
@@ -898,59 +555,7 @@ impl Store for PostgresStore {
         now_ms: u64,
         dry_run: bool,
     ) -> Result<GcReport, StoreError> {
-        let (state, tombstones, purgeable_tombstones) = self
-            .with_client(async |client| log_state(client, ws, policy, now_ms).await)
-            .await?;
-        let plan = plan_purge(state, policy, now_ms);
-        let (mut log_purged, mut ops_purged, mut tombstones_purged) = (0, 0, 0);
-        if dry_run {
-            log_purged = plan.log_horizon - state.purged_through;
-            ops_purged = log_purged;
-            tombstones_purged = purgeable_tombstones;
-        } else {
-            // Each batch is its own short transaction, so pushes interleave
-            // with a long pass. The new oldest version is committed first:
-            // a reader never sees a log with a hole.
-            if plan.log_horizon > state.purged_through {
-                self.with_client(async |client| {
-                    client
-                        .execute(
-                            "UPDATE workspaces SET oldest_retained_version =
-                                 greatest(oldest_retained_version, $2) WHERE id = $1",
-                            &[&ws.as_str(), &(plan.log_horizon as i64 + 1)],
-                        )
-                        .await
-                        .map_err(pg_error)
-                })
-                .await?;
-            }
-            let mut start = state.purged_through;
-            while start < plan.log_horizon {
-                let end = (start + GC_BATCH).min(plan.log_horizon);
-                let purged = self
-                    .with_client(async |client| purge_log_batch(client, ws, start, end).await)
-                    .await?;
-                log_purged += purged;
-                ops_purged += purged;
-                start = end;
-            }
-            loop {
-                let n = self
-                    .with_client(async |client| purge_tombstone_batch(client, ws, &plan).await)
-                    .await?;
-                tombstones_purged += n;
-                if n < GC_BATCH {
-                    break;
-                }
-            }
-        }
-        Ok(GcReport::of_pass(
-            ws,
-            &state,
-            &plan,
-            (log_purged, ops_purged, tombstones_purged),
-            tombstones,
-        ))
+        crate::store::gc::collect_garbage(self, ws, policy, now_ms, dry_run).await
     }
 
     async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {

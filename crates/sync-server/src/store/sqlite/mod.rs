@@ -1,0 +1,502 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Writes go through one connection (SQLite has one writer anyway), in
+//! `BEGIN IMMEDIATE` transactions with `synchronous=FULL` by default, so a
+//! push is acknowledged only once it is on disk (`--sqlite-synchronous
+//! normal` trades the last commits after a power loss for lower latency;
+//! see [`Synchronous`]). Reads use a small pool of their own
+//! connections and never wait for a writer. All database work runs on the
+//! blocking thread pool, never on the async runtime.
+//!
+//! This file is the `Store` impl (one short method per contract item) and the
+//! access checks it runs in each transaction; the work is in `push.rs`,
+//! `read.rs`, `gc.rs` and `schema.rs`.
+
+mod gc;
+mod push;
+mod read;
+mod schema;
+
+use read::{read_changes, read_log_since, read_snapshot, record_from_row};
+pub use schema::migrate;
+use schema::open_connection;
+
+use super::{
+    Access, ChangesBatch, ChangesQuery, DevicePosition, PushOutcome, SnapshotBatch, SnapshotQuery,
+    Store, StoreError,
+};
+use super::{GcReport, LoggedChange};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use sync_core::retention::RetentionPolicy;
+use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+/// When a commit reaches the disk (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is fsynced before the push is acknowledged: acknowledged
+    /// writes survive a crash of the process, of the OS and a power loss.
+    #[default]
+    Full,
+    /// Commits reach the OS (the WAL file) before the push is acknowledged and
+    /// the disk at the next checkpoint: acknowledged writes survive a crash of
+    /// the process (kill -9), but the last ones may roll back after an OS
+    /// crash or a power loss. The database is never corrupted either way.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    tables: TableConfig,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs pending
+    /// migrations; every commit is fsynced ([`Synchronous::Full`]).
+    pub fn open(path: &Path, tables: TableConfig) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, tables, Synchronous::Full)
+    }
+
+    /// [`SqliteStore::open`] with the given commit durability.
+    pub fn open_with(
+        path: &Path,
+        tables: TableConfig,
+        synchronous: Synchronous,
+    ) -> Result<SqliteStore, StoreError> {
+        let mut writer = open_connection(path, Some(synchronous))?;
+        migrate(&mut writer)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                tables,
+            }),
+        })
+    }
+
+    /// Runs `work` on the writer connection, off the async runtime.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection, &TableConfig) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            work(&mut conn, &inner.tables)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("write task failed: {e}")))?
+    }
+
+    /// Runs `work` on a pooled reader connection, off the async runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path, None)?,
+            };
+            let result = work(&mut conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < 16 {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn internal(e: rusqlite::Error) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// The caller's role, checked inside the transaction. Errors: unknown workspace, not a member.
+fn role_in(conn: &Connection, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM workspaces WHERE id = ?1")
+        .and_then(|mut s| s.exists([ws.as_str()]))
+        .map_err(internal)?;
+    if !exists {
+        return Err(StoreError::UnknownWorkspace);
+    }
+    match access {
+        Access::Claimed { role, .. } => Ok(*role),
+        Access::Admin => Ok(Role::Owner),
+        Access::Member { user_id } => conn
+            .prepare_cached("SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2")
+            .and_then(|mut s| {
+                s.query_row([ws.as_str(), user_id], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .map_err(internal)?
+            .and_then(|r| Role::parse(&r))
+            .ok_or(StoreError::Forbidden("not a member of this workspace")),
+    }
+}
+
+fn require(
+    conn: &Connection,
+    ws: &WorkspaceId,
+    access: &Access,
+    needed: Role,
+) -> Result<Role, StoreError> {
+    let role = role_in(conn, ws, access)?;
+    if role < needed {
+        return Err(StoreError::Forbidden(match needed {
+            Role::Owner => "only owners may do this",
+            _ => "viewers may not push",
+        }));
+    }
+    Ok(role)
+}
+
+fn workspace_positions(
+    conn: &Connection,
+    ws: &str,
+) -> Result<(ServerVersion, ServerVersion), StoreError> {
+    conn.prepare_cached("SELECT head, oldest_retained_version FROM workspaces WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([ws], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+        })
+        .map_err(internal)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_workspace(
+        &self,
+        id: &WorkspaceId,
+        name: &str,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        let (id, name, owner) = (id.clone(), name.to_owned(), owner.to_owned());
+        self.write(move |conn, _| {
+            let tx = conn.transaction().map_err(internal)?;
+            tx.execute(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id.as_str(), name, now_ms as i64],
+            )
+            .map_err(internal)?;
+            tx.execute(
+                "INSERT INTO members (workspace_id, user_id, role) VALUES (?1, ?2, 'owner')",
+                params![id.as_str(), owner],
+            )
+            .map_err(internal)?;
+            tx.commit().map_err(internal)?;
+            Ok(WorkspaceInfo {
+                workspace_id: id.to_string(),
+                name,
+                role: Role::Owner,
+            })
+        })
+        .await
+    }
+
+    async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.write(move |conn, _| {
+            conn.execute(
+                "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![id.as_str(), now_ms as i64],
+            )
+            .map(drop)
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT w.id, w.name, m.role FROM members m JOIN workspaces w ON w.id = m.workspace_id
+                     WHERE m.user_id = ?1 ORDER BY w.created_at, w.id",
+                )
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map([user_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(internal)?;
+            let mut list = Vec::new();
+            for row in rows {
+                let (workspace_id, name, role) = row.map_err(internal)?;
+                if let Some(role) = Role::parse(&role) {
+                    list.push(WorkspaceInfo {
+                        workspace_id,
+                        name,
+                        role,
+                    });
+                }
+            }
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn set_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
+        self.write(move |conn, _| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            require(&tx, &ws, &access, Role::Owner)?;
+            if role != Role::Owner {
+                ensure_other_owner(&tx, &ws, &user_id)?;
+            }
+            tx.execute(
+                "INSERT INTO members (workspace_id, user_id, role) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                params![ws.as_str(), user_id, role.as_str()],
+            )
+            .map_err(internal)?;
+            tx.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
+        self.write(move |conn, _| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            require(&tx, &ws, &access, Role::Owner)?;
+            ensure_other_owner(&tx, &ws, &user_id)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+                    params![ws.as_str(), user_id],
+                )
+                .map_err(internal)?;
+            if removed == 0 {
+                return Err(StoreError::MemberNotFound);
+            }
+            tx.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| role_in(conn, &ws, &access)).await
+    }
+
+    async fn push(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        ops: Vec<ValidOp>,
+        now_ms: u64,
+    ) -> Result<PushOutcome, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.write(move |conn, tables| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            require(&tx, &ws, &access, Role::Editor)?;
+            let (head, _) = workspace_positions(&tx, ws.as_str())?;
+            push::push(tx, tables, &ws, head, &ops, now_ms)
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| read_changes(conn, &ws, &access, &query))
+            .await
+    }
+
+    async fn changes_json(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: ChangesQuery,
+    ) -> Result<ChangesBatch<ChangesArray>, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| read_changes(conn, &ws, &access, &query))
+            .await
+    }
+
+    async fn snapshot(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        query: SnapshotQuery,
+    ) -> Result<SnapshotBatch, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| read_snapshot(conn, &ws, &access, &query))
+            .await
+    }
+
+    async fn record(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        table_name: &str,
+        pk: &str,
+    ) -> Result<RecordVersion, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        let (table_name, pk) = (table_name.to_owned(), pk.to_owned());
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(internal)?;
+            require(&tx, &ws, &access, Role::Viewer)?;
+            let found = tx
+                .prepare_cached(
+                    "SELECT table_name, pk, payload, deleted, clock, hlc, op_id, server_version
+                     FROM records WHERE workspace_id = ?1 AND table_name = ?2 AND pk = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![ws.as_str(), table_name, pk], record_from_row)
+                        .optional()
+                })
+                .map_err(internal)?;
+            found.ok_or(StoreError::RecordNotFound)
+        })
+        .await
+    }
+
+    async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn, _| {
+            let tx = conn.transaction().map_err(internal)?;
+            for p in &positions {
+                tx.prepare_cached(
+                    "INSERT INTO device_positions (workspace_id, device_id, cursor, seen_at)
+                     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
+                     ON CONFLICT (workspace_id, device_id) DO UPDATE SET
+                         cursor = excluded.cursor, seen_at = MAX(seen_at, excluded.seen_at)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        p.workspace_id.as_str(),
+                        p.device_id,
+                        p.cursor as i64,
+                        p.seen_at_ms as i64
+                    ])
+                })
+                .map_err(internal)?;
+            }
+            tx.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn log_since(
+        &self,
+        ws: &WorkspaceId,
+        after: ServerVersion,
+        limit: usize,
+    ) -> Result<(Vec<LoggedChange>, ServerVersion), StoreError> {
+        let ws = ws.clone();
+        self.read(move |conn| read_log_since(conn, ws.as_str(), after, limit))
+            .await
+    }
+
+    async fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id FROM workspaces ORDER BY id")
+                .map_err(internal)?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(internal)?
+                .filter_map(|id| id.ok().and_then(|id| WorkspaceId::parse(&id)))
+                .collect();
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn collect_garbage(
+        &self,
+        ws: &WorkspaceId,
+        policy: &RetentionPolicy,
+        now_ms: u64,
+        dry_run: bool,
+    ) -> Result<GcReport, StoreError> {
+        crate::store::gc::collect_garbage(self, ws, policy, now_ms, dry_run).await
+    }
+
+    async fn head(&self, ws: &WorkspaceId) -> Result<ServerVersion, StoreError> {
+        let ws = ws.clone();
+        self.read(move |conn| workspace_positions(conn, ws.as_str()).map(|(head, _)| head))
+            .await
+    }
+}
+
+/// Refuses to demote or remove `user_id` when they are the last owner.
+fn ensure_other_owner(
+    tx: &Transaction<'_>,
+    ws: &WorkspaceId,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    let other_owners: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM members WHERE workspace_id = ?1 AND role = 'owner' AND user_id <> ?2",
+            params![ws.as_str(), user_id],
+            |r| r.get(0),
+        )
+        .map_err(internal)?;
+    if other_owners == 0 {
+        return Err(StoreError::LastOwner);
+    }
+    Ok(())
+}
