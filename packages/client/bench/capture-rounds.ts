@@ -7,7 +7,7 @@
  * (`capture.ts`) and on Chromium's IndexedDB (`capture-page.ts`).
  */
 import { Dexie } from 'dexie';
-import { openWorkspace } from '../src/engine.js';
+import { openWorkspace } from '../src/attach.js';
 import type { SyncProvider } from '../src/provider.js';
 import { ENGINE_TABLES } from '../src/schema.js';
 
@@ -108,7 +108,7 @@ function bulkPut(env: IndexedDbEnvironment, db: Dexie, rows: number, round: stri
  * What PROTOCOL.md section 6 asks of every captured write, in raw IndexedDB
  * with no library: the row, plus in the same transaction an outbox op
  * carrying the row as its payload (auto-increment key, `[table_name+pk]`
- * and `status` indexes, as the engine's `pending_ops`) and the clock state
+ * and `status` indexes, as the engine's outbox) and the clock state
  * (read, then written once per transaction). Against the row alone in the
  * same schema, this is the least any capture can cost here.
  */
@@ -120,10 +120,10 @@ async function rawFloor(env: IndexedDbEnvironment, rows: number, n: number): Pro
       const messages = request.result.createObjectStore('messages', { keyPath: 'id' });
       messages.createIndex('thread_id', 'thread_id');
       messages.createIndex('[thread_id+index]', ['thread_id', 'index']);
-      const outbox = request.result.createObjectStore('pending_ops', { keyPath: 'seq', autoIncrement: true });
+      const outbox = request.result.createObjectStore('_or3sync_outbox', { keyPath: 'seq', autoIncrement: true });
       outbox.createIndex('[table_name+pk]', ['table_name', 'pk']);
       outbox.createIndex('status', 'status');
-      request.result.createObjectStore('sync_state', { keyPath: 'key' });
+      request.result.createObjectStore('_or3sync_state', { keyPath: 'key' });
     };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
@@ -154,18 +154,18 @@ async function rawFloor(env: IndexedDbEnvironment, rows: number, n: number): Pro
   });
   const transaction = (write: (tx: IDBTransaction) => void) =>
     new Promise<void>((resolve, reject) => {
-      const tx = db.transaction(['messages', 'pending_ops', 'sync_state'], 'readwrite');
+      const tx = db.transaction(['messages', '_or3sync_outbox', '_or3sync_state'], 'readwrite');
       write(tx);
       tx.oncomplete = () => resolve();
       tx.onerror = () => reject(tx.error);
     });
   const protocolWrite = (tx: IDBTransaction, batch: ReturnType<typeof stamped>[]) => {
-    tx.objectStore('sync_state').get('hlc');
+    tx.objectStore('_or3sync_state').get('hlc');
     for (const row of batch) {
       tx.objectStore('messages').put(row);
-      tx.objectStore('pending_ops').add(op(row));
+      tx.objectStore('_or3sync_outbox').add(op(row));
     }
-    tx.objectStore('sync_state').put({ key: 'hlc', value: { ms: 1_732_540_000_000, counter: 0, tombstone_tables: [] } });
+    tx.objectStore('_or3sync_state').put({ key: 'hlc', value: { ms: 1_732_540_000_000, counter: 0, tombstone_tables: [] } });
   };
   const single = (prefix: string, write: (tx: IDBTransaction, row: ReturnType<typeof stamped>) => void) =>
     time(env, async () => {
@@ -198,7 +198,7 @@ async function round(env: IndexedDbEnvironment, rows: number, n: number): Promis
   const capturedSingle = await singlePuts(env, captured.db, rows, 'single');
   const plainBulk = await bulkPut(env, plain, rows, 'bulk');
   const capturedBulk = await bulkPut(env, captured.db, rows, 'bulk');
-  const outbox = await captured.db.table('pending_ops').count();
+  const outbox = await captured.db.table('_or3sync_outbox').count();
   plain.close();
   await captured.close();
   await env.deleteDatabase?.(plainName);

@@ -7,28 +7,15 @@
  */
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
-import type { Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 export async function inChromium<T>(
   entry: URL,
   run: (page: Page) => Promise<T>,
   serve?: (html: string) => Promise<string>,
 ): Promise<{ result: T; version: string }> {
-  const { chromium } = await import('playwright-core');
-  const bundle = await build({
-    entryPoints: [fileURLToPath(entry)],
-    bundle: true,
-    write: false,
-    format: 'iife',
-    platform: 'browser',
-    target: 'es2022',
-  });
-  const script = bundle.outputFiles[0]!.text;
-  const html = `<!doctype html><script>${script.replace(/<\/script/g, '<\\/script')}</script>`;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const html = await bundlePage(entry);
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     if (serve) {
@@ -41,6 +28,29 @@ export async function inChromium<T>(
   } finally {
     await browser.close();
   }
+}
+
+/** An HTML page that runs `entry`, bundled for the browser. */
+export async function bundlePage(entry: URL): Promise<string> {
+  const bundle = await build({
+    entryPoints: [fileURLToPath(entry)],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+  });
+  const script = bundle.outputFiles[0]!.text;
+  return `<!doctype html><script>${script.replace(/<\/script/g, '<\\/script')}</script>`;
+}
+
+/** Debian's Chromium, headless, with the flags that keep it off the network. */
+export async function launchChromium(): Promise<Browser> {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
 }
 
 /** The median of `values`. */

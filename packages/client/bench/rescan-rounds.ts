@@ -19,7 +19,8 @@
  * snapshot version, the pending writes kept.
  */
 import { Dexie } from 'dexie';
-import { openWorkspace, type SyncEngine } from '../src/engine.js';
+import { openWorkspace } from '../src/attach.js';
+import type { SyncEngine } from '../src/engine.js';
 import { GatewayProvider } from '../src/gateway-provider.js';
 import { SyncProviderError, type SyncProvider } from '../src/provider.js';
 import { ENGINE_TABLES, STATE_KEYS } from '../src/schema.js';
@@ -108,8 +109,8 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 
 async function expectState(engine: SyncEngine, items: SnapshotItem[], pending: number, what: string): Promise<void> {
   const stored = (await engine.db.table('threads').count()) + (await engine.db.table('messages').count());
-  const cursor = (await engine.db.table('sync_state').get(STATE_KEYS.cursor('*')))?.value;
-  const ops = await engine.db.table('pending_ops').count();
+  const cursor = (await engine.db.table('_or3sync_state').get(STATE_KEYS.cursor('*')))?.value;
+  const ops = await engine.db.table('_or3sync_outbox').count();
   if (stored < items.length || ops !== pending) {
     throw new Error(`${what}: ${stored} records (want ${items.length}), ${ops} pending ops (want ${pending}), cursor ${cursor}`);
   }

@@ -18,26 +18,14 @@
  * The page is served by the gateway itself (`--static-dir`), so the
  * requests are same-origin. Seeding the server (pushes of 100 ops) is not timed.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { PushOp, PushResponse } from '../src/wire.js';
-import { startServer, type TestServer } from '../test/support/server.js';
+import type { TestServer } from '../test/support/server.js';
 import { inChromium, median } from './chromium.js';
-import { resultsPath, writeFigureBlock, type FigureRow } from './results.js';
+import { startPageGateway } from './page-gateway.js';
+import { resultsPath, sizeFlags, writeFigureBlock, type FigureRow } from './results.js';
 import { snapshotItems, type GatewayRound } from './rescan-rounds.js';
 
-function flag(name: string): number | null {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? Number(process.argv[at + 1]) : null;
-}
-
-const quick = process.argv.includes('--quick');
-const records = flag('--records') ?? (quick ? 2_000 : 100_000);
-const rounds = flag('--rounds') ?? (quick ? 1 : 3);
-
-const rate = (ms: number) => `${Math.round((records / ms) * 1000).toLocaleString('en-US')} rows/s`;
+const { quick, records, rounds, rate } = sizeFlags(process.argv);
 
 /** A figure of the engine's time `pick` against the raw bulkPut of the same round: rows/s ratio, median of the rounds. */
 function figureRow<R extends { raw: number }>(result: R[], figure: string, pick: (r: R) => number): FigureRow {
@@ -98,13 +86,8 @@ async function seed(server: TestServer, token: string, workspaceId: string): Pro
 }
 
 async function gateway(): Promise<void> {
-  const repo = fileURLToPath(new URL('../../..', import.meta.url));
-  const release = join(repo, 'target/release/or3-sync');
-  if (!process.env.OR3_SYNC_BIN && existsSync(release)) process.env.OR3_SYNC_BIN = release;
-  const staticDir = mkdtempSync(join(tmpdir(), 'or3-p5-page-'));
-  writeFileSync(join(staticDir, 'index.html'), '');
-  const unlimited = ['push', 'pull', 'subscribe', 'anonymous'].flatMap((k) => [`--rate-${k}-per-minute`, '1000000000']);
-  const server = await startServer(['--static-dir', staticDir, ...unlimited]);
+  const gatewayForPage = await startPageGateway();
+  const { server } = gatewayForPage;
   try {
     const token = await server.token('p5-bench');
     const workspaceId = await server.createWorkspace(token, 'p5');
@@ -115,14 +98,11 @@ async function gateway(): Promise<void> {
       new URL('./rescan-page.ts', import.meta.url),
       (page) =>
         page.evaluate(([url, t, ws, r, n]) => window.runGatewayBench(url, t, ws, r, n), [server.baseUrl, token, workspaceId, records, rounds] as const),
-      async (html) => {
-        writeFileSync(join(staticDir, 'index.html'), html);
-        return `${server.baseUrl}/`;
-      },
+      gatewayForPage.serve,
     );
     report(
       'P5-e2e',
-      `bootstrap from the gateway (${relative(repo, process.env.OR3_SYNC_BIN ?? join(repo, 'target/debug/or3-sync'))}) into Chromium ${version} IndexedDB, ` +
+      `bootstrap from the gateway (${gatewayForPage.binary}) into Chromium ${version} IndexedDB, ` +
         `${records} records, median of ${rounded(rounds)}${quick ? ' (--quick)' : ''}`,
       [figureRow<GatewayRound>(result, 'first sync, end to end over HTTP', (r) => r.bootstrap)],
       [
@@ -130,8 +110,7 @@ async function gateway(): Promise<void> {
       ],
     );
   } finally {
-    await server.stop();
-    rmSync(staticDir, { recursive: true, force: true });
+    await gatewayForPage.stop();
   }
 }
 

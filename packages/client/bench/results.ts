@@ -27,6 +27,18 @@ export function resultsPath(argv: string[]): string | null {
   return at > 0 ? (argv[at + 1] ?? null) : null;
 }
 
+/** The size flags of a row-rate benchmark: `--quick` (2 000 rows, 1 round), else `--records` (100 000) and `--rounds` (3). */
+export function sizeFlags(argv: string[]): { quick: boolean; records: number; rounds: number; rate: (ms: number) => string } {
+  const flag = (name: string) => {
+    const at = argv.indexOf(name);
+    return at > 0 ? Number(argv[at + 1]) : null;
+  };
+  const quick = argv.includes('--quick');
+  const records = flag('--records') ?? (quick ? 2_000 : 100_000);
+  const rounds = flag('--rounds') ?? (quick ? 1 : 3);
+  return { quick, records, rounds, rate: (ms) => `${Math.round((records / ms) * 1000).toLocaleString('en-US')} rows/s` };
+}
+
 /** Replaces (or adds) the block of figure `id` in `path`. */
 export function writeFigureBlock(path: string, id: string, heading: string, command: string, rows: FigureRow[], notes: string[]): void {
   const start = `<!-- client figure ${id} -->`;

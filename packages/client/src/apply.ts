@@ -11,10 +11,13 @@ import { maxStamp, winsOver, compareStamps, type Stamp } from './lww.js';
 import { copyClockState, noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import {
   CAPTURE_TABLES,
+  OUTBOX_TABLE,
+  TOMBSTONES_TABLE,
   type PendingOpRow,
   type SyncedTable,
   type TombstoneRow,
 } from './schema.js';
+import { fromWirePayload } from './table-conventions.js';
 import type { Change, RecordPayload, SnapshotItem, Winner } from './wire.js';
 
 /** One server version of a record, from a change, a snapshot item or a push winner. */
@@ -72,12 +75,16 @@ export function stampOf(v: { clock: number; hlc: string; op_id: string | null })
   return { clock: v.clock, hlc: v.hlc, op_id: v.op_id };
 }
 
-/** The local row a version becomes (for a hard-delete tombstone: null, no row). */
+/**
+ * The local row a version becomes (for a hard-delete tombstone: null, no row): the wire
+ * payload in the app's field names, with the local-only fields of `before` kept.
+ */
 export function rowFromVersion(table: SyncedTable, version: RemoteVersion, before?: RecordPayload): RecordPayload | null {
+  const payload = version.payload && fromWirePayload(table.conventions, version.payload, before);
   if (version.deleted) {
     if (table.deletes === 'hard') return null;
     return {
-      ...(version.payload ?? before ?? {}),
+      ...(payload ?? before ?? {}),
       [table.primaryKey]: version.pk,
       clock: version.clock,
       hlc: version.hlc,
@@ -86,7 +93,7 @@ export function rowFromVersion(table: SyncedTable, version: RemoteVersion, befor
     };
   }
   return {
-    ...(version.payload ?? {}),
+    ...(payload ?? {}),
     [table.primaryKey]: version.pk,
     clock: version.clock,
     hlc: version.hlc,
@@ -211,7 +218,7 @@ export async function applyRemoteVersions(
     if (puts.length > 0) await db.table(tableName).bulkPut(puts);
     if (deletes.length > 0) await db.table(tableName).bulkDelete(deletes);
   }
-  if (tombWrites.size > 0) await db.table('sync_tombstones').bulkPut([...tombWrites.values()]);
+  if (tombWrites.size > 0) await db.table(TOMBSTONES_TABLE).bulkPut([...tombWrites.values()]);
   noteTombstones(clockState, [...tombWrites.values()].map((t) => t.table_name));
   const written = { ...clockState, ...hlc };
   await writeClockState(db, written);
@@ -249,18 +256,18 @@ async function loadLocalRecords(
       if (record) record.row = row;
     }
     const tombstones = (await readDense(
-      db.table('sync_tombstones').where(':id').between([tableName, lower], [tableName, upper], true, true),
+      db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
       pks.length,
-      () => db.table('sync_tombstones').bulkGet(pks.map((pk) => [tableName, pk])),
+      () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
     )) as (TombstoneRow | undefined)[];
     for (const t of tombstones) {
       const record = t && local(t.table_name, t.pk);
       if (record) record.tombstone = t;
     }
     const ops = (await readDense(
-      db.table('pending_ops').where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true),
+      db.table(OUTBOX_TABLE).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true),
       pks.length,
-      () => db.table('pending_ops').where('[table_name+pk]').anyOf(pks.map((pk) => [tableName, pk])).toArray(),
+      () => db.table(OUTBOX_TABLE).where('[table_name+pk]').anyOf(pks.map((pk) => [tableName, pk])).toArray(),
     )) as (PendingOpRow | undefined)[];
     for (const op of ops) {
       const record = op && local(op.table_name, op.pk);

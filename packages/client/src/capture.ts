@@ -27,12 +27,16 @@ import {
 } from './clock-state.js';
 import {
   CAPTURE_TABLES,
+  OUTBOX_TABLE,
   STATE_KEYS,
+  STATE_TABLE,
+  TOMBSTONES_TABLE,
   type PendingOpRow,
   type SyncStateRow,
   type SyncedTable,
   type TombstoneRow,
 } from './schema.js';
+import { rowSyncs } from './table-conventions.js';
 import type { RecordPayload } from './wire.js';
 
 /** What the middleware shares with its engine. */
@@ -152,7 +156,9 @@ export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBC
             captured = {
               ...table,
               mutate(req) {
-                if (runtime.remoteTransactions.has(req.trans)) return table.mutate(req);
+                // Writes of the app's upgrade() functions are not captured: the engine is not open
+                // yet, and every device runs the same upgrade on its own copy (adoption reconciles them).
+                if (runtime.remoteTransactions.has(req.trans) || isUpgradeTransaction(req.trans)) return table.mutate(req);
                 const zoned = zonedCore(below);
                 return captureMutation(zoned, zoned.table(name), synced, runtime, memory, req);
               },
@@ -164,6 +170,10 @@ export function createCaptureMiddleware(runtime: CaptureRuntime): Middleware<DBC
       };
     },
   };
+}
+
+function isUpgradeTransaction(trans: DBCoreTransaction): boolean {
+  return (trans as unknown as IDBTransaction).mode === 'versionchange';
 }
 
 /** One captured write, before it is stamped. */
@@ -246,6 +256,14 @@ function planWrites(synced: SyncedTable, writes: LocalWrite[], pks: string[], in
   writes.forEach((write, i) => {
     const pk = pks[i]!;
     const stored = inputs.rows[i];
+    // A row the table's filter keeps local is written as the app wrote it: no stamp, no op.
+    const judged = write.value ?? current.get(pk)?.row ?? stored;
+    if (judged && !rowSyncs(synced.conventions, judged)) {
+      if (write.value) plan.puts.push({ write, row: write.value });
+      else plan.removals.push(write);
+      current.delete(pk);
+      return;
+    }
     const before = current.get(pk) ?? {
       row: stored,
       clock: Math.max(numberOr0(stored?.clock), numberOr0(inputs.tombstones[i]?.clock)),
@@ -345,9 +363,9 @@ async function captureInOrder(
   deviceId: string,
 ): Promise<DBCoreMutateResponse> {
   const trans = req.trans;
-  const stateTable = down.table('sync_state');
-  const tombTable = down.table('sync_tombstones');
-  const outbox = down.table('pending_ops');
+  const stateTable = down.table(STATE_TABLE);
+  const tombTable = down.table(TOMBSTONES_TABLE);
+  const outbox = down.table(OUTBOX_TABLE);
   const knownState = capture.clockState;
   const clockStateRead = clockStateOf(stateTable, trans, capture);
   const collected = await collectWrites(table, synced, req);
@@ -635,9 +653,9 @@ async function writeRows(
 /** Appends ops one by one, coalescing never-sent ops per record (the outbox is above its soft limit). */
 async function appendToOutbox(down: DBCore, trans: DBCoreTransaction, ops: PendingOpRow[]): Promise<number> {
   if (ops.length === 0) return 0;
-  const outbox = down.table('pending_ops');
+  const outbox = down.table(OUTBOX_TABLE);
   const byRecord = outbox.schema.getIndexByKeyPath(['table_name', 'pk']);
-  if (!byRecord) throw new CaptureError('pending_ops lacks its [table_name+pk] index');
+  if (!byRecord) throw new CaptureError('_or3sync_outbox lacks its [table_name+pk] index');
   let added = 0;
   for (const op of ops) {
     const { result } = await outbox.query({

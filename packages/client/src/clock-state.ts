@@ -1,22 +1,26 @@
 /**
- * The device's clock state, one `sync_state` row shared by all tabs: the HLC
+ * The device's clock state, one `_or3sync_state` row shared by all tabs: the HLC
  * (PROTOCOL.md section 2) and the synced tables that hold tombstone stamps.
  *
  * Capture reads this row in every transaction anyway (for the HLC), so it
- * also carries what lets capture skip the `sync_tombstones` lookup for tables
- * that have never had a tombstone. Every writer of `sync_tombstones` names the
+ * also carries what lets capture skip the `_or3sync_tombstones` lookup for tables
+ * that have never had a tombstone. Every writer of `_or3sync_tombstones` names the
  * table here in the same transaction; the list only grows (a stale entry
  * costs a lookup, never correctness), except when a rescan replaces all
  * tombstones and writes the exact list.
  */
 import type { Dexie } from 'dexie';
 import type { HlcState } from './hlc.js';
-import { STATE_KEYS, type SyncStateRow } from './schema.js';
+import {
+  STATE_KEYS,
+  STATE_TABLE,
+  type SyncStateRow,
+} from './schema.js';
 
 /** The clock state as the engine uses it. */
 export interface ClockState extends HlcState {
   /**
-   * Synced tables with at least one stamp in `sync_tombstones`. Null when
+   * Synced tables with at least one stamp in `_or3sync_tombstones`. Null when
    * unknown (a row written by an older engine): every table may have some.
    */
   tombstoneTables: string[] | null;
@@ -29,7 +33,7 @@ interface StoredClockState {
   tombstone_tables?: unknown;
 }
 
-/** The state in a `sync_state` row (or the initial state when there is none). */
+/** The state in a `_or3sync_state` row (or the initial state when there is none). */
 export function clockStateFromRow(row: SyncStateRow | undefined): ClockState {
   const value = (row?.value ?? {}) as StoredClockState;
   const tables = value.tombstone_tables;
@@ -40,7 +44,7 @@ export function clockStateFromRow(row: SyncStateRow | undefined): ClockState {
   };
 }
 
-/** The `sync_state` row that stores `state`. */
+/** The `_or3sync_state` row that stores `state`. */
 export function clockStateRow(state: ClockState): SyncStateRow {
   const value: Record<string, unknown> = { ms: state.ms, counter: state.counter };
   if (state.tombstoneTables !== null) value.tombstone_tables = [...state.tombstoneTables];
@@ -52,7 +56,7 @@ export function copyClockState(state: ClockState): ClockState {
   return { ...state, tombstoneTables: state.tombstoneTables && [...state.tombstoneTables] };
 }
 
-/** Whether `sync_tombstones` may hold a stamp of `tableName`. */
+/** Whether `_or3sync_tombstones` may hold a stamp of `tableName`. */
 export function mayHoldTombstones(state: ClockState, tableName: string): boolean {
   return state.tombstoneTables === null || state.tombstoneTables.includes(tableName);
 }
@@ -67,10 +71,10 @@ export function noteTombstones(state: ClockState, tableNames: Iterable<string>):
 
 /** Reads the clock state through the Dexie API (inside the caller's transaction). */
 export async function readClockState(db: Dexie): Promise<ClockState> {
-  return clockStateFromRow((await db.table('sync_state').get(STATE_KEYS.hlc)) as SyncStateRow | undefined);
+  return clockStateFromRow((await db.table(STATE_TABLE).get(STATE_KEYS.hlc)) as SyncStateRow | undefined);
 }
 
 /** Writes the clock state through the Dexie API (inside the caller's transaction). */
 export async function writeClockState(db: Dexie, state: ClockState): Promise<void> {
-  await db.table('sync_state').put(clockStateRow(state));
+  await db.table(STATE_TABLE).put(clockStateRow(state));
 }

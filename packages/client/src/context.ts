@@ -16,6 +16,8 @@ export interface LoopSettings {
   /** Below this `RateLimit-Remaining`, the push loop waits `rateLimitDelayMs` between batches. */
   rateLimitLowWater: number;
   rateLimitDelayMs: number;
+  /** Rows per adoption batch (one transaction each, and the unit of resuming). */
+  adoptBatchSize: number;
 }
 
 export interface EngineContext {
@@ -24,7 +26,7 @@ export interface EngineContext {
   provider: SyncProvider;
   /** Always carries `deviceId`. */
   scope: SyncScope & { deviceId: string };
-  /** `sync_state` key of this scope's cursor. */
+  /** `_or3sync_state` key of this scope's cursor. */
   cursorKey: string;
   events: SyncEventBus;
   settings: LoopSettings;

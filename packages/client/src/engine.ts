@@ -1,13 +1,14 @@
 /**
  * `SyncEngine`: one workspace's Dexie database plus the loops that sync it.
  *
- * `openWorkspace()` opens `or3-db-${workspaceId}` with the app's tables and the
- * engine's, installs capture, and returns the engine. `sync()` runs one push +
+ * `attachSync()` (or `openWorkspace()`) adds the engine's tables to the app's
+ * database, installs capture, opens it, and returns the engine. `sync()` runs one push +
  * pull run (rescanning when needed); `start()` keeps running them in the
- * background in the leader tab. Every run leaves a `sync_runs` row and a
+ * background in the leader tab. Every run leaves a `_or3sync_runs` row and a
  * `sync.stats:action` event.
  */
-import { Dexie, type DexieOptions } from 'dexie';
+import type { Dexie } from 'dexie';
+import { freshAdoption, readAdoption } from './adopt.js';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
 import { createCaptureMiddleware, type CaptureRuntime } from './capture.js';
 import { readClockState, writeClockState } from './clock-state.js';
@@ -32,26 +33,26 @@ import {
 } from './provider.js';
 import { applyBatch, pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { discardFailedOp, pushPending } from './push.js';
+import { migrateLegacyTables } from './legacy-layout.js';
 import { rescanDueAfterPush, rescanScope } from './rescan.js';
 import {
-  ENGINE_TABLES,
+  OUTBOX_TABLE,
+  RUNS_TABLE,
   STATE_KEYS,
-  resolveSyncedTables,
+  STATE_TABLE,
+  TOMBSTONES_TABLE,
   type PendingOpRow,
   type SyncRunRow,
+  type SyncedTable,
   type SyncedTableOptions,
 } from './schema.js';
 
-/** How an app opens a workspace. */
-export interface OpenWorkspaceOptions {
+/** How an app attaches sync to its own Dexie database (see `attachSync`). */
+export interface AttachSyncOptions {
   workspaceId: string;
   provider: SyncProvider;
-  /** The app's Dexie stores, e.g. `{ threads: 'id, updated_at', messages: 'id, thread_id' }`. */
-  schema: Record<string, string>;
-  /** Dexie version of `schema`; bump it when the schema changes. Default 1. */
-  schemaVersion?: number;
-  /** Which tables sync and how they delete; every table of `schema` by default, soft deletes. */
-  syncedTables?: readonly string[] | Record<string, SyncedTableOptions>;
+  /** Which of the app's tables sync, and their conventions (keys, deletes, filter, local-only fields, wire names). */
+  syncedTables: readonly string[] | Record<string, SyncedTableOptions>;
   /** Sync only this project's threads and messages (and every workspace-wide table). */
   projectId?: string | null;
   /** Unit of `created_at`, `updated_at`, `deleted_at`; seconds by default (OR3 Chat's). */
@@ -62,6 +63,8 @@ export interface OpenWorkspaceOptions {
   pushBatchSize?: number;
   /** Changes per pull request. Default 500. */
   pullLimit?: number;
+  /** Rows per adoption batch: one transaction and one `sync.adopt:action` each. Default 500. */
+  adoptBatchSize?: number;
   backoff?: Partial<BackoffOptions>;
   /** Delay after a local write before the leader pushes. Default 25 ms. */
   pushDebounceMs?: number;
@@ -77,8 +80,6 @@ export interface OpenWorkspaceOptions {
   /** Below this `RateLimit-Remaining` the push loop waits `rateLimitDelayMs` between batches. Defaults 5 and 1 s. */
   rateLimitLowWater?: number;
   rateLimitDelayMs?: number;
-  /** Passed to Dexie (e.g. `indexedDB` and `IDBKeyRange` from fake-indexeddb in tests). */
-  dexieOptions?: DexieOptions;
   /** Web Locks for leader election; `navigator.locks` by default, null for none. */
   locks?: LockManagerLike | null;
   /** Tell other tabs about captured writes over BroadcastChannel. Default true. */
@@ -87,6 +88,15 @@ export interface OpenWorkspaceOptions {
   now?: () => number;
   /** Randomness for backoff jitter. */
   random?: () => number;
+}
+
+/** What `attachSync` found out about the app's database before opening it. */
+export interface AttachedDatabase {
+  tables: Map<string, SyncedTable>;
+  /** The app's highest declared Dexie version. */
+  declaredVersion: number;
+  /** Tables of an engine from before the `_or3sync_` prefix, to migrate once open. */
+  legacyTables: Record<string, string>;
 }
 
 /** What one run did. */
@@ -98,16 +108,9 @@ export interface SyncRunResult {
   error: string | null;
 }
 
-/** The database name of a workspace. */
+/** The database name of a workspace (the one `openWorkspace` opens). */
 export function workspaceDatabaseName(workspaceId: string): string {
   return `or3-db-${workspaceId}`;
-}
-
-/** Opens workspace `workspaceId`: its database, capture and an idle engine (call `start()` or `sync()`). */
-export async function openWorkspace(options: OpenWorkspaceOptions): Promise<SyncEngine> {
-  const engine = new SyncEngine(options);
-  await engine.open();
-  return engine;
 }
 
 /** One workspace's database and sync loops. */
@@ -120,7 +123,8 @@ export class SyncEngine {
   readonly provider: SyncProvider;
   private readonly runtime: CaptureRuntime;
   private readonly settings: LoopSettings;
-  private readonly options: OpenWorkspaceOptions;
+  private readonly options: AttachSyncOptions;
+  private readonly attached: AttachedDatabase;
   private readonly now: () => number;
   private readonly random: () => number;
   private deviceIdValue: string | null = null;
@@ -153,16 +157,16 @@ export class SyncEngine {
   private tabChannel: TabChannel | null = null;
   private abort = new AbortController();
 
-  constructor(options: OpenWorkspaceOptions) {
+  /** Use `attachSync` (or `openWorkspace`): it checks the app's schema and adds the engine's stores first. */
+  constructor(db: Dexie, options: AttachSyncOptions, attached: AttachedDatabase) {
+    this.db = db;
     this.options = options;
+    this.attached = attached;
     this.workspaceId = options.workspaceId;
     this.provider = options.provider;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
-    const tables = resolveSyncedTables(options.syncedTables ?? Object.keys(options.schema));
-    for (const name of tables.keys()) {
-      if (!(name in options.schema)) throw new Error(`or3-sync: synced table ${name} is not in the schema`);
-    }
+    const tables = attached.tables;
     const seconds = (options.timeUnit ?? 'seconds') === 'seconds';
     this.runtime = {
       tables,
@@ -181,9 +185,8 @@ export class SyncEngine {
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
       rateLimitLowWater: options.rateLimitLowWater ?? 5,
       rateLimitDelayMs: options.rateLimitDelayMs ?? 1000,
+      adoptBatchSize: options.adoptBatchSize ?? 500,
     };
-    this.db = new Dexie(workspaceDatabaseName(options.workspaceId), options.dexieOptions);
-    this.db.version(options.schemaVersion ?? 1).stores({ ...options.schema, ...ENGINE_TABLES });
     this.db.use(createCaptureMiddleware(this.runtime));
   }
 
@@ -198,11 +201,16 @@ export class SyncEngine {
     return this.leading;
   }
 
-  /** Opens the database and loads the device id. Called by `openWorkspace`. */
+  /**
+   * Opens the database, migrates an old engine's tables, loads the device id, and notes
+   * an adoption when the database has no sync history yet or the app's version changed.
+   * Called by `attachSync`.
+   */
   async open(): Promise<void> {
     await this.db.open();
-    const state = this.db.table('sync_state');
-    const tombstones = this.db.table('sync_tombstones');
+    await migrateLegacyTables(this.db, this.attached.legacyTables);
+    const state = this.db.table(STATE_TABLE);
+    const tombstones = this.db.table(TOMBSTONES_TABLE);
     this.deviceIdValue = await this.db.transaction('rw', state, tombstones, async () => {
       // A clock state from an older engine does not say which tables hold tombstones: find out once.
       const clockState = await readClockState(this.db);
@@ -211,8 +219,17 @@ export class SyncEngine {
         clockState.tombstoneTables = [...new Set(keys.map(([table]) => table))];
         await writeClockState(this.db, clockState);
       }
+      // An app upgrade() may have rewritten rows without capture: adopt them against the server.
+      const version = (await state.get(STATE_KEYS.appSchemaVersion))?.value;
+      const upgraded = typeof version === 'number' && version !== this.attached.declaredVersion;
+      await state.put({ key: STATE_KEYS.appSchemaVersion, value: this.attached.declaredVersion });
       const row = await state.get(STATE_KEYS.deviceId);
-      if (typeof row?.value === 'string') return row.value;
+      // No device id: no sync history (a new attach, or the engine's tables were lost). Adopt what is there.
+      const fresh = typeof row?.value !== 'string';
+      if ((fresh || upgraded) && !(await readAdoption({ db: this.db }))) {
+        await state.put({ key: STATE_KEYS.adoption, value: freshAdoption() });
+      }
+      if (!fresh) return row!.value as string;
       const id = newDeviceId();
       await state.put({ key: STATE_KEYS.deviceId, value: id });
       return id;
@@ -334,12 +351,12 @@ export class SyncEngine {
 
   /** Ops waiting to be pushed (not counting failed ones). */
   pendingCount(): Promise<number> {
-    return this.db.table('pending_ops').where('status').equals('pending').count();
+    return this.db.table(OUTBOX_TABLE).where('status').equals('pending').count();
   }
 
   /** Ops the server rejected for good; kept until the app discards them. */
   failedOps(): Promise<PendingOpRow[]> {
-    return this.db.table<PendingOpRow>('pending_ops').where('status').equals('failed').toArray();
+    return this.db.table<PendingOpRow>(OUTBOX_TABLE).where('status').equals('failed').toArray();
   }
 
   /** Drops a failed op and restores its record from the server's copy. */
@@ -349,7 +366,7 @@ export class SyncEngine {
 
   /** The numbers `sync.stats:action` carries. */
   async stats(): Promise<SyncStats> {
-    const ops = this.db.table('pending_ops');
+    const ops = this.db.table(OUTBOX_TABLE);
     const [pending, failed, cursor] = await Promise.all([
       ops.where('status').equals('pending').count(),
       ops.where('status').equals('failed').count(),
@@ -402,9 +419,10 @@ export class SyncEngine {
     try {
       if (this.paused) throw new SyncProviderError({ code: 'paused', message: 'sync is paused', status: -1 });
       let cursor = await readCursor(ctx);
-      const owed = await readOwedRescan(ctx);
+      const owed = (await readOwedRescan(ctx)) ?? ((await readAdoption(ctx)) ? 'adoption' : null);
       if (cursor === null || this.rescanReason || owed) {
-        cursor = await this.runRescan(ctx, this.rescanReason ?? owed ?? 'fresh_device', run, conflicts);
+        const reason = cursor === null ? 'fresh_device' : (this.rescanReason ?? owed!);
+        cursor = await this.runRescan(ctx, reason, run, conflicts);
       }
       this.phase = 'push';
       // A failed push does not keep this run from pulling; its error still fails the run.
@@ -509,7 +527,7 @@ export class SyncEngine {
   }
 
   private async recordRun(run: SyncRunRow): Promise<void> {
-    const runs = this.db.table<SyncRunRow, number>('sync_runs');
+    const runs = this.db.table<SyncRunRow, number>(RUNS_TABLE);
     const id = await runs.add(run);
     if (id > 1000) await runs.where('id').below(id - 1000).delete();
   }
@@ -585,7 +603,7 @@ export class SyncEngine {
 
   private async refreshPendingEstimate(): Promise<void> {
     if (!this.db.isOpen()) return;
-    this.runtime.pendingEstimate = await this.db.table('pending_ops').where('status').equals('pending').count();
+    this.runtime.pendingEstimate = await this.db.table(OUTBOX_TABLE).where('status').equals('pending').count();
     if (this.runtime.pendingEstimate < this.runtime.outboxSoftLimit) {
       this.queueFullSignalled = false;
       for (const resolve of this.capacityWaiters.splice(0)) resolve();
@@ -597,7 +615,7 @@ export class SyncEngine {
     this.clockOffsetMs = this.clockSamples === 0 ? sample : this.clockOffsetMs + (sample - this.clockOffsetMs) * 0.3;
     this.clockSamples += 1;
     void this.db
-      .table('sync_state')
+      .table(STATE_TABLE)
       .put({ key: STATE_KEYS.clockOffset, value: Math.round(this.clockOffsetMs) })
       .catch(() => {});
   }

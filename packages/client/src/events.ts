@@ -71,8 +71,24 @@ export interface EngineStateEvent {
   paused: boolean;
 }
 
-/** Why the engine rescans its scope. */
-export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand';
+/** Why the engine rescans its scope (`adoption`: local rows that were never synced, e.g. after an app upgrade). */
+export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand' | 'adoption';
+
+/**
+ * `sync.adopt:action`: progress of adopting rows that were in the database before sync
+ * (emitted after each committed batch, so `scanned` is what survives a reload).
+ */
+export interface AdoptEvent {
+  phase: 'started' | 'progress' | 'finished';
+  /** Table being scanned (the last one when finished). */
+  tableName: string | null;
+  /** Rows scanned so far, over every synced table, including batches of an earlier, interrupted adoption. */
+  scanned: number;
+  /** Rows of those queued for push (the rest already matched the server, lost LWW, or are filtered out). */
+  queued: number;
+  /** Rows in the synced tables when the adoption (re)started. */
+  total: number;
+}
 
 /** Every event name with its payload type. */
 export interface SyncEventMap {
@@ -82,6 +98,7 @@ export interface SyncEventMap {
   'sync.error:action': ErrorEvent;
   'sync.conflict:action:detected': ConflictEvent;
   'sync.rescan:action': RescanEvent;
+  'sync.adopt:action': AdoptEvent;
   'sync.state:action': EngineStateEvent;
 }
 

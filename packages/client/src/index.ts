@@ -1,11 +1,13 @@
 /**
- * @or3/sync-client: the browser half of or3-sync. Open a workspace with
- * `openWorkspace()`, talk to the gateway with `GatewayProvider`, or bring any
+ * @or3/sync-client: the browser half of or3-sync. Attach it to the app's own
+ * Dexie with `attachSync()` (or let `openWorkspace()` build one), talk to the gateway with `GatewayProvider`, or bring any
  * other `SyncProvider` (the Convex package has one).
  */
 export * from './wire.js';
 export * from './provider.js';
-export { openWorkspace, workspaceDatabaseName, SyncEngine, type OpenWorkspaceOptions, type SyncRunResult } from './engine.js';
+export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.js';
+export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
+export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
 export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway-provider.js';
 export {
   SUBSCRIBE_SUBPROTOCOL,
@@ -31,6 +33,12 @@ export {
 } from './hlc.js';
 export {
   ENGINE_TABLES,
+  ENGINE_TABLE_PREFIX,
+  OUTBOX_TABLE,
+  STATE_TABLE,
+  TOMBSTONES_TABLE,
+  RUNS_TABLE,
+  STAGING_TABLE,
   type DeleteMode,
   type SyncedTableOptions,
   type PendingOpRow,

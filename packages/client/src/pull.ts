@@ -6,7 +6,10 @@ import { applyRemoteVersions, runRemoteTransaction, versionFromChange } from './
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import type { ChangesBatch } from './provider.js';
-import { STATE_KEYS } from './schema.js';
+import {
+  STATE_KEYS,
+  STATE_TABLE,
+} from './schema.js';
 
 /** What a pull did. */
 export interface PullOutcome {
@@ -21,7 +24,7 @@ export interface PullOutcome {
 
 /** The stored cursor of the engine's scope, or null before the first snapshot. */
 export async function readCursor(ctx: EngineContext): Promise<number | null> {
-  const row = await ctx.db.table('sync_state').get(ctx.cursorKey);
+  const row = await ctx.db.table(STATE_TABLE).get(ctx.cursorKey);
   return typeof row?.value === 'number' ? row.value : null;
 }
 
@@ -31,7 +34,7 @@ export async function readCursor(ctx: EngineContext): Promise<number | null> {
  * reload can lose it.
  */
 export async function readOwedRescan(ctx: EngineContext): Promise<RescanReason | null> {
-  const row = await ctx.db.table('sync_state').get(STATE_KEYS.rescanOwed(ctx.cursorKey));
+  const row = await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanOwed(ctx.cursorKey));
   return typeof row?.value === 'string' ? (row.value as RescanReason) : null;
 }
 
@@ -64,7 +67,7 @@ export async function applyBatch(
   ctx: EngineContext,
   batch: ChangesBatch,
 ): Promise<{ applied: number; conflicts: ConflictEvent[]; scopeChanged: boolean; gap: boolean }> {
-  const state = ctx.db.table('sync_state');
+  const state = ctx.db.table(STATE_TABLE);
   return runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
     const stored = (await state.get(ctx.cursorKey))?.value;
     const cursor = typeof stored === 'number' ? stored : 0;

@@ -19,7 +19,14 @@ import type { EngineContext } from './context.js';
 import type { ConflictEvent, ErrorEvent } from './events.js';
 import { formatHlc, hlcSend, type HlcState } from './hlc.js';
 import { isSyncProviderError, SyncProviderError } from './provider.js';
-import { type PendingOpRow, type TombstoneRow } from './schema.js';
+import {
+  OUTBOX_TABLE,
+  TOMBSTONES_TABLE,
+  type PendingOpRow,
+  type SyncedTable,
+  type TombstoneRow,
+} from './schema.js';
+import { toWirePayload } from './table-conventions.js';
 import type { OpResult, PushOp, RecordPayload } from './wire.js';
 
 /** Batches in a row that only re-stamped ops before the pass gives up and backs off. */
@@ -33,14 +40,15 @@ export interface PushOutcome {
   conflicts: ConflictEvent[];
 }
 
-/** The wire form of an outbox entry. */
-export function toPushOp(op: PendingOpRow): PushOp {
+/** The wire form of an outbox entry: its payload without local-only fields, in wire names. */
+export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): PushOp {
+  const conventions = tables.get(op.table_name)?.conventions;
   return {
     op_id: op.op_id,
     table_name: op.table_name,
     operation: op.operation,
     pk: op.pk,
-    payload: op.payload,
+    payload: op.payload && conventions ? toWirePayload(conventions, op.payload) : op.payload,
     clock: op.clock,
     hlc: op.hlc,
     device_id: op.device_id,
@@ -61,7 +69,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
 
     let response;
     try {
-      response = await ctx.provider.push(ctx.scope, sendable.map(toPushOp));
+      response = await ctx.provider.push(ctx.scope, sendable.map((op) => toPushOp(op, ctx.runtime.tables)));
     } catch (error) {
       if (isSyncProviderError(error) && error.status === 413 && sendable.length > 1) {
         batchSize = Math.max(1, Math.floor(sendable.length / 2));
@@ -91,7 +99,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
 
 /** Reads the next batch in outbox order and marks its ops as sent (never coalesced again). */
 async function takeBatch(ctx: EngineContext, size: number): Promise<PendingOpRow[]> {
-  const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
+  const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
   return ctx.db.transaction('rw', outbox, async () => {
     const ops = await outbox.where('status').equals('pending').limit(size).toArray();
     const unsent = ops.filter((op) => op.sent === 0);
@@ -112,7 +120,8 @@ async function failOversizedOps(
   const sendable: PendingOpRow[] = [];
   const encoder = new TextEncoder();
   for (const op of batch) {
-    const bytes = op.payload ? encoder.encode(JSON.stringify(op.payload)).length : 0;
+    const payload = toPushOp(op, ctx.runtime.tables).payload;
+    const bytes = payload ? encoder.encode(JSON.stringify(payload)).length : 0;
     if (bytes > ctx.provider.maxPayloadBytes) {
       await markFailed(
         ctx,
@@ -133,7 +142,7 @@ async function markFailed(
   error: { code: string; message: string },
   outcome: PushOutcome,
 ): Promise<void> {
-  await ctx.db.table('pending_ops').update(op.seq!, { status: 'failed', error, attempts: op.attempts + 1 });
+  await ctx.db.table(OUTBOX_TABLE).update(op.seq!, { status: 'failed', error, attempts: op.attempts + 1 });
   outcome.failed += 1;
   ctx.events.emit('sync.error:action', failedOpEvent(op, error.code, error.message));
 }
@@ -154,8 +163,8 @@ async function settleResults(
   const conflicts: ConflictEvent[] = [];
   let progress = 0;
   await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-    const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
-    const tombstones = ctx.db.table<TombstoneRow>('sync_tombstones');
+    const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
+    const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
     const winners: RemoteVersion[] = [];
     const done: number[] = [];
     const restamp: PendingOpRow[] = [];
@@ -225,7 +234,7 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
   const deviceId = ctx.scope.deviceId;
   const now = ctx.runtime.hlcNow();
   const stored = await readClockState(ctx.db);
-  const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
+  const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
   const movedOrderKeys: { op: PendingOpRow; to: string }[] = [];
   let hlc: HlcState = stored.ms <= now ? { ms: stored.ms, counter: stored.counter } : { ms: now - 1, counter: 0 };
   for (const sent of ops) {
@@ -245,8 +254,8 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
     const table = ctx.db.table(op.table_name);
     const row = (await table.get(op.pk)) as RecordPayload | undefined;
     if (row && row.hlc === op.hlc) await table.put({ ...row, hlc: stamp });
-    const tomb = (await ctx.db.table('sync_tombstones').get([op.table_name, op.pk])) as TombstoneRow | undefined;
-    if (tomb && tomb.op_id === op.op_id) await ctx.db.table('sync_tombstones').put({ ...tomb, hlc: stamp });
+    const tomb = (await ctx.db.table(TOMBSTONES_TABLE).get([op.table_name, op.pk])) as TombstoneRow | undefined;
+    if (tomb && tomb.op_id === op.op_id) await ctx.db.table(TOMBSTONES_TABLE).put({ ...tomb, hlc: stamp });
   }
   for (const { op, to } of movedOrderKeys) {
     const later = await outbox.where('[table_name+pk]').equals([op.table_name, op.pk]).toArray();
@@ -266,7 +275,7 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
  * on the same record keeps its row.
  */
 export async function discardFailedOp(ctx: EngineContext, opId: string): Promise<void> {
-  const outbox = ctx.db.table<PendingOpRow, number>('pending_ops');
+  const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
   // Failed ops are few; the outbox keeps no op_id index, which would slow every capture.
   const op = await outbox.where('status').equals('failed').filter((row) => row.op_id === opId).first();
   if (!op) throw new Error(`or3-sync: no failed op ${opId} in the outbox`);
@@ -279,7 +288,7 @@ export async function discardFailedOp(ctx: EngineContext, opId: string): Promise
     await outbox.delete(op.seq!);
     const later = await outbox.where('[table_name+pk]').equals([op.table_name, op.pk]).count();
     if (!table || later > 0) return;
-    const tombstones = ctx.db.table<TombstoneRow>('sync_tombstones');
+    const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
     const tomb = await tombstones.get([op.table_name, op.pk]);
     if (tomb && tomb.op_id === op.op_id) await tombstones.delete([op.table_name, op.pk]);
     const rows = ctx.db.table(op.table_name);

@@ -3,7 +3,7 @@
  * replace the local state with it, keeping pending local writes that win.
  *
  * Into an empty database the pages go straight in. Otherwise they are staged
- * in `sync_staging` and swapped into the live tables in one transaction, so a
+ * in `_or3sync_staging` and swapped into the live tables in one transaction, so a
  * `liveQuery` sees the old state and then the new one, never a half state.
  * The caller (the engine) keeps the push loop paused meanwhile and pulls from
  * the returned `snapshotVersion` afterwards.
@@ -12,7 +12,7 @@
  * holds that project's threads and messages only (plus pending writes).
  *
  * Tabs share the database and its staging table, and without Web Locks more
- * than one may rescan: a rescan holds a lease in `sync_state`, renewed with
+ * than one may rescan: a rescan holds a lease in `_or3sync_state`, renewed with
  * every page it writes and checked in the swap, so one tab never swaps in a
  * staging table another tab cleared or filled. A tab that finds the lease
  * held fails its run with `rescan_busy` and retries later.
@@ -28,6 +28,7 @@ import {
   versionFromItem,
   type RemoteVersion,
 } from './apply.js';
+import { adoptLocalRows, readAdoption } from './adopt.js';
 import { pkToWire } from './capture.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
@@ -35,7 +36,19 @@ import { SyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver, type Stamp } from './lww.js';
-import { STATE_KEYS, type PendingOpRow, type StagedItemRow, type StagedPageRow, type TombstoneRow } from './schema.js';
+import {
+  OUTBOX_TABLE,
+  STAGING_TABLE,
+  STATE_KEYS,
+  STATE_TABLE,
+  TOMBSTONES_TABLE,
+  type PendingOpRow,
+  type StagedItemRow,
+  type StagedPageRow,
+  type TombstoneRow,
+} from './schema.js';
+import { sameJson } from './json-equal.js';
+import { rowSyncs } from './table-conventions.js';
 import type { RecordPayload, SnapshotPage } from './wire.js';
 
 /** What a rescan did. */
@@ -87,10 +100,15 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
     if (direct) {
       await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
         await holdLease(ctx, owner);
-        await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
-        await ctx.db.table('sync_state').delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
+        await ctx.db.table(STATE_TABLE).put({ key: ctx.cursorKey, value: snapshotVersion });
+        await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
+        // An empty database had nothing to adopt.
+        await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.adoption);
       });
     } else {
+      if (await readAdoption(ctx)) {
+        await adoptLocalRows(ctx, await readStagedVersions(ctx), () => holdLease(ctx, owner), ctx.settings.adoptBatchSize);
+      }
       outcome.conflicts.push(...(await swapStaged(ctx, owner, snapshotVersion)));
     }
     ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
@@ -102,19 +120,19 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
 
 /** Takes the lease when it is free or stale, and clears staging for this rescan. */
 async function takeLease(ctx: EngineContext, owner: string): Promise<boolean> {
-  const state = ctx.db.table('sync_state');
-  return ctx.db.transaction('rw', [state, ctx.db.table('sync_staging')], async () => {
+  const state = ctx.db.table(STATE_TABLE);
+  return ctx.db.transaction('rw', [state, ctx.db.table(STAGING_TABLE)], async () => {
     const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
     if (held && Date.now() - held.at < RESCAN_LEASE_MS) return false;
     await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: Date.now() } satisfies RescanLease });
-    await ctx.db.table('sync_staging').clear();
+    await ctx.db.table(STAGING_TABLE).clear();
     return true;
   });
 }
 
-/** Inside a transaction with `sync_state`: renews the lease, or throws when another tab took it over. */
+/** Inside a transaction with `_or3sync_state`: renews the lease, or throws when another tab took it over. */
 async function holdLease(ctx: EngineContext, owner: string): Promise<void> {
-  const state = ctx.db.table('sync_state');
+  const state = ctx.db.table(STATE_TABLE);
   const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
   if (held?.owner !== owner) {
     throw new SyncProviderError({ code: 'rescan_busy', message: 'another tab took over the rescan', status: 0 });
@@ -123,7 +141,7 @@ async function holdLease(ctx: EngineContext, owner: string): Promise<void> {
 }
 
 async function releaseLease(ctx: EngineContext, owner: string): Promise<void> {
-  const state = ctx.db.table('sync_state');
+  const state = ctx.db.table(STATE_TABLE);
   await ctx.db.transaction('rw', state, async () => {
     const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
     if (held?.owner === owner) await state.delete(STATE_KEYS.rescanLease);
@@ -132,9 +150,9 @@ async function releaseLease(ctx: EngineContext, owner: string): Promise<void> {
 
 async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage, pageNumber: number): Promise<void> {
   const row: StagedPageRow = { table_name: '', pk: String(pageNumber).padStart(9, '0'), items: page.items.map(stagedItem) };
-  await ctx.db.transaction('rw', [ctx.db.table('sync_state'), ctx.db.table('sync_staging')], async () => {
+  await ctx.db.transaction('rw', [ctx.db.table(STATE_TABLE), ctx.db.table(STAGING_TABLE)], async () => {
     await holdLease(ctx, owner);
-    await ctx.db.table('sync_staging').put(row);
+    await ctx.db.table(STAGING_TABLE).put(row);
   });
 }
 
@@ -144,8 +162,8 @@ async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage, 
  * scope then owes a rescan, recorded in the same transaction.
  */
 export async function rescanDueAfterPush(ctx: EngineContext): Promise<boolean> {
-  const state = ctx.db.table('sync_state');
-  const outbox = ctx.db.table('pending_ops');
+  const state = ctx.db.table(STATE_TABLE);
+  const outbox = ctx.db.table(OUTBOX_TABLE);
   const key = STATE_KEYS.rescanAfterPush(ctx.cursorKey);
   return ctx.db.transaction('rw', [state, outbox], async () => {
     const kept = (await state.get(key))?.value;
@@ -160,7 +178,7 @@ export async function rescanDueAfterPush(ctx: EngineContext): Promise<boolean> {
 }
 
 async function isEmpty(ctx: EngineContext): Promise<boolean> {
-  for (const name of [...ctx.runtime.tables.keys(), 'pending_ops', 'sync_tombstones']) {
+  for (const name of [...ctx.runtime.tables.keys(), OUTBOX_TABLE, TOMBSTONES_TABLE]) {
     if ((await ctx.db.table(name).count()) > 0) return false;
   }
   return true;
@@ -195,17 +213,12 @@ function stagedItem(item: SnapshotPage['items'][number]): StagedItemRow {
  */
 async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: number): Promise<ConflictEvent[]> {
   const conflicts: ConflictEvent[] = [];
-  await runRemoteTransaction(ctx.db, ctx.runtime, ['sync_staging'], async () => {
+  await runRemoteTransaction(ctx.db, ctx.runtime, [STAGING_TABLE], async () => {
     await holdLease(ctx, owner);
-    const staged = new Map<string, RemoteVersion>();
-    for (const page of (await ctx.db.table('sync_staging').toArray()) as StagedPageRow[]) {
-      for (const item of page.items) {
-        if (ctx.runtime.tables.has(item.table_name)) staged.set(recordKey(item.table_name, item.pk), versionFromItem(item));
-      }
-    }
-    const ops = (await ctx.db.table('pending_ops').toArray()) as PendingOpRow[];
+    const staged = await readStagedVersions(ctx);
+    const ops = (await ctx.db.table(OUTBOX_TABLE).toArray()) as PendingOpRow[];
     const localTombstones = new Map<string, TombstoneRow>();
-    for (const t of (await ctx.db.table('sync_tombstones').toArray()) as TombstoneRow[]) {
+    for (const t of (await ctx.db.table(TOMBSTONES_TABLE).toArray()) as TombstoneRow[]) {
       localTombstones.set(recordKey(t.table_name, t.pk), t);
     }
     const pendingByRecord = new Map<string, PendingOpRow>();
@@ -213,12 +226,26 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
 
     const nextRows = new Map<string, Map<string, RecordPayload>>();
     const nextTombstones = new Map<string, TombstoneRow>();
-    for (const name of ctx.runtime.tables.keys()) nextRows.set(name, new Map());
+    const liveRows = new Map<string, RecordPayload[]>();
+    const liveByPk = new Map<string, Map<string, RecordPayload>>();
+    for (const table of ctx.runtime.tables.values()) {
+      const rows = (await ctx.db.table(table.name).toArray()) as RecordPayload[];
+      liveRows.set(table.name, rows);
+      liveByPk.set(table.name, new Map(rows.map((row) => [pkToWire(row[table.primaryKey]), row])));
+      nextRows.set(table.name, new Map());
+    }
     for (const [key, version] of staged) {
       const table = ctx.runtime.tables.get(version.table_name)!;
-      const row = rowFromVersion(table, version);
+      // The stored row lends the version its local-only fields.
+      const row = rowFromVersion(table, version, liveByPk.get(table.name)!.get(version.pk));
       if (row) nextRows.get(table.name)!.set(version.pk, row);
       if (version.deleted) nextTombstones.set(key, tombstoneFromVersion(version));
+    }
+    // Rows the table's filter keeps local are not the server's to replace: they stay as they are.
+    for (const table of ctx.runtime.tables.values()) {
+      if (table.conventions.shouldSync === null) continue;
+      const rows = nextRows.get(table.name)!;
+      for (const [pk, row] of liveByPk.get(table.name)!) if (!rowSyncs(table.conventions, row)) rows.set(pk, row);
     }
 
     // Overlay pending local writes that win against the staged version.
@@ -226,7 +253,7 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     for (const [key, op] of pendingByRecord) {
       const table = ctx.runtime.tables.get(op.table_name);
       if (!table) continue;
-      const row = (await ctx.db.table(op.table_name).get(op.pk)) as RecordPayload | undefined;
+      const row = liveByPk.get(op.table_name)!.get(op.pk);
       const tomb = localTombstones.get(key);
       const local = localStamp(row, tomb, op);
       const remote = staged.get(key);
@@ -248,42 +275,55 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     // message of one): once its writes are pushed, a rescan settles where the server put it.
     const afterPush = STATE_KEYS.rescanAfterPush(ctx.cursorKey);
     if (ctx.scope.projectId != null && keptWithoutSnapshot.length > 0) {
-      await ctx.db.table('sync_state').put({ key: afterPush, value: keptWithoutSnapshot });
+      await ctx.db.table(STATE_TABLE).put({ key: afterPush, value: keptWithoutSnapshot });
     } else {
-      await ctx.db.table('sync_state').delete(afterPush);
+      await ctx.db.table(STATE_TABLE).delete(afterPush);
     }
 
     // Only what changes is written: a rescan of a database that was nearly up to date writes little.
     for (const [name, rows] of nextRows) {
       const table = ctx.runtime.tables.get(name)!;
       const primaryKey = (row: RecordPayload) => row[table.primaryKey];
-      await replaceChanged(ctx.db.table(name), (row) => pkToWire(primaryKey(row)), primaryKey, rows, sameJson);
+      await replaceChanged(ctx.db.table(name), liveRows.get(name)!, (row) => pkToWire(primaryKey(row)), primaryKey, rows, sameJson);
     }
-    const tombstones = ctx.db.table('sync_tombstones');
-    await replaceChanged(tombstones, (t) => recordKey(t.table_name, t.pk), (t) => [t.table_name, t.pk], nextTombstones, sameStamp);
+    const tombstones = ctx.db.table(TOMBSTONES_TABLE);
+    const storedTombstones = (await tombstones.toArray()) as TombstoneRow[];
+    await replaceChanged(tombstones, storedTombstones, (t) => recordKey(t.table_name, t.pk), (t) => [t.table_name, t.pk], nextTombstones, sameStamp);
     // Every tombstone was just replaced: the list of tables holding some is now exact.
     const clockState = await readClockState(ctx.db);
     clockState.tombstoneTables = [...new Set([...nextTombstones.values()].map((t) => t.table_name))];
     await writeClockState(ctx.db, clockState);
-    await ctx.db.table('sync_state').put({ key: ctx.cursorKey, value: snapshotVersion });
-    await ctx.db.table('sync_state').delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
-    await ctx.db.table('sync_staging').clear();
+    await ctx.db.table(STATE_TABLE).put({ key: ctx.cursorKey, value: snapshotVersion });
+    await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
+    await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.adoption);
+    await ctx.db.table(STAGING_TABLE).clear();
   });
   return conflicts;
 }
 
+/** The staged snapshot of the synced tables, by record key. */
+async function readStagedVersions(ctx: EngineContext): Promise<Map<string, RemoteVersion>> {
+  const staged = new Map<string, RemoteVersion>();
+  for (const page of (await ctx.db.table(STAGING_TABLE).toArray()) as StagedPageRow[]) {
+    for (const item of page.items) {
+      if (ctx.runtime.tables.has(item.table_name)) staged.set(recordKey(item.table_name, item.pk), versionFromItem(item));
+    }
+  }
+  return staged;
+}
+
 /**
- * Makes `table` hold exactly `next` (keyed by `keyOf`): deletes the rows
+ * Makes `table` (holding `stored`) hold exactly `next` (keyed by `keyOf`): deletes the rows
  * `next` lacks (by `primaryKeyOf`) and puts the rows that differ from the stored ones.
  */
 async function replaceChanged<T extends object>(
   table: Table,
+  stored: T[],
   keyOf: (row: T) => string,
   primaryKeyOf: (row: T) => unknown,
   next: Map<string, T>,
   same: (stored: T, next: T) => boolean,
 ): Promise<void> {
-  const stored = (await table.toArray()) as T[];
   const gone: unknown[] = [];
   const seen = new Set<string>();
   for (const row of stored) {
@@ -301,20 +341,6 @@ async function replaceChanged<T extends object>(
 /** Same tombstone stamp (the stored one keeps its `recorded_at`). */
 function sameStamp(a: TombstoneRow, b: TombstoneRow): boolean {
   return a.clock === b.clock && a.hlc === b.hlc && a.op_id === b.op_id && a.server_version === b.server_version && a.deleted_at === b.deleted_at;
-}
-
-/** Deep equality of JSON-like values (key order ignored). */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const aKeys = Object.keys(a);
-  if (aKeys.length !== Object.keys(b).length) return false;
-  for (const key of aKeys) {
-    if (!Object.prototype.hasOwnProperty.call(b, key)) return false;
-    if (!sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key])) return false;
-  }
-  return true;
 }
 
 function localStamp(row: RecordPayload | undefined, tomb: TombstoneRow | undefined, op: PendingOpRow): Stamp | null {

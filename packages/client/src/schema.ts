@@ -2,13 +2,14 @@
  * The engine's own Dexie tables and the row types stored in them, plus the
  * per-table sync configuration the app declares.
  */
+import { resolveTableConventions, type TableConventionOptions, type TableConventions, TableDeclarationError } from './table-conventions.js';
 import type { OpRejection, PushOp } from './wire.js';
 
 /** How a deletion is kept locally: a tombstone row (`soft`) or no row (`hard`). */
 export type DeleteMode = 'soft' | 'hard';
 
 /** What the app declares for one synced table. */
-export interface SyncedTableOptions {
+export interface SyncedTableOptions extends TableConventionOptions {
   /** Primary key field; `id` by default (`hash` for `file_meta`). */
   primaryKey?: string;
   /** `soft` (default): a delete is a row with `deleted: true`. `hard`: the row is removed. */
@@ -25,7 +26,10 @@ export interface SyncedTable {
   primaryKey: string;
   deletes: DeleteMode;
   orderKey: boolean;
+  conventions: TableConventions;
 }
+
+const TABLE_OPTIONS = new Set(['primaryKey', 'deletes', 'projectScoped', 'orderKey', 'shouldSync', 'localOnlyFields', 'wireNames']);
 
 /** Resolves the app's table declarations, with the protocol's defaults. */
 export function resolveSyncedTables(
@@ -36,36 +40,65 @@ export function resolveSyncedTables(
     : Object.entries(tables as Record<string, SyncedTableOptions>);
   const resolved = new Map<string, SyncedTable>();
   for (const [name, options] of entries) {
-    if (name in ENGINE_TABLES) throw new Error(`or3-sync: table name ${name} is reserved by the engine`);
+    if (name.startsWith(ENGINE_TABLE_PREFIX)) throw new Error(`or3-sync: table name ${name} is reserved by the engine`);
+    if (typeof options !== 'object' || options === null) throw new TableDeclarationError(name, 'options', 'must be an object');
+    for (const key of Object.keys(options)) {
+      if (!TABLE_OPTIONS.has(key)) throw new TableDeclarationError(name, `option ${key}`, 'is not a table option');
+    }
+    const primaryKey = options.primaryKey ?? (name === 'file_meta' ? 'hash' : 'id');
+    if (typeof primaryKey !== 'string' || primaryKey === '') throw new TableDeclarationError(name, 'primaryKey', 'must be a field name');
+    const deletes = options.deletes ?? 'soft';
+    if (deletes !== 'soft' && deletes !== 'hard') throw new TableDeclarationError(name, 'deletes', `must be soft or hard, not ${String(deletes)}`);
     resolved.set(name, {
       name,
-      primaryKey: options.primaryKey ?? (name === 'file_meta' ? 'hash' : 'id'),
-      deletes: options.deletes ?? 'soft',
+      primaryKey,
+      deletes,
       orderKey: options.orderKey ?? name === 'messages',
+      conventions: resolveTableConventions(name, primaryKey, options),
     });
   }
   return resolved;
 }
 
-/** Dexie store specs of the engine's tables, added to the app's schema. */
+/**
+ * Every engine table's name starts with this prefix, which apps must not use: the engine's
+ * stores then never clash with an app's own (OR3 Chat has its own `pending_ops`, `sync_state`...).
+ */
+export const ENGINE_TABLE_PREFIX = '_or3sync_';
+
+/** The outbox. */
+export const OUTBOX_TABLE = '_or3sync_outbox';
+/** Key-value state: device id, HLC, cursors, clock offset, adoption progress. */
+export const STATE_TABLE = '_or3sync_state';
+/** Tombstone stamps. */
+export const TOMBSTONES_TABLE = '_or3sync_tombstones';
+/** Sync run history. */
+export const RUNS_TABLE = '_or3sync_runs';
+/** Rescan staging. */
+export const STAGING_TABLE = '_or3sync_staging';
+
+/**
+ * Dexie store specs of the engine's tables, added to the app's schema. Across engine
+ * releases these only gain tables and indexes (Dexie 4 adds them to an installed database
+ * without a version bump); a key path never changes: a new layout gets a new table name.
+ */
 export const ENGINE_TABLES = {
   /** The outbox, FIFO by `seq` (also within each `status`, as IndexedDB orders ties by primary key). */
-  pending_ops: '++seq, [table_name+pk], status',
-  /** Key-value state: device id, HLC, cursors, clock offset. */
-  sync_state: 'key',
-  /** Tombstone stamps, kept for soft and hard tables alike. */
-  sync_tombstones: '[table_name+pk], server_version',
+  [OUTBOX_TABLE]: '++seq, [table_name+pk], status',
+  [STATE_TABLE]: 'key',
+  /** Kept for soft and hard tables alike. */
+  [TOMBSTONES_TABLE]: '[table_name+pk], server_version',
   /** One row per sync run. */
-  sync_runs: '++id, started_at',
+  [RUNS_TABLE]: '++id, started_at',
   /**
    * Snapshot pages of a rescan, before the swap: one row per page (`StagedPageRow`), so staging
    * 100 000 records writes 200 rows, not 100 000. (The key path is the one of its first version, a row per item.)
    */
-  sync_staging: '[table_name+pk]',
+  [STAGING_TABLE]: '[table_name+pk]',
 } as const;
 
 /** Engine tables every captured write also touches. */
-export const CAPTURE_TABLES = ['pending_ops', 'sync_tombstones', 'sync_state'] as const;
+export const CAPTURE_TABLES = [OUTBOX_TABLE, TOMBSTONES_TABLE, STATE_TABLE] as const;
 
 /** An outbox entry. */
 export interface PendingOpRow extends PushOp {
@@ -96,13 +129,13 @@ export interface TombstoneRow {
   recorded_at: number;
 }
 
-/** A row of `sync_state`. */
+/** A row of the state table. */
 export interface SyncStateRow {
   key: string;
   value: unknown;
 }
 
-/** A row of `sync_runs`. */
+/** A row of the runs table. */
 export interface SyncRunRow {
   id?: number;
   started_at: number;
@@ -132,7 +165,7 @@ export interface StagedPageRow {
   items: StagedItemRow[];
 }
 
-/** Keys of `sync_state`. */
+/** Keys of the state table. */
 export const STATE_KEYS = {
   deviceId: 'device_id',
   hlc: 'hlc',
@@ -147,4 +180,8 @@ export const STATE_KEYS = {
    * snapshot lacked them: once none has an op left, the scope owes a rescan (they may lie outside it).
    */
   rescanAfterPush: (cursorKey: string) => `rescan_after_push:${cursorKey}`,
+  /** Adoption owed (`AdoptionProgress`): rows the database held before it had sync history. */
+  adoption: 'adoption',
+  /** The app's highest declared Dexie version when last opened: a change means its upgrade() may have written rows. */
+  appSchemaVersion: 'app_schema_version',
 } as const;

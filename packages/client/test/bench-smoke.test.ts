@@ -1,4 +1,4 @@
-/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5) in Chromium. */
+/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5) and adoption (P8) in Chromium. */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -48,5 +48,13 @@ describe('rescan benchmark, smoke run', () => {
     const out = await benchScript('bench/rescan.ts', '--gateway');
     expect(out).toMatch(/bootstrap from the gateway \(.*or3-sync\) into Chromium [\d.]+ IndexedDB, 2000 records/);
     expect(out).toMatch(/first sync, end to end over HTTP +[\d,]+ rows\/s +raw bulkPut +[\d,]+ rows\/s +ratio \d+\.\d\d/);
+  }, 120_000);
+});
+
+describe('adoption benchmark, smoke run', () => {
+  it('adopts pre-existing rows into the real gateway from Chromium', async () => {
+    const out = await benchScript('bench/adopt.ts');
+    expect(out).toMatch(/adoption of 2000 pre-existing rows from Chromium [\d.]+ IndexedDB to the gateway \(.*or3-sync\)/);
+    expect(out).toMatch(/adoption: attach \+ first sync, every row pushed +[\d,]+ rows\/s +raw read [\d,]+ rows\/s +ratio \d+\.\d{3}/);
   }, 120_000);
 });

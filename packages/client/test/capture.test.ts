@@ -21,7 +21,7 @@ async function setup(overrides: Parameters<ReturnType<typeof makeDevice>['open']
 }
 
 async function outbox(engine: SyncEngine): Promise<PendingOpRow[]> {
-  return engine.db.table<PendingOpRow>('pending_ops').orderBy('seq').toArray();
+  return engine.db.table<PendingOpRow>('_or3sync_outbox').orderBy('seq').toArray();
 }
 
 function change(partial: Partial<Change> & Pick<Change, 'server_version' | 'table_name' | 'pk'>): Change {
@@ -42,7 +42,7 @@ describe('capture', () => {
     const { db } = await setup();
     expect(db.name).toBe('or3-db-ws-capture');
     expect(db.tables.map((t) => t.name).sort()).toEqual(
-      ['file_meta', 'kv', 'messages', 'pending_ops', 'sync_runs', 'sync_staging', 'sync_state', 'sync_tombstones', 'threads'].sort(),
+      ['file_meta', 'kv', 'messages', '_or3sync_outbox', '_or3sync_runs', '_or3sync_staging', '_or3sync_state', '_or3sync_tombstones', 'threads'].sort(),
     );
   });
 
@@ -152,7 +152,7 @@ describe('capture', () => {
     expect(typeof row.deleted_at).toBe('number');
     const ops = await outbox(engine);
     expect(ops[1]).toMatchObject({ operation: 'delete', clock: 2, pk: 't1' });
-    const tomb = await db.table<TombstoneRow>('sync_tombstones').get(['threads', 't1']);
+    const tomb = await db.table<TombstoneRow>('_or3sync_tombstones').get(['threads', 't1']);
     expect(tomb).toMatchObject({ clock: 2, hlc: ops[1]!.hlc, op_id: ops[1]!.op_id });
   });
 
@@ -161,7 +161,7 @@ describe('capture', () => {
     await db.table('threads').put({ id: 't1', title: 'a' });
     await db.table('threads').put({ id: 't1', title: 'a', deleted: true });
     expect((await outbox(engine)).map((o) => o.operation)).toEqual(['put', 'delete']);
-    expect(await db.table('sync_tombstones').count()).toBe(1);
+    expect(await db.table('_or3sync_tombstones').count()).toBe(1);
   });
 
   it('hard delete: the row goes, the stamp stays, and a new write starts above it', async () => {
@@ -169,7 +169,7 @@ describe('capture', () => {
     await db.table('kv').put({ id: 'k1', value: 1 });
     await db.table('kv').delete('k1');
     expect(await db.table('kv').get('k1')).toBeUndefined();
-    expect(await db.table('sync_tombstones').get(['kv', 'k1'])).toMatchObject({ clock: 2 });
+    expect(await db.table('_or3sync_tombstones').get(['kv', 'k1'])).toMatchObject({ clock: 2 });
     await db.table('kv').put({ id: 'k1', value: 2 });
     expect(await db.table('kv').get('k1')).toMatchObject({ clock: 3, value: 2 });
     expect((await outbox(engine)).map((o) => [o.operation, o.clock])).toEqual([
@@ -231,11 +231,11 @@ describe('capture cost cuts keep the rules', () => {
     const first = await device.open();
     await first.db.table('kv').put({ id: 'k' });
     await first.db.table('kv').delete('k');
-    await first.db.table('sync_state').put({ key: 'hlc', value: { ms: 5, counter: 1 } });
+    await first.db.table('_or3sync_state').put({ key: 'hlc', value: { ms: 5, counter: 1 } });
     await first.close();
     const second = await device.open();
     opened.push(second);
-    expect((await second.db.table('sync_state').get('hlc')).value).toEqual({ ms: 5, counter: 1, tombstone_tables: ['kv'] });
+    expect((await second.db.table('_or3sync_state').get('hlc')).value).toEqual({ ms: 5, counter: 1, tombstone_tables: ['kv'] });
     await second.db.table('kv').put({ id: 'k' });
     expect(await second.db.table('kv').get('k')).toMatchObject({ clock: 3 });
   });
@@ -377,7 +377,7 @@ describe('remote apply', () => {
     await engine.sync();
     expect(await db.table('threads').get('t1')).toMatchObject({ deleted: true, clock: 2 });
     expect(await db.table('kv').get('k1')).toBeUndefined();
-    expect(await db.table('sync_tombstones').count()).toBe(2);
+    expect(await db.table('_or3sync_tombstones').count()).toBe(2);
   });
 
   it('a remote change that loses to an unpushed local write is refused with a conflict event', async () => {
@@ -436,7 +436,7 @@ describe('remote apply', () => {
     const { provider, engine, db } = await setup();
     provider.log = [change({ server_version: 7, table_name: 'threads', pk: 't1' })];
     await engine.sync();
-    expect((await db.table('sync_state').get('cursor:*')).value).toBe(7);
+    expect((await db.table('_or3sync_state').get('cursor:*')).value).toBe(7);
   });
 });
 

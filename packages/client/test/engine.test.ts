@@ -63,8 +63,8 @@ describe('rescan', () => {
     expect(provider.pulls).toEqual([3]);
     expect(await engine.db.table('threads').get('a')).toMatchObject({ title: 'server a', clock: 1 });
     expect(await engine.db.table('threads').get('gone')).toMatchObject({ deleted: true });
-    expect(await engine.db.table('sync_tombstones').count()).toBe(2);
-    expect(await engine.db.table('pending_ops').count()).toBe(0);
+    expect(await engine.db.table('_or3sync_tombstones').count()).toBe(2);
+    expect(await engine.db.table('_or3sync_outbox').count()).toBe(0);
   });
 
   it('cursor_expired rescans, keeps pending writes that win, and drops rows the server no longer has', async () => {
@@ -107,7 +107,7 @@ describe('rescan', () => {
     expect(await engine.db.table('threads').get('mine2')).toMatchObject({ clock: 1, title: 'pending, wins' });
     expect(conflicts).toEqual([expect.objectContaining({ pk: 'mine', winner: 'remote' })]);
     expect(await engine.pendingCount()).toBe(2);
-    expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 61 });
+    expect(await engine.db.table('_or3sync_state').get('cursor:*')).toMatchObject({ value: 61 });
   });
 
   it('a staged rescan over several pages leaves the local state equal to the snapshot, touching only what changed', async () => {
@@ -124,9 +124,9 @@ describe('rescan', () => {
     const engine = await makeDevice('ws-staged-pages', provider).open();
     opened.push(engine);
     expect((await engine.sync()).error).toBeNull();
-    const tombstoneOf = (pk: string) => engine.db.table('sync_tombstones').get(['threads', pk]);
+    const tombstoneOf = (pk: string) => engine.db.table('_or3sync_tombstones').get(['threads', pk]);
     const keptTombstone = await tombstoneOf('d');
-    await engine.db.table('sync_tombstones').update(['threads', 'd'], { recorded_at: 1 });
+    await engine.db.table('_or3sync_tombstones').update(['threads', 'd'], { recorded_at: 1 });
 
     // The server changed b, dropped c and e (GC'd), kept a and d, and has a new f.
     provider.snapshotItems = [
@@ -150,9 +150,9 @@ describe('rescan', () => {
     // The unchanged tombstone stamp is the stored one (its recorded_at drives retention); e's is gone.
     expect(await tombstoneOf('d')).toMatchObject({ op_id: keptTombstone!.op_id, recorded_at: 1 });
     expect(await tombstoneOf('e')).toBeUndefined();
-    expect(await engine.db.table('sync_tombstones').count()).toBe(1);
-    expect(await engine.db.table('sync_staging').count()).toBe(0);
-    expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 7 });
+    expect(await engine.db.table('_or3sync_tombstones').count()).toBe(1);
+    expect(await engine.db.table('_or3sync_staging').count()).toBe(0);
+    expect(await engine.db.table('_or3sync_state').get('cursor:*')).toMatchObject({ value: 7 });
   });
 
   it('a staged rescan replaces a row stored under a number key with the snapshot row of the same id', async () => {
@@ -185,12 +185,12 @@ describe('rescan', () => {
     opened.push(engine);
     const failed = await engine.sync();
     expect(failed.error).toBe('network');
-    expect(await engine.db.table('sync_state').get('cursor:*')).toBeUndefined();
+    expect(await engine.db.table('_or3sync_state').get('cursor:*')).toBeUndefined();
 
     expect((await engine.sync()).error).toBeNull();
     expect(tokens).toEqual([null, '1', '2', null, '1', '2']);
     expect((await engine.db.table('threads').toArray()).map((r) => r.id)).toEqual(['a', 'b', 'c']);
-    expect(await engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 3 });
+    expect(await engine.db.table('_or3sync_state').get('cursor:*')).toMatchObject({ value: 3 });
   });
 
   it('a scope change in a project-scoped pull triggers a rescan', async () => {
@@ -204,7 +204,7 @@ describe('rescan', () => {
     engine.on('sync.rescan:action', (e) => reasons.push(`${e.phase}:${e.reason}`));
     await engine.sync();
     expect(reasons).toEqual(['started:scope_change', 'finished:scope_change']);
-    expect(await engine.db.table('sync_state').get('cursor:p1')).toMatchObject({ value: 1 });
+    expect(await engine.db.table('_or3sync_state').get('cursor:p1')).toMatchObject({ value: 1 });
   });
 });
 
@@ -374,7 +374,7 @@ describe('multi-tab', () => {
     await Promise.all(
       Array.from({ length: 20 }, (_, i) => (i % 2 ? tab1 : tab2).db.table('threads').put({ id: `t${i}` })),
     );
-    const hlcs = (await tab1.db.table<PendingOpRow>('pending_ops').toArray()).map((o) => o.hlc);
+    const hlcs = (await tab1.db.table<PendingOpRow>('_or3sync_outbox').toArray()).map((o) => o.hlc);
     expect(hlcs).toHaveLength(20);
     expect(new Set(hlcs).size).toBe(20);
   });

@@ -4,7 +4,8 @@
  */
 import { liveQuery } from 'dexie';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenWorkspaceOptions, SyncEngine } from '../src/engine.js';
+import type { OpenWorkspaceOptions } from '../src/attach.js';
+import type { SyncEngine } from '../src/engine.js';
 import type { ErrorEvent, SyncStats } from '../src/events.js';
 import { GatewayProvider } from '../src/gateway-provider.js';
 import type { PendingOpRow, SyncRunRow } from '../src/schema.js';
@@ -185,7 +186,7 @@ describe('two devices', () => {
     const b = await (await client(workspaceId, 'bob')).open();
     a.start();
     b.start();
-    await waitFor(async () => (await b.db.table('sync_state').get('cursor:*')) !== undefined);
+    await waitFor(async () => (await b.db.table('_or3sync_state').get('cursor:*')) !== undefined);
     await a.db.table('threads').put({ id: 'live', title: 'hello' });
     await waitFor(async () => (await b.db.table('threads').get('live'))?.title === 'hello');
     expect(await a.pendingCount()).toBe(0);
@@ -247,7 +248,7 @@ describe('outbox', () => {
 
     await engine.discardFailedOp(failed[0]!.op_id);
     expect(await engine.db.table('notes').get('n1')).toBeUndefined();
-    expect(await engine.db.table('pending_ops').count()).toBe(0);
+    expect(await engine.db.table('_or3sync_outbox').count()).toBe(0);
   });
 
   it('a duplicate push changes nothing (a lost answer is retried safely)', async () => {
@@ -256,7 +257,7 @@ describe('outbox', () => {
     const engine = await alice.open();
     await engine.sync();
     await engine.db.table('threads').bulkPut([{ id: 'x' }, { id: 'y' }]);
-    const sent = await engine.db.table<PendingOpRow>('pending_ops').toArray();
+    const sent = await engine.db.table<PendingOpRow>('_or3sync_outbox').toArray();
     alice.loseNextPushAnswer = true;
     expect((await engine.sync()).error).toBe('network_error');
     expect(await engine.pendingCount()).toBe(2);
@@ -319,7 +320,7 @@ describe('apply rules against the server', () => {
     await a.sync();
     const run = await b.sync();
     expect(run.pulled).toBe(4);
-    expect(await b.db.table('pending_ops').count()).toBe(0);
+    expect(await b.db.table('_or3sync_outbox').count()).toBe(0);
     expect((await b.sync()).pushed).toBe(0);
   });
 
@@ -468,7 +469,7 @@ describe('rescan', () => {
 });
 
 describe('telemetry against the server', () => {
-  it('each run writes one sync_runs row and emits one sync.stats:action', async () => {
+  it('each run writes one _or3sync_runs row and emits one sync.stats:action', async () => {
     const { workspaceId } = await sharedWorkspace();
     const alice = await client(workspaceId, 'alice');
     const engine = await alice.open();
@@ -480,7 +481,7 @@ describe('telemetry against the server', () => {
     alice.online = false;
     await engine.db.table('threads').put({ id: 'c' });
     await engine.sync();
-    const runs = await engine.db.table<SyncRunRow>('sync_runs').orderBy('id').toArray();
+    const runs = await engine.db.table<SyncRunRow>('_or3sync_runs').orderBy('id').toArray();
     expect(runs.map((r) => [r.pushed, r.error])).toEqual([
       [0, null],
       [2, null],

@@ -23,7 +23,7 @@ async function setup(overrides: Parameters<ReturnType<typeof makeDevice>['open']
 }
 
 async function outbox(engine: SyncEngine): Promise<PendingOpRow[]> {
-  return engine.db.table<PendingOpRow>('pending_ops').orderBy('seq').toArray();
+  return engine.db.table<PendingOpRow>('_or3sync_outbox').orderBy('seq').toArray();
 }
 
 describe('push loop', () => {
@@ -297,7 +297,7 @@ describe('push loop', () => {
 });
 
 describe('telemetry', () => {
-  it('every run writes a sync_runs row and emits sync.stats:action', async () => {
+  it('every run writes a _or3sync_runs row and emits sync.stats:action', async () => {
     const { provider, engine, db } = await setup();
     const stats: SyncStats[] = [];
     engine.on('sync.stats:action', (s) => stats.push(s));
@@ -306,7 +306,7 @@ describe('telemetry', () => {
     provider.pushFailures.push({ code: 'unavailable', message: 'busy', status: 503 });
     await db.table('threads').put({ id: 'c' });
     await engine.sync();
-    const runs = await db.table<SyncRunRow>('sync_runs').orderBy('id').toArray();
+    const runs = await db.table<SyncRunRow>('_or3sync_runs').orderBy('id').toArray();
     expect(runs).toHaveLength(3); // the setup run and these two
     expect(runs[1]).toMatchObject({ pushed: 2, pulled: 0, conflicts: 0, error: null });
     expect(runs[2]).toMatchObject({ pushed: 0, error: 'unavailable' });

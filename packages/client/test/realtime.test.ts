@@ -129,7 +129,7 @@ describe('subscribe against the server', () => {
     expect(bob.sockets).toHaveLength(1);
     expect(bob.sockets[0]!.protocol).toBe('or3-sync.v1');
     expect(bob.sockets[0]!.received.some((f) => f.type === 'changes')).toBe(true);
-    expect(await bob.engine.db.table('sync_state').get('cursor:*')).toMatchObject({ value: 1 });
+    expect(await bob.engine.db.table('_or3sync_state').get('cursor:*')).toMatchObject({ value: 1 });
   });
 
   it('after the server restarts, the subscription reconnects from its cursor and misses nothing', async () => {
@@ -142,7 +142,7 @@ describe('subscribe against the server', () => {
 
     await alice.engine.db.table('threads').bulkPut([{ id: 'r1' }, { id: 'r2' }, { id: 'r3' }]);
     await waitFor(async () => (await threadIds(bob.engine)).length === 3);
-    const cursorBefore = (await bob.engine.db.table('sync_state').get('cursor:*'))?.value as number;
+    const cursorBefore = (await bob.engine.db.table('_or3sync_state').get('cursor:*'))?.value as number;
 
     await server.restart(async () => {
       // Written while the server is down: pushed once it is back.
@@ -157,7 +157,7 @@ describe('subscribe against the server', () => {
     expect(bob.sockets.length).toBeGreaterThan(1);
     expect(resumed.sentFrames[0]).toMatchObject({ type: 'hello', cursor: cursorBefore });
     expect(changesRequests(bob.requests.slice(before))).toEqual([]);
-    expect(await bob.engine.db.table('pending_ops').count()).toBe(0);
+    expect(await bob.engine.db.table('_or3sync_outbox').count()).toBe(0);
   });
 
   it('a subscriber that falls behind is poked, pulls, and then receives live changes again', async () => {

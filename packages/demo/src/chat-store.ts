@@ -5,7 +5,7 @@
  * it never calls the server for chat data.
  */
 import { Dexie, type Table } from 'dexie';
-import type { PendingOpRow, SyncEngine } from '@or3/sync-client';
+import { OUTBOX_TABLE, type PendingOpRow, type SyncEngine } from '@or3/sync-client';
 import { compareMessages } from './message-order.js';
 
 /** Stores of the chat tables (the engine adds its own). */
@@ -68,7 +68,7 @@ export class ChatStore {
   constructor(private readonly engine: SyncEngine) {
     this.threadsTable = engine.db.table('threads');
     this.messagesTable = engine.db.table('messages');
-    this.outbox = engine.db.table('pending_ops');
+    this.outbox = engine.db.table(OUTBOX_TABLE);
   }
 
   /** Threads, oldest first. */

@@ -26,6 +26,8 @@ export interface CheckInput {
   tables: Record<string, { deletes: 'soft' | 'hard'; primaryKey: string }>;
   /** The server's snapshot of each project some device syncs alone (`projectId`). */
   scopedSnapshots?: Record<string, SnapshotItem[]>;
+  /** Records devices held before sync was switched on. */
+  preexisting?: { device: string; table: string; pk: string }[];
 }
 
 /** A write's LWW stamp. */
@@ -133,6 +135,13 @@ export function checkConvergence(input: CheckInput): Violation[] {
   }
   const logByVersion = new Map(server.log.map((change) => [change.server_version, change]));
   const items = new Map(server.items.map((item) => [key(item.table_name, item.pk), item]));
+  // A row from before sync was adopted and pushed (or deleted later, which leaves a tombstone): the
+  // server has the record. A record it lacks was lost by the device, as a first sync used to do.
+  for (const row of input.preexisting ?? []) {
+    if (!items.has(key(row.table, row.pk))) {
+      out.add('preexisting_row_reaches_the_server', `${row.device} had ${row.table}/${row.pk} before sync; the server never got it`);
+    }
+  }
   for (const [k, change] of lastByRecord) {
     const item = items.get(k);
     if (!item) out.add('snapshot_is_the_last_log_entry_of_each_record', `${k} is in the log but not in the snapshot`);

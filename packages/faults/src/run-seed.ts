@@ -104,6 +104,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
   let serverKills = 0;
   let gcPasses = 0;
   let logLength = 0;
+  const preexisting: { device: string; table: string; pk: string }[] = [];
   let gateway: GatewayProcess | null = null;
   let proxy: FaultProxy | null = null;
   try {
@@ -141,7 +142,12 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
         leaderElection: deviceShape.pick(['web-locks', 'none'] as const),
         // Some devices sync one project alone (d0 always syncs everything, the reference of the checks).
         projectId: i === 0 ? null : deviceShape.pick([null, null, null, 'p1']),
+        // Some devices were used offline before sync was switched on: their rows must be adopted, never lost.
+        preexisting: deviceShape.chance(0.5) ? preexistingRows(`d${i}`, deviceShape) : undefined,
       });
+      for (const [table, rows] of Object.entries(device.preexisting)) {
+        for (const row of rows) preexisting.push({ device: device.name, table, pk: String(row.id) });
+      }
       shapes[device.name] = `${device.projectId ? `project ${device.projectId}, ` : ''}tabs ${device.tabCount} (${device.tabCount > 1 ? device.leaderElection : 'alone'}), skew ${skewMs / MINUTE} min, ${JSON.stringify({ ...device.engineShape })}`;
       await device.open();
       devices.push(device);
@@ -230,6 +236,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
         received: ledger.received,
         tables: ORACLE_TABLES,
         scopedSnapshots,
+        preexisting,
       }),
     );
   } catch (error) {
@@ -311,6 +318,29 @@ function dropPostgresSchema(url: string, schema: string): void {
   } catch {
     // Nothing to clean up with, or nothing to clean.
   }
+}
+
+/**
+ * A device's rows from before sync: threads in and out of project `p1` with messages, its own kv
+ * rows, and kv `pre-shared`, which every such device has (LWW decides, by each row's own clock).
+ * No `hlc`, some no `clock`, as an app without sync leaves them.
+ */
+function preexistingRows(device: string, prng: Prng): Record<string, Record<string, unknown>[]> {
+  const threads = Array.from({ length: prng.between(1, 6) }, (_, i) => ({
+    id: `pre-${device}-t${i}`,
+    project_id: prng.pick(['p1', 'p2', null]),
+    title: `before sync ${i}`,
+    ...(prng.chance(0.5) ? { clock: prng.between(1, 4) } : {}),
+    updated_at: 1_764_000_000 + i,
+  }));
+  const messages = threads.flatMap((thread, t) =>
+    Array.from({ length: prng.int(3) }, (_, i) => ({ id: `pre-${device}-m${t}-${i}`, thread_id: thread.id, index: i, content: `old ${i}` })),
+  );
+  const kv = [
+    { id: `pre-${device}-k`, value: device },
+    { id: 'pre-shared', value: device, clock: prng.between(1, 5) },
+  ];
+  return { threads, messages, kv };
 }
 
 const MINUTE = 60_000;

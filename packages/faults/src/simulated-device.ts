@@ -17,6 +17,7 @@ import {
   type PushOp,
   type SyncEngine,
   type TombstoneRow,
+  workspaceDatabaseName,
 } from '@or3/sync-client';
 import WebSocket from 'ws';
 import type { AckLedger } from './ack-ledger.js';
@@ -67,6 +68,8 @@ export interface DeviceOptions {
   leaderElection?: 'web-locks' | 'none';
   /** Sync only this project's threads and messages (and every other table). */
   projectId?: string | null;
+  /** Rows the device's database holds before sync is first switched on (the app was used offline). */
+  preexisting?: Record<string, Record<string, unknown>[]>;
 }
 
 /** A device's synced state, as the checks compare it. */
@@ -84,6 +87,8 @@ export interface DeviceState {
 /** What happened on a device, for reports. */
 export interface DeviceTally {
   reloads: number;
+  /** Pre-existing rows adoption queued for push. */
+  adoptedRows: number;
   offlinePeriods: number;
   rescans: Record<string, number>;
   conflicts: number;
@@ -102,7 +107,7 @@ function laneWebSocket(lane: string, online: () => boolean) {
 
 export class SimulatedDevice {
   readonly name: string;
-  readonly tally: DeviceTally = { reloads: 0, offlinePeriods: 0, rescans: {}, conflicts: 0, retries: 0, errors: {} };
+  readonly tally: DeviceTally = { reloads: 0, adoptedRows: 0, offlinePeriods: 0, rescans: {}, conflicts: 0, retries: 0, errors: {} };
   private readonly factory = new IDBFactory();
   private readonly options: DeviceOptions;
   /** The device's open tabs (engines on the one database); null while a tab reloads. */
@@ -110,6 +115,7 @@ export class SimulatedDevice {
   private readonly providers: (GatewayProvider | null)[];
   private readonly locks: InProcessLocks | null;
   private isOnline = true;
+  private seeded = false;
 
   constructor(options: DeviceOptions) {
     this.options = options;
@@ -148,14 +154,34 @@ export class SimulatedDevice {
     return { pushBatchSize, outboxSoftLimit, pullLimit, snapshotLimit: this.options.snapshotLimit ?? null };
   }
 
+  /** The rows the device started with (none for most). */
+  get preexisting(): Record<string, Record<string, unknown>[]> {
+    return this.options.preexisting ?? {};
+  }
+
   get tabCount(): number {
     return this.tabs.length;
   }
 
   /** Opens every tab; with `start`, runs their background loops (the leader's, with leader election). */
   async open(start = true): Promise<SyncEngine> {
+    await this.seedPreexisting();
     for (let i = 0; i < this.tabs.length; i++) await this.openTab(i, start);
     return this.engine;
+  }
+
+  /** The first time: writes the pre-existing rows with the app's Dexie alone, before any engine attached. */
+  private async seedPreexisting(): Promise<void> {
+    const rows = this.options.preexisting;
+    if (!rows || this.seeded) return;
+    this.seeded = true;
+    const db = new Dexie(workspaceDatabaseName(this.options.workspaceId), { indexedDB: this.factory, IDBKeyRange });
+    db.version(1).stores(APP_SCHEMA);
+    await db.open();
+    await db.transaction('rw', Object.keys(rows), async () => {
+      for (const [table, list] of Object.entries(rows)) await db.table(table).bulkPut(list);
+    });
+    db.close();
   }
 
   /** Closes every tab, as a closed browser would; the data stays. */
@@ -206,6 +232,9 @@ export class SimulatedDevice {
       if (e.phase === 'started') this.tally.rescans[e.reason] = (this.tally.rescans[e.reason] ?? 0) + 1;
     });
     engine.on('sync.conflict:action:detected', () => (this.tally.conflicts += 1));
+    engine.on('sync.adopt:action', (e) => {
+      if (e.phase === 'finished') this.tally.adoptedRows += e.queued;
+    });
     engine.on('sync.retry:action', (e) => {
       this.tally.retries += 1;
       this.tally.errors[e.code] = (this.tally.errors[e.code] ?? 0) + 1;
@@ -245,7 +274,7 @@ export class SimulatedDevice {
       name: this.name,
       projectId: this.projectId,
       rows,
-      tombstones: (await db.table('sync_tombstones').toArray()) as TombstoneRow[],
+      tombstones: (await db.table('_or3sync_tombstones').toArray()) as TombstoneRow[],
       pending: stats.pending,
       failed: stats.failed,
       cursor: stats.cursor,

@@ -31,7 +31,7 @@ describe('convergence under faults', () => {
     });
   }
 
-  it('the seeds went through every fault, server kills, GC, reloads, offline periods, scope changes and two-tab devices', () => {
+  it('the seeds went through every fault, server kills, GC, reloads, offline periods, scope changes, two-tab devices and adoptions', () => {
     expect(reports).toHaveLength(SEEDS.length);
     const sum = (f: (r: SeedReport) => number) => reports.reduce((total, r) => total + f(r), 0);
     const tallies = reports.flatMap((r) => Object.values(r.devices));
@@ -43,6 +43,7 @@ describe('convergence under faults', () => {
     expect(sum((r) => r.gcPasses)).toBeGreaterThan(0);
     expect(sum((r) => r.opsAcknowledged)).toBeGreaterThan(100);
     expect(tallies.reduce((n, t) => n + t.reloads, 0)).toBeGreaterThan(0);
+    expect(tallies.reduce((n, t) => n + t.adoptedRows, 0), 'devices with rows from before sync').toBeGreaterThan(0);
     expect(tallies.reduce((n, t) => n + t.offlinePeriods, 0)).toBeGreaterThan(0);
     expect(tallies.reduce((n, t) => n + t.conflicts, 0)).toBeGreaterThan(0);
     expect(tallies.reduce((n, t) => n + (t.rescans.cursor_expired ?? 0), 0)).toBeGreaterThan(0);

@@ -75,6 +75,11 @@ function world(): CheckInput {
     sent: new Map(ops.map((o) => [o.op_id, { device: 'd0', op: o }])),
     received: ops.map((o, i) => ({ device: 'd0', op: o, result: { op_id: o.op_id, status: 'applied', server_version: i + 1 } as OpResult })),
     tables: TABLES,
+    // d1 held t1 and k1 (hard-deleted since, its stamp kept) before sync was switched on.
+    preexisting: [
+      { device: 'd1', table: 'threads', pk: 't1' },
+      { device: 'd1', table: 'kv', pk: 'k1' },
+    ],
   };
 }
 
@@ -83,6 +88,12 @@ const rules = (input: CheckInput) => [...new Set(checkConvergence(input).map((v)
 describe('the convergence oracle', () => {
   it('passes a world where everything converged and nothing was lost', () => {
     expect(checkConvergence(world())).toEqual([]);
+  });
+
+  it('preexisting_row_reaches_the_server: a row a device had before sync that the server never got', () => {
+    const w = world();
+    w.preexisting!.push({ device: 'd1', table: 'threads', pk: 'lost-at-first-sync' });
+    expect(rules(w)).toEqual(['preexisting_row_reaches_the_server']);
   });
 
   it('server_versions_have_no_gaps', () => {

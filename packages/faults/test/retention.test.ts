@@ -132,7 +132,7 @@ describe('retention, seen from the client', () => {
     const first = await b.engine.sync();
     expect(first.error).toBe('unavailable');
     expect(rescans).toEqual(['cursor_expired']);
-    const pending = (await b.engine.db.table<PendingOpRow>('pending_ops').toArray()).map((op) => `${op.operation} ${op.table_name}/${op.pk}`);
+    const pending = (await b.engine.db.table<PendingOpRow>('_or3sync_outbox').toArray()).map((op) => `${op.operation} ${op.table_name}/${op.pk}`);
     expect(pending).toEqual(['put threads/t1', 'put threads/t3', 'delete kv/k1']);
     // The rescan brought A's writes and kept B's own over them.
     const threads = b.engine.db.table('threads');

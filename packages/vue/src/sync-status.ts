@@ -36,7 +36,7 @@ export interface SyncStatus extends Omit<SyncStats, 'workspaceId'> {
   leader: boolean;
   /** The latest `sync.error:action` of this tab, until a run succeeds. */
   lastError: ErrorEvent | null;
-  /** Error code of the latest run of any tab (`sync_runs`); null when it succeeded. */
+  /** Error code of the latest run of any tab (`_or3sync_runs`); null when it succeeded. */
   lastRunError: string | null;
   /** The connected realtime transport of this tab's subscription, when the provider reports one. */
   realtime: RealtimeTransport | null;

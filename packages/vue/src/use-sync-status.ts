@@ -6,7 +6,7 @@
  */
 import { reactive, readonly, type DeepReadonly } from 'vue';
 import { liveQuery } from 'dexie';
-import type { SyncEngine, SyncRunRow, SyncStats } from '@or3/sync-client';
+import { RUNS_TABLE, type SyncEngine, type SyncRunRow, type SyncStats } from '@or3/sync-client';
 import { followEngine } from './follow-engine.js';
 import { closedStatus, syncStateOf, type SyncStatus } from './sync-status.js';
 
@@ -80,7 +80,7 @@ export function useSyncStatus(): DeepReadonly<SyncStatus> {
 }
 
 function latestRunOf(engine: SyncEngine): Promise<SyncRunRow | undefined> {
-  return engine.db.table<SyncRunRow, number>('sync_runs').orderBy('id').reverse().first();
+  return engine.db.table<SyncRunRow, number>(RUNS_TABLE).orderBy('id').reverse().first();
 }
 
 function browserOnline(): boolean {

@@ -1,7 +1,8 @@
 /** Test devices: each has its own fake-indexeddb, so two devices never share a database. */
 import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { openWorkspace, type OpenWorkspaceOptions, type SyncEngine } from '../../src/engine.js';
+import type { SyncEngine } from '../../src/engine.js';
+import { openWorkspace, type OpenWorkspaceOptions } from '../../src/attach.js';
 import type { SyncProvider } from '../../src/provider.js';
 
 // Dexie's liveQuery stays silent unless it sees an IndexedDB implementation in its

@@ -2,13 +2,13 @@
  * The dev overlay: a panel showing what one `SyncEngine` is doing, which any
  * app can mount. Connection state, pending op count, cursor and server
  * version, last push and pull, retry and error counts, recent conflicts with
- * both stamps, the latest `sync_runs` rows, and a button that forces a rescan.
+ * both stamps, the latest `_or3sync_runs` rows, and a button that forces a rescan.
  *
  * Mount it when the workspace opens (hidden if you like) so its counters see
  * every event from the start; `toggle()` shows and hides it.
  */
 import { liveQuery, type Subscription } from 'dexie';
-import type { ConflictEvent, Stamp, SyncEngine, SyncRunRow, SyncStats } from '@or3/sync-client';
+import { RUNS_TABLE, type ConflictEvent, type Stamp, type SyncEngine, type SyncRunRow, type SyncStats } from '@or3/sync-client';
 import { el, setAttribute, setText } from '../dom.js';
 import type { ProviderTelemetry } from './provider-telemetry.js';
 import { injectOverlayStyles } from './overlay-styles.js';
@@ -21,7 +21,7 @@ export interface DevOverlayOptions {
   target?: HTMLElement;
   /** Visible from the start. Default false. */
   open?: boolean;
-  /** Conflicts and `sync_runs` rows shown. Defaults 10 and 8. */
+  /** Conflicts and `_or3sync_runs` rows shown. Defaults 10 and 8. */
   maxConflicts?: number;
   maxRuns?: number;
   /** Called when the panel is shown or hidden (by `toggle()`, `show()`, `hide()` or its close button). */
@@ -146,7 +146,7 @@ export function mountDevOverlay(options: DevOverlayOptions): DevOverlay {
     telemetry?.onChange(() => render()) ?? (() => {}),
   ];
   const runs: Subscription = liveQuery(() =>
-    engine.db.table<SyncRunRow, number>('sync_runs').orderBy('id').reverse().limit(maxRuns).toArray(),
+    engine.db.table<SyncRunRow, number>(RUNS_TABLE).orderBy('id').reverse().limit(maxRuns).toArray(),
   ).subscribe({ next: renderRuns, error: () => {} });
   // Pending count and cursor live in the database (other tabs write the outbox too).
   const liveStats: Subscription = liveQuery(() => engine.stats()).subscribe({

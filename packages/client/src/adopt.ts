@@ -1,0 +1,217 @@
+/**
+ * Adoption: rows a database holds that were never captured (the app was used
+ * before sync was switched on, the engine's own tables were lost, or an app
+ * `upgrade()` rewrote them) become outbox ops, so the first rescan's swap
+ * keeps them and the push sends them.
+ *
+ * It runs inside the bootstrap rescan, after the snapshot is staged and
+ * before the swap, so each local row is judged against the server's version:
+ * - the server lacks the record: the row is queued as a create (a delete when
+ *   it is soft-deleted), with clock `(row.clock ?? 0) + 1`;
+ * - both have it: last-writer-wins. The local row's stamp is its own `clock`
+ *   (0 when it has none) and `hlc` (the empty string when it has none, which
+ *   sorts below every real hlc, so an unstamped row loses a clock tie to the
+ *   server). A local winner is queued with clock `max(local, server) + 1`; a
+ *   server winner is left for the swap to apply. The same stamp with different
+ *   content is a change nobody captured (an `upgrade()`): the local row wins;
+ * - rows the table's `shouldSync` filter keeps local, and rows that already
+ *   have an op, are left alone.
+ * Each queued row gets the op's `clock`/`hlc` stamped on it. Nothing local is
+ * deleted here; the swap afterwards replaces only rows that lost LWW.
+ *
+ * Batches of `batchSize` rows commit one by one with the progress (table and
+ * last primary key) in the same transaction: a reload resumes after the last
+ * committed batch, and `sync.adopt:action` reports each one.
+ */
+import { rowFromVersion, runRemoteTransaction, stampOf, recordKey, type RemoteVersion } from './apply.js';
+import { pkToWire } from './capture.js';
+import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
+import type { EngineContext } from './context.js';
+import { formatHlc, hlcSend, type HlcState } from './hlc.js';
+import { newOpId } from './ids.js';
+import { winsOver, type Stamp } from './lww.js';
+import {
+  OUTBOX_TABLE,
+  STATE_KEYS,
+  STATE_TABLE,
+  TOMBSTONES_TABLE,
+  type PendingOpRow,
+  type SyncedTable,
+  type TombstoneRow,
+} from './schema.js';
+import { rowSyncs, toWirePayload } from './table-conventions.js';
+import { sameJson } from './json-equal.js';
+import type { RecordPayload } from './wire.js';
+
+/** What the state table keeps of an adoption that is owed or under way. */
+export interface AdoptionProgress {
+  /** Table being scanned, in `syncedTables` order; null before the first batch. */
+  table: string | null;
+  /** Primary key of the last row scanned in `table`. */
+  after: unknown;
+  scanned: number;
+  queued: number;
+  /** Every table scanned; the swap that follows clears the record. */
+  done: boolean;
+}
+
+/** The progress of an adoption that has not started yet. */
+export function freshAdoption(): AdoptionProgress {
+  return { table: null, after: null, scanned: 0, queued: 0, done: false };
+}
+
+/** The adoption this database owes, or null (inside or outside a transaction). */
+export async function readAdoption(ctx: Pick<EngineContext, 'db'>): Promise<AdoptionProgress | null> {
+  const value = (await ctx.db.table(STATE_TABLE).get(STATE_KEYS.adoption))?.value as AdoptionProgress | undefined;
+  return value && typeof value === 'object' ? value : null;
+}
+
+/**
+ * Adopts every synced table's rows against `staged` (the snapshot, by record
+ * key), batch by batch. `holdLease` runs first in each batch's transaction
+ * and throws when the rescan lost its lease.
+ */
+export async function adoptLocalRows(
+  ctx: EngineContext,
+  staged: Map<string, RemoteVersion>,
+  holdLease: () => Promise<void>,
+  batchSize: number,
+): Promise<void> {
+  const first = await readAdoption(ctx);
+  if (!first || first.done) return;
+  const tables = [...ctx.runtime.tables.values()];
+  let total = 0;
+  for (const table of tables) total += await ctx.db.table(table.name).count();
+  const emit = (phase: 'started' | 'progress' | 'finished', p: AdoptionProgress) =>
+    ctx.events.emit('sync.adopt:action', { phase, tableName: p.table, scanned: p.scanned, queued: p.queued, total });
+  emit('started', first);
+  for (;;) {
+    const progress = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+      await holdLease();
+      const current = await readAdoption(ctx);
+      if (!current || current.done) return current;
+      const next = await adoptNextBatch(ctx, tables, current, staged, batchSize);
+      await ctx.db.table(STATE_TABLE).put({ key: STATE_KEYS.adoption, value: next });
+      return next;
+    });
+    if (!progress) return;
+    emit(progress.done ? 'finished' : 'progress', progress);
+    if (progress.done) break;
+  }
+  await ctx.refreshPendingEstimate();
+}
+
+/** Scans the next batch after `progress` (moving on to the next table when one is exhausted). */
+async function adoptNextBatch(
+  ctx: EngineContext,
+  tables: SyncedTable[],
+  progress: AdoptionProgress,
+  staged: Map<string, RemoteVersion>,
+  batchSize: number,
+): Promise<AdoptionProgress> {
+  let index = progress.table === null ? 0 : tables.findIndex((t) => t.name === progress.table);
+  // A table no longer synced (the app changed its declaration): start over, nothing is lost by rescanning.
+  let after = index < 0 ? null : progress.after;
+  if (index < 0) index = 0;
+  for (; index < tables.length; index++, after = null) {
+    const table = tables[index]!;
+    const collection = after === null ? ctx.db.table(table.name).orderBy(':id') : ctx.db.table(table.name).where(':id').above(after);
+    const rows = (await collection.limit(batchSize).toArray()) as RecordPayload[];
+    if (rows.length === 0) continue;
+    const queued = await adoptRows(ctx, table, rows, staged);
+    return {
+      table: table.name,
+      after: rows[rows.length - 1]![table.primaryKey],
+      scanned: progress.scanned + rows.length,
+      queued: progress.queued + queued,
+      done: false,
+    };
+  }
+  return { ...progress, done: true };
+}
+
+/** Queues the rows of one batch that need it; returns how many. */
+async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPayload[], staged: Map<string, RemoteVersion>): Promise<number> {
+  const pks = rows.map((row) => pkToWire(row[table.primaryKey]));
+  const withOps = new Set(
+    ((await ctx.db.table(OUTBOX_TABLE).where('[table_name+pk]').anyOf(pks.map((pk) => [table.name, pk])).keys()) as unknown as [
+      string,
+      string,
+    ][]).map(([, pk]) => pk),
+  );
+  const clockState = await readClockState(ctx.db);
+  let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
+  const deviceId = ctx.scope.deviceId;
+  const now = Date.now();
+  const ops: PendingOpRow[] = [];
+  const stamped: RecordPayload[] = [];
+  const tombstones: TombstoneRow[] = [];
+  rows.forEach((row, i) => {
+    const pk = pks[i]!;
+    if (withOps.has(pk) || !rowSyncs(table.conventions, row)) return;
+    const clock = adoptedClock(table, row, staged.get(recordKey(table.name, pk)));
+    if (clock === null) return;
+    hlc = hlcSend(hlc, ctx.runtime.hlcNow());
+    const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
+    const isDelete = row.deleted === true;
+    // The row as any device will hold it once applied from the wire (the sync fields a captured write has).
+    const adopted: RecordPayload = { ...row, clock, hlc: stamp, deleted: isDelete, deleted_at: isDelete ? (row.deleted_at ?? null) : null };
+    if (table.orderKey && typeof adopted.order_key !== 'string') adopted.order_key = stamp;
+    const opId = newOpId();
+    stamped.push(adopted);
+    ops.push({
+      op_id: opId,
+      table_name: table.name,
+      operation: isDelete ? 'delete' : 'put',
+      pk,
+      payload: adopted,
+      clock,
+      hlc: stamp,
+      device_id: deviceId,
+      status: 'pending',
+      sent: 0,
+      attempts: 0,
+      error: null,
+      created_at: now,
+    });
+    if (isDelete) {
+      tombstones.push({
+        table_name: table.name,
+        pk,
+        clock,
+        hlc: stamp,
+        op_id: opId,
+        deleted_at: typeof adopted.deleted_at === 'number' ? adopted.deleted_at : null,
+        server_version: null,
+        recorded_at: now,
+      });
+    }
+  });
+  if (ops.length === 0) return 0;
+  await ctx.db.table(table.name).bulkPut(stamped);
+  await ctx.db.table(OUTBOX_TABLE).bulkAdd(ops);
+  if (tombstones.length > 0) {
+    await ctx.db.table(TOMBSTONES_TABLE).bulkPut(tombstones);
+    noteTombstones(clockState, [table.name]);
+  }
+  await writeClockState(ctx.db, { ...clockState, ...hlc });
+  return ops.length;
+}
+
+/** The clock an adopted row is queued with, or null when the server's version stands (see the file comment). */
+function adoptedClock(table: SyncedTable, row: RecordPayload, server: RemoteVersion | undefined): number | null {
+  const local: Stamp = {
+    clock: typeof row.clock === 'number' && Number.isFinite(row.clock) ? row.clock : 0,
+    hlc: typeof row.hlc === 'string' ? row.hlc : '',
+    op_id: null,
+  };
+  if (!server) return local.clock + 1;
+  const remote = stampOf(server);
+  if (local.clock === remote.clock && local.hlc === remote.hlc) {
+    const expected = rowFromVersion(table, server, row);
+    const same = expected !== null && sameJson(toWirePayload(table.conventions, expected), toWirePayload(table.conventions, row));
+    return same ? null : remote.clock + 1;
+  }
+  if (!winsOver(local, remote)) return null;
+  return Math.max(local.clock, remote.clock) + 1;
+}
