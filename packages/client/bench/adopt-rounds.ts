@@ -1,5 +1,5 @@
 /**
- * The rounds of the adoption benchmark (figure P8), run in the browser by
+ * The rounds of the adoption benchmark (figure P10), run in the browser by
  * `adopt-page.ts`. Per round, on a fresh database and a fresh workspace of a
  * real gateway: the app writes N rows with plain Dexie before sync exists
  * (1% threads, 99% messages, no `clock` or `hlc`; not timed), then

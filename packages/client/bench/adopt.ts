@@ -1,5 +1,5 @@
 /**
- * Adoption into or3-sync from Chromium's IndexedDB (figure P8): a database
+ * Adoption into or3-sync from Chromium's IndexedDB (figure P10): a database
  * holding N rows written before sync was switched on is attached and synced
  * to the real `or3-sync` gateway (release build when there is one, else
  * debug; `OR3_SYNC_BIN` to choose), until every row is on the server, against
@@ -23,9 +23,9 @@ async function main(): Promise<void> {
   const gatewayForPage = await startPageGateway();
   const { server } = gatewayForPage;
   try {
-    const token = await server.token('p8-bench');
+    const token = await server.token('p10-bench');
     const workspaceIds: string[] = [];
-    for (let n = 0; n < rounds; n++) workspaceIds.push(await server.createWorkspace(token, `p8-${n}`));
+    for (let n = 0; n < rounds; n++) workspaceIds.push(await server.createWorkspace(token, `p10-${n}`));
     const { result, version } = await inChromium(
       new URL('./adopt-page.ts', import.meta.url),
       (page) => page.evaluate(([url, t, ws, r]) => window.runAdoptBench(url, t, ws, r), [server.baseUrl, token, workspaceIds, records] as const),
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       const flags = process.argv.slice(2).filter((arg, i, all) => arg !== '--results' && all[i - 1] !== '--results');
       const command = `npm run bench:adopt -w packages/client${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
       const queued = median(result.map((r) => r.queued));
-      writeFigureBlock(path, 'P8', heading, command, [row], [
+      writeFigureBlock(path, 'P10', heading, command, [row], [
         'A database with 1% threads, 99% messages (no clock, no hlc) written with plain Dexie, then attachSync and engine.sync() against the gateway (dev auth, SQLite, synchronous=full): the empty snapshot, adoption in batches of 500 into the outbox, 1 000 pushes of 100 ops over HTTP on loopback, the pull. Every row is checked kept locally and the outbox empty.',
         `Of that, every row was queued in the outbox after ${(queued / 1000).toFixed(1)} s (${rate(queued)}); the rest is the swap, the pushes and the pull.`,
       ]);

@@ -1,4 +1,4 @@
-/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5) and adoption (P8) in Chromium. */
+/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5) and adoption (P10) in Chromium. */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
