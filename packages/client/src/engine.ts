@@ -9,7 +9,7 @@
  */
 import type { Dexie } from 'dexie';
 import { freshAdoption, readAdoption } from './adopt.js';
-import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
+import { DEFAULT_BACKOFF, backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { createCaptureMiddleware, type CaptureRuntime } from './capture.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext, LoopSettings } from './context.js';
@@ -46,6 +46,9 @@ import {
   type SyncedTable,
   type SyncedTableOptions,
 } from './schema.js';
+
+/** Longest `stop()` and `close()` wait for the run in flight. */
+const STOP_GRACE_MS = 2_000;
 
 /** How an app attaches sync to its own Dexie database (see `attachSync`). */
 export interface AttachSyncOptions {
@@ -307,7 +310,10 @@ export class SyncEngine {
     this.runDueAt = Infinity;
     this.pollTimer = null;
     this.abort.abort();
-    await this.queue.catch(() => {});
+    // The run in flight ends at its next step; a provider request that never answers must not
+    // hold `stop()` (and a workspace switch) forever: past the grace, the run is left to fail
+    // on its own, and what it did not settle stays in the outbox for the next run.
+    await Promise.race([this.queue.catch(() => {}), sleep(STOP_GRACE_MS)]);
     this.abort = new AbortController();
   }
 

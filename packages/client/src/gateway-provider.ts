@@ -65,7 +65,15 @@ export interface GatewayProviderOptions {
   random?: () => number;
   /** Snapshot page size; the server's default when unset. */
   snapshotLimit?: number;
+  /**
+   * Longest wait for one HTTP request's whole answer; 60 s by default. A request past it fails
+   * as a `network_error` and is retried with backoff (a push retry is idempotent), so a connection
+   * that went silent cannot stall the push and pull loops, nor `engine.close()`.
+   */
+  requestTimeoutMs?: number;
 }
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 const STATUS_CODES: Record<number, SyncErrorCode> = {
   400: 'invalid_input',
@@ -95,6 +103,7 @@ export class GatewayProvider implements SyncProvider {
   private readonly getToken: GetToken;
   private readonly fetchImpl: typeof fetch;
   private readonly snapshotLimit: number | null;
+  private readonly requestTimeoutMs: number;
   private readonly realtime: RealtimeSettings;
   private readonly subscriptions = new Set<GatewaySubscription>();
   private readonly realtimeListeners = new Set<(state: RealtimeState) => void>();
@@ -105,6 +114,7 @@ export class GatewayProvider implements SyncProvider {
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.maxPayloadBytes = options.maxPayloadBytes ?? PROTOCOL_LIMITS.maxPayloadBytes;
     this.snapshotLimit = options.snapshotLimit ?? null;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const globalSocket = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
     this.realtime = {
       WebSocket: options.WebSocket === undefined ? globalSocket : options.WebSocket,
@@ -237,18 +247,25 @@ export class GatewayProvider implements SyncProvider {
     if (options.deviceId) headers['x-device-id'] = options.deviceId;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
+    let text: string;
+    // The deadline covers the answer's body too: a server can stall after its headers.
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
     try {
       response = await this.fetchImpl(url, {
         method: options.method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal,
       });
+      text = await response.text();
     } catch (cause) {
-      throw new SyncProviderError({ code: 'network_error', message: `request to ${url.pathname} failed`, status: 0, cause });
+      const message = signal.aborted
+        ? `request to ${url.pathname} got no answer within ${this.requestTimeoutMs} ms`
+        : `request to ${url.pathname} failed`;
+      throw new SyncProviderError({ code: 'network_error', message, status: 0, cause });
     }
     const remaining = numberHeader(response.headers.get('ratelimit-remaining'));
     if (remaining !== null) this.lastRateLimitRemaining = remaining;
-    const text = await response.text();
     const body = parseJson(text);
     if (!response.ok) throw errorFromResponse(response, body, remaining);
     if (body === undefined || body === null || typeof body !== 'object') {

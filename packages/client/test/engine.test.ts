@@ -341,6 +341,30 @@ describe('subscription', () => {
   });
 });
 
+describe('close', () => {
+  it('close() returns even while a push never answers, and the write stays in the outbox', async () => {
+    const provider = new ScriptedProvider();
+    const device = makeDevice('ws-close-hung', provider);
+    const engine = await device.open();
+    await engine.sync();
+    let pushed: () => void = () => {};
+    const pushStarted = new Promise<void>((resolve) => (pushed = resolve));
+    provider.onPush = () => {
+      pushed();
+      return new Promise(() => {}); // a request that never answers
+    };
+    engine.start();
+    await engine.db.table('threads').put({ id: 't1' });
+    await pushStarted;
+    const started = Date.now();
+    await engine.close();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const reopened = await device.open();
+    opened.push(reopened);
+    expect(await reopened.pendingCount()).toBe(1);
+  });
+});
+
 describe('multi-tab', () => {
   it('only the lock holder runs the loops; other tabs write into the shared outbox; leadership moves on close', async () => {
     const provider = new ScriptedProvider();
@@ -434,6 +458,18 @@ describe('GatewayProvider', () => {
     ]);
     expect(errors[0]!.retryAfterMs).toBe(7000);
     expect(errors[1]!.oldestRetainedVersion).toBe(40);
+  });
+
+  it('a request that gets no answer within requestTimeoutMs fails as a retryable network_error', async () => {
+    // A fetch that honours its signal and otherwise never answers: a connection gone silent.
+    const silent: typeof fetch = (_input, init) =>
+      new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
+    const provider = new GatewayProvider({ baseUrl: 'http://gw.test', getToken: () => 'tok', fetch: silent, requestTimeoutMs: 50 });
+    const started = Date.now();
+    const error = (await provider.pull(scope, 0).catch((e: unknown) => e)) as SyncProviderError;
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect([error.code, error.status, error.retryable]).toEqual(['network_error', 0, true]);
+    expect(error.message).toContain('no answer within 50 ms');
   });
 
   it('retries once with a refreshed token after a 401', async () => {

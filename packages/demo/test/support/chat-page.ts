@@ -49,6 +49,8 @@ export class ChatPage {
     await this.page.getByLabel('New workspace name').fill(name);
     await this.page.getByRole('button', { name: 'Create workspace' }).click();
     await this.waitForChat();
+    // A new workspace opens on its first thread; wait for it, so a thread the test adds next is the one shown.
+    await this.page.getByRole('heading', { name: 'General', exact: true }).waitFor();
     return this.workspaceId();
   }
 
