@@ -5,7 +5,7 @@ declare global {
   interface Window {
     p9RawBulkPut(records: number, name: string): Promise<RawRun>;
     p9ProbeLongTasks(): Promise<number>;
-    p9FirstSync(baseUrl: string, token: string, workspaceId: string, records: number): Promise<FirstSyncRun>;
+    p9FirstSync(baseUrl: string, token: string, workspaceId: string, records: number, snapshotLimit: number | null): Promise<FirstSyncRun>;
   }
 }
 

@@ -28,6 +28,8 @@ export interface FirstSyncRun {
   sync: number;
   /** Durations of the long tasks (over 50 ms) seen during the sync, in ms. */
   longTasks: number[];
+  /** The longest frames (over 100 ms) and the scripts they ran. */
+  longFrames: string[];
 }
 
 /** The rows the engine stores for the records: the payload plus the sync fields. */
@@ -72,18 +74,34 @@ export async function rawBulkPut(records: number, name: string): Promise<RawRun>
 }
 
 /** Watches main-thread long tasks; `stop()` returns their durations (ms). */
-function watchLongTasks(): { stop(): number[] } {
+function watchLongTasks(): { stop(): number[]; frames(): string[] } {
   const seen: number[] = [];
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) seen.push(entry.duration);
   });
   observer.observe({ type: 'longtask' });
+  // What the longest frames ran (long-animation-frame script attribution), for the report.
+  const frames: { duration: number; what: string }[] = [];
+  const loaf = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries() as (PerformanceEntry & { scripts?: { invoker: string; sourceFunctionName: string; duration: number }[] })[]) {
+      if (entry.duration < 100) continue;
+      const scripts = (entry.scripts ?? []).map((s) => `${s.invoker || '?'} ${s.sourceFunctionName || ''} ${Math.round(s.duration)} ms`).join('; ');
+      frames.push({ duration: entry.duration, what: `${Math.round(entry.duration)} ms: ${scripts || 'no script'}` });
+    }
+  });
+  try {
+    loaf.observe({ type: 'long-animation-frame' });
+  } catch {
+    // not every Chromium has it
+  }
   return {
     stop() {
       for (const entry of observer.takeRecords()) seen.push(entry.duration);
       observer.disconnect();
+      loaf.disconnect();
       return seen;
     },
+    frames: () => frames.sort((x, y) => y.duration - x.duration).slice(0, 5).map((f) => f.what),
   };
 }
 
@@ -107,11 +125,17 @@ export async function probeLongTasks(): Promise<number> {
 }
 
 /** A fresh device's first sync of `records` records from the gateway. */
-export async function firstSync(baseUrl: string, token: string, workspaceId: string, records: number): Promise<FirstSyncRun> {
+export async function firstSync(
+  baseUrl: string,
+  token: string,
+  workspaceId: string,
+  records: number,
+  snapshotLimit: number | null,
+): Promise<FirstSyncRun> {
   const name = `p9-${workspaceId}`;
   const db = new Dexie(name);
   db.version(1).stores(schema);
-  const provider = new GatewayProvider({ baseUrl, getToken: async () => token, WebSocket: null });
+  const provider = new GatewayProvider({ baseUrl, getToken: async () => token, WebSocket: null, snapshotLimit: snapshotLimit ?? undefined });
   const engine = await attachSync(db, { workspaceId, provider, syncedTables: ['threads', 'messages'], broadcast: false, locks: null });
   try {
     const watch = watchLongTasks();
@@ -119,6 +143,7 @@ export async function firstSync(baseUrl: string, token: string, workspaceId: str
     const result = await engine.sync();
     const sync = performance.now() - start;
     const longTasks = watch.stop();
+    const longFrames = watch.frames();
     if (result.error) throw new Error(`first sync: ${result.error}`);
     const stored = (await engine.db.table('threads').count()) + (await engine.db.table('messages').count());
     const pending = await engine.db.table('_or3sync_outbox').count();
@@ -129,7 +154,7 @@ export async function firstSync(baseUrl: string, token: string, workspaceId: str
     const last = firstSyncRecord(records - 1, records);
     const row = await engine.db.table(last.table_name).get(last.pk);
     if (row?.content !== last.payload.content || row?.hlc !== last.hlc) throw new Error(`first sync: record ${last.pk} is ${JSON.stringify(row)}`);
-    return { sync, longTasks };
+    return { sync, longTasks, longFrames };
   } finally {
     await engine.close();
     await Dexie.delete(name);

@@ -20,6 +20,7 @@
  * Seeding the server (pushes of 500 ops, two in flight) is not timed. Each
  * round runs the raw bulkPut first, then a garbage collection, then the sync.
  */
+import { writeFileSync } from 'node:fs';
 import type { CDPSession } from 'playwright-core';
 import type { PushResponse } from '../src/wire.js';
 import type { TestServer } from '../test/support/server.js';
@@ -33,6 +34,15 @@ const { quick, records, rounds, rate } = sizeFlags(process.argv, { records: 1_00
 const HEAP_GOAL_MB = 250;
 const TASK_GOAL_MS = 200;
 const SAMPLE_MS = 100;
+/** `--snapshot-limit N`: the page size the client asks for (the server's default when absent). */
+const snapshotLimit = flagValue('--snapshot-limit');
+/** `--cpu-profile FILE`: the page's CPU profile of the (last) sync, for DevTools or speedscope. */
+const profilePath = flagValue('--cpu-profile');
+
+function flagValue(name: string): string | null {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? (process.argv[at + 1] ?? null) : null;
+}
 
 /** Pushes the records to `workspaceId`, 500 ops per request (the server's most), 2 requests in flight. */
 async function seed(server: TestServer, token: string, workspaceId: string): Promise<void> {
@@ -88,6 +98,15 @@ interface Round {
   rawHeapPeak: number;
   samples: number;
   longestGapMs: number;
+  /** Main-thread time during the sync (CDP Performance.getMetrics TaskDuration, ScriptDuration), ms. */
+  mainThread: { task: number; script: number };
+}
+
+/** Cumulative main-thread task and script time of the page, in seconds. */
+async function mainThreadSeconds(cdp: CDPSession): Promise<{ task: number; script: number }> {
+  const { metrics } = await cdp.send('Performance.getMetrics');
+  const value = (name: string) => metrics.find((m) => m.name === name)?.value ?? 0;
+  return { task: value('TaskDuration'), script: value('ScriptDuration') };
 }
 
 const mb = (bytes: number) => bytes / 1e6;
@@ -106,6 +125,8 @@ async function main(): Promise<void> {
       new URL('./first-sync-page.ts', import.meta.url),
       async (page) => {
         const cdp = await page.context().newCDPSession(page);
+        await cdp.send('Performance.enable');
+        if (profilePath) await cdp.send('Profiler.enable');
         const probe = await page.evaluate(() => window.p9ProbeLongTasks());
         const out: Round[] = [];
         for (let n = 0; n < rounds; n++) {
@@ -114,16 +135,23 @@ async function main(): Promise<void> {
           const rawHeap = await rawSampler.stop();
           await cdp.send('HeapProfiler.collectGarbage');
           const { usedSize: heapBefore } = await cdp.send('Runtime.getHeapUsage');
+          const busyBefore = await mainThreadSeconds(cdp);
           const sampler = sampleHeap(cdp);
-          const sync = await page.evaluate(([url, t, ws, r]) => window.p9FirstSync(url, t, ws, r), [server.baseUrl, token, workspaceId, records] as const);
+          if (profilePath) await cdp.send('Profiler.start');
+          const sync = await page.evaluate(([url, t, ws, r, l]) => window.p9FirstSync(url, t, ws, r, l), [server.baseUrl, token, workspaceId, records, snapshotLimit === null ? null : Number(snapshotLimit)] as const);
           const heap = await sampler.stop();
-          out.push({ raw, sync, heapBefore, heapPeak: heap.peak, rawHeapPeak: rawHeap.peak, samples: heap.samples, longestGapMs: heap.longestGapMs });
+          if (profilePath) writeFileSync(profilePath, JSON.stringify((await cdp.send('Profiler.stop')).profile));
+          const busy = await mainThreadSeconds(cdp);
+          const mainThread = { task: (busy.task - busyBefore.task) * 1000, script: (busy.script - busyBefore.script) * 1000 };
+          out.push({ raw, sync, heapBefore, heapPeak: heap.peak, rawHeapPeak: rawHeap.peak, samples: heap.samples, longestGapMs: heap.longestGapMs, mainThread });
           const longest = Math.max(0, ...sync.longTasks);
           console.log(
             `  round ${n + 1}: first sync ${(sync.sync / 1000).toFixed(1)} s, raw bulkPut ${(raw.raw / 1000).toFixed(1)} s; ` +
               `heap ${mb(heapBefore).toFixed(1)} MB before, peak ${mb(heap.peak).toFixed(1)} MB (${heap.samples} samples, longest gap ${heap.longestGapMs.toFixed(0)} ms); ` +
               `longest task ${longest.toFixed(0)} ms, ${sync.longTasks.filter((d) => d > TASK_GOAL_MS).length} over ${TASK_GOAL_MS} ms, ${sync.longTasks.length} over 50 ms`,
           );
+          console.log(`    main thread busy ${((mainThread.task / sync.sync) * 100).toFixed(0)}% of the sync (script ${((mainThread.script / sync.sync) * 100).toFixed(0)}%)`);
+          for (const frame of sync.longFrames) console.log(`    long frame ${frame}`);
         }
         return { probe, rounds: out };
       },
