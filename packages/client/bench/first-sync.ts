@@ -210,6 +210,7 @@ function report(result: Round[], probe: number, version: string, binary: string,
     writeFigureBlock(path, 'P9', heading, command, rows, [
       `The gateway (dev auth, SQLite WAL, synchronous=full) holds ${records} records, 1% threads and 99% messages of about 300 bytes of JSON, pushed in batches of 500 before the page starts (${(seeded / 1000).toFixed(1)} s, not timed). The page attaches sync to an empty app database (attachSync, as an app does) and times engine.sync() until it returns caught up: snapshot pages of 500 over HTTP on loopback, JSON parsing, the writes, the pull. Every record is checked stored, the outbox empty, the cursor set.`,
       `Each round runs the raw bulkPut first (its rows built before its clock starts; its peak heap ${mb(r.rawHeapPeak).toFixed(0)} MB), then a GC (CDP HeapProfiler.collectGarbage), then the sync. The heap is sampled from Node through a CDP session (${r.samples} samples, the longest gap between two ${r.longestGapMs.toFixed(0)} ms); MB = 10^6 bytes. A 120 ms busy loop before the rounds showed up as a ${probe.toFixed(0)} ms long task, so the observer works.`,
+      `The main thread was busy ${((r.mainThread.task / r.sync.sync) * 100).toFixed(0)}% of the sync (CDP Performance.getMetrics TaskDuration); the rest it waited on IndexedDB (the network answers are fetched a page ahead).`,
     ]);
   }
 }
