@@ -5,11 +5,12 @@
 //! the client falls behind the hub's queue, refreshes its token on `auth`,
 //! re-checks membership, pings, and closes with an error frame when it must.
 
-use super::frames::{changes_frame, error_frame, poke_frame, ClientFrame};
-use super::hub::Commit;
+use super::frames::ClientFrame;
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::extract::check_project_id;
+use crate::fanout::frames::{changes_frame, error_frame, poke_frame};
+use crate::fanout::hub::Commit;
 use crate::state::AppState;
 use crate::store::{Access, ChangesQuery, DevicePosition, LoggedChange, StoreError};
 use axum::extract::ws::Utf8Bytes;
@@ -46,7 +47,7 @@ enum Next {
 pub fn subscription_slot(
     state: &AppState,
     identity: &Identity,
-) -> Result<super::hub::SubscriptionSlot, ApiError> {
+) -> Result<crate::fanout::hub::SubscriptionSlot, ApiError> {
     state
         .hub
         .take_slot(&identity.user_id, state.config.max_subscriptions_per_user)

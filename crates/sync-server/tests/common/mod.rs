@@ -11,7 +11,7 @@ use sync_core::TableConfig;
 use sync_server::auth::{Authenticator, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
-use sync_server::realtime::bus::LocalBus;
+use sync_server::fanout::bus::LocalBus;
 use sync_server::state::AppState;
 use sync_server::store::sqlite::SqliteStore;
 use sync_server::store::Store;
