@@ -4,11 +4,13 @@
 //! ([`sqlite::SqliteStore`]) is the embedded default; Postgres
 //! ([`postgres::PostgresStore`]) is shared by several gateway nodes.
 
+mod access;
 pub(crate) mod gc;
 mod page;
 pub mod postgres;
 pub mod sqlite;
 
+pub(crate) use access::{check_member_change, member_user, require_role, role_from};
 pub(crate) use page::ChangesPage;
 
 /// Log entries deleted per GC transaction, so a pass never holds a writer long.

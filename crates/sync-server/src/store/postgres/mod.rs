@@ -29,6 +29,7 @@ use read::{read_changes, read_log_since, read_snapshot, record_from_row, RECORD_
 pub(crate) use connect::{column_error, pg_error};
 pub use connect::{is_schema_name, DatabaseUrl, PgOptions, PgTls};
 
+use super::{check_member_change, member_user, require_role, role_from};
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, GcReport, LoggedChange, PushOutcome,
     SnapshotBatch, SnapshotQuery, Store, StoreError,
@@ -135,37 +136,6 @@ impl PostgresStore {
     }
 }
 
-/// The user whose member row decides the role (none when the role is known).
-fn member_user(access: &Access) -> Option<&str> {
-    match access {
-        Access::Member { user_id } => Some(user_id.as_str()),
-        Access::Claimed { .. } | Access::Admin => None,
-    }
-}
-
-/// The caller's role, given the member row read with the workspace row.
-fn check_role(
-    access: &Access,
-    member_role: Option<String>,
-    needed: Role,
-) -> Result<Role, StoreError> {
-    let role = match access {
-        Access::Admin => Role::Owner,
-        Access::Claimed { role, .. } => *role,
-        Access::Member { .. } => member_role
-            .as_deref()
-            .and_then(Role::parse)
-            .ok_or(StoreError::Forbidden("not a member of this workspace"))?,
-    };
-    if role < needed {
-        return Err(StoreError::Forbidden(match needed {
-            Role::Owner => "only owners may do this",
-            _ => "viewers may not push",
-        }));
-    }
-    Ok(role)
-}
-
 /// A workspace's positions as read with the access check.
 struct WorkspaceRow {
     head: ServerVersion,
@@ -209,7 +179,8 @@ async fn require(
         .await
         .map_err(pg_error)?
         .ok_or(StoreError::UnknownWorkspace)?;
-    let role = check_role(access, row.try_get(2).map_err(column_error)?, needed)?;
+    let member_role: Option<String> = row.try_get(2).map_err(column_error)?;
+    let role = require_role(role_from(access, member_role.as_deref())?, needed)?;
     Ok(WorkspaceRow {
         head: u64_at(&row, 0)?,
         oldest_retained_version: u64_at(&row, 1)?,
@@ -249,12 +220,12 @@ async fn workspace_head(
     u64_at(&row, 0)
 }
 
-/// Refuses to demote or remove `user_id` when they are the last owner.
-async fn ensure_other_owner(
+/// How many owners `ws` has besides `user_id`.
+async fn other_owners(
     tx: &Transaction<'_>,
     ws: &WorkspaceId,
     user_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let row = tx
         .query_one(
             "SELECT count(*) FROM members WHERE workspace_id = $1 AND role = 'owner' AND user_id <> $2",
@@ -262,10 +233,7 @@ async fn ensure_other_owner(
         )
         .await
         .map_err(pg_error)?;
-    if u64_at(&row, 0)? == 0 {
-        return Err(StoreError::LastOwner);
-    }
-    Ok(())
+    u64_at(&row, 0)
 }
 
 #[async_trait]
@@ -351,10 +319,10 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         self.with_client(async |client| {
             let tx = client.transaction().await.map_err(pg_error)?;
-            require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
-            if role != Role::Owner {
-                ensure_other_owner(&tx, ws, user_id).await?;
-            }
+            let caller = require(&tx, ws, access, Role::Viewer, Lock::Workspace)
+                .await?
+                .role;
+            check_member_change(caller, Some(role), other_owners(&tx, ws, user_id).await?)?;
             tx.execute(
                 "INSERT INTO members (workspace_id, user_id, role) VALUES ($1, $2, $3)
                  ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
@@ -375,8 +343,10 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         self.with_client(async |client| {
             let tx = client.transaction().await.map_err(pg_error)?;
-            require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
-            ensure_other_owner(&tx, ws, user_id).await?;
+            let caller = require(&tx, ws, access, Role::Viewer, Lock::Workspace)
+                .await?
+                .role;
+            check_member_change(caller, None, other_owners(&tx, ws, user_id).await?)?;
             let removed = tx
                 .execute(
                     "DELETE FROM members WHERE workspace_id = $1 AND user_id = $2",

@@ -21,11 +21,11 @@ use read::{read_changes, read_log_since, read_snapshot, record_from_row};
 pub use schema::migrate;
 use schema::open_connection;
 
+use super::{check_member_change, member_user, require_role, role_from, GcReport, LoggedChange};
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, PushOutcome, SnapshotBatch, SnapshotQuery,
     Store, StoreError,
 };
-use super::{GcReport, LoggedChange};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
@@ -154,35 +154,27 @@ fn role_in(conn: &Connection, ws: &WorkspaceId, access: &Access) -> Result<Role,
     if !exists {
         return Err(StoreError::UnknownWorkspace);
     }
-    match access {
-        Access::Claimed { role, .. } => Ok(*role),
-        Access::Admin => Ok(Role::Owner),
-        Access::Member { user_id } => conn
+    let member_role = match member_user(access) {
+        Some(user_id) => conn
             .prepare_cached("SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2")
             .and_then(|mut s| {
                 s.query_row([ws.as_str(), user_id], |r| r.get::<_, String>(0))
                     .optional()
             })
-            .map_err(internal)?
-            .and_then(|r| Role::parse(&r))
-            .ok_or(StoreError::Forbidden("not a member of this workspace")),
-    }
+            .map_err(internal)?,
+        None => None,
+    };
+    role_from(access, member_role.as_deref())
 }
 
+/// The caller's role, when it is at least `needed`.
 fn require(
     conn: &Connection,
     ws: &WorkspaceId,
     access: &Access,
     needed: Role,
 ) -> Result<Role, StoreError> {
-    let role = role_in(conn, ws, access)?;
-    if role < needed {
-        return Err(StoreError::Forbidden(match needed {
-            Role::Owner => "only owners may do this",
-            _ => "viewers may not push",
-        }));
-    }
-    Ok(role)
+    require_role(role_in(conn, ws, access)?, needed)
 }
 
 fn workspace_positions(
@@ -285,10 +277,8 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(internal)?;
-            require(&tx, &ws, &access, Role::Owner)?;
-            if role != Role::Owner {
-                ensure_other_owner(&tx, &ws, &user_id)?;
-            }
+            let caller = role_in(&tx, &ws, &access)?;
+            check_member_change(caller, Some(role), other_owners(&tx, &ws, &user_id)?)?;
             tx.execute(
                 "INSERT INTO members (workspace_id, user_id, role) VALUES (?1, ?2, ?3)
                  ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
@@ -311,8 +301,8 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(internal)?;
-            require(&tx, &ws, &access, Role::Owner)?;
-            ensure_other_owner(&tx, &ws, &user_id)?;
+            let caller = role_in(&tx, &ws, &access)?;
+            check_member_change(caller, None, other_owners(&tx, &ws, &user_id)?)?;
             let removed = tx
                 .execute(
                     "DELETE FROM members WHERE workspace_id = ?1 AND user_id = ?2",
@@ -482,21 +472,13 @@ impl Store for SqliteStore {
     }
 }
 
-/// Refuses to demote or remove `user_id` when they are the last owner.
-fn ensure_other_owner(
-    tx: &Transaction<'_>,
-    ws: &WorkspaceId,
-    user_id: &str,
-) -> Result<(), StoreError> {
-    let other_owners: i64 = tx
-        .query_row(
-            "SELECT COUNT(*) FROM members WHERE workspace_id = ?1 AND role = 'owner' AND user_id <> ?2",
-            params![ws.as_str(), user_id],
-            |r| r.get(0),
-        )
-        .map_err(internal)?;
-    if other_owners == 0 {
-        return Err(StoreError::LastOwner);
-    }
-    Ok(())
+/// How many owners `ws` has besides `user_id`.
+fn other_owners(tx: &Transaction<'_>, ws: &WorkspaceId, user_id: &str) -> Result<u64, StoreError> {
+    tx.query_row(
+        "SELECT COUNT(*) FROM members WHERE workspace_id = ?1 AND role = 'owner' AND user_id <> ?2",
+        params![ws.as_str(), user_id],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as u64)
+    .map_err(internal)
 }
