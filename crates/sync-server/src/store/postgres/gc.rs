@@ -2,7 +2,8 @@
 //! transaction, so pushes interleave with a long pass.
 
 use super::connect::{column_error, pg_error};
-use super::{read_tx, require, u64_at, Lock, PostgresStore};
+use super::members::{require, Lock};
+use super::{read_tx, u64_at, PostgresStore};
 use crate::store::gc::{GcSteps, LogCensus};
 use crate::store::Access;
 use crate::store::{StoreError, GC_BATCH};

@@ -2,8 +2,9 @@
 //! one `REPEATABLE READ` snapshot.
 
 use super::connect::{column_error, pg_error};
+use super::members::{require, Lock};
 use super::text::{project_from_db, project_to_db};
-use super::{read_tx, require, u64_at, workspace_head, Lock};
+use super::{read_tx, u64_at, workspace_head};
 use crate::store::{
     Access, ChangeSink, ChangesBatch, ChangesPage, ChangesQuery, LoggedChange, SnapshotBatch,
     SnapshotQuery, StoreError, MAX_PAGE_PAYLOAD_BYTES,

@@ -8,26 +8,28 @@
 //! connections and never wait for a writer. All database work runs on the
 //! blocking thread pool, never on the async runtime.
 //!
-//! This file is the `Store` impl (one short method per contract item) and the
-//! access checks it runs in each transaction; the work is in `push.rs`,
-//! `read.rs`, `gc.rs` and `schema.rs`.
+//! This file is the `Store` impl (one short method per contract item); the
+//! work is in `members.rs` (workspaces, members, the access check each
+//! transaction starts with), `push.rs`, `read.rs`, `gc.rs` and `schema.rs`.
 
 mod gc;
+mod members;
 mod push;
 mod read;
 mod schema;
 
+use members::{require, role_in};
 use read::{read_changes, read_log_since, read_snapshot, record_from_row};
 pub use schema::migrate;
 use schema::open_connection;
 
-use super::{check_member_change, member_user, require_role, role_from, GcReport, LoggedChange};
 use super::{
     Access, ChangesBatch, ChangesQuery, DevicePosition, PushOutcome, SnapshotBatch, SnapshotQuery,
     Store, StoreError,
 };
+use super::{GcReport, LoggedChange};
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use sync_core::retention::RetentionPolicy;
@@ -145,38 +147,6 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// The caller's role, checked inside the transaction. Errors: unknown workspace, not a member.
-fn role_in(conn: &Connection, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
-    let exists = conn
-        .prepare_cached("SELECT 1 FROM workspaces WHERE id = ?1")
-        .and_then(|mut s| s.exists([ws.as_str()]))
-        .map_err(internal)?;
-    if !exists {
-        return Err(StoreError::UnknownWorkspace);
-    }
-    let member_role = match member_user(access) {
-        Some(user_id) => conn
-            .prepare_cached("SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2")
-            .and_then(|mut s| {
-                s.query_row([ws.as_str(), user_id], |r| r.get::<_, String>(0))
-                    .optional()
-            })
-            .map_err(internal)?,
-        None => None,
-    };
-    role_from(access, member_role.as_deref())
-}
-
-/// The caller's role, when it is at least `needed`.
-fn require(
-    conn: &Connection,
-    ws: &WorkspaceId,
-    access: &Access,
-    needed: Role,
-) -> Result<Role, StoreError> {
-    require_role(role_in(conn, ws, access)?, needed)
-}
-
 fn workspace_positions(
     conn: &Connection,
     ws: &str,
@@ -200,69 +170,20 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<WorkspaceInfo, StoreError> {
         let (id, name, owner) = (id.clone(), name.to_owned(), owner.to_owned());
-        self.write(move |conn, _| {
-            let tx = conn.transaction().map_err(internal)?;
-            tx.execute(
-                "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)",
-                params![id.as_str(), name, now_ms as i64],
-            )
-            .map_err(internal)?;
-            tx.execute(
-                "INSERT INTO members (workspace_id, user_id, role) VALUES (?1, ?2, 'owner')",
-                params![id.as_str(), owner],
-            )
-            .map_err(internal)?;
-            tx.commit().map_err(internal)?;
-            Ok(WorkspaceInfo {
-                workspace_id: id.to_string(),
-                name,
-                role: Role::Owner,
-            })
-        })
-        .await
+        self.write(move |conn, _| members::create_workspace(conn, &id, name, &owner, now_ms))
+            .await
     }
 
     async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
         let id = id.clone();
-        self.write(move |conn, _| {
-            conn.execute(
-                "INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
-                params![id.as_str(), now_ms as i64],
-            )
-            .map(drop)
-            .map_err(internal)
-        })
-        .await
+        self.write(move |conn, _| members::ensure_workspace(conn, &id, now_ms))
+            .await
     }
 
     async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError> {
         let user_id = user_id.to_owned();
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT w.id, w.name, m.role FROM members m JOIN workspaces w ON w.id = m.workspace_id
-                     WHERE m.user_id = ?1 ORDER BY w.created_at, w.id",
-                )
-                .map_err(internal)?;
-            let rows = stmt
-                .query_map([user_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-                })
-                .map_err(internal)?;
-            let mut list = Vec::new();
-            for row in rows {
-                let (workspace_id, name, role) = row.map_err(internal)?;
-                if let Some(role) = Role::parse(&role) {
-                    list.push(WorkspaceInfo {
-                        workspace_id,
-                        name,
-                        role,
-                    });
-                }
-            }
-            Ok(list)
-        })
-        .await
+        self.read(move |conn| members::list_workspaces(conn, &user_id))
+            .await
     }
 
     async fn set_member(
@@ -273,21 +194,8 @@ impl Store for SqliteStore {
         role: Role,
     ) -> Result<(), StoreError> {
         let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
-        self.write(move |conn, _| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(internal)?;
-            let caller = role_in(&tx, &ws, &access)?;
-            check_member_change(caller, Some(role), other_owners(&tx, &ws, &user_id)?)?;
-            tx.execute(
-                "INSERT INTO members (workspace_id, user_id, role) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
-                params![ws.as_str(), user_id, role.as_str()],
-            )
-            .map_err(internal)?;
-            tx.commit().map_err(internal)
-        })
-        .await
+        self.write(move |conn, _| members::change_member(conn, &ws, &access, &user_id, Some(role)))
+            .await
     }
 
     async fn remove_member(
@@ -297,24 +205,8 @@ impl Store for SqliteStore {
         user_id: &str,
     ) -> Result<(), StoreError> {
         let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
-        self.write(move |conn, _| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(internal)?;
-            let caller = role_in(&tx, &ws, &access)?;
-            check_member_change(caller, None, other_owners(&tx, &ws, &user_id)?)?;
-            let removed = tx
-                .execute(
-                    "DELETE FROM members WHERE workspace_id = ?1 AND user_id = ?2",
-                    params![ws.as_str(), user_id],
-                )
-                .map_err(internal)?;
-            if removed == 0 {
-                return Err(StoreError::MemberNotFound);
-            }
-            tx.commit().map_err(internal)
-        })
-        .await
+        self.write(move |conn, _| members::change_member(conn, &ws, &access, &user_id, None))
+            .await
     }
 
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
@@ -470,15 +362,4 @@ impl Store for SqliteStore {
         self.read(move |conn| workspace_positions(conn, ws.as_str()).map(|(head, _)| head))
             .await
     }
-}
-
-/// How many owners `ws` has besides `user_id`.
-fn other_owners(tx: &Transaction<'_>, ws: &WorkspaceId, user_id: &str) -> Result<u64, StoreError> {
-    tx.query_row(
-        "SELECT COUNT(*) FROM members WHERE workspace_id = ?1 AND role = 'owner' AND user_id <> ?2",
-        params![ws.as_str(), user_id],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n.max(0) as u64)
-    .map_err(internal)
 }

@@ -1,7 +1,8 @@
 //! Reads: pull pages, the realtime hub's log tail, snapshot pages, all on a
 //! reader connection in one read transaction each.
 
-use super::{internal, require, workspace_positions};
+use super::members::require;
+use super::{internal, workspace_positions};
 use crate::store::{
     Access, ChangeSink, ChangesBatch, ChangesPage, ChangesQuery, LoggedChange, SnapshotBatch,
     SnapshotQuery, StoreError,
