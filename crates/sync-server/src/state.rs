@@ -5,7 +5,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::fanout::bus::Bus;
-use crate::fanout::hub::Hub;
+use crate::fanout::hub::{Hub, SubscriptionSlot};
 use crate::limiter::RateLimits;
 use crate::positions::PositionBuffer;
 use crate::store::{Access, Store};
@@ -113,5 +113,19 @@ impl AppState {
             ));
         }
         Ok(())
+    }
+
+    /// The slot of a new subscription of `identity`, or 429
+    /// `too_many_subscriptions` when they hold the most allowed.
+    pub fn subscription_slot(&self, identity: &Identity) -> Result<SubscriptionSlot, ApiError> {
+        let most = self.config.max_subscriptions_per_user;
+        self.hub.take_slot(&identity.user_id, most).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_subscriptions",
+                format!("at most {most} open subscriptions per user"),
+            )
+            .with_retry_after(5)
+        })
     }
 }

@@ -43,27 +43,6 @@ enum Next {
     Close,
 }
 
-/// The slot of a new subscription, or 429 `too_many_subscriptions`.
-pub fn subscription_slot(
-    state: &AppState,
-    identity: &Identity,
-) -> Result<crate::fanout::hub::SubscriptionSlot, ApiError> {
-    state
-        .hub
-        .take_slot(&identity.user_id, state.config.max_subscriptions_per_user)
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "too_many_subscriptions",
-                format!(
-                    "at most {} open subscriptions per user",
-                    state.config.max_subscriptions_per_user
-                ),
-            )
-            .with_retry_after(5)
-        })
-}
-
 /// The state of one subscription.
 pub struct Session {
     state: AppState,
