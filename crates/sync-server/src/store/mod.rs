@@ -57,6 +57,25 @@ impl ChangeSink for ChangesArray {
     }
 }
 
+/// A log row whose operation is neither `put` nor `delete`: a damaged row,
+/// never taken for a put.
+#[derive(Debug, thiserror::Error)]
+#[error("stored operation `{0}` is not put or delete")]
+pub(crate) struct BadStoredOperation(String);
+
+impl From<BadStoredOperation> for StoreError {
+    fn from(e: BadStoredOperation) -> StoreError {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+/// A log row's stored operation.
+pub(crate) fn stored_operation(
+    text: &str,
+) -> Result<sync_core::validate::Operation, BadStoredOperation> {
+    sync_core::validate::Operation::parse(text).ok_or_else(|| BadStoredOperation(text.to_owned()))
+}
+
 /// Who is asking, and how their membership is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
