@@ -291,6 +291,15 @@ pub fn put(table: &str, pk: &str, clock: u64, hlc_text: &str, data: Value) -> Va
     })
 }
 
+/// First puts of `rows` (table, pk, fields) by [`DEVICE_A`] at clock 1,
+/// stamped at `t` with counters 0, 1, 2… in order: a batch that sets a scene.
+pub fn puts(t: u64, rows: Vec<(&str, &str, Value)>) -> Vec<Value> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (table, pk, data))| put(table, pk, 1, &hlc(t, i as u32, DEVICE_A), data))
+        .collect()
+}
+
 /// A delete op without payload.
 pub fn delete(table: &str, pk: &str, clock: u64, hlc_text: &str) -> Value {
     let device = hlc_text.rsplit('-').next().unwrap().to_owned();
