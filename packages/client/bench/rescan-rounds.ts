@@ -24,7 +24,7 @@ import type { SyncEngine } from '../src/engine.js';
 import { GatewayProvider } from '../src/gateway-provider.js';
 import { SyncProviderError, type SyncProvider } from '../src/provider.js';
 import { ENGINE_TABLES, STATE_KEYS } from '../src/schema.js';
-import type { SnapshotItem, SnapshotPage } from '../src/wire.js';
+import type { SnapshotItem, SnapshotPage } from '@or3/sync-protocol';
 
 /** Times of one round, in ms. */
 export interface RescanRound {

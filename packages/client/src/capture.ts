@@ -15,7 +15,7 @@ import type {
   DBCoreTransaction,
   Middleware,
 } from 'dexie';
-import { formatHlc, hlcSend, type HlcState } from './hlc.js';
+import { formatHlc, hlcSend, type HlcState, type RecordPayload } from '@or3/sync-protocol';
 import { newOpId } from './ids.js';
 import {
   clockStateFromRow,
@@ -37,7 +37,6 @@ import {
   type TombstoneRow,
 } from './schema.js';
 import { rowSyncs } from './table-conventions.js';
-import type { RecordPayload } from './wire.js';
 
 /** What the middleware shares with its engine. */
 export interface CaptureRuntime {

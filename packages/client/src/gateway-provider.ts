@@ -29,7 +29,7 @@ import {
   type SnapshotPage,
   type SyncErrorCode,
   type WireErrorBody,
-} from './wire.js';
+} from '@or3/sync-protocol';
 
 /** Supplies the bearer token; `forceRefresh` is set after a 401. */
 export type GetToken = (options: { forceRefresh: boolean }) => string | Promise<string>;

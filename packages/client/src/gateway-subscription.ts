@@ -16,7 +16,7 @@ import {
   type SyncScope,
 } from './provider.js';
 import { tokenExpiry } from './token-expiry.js';
-import type { Change, ChangesPage } from './wire.js';
+import type { Change, ChangesPage } from '@or3/sync-protocol';
 
 /** How a subscription receives changes, best first. */
 export type RealtimeTransport = 'websocket' | 'sse' | 'poll';

@@ -11,7 +11,7 @@ import type {
   SnapshotPage,
   SyncErrorCode,
   Change,
-} from './wire.js';
+} from '@or3/sync-protocol';
 import type { RealtimeState } from './gateway-subscription.js';
 
 /** What a request reads or writes: a workspace, optionally narrowed to one project. */

@@ -12,7 +12,7 @@ import type { AttachSyncOptions, SyncEngine } from '../src/engine.js';
 import type { AdoptEvent } from '../src/events.js';
 import { GatewayProvider } from '../src/gateway-provider.js';
 import type { PendingOpRow, SyncedTableOptions } from '../src/schema.js';
-import type { SnapshotItem } from '../src/wire.js';
+import type { SnapshotItem } from '@or3/sync-protocol';
 import { OR3_SYNCED_TABLES, offlineRows, or3Database, seed } from './support/or3-chat.js';
 import { startServer, type TestServer } from './support/server.js';
 

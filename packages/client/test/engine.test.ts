@@ -6,7 +6,7 @@ import { GatewayProvider } from '../src/gateway-provider.js';
 import type { LockManagerLike } from '../src/leader.js';
 import { SyncProviderError, type ChangesBatch } from '../src/provider.js';
 import type { PendingOpRow } from '../src/schema.js';
-import type { Change, SnapshotItem } from '../src/wire.js';
+import type { Change, SnapshotItem } from '@or3/sync-protocol';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
 

@@ -9,7 +9,7 @@ import { GatewayProvider, type GatewayProviderOptions } from '../src/gateway-pro
 import type { RealtimeState, WebSocketLike } from '../src/gateway-subscription.js';
 import type { ChangesBatch, SyncProviderError } from '../src/provider.js';
 import { tokenExpiry } from '../src/token-expiry.js';
-import type { Change, ChangesPage } from '../src/wire.js';
+import type { Change, ChangesPage } from '@or3/sync-protocol';
 
 const scope = { workspaceId: 'w1', deviceId: 'aaaaaaaaaaaaaaaa', projectId: null };
 
