@@ -24,7 +24,7 @@
  * committed batch, and `sync.adopt:action` reports each one.
  */
 import { rowFromVersion, runRemoteTransaction, stampOf, recordKey, type RemoteVersion } from './apply.js';
-import { pkToWire } from './capture.js';
+import { pkToWire } from './capture/index.js';
 import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
 import { formatHlc, hlcSend, type HlcState, type RecordPayload, type Stamp } from '@or3/sync-protocol';

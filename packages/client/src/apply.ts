@@ -4,7 +4,7 @@
  * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
  */
 import type { Collection, Dexie, Transaction } from 'dexie';
-import type { CaptureRuntime } from './capture.js';
+import type { CaptureRuntime } from './capture/index.js';
 import type { ConflictEvent } from './events.js';
 import {
   compareStamps,

@@ -10,7 +10,7 @@
 import type { Dexie } from 'dexie';
 import { freshAdoption, readAdoption } from './adopt.js';
 import { DEFAULT_BACKOFF, backoffDelay, sleep, type BackoffOptions } from './backoff.js';
-import { createCaptureMiddleware, type CaptureRuntime } from './capture.js';
+import { createCaptureMiddleware, type CaptureRuntime } from './capture/index.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext, LoopSettings } from './context.js';
 import {

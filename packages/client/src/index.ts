@@ -32,14 +32,12 @@ export * from './provider.js';
 export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.js';
 export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
 export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
-export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway-provider.js';
+export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway/gateway-provider.js';
 export {
   SUBSCRIBE_SUBPROTOCOL,
-  type RealtimeState,
-  type RealtimeTransport,
   type WebSocketConstructor,
   type WebSocketLike,
-} from './gateway-subscription.js';
+} from './gateway/websocket.js';
 export * from './events.js';
 export { compareStamps, type Stamp } from '@or3/sync-protocol';
 export { winsOver } from './lww.js';
@@ -70,6 +68,6 @@ export {
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
-export { CaptureError } from './capture.js';
+export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';

@@ -29,7 +29,7 @@ import {
   type RemoteVersion,
 } from './apply.js';
 import { adoptLocalRows, readAdoption } from './adopt.js';
-import { pkToWire } from './capture.js';
+import { pkToWire } from './capture/index.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
 import { SyncProviderError } from './provider.js';

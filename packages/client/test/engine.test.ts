@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import type { RescanEvent } from '../src/events.js';
-import { GatewayProvider } from '../src/gateway-provider.js';
+import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import type { LockManagerLike } from '../src/leader.js';
 import { SyncProviderError, type ChangesBatch } from '../src/provider.js';
 import type { PendingOpRow } from '../src/schema.js';
