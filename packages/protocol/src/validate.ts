@@ -7,19 +7,13 @@
  */
 import { isDeviceId, tryParseHlc } from './hlc.js';
 import { compactJsonBytes } from './utf8.js';
-import type { OpRejection, Operation, RecordPayload, RejectionCode } from './wire.js';
+import type { OpRejection, PushOp, RecordPayload, RejectionCode } from './wire.js';
 
-/** An op that passed every check; the inside of a push only sees these. */
-export interface ValidOp {
-  /** Lowercased: op ids compare and deduplicate by their lowercase bytes. */
-  op_id: string;
-  table_name: string;
-  operation: Operation;
-  pk: string;
-  payload: RecordPayload | null;
-  clock: number;
-  hlc: string;
-  device_id: string;
+/**
+ * An op that passed every check; the inside of a push only sees these. Its
+ * `op_id` is lowercased: op ids compare and deduplicate by their lowercase bytes.
+ */
+export interface ValidOp extends PushOp {
   /** Tombstone: a delete, or a put whose payload says `deleted: true`. */
   deleted: boolean;
 }
