@@ -4,6 +4,7 @@
 //! before its group commits. The writer is held up by a second connection
 //! holding SQLite's write lock, so the groups are made, not hoped for.
 
+#[allow(unused_imports)] // the suite's runner is not used here, only its helpers
 mod store_suite;
 
 use rusqlite::Connection;
