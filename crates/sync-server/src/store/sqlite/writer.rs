@@ -142,8 +142,11 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channel ends the thread once the queue is empty.
         drop(self.jobs.take());
+        // (Never join from the writer itself: a job may hold the last handle.)
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
