@@ -7,7 +7,7 @@
 //! Every client is a task of its own on the bench's runtime, and they share
 //! one `reqwest` pool (no cap on connections per host), so each client in
 //! flight holds a connection of its own; the run notes the peak of pushes in
-//! flight and of sockets the server held open, which shows it.
+//! flight and of connections open to the server, which shows it.
 
 use crate::push_postgres::{self, RawPostgres};
 use crate::raw_sqlite::{RawRows, RawWriter};
@@ -181,7 +181,7 @@ struct Measured {
     raw_commits: Vec<Duration>,
     raw_elapsed: Duration,
     peak_in_flight: usize,
-    peak_sockets: Option<usize>,
+    peak_connections: Option<usize>,
 }
 
 /// Starts the clients, warms the server up, then runs rounds of load, each
@@ -227,11 +227,17 @@ async fn measure(
         raw_commits: Vec::new(),
         raw_elapsed: Duration::ZERO,
         peak_in_flight: 0,
-        peak_sockets: None,
+        peak_connections: None,
     };
+    let port = server
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .with_context(|| format!("no port in {}", server.base))?;
     let peaks = Peaks::default();
     for round in 0..sizes.concurrent_rounds {
-        let sampler = peaks.sample_sockets(server.process.pid());
+        let sampler = peaks.sample_connections(port);
         let (back, tally) = push_for(server, clients, sizes.concurrent_round, &peaks)
             .await
             .with_context(|| format!("round {}", round + 1))?;
@@ -248,8 +254,8 @@ async fn measure(
         measured.raw_commits.extend(commits);
     }
     measured.peak_in_flight = peaks.in_flight_peak.load(Ordering::Relaxed);
-    let sockets = peaks.sockets_peak.load(Ordering::Relaxed);
-    measured.peak_sockets = (sockets > 0).then_some(sockets);
+    let connections = peaks.connections_peak.load(Ordering::Relaxed);
+    measured.peak_connections = (connections > 0).then_some(connections);
     Ok(measured)
 }
 
@@ -269,14 +275,14 @@ impl Measured {
         let sizes = &ctx.sizes;
         ctx.note(format!(
             "{id}: {} pushes acknowledged in {:.1} s over {} rounds ({:.1} s of warm-up first, not counted); \
-             peak {} pushes in flight, peak {} sockets open in the server; the baseline made {} commits \
+             peak {} pushes in flight, peak {} connections open to the server; the baseline made {} commits \
              in {:.1} s, commit latency p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms",
             self.server.pushes,
             self.server.elapsed.as_secs_f64(),
             sizes.concurrent_rounds,
             sizes.concurrent_warmup.as_secs_f64(),
             self.peak_in_flight,
-            self.peak_sockets
+            self.peak_connections
                 .map_or_else(|| "(unknown)".to_owned(), |n| n.to_string()),
             self.raw_commits.len(),
             self.raw_elapsed.as_secs_f64(),
@@ -314,22 +320,22 @@ impl Measured {
     }
 }
 
-/// Peaks seen during the rounds: pushes in flight, sockets in the server.
+/// Peaks seen during the rounds: pushes in flight, connections to the server.
 #[derive(Default, Clone)]
 struct Peaks {
     in_flight: Arc<AtomicUsize>,
     in_flight_peak: Arc<AtomicUsize>,
-    sockets_peak: Arc<AtomicUsize>,
+    connections_peak: Arc<AtomicUsize>,
 }
 
 impl Peaks {
-    /// Counts the server's open sockets every 100 ms until aborted.
-    fn sample_sockets(&self, pid: u32) -> tokio::task::JoinHandle<()> {
-        let peak = self.sockets_peak.clone();
+    /// Counts the connections to the server's `port` every 100 ms until aborted.
+    fn sample_connections(&self, port: u16) -> tokio::task::JoinHandle<()> {
+        let peak = self.connections_peak.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let count = tokio::task::spawn_blocking(move || open_sockets(pid))
+                let count = tokio::task::spawn_blocking(move || connections_to(port))
                     .await
                     .ok()
                     .flatten();
@@ -341,13 +347,20 @@ impl Peaks {
     }
 }
 
-/// Sockets among the open files of process `pid` (Linux `/proc`).
-fn open_sockets(pid: u32) -> Option<usize> {
-    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+/// Established TCP connections whose local end is `port`: the server's ends
+/// of its clients' connections (Linux `/proc/net/tcp`, IPv4 loopback).
+fn connections_to(port: u16) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!(":{port:04X}");
     Some(
-        entries
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let (addr, state) = (fields.next(), fields.nth(1));
+                addr.is_some_and(|a| a.ends_with(&local)) && state == Some("01")
+            })
             .count(),
     )
 }
