@@ -163,6 +163,8 @@ fn device_id(n: usize) -> String {
 struct PushClient {
     ws: String,
     factory: OpFactory,
+    /// Its pushes answered in the timed rounds (fairness shows in the spread).
+    pushed: u64,
 }
 
 /// What one round of load did.
@@ -182,6 +184,8 @@ struct Measured {
     raw_elapsed: Duration,
     peak_in_flight: usize,
     peak_connections: Option<usize>,
+    /// Pushes answered per client, fewest first.
+    per_client: Vec<u64>,
 }
 
 /// Starts the clients, warms the server up, then runs rounds of load, each
@@ -207,6 +211,7 @@ async fn measure(
             clients.push(PushClient {
                 ws: ws.clone(),
                 factory: OpFactory::for_device(&device_id(n)),
+                pushed: 0,
             });
         }
     }
@@ -215,6 +220,9 @@ async fn measure(
         .await
         .context("warm-up")?;
     clients = warm_clients;
+    for client in &mut clients {
+        client.pushed = 0;
+    }
     baseline
         .commit_for(Duration::from_millis(200))
         .await
@@ -228,6 +236,7 @@ async fn measure(
         raw_elapsed: Duration::ZERO,
         peak_in_flight: 0,
         peak_connections: None,
+        per_client: Vec::new(),
     };
     let port = server
         .base
@@ -253,6 +262,8 @@ async fn measure(
         measured.raw_elapsed += commits.iter().sum::<Duration>();
         measured.raw_commits.extend(commits);
     }
+    measured.per_client = clients.iter().map(|c| c.pushed).collect();
+    measured.per_client.sort_unstable();
     measured.peak_in_flight = peaks.in_flight_peak.load(Ordering::Relaxed);
     let connections = peaks.connections_peak.load(Ordering::Relaxed);
     measured.peak_connections = (connections > 0).then_some(connections);
@@ -268,6 +279,10 @@ impl Measured {
             ms(percentile(&self.server.latencies, 0.50)),
             ms(percentile(&self.server.latencies, 0.99)),
         );
+        let (p90, max) = (
+            ms(percentile(&self.server.latencies, 0.90)),
+            ms(self.server.latencies.last().copied()),
+        );
         let (raw_p50, raw_p99) = (
             ms(percentile(&self.raw_commits, 0.50)),
             ms(percentile(&self.raw_commits, 0.99)),
@@ -275,7 +290,8 @@ impl Measured {
         let sizes = &ctx.sizes;
         ctx.note(format!(
             "{id}: {} pushes acknowledged in {:.1} s over {} rounds ({:.1} s of warm-up first, not counted); \
-             peak {} pushes in flight, peak {} connections open to the server; the baseline made {} commits \
+             peak {} pushes in flight, peak {} connections open to the server; push latency p90 {p90:.1} ms, \
+             max {max:.1} ms; pushes per client: fewest {}, median {}, most {}; the baseline made {} commits \
              in {:.1} s, commit latency p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms",
             self.server.pushes,
             self.server.elapsed.as_secs_f64(),
@@ -284,6 +300,9 @@ impl Measured {
             self.peak_in_flight,
             self.peak_connections
                 .map_or_else(|| "(unknown)".to_owned(), |n| n.to_string()),
+            self.per_client.first().copied().unwrap_or(0),
+            percentile(&self.per_client, 0.5).unwrap_or(0),
+            self.per_client.last().copied().unwrap_or(0),
             self.raw_commits.len(),
             self.raw_elapsed.as_secs_f64(),
         ));
@@ -394,6 +413,7 @@ async fn push_for(
                         anyhow::bail!("a single-op push was answered for another number of ops");
                     }
                     latencies.push(took);
+                    client.pushed += 1;
                 }
                 Ok::<_, anyhow::Error>((client, latencies))
             })
