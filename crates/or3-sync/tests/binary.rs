@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::process::Command;
-use support::{dev_token, now_ms, post, Server};
+use support::{check_operator_commands, dev_token, now_ms, post, run, Server};
 
 #[tokio::test]
 async fn acknowledged_pushes_survive_kill_9() {
@@ -300,63 +300,7 @@ fn dev_auth_refuses_a_public_address() {
 fn operator_commands_manage_workspaces_and_members() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("ops.db").display());
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
-    assert!(run(&["migrate", "--database", &db]).0);
-    let (ok, out) = run(&[
-        "workspace",
-        "create",
-        "--database",
-        &db,
-        "--name",
-        "Team",
-        "--owner",
-        "alice",
-        "--id",
-        "team-1",
-    ]);
-    assert!(ok, "{out}");
-    assert!(out.contains("\"workspace_id\":\"team-1\""), "{out}");
-    assert!(
-        run(&[
-            "member",
-            "set",
-            "--database",
-            &db,
-            "team-1",
-            "bob",
-            "editor"
-        ])
-        .0
-    );
-    let (ok, out) = run(&[
-        "member",
-        "set",
-        "--database",
-        &db,
-        "team-1",
-        "alice",
-        "viewer",
-    ]);
-    assert!(!ok, "the last owner cannot be demoted: {out}");
-    assert!(run(&["member", "remove", "--database", &db, "team-1", "bob"]).0);
-    let (ok, out) = run(&["member", "set", "--database", &db, "team-1", "bob", "boss"]);
-    assert!(!ok && out.contains("role must be"), "{out}");
-    let (ok, out) = run(&["gc", "--database", &db, "--dry-run"]);
-    assert!(ok, "{out}");
-    assert!(
-        out.contains("\"workspace_id\":\"team-1\"") && out.contains("log_entries_purged"),
-        "{out}"
-    );
+    check_operator_commands(&db);
     let (ok, out) = run(&["gc", "--database", &db, "--min-retention-hours", "0.5"]);
     assert!(!ok && out.contains("at least one hour"), "{out}");
 }
