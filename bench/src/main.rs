@@ -3,6 +3,7 @@
 //! ratio; `--results` writes them to a Markdown file (bench/RESULTS.md).
 //! See bench/README.md for what each figure measures.
 
+mod concurrent_pushes;
 mod fanout;
 mod fanout_floor;
 mod idle_memory;
@@ -31,7 +32,8 @@ use std::time::Duration;
 #[command(name = "or3-bench", about)]
 struct Cli {
     /// Which figures: all, p1, p2 (p1 and p2 run together), p1-pg (P1 on
-    /// Postgres), p3, p6, p7. P4 and P5 are client figures, run by npm (bench/README.md).
+    /// Postgres), p3, p6, p7, p8, p8-pg (P8 on Postgres). P4, P5 and P10 are
+    /// client figures, run by npm (bench/README.md).
     #[arg(default_value = "all")]
     figures: Vec<String>,
     /// Smoke run with tiny sizes (a few seconds); fails only if a figure
@@ -44,7 +46,7 @@ struct Cli {
     /// The `or3-sync` binary (default: next to this one).
     #[arg(long, env = "OR3_BENCH_SERVER")]
     server_bin: Option<PathBuf>,
-    /// P1-pg: the Postgres server and database (the bench works in a schema of
+    /// P1-pg and P8-pg: the Postgres server and database (the bench works in a schema of
     /// its own there and drops it at the end).
     #[arg(
         long,
@@ -80,6 +82,8 @@ enum Bench {
     Fanout,
     PullDepth,
     IdleMemory,
+    ConcurrentPushes,
+    ConcurrentPushesPostgres,
 }
 
 impl Bench {
@@ -90,6 +94,8 @@ impl Bench {
             Bench::Fanout => "P3 realtime fanout",
             Bench::PullDepth => "P6 pull page latency vs log size",
             Bench::IdleMemory => "P7 memory of idle subscribers",
+            Bench::ConcurrentPushes => "P8 concurrent single-op pushes",
+            Bench::ConcurrentPushesPostgres => "P8-pg concurrent single-op pushes on Postgres",
         }
     }
 
@@ -109,13 +115,19 @@ fn selected(names: &[String]) -> Result<Vec<Bench>> {
                 Bench::Fanout,
                 Bench::PullDepth,
                 Bench::IdleMemory,
+                Bench::ConcurrentPushes,
+                Bench::ConcurrentPushesPostgres,
             ],
             "p1" | "p2" => &[Bench::PushPull],
             "p3" => &[Bench::Fanout],
             "p1-pg" | "pg" => &[Bench::PushPostgres],
             "p6" => &[Bench::PullDepth],
             "p7" => &[Bench::IdleMemory],
-            other => bail!("unknown figure `{other}`: use all, p1, p2, p1-pg, p3, p6 or p7"),
+            "p8" => &[Bench::ConcurrentPushes],
+            "p8-pg" => &[Bench::ConcurrentPushesPostgres],
+            other => {
+                bail!("unknown figure `{other}`: use all, p1, p2, p1-pg, p3, p6, p7, p8 or p8-pg")
+            }
         };
         for bench in add {
             if !benches.contains(bench) {
@@ -227,6 +239,10 @@ async fn run(cli: Cli) -> Result<bool> {
                 Bench::Fanout => fanout::run(&ctx).await,
                 Bench::PullDepth => pull_depth::run(&ctx).await,
                 Bench::IdleMemory => idle_memory::run(&ctx).await,
+                Bench::ConcurrentPushes => concurrent_pushes::run_sqlite(&ctx).await,
+                Bench::ConcurrentPushesPostgres => {
+                    concurrent_pushes::run_postgres(&ctx, &cli.postgres).await
+                }
             }
         })
         .await;

@@ -54,7 +54,7 @@ pub async fn run(ctx: &RunContext, postgres: &str) -> Result<Vec<Figure>> {
     figures
 }
 
-async fn connect(postgres: &str) -> Result<Client> {
+pub async fn connect(postgres: &str) -> Result<Client> {
     let (client, connection) = tokio_postgres::connect(postgres, NoTls)
         .await
         .with_context(|| format!("Postgres is not reachable at {postgres}"))?;
@@ -64,7 +64,7 @@ async fn connect(postgres: &str) -> Result<Client> {
     Ok(client)
 }
 
-fn with_schema(postgres: &str, schema: &str) -> String {
+pub fn with_schema(postgres: &str, schema: &str) -> String {
     let separator = if postgres.contains('?') { '&' } else { '?' };
     format!("{postgres}{separator}schema={schema}")
 }
@@ -208,14 +208,18 @@ async fn parallel_rounds(
 
 /// The raw baselines: a schema made by the server's own migrations, plus a
 /// copy of its change log for the bare append.
-struct RawPostgres<'a> {
+pub struct RawPostgres<'a> {
     postgres: &'a str,
     schema: &'a str,
     batch: usize,
 }
 
 impl<'a> RawPostgres<'a> {
-    async fn open(ctx: &RunContext, postgres: &'a str, schema: &'a str) -> Result<RawPostgres<'a>> {
+    pub async fn open(
+        ctx: &RunContext,
+        postgres: &'a str,
+        schema: &'a str,
+    ) -> Result<RawPostgres<'a>> {
         let url = with_schema(postgres, schema);
         let launcher = &ctx.launcher;
         tokio::task::block_in_place(|| launcher.run_command(&["migrate", "--database", &url]))?;
@@ -240,7 +244,7 @@ impl<'a> RawPostgres<'a> {
     }
 
     /// The counter row the baselines bump.
-    async fn add_workspace(&self, ws: &str) -> Result<()> {
+    pub async fn add_workspace(&self, ws: &str) -> Result<()> {
         self.connection()
             .await?
             .execute(
@@ -249,6 +253,12 @@ impl<'a> RawPostgres<'a> {
             )
             .await?;
         Ok(())
+    }
+
+    /// A connection that commits what the figure's baseline writes (the
+    /// server's rows), one transaction per call.
+    pub async fn same_rows_inserter(&self) -> Result<RawInserter> {
+        RawInserter::prepare(self.connection().await?, Rows::SameAsServer).await
     }
 
     /// Inserts each workspace's ops on a connection of its own, all at once,
@@ -295,17 +305,12 @@ struct Columns {
 
 impl Columns {
     fn of(ops: &[MessageOp]) -> Columns {
-        let thread = |op: &MessageOp| {
-            serde_json::from_str::<serde_json::Value>(&op.payload)
-                .ok()
-                .and_then(|row| row["thread_id"].as_str().map(str::to_owned))
-        };
         Columns {
             pks: ops.iter().map(|o| o.pk.clone()).collect(),
             payloads: ops.iter().map(|o| o.payload.clone()).collect(),
             hlcs: ops.iter().map(|o| o.hlc.clone()).collect(),
             op_ids: ops.iter().map(|o| o.op_id.clone()).collect(),
-            threads: ops.iter().map(thread).collect(),
+            threads: ops.iter().map(|o| Some(o.thread_id.clone())).collect(),
         }
     }
 }
@@ -313,42 +318,63 @@ impl Columns {
 const LOG_COLUMNS: &str = "workspace_id, server_version, table_name, pk, operation, payload, \
      clock, hlc, op_id, device_id, scoped, project_id, prev_project_id, scope_change, committed_at";
 
-async fn insert_all(
-    mut client: Client,
-    ws: String,
-    batches: Vec<Columns>,
-    rows: Rows,
-) -> Result<()> {
-    let bump = client
-        .prepare("UPDATE workspaces SET head = head + $2 WHERE id = $1 RETURNING head")
-        .await?;
-    let log_rows = "SELECT $1, $2 + n, 'messages', pk, 'put', payload, 1, hlc, op_id, $6, true, \
-         NULL, NULL, false, $7
-         FROM unnest($3::text[], $4::text[], $5::text[], $8::text[], $9::text[])
-             WITH ORDINALITY AS r(pk, payload, hlc, op_id, thread_id, n)";
-    let insert = client
-        .prepare(&match rows {
-            Rows::SameAsServer => format!(
-                "WITH log AS (
-                     INSERT INTO change_log ({LOG_COLUMNS}) {log_rows}
-                     RETURNING server_version, pk, payload, hlc, op_id
-                 )
-                 INSERT INTO records (workspace_id, table_name, pk, clock, hlc, op_id,
-                     server_version, deleted, payload, scope_kind, project_id, thread_id,
-                     committed_at)
-                 SELECT $1, 'messages', l.pk, 1, l.hlc, l.op_id, l.server_version, false,
-                     l.payload, 2, NULL, r.thread_id, $7
-                 FROM log l JOIN unnest($3::text[], $9::text[]) AS r(pk, thread_id) USING (pk)"
-            ),
-            Rows::LogOnly => format!("INSERT INTO raw_log ({LOG_COLUMNS}) {log_rows}"),
-        })
-        .await?;
+async fn insert_all(client: Client, ws: String, batches: Vec<Columns>, rows: Rows) -> Result<()> {
+    let mut inserter = RawInserter::prepare(client, rows).await?;
     for batch in &batches {
-        let tx = client.transaction().await?;
+        inserter.commit(&ws, batch).await?;
+    }
+    Ok(())
+}
+
+/// A connection with the baseline's statements prepared: each batch is one
+/// transaction (counter `UPDATE`, then the rows with `unnest`).
+pub struct RawInserter {
+    client: Client,
+    bump: tokio_postgres::Statement,
+    insert: tokio_postgres::Statement,
+}
+
+impl RawInserter {
+    async fn prepare(client: Client, rows: Rows) -> Result<RawInserter> {
+        let bump = client
+            .prepare("UPDATE workspaces SET head = head + $2 WHERE id = $1 RETURNING head")
+            .await?;
+        let log_rows =
+            "SELECT $1, $2 + n, 'messages', pk, 'put', payload, 1, hlc, op_id, $6, true, \
+             NULL, NULL, false, $7
+             FROM unnest($3::text[], $4::text[], $5::text[], $8::text[], $9::text[])
+                 WITH ORDINALITY AS r(pk, payload, hlc, op_id, thread_id, n)";
+        let insert = client
+            .prepare(&match rows {
+                Rows::SameAsServer => format!(
+                    "WITH log AS (
+                         INSERT INTO change_log ({LOG_COLUMNS}) {log_rows}
+                         RETURNING server_version, pk, payload, hlc, op_id
+                     )
+                     INSERT INTO records (workspace_id, table_name, pk, clock, hlc, op_id,
+                         server_version, deleted, payload, scope_kind, project_id, thread_id,
+                         committed_at)
+                     SELECT $1, 'messages', l.pk, 1, l.hlc, l.op_id, l.server_version, false,
+                         l.payload, 2, NULL, r.thread_id, $7
+                     FROM log l JOIN unnest($3::text[], $9::text[]) AS r(pk, thread_id) USING (pk)"
+                ),
+                Rows::LogOnly => format!("INSERT INTO raw_log ({LOG_COLUMNS}) {log_rows}"),
+            })
+            .await?;
+        Ok(RawInserter {
+            client,
+            bump,
+            insert,
+        })
+    }
+
+    /// Commits `batch` of `ws` in one transaction.
+    async fn commit(&mut self, ws: &str, batch: &Columns) -> Result<()> {
+        let tx = self.client.transaction().await?;
         let n = batch.pks.len() as i64;
-        let head: i64 = tx.query_one(&bump, &[&ws, &n]).await?.try_get(0)?;
+        let head: i64 = tx.query_one(&self.bump, &[&ws, &n]).await?.try_get(0)?;
         tx.execute(
-            &insert,
+            &self.insert,
             &[
                 &ws,
                 &(head - n),
@@ -363,6 +389,28 @@ async fn insert_all(
         )
         .await?;
         tx.commit().await?;
+        Ok(())
     }
-    Ok(())
+
+    /// Commits one op at a time until the commits have taken `budget` in
+    /// all; `next` makes each op and its workspace, off the clock. Returns
+    /// each commit's time.
+    pub async fn commit_single_ops_for(
+        &mut self,
+        budget: Duration,
+        mut next: impl FnMut() -> (String, MessageOp),
+    ) -> Result<Vec<Duration>> {
+        let mut commits = Vec::new();
+        let mut spent = Duration::ZERO;
+        while spent < budget {
+            let (ws, op) = next();
+            let batch = Columns::of(std::slice::from_ref(&op));
+            let started = Instant::now();
+            self.commit(&ws, &batch).await?;
+            let took = started.elapsed();
+            spent += took;
+            commits.push(took);
+        }
+        Ok(commits)
+    }
 }

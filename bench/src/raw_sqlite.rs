@@ -87,41 +87,76 @@ impl RawWriter {
         let now = epoch_ms() as i64;
         let started = Instant::now();
         for (ws, ops) in batches {
-            let head = self.heads.entry(ws.clone()).or_insert(0);
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            {
-                let mut log = tx.prepare_cached(INSERT_LOG_ROW)?;
-                for op in ops {
-                    *head += 1;
-                    log.execute(params![
-                        ws, *head, op.pk, op.payload, op.hlc, op.op_id, DEVICE_ID, now
-                    ])?;
-                }
-            }
-            if self.rows == RawRows::SameAsServer {
-                let mut version = *head - ops.len() as i64;
-                let mut record = tx.prepare_cached(INSERT_RECORD)?;
-                let mut applied = tx.prepare_cached(INSERT_APPLIED_OP)?;
-                for op in ops {
-                    version += 1;
-                    record.execute(params![
-                        ws,
-                        op.pk,
-                        op.hlc,
-                        op.op_id,
-                        version,
-                        op.payload,
-                        op.thread_id,
-                        now
-                    ])?;
-                    applied.execute(params![ws, op.op_id, version, now])?;
-                }
-            }
-            tx.commit()?;
+            self.commit(ws, ops, now)?;
         }
         Ok(started.elapsed())
+    }
+
+    /// Commits one op at a time (`BEGIN IMMEDIATE`, its rows, `COMMIT`: one
+    /// fsync each) until the commits have taken `budget` in all; `next` makes
+    /// each op and its workspace, off the clock. Returns each commit's time.
+    pub fn commit_single_ops_for(
+        &mut self,
+        budget: Duration,
+        mut next: impl FnMut() -> (String, MessageOp),
+    ) -> Result<Vec<Duration>> {
+        let mut commits = Vec::new();
+        let mut spent = Duration::ZERO;
+        while spent < budget {
+            let (ws, op) = next();
+            let now = epoch_ms() as i64;
+            let started = Instant::now();
+            self.commit(&ws, std::slice::from_ref(&op), now)?;
+            let took = started.elapsed();
+            spent += took;
+            commits.push(took);
+        }
+        Ok(commits)
+    }
+
+    /// One transaction holding `ops` of `ws`.
+    fn commit(&mut self, ws: &str, ops: &[MessageOp], now: i64) -> Result<()> {
+        let head = self.heads.entry(ws.to_owned()).or_insert(0);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut log = tx.prepare_cached(INSERT_LOG_ROW)?;
+            for op in ops {
+                *head += 1;
+                log.execute(params![
+                    ws,
+                    *head,
+                    op.pk,
+                    op.payload,
+                    op.hlc,
+                    op.op_id,
+                    op.device_id,
+                    now
+                ])?;
+            }
+        }
+        if self.rows == RawRows::SameAsServer {
+            let mut version = *head - ops.len() as i64;
+            let mut record = tx.prepare_cached(INSERT_RECORD)?;
+            let mut applied = tx.prepare_cached(INSERT_APPLIED_OP)?;
+            for op in ops {
+                version += 1;
+                record.execute(params![
+                    ws,
+                    op.pk,
+                    op.hlc,
+                    op.op_id,
+                    version,
+                    op.payload,
+                    op.thread_id,
+                    now
+                ])?;
+                applied.execute(params![ws, op.op_id, version, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
 

@@ -54,6 +54,16 @@ pub enum Goal {
     RatioAtMost(f64),
     /// The measured value itself ≤ this (in its own unit).
     ValueAtMost(f64),
+    /// measured / baseline ≥ `ratio`, and the p99 latency measured with
+    /// it, `p99_ms`, at most `max_p99_ms` (both must hold).
+    RatioAtLeastWithP99 {
+        /// The least ratio.
+        ratio: f64,
+        /// The p99 latency measured (ms).
+        p99_ms: f64,
+        /// The most it may be (ms).
+        max_p99_ms: f64,
+    },
     /// No goal: reported for context.
     Report,
 }
@@ -64,6 +74,9 @@ impl std::fmt::Display for Goal {
             Goal::RatioAtLeast(r) => write!(f, "ratio ≥ {r:.2}"),
             Goal::RatioAtMost(r) => write!(f, "ratio ≤ {r:.2}"),
             Goal::ValueAtMost(v) => write!(f, "≤ {v}"),
+            Goal::RatioAtLeastWithP99 {
+                ratio, max_p99_ms, ..
+            } => write!(f, "ratio ≥ {ratio:.2}, p99 ≤ {max_p99_ms} ms"),
             Goal::Report => write!(f, "—"),
         }
     }
@@ -98,6 +111,12 @@ impl Figure {
             Goal::RatioAtLeast(r) => self.ratio() >= r,
             Goal::RatioAtMost(r) => self.ratio() <= r,
             Goal::ValueAtMost(v) => self.measured.value <= v,
+            // A NaN p99 (nothing measured) fails.
+            Goal::RatioAtLeastWithP99 {
+                ratio,
+                p99_ms,
+                max_p99_ms,
+            } => self.ratio() >= ratio && p99_ms <= max_p99_ms,
             Goal::Report => true,
         }
     }
@@ -255,6 +274,20 @@ mod tests {
         assert!(!figure(16.0, 10.0, Goal::RatioAtMost(1.5)).passes());
         assert!(figure(5.0, 1.0, Goal::ValueAtMost(5.0)).passes());
         assert!(!figure(5.1, 1.0, Goal::ValueAtMost(5.0)).passes());
+    }
+
+    #[test]
+    fn a_ratio_with_a_latency_goal_needs_both() {
+        let goal = |p99_ms| Goal::RatioAtLeastWithP99 {
+            ratio: 3.0,
+            p99_ms,
+            max_p99_ms: 50.0,
+        };
+        assert!(figure(30.0, 10.0, goal(50.0)).passes());
+        assert!(!figure(29.0, 10.0, goal(10.0)).passes());
+        assert!(!figure(30.0, 10.0, goal(50.1)).passes());
+        assert!(!figure(30.0, 10.0, goal(f64::NAN)).passes());
+        assert_eq!(goal(1.0).to_string(), "ratio ≥ 3.00, p99 ≤ 50 ms");
     }
 
     #[test]

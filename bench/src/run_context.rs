@@ -38,6 +38,16 @@ pub struct Sizes {
     pub depth_requests: usize,
     /// P7: idle subscribers.
     pub idle_subscribers: usize,
+    /// P8: clients pushing at once, one device each.
+    pub concurrent_clients: usize,
+    /// P8: the workspaces they push to (clients spread evenly).
+    pub concurrent_workspaces: usize,
+    /// P8: load before the timed rounds (connections, caches), not counted.
+    pub concurrent_warmup: Duration,
+    /// P8: timed rounds, each followed by the baseline for as long.
+    pub concurrent_rounds: usize,
+    /// P8: how long the clients push in each round.
+    pub concurrent_round: Duration,
 }
 
 impl Sizes {
@@ -58,6 +68,11 @@ impl Sizes {
             depth_large: 1_000_000,
             depth_requests: 300,
             idle_subscribers: 5000,
+            concurrent_clients: 200,
+            concurrent_workspaces: 20,
+            concurrent_warmup: Duration::from_secs(10),
+            concurrent_rounds: 3,
+            concurrent_round: Duration::from_secs(8),
         }
     }
 
@@ -78,6 +93,11 @@ impl Sizes {
             depth_large: 8_000,
             depth_requests: 10,
             idle_subscribers: 50,
+            concurrent_clients: 20,
+            concurrent_workspaces: 4,
+            concurrent_warmup: Duration::from_millis(300),
+            concurrent_rounds: 2,
+            concurrent_round: Duration::from_millis(500),
         }
     }
 }

@@ -41,14 +41,16 @@ pub struct MessageOp {
     pub hlc: String,
     /// The row as compact JSON.
     pub payload: String,
+    /// The device that made the op (the suffix of its hlc).
+    pub device_id: String,
 }
 
 impl MessageOp {
     /// The op as a push request's JSON element.
     pub fn to_json(&self) -> String {
         format!(
-            r#"{{"op_id":"{}","table_name":"messages","operation":"put","pk":"{}","payload":{},"clock":1,"hlc":"{}","device_id":"{DEVICE_ID}"}}"#,
-            self.op_id, self.pk, self.payload, self.hlc
+            r#"{{"op_id":"{}","table_name":"messages","operation":"put","pk":"{}","payload":{},"clock":1,"hlc":"{}","device_id":"{}"}}"#,
+            self.op_id, self.pk, self.payload, self.hlc, self.device_id
         )
     }
 }
@@ -69,6 +71,7 @@ pub struct OpFactory {
     next: u64,
     hlc_ms: u64,
     thread_id: String,
+    device_id: String,
 }
 
 impl Default for OpFactory {
@@ -78,14 +81,26 @@ impl Default for OpFactory {
 }
 
 impl OpFactory {
-    /// A factory whose hlcs start at the current wall time.
+    /// A factory of [`DEVICE_ID`]'s ops whose hlcs start at the current wall time.
     pub fn new() -> OpFactory {
-        let seed = now_us() ^ epoch_ms().rotate_left(20) ^ u64::from(std::process::id()) << 40;
+        OpFactory::for_device(DEVICE_ID)
+    }
+
+    /// A factory of `device_id`'s ops (16 to 64 lowercase hex characters),
+    /// each factory with ids of its own.
+    pub fn for_device(device_id: &str) -> OpFactory {
+        static FACTORIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nth = FACTORIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = now_us()
+            ^ epoch_ms().rotate_left(20)
+            ^ u64::from(std::process::id()) << 40
+            ^ nth.wrapping_mul(0xd6e8_feb8_6659_fd93);
         OpFactory {
             random: seed,
             next: 0,
             hlc_ms: epoch_ms(),
             thread_id: String::new(),
+            device_id: device_id.to_owned(),
         }
     }
 
@@ -98,9 +113,10 @@ impl OpFactory {
             self.thread_id = self.uuid();
         }
         let hlc = format!(
-            "{:013}-{:06}-{DEVICE_ID}",
+            "{:013}-{:06}-{}",
             self.hlc_ms + n / 1_000_000,
-            n % 1_000_000
+            n % 1_000_000,
+            self.device_id
         );
         let pk = self.uuid();
         let payload = message_row(&pk, &self.thread_id, n, &hlc, self.hlc_ms / 1000, extra);
@@ -110,6 +126,7 @@ impl OpFactory {
             thread_id: self.thread_id.clone(),
             hlc,
             payload,
+            device_id: self.device_id.clone(),
         }
     }
 

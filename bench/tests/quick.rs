@@ -49,6 +49,8 @@ fn quick_mode_measures_every_figure() {
         "| P1-pg |",
         "| P6 |",
         "| P7 |",
+        "| P8 |",
+        "| P8-pg |",
     ] {
         assert!(
             written.contains(id),

@@ -1,7 +1,8 @@
 /**
  * Builds the demo into `dist/`, which `or3-sync serve --static-dir` serves at `/`.
- * `@or3/sync-client` and `@or3/sync-vue` are bundled from their sources, so the
- * demo never needs the packages built first (and always runs them as checked out).
+ * `@or3/sync-protocol`, `@or3/sync-client` and `@or3/sync-vue` are bundled from
+ * their sources, so the demo never needs the packages built first (and always
+ * runs them as checked out).
  */
 import { fileURLToPath } from 'node:url';
 import vue from '@vitejs/plugin-vue';
@@ -14,6 +15,7 @@ export default defineConfig({
   resolve: {
     alias: {
       '@or3/sync-client': source('../client/src/index.ts'),
+      '@or3/sync-protocol': source('../protocol/src/index.ts'),
       '@or3/sync-vue': source('../vue/src/index.ts'),
     },
     // One Dexie and one Vue: liveQuery and the engine share transaction zones, the bindings share reactivity.

@@ -5,6 +5,7 @@ export default defineConfig({
     alias: {
       // The engine is tested as checked out, never as a stale build.
       '@or3/sync-client': new URL('../client/src/index.ts', import.meta.url).pathname,
+      '@or3/sync-protocol': new URL('../protocol/src/index.ts', import.meta.url).pathname,
     },
   },
   test: {

@@ -17,8 +17,8 @@ use sync_core::{Role, TableConfig, ValidationLimits, WorkspaceId};
 use sync_server::auth::{Authenticator, DevIssuer, RemoteJwks, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::{ServerConfig, Timeouts};
-use sync_server::realtime::bus::{Bus, LocalBus};
-use sync_server::realtime::pg_bus::PgBus;
+use sync_server::fanout::bus::{Bus, LocalBus};
+use sync_server::fanout::pg_bus::PgBus;
 use sync_server::state::AppState;
 use sync_server::store::postgres::{PgOptions, PostgresStore};
 use sync_server::store::sqlite::{SqliteStore, Synchronous};
@@ -326,7 +326,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             write_stall: args.timeouts.write_stall_timeout_secs,
         },
         max_subscriptions_per_user: args.max_subscriptions_per_user,
-        rate_limits: sync_server::rate_limit::RateLimitConfig {
+        rate_limits: sync_server::config::RateLimitConfig {
             push_per_minute: args.rate_push_per_minute,
             pull_per_minute: args.rate_pull_per_minute,
             subscribe_per_minute: args.rate_subscribe_per_minute,

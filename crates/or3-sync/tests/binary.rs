@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::process::Command;
-use support::{dev_token, now_ms, post, Server};
+use support::{check_operator_commands, dev_token, now_ms, post, run, Server};
 
 #[tokio::test]
 async fn acknowledged_pushes_survive_kill_9() {
@@ -113,6 +113,155 @@ async fn acknowledged_pushes_survive_kill_9_with(flags: &[&str], logged: &str) {
     }
 }
 
+/// Group commit under a crash: 48 clients over 4 workspaces push one op at a
+/// time as fast as answers come (so commits are shared), the server is
+/// killed with pushes in flight, and after the restart every acknowledged op
+/// is in its workspace's log, once, in a gap-free log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_pushes_survive_kill_9_during_group_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("group.db");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let flags = [
+        "--rate-push-per-minute",
+        "1000000",
+        "--rate-pull-per-minute",
+        "1000000",
+    ];
+    let server = Server::start_with(&db, &flags);
+    let token = dev_token(&http, &server.base, "alice").await;
+    let mut workspaces = Vec::new();
+    for w in 0..4 {
+        let (_, ws) = post(
+            &http,
+            format!("{}/v1/workspaces", server.base),
+            Some(&token),
+            json!({ "name": format!("w{w}") }),
+        )
+        .await;
+        workspaces.push(ws["workspace_id"].as_str().unwrap().to_owned());
+    }
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..48u32 {
+        let (http, token, base, stop) = (
+            http.clone(),
+            token.clone(),
+            server.base.clone(),
+            stop.clone(),
+        );
+        let ws = workspaces[c as usize % 4].clone();
+        clients.push(tokio::spawn(async move {
+            let device = format!("{c:016x}");
+            let mut acknowledged = Vec::new();
+            for n in 0u32.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) && n > 0 {
+                    break;
+                }
+                let op_id = format!("00000000-0000-4000-8000-{:04x}{n:08x}", c);
+                let op = json!({"op_id": op_id, "table_name": "messages", "operation": "put",
+                    "pk": format!("c{c}-m{n}"), "payload": {"id": format!("c{c}-m{n}"), "text": "x".repeat(200)},
+                    "clock": 1, "hlc": format!("{:013}-{:06}-{device}", now_ms(), n % 1_000_000), "device_id": device});
+                let sent = http
+                    .post(format!("{base}/v1/workspaces/{ws}/push"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "ops": [op] }))
+                    .send()
+                    .await;
+                // Once the server is gone, requests fail: stop there.
+                let Ok(res) = sent else { break };
+                if res.status() != 200 {
+                    break;
+                }
+                let Ok(body) = res.json::<Value>().await else { break };
+                assert_eq!(body["results"][0]["status"], "applied", "{body}");
+                acknowledged.push(op_id);
+            }
+            (ws, acknowledged)
+        }));
+    }
+    // Let groups form, then kill the server with pushes in flight.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let figure = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
+    };
+    let (grouped, groups) = (
+        figure("or3_sqlite_group_pushes_sum"),
+        figure("or3_sqlite_group_pushes_count"),
+    );
+    assert!(
+        grouped > groups,
+        "concurrent pushes shared commits ({grouped} pushes in {groups} groups)"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.kill9();
+    let mut acknowledged: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for client in clients {
+        let (ws, ops) = client.await.unwrap();
+        acknowledged.entry(ws).or_default().extend(ops);
+    }
+    let total: usize = acknowledged.values().map(Vec::len).sum();
+    assert!(
+        total >= 48,
+        "the clients pushed before the kill ({total} acknowledged)"
+    );
+
+    let server = Server::start_with(&db, &flags);
+    let token = dev_token(&http, &server.base, "alice").await;
+    for ws in &workspaces {
+        let mut cursor = 0;
+        let (mut versions, mut seen) = (Vec::new(), std::collections::HashSet::new());
+        loop {
+            let page: Value = http
+                .get(format!(
+                    "{}/v1/workspaces/{ws}/changes?cursor={cursor}&limit=1000",
+                    server.base
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for c in page["changes"].as_array().unwrap() {
+                versions.push(c["server_version"].as_u64().unwrap());
+                assert!(
+                    seen.insert(c["op_id"].as_str().unwrap().to_owned()),
+                    "an op logged twice"
+                );
+            }
+            cursor = page["cursor"].as_u64().unwrap();
+            if !page["has_more"].as_bool().unwrap() {
+                break;
+            }
+        }
+        assert_eq!(
+            versions,
+            (1..=versions.len() as u64).collect::<Vec<_>>(),
+            "gap-free log"
+        );
+        for op in acknowledged.get(ws).into_iter().flatten() {
+            assert!(seen.contains(op), "acknowledged op {op} lost in the crash");
+        }
+    }
+}
+
 #[tokio::test]
 async fn dev_tokens_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,63 +300,7 @@ fn dev_auth_refuses_a_public_address() {
 fn operator_commands_manage_workspaces_and_members() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("ops.db").display());
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
-    assert!(run(&["migrate", "--database", &db]).0);
-    let (ok, out) = run(&[
-        "workspace",
-        "create",
-        "--database",
-        &db,
-        "--name",
-        "Team",
-        "--owner",
-        "alice",
-        "--id",
-        "team-1",
-    ]);
-    assert!(ok, "{out}");
-    assert!(out.contains("\"workspace_id\":\"team-1\""), "{out}");
-    assert!(
-        run(&[
-            "member",
-            "set",
-            "--database",
-            &db,
-            "team-1",
-            "bob",
-            "editor"
-        ])
-        .0
-    );
-    let (ok, out) = run(&[
-        "member",
-        "set",
-        "--database",
-        &db,
-        "team-1",
-        "alice",
-        "viewer",
-    ]);
-    assert!(!ok, "the last owner cannot be demoted: {out}");
-    assert!(run(&["member", "remove", "--database", &db, "team-1", "bob"]).0);
-    let (ok, out) = run(&["member", "set", "--database", &db, "team-1", "bob", "boss"]);
-    assert!(!ok && out.contains("role must be"), "{out}");
-    let (ok, out) = run(&["gc", "--database", &db, "--dry-run"]);
-    assert!(ok, "{out}");
-    assert!(
-        out.contains("\"workspace_id\":\"team-1\"") && out.contains("log_entries_purged"),
-        "{out}"
-    );
+    check_operator_commands(&db);
     let (ok, out) = run(&["gc", "--database", &db, "--min-retention-hours", "0.5"]);
     assert!(!ok && out.contains("at least one hour"), "{out}");
 }

@@ -5,82 +5,19 @@
 
 #[path = "../../sync-server/tests/pg_support/mod.rs"]
 mod pg_support;
+mod support;
 
 use pg_support::{with_host, TestSchema};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{check_operator_commands, now_ms, run, Server, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_or3-sync");
-
-/// A `serve` process; killed (SIGKILL) when dropped.
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Node {
-    /// Starts `or3-sync serve` on a free port in `dir` (where dev auth keeps
-    /// its key, so nodes started in one directory accept each other's tokens).
-    fn start(dir: &Path, database: &str) -> Node {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
-            .args(["--pg-pool-size", "4", "--pg-statement-timeout-ms", "3000"])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn or3-sync");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let _ = tx.send(line[at + "listening on ".len()..].trim().to_owned());
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs its address");
-        Node { child, base }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
+/// [`support::post`] that must succeed; the body.
 async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
-    let mut req = http.post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert!(status.is_success(), "{status}: {body}");
+    let (status, body) = support::post(http, url, token, body).await;
+    assert!((200..300).contains(&status), "{status}: {body}");
     body
 }
 
@@ -88,46 +25,7 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Va
 async fn operator_commands_work_on_postgres() {
     let schema = TestSchema::new().await;
     let db = schema.url();
-    let (ok, out) = run(&["migrate", "--database", &db]);
-    assert!(ok, "{out}");
-    let (ok, out) = run(&[
-        "workspace",
-        "create",
-        "--database",
-        &db,
-        "--name",
-        "Team",
-        "--owner",
-        "alice",
-        "--id",
-        "team-1",
-    ]);
-    assert!(ok && out.contains("\"workspace_id\":\"team-1\""), "{out}");
-    assert!(
-        run(&[
-            "member",
-            "set",
-            "--database",
-            &db,
-            "team-1",
-            "bob",
-            "editor"
-        ])
-        .0
-    );
-    let (ok, out) = run(&[
-        "member",
-        "set",
-        "--database",
-        &db,
-        "team-1",
-        "alice",
-        "viewer",
-    ]);
-    assert!(!ok, "the last owner cannot be demoted: {out}");
-    assert!(run(&["member", "remove", "--database", &db, "team-1", "bob"]).0);
-    let (ok, out) = run(&["gc", "--database", &db, "--dry-run"]);
-    assert!(ok && out.contains("team-1"), "{out}");
+    check_operator_commands(&db);
     let (ok, out) = run(&[
         "migrate",
         "--database",
@@ -143,8 +41,9 @@ async fn a_subscriber_of_one_node_receives_pushes_through_another_and_kill_9_los
     let schema = TestSchema::new().await;
     let dir = tempfile::tempdir().unwrap();
     let db = schema.url();
-    let a = Node::start(dir.path(), &db);
-    let b = Node::start(dir.path(), &db);
+    let node_flags = ["--pg-pool-size", "4", "--pg-statement-timeout-ms", "3000"];
+    let a = Server::start_on(&db, Some(dir.path()), &node_flags);
+    let b = Server::start_on(&db, Some(dir.path()), &node_flags);
     let http = reqwest::Client::new();
     let token = post(
         &http,

@@ -82,6 +82,20 @@ pub fn plan_purge(state: WorkspaceLogState, policy: &RetentionPolicy, now_ms: u6
     }
 }
 
+/// The newest version older than `min_retention` (for
+/// [`WorkspaceLogState::newest_old_version`]), from the first log entry above
+/// the purged ones that is too young to purge (`None`: every entry is old
+/// enough). Commit times grow with versions, so that entry bounds the rest.
+pub fn newest_old_version(
+    first_young: Option<ServerVersion>,
+    head: ServerVersion,
+) -> Option<ServerVersion> {
+    match first_young {
+        Some(v) => v.checked_sub(1),
+        None => Some(head),
+    }
+}
+
 /// The cutoff time for a device to count as active.
 pub fn device_active_since(policy: &RetentionPolicy, now_ms: u64) -> u64 {
     now_ms.saturating_sub(policy.device_ttl_ms)
@@ -95,6 +109,13 @@ pub fn min_retention_cutoff(policy: &RetentionPolicy, now_ms: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_young_entry_bounds_the_old_ones() {
+        assert_eq!(newest_old_version(Some(5), 9), Some(4));
+        assert_eq!(newest_old_version(Some(0), 9), None);
+        assert_eq!(newest_old_version(None, 9), Some(9));
+    }
 
     fn state(head: u64, watermark: Option<u64>, old: Option<u64>) -> WorkspaceLogState {
         WorkspaceLogState {

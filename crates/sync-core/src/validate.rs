@@ -94,6 +94,15 @@ impl Operation {
             Operation::Delete => "delete",
         }
     }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Operation> {
+        match text {
+            "put" => Some(Operation::Put),
+            "delete" => Some(Operation::Delete),
+            _ => None,
+        }
+    }
 }
 
 /// The synced tables and the name of each one's primary key field.

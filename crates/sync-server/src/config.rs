@@ -52,6 +52,42 @@ impl Default for Timeouts {
     }
 }
 
+/// Requests per minute for each class; 0 turns a class's limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Pushes per user.
+    pub push_per_minute: u32,
+    /// Pulls, snapshots, record reads and other authenticated calls per user.
+    pub pull_per_minute: u32,
+    /// Subscription connects (WebSocket and SSE) per user.
+    pub subscribe_per_minute: u32,
+    /// Requests without a valid token, per client IP.
+    pub anonymous_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            push_per_minute: 600,
+            pull_per_minute: 1200,
+            subscribe_per_minute: 60,
+            anonymous_per_minute: 120,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// No limits at all.
+    pub fn off() -> RateLimitConfig {
+        RateLimitConfig {
+            push_per_minute: 0,
+            pull_per_minute: 0,
+            subscribe_per_minute: 0,
+            anonymous_per_minute: 0,
+        }
+    }
+}
+
 /// Limits and behaviour of the HTTP API.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -76,7 +112,7 @@ pub struct ServerConfig {
     /// Commits a subscriber may fall behind before it is poked.
     pub subscriber_queue: usize,
     /// Requests per minute per user and class, and per IP without a token.
-    pub rate_limits: crate::rate_limit::RateLimitConfig,
+    pub rate_limits: RateLimitConfig,
     /// Most open TCP connections (subscriptions included).
     pub max_connections: usize,
     /// Most open TCP connections from one client IP (0: no per-IP cap).
@@ -105,9 +141,9 @@ impl Default for ServerConfig {
             max_pull_limit: 1000,
             default_snapshot_limit: 500,
             max_snapshot_limit: 1000,
-            subscriber_queue: crate::realtime::hub::DEFAULT_QUEUE,
+            subscriber_queue: 256,
             static_dir: None,
-            rate_limits: crate::rate_limit::RateLimitConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             max_subscriptions_per_user: 32,
             max_connections: 10_000,
             max_connections_per_ip: 1000,

@@ -65,6 +65,11 @@ impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
+
+    /// 404 for a path no route serves.
+    pub fn no_such_route() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
 }
 
 impl From<StoreError> for ApiError {

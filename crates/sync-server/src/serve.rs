@@ -39,7 +39,7 @@ pub async fn run(
             write_stall_timeout: timeouts.write_stall,
         },
     );
-    crate::rate_limit::spawn_janitor(state.rate_limits.clone());
+    crate::limiter::spawn_janitor(state.rate_limits.clone());
     let app = router(state.clone());
     // Dropped when shutdown begins: each connection then finishes its
     // request in flight and closes. Each holds a receiver of `open` until it

@@ -4,11 +4,12 @@ use crate::auth::{Authenticator, DevIssuer, Identity};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::fanout::bus::Bus;
+use crate::fanout::hub::{Hub, SubscriptionSlot};
+use crate::limiter::RateLimits;
 use crate::positions::PositionBuffer;
-use crate::rate_limit::RateLimits;
-use crate::realtime::bus::Bus;
-use crate::realtime::hub::Hub;
 use crate::store::{Access, Store};
+use axum::http::StatusCode;
 use std::sync::Arc;
 use sync_core::{Role, WorkspaceId};
 
@@ -39,7 +40,7 @@ pub struct AppState {
 
 impl AppState {
     /// State for a gateway over `store`; `bus` carries commits between nodes
-    /// ([`crate::realtime::bus::LocalBus`] for one node).
+    /// ([`crate::fanout::bus::LocalBus`] for one node).
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
@@ -98,6 +99,33 @@ impl AppState {
         Ok(Access::Claimed {
             user_id: identity.user_id.clone(),
             role,
+        })
+    }
+
+    /// With membership from claims, workspaces and members live in the auth
+    /// system: the routes that would manage them here answer 409.
+    pub fn refuse_in_claims_mode(&self) -> Result<(), ApiError> {
+        if self.config.membership_from_claims {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "membership_from_claims",
+                "workspaces and members are managed in the auth system (organizations)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The slot of a new subscription of `identity`, or 429
+    /// `too_many_subscriptions` when they hold the most allowed.
+    pub fn subscription_slot(&self, identity: &Identity) -> Result<SubscriptionSlot, ApiError> {
+        let most = self.config.max_subscriptions_per_user;
+        self.hub.take_slot(&identity.user_id, most).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_subscriptions",
+                format!("at most {most} open subscriptions per user"),
+            )
+            .with_retry_after(5)
         })
     }
 }

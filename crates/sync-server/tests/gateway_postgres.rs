@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use sync_core::TableConfig;
 use sync_server::clock::SystemClock;
 use sync_server::config::ServerConfig;
-use sync_server::realtime::pg_bus::PgBus;
+use sync_server::fanout::pg_bus::PgBus;
 use sync_server::state::AppState;
 use sync_server::store::postgres::{PgOptions, PostgresStore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

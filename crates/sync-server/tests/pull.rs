@@ -202,37 +202,16 @@ async fn project_filter_follows_threads_and_their_messages() {
     s.push_ok(
         &ws,
         "alice",
-        vec![
-            put(
-                "threads",
-                "t1",
-                1,
-                &hlc(t, 0, DEVICE_A),
-                json!({"project_id": "p1"}),
-            ),
-            put(
-                "threads",
-                "t2",
-                1,
-                &hlc(t, 1, DEVICE_A),
-                json!({"project_id": "p2"}),
-            ),
-            put(
-                "messages",
-                "m1",
-                1,
-                &hlc(t, 2, DEVICE_A),
-                json!({"thread_id": "t1"}),
-            ),
-            put(
-                "messages",
-                "m2",
-                1,
-                &hlc(t, 3, DEVICE_A),
-                json!({"thread_id": "t2"}),
-            ),
-            put("kv", "k1", 1, &hlc(t, 4, DEVICE_A), json!({})),
-        ],
+        puts(
+            t,
+            vec![
+                ("threads", "t1", json!({"project_id": "p1"})),
+                ("threads", "t2", json!({"project_id": "p2"})),
+                ("messages", "m1", json!({"thread_id": "t1"})),
+                ("messages", "m2", json!({"thread_id": "t2"})),
+                ("kv", "k1", json!({})),
+            ],
+        ),
     )
     .await;
     let page = s

@@ -15,22 +15,13 @@ async fn new_op_is_applied_with_a_server_version() {
         .push_ok(
             &ws,
             "alice",
-            vec![
-                put(
-                    "messages",
-                    "m1",
-                    1,
-                    &hlc(t, 0, DEVICE_A),
-                    json!({"text": "a"}),
-                ),
-                put(
-                    "messages",
-                    "m2",
-                    1,
-                    &hlc(t, 1, DEVICE_A),
-                    json!({"text": "b"}),
-                ),
-            ],
+            puts(
+                t,
+                vec![
+                    ("messages", "m1", json!({"text": "a"})),
+                    ("messages", "m2", json!({"text": "b"})),
+                ],
+            ),
         )
         .await;
     assert_eq!(results[0]["status"], "applied");

@@ -275,22 +275,13 @@ async fn project_filter_applies_to_the_stream() {
     s.push_ok(
         &ws,
         "alice",
-        vec![
-            put(
-                "threads",
-                "t1",
-                1,
-                &hlc(t, 0, DEVICE_A),
-                json!({"project_id": "p1"}),
-            ),
-            put(
-                "threads",
-                "t2",
-                1,
-                &hlc(t, 1, DEVICE_A),
-                json!({"project_id": "p2"}),
-            ),
-        ],
+        puts(
+            t,
+            vec![
+                ("threads", "t1", json!({"project_id": "p1"})),
+                ("threads", "t2", json!({"project_id": "p2"})),
+            ],
+        ),
     )
     .await;
     let mut socket = connect(&s, &ws, &token("alice")).await.unwrap();

@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use sync_server::clock::SystemClock;
+use sync_server::config::RateLimitConfig;
 use sync_server::config::ServerConfig;
-use sync_server::rate_limit::RateLimitConfig;
 
 fn config_with(f: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
     let mut config = ServerConfig::default();

@@ -13,7 +13,7 @@
  */
 import { Dexie } from 'dexie';
 import { attachSync } from '../src/attach.js';
-import { GatewayProvider } from '../src/gateway-provider.js';
+import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 
 /** Times of one round, in ms. */
 export interface AdoptRound {

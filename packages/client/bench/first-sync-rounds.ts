@@ -17,7 +17,7 @@
  */
 import { Dexie } from 'dexie';
 import { attachSync } from '../src/attach.js';
-import { GatewayProvider } from '../src/gateway-provider.js';
+import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import { ENGINE_TABLES, STATE_KEYS } from '../src/schema.js';
 import { firstSyncRecord, threadCount } from './first-sync-rows.js';
 

@@ -22,7 +22,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { CDPSession } from 'playwright-core';
-import type { PushResponse } from '../src/wire.js';
+import type { PushResponse } from '@or3/sync-protocol';
 import type { TestServer } from '../test/support/server.js';
 import { inChromium, median } from './chromium.js';
 import { firstSyncRecord } from './first-sync-rows.js';

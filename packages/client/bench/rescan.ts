@@ -18,7 +18,7 @@
  * The page is served by the gateway itself (`--static-dir`), so the
  * requests are same-origin. Seeding the server (pushes of 100 ops) is not timed.
  */
-import type { PushOp, PushResponse } from '../src/wire.js';
+import type { PushOp, PushResponse } from '@or3/sync-protocol';
 import type { TestServer } from '../test/support/server.js';
 import { inChromium, median } from './chromium.js';
 import { startPageGateway } from './page-gateway.js';

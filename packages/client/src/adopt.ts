@@ -24,12 +24,12 @@
  * committed batch, and `sync.adopt:action` reports each one.
  */
 import { rowFromVersion, runRemoteTransaction, stampOf, recordKey, type RemoteVersion } from './apply.js';
-import { pkToWire } from './capture.js';
+import { pkToWire } from './capture/index.js';
 import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
-import { formatHlc, hlcSend, type HlcState } from './hlc.js';
+import { formatHlc, hlcSend, type HlcState, type RecordPayload, type Stamp } from '@or3/sync-protocol';
 import { newOpId } from './ids.js';
-import { winsOver, type Stamp } from './lww.js';
+import { winsOver } from './lww.js';
 import {
   OUTBOX_TABLE,
   STATE_KEYS,
@@ -41,7 +41,6 @@ import {
 } from './schema.js';
 import { rowSyncs, toWirePayload } from './table-conventions.js';
 import { sameJson } from './json-equal.js';
-import type { RecordPayload } from './wire.js';
 
 /** What the state table keeps of an adoption that is owed or under way. */
 export interface AdoptionProgress {

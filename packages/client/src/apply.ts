@@ -4,10 +4,20 @@
  * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
  */
 import type { Collection, Dexie, Transaction } from 'dexie';
-import type { CaptureRuntime } from './capture.js';
+import type { CaptureRuntime } from './capture/index.js';
 import type { ConflictEvent } from './events.js';
-import { hlcReceive, parseHlc, type HlcState } from './hlc.js';
-import { maxStamp, winsOver, compareStamps, type Stamp } from './lww.js';
+import {
+  compareStamps,
+  hlcReceive,
+  parseHlc,
+  type Change,
+  type HlcState,
+  type RecordPayload,
+  type SnapshotItem,
+  type Stamp,
+  type Winner,
+} from '@or3/sync-protocol';
+import { maxStamp, winsOver } from './lww.js';
 import { copyClockState, noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import {
   CAPTURE_TABLES,
@@ -18,7 +28,6 @@ import {
   type TombstoneRow,
 } from './schema.js';
 import { fromWirePayload } from './table-conventions.js';
-import type { Change, RecordPayload, SnapshotItem, Winner } from './wire.js';
 
 /** One server version of a record, from a change, a snapshot item or a push winner. */
 export interface RemoteVersion {

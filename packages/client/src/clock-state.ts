@@ -10,7 +10,7 @@
  * tombstones and writes the exact list.
  */
 import type { Dexie } from 'dexie';
-import type { HlcState } from './hlc.js';
+import type { HlcState } from '@or3/sync-protocol';
 import {
   STATE_KEYS,
   STATE_TABLE,

@@ -4,7 +4,7 @@
  */
 import type { Dexie } from 'dexie';
 import type { BackoffOptions } from './backoff.js';
-import type { CaptureRuntime } from './capture.js';
+import type { CaptureRuntime } from './capture/index.js';
 import type { SyncEventBus } from './events.js';
 import type { SyncProvider, SyncScope } from './provider.js';
 

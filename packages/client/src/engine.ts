@@ -6,12 +6,18 @@
  * pull run (rescanning when needed); `start()` keeps running them in the
  * background in the leader tab. Every run leaves a `_or3sync_runs` row and a
  * `sync.stats:action` event.
+ *
+ * When runs happen (one at a time, the timer, the backoff) is
+ * `run-scheduler.ts`'s; the options are in `engine-options.ts`, what opening
+ * settles in `engine-open.ts`. This file is near 500 lines on purpose: it is
+ * the one object an app holds, and its lifecycle (open, start/stop,
+ * pause/resume, close), the run itself (`runOnce`) and the subscription it
+ * keeps read best side by side, since each of them changes the others' state.
  */
 import type { Dexie } from 'dexie';
-import { freshAdoption, readAdoption } from './adopt.js';
-import { DEFAULT_BACKOFF, backoffDelay, sleep, type BackoffOptions } from './backoff.js';
-import { createCaptureMiddleware, type CaptureRuntime } from './capture.js';
-import { readClockState, writeClockState } from './clock-state.js';
+import { readAdoption } from './adopt.js';
+import { DEFAULT_BACKOFF, sleep } from './backoff.js';
+import { createCaptureMiddleware, type CaptureRuntime } from './capture/index.js';
 import type { EngineContext, LoopSettings } from './context.js';
 import {
   SyncEventBus,
@@ -22,8 +28,7 @@ import {
   type SyncEventName,
   type SyncStats,
 } from './events.js';
-import { newDeviceId } from './ids.js';
-import { defaultLockManager, electLeader, openTabChannel, type LockManagerLike, type TabChannel } from './leader.js';
+import { defaultLockManager, electLeader, openTabChannel, type TabChannel } from './leader.js';
 import {
   isSyncProviderError,
   SyncProviderError,
@@ -34,87 +39,23 @@ import {
 import { applyBatch, pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { discardFailedOp, pushPending } from './push.js';
 import { migrateLegacyTables } from './legacy-layout.js';
+import type { AttachSyncOptions, AttachedDatabase, SyncRunResult } from './engine-options.js';
+import { openEngineState } from './engine-open.js';
 import { rescanDueAfterPush, rescanScope } from './rescan.js';
+import { RunScheduler } from './run-scheduler.js';
 import {
   OUTBOX_TABLE,
   RUNS_TABLE,
   STATE_KEYS,
   STATE_TABLE,
-  TOMBSTONES_TABLE,
   type PendingOpRow,
   type SyncRunRow,
-  type SyncedTable,
-  type SyncedTableOptions,
 } from './schema.js';
+
+export { workspaceDatabaseName, type AttachSyncOptions, type AttachedDatabase, type SyncRunResult } from './engine-options.js';
 
 /** Longest `stop()` and `close()` wait for the run in flight. */
 const STOP_GRACE_MS = 2_000;
-
-/** How an app attaches sync to its own Dexie database (see `attachSync`). */
-export interface AttachSyncOptions {
-  workspaceId: string;
-  provider: SyncProvider;
-  /** Which of the app's tables sync, and their conventions (keys, deletes, filter, local-only fields, wire names). */
-  syncedTables: readonly string[] | Record<string, SyncedTableOptions>;
-  /** Sync only this project's threads and messages (and every workspace-wide table). */
-  projectId?: string | null;
-  /** Unit of `created_at`, `updated_at`, `deleted_at`; seconds by default (OR3 Chat's). */
-  timeUnit?: 'seconds' | 'milliseconds';
-  /** Above this many pending ops, never-sent ops on one record coalesce. Default 10 000. */
-  outboxSoftLimit?: number;
-  /** Ops per push request. Default 100. */
-  pushBatchSize?: number;
-  /** Changes per pull request. Default 500. */
-  pullLimit?: number;
-  /** Rows per adoption batch: one transaction and one `sync.adopt:action` each. Default 500. */
-  adoptBatchSize?: number;
-  backoff?: Partial<BackoffOptions>;
-  /** Delay after a local write before the leader pushes. Default 25 ms. */
-  pushDebounceMs?: number;
-  /** How often the leader checks the outbox for other tabs' writes. Default 5 s. */
-  outboxPollMs?: number;
-  /**
-   * After this long without a pull or a streamed change, the leader pulls even while
-   * subscribed (checked every `outboxPollMs`); if that pull finds changes the
-   * subscription did not deliver, the subscription is reopened. A browser cannot see a
-   * WebSocket's pings, so this is how a silently dead connection is noticed. Default 60 s; 0: never.
-   */
-  safetyPullMs?: number;
-  /** Below this `RateLimit-Remaining` the push loop waits `rateLimitDelayMs` between batches. Defaults 5 and 1 s. */
-  rateLimitLowWater?: number;
-  rateLimitDelayMs?: number;
-  /** Web Locks for leader election; `navigator.locks` by default, null for none. */
-  locks?: LockManagerLike | null;
-  /** Tell other tabs about captured writes over BroadcastChannel. Default true. */
-  broadcast?: boolean;
-  /** Wall clock in ms. */
-  now?: () => number;
-  /** Randomness for backoff jitter. */
-  random?: () => number;
-}
-
-/** What `attachSync` found out about the app's database before opening it. */
-export interface AttachedDatabase {
-  tables: Map<string, SyncedTable>;
-  /** The app's highest declared Dexie version. */
-  declaredVersion: number;
-  /** Tables of an engine from before the `_or3sync_` prefix, to migrate once open. */
-  legacyTables: Record<string, string>;
-}
-
-/** What one run did. */
-export interface SyncRunResult {
-  pushed: number;
-  pulled: number;
-  conflicts: number;
-  /** Error code when the run failed. */
-  error: string | null;
-}
-
-/** The database name of a workspace (the one `openWorkspace` opens). */
-export function workspaceDatabaseName(workspaceId: string): string {
-  return `or3-db-${workspaceId}`;
-}
 
 /** One workspace's database and sync loops. */
 export class SyncEngine {
@@ -126,6 +67,7 @@ export class SyncEngine {
   readonly provider: SyncProvider;
   private readonly runtime: CaptureRuntime;
   private readonly settings: LoopSettings;
+  private readonly scheduler: RunScheduler<SyncRunResult>;
   private readonly options: AttachSyncOptions;
   private readonly attached: AttachedDatabase;
   private readonly now: () => number;
@@ -133,27 +75,20 @@ export class SyncEngine {
   private deviceIdValue: string | null = null;
   private clockOffsetMs = 0;
   private clockSamples = 0;
-  private queue: Promise<unknown> = Promise.resolve();
   private paused = false;
   private rescanReason: RescanReason | null = null;
-  private failures = 0;
   private errorCount = 0;
-  private nextRetryDelayMs = 0;
-  private retryNotBefore = 0;
   private phase: ErrorEvent['phase'] = 'push';
   private lastPushAt: number | null = null;
   private lastPullAt: number | null = null;
   /** The next run was asked for by the safety pull (see `safetyPullMs`). */
   private safetyPullDue = false;
   /** Runs queued or running: the outbox poll adds none while there are some. */
-  private runsInFlight = 0;
   private queueFullSignalled = false;
   private capacityWaiters: (() => void)[] = [];
   private started = false;
   private leading = false;
   private closed = false;
-  private runTimer: ReturnType<typeof setTimeout> | null = null;
-  private runDueAt = Infinity;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private unsubscribe: Unsubscribe | null = null;
   private resignLeadership: () => void = () => {};
@@ -190,6 +125,16 @@ export class SyncEngine {
       rateLimitDelayMs: options.rateLimitDelayMs ?? 1000,
       adoptBatchSize: options.adoptBatchSize ?? 500,
     };
+    this.scheduler = new RunScheduler(
+      {
+        runOnce: () => this.runOnce(),
+        mayRun: () => this.leading && !this.closed && !this.paused,
+        isPaused: () => this.paused,
+        isClosed: () => this.closed,
+      },
+      this.settings.backoff,
+      this.random,
+    );
     this.db.use(createCaptureMiddleware(this.runtime));
   }
 
@@ -212,31 +157,8 @@ export class SyncEngine {
   async open(): Promise<void> {
     await this.db.open();
     await migrateLegacyTables(this.db, this.attached.legacyTables);
+    this.deviceIdValue = await openEngineState(this.db, this.attached.declaredVersion);
     const state = this.db.table(STATE_TABLE);
-    const tombstones = this.db.table(TOMBSTONES_TABLE);
-    this.deviceIdValue = await this.db.transaction('rw', state, tombstones, async () => {
-      // A clock state from an older engine does not say which tables hold tombstones: find out once.
-      const clockState = await readClockState(this.db);
-      if (clockState.tombstoneTables === null) {
-        const keys = (await tombstones.toCollection().primaryKeys()) as unknown as [string, string][];
-        clockState.tombstoneTables = [...new Set(keys.map(([table]) => table))];
-        await writeClockState(this.db, clockState);
-      }
-      // An app upgrade() may have rewritten rows without capture: adopt them against the server.
-      const version = (await state.get(STATE_KEYS.appSchemaVersion))?.value;
-      const upgraded = typeof version === 'number' && version !== this.attached.declaredVersion;
-      await state.put({ key: STATE_KEYS.appSchemaVersion, value: this.attached.declaredVersion });
-      const row = await state.get(STATE_KEYS.deviceId);
-      // No device id: no sync history (a new attach, or the engine's tables were lost). Adopt what is there.
-      const fresh = typeof row?.value !== 'string';
-      if ((fresh || upgraded) && !(await readAdoption({ db: this.db }))) {
-        await state.put({ key: STATE_KEYS.adoption, value: freshAdoption() });
-      }
-      if (!fresh) return row!.value as string;
-      const id = newDeviceId();
-      await state.put({ key: STATE_KEYS.deviceId, value: id });
-      return id;
-    });
     const offset = (await state.get(STATE_KEYS.clockOffset))?.value;
     if (typeof offset === 'number') {
       this.clockOffsetMs = offset;
@@ -246,7 +168,7 @@ export class SyncEngine {
     await this.refreshPendingEstimate();
     if (this.options.broadcast ?? true) {
       this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, () => {
-        if (this.leading) this.scheduleRun(this.options.pushDebounceMs ?? 25);
+        if (this.leading) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
       });
     }
   }
@@ -258,10 +180,7 @@ export class SyncEngine {
 
   /** One run: rescan when needed, push the outbox, pull new changes. Never throws for sync failures. */
   sync(): Promise<SyncRunResult> {
-    this.runsInFlight += 1;
-    return this.exclusive(() => this.runOnce()).finally(() => {
-      this.runsInFlight -= 1;
-    });
+    return this.scheduler.run();
   }
 
   /** Replaces the local state with a fresh snapshot, keeping pending writes, then pulls. */
@@ -279,17 +198,17 @@ export class SyncEngine {
       if (this.closed || !this.started) return;
       this.leading = true;
       this.emitState();
-      this.scheduleRun(0);
+      this.scheduler.schedule(0);
       // Other tabs' writes land in the shared outbox; look for them now and then.
       this.pollTimer = setInterval(() => {
         void this.refreshPendingEstimate()
           .then(() => {
             // A run that is queued or running pushes and pulls anyway (and a long one must not pile up more).
-            if (this.runsInFlight > 0) return;
+            if (this.scheduler.runsInFlight > 0) return;
             const safetyPullMs = this.options.safetyPullMs ?? 60_000;
             const quiet = safetyPullMs > 0 && Date.now() - (this.lastPullAt ?? 0) >= safetyPullMs;
             if (quiet) this.safetyPullDue = true;
-            if (this.runtime.pendingEstimate > 0 || this.rescanReason || quiet) this.scheduleRun(0);
+            if (this.runtime.pendingEstimate > 0 || this.rescanReason || quiet) this.scheduler.schedule(0);
           })
           .catch(() => {});
       }, this.options.outboxPollMs ?? 5000);
@@ -304,16 +223,14 @@ export class SyncEngine {
     if (wasLeading) this.emitState();
     this.resignLeadership();
     this.stopSubscription();
-    if (this.runTimer) clearTimeout(this.runTimer);
+    this.scheduler.cancel();
     if (this.pollTimer) clearInterval(this.pollTimer);
-    this.runTimer = null;
-    this.runDueAt = Infinity;
     this.pollTimer = null;
     this.abort.abort();
     // The run in flight ends at its next step; a provider request that never answers must not
     // hold `stop()` (and a workspace switch) forever: past the grace, the run is left to fail
     // on its own, and what it did not settle stays in the outbox for the next run.
-    await Promise.race([this.queue.catch(() => {}), sleep(STOP_GRACE_MS)]);
+    await Promise.race([this.scheduler.idle(), sleep(STOP_GRACE_MS)]);
     this.abort = new AbortController();
   }
 
@@ -330,9 +247,8 @@ export class SyncEngine {
     const changed = this.paused;
     this.paused = false;
     if (changed) this.emitState();
-    this.failures = 0;
-    this.retryNotBefore = 0;
-    if (this.leading) this.scheduleRun(0);
+    this.scheduler.resetBackoff();
+    if (this.leading) this.scheduler.schedule(0);
   }
 
   /** True after a 403/404 or `pause()`, until `resume()`. */
@@ -367,7 +283,7 @@ export class SyncEngine {
 
   /** Drops a failed op and restores its record from the server's copy. */
   discardFailedOp(opId: string): Promise<void> {
-    return this.exclusive(() => discardFailedOp(this.context(), opId));
+    return this.scheduler.exclusive(() => discardFailedOp(this.context(), opId));
   }
 
   /** The numbers `sync.stats:action` carries. */
@@ -393,12 +309,6 @@ export class SyncEngine {
   /** `sync.state:action`: bindings follow leadership and pauses, which no run reports. */
   private emitState(): void {
     this.events.emit('sync.state:action', { leader: this.leading, paused: this.paused });
-  }
-
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(task, task);
-    this.queue = result.catch(() => {});
-    return result;
   }
 
   private context(): EngineContext {
@@ -468,9 +378,7 @@ export class SyncEngine {
         this.phase = 'push';
         throw pushError;
       }
-      this.failures = 0;
-      this.nextRetryDelayMs = 0;
-      this.retryNotBefore = 0;
+      this.scheduler.succeeded();
     } catch (error) {
       run.error = this.handleFailure(error);
     } finally {
@@ -512,21 +420,14 @@ export class SyncEngine {
       this.events.emit('sync.error:action', { phase: this.phase, code: failure.code, message: failure.message, paused: true });
       return failure.code;
     }
-    this.failures += 1;
-    this.nextRetryDelayMs = backoffDelay(this.failures, this.settings.backoff, this.random, failure.retryAfterMs);
-    this.retryNotBefore = Date.now() + this.nextRetryDelayMs;
-    this.events.emit('sync.retry:action', {
-      phase: this.phase,
-      attempt: this.failures,
-      delayMs: this.nextRetryDelayMs,
-      code: failure.code,
-    });
-    if (this.failures >= this.settings.backoff.errorAfter && this.failures % this.settings.backoff.errorAfter === 0) {
+    const { attempt, delayMs } = this.scheduler.failed(failure.retryAfterMs);
+    this.events.emit('sync.retry:action', { phase: this.phase, attempt, delayMs, code: failure.code });
+    if (attempt >= this.settings.backoff.errorAfter && attempt % this.settings.backoff.errorAfter === 0) {
       this.events.emit('sync.error:action', {
         phase: this.phase,
         code: failure.code,
         message: failure.message,
-        attempts: this.failures,
+        attempts: attempt,
       });
     }
     return failure.code;
@@ -538,29 +439,6 @@ export class SyncEngine {
     if (id > 1000) await runs.where('id').below(id - 1000).delete();
   }
 
-  private scheduleRun(delayMs: number): void {
-    if (!this.leading || this.closed || this.paused) return;
-    // Nothing runs before the current backoff is over, whatever asked for the run.
-    const due = Math.max(Date.now() + delayMs, this.retryNotBefore);
-    delayMs = due - Date.now();
-    if (this.runTimer && this.runDueAt <= due) return;
-    if (this.runTimer) clearTimeout(this.runTimer);
-    this.runDueAt = due;
-    this.runTimer = setTimeout(() => {
-      this.runTimer = null;
-      this.runDueAt = Infinity;
-      this.sync().then(
-        (result) => {
-          if (result.error && result.error !== 'paused' && !this.paused) this.scheduleRun(this.nextRetryDelayMs);
-        },
-        (error: unknown) => {
-          // Only a closed database gets here (recording the run failed): nothing left to run.
-          if (!this.closed) console.error('or3-sync: sync run failed', error);
-        },
-      );
-    }, delayMs);
-  }
-
   private async startSubscription(): Promise<void> {
     const ctx = this.context();
     const cursor = await readCursor(ctx);
@@ -568,7 +446,7 @@ export class SyncEngine {
     this.unsubscribe = this.provider.subscribe(
       ctx.scope,
       cursor,
-      (batch) => this.exclusive(() => this.applySubscribed(batch)),
+      (batch) => this.scheduler.exclusive(() => this.applySubscribed(batch)),
       (error) => {
         this.unsubscribe = null;
         if (error.code === 'cursor_expired') this.rescanReason = 'cursor_expired';
@@ -576,7 +454,7 @@ export class SyncEngine {
           this.handleFailure(error);
           return;
         }
-        this.scheduleRun(0);
+        this.scheduler.schedule(0);
       },
       // Reconnects resume from what this database holds, not from what the provider last saw.
       { appliedCursor: () => readCursor(ctx) },
@@ -588,7 +466,7 @@ export class SyncEngine {
     this.lastPullAt = Date.now();
     for (const conflict of outcome.conflicts) this.events.emit('sync.conflict:action:detected', conflict);
     if (outcome.scopeChanged) this.rescanReason = 'scope_change';
-    if (outcome.gap || outcome.scopeChanged) this.scheduleRun(0);
+    if (outcome.gap || outcome.scopeChanged) this.scheduler.schedule(0);
   }
 
   private stopSubscription(): void {
@@ -604,7 +482,7 @@ export class SyncEngine {
       this.events.emit('sync.queue:action:full', { pending: this.runtime.pendingEstimate, limit });
     }
     this.tabChannel?.notifyCaptured();
-    if (this.leading) this.scheduleRun(this.options.pushDebounceMs ?? 25);
+    if (this.leading) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
   }
 
   private async refreshPendingEstimate(): Promise<void> {

@@ -2,8 +2,7 @@
  * The engine's typed event bus, with the protocol's event names
  * (PROTOCOL.md section 6).
  */
-import type { Stamp } from './lww.js';
-import type { SyncErrorCode } from './wire.js';
+import type { Stamp, SyncErrorCode } from '@or3/sync-protocol';
 
 /** `sync.stats:action`: the engine's state after each run. */
 export interface SyncStats {

@@ -3,21 +3,44 @@
  * Dexie with `attachSync()` (or let `openWorkspace()` build one), talk to the gateway with `GatewayProvider`, or bring any
  * other `SyncProvider` (the Convex package has one).
  */
-export * from './wire.js';
+// The wire types, HLC and stamp order live in @or3/sync-protocol; re-exported as before.
+export {
+  PROTOCOL_VERSION,
+  PROTOCOL_LIMITS,
+  type RecordPayload,
+  type Operation,
+  type PushOp,
+  type PushRequest,
+  type OpStatus,
+  type RejectionCode,
+  type Winner,
+  type OpRejection,
+  type AppliedResult,
+  type DuplicateResult,
+  type SupersededResult,
+  type RejectedResult,
+  type OpResult,
+  type PushResponse,
+  type Change,
+  type ChangesPage,
+  type SnapshotItem,
+  type SnapshotPage,
+  type SyncErrorCode,
+  type WireErrorBody,
+} from '@or3/sync-protocol';
 export * from './provider.js';
 export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.js';
 export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
 export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
-export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway-provider.js';
+export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway/gateway-provider.js';
 export {
   SUBSCRIBE_SUBPROTOCOL,
-  type RealtimeState,
-  type RealtimeTransport,
   type WebSocketConstructor,
   type WebSocketLike,
-} from './gateway-subscription.js';
+} from './gateway/websocket.js';
 export * from './events.js';
-export { compareStamps, winsOver, type Stamp } from './lww.js';
+export { compareStamps, type Stamp } from '@or3/sync-protocol';
+export { winsOver } from './lww.js';
 export {
   formatHlc,
   parseHlc,
@@ -30,7 +53,7 @@ export {
   HLC_MAX_DRIFT_MS,
   type HlcState,
   type ParsedHlc,
-} from './hlc.js';
+} from '@or3/sync-protocol';
 export {
   ENGINE_TABLES,
   ENGINE_TABLE_PREFIX,
@@ -45,6 +68,6 @@ export {
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
-export { CaptureError } from './capture.js';
+export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';

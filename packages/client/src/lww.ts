@@ -1,25 +1,9 @@
 /**
- * Last-writer-wins (PROTOCOL.md section 2): the greater `(clock, hlc, op_id)`
- * wins, compared as (integer, bytes, bytes). `deleted` is not part of the stamp.
+ * The client's last-writer-wins decisions over the one stamp order of
+ * `@or3/sync-protocol` (`compareStamps`): local rows may lack an op id, which
+ * the protocol's stamps never do.
  */
-
-/** The version stamp of one write of a record. */
-export interface Stamp {
-  clock: number;
-  hlc: string;
-  /** Unknown for a row whose op id was not kept; sorts lowest. */
-  op_id: string | null;
-}
-
-/** Order of two stamps: 1 when `a` wins, -1 when `b` wins, 0 for the same write. */
-export function compareStamps(a: Stamp, b: Stamp): -1 | 0 | 1 {
-  if (a.clock !== b.clock) return a.clock > b.clock ? 1 : -1;
-  if (a.hlc !== b.hlc) return a.hlc > b.hlc ? 1 : -1;
-  const ao = a.op_id ?? '';
-  const bo = b.op_id ?? '';
-  if (ao !== bo) return ao > bo ? 1 : -1;
-  return 0;
-}
+import { compareStamps, type Stamp } from '@or3/sync-protocol';
 
 /**
  * True when `incoming` must replace `current`. Equal clock and hlc is treated

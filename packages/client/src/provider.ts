@@ -1,7 +1,7 @@
 /**
  * The backend seam: the engine talks to any backend through `SyncProvider`
  * and never knows which one it is. `GatewayProvider` (HTTP) lives in
- * `gateway-provider.ts`; the Convex package implements the same interface.
+ * `gateway/gateway-provider.ts`; the Convex package implements the same interface.
  */
 import type {
   ChangesPage,
@@ -11,8 +11,18 @@ import type {
   SnapshotPage,
   SyncErrorCode,
   Change,
-} from './wire.js';
-import type { RealtimeState } from './gateway-subscription.js';
+} from '@or3/sync-protocol';
+
+/** How a subscription receives changes, best first. */
+export type RealtimeTransport = 'websocket' | 'sse' | 'poll';
+
+/** What a subscription reports about its connection, for telemetry and tests. */
+export interface RealtimeState {
+  workspaceId: string;
+  transport: RealtimeTransport;
+  /** True once the transport is open (socket open, stream answering, first poll done). */
+  connected: boolean;
+}
 
 /** What a request reads or writes: a workspace, optionally narrowed to one project. */
 export interface SyncScope {

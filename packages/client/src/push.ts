@@ -17,7 +17,15 @@ import { sleep } from './backoff.js';
 import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, ErrorEvent } from './events.js';
-import { formatHlc, hlcSend, type HlcState } from './hlc.js';
+import {
+  compactJsonBytes,
+  formatHlc,
+  hlcSend,
+  type HlcState,
+  type OpResult,
+  type PushOp,
+  type RecordPayload,
+} from '@or3/sync-protocol';
 import { isSyncProviderError, SyncProviderError } from './provider.js';
 import {
   OUTBOX_TABLE,
@@ -27,7 +35,6 @@ import {
   type TombstoneRow,
 } from './schema.js';
 import { toWirePayload } from './table-conventions.js';
-import type { OpResult, PushOp, RecordPayload } from './wire.js';
 
 /** Batches in a row that only re-stamped ops before the pass gives up and backs off. */
 const MAX_RESTAMP_ROUNDS = 2;
@@ -118,10 +125,9 @@ async function failOversizedOps(
   outcome: PushOutcome,
 ): Promise<PendingOpRow[]> {
   const sendable: PendingOpRow[] = [];
-  const encoder = new TextEncoder();
   for (const op of batch) {
     const payload = toPushOp(op, ctx.runtime.tables).payload;
-    const bytes = payload ? encoder.encode(JSON.stringify(payload)).length : 0;
+    const bytes = payload ? compactJsonBytes(payload) : 0;
     if (bytes > ctx.provider.maxPayloadBytes) {
       await markFailed(
         ctx,

@@ -29,13 +29,14 @@ import {
   type RemoteVersion,
 } from './apply.js';
 import { adoptLocalRows, readAdoption } from './adopt.js';
-import { pkToWire } from './capture.js';
+import { pkToWire } from './capture/index.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
 import { SyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
-import { maxStamp, winsOver, type Stamp } from './lww.js';
+import { maxStamp, winsOver } from './lww.js';
+import type { RecordPayload, SnapshotPage, Stamp } from '@or3/sync-protocol';
 import {
   OUTBOX_TABLE,
   STAGING_TABLE,
@@ -49,7 +50,6 @@ import {
 } from './schema.js';
 import { sameJson } from './json-equal.js';
 import { rowSyncs } from './table-conventions.js';
-import type { RecordPayload, SnapshotPage } from './wire.js';
 
 /** What a rescan did. */
 export interface RescanOutcome {

@@ -3,7 +3,7 @@
  * per-table sync configuration the app declares.
  */
 import { resolveTableConventions, type TableConventionOptions, type TableConventions, TableDeclarationError } from './table-conventions.js';
-import type { OpRejection, PushOp } from './wire.js';
+import type { OpRejection, PushOp } from '@or3/sync-protocol';
 
 /** How a deletion is kept locally: a tombstone row (`soft`) or no row (`hard`). */
 export type DeleteMode = 'soft' | 'hard';

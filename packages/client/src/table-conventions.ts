@@ -5,7 +5,7 @@
  * op pushed and the version pulled have the wire's. Declarations are checked
  * once, at attach, and a bad one fails naming its table and field.
  */
-import type { RecordPayload } from './wire.js';
+import type { RecordPayload } from '@or3/sync-protocol';
 
 /** What an app may declare about one synced table, beyond keys and deletes. */
 export interface TableConventionOptions {

@@ -10,9 +10,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attachSync, openWorkspace } from '../src/attach.js';
 import type { AttachSyncOptions, SyncEngine } from '../src/engine.js';
 import type { AdoptEvent } from '../src/events.js';
-import { GatewayProvider } from '../src/gateway-provider.js';
+import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import type { PendingOpRow, SyncedTableOptions } from '../src/schema.js';
-import type { SnapshotItem } from '../src/wire.js';
+import type { SnapshotItem } from '@or3/sync-protocol';
 import { OR3_SYNCED_TABLES, offlineRows, or3Database, seed } from './support/or3-chat.js';
 import { startServer, type TestServer } from './support/server.js';
 

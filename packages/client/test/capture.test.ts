@@ -1,9 +1,8 @@
 /** Capture, outbox and local apply rules, on fake-indexeddb with a scripted provider. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
-import { parseHlc } from '../src/hlc.js';
+import { parseHlc, type Change } from '@or3/sync-protocol';
 import type { PendingOpRow, TombstoneRow } from '../src/schema.js';
-import type { Change } from '../src/wire.js';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
 

@@ -4,12 +4,13 @@
  * without a server.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventStreamParser } from '../src/event-stream.js';
-import { GatewayProvider, type GatewayProviderOptions } from '../src/gateway-provider.js';
-import type { RealtimeState, WebSocketLike } from '../src/gateway-subscription.js';
+import { EventStreamParser } from '../src/gateway/event-stream.js';
+import { GatewayProvider, type GatewayProviderOptions } from '../src/gateway/gateway-provider.js';
+import type { WebSocketLike } from '../src/gateway/websocket.js';
+import type { RealtimeState } from '../src/provider.js';
 import type { ChangesBatch, SyncProviderError } from '../src/provider.js';
-import { tokenExpiry } from '../src/token-expiry.js';
-import type { Change, ChangesPage } from '../src/wire.js';
+import { tokenExpiry } from '../src/gateway/token-expiry.js';
+import type { Change, ChangesPage } from '@or3/sync-protocol';
 
 const scope = { workspaceId: 'w1', deviceId: 'aaaaaaaaaaaaaaaa', projectId: null };
 

@@ -7,9 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OpenWorkspaceOptions } from '../src/attach.js';
 import type { SyncEngine } from '../src/engine.js';
 import type { ErrorEvent, SyncStats } from '../src/events.js';
-import { GatewayProvider } from '../src/gateway-provider.js';
+import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import type { PendingOpRow, SyncRunRow } from '../src/schema.js';
-import type { ChangesPage, PushResponse } from '../src/wire.js';
+import type { ChangesPage, PushResponse } from '@or3/sync-protocol';
 import { APP_SCHEMA, makeDevice, SYNCED_TABLES, type TestDevice } from './support/devices.js';
 import { startServer, type TestServer } from './support/server.js';
 

@@ -2,9 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import type { ErrorEvent, RetryEvent, SyncStats } from '../src/events.js';
-import { parseHlc } from '../src/hlc.js';
+import { parseHlc, type OpResult, type PushOp } from '@or3/sync-protocol';
 import type { PendingOpRow, SyncRunRow } from '../src/schema.js';
-import type { OpResult, PushOp } from '../src/wire.js';
 import { makeDevice } from './support/devices.js';
 import { applied, ScriptedProvider } from './support/scripted-provider.js';
 

@@ -7,8 +7,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { SyncEngine } from '../src/engine.js';
-import { GatewayProvider, type GatewayProviderOptions } from '../src/gateway-provider.js';
-import type { RealtimeState } from '../src/gateway-subscription.js';
+import { GatewayProvider, type GatewayProviderOptions } from '../src/gateway/gateway-provider.js';
+import type { RealtimeState } from '../src/provider.js';
 import { makeDevice } from './support/devices.js';
 import { startServer, type TestServer } from './support/server.js';
 

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import type { SyncScope } from '../src/provider.js';
-import type { SnapshotItem, SnapshotPage } from '../src/wire.js';
+import type { SnapshotItem, SnapshotPage } from '@or3/sync-protocol';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
 

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import { SyncProviderError, type SyncScope } from '../src/provider.js';
-import type { Change, SnapshotPage } from '../src/wire.js';
+import type { Change, SnapshotPage } from '@or3/sync-protocol';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
 

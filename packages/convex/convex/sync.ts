@@ -4,7 +4,7 @@
  * `snapshot` and `getRecord`. Each checks the caller's membership and role in
  * its own transaction, and answers in the wire shapes of the gateway.
  */
-import type { ChangesPage, PushResponse, SnapshotItem, SnapshotPage } from '@or3/sync-client';
+import { isDeviceId, type ChangesPage, type PushResponse, type SnapshotItem, type SnapshotPage } from '@or3/sync-protocol';
 import { v } from 'convex/values';
 import { mutation, query } from './_generated/server.js';
 import { requireMember } from './lib/access.js';
@@ -12,7 +12,6 @@ import { PULL_BOUNDS, WATCH_BOUNDS, checkCursor, pullLimit, readChanges, type Wa
 import { loadSyncConfig } from './lib/config.js';
 import { readCounter } from './lib/counters.js';
 import { requestError } from './lib/errors.js';
-import { isDeviceId } from './lib/hlc.js';
 import { pushOps } from './lib/push.js';
 import { readSnapshotPage, toSnapshotItem } from './lib/snapshot.js';
 

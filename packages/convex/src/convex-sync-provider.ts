@@ -18,11 +18,12 @@ import type {
   SyncScope,
   Unsubscribe,
 } from '@or3/sync-client';
+import { compactJsonBytes } from '@or3/sync-protocol';
 import type { FunctionReference } from 'convex/server';
 import { api } from '../convex/_generated/api.js';
 import { sizeOf } from '../convex/lib/budget.js';
 import type { WatchedChanges } from '../convex/lib/changes.js';
-import { CONVEX_MAX_PAYLOAD_BYTES, checkConvexStorable, compactJsonBytes } from '../convex/lib/convexLimits.js';
+import { CONVEX_MAX_PAYLOAD_BYTES, checkConvexStorable } from '../convex/lib/convexLimits.js';
 import { MAX_OPS_PER_PUSH } from '../convex/lib/push.js';
 import type { AuthTokenBroker } from './auth-token-broker.js';
 import { requestErrorData, toSyncProviderError } from './provider-errors.js';

@@ -8,6 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_or3-sync");
+
+/// A `serve` process; killed (SIGKILL) when dropped.
 pub struct Server {
     child: Child,
     pub base: String,
@@ -23,15 +27,24 @@ impl Server {
 
     /// [`Server::start`] with more flags.
     pub fn start_with(db: &Path, flags: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-            .arg(format!("sqlite://{}", db.display()))
+        Server::start_on(&format!("sqlite://{}", db.display()), None, flags)
+    }
+
+    /// `or3-sync serve --database <database>` with `flags`, run in `dir`
+    /// (where dev auth keeps its key, so servers started in one directory
+    /// accept each other's tokens) or in this process's directory.
+    pub fn start_on(database: &str, dir: Option<&Path>, flags: &[&str]) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .args(flags)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn or3-sync");
+            .stderr(Stdio::piped());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn().expect("spawn or3-sync");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -66,6 +79,56 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs an operator command; whether it succeeded, and its stdout then stderr.
+pub fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The operator commands on `db` (any backend): migrate, create a
+/// workspace, add, demote and remove members under the last-owner rule,
+/// refuse an unknown role, and a dry-run GC that reports the workspace.
+pub fn check_operator_commands(db: &str) {
+    let (ok, out) = run(&["migrate", "--database", db]);
+    assert!(ok, "{out}");
+    let create = [
+        "workspace",
+        "create",
+        "--database",
+        db,
+        "--name",
+        "Team",
+        "--owner",
+        "alice",
+        "--id",
+        "team-1",
+    ];
+    let (ok, out) = run(&create);
+    assert!(ok && out.contains("\"workspace_id\":\"team-1\""), "{out}");
+    let member = |rest: &[&'static str]| {
+        let mut args = vec!["member", rest[0], "--database", db, "team-1"];
+        args.extend_from_slice(&rest[1..]);
+        run(&args)
+    };
+    let (ok, out) = member(&["set", "bob", "editor"]);
+    assert!(ok, "{out}");
+    let (ok, out) = member(&["set", "alice", "viewer"]);
+    assert!(!ok, "the last owner cannot be demoted: {out}");
+    let (ok, out) = member(&["remove", "bob"]);
+    assert!(ok, "{out}");
+    let (ok, out) = member(&["set", "bob", "boss"]);
+    assert!(!ok && out.contains("role must be"), "{out}");
+    let (ok, out) = run(&["gc", "--database", db, "--dry-run"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("\"workspace_id\":\"team-1\"") && out.contains("log_entries_purged"),
+        "{out}"
+    );
 }
 
 pub fn now_ms() -> u64 {

@@ -5,11 +5,12 @@
 //! the client falls behind the hub's queue, refreshes its token on `auth`,
 //! re-checks membership, pings, and closes with an error frame when it must.
 
-use super::frames::{changes_frame, error_frame, poke_frame, ClientFrame};
-use super::hub::Commit;
+use super::frames::ClientFrame;
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::extract::check_project_id;
+use crate::fanout::frames::{changes_frame, error_frame, poke_frame};
+use crate::fanout::hub::Commit;
 use crate::state::AppState;
 use crate::store::{Access, ChangesQuery, DevicePosition, LoggedChange, StoreError};
 use axum::extract::ws::Utf8Bytes;
@@ -40,27 +41,6 @@ enum Next {
     Continue,
     AwaitHello,
     Close,
-}
-
-/// The slot of a new subscription, or 429 `too_many_subscriptions`.
-pub fn subscription_slot(
-    state: &AppState,
-    identity: &Identity,
-) -> Result<super::hub::SubscriptionSlot, ApiError> {
-    state
-        .hub
-        .take_slot(&identity.user_id, state.config.max_subscriptions_per_user)
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "too_many_subscriptions",
-                format!(
-                    "at most {} open subscriptions per user",
-                    state.config.max_subscriptions_per_user
-                ),
-            )
-            .with_retry_after(5)
-        })
 }
 
 /// The state of one subscription.

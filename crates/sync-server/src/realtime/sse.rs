@@ -40,7 +40,7 @@ pub async fn events(
     let device_id = device_id_header(&headers)?;
     let access = state.access(&identity, &ws).await?;
     state.store.role_of(&ws, &access).await?;
-    let slot = super::session::subscription_slot(&state, &identity)?;
+    let slot = state.subscription_slot(&identity)?;
     let (tx, rx) = mpsc::channel::<Event>(16);
     tokio::spawn(async move {
         // No client frames over SSE; the sender lives as long as the session.

@@ -51,7 +51,7 @@ pub async fn subscribe(
     };
     let access = state.access(&identity, &ws).await?;
     state.store.role_of(&ws, &access).await?;
-    let slot = super::session::subscription_slot(&state, &identity)?;
+    let slot = state.subscription_slot(&identity)?;
     Ok(upgrade
         .protocols([SUBPROTOCOL])
         .max_message_size(MAX_CLIENT_FRAME)

@@ -35,5 +35,5 @@ pub async fn metrics() -> Result<String, ApiError> {
 
 /// Unknown routes answer in the API's error shape.
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    ApiError::no_such_route()
 }

@@ -24,7 +24,7 @@ pub async fn set_member(
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    super::workspaces::refuse_in_claims_mode(&state)?;
+    state.refuse_in_claims_mode()?;
     let (ws, params) = workspace_param(path)?;
     let user_id = user_param(&params)?;
     let request: SetMemberRequest = read_json(body, &state.config).await?;
@@ -50,7 +50,7 @@ pub async fn remove_member(
     Caller(identity): Caller,
     path: Result<Path<HashMap<String, String>>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    super::workspaces::refuse_in_claims_mode(&state)?;
+    state.refuse_in_claims_mode()?;
     let (ws, params) = workspace_param(path)?;
     let user_id = user_param(&params)?;
     state

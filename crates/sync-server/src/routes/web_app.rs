@@ -4,6 +4,7 @@
 //! a monitor or a client that calls one of them must get the JSON 404, not a
 //! 200 with the app's HTML that looks like success.
 
+use crate::error::ApiError;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use std::path::Path;
@@ -22,7 +23,7 @@ pub fn files(dir: &Path) -> Files {
 /// for an API-looking path.
 pub async fn serve(files: Files, request: Request) -> Response {
     if looks_like_api(request.uri().path()) {
-        return super::health::not_found().await.into_response();
+        return ApiError::no_such_route().into_response();
     }
     match files.oneshot(request).await {
         Ok(response) => response.into_response(),

@@ -16,7 +16,7 @@ pub async fn create(
     Caller(identity): Caller,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<WorkspaceInfo>), ApiError> {
-    refuse_in_claims_mode(&state)?;
+    state.refuse_in_claims_mode()?;
     let request: CreateWorkspaceRequest = read_json(body, &state.config).await?;
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -59,17 +59,4 @@ pub async fn list(
     }
     let workspaces = state.store.list_workspaces(&identity.user_id).await?;
     Ok(Json(WorkspaceList { workspaces }))
-}
-
-/// With membership from claims, workspaces and members live in the auth
-/// system: the routes that would manage them here answer 409.
-pub fn refuse_in_claims_mode(state: &AppState) -> Result<(), ApiError> {
-    if state.config.membership_from_claims {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "membership_from_claims",
-            "workspaces and members are managed in the auth system (organizations)",
-        ));
-    }
-    Ok(())
 }

@@ -16,7 +16,8 @@ pub(crate) struct LogCensus {
     pub state: WorkspaceLogState,
     /// Tombstones in the records table.
     pub tombstones: u64,
-    /// Tombstones whose payload the policy lets a pass purge now.
+    /// Tombstones whose payload a pass may purge now: those within the
+    /// tombstone bounds of `plan_purge(state, …)`, counted on the same snapshot.
     pub purgeable_tombstones: u64,
 }
 

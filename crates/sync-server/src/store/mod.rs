@@ -4,11 +4,13 @@
 //! ([`sqlite::SqliteStore`]) is the embedded default; Postgres
 //! ([`postgres::PostgresStore`]) is shared by several gateway nodes.
 
+mod access;
 pub(crate) mod gc;
 mod page;
 pub mod postgres;
 pub mod sqlite;
 
+pub(crate) use access::{check_member_change, member_user, require_role, role_from};
 pub(crate) use page::ChangesPage;
 
 /// Log entries deleted per GC transaction, so a pass never holds a writer long.
@@ -53,6 +55,25 @@ impl ChangeSink for ChangesArray {
     fn take(&mut self, change: ChangeJson<'_>) {
         self.push(change);
     }
+}
+
+/// A log row whose operation is neither `put` nor `delete`: a damaged row,
+/// never taken for a put.
+#[derive(Debug, thiserror::Error)]
+#[error("stored operation `{0}` is not put or delete")]
+pub(crate) struct BadStoredOperation(String);
+
+impl From<BadStoredOperation> for StoreError {
+    fn from(e: BadStoredOperation) -> StoreError {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+/// A log row's stored operation.
+pub(crate) fn stored_operation(
+    text: &str,
+) -> Result<sync_core::validate::Operation, BadStoredOperation> {
+    sync_core::validate::Operation::parse(text).ok_or_else(|| BadStoredOperation(text.to_owned()))
 }
 
 /// Who is asking, and how their membership is known.

@@ -11,7 +11,7 @@ use sync_core::TableConfig;
 use sync_server::auth::{Authenticator, VerifyingKeys};
 use sync_server::clock::{Clock, SystemClock};
 use sync_server::config::ServerConfig;
-use sync_server::realtime::bus::LocalBus;
+use sync_server::fanout::bus::LocalBus;
 use sync_server::state::AppState;
 use sync_server::store::sqlite::SqliteStore;
 use sync_server::store::Store;
@@ -289,6 +289,15 @@ pub fn put(table: &str, pk: &str, clock: u64, hlc_text: &str, data: Value) -> Va
         "op_id": op_id(), "table_name": table, "operation": "put", "pk": pk,
         "payload": payload, "clock": clock, "hlc": hlc_text, "device_id": device,
     })
+}
+
+/// First puts of `rows` (table, pk, fields) by [`DEVICE_A`] at clock 1,
+/// stamped at `t` with counters 0, 1, 2… in order: a batch that sets a scene.
+pub fn puts(t: u64, rows: Vec<(&str, &str, Value)>) -> Vec<Value> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (table, pk, data))| put(table, pk, 1, &hlc(t, i as u32, DEVICE_A), data))
+        .collect()
 }
 
 /// A delete op without payload.

@@ -118,7 +118,7 @@ fn applied(o: &OpOutcome) -> u64 {
     }
 }
 
-async fn all_changes(
+pub async fn all_changes(
     store: &Arc<dyn Store>,
     ws: &WorkspaceId,
     cursor: u64,

@@ -5,7 +5,7 @@
  */
 import { Dexie } from 'dexie';
 import { attachSync } from '../../src/attach.js';
-import { GatewayProvider } from '../../src/gateway-provider.js';
+import { GatewayProvider } from '../../src/gateway/gateway-provider.js';
 
 const SCHEMA = { threads: 'id, updated_at', messages: 'id, thread_id, [thread_id+index]', kv: 'id' };
 

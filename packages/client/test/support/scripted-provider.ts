@@ -8,7 +8,7 @@ import {
   type SyncScope,
   type Unsubscribe,
 } from '../../src/provider.js';
-import type { ChangesPage, OpResult, PushOp, PushResponse, SnapshotItem, SnapshotPage } from '../../src/wire.js';
+import type { ChangesPage, OpResult, PushOp, PushResponse, SnapshotItem, SnapshotPage } from '@or3/sync-protocol';
 
 export type PushHandler = (ops: PushOp[], call: number) => PushResponse | Promise<PushResponse>;
 

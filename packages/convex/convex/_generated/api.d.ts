@@ -22,13 +22,10 @@ import type * as lib_config from "../lib/config.js";
 import type * as lib_convexLimits from "../lib/convexLimits.js";
 import type * as lib_counters from "../lib/counters.js";
 import type * as lib_errors from "../lib/errors.js";
-import type * as lib_hlc from "../lib/hlc.js";
 import type * as lib_push from "../lib/push.js";
 import type * as lib_retention from "../lib/retention.js";
 import type * as lib_scope from "../lib/scope.js";
 import type * as lib_snapshot from "../lib/snapshot.js";
-import type * as lib_stamps from "../lib/stamps.js";
-import type * as lib_validation from "../lib/validation.js";
 import type * as sync from "../sync.js";
 import type * as workspaces from "../workspaces.js";
 
@@ -50,13 +47,10 @@ declare const fullApi: ApiFromModules<{
   "lib/convexLimits": typeof lib_convexLimits;
   "lib/counters": typeof lib_counters;
   "lib/errors": typeof lib_errors;
-  "lib/hlc": typeof lib_hlc;
   "lib/push": typeof lib_push;
   "lib/retention": typeof lib_retention;
   "lib/scope": typeof lib_scope;
   "lib/snapshot": typeof lib_snapshot;
-  "lib/stamps": typeof lib_stamps;
-  "lib/validation": typeof lib_validation;
   sync: typeof sync;
   workspaces: typeof workspaces;
 }>;

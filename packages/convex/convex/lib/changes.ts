@@ -5,14 +5,13 @@
  * it may examine, so a project filter that skips much of the log still
  * answers within Convex's read limits; `cursor` then says how far it got.
  */
-import type { Change, ChangesPage } from '@or3/sync-client';
+import type { Change, ChangesPage, RecordPayload } from '@or3/sync-protocol';
 import type { Doc } from '../_generated/dataModel.js';
 import type { QueryCtx } from '../_generated/server.js';
 import { TransactionBudget, sizeOf } from './budget.js';
 import { readCounter } from './counters.js';
 import { requestError } from './errors.js';
 import { changeInScope } from './scope.js';
-import type { RecordPayload } from './validation.js';
 
 /** Bounds of one page of changes. */
 export interface PageBounds {

@@ -165,26 +165,3 @@ function hasLoneSurrogate(text: string): boolean {
 export function storedDocumentBytes(document: Record<string, unknown>): number {
   return getDocumentSize(document as Record<string, Value>);
 }
-
-/** UTF-8 byte length of a string, without allocating its encoding. */
-export function utf8ByteLength(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4;
-        i++;
-      } else bytes += 3;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
-/** UTF-8 byte length of a value as compact JSON, the way payload sizes are measured. */
-export function compactJsonBytes(value: unknown): number {
-  return utf8ByteLength(JSON.stringify(value));
-}

@@ -4,17 +4,23 @@
  * one Convex transaction. Each applied op gets the next server_version from
  * the workspace counter, a log entry and an op-id record.
  */
-import type { OpResult, PushResponse, Winner } from '@or3/sync-client';
+import {
+  compareStamps,
+  validateOp,
+  type OpResult,
+  type PushResponse,
+  type RecordPayload,
+  type ValidOp,
+  type Winner,
+} from '@or3/sync-protocol';
 import type { Doc } from '../_generated/dataModel.js';
 import type { MutationCtx } from '../_generated/server.js';
 import { TransactionBudget } from './budget.js';
 import type { SyncConfig } from './config.js';
-import { CONVEX_LIMITS, storedDocumentBytes } from './convexLimits.js';
+import { CONVEX_LIMITS, checkConvexStorable, storedDocumentBytes } from './convexLimits.js';
 import { readCounter, writeCounter } from './counters.js';
 import { requestError } from './errors.js';
 import { MESSAGES, THREADS, ThreadLookup, stringField } from './scope.js';
-import { compareStamps } from './stamps.js';
-import { validateOp, type RecordPayload, type ValidOp } from './validation.js';
 
 /** Most ops in one push (PROTOCOL.md section 4). */
 export const MAX_OPS_PER_PUSH = 500;
@@ -51,7 +57,7 @@ export async function pushOps(
   const results: OpResult[] = [];
 
   for (const [index, raw] of rawOps.entries()) {
-    const outcome = validateOp(raw, { ...config, nowMs: now });
+    const outcome = validateOp(raw, { ...config, nowMs: now, checkPayload: checkConvexStorable });
     if (!outcome.ok) {
       results.push({ op_id: outcome.op_id, status: 'rejected', error: outcome.rejection });
       continue;

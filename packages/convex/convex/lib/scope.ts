@@ -7,7 +7,7 @@
 import type { Doc } from '../_generated/dataModel.js';
 import type { QueryCtx } from '../_generated/server.js';
 import type { TransactionBudget } from './budget.js';
-import type { RecordPayload } from './validation.js';
+import type { RecordPayload } from '@or3/sync-protocol';
 
 /** The project-scoped tables, by the protocol's names. */
 export const THREADS = 'threads';

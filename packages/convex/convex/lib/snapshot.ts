@@ -4,14 +4,13 @@
  * first page fixes `snapshot_version`; the opaque page token binds workspace,
  * scope and that version, and says where the next page starts.
  */
-import type { SnapshotItem, SnapshotPage } from '@or3/sync-client';
+import type { RecordPayload, SnapshotItem, SnapshotPage } from '@or3/sync-protocol';
 import type { Doc } from '../_generated/dataModel.js';
 import type { QueryCtx } from '../_generated/server.js';
 import { TransactionBudget, sizeOf } from './budget.js';
 import { readCounter } from './counters.js';
 import { requestError } from './errors.js';
 import { ThreadLookup } from './scope.js';
-import type { RecordPayload } from './validation.js';
 
 export const SNAPSHOT_DEFAULT_LIMIT = 500;
 export const SNAPSHOT_MAX_LIMIT = 1000;

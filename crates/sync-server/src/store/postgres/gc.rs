@@ -2,14 +2,16 @@
 //! transaction, so pushes interleave with a long pass.
 
 use super::connect::{column_error, pg_error};
-use super::{read_tx, require, u64_at, Lock, PostgresStore};
+use super::members::{require, Lock};
+use super::{read_tx, u64_at, PostgresStore};
 use crate::store::gc::{GcSteps, LogCensus};
 use crate::store::Access;
 use crate::store::{StoreError, GC_BATCH};
 use async_trait::async_trait;
 use deadpool_postgres::Client;
 use sync_core::retention::{
-    device_active_since, min_retention_cutoff, PurgePlan, RetentionPolicy, WorkspaceLogState,
+    device_active_since, min_retention_cutoff, newest_old_version, plan_purge, PurgePlan,
+    RetentionPolicy, WorkspaceLogState,
 };
 use sync_core::{Role, ServerVersion, WorkspaceId};
 
@@ -21,14 +23,8 @@ impl GcSteps for PostgresStore {
         policy: &RetentionPolicy,
         now_ms: u64,
     ) -> Result<LogCensus, StoreError> {
-        let (state, tombstones, purgeable_tombstones) = self
-            .with_client(async |client| log_state(client, ws, policy, now_ms).await)
-            .await?;
-        Ok(LogCensus {
-            state,
-            tombstones,
-            purgeable_tombstones,
-        })
+        self.with_client(async |client| log_census(client, ws, policy, now_ms).await)
+            .await
     }
 
     async fn raise_oldest_retained(
@@ -75,12 +71,12 @@ impl GcSteps for PostgresStore {
 
 /// What a GC pass plans from, read on one snapshot: the log state, the
 /// number of tombstones and how many of them may lose their payload.
-async fn log_state(
+async fn log_census(
     client: &mut Client,
     ws: &WorkspaceId,
     policy: &RetentionPolicy,
     now_ms: u64,
-) -> Result<(WorkspaceLogState, u64, u64), StoreError> {
+) -> Result<LogCensus, StoreError> {
     let tx = read_tx(client).await?;
     let positions = require(&tx, ws, &Access::Admin, Role::Viewer, Lock::None).await?;
     let head = positions.head;
@@ -99,8 +95,6 @@ async fn log_state(
         .map_err(pg_error)?
         .try_get(0)
         .map_err(column_error)?;
-    // Commit times grow with versions, so the first entry too young to purge
-    // bounds the old ones; the scan stops there.
     let first_young = tx
         .query_opt(
             "SELECT server_version FROM change_log
@@ -114,10 +108,14 @@ async fn log_state(
         )
         .await
         .map_err(pg_error)?;
-    let newest_old_version = match first_young {
-        Some(row) => u64_at(&row, 0)?.checked_sub(1),
-        None => Some(head),
+    let first_young = first_young.map(|row| u64_at(&row, 0)).transpose()?;
+    let state = WorkspaceLogState {
+        head,
+        watermark: watermark.map(|w| w as u64),
+        newest_old_version: newest_old_version(first_young, head),
+        purged_through,
     };
+    let plan = plan_purge(state, policy, now_ms);
     let counts = tx
         .query_one(
             "SELECT count(*) FILTER (WHERE deleted),
@@ -126,22 +124,17 @@ async fn log_state(
              FROM records WHERE workspace_id = $1 AND deleted",
             &[
                 &ws.as_str(),
-                &(now_ms.saturating_sub(policy.tombstone_retention_ms) as i64),
-                &(watermark.map_or(head, |w| (w as u64).min(head)) as i64),
+                &(plan.tombstone_cutoff_ms as i64),
+                &(plan.tombstone_horizon as i64),
             ],
         )
         .await
         .map_err(pg_error)?;
-    Ok((
-        WorkspaceLogState {
-            head,
-            watermark: watermark.map(|w| w as u64),
-            newest_old_version,
-            purged_through,
-        },
-        u64_at(&counts, 0)?,
-        u64_at(&counts, 1)?,
-    ))
+    Ok(LogCensus {
+        state,
+        tombstones: u64_at(&counts, 0)?,
+        purgeable_tombstones: u64_at(&counts, 1)?,
+    })
 }
 
 /// Deletes the log entries in `(start, end]`, and with them the record of

@@ -13,12 +13,14 @@
 //! [`StoreError::Unavailable`] (503 with `Retry-After`); the pool replaces
 //! broken connections by itself, so the store recovers when Postgres does.
 //!
-//! This file is the `Store` impl (one short method per contract item), the
-//! connection plumbing and the access checks; the work is in `push.rs`,
-//! `read.rs` and `gc.rs`, as in the SQLite store.
+//! This file is the `Store` impl (one short method per contract item) and the
+//! connection plumbing; the work is in `members.rs` (workspaces, members,
+//! the access check), `push.rs`, `read.rs` and `gc.rs`, as in the SQLite
+//! store.
 
 mod connect;
 mod gc;
+mod members;
 mod migrations;
 mod push;
 mod read;
@@ -36,6 +38,7 @@ use super::{
 use async_trait::async_trait;
 use connect::{build_pool, connection_config, pool_error};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
+use members::{require, Lock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use sync_core::retention::RetentionPolicy;
@@ -135,88 +138,6 @@ impl PostgresStore {
     }
 }
 
-/// The user whose member row decides the role (none when the role is known).
-fn member_user(access: &Access) -> Option<&str> {
-    match access {
-        Access::Member { user_id } => Some(user_id.as_str()),
-        Access::Claimed { .. } | Access::Admin => None,
-    }
-}
-
-/// The caller's role, given the member row read with the workspace row.
-fn check_role(
-    access: &Access,
-    member_role: Option<String>,
-    needed: Role,
-) -> Result<Role, StoreError> {
-    let role = match access {
-        Access::Admin => Role::Owner,
-        Access::Claimed { role, .. } => *role,
-        Access::Member { .. } => member_role
-            .as_deref()
-            .and_then(Role::parse)
-            .ok_or(StoreError::Forbidden("not a member of this workspace"))?,
-    };
-    if role < needed {
-        return Err(StoreError::Forbidden(match needed {
-            Role::Owner => "only owners may do this",
-            _ => "viewers may not push",
-        }));
-    }
-    Ok(role)
-}
-
-/// A workspace's positions as read with the access check.
-struct WorkspaceRow {
-    head: ServerVersion,
-    oldest_retained_version: ServerVersion,
-    role: Role,
-}
-
-/// Whether the access check also locks the workspace row (membership
-/// changes do, so two owners cannot both demote each other).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Lock {
-    None,
-    Workspace,
-}
-
-/// Checks the caller's role inside `tx`. Errors: unknown workspace, not a
-/// member, role below `needed`.
-async fn require(
-    tx: &Transaction<'_>,
-    ws: &WorkspaceId,
-    access: &Access,
-    needed: Role,
-    lock: Lock,
-) -> Result<WorkspaceRow, StoreError> {
-    let sql = match lock {
-        Lock::None => {
-            "SELECT w.head, w.oldest_retained_version, m.role FROM workspaces w
-             LEFT JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
-             WHERE w.id = $1"
-        }
-        Lock::Workspace => {
-            "SELECT w.head, w.oldest_retained_version, m.role FROM workspaces w
-             LEFT JOIN members m ON m.workspace_id = w.id AND m.user_id = $2
-             WHERE w.id = $1 FOR NO KEY UPDATE OF w"
-        }
-    };
-    let user = member_user(access);
-    let stmt = tx.prepare_cached(sql).await.map_err(pg_error)?;
-    let row = tx
-        .query_opt(&stmt, &[&ws.as_str(), &user])
-        .await
-        .map_err(pg_error)?
-        .ok_or(StoreError::UnknownWorkspace)?;
-    let role = check_role(access, row.try_get(2).map_err(column_error)?, needed)?;
-    Ok(WorkspaceRow {
-        head: u64_at(&row, 0)?,
-        oldest_retained_version: u64_at(&row, 1)?,
-        role,
-    })
-}
-
 fn u64_at(row: &Row, index: usize) -> Result<u64, StoreError> {
     let value: i64 = row.try_get(index).map_err(column_error)?;
     u64::try_from(value).map_err(|_| StoreError::Internal(format!("negative value {value}")))
@@ -249,25 +170,6 @@ async fn workspace_head(
     u64_at(&row, 0)
 }
 
-/// Refuses to demote or remove `user_id` when they are the last owner.
-async fn ensure_other_owner(
-    tx: &Transaction<'_>,
-    ws: &WorkspaceId,
-    user_id: &str,
-) -> Result<(), StoreError> {
-    let row = tx
-        .query_one(
-            "SELECT count(*) FROM members WHERE workspace_id = $1 AND role = 'owner' AND user_id <> $2",
-            &[&ws.as_str(), &user_id],
-        )
-        .await
-        .map_err(pg_error)?;
-    if u64_at(&row, 0)? == 0 {
-        return Err(StoreError::LastOwner);
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_workspace(
@@ -278,68 +180,19 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> Result<WorkspaceInfo, StoreError> {
         self.with_client(async |client| {
-            let tx = client.transaction().await.map_err(pg_error)?;
-            tx.execute(
-                "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)",
-                &[&id.as_str(), &name, &(now_ms as i64)],
-            )
-            .await
-            .map_err(pg_error)?;
-            tx.execute(
-                "INSERT INTO members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
-                &[&id.as_str(), &owner],
-            )
-            .await
-            .map_err(pg_error)?;
-            tx.commit().await.map_err(pg_error)?;
-            Ok(WorkspaceInfo {
-                workspace_id: id.to_string(),
-                name: name.to_owned(),
-                role: Role::Owner,
-            })
+            members::create_workspace(client, id, name, owner, now_ms).await
         })
         .await
     }
 
     async fn ensure_workspace(&self, id: &WorkspaceId, now_ms: u64) -> Result<(), StoreError> {
-        self.with_client(async |client| {
-            client
-                .execute(
-                    "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $1, $2)
-                     ON CONFLICT (id) DO NOTHING",
-                    &[&id.as_str(), &(now_ms as i64)],
-                )
-                .await
-                .map_err(pg_error)?;
-            Ok(())
-        })
-        .await
+        self.with_client(async |client| members::ensure_workspace(client, id, now_ms).await)
+            .await
     }
 
     async fn list_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceInfo>, StoreError> {
-        self.with_client(async |client| {
-            let stmt = client
-                .prepare_cached(
-                    "SELECT w.id, w.name, m.role FROM members m JOIN workspaces w ON w.id = m.workspace_id
-                     WHERE m.user_id = $1 ORDER BY w.created_at, w.id",
-                )
-                .await
-                .map_err(pg_error)?;
-            let rows = client.query(&stmt, &[&user_id]).await.map_err(pg_error)?;
-            let mut list = Vec::new();
-            for r in &rows {
-                let role: String = r.try_get(2).map_err(column_error)?;
-                if let Some(role) = Role::parse(&role) {
-                    list.push(WorkspaceInfo {
-                        workspace_id: r.try_get(0).map_err(column_error)?,
-                        name: r.try_get(1).map_err(column_error)?,
-                        role,
-                    });
-                }
-            }
-            Ok(list)
-        })
-        .await
+        self.with_client(async |client| members::list_workspaces(client, user_id).await)
+            .await
     }
 
     async fn set_member(
@@ -350,19 +203,7 @@ impl Store for PostgresStore {
         role: Role,
     ) -> Result<(), StoreError> {
         self.with_client(async |client| {
-            let tx = client.transaction().await.map_err(pg_error)?;
-            require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
-            if role != Role::Owner {
-                ensure_other_owner(&tx, ws, user_id).await?;
-            }
-            tx.execute(
-                "INSERT INTO members (workspace_id, user_id, role) VALUES ($1, $2, $3)
-                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
-                &[&ws.as_str(), &user_id, &role.as_str()],
-            )
-            .await
-            .map_err(pg_error)?;
-            tx.commit().await.map_err(pg_error)
+            members::change_member(client, ws, access, user_id, Some(role)).await
         })
         .await
     }
@@ -374,20 +215,7 @@ impl Store for PostgresStore {
         user_id: &str,
     ) -> Result<(), StoreError> {
         self.with_client(async |client| {
-            let tx = client.transaction().await.map_err(pg_error)?;
-            require(&tx, ws, access, Role::Owner, Lock::Workspace).await?;
-            ensure_other_owner(&tx, ws, user_id).await?;
-            let removed = tx
-                .execute(
-                    "DELETE FROM members WHERE workspace_id = $1 AND user_id = $2",
-                    &[&ws.as_str(), &user_id],
-                )
-                .await
-                .map_err(pg_error)?;
-            if removed == 0 {
-                return Err(StoreError::MemberNotFound);
-            }
-            tx.commit().await.map_err(pg_error)
+            members::change_member(client, ws, access, user_id, None).await
         })
         .await
     }

@@ -17,7 +17,7 @@
 
 use super::connect::{column_error, pg_error};
 use super::text::{project_from_db, project_to_db, thread_to_db};
-use super::{check_role, member_user};
+use crate::store::{member_user, require_role, role_from};
 use crate::store::{Access, LoggedChange, PushOutcome, StoreError};
 use deadpool_postgres::Client;
 use std::borrow::Cow;
@@ -225,7 +225,7 @@ pub(super) async fn push(
     .map_err(pg_error)?;
     let locked = locked.ok_or(StoreError::UnknownWorkspace)?;
     let role: Option<String> = locked.try_get(1).map_err(column_error)?;
-    check_role(access, role, Role::Editor)?;
+    require_role(role_from(access, role.as_deref())?, Role::Editor)?;
 
     let head = locked.try_get::<_, i64>(0).map_err(column_error)? as u64;
     let mut context = BatchContext::default();

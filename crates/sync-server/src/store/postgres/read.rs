@@ -2,15 +2,15 @@
 //! one `REPEATABLE READ` snapshot.
 
 use super::connect::{column_error, pg_error};
+use super::members::{require, Lock};
 use super::text::{project_from_db, project_to_db};
-use super::{read_tx, require, u64_at, workspace_head, Lock};
+use super::{read_tx, u64_at, workspace_head};
 use crate::store::{
-    Access, ChangeSink, ChangesBatch, ChangesPage, ChangesQuery, LoggedChange, SnapshotBatch,
-    SnapshotQuery, StoreError, MAX_PAGE_PAYLOAD_BYTES,
+    stored_operation, Access, ChangeSink, ChangesBatch, ChangesPage, ChangesQuery, LoggedChange,
+    SnapshotBatch, SnapshotQuery, StoreError, MAX_PAGE_PAYLOAD_BYTES,
 };
 use deadpool_postgres::Client;
 use sync_core::scope::LoggedScope;
-use sync_core::validate::Operation;
 use sync_core::wire::{stored_json, ChangeJson, RecordVersion};
 use sync_core::{Role, ServerVersion, WorkspaceId};
 use tokio_postgres::Row;
@@ -26,11 +26,7 @@ pub(super) fn change_json_from_row(r: &Row) -> Result<ChangeJson<'_>, StoreError
         server_version: u64_at(r, 0)?,
         table_name: text(1)?,
         pk: text(2)?,
-        operation: if text(3)? == "delete" {
-            Operation::Delete
-        } else {
-            Operation::Put
-        },
+        operation: stored_operation(text(3)?)?,
         payload: r
             .try_get::<_, Option<&str>>(4)
             .map_err(column_error)?

@@ -7,7 +7,8 @@ use crate::store::{StoreError, GC_BATCH};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use sync_core::retention::{
-    device_active_since, min_retention_cutoff, PurgePlan, RetentionPolicy, WorkspaceLogState,
+    device_active_since, min_retention_cutoff, newest_old_version, plan_purge, PurgePlan,
+    RetentionPolicy, WorkspaceLogState,
 };
 use sync_core::{ServerVersion, WorkspaceId};
 
@@ -20,14 +21,8 @@ impl GcSteps for SqliteStore {
         now_ms: u64,
     ) -> Result<LogCensus, StoreError> {
         let (ws, policy) = (ws.to_string(), *policy);
-        let (state, tombstones, purgeable_tombstones) = self
-            .read(move |conn| log_state(conn, &ws, &policy, now_ms))
-            .await?;
-        Ok(LogCensus {
-            state,
-            tombstones,
-            purgeable_tombstones,
-        })
+        self.read(move |conn| log_census(conn, &ws, &policy, now_ms))
+            .await
     }
 
     async fn raise_oldest_retained(
@@ -63,12 +58,12 @@ impl GcSteps for SqliteStore {
 }
 
 /// Reads what a GC pass plans from, in one read transaction.
-fn log_state(
+fn log_census(
     conn: &mut Connection,
     ws: &str,
     policy: &RetentionPolicy,
     now_ms: u64,
-) -> Result<(WorkspaceLogState, u64, u64), StoreError> {
+) -> Result<LogCensus, StoreError> {
     let tx = conn.transaction().map_err(internal)?;
     let (head, oldest) = workspace_positions(&tx, ws)?;
     let purged_through = oldest - 1;
@@ -84,8 +79,6 @@ fn log_state(
             |r| r.get(0),
         )
         .map_err(internal)?;
-    // Commit times grow with versions, so the first entry too young to purge
-    // bounds the old ones; the scan stops there.
     let first_young: Option<i64> = tx
         .query_row(
             "SELECT server_version FROM change_log
@@ -100,10 +93,13 @@ fn log_state(
         )
         .optional()
         .map_err(internal)?;
-    let newest_old_version = match first_young {
-        Some(v) => (v as u64).checked_sub(1),
-        None => Some(head),
+    let state = WorkspaceLogState {
+        head,
+        watermark: watermark.map(|w| w as u64),
+        newest_old_version: newest_old_version(first_young.map(|v| v as u64), head),
+        purged_through,
     };
+    let plan = plan_purge(state, policy, now_ms);
     let tombstones: i64 = tx
         .query_row(
             "SELECT COUNT(*) FROM records WHERE workspace_id = ?1 AND deleted = 1",
@@ -117,22 +113,17 @@ fn log_state(
                AND payload IS NOT NULL AND committed_at <= ?2 AND server_version <= ?3",
             params![
                 ws,
-                now_ms.saturating_sub(policy.tombstone_retention_ms) as i64,
-                watermark.map_or(head, |w| (w as u64).min(head)) as i64
+                plan.tombstone_cutoff_ms as i64,
+                plan.tombstone_horizon as i64
             ],
             |r| r.get(0),
         )
         .map_err(internal)?;
-    Ok((
-        WorkspaceLogState {
-            head,
-            watermark: watermark.map(|w| w as u64),
-            newest_old_version,
-            purged_through,
-        },
-        tombstones as u64,
-        purgeable_tombstones as u64,
-    ))
+    Ok(LogCensus {
+        state,
+        tombstones: tombstones as u64,
+        purgeable_tombstones: purgeable_tombstones as u64,
+    })
 }
 
 fn raise_oldest_retained(

@@ -1,4 +1,5 @@
-//! A push on SQLite, inside the writer's `BEGIN IMMEDIATE` transaction: the
+//! A push on SQLite, inside its savepoint of the writer's group transaction
+//! (`writer.rs`): the
 //! batch is decided by `sync_core::push::plan_push`, whose lookups of the
 //! state before the batch are prepared statements on the transaction, then
 //! written: per applied op a log entry and an applied op id, per record
@@ -6,17 +7,17 @@
 
 use super::internal;
 use crate::store::{PushOutcome, StoreError};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use sync_core::push::{plan_push, StoredRecord, StoredState};
 use sync_core::{OpId, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
 
 /// The committed state of one workspace, read through the push transaction.
-struct Committed<'t, 'c> {
-    tx: &'t Transaction<'c>,
+struct Committed<'t> {
+    tx: &'t Connection,
     ws: &'t str,
 }
 
-impl StoredState for Committed<'_, '_> {
+impl StoredState for Committed<'_> {
     type Error = StoreError;
 
     fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, StoreError> {
@@ -88,9 +89,10 @@ impl StoredState for Committed<'_, '_> {
     }
 }
 
-/// Decides and writes a batch; commits when anything was applied.
+/// Decides and writes a batch inside the caller's transaction (a savepoint
+/// of the writer's group, `writer.rs`), which commits it.
 pub(super) fn push(
-    tx: Transaction<'_>,
+    tx: &Connection,
     tables: &TableConfig,
     ws: &WorkspaceId,
     head: ServerVersion,
@@ -98,7 +100,7 @@ pub(super) fn push(
     now_ms: u64,
 ) -> Result<PushOutcome, StoreError> {
     let ws = ws.as_str();
-    let plan = plan_push(ops, tables, head, &mut Committed { tx: &tx, ws })?;
+    let plan = plan_push(ops, tables, head, &mut Committed { tx, ws })?;
     if plan.changes.is_empty() {
         return Ok(PushOutcome {
             outcomes: plan.outcomes,
@@ -178,7 +180,6 @@ pub(super) fn push(
         params![ws, plan.head as i64],
     )
     .map_err(internal)?;
-    tx.commit().map_err(internal)?;
     Ok(PushOutcome {
         outcomes: plan.outcomes,
         server_version: plan.head,

@@ -1,14 +1,14 @@
 //! Reads: pull pages, the realtime hub's log tail, snapshot pages, all on a
 //! reader connection in one read transaction each.
 
-use super::{internal, require, workspace_positions};
+use super::members::require;
+use super::{internal, workspace_positions};
 use crate::store::{
-    Access, ChangeSink, ChangesBatch, ChangesPage, ChangesQuery, LoggedChange, SnapshotBatch,
-    SnapshotQuery, StoreError,
+    stored_operation, Access, ChangeSink, ChangesBatch, ChangesPage, ChangesQuery, LoggedChange,
+    SnapshotBatch, SnapshotQuery, StoreError,
 };
 use rusqlite::{params, Connection};
 use sync_core::scope::LoggedScope;
-use sync_core::validate::Operation;
 use sync_core::wire::{stored_json, ChangeJson, RecordVersion};
 use sync_core::{Role, ServerVersion, WorkspaceId};
 
@@ -48,11 +48,9 @@ pub(super) fn change_json_from_row<'r>(
         server_version: r.get::<_, i64>(0)? as u64,
         table_name: text(1)?,
         pk: text(2)?,
-        operation: if text(3)? == "delete" {
-            Operation::Delete
-        } else {
-            Operation::Put
-        },
+        operation: stored_operation(text(3)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         payload,
         clock: r.get::<_, i64>(5)? as u64,
         hlc: text(6)?,

@@ -2,8 +2,8 @@
  * Wire types of or3-sync protocol version 1 (PROTOCOL.md section 4).
  *
  * These are the JSON shapes exchanged with any backend, field names in
- * `snake_case` exactly as on the wire. They are shared by the client engine,
- * the gateway provider and the Convex package; keep them stable.
+ * `snake_case` exactly as on the wire. The client engine, its gateway provider
+ * and the Convex functions all use these; keep them stable.
  */
 
 /** Protocol version these types describe. */

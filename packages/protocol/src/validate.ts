@@ -1,45 +1,32 @@
 /**
  * Validation of one raw push op (PROTOCOL.md section 4, pinned by
  * conformance/validation.json): checks a to h in order, the first failing one
- * gives the rejection code. After g comes one check of our own: that the
- * payload can be stored as a Convex value at all.
+ * gives the rejection code, as `sync_core::validate` does. A backend with
+ * limits of its own (Convex's storable values) adds one check after g through
+ * `ValidationRules.checkPayload`.
  */
-import { checkConvexStorable, compactJsonBytes } from './convexLimits.js';
-import { isDeviceId, parseHlc } from './hlc.js';
+import { isDeviceId, tryParseHlc } from './hlc.js';
+import { compactJsonBytes } from './utf8.js';
+import type { OpRejection, PushOp, RecordPayload, RejectionCode } from './wire.js';
 
-/** Codes of a per-op rejection. Only `clock_skew` is retryable. */
-export type RejectionCode =
-  | 'invalid_op'
-  | 'unknown_table'
-  | 'invalid_pk'
-  | 'invalid_hlc'
-  | 'pk_mismatch'
-  | 'payload_too_large'
-  | 'clock_skew';
-
-/** The `error` of a rejected op result. */
-export interface OpRejection {
-  code: RejectionCode;
-  message: string;
-  field?: string;
-  retryable?: boolean;
-}
-
-/** A JSON object payload: the row as the client's Dexie table holds it. */
-export type RecordPayload = Record<string, unknown>;
-
-/** An op that passed every check; the inside of the push only sees these. */
-export interface ValidOp {
-  op_id: string;
-  table_name: string;
-  operation: 'put' | 'delete';
-  pk: string;
-  payload: RecordPayload | null;
-  clock: number;
-  hlc: string;
-  device_id: string;
+/**
+ * An op that passed every check; the inside of a push only sees these. Its
+ * `op_id` is lowercased: op ids compare and deduplicate by their lowercase bytes.
+ */
+export interface ValidOp extends PushOp {
   /** Tombstone: a delete, or a put whose payload says `deleted: true`. */
   deleted: boolean;
+}
+
+/** A rejection found by validation: always one of the protocol's codes. */
+export interface ValidationRejection extends OpRejection {
+  code: RejectionCode;
+}
+
+/** A backend's own problem with a payload that passed checks a to g. */
+export interface PayloadProblem {
+  code: RejectionCode;
+  message: string;
 }
 
 /** What the checks need to know about the server. */
@@ -47,20 +34,23 @@ export interface ValidationRules {
   tables: ReadonlyMap<string, string>;
   maxPayloadBytes: number;
   maxClockSkewMs: number;
+  /** Server time, epoch ms. */
   nowMs: number;
+  /** A backend's own check of an object payload, run after g (size) and before h (skew). */
+  checkPayload?: (payload: RecordPayload) => PayloadProblem | null;
 }
 
 /** Either the valid op or the rejection, with the op id to report it under. */
 export type ValidationOutcome =
   | { ok: true; op: ValidOp }
-  | { ok: false; op_id: string; rejection: OpRejection };
+  | { ok: false; op_id: string; rejection: ValidationRejection };
 
 const REQUIRED_FIELDS = ['op_id', 'table_name', 'operation', 'pk', 'clock', 'hlc', 'device_id'] as const;
 const ALLOWED_FIELDS = new Set<string>([...REQUIRED_FIELDS, 'payload']);
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const MAX_PK_CODE_POINTS = 256;
 
-/** Runs checks a to h (and the Convex storability check) on a raw JSON op. */
+/** Runs checks a to h (and the backend's `checkPayload`) on a raw JSON op. */
 export function validateOp(raw: unknown, rules: ValidationRules): ValidationOutcome {
   const opId = isObject(raw) && typeof raw.op_id === 'string' ? raw.op_id : '';
   const reject = (code: RejectionCode, message: string, field?: string): ValidationOutcome => ({
@@ -103,7 +93,7 @@ export function validateOp(raw: unknown, rules: ValidationRules): ValidationOutc
   if (pkProblem !== null) return reject('invalid_pk', pkProblem, 'pk');
 
   // d. hlc
-  const parsed = parseHlc(hlc!);
+  const parsed = tryParseHlc(hlc!);
   if (parsed === null) return reject('invalid_hlc', 'hlc does not parse as <ms:13>-<counter:6>-<device_id>', 'hlc');
   if (parsed.deviceId !== deviceId) return reject('invalid_hlc', 'hlc suffix differs from device_id', 'hlc');
 
@@ -124,8 +114,8 @@ export function validateOp(raw: unknown, rules: ValidationRules): ValidationOutc
     if (bytes > rules.maxPayloadBytes) {
       return reject('payload_too_large', `payload is ${bytes} bytes of JSON; the limit is ${rules.maxPayloadBytes}`, 'payload');
     }
-    // Convex: the payload must be storable as a nested Convex value.
-    const problem = checkConvexStorable(payload);
+    // The backend's own limits (Convex: storable as a nested Convex value).
+    const problem = rules.checkPayload?.(payload) ?? null;
     if (problem !== null) return reject(problem.code, problem.message, 'payload');
   }
 

@@ -7,52 +7,29 @@
  * before it expires; it steps down to the next transport when one keeps
  * failing to connect, and tries the better one again later.
  */
-import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { backoffDelay, sleep, type BackoffOptions } from '../backoff.js';
 import { readEventStream } from './event-stream.js';
 import {
   SyncProviderError,
   isSyncProviderError,
   type ChangesBatch,
+  type RealtimeState,
+  type RealtimeTransport,
   type SyncScope,
-} from './provider.js';
+} from '../provider.js';
+import {
+  endingForErrorFrame,
+  endingForFailure,
+  endingForStatus,
+  parseFrame,
+  type ChangesFrame,
+  type Ending,
+  type ServerFrame,
+  type SessionEnd,
+} from './session-end.js';
 import { tokenExpiry } from './token-expiry.js';
-import type { Change, ChangesPage } from './wire.js';
-
-/** How a subscription receives changes, best first. */
-export type RealtimeTransport = 'websocket' | 'sse' | 'poll';
-
-/** The subprotocol of protocol version 1. */
-export const SUBSCRIBE_SUBPROTOCOL = 'or3-sync.v1';
-
-/**
- * The part of the WebSocket API a subscription uses: the browser's
- * `WebSocket`, or the `ws` package's in Node. Handlers take `any` events so
- * both implementations' event types fit.
- */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onopen: ((event: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onmessage: ((event: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onclose: ((event: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onerror: ((event: any) => void) | null;
-}
-
-/** A WebSocket constructor (`new WebSocket(url, protocols)`). */
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
-
-/** What a subscription reports about its connection, for telemetry and tests. */
-export interface RealtimeState {
-  workspaceId: string;
-  transport: RealtimeTransport;
-  /** True once the transport is open (socket open, stream answering, first poll done). */
-  connected: boolean;
-}
+import { SUBSCRIBE_SUBPROTOCOL, type WebSocketConstructor } from './websocket.js';
+import type { ChangesPage } from '@or3/sync-protocol';
 
 /** Tunables of realtime delivery, resolved by `GatewayProvider`. */
 export interface RealtimeSettings {
@@ -90,33 +67,6 @@ export interface SubscriptionTarget {
   onError(error: SyncProviderError): void;
   /** The engine's durably applied cursor; every (re)connect resumes from it. */
   appliedCursor?: () => Promise<number | null>;
-}
-
-/** How a transport session ended, and so what comes next. */
-type SessionEnd =
-  /** The connection never got going: counts toward stepping down. */
-  | { kind: 'connect_failed'; retryAfterMs?: number | null }
-  /** A working connection ended (dropped, server restarting): reconnect after a short wait. */
-  | { kind: 'dropped' }
-  /** Reconnect at once (after a poke on SSE, a refreshed token, an upgrade). */
-  | { kind: 'resume' }
-  /** Something other than the connection failed (a pull, the engine's apply): back off, same transport. */
-  | { kind: 'failed'; retryAfterMs?: number | null }
-  /** The subscription is over: tell the engine. */
-  | { kind: 'fatal'; error: SyncProviderError };
-
-interface ChangesFrame {
-  type: 'changes';
-  from: number;
-  to: number;
-  changes: Change[];
-}
-
-interface ServerFrame {
-  type?: unknown;
-  code?: unknown;
-  message?: unknown;
-  oldest_retained_version?: unknown;
 }
 
 /** A running subscription; `stop()` ends it for good. */
@@ -477,74 +427,21 @@ export class GatewaySubscription {
     }
   }
 
+  /** The session end a classification says, asking for a fresh token first when it says so. */
+  private noteEnd(ending: Ending): SessionEnd {
+    if (ending.refreshToken) this.forceTokenRefresh = true;
+    return ending.end;
+  }
+
   private endForErrorFrame(frame: ServerFrame): SessionEnd {
-    const code = typeof frame.code === 'string' ? frame.code : 'internal';
-    const message = typeof frame.message === 'string' ? frame.message : code;
-    switch (code) {
-      case 'cursor_expired': {
-        const oldest = typeof frame.oldest_retained_version === 'number' ? frame.oldest_retained_version : null;
-        return {
-          kind: 'fatal',
-          error: new SyncProviderError({ code, message, status: 410, oldestRetainedVersion: oldest }),
-        };
-      }
-      case 'forbidden':
-        return { kind: 'fatal', error: new SyncProviderError({ code, message, status: 403 }) };
-      case 'not_found':
-        return { kind: 'fatal', error: new SyncProviderError({ code, message, status: 404 }) };
-      case 'token_expired':
-        this.forceTokenRefresh = true;
-        return { kind: 'resume' };
-      case 'shutting_down':
-        return { kind: 'dropped' };
-      default:
-        // A refused token, a store hiccup, or a frame the server did not like: reconnect with backoff.
-        if (code === 'unauthorized' || code.startsWith('invalid_token') || code === 'missing_token') this.forceTokenRefresh = true;
-        return { kind: 'connect_failed' };
-    }
+    return this.noteEnd(endingForErrorFrame(frame));
   }
 
   private endForStatus(response: Response): SessionEnd {
-    switch (response.status) {
-      case 401:
-        this.forceTokenRefresh = true;
-        return { kind: 'connect_failed' };
-      case 403:
-        return { kind: 'fatal', error: new SyncProviderError({ code: 'forbidden', message: 'HTTP 403', status: 403 }) };
-      case 404:
-        return { kind: 'fatal', error: new SyncProviderError({ code: 'not_found', message: 'HTTP 404', status: 404 }) };
-      case 410:
-        return {
-          kind: 'fatal',
-          error: new SyncProviderError({ code: 'cursor_expired', message: 'HTTP 410', status: 410 }),
-        };
-      default: {
-        const retryAfter = Number(response.headers.get('retry-after'));
-        return { kind: 'connect_failed', retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null };
-      }
-    }
+    return this.noteEnd(endingForStatus(response));
   }
 
-  /**
-   * What a failed pull or apply means: `cursor_expired`, 403, 404 and other
-   * permanent errors end the subscription; the rest back off and go on.
-   */
   private endFor(error: unknown): SessionEnd {
-    if (!isSyncProviderError(error)) return { kind: 'failed' };
-    if (error.status === 401) {
-      this.forceTokenRefresh = true;
-      return { kind: 'failed' };
-    }
-    if (!error.retryable) return { kind: 'fatal', error };
-    return { kind: 'failed', retryAfterMs: error.retryAfterMs };
-  }
-}
-
-function parseFrame(text: string): ServerFrame | ChangesFrame {
-  try {
-    const frame = JSON.parse(text) as unknown;
-    return typeof frame === 'object' && frame !== null ? (frame as ServerFrame) : {};
-  } catch {
-    return {};
+    return this.noteEnd(endingForFailure(error));
   }
 }

@@ -15,8 +15,6 @@ use std::sync::{Arc, Mutex};
 use sync_core::{ServerVersion, WorkspaceId};
 use tokio::sync::{broadcast, watch};
 
-/// Commits a subscriber may fall behind before it is poked.
-pub const DEFAULT_QUEUE: usize = 256;
 /// Early commits held back while an earlier one is still being published.
 const MAX_PENDING: usize = 64;
 /// How far back the first catch-up of a channel reads.

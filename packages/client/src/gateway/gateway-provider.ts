@@ -9,17 +9,17 @@ import {
   type ChangesBatch,
   type SubscribeOptions,
   type SyncProvider,
+  type RealtimeState,
+  type RealtimeTransport,
   type SyncScope,
   type Unsubscribe,
-} from './provider.js';
-import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+} from '../provider.js';
+import { DEFAULT_BACKOFF, type BackoffOptions } from '../backoff.js';
 import {
   GatewaySubscription,
   type RealtimeSettings,
-  type RealtimeState,
-  type RealtimeTransport,
-  type WebSocketConstructor,
 } from './gateway-subscription.js';
+import type { WebSocketConstructor } from './websocket.js';
 import {
   PROTOCOL_LIMITS,
   type ChangesPage,
@@ -29,7 +29,7 @@ import {
   type SnapshotPage,
   type SyncErrorCode,
   type WireErrorBody,
-} from './wire.js';
+} from '@or3/sync-protocol';
 
 /** Supplies the bearer token; `forceRefresh` is set after a 401. */
 export type GetToken = (options: { forceRefresh: boolean }) => string | Promise<string>;

@@ -18,8 +18,8 @@
 //! before it waits again; and every `sweep_every` the listener does the same
 //! (one query for the heads of those workspaces).
 
-use crate::realtime::bus::Bus;
-use crate::realtime::hub::Hub;
+use super::bus::Bus;
+use super::hub::Hub;
 use crate::store::postgres::{column_error, pg_error, PgTls, PostgresStore};
 use crate::store::StoreError;
 use async_trait::async_trait;

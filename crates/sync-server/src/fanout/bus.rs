@@ -7,7 +7,7 @@ use sync_core::{ServerVersion, WorkspaceId};
 ///
 /// Contract: after a push commits, the node calls [`Bus::announce`] with the
 /// workspace and its new head (never the data). Every *other* node that hears
-/// it calls [`crate::realtime::hub::Hub::catch_up`] with the same pair; the
+/// it calls [`crate::fanout::hub::Hub::catch_up`] with the same pair; the
 /// hub reads the new entries from the store once and fans them out to that
 /// node's subscribers. An announcement may be lost (a listen connection
 /// dropped): an implementation that reconnects must call `catch_up` for the

@@ -1,0 +1,442 @@
+//! P8 and P8-pg: chat-shaped load. Many clients at once (one device each,
+//! spread over several workspaces), each pushing one message per push as
+//! fast as the answers come, against the disk's own rate of single-row
+//! commits: one transaction (on SQLite one fsync) per op, measured in
+//! rounds interleaved with the server's.
+//!
+//! Every client is a task of its own on the bench's runtime, and they share
+//! one `reqwest` pool (no cap on connections per host), so each client in
+//! flight holds a connection of its own; the run notes the peak of pushes in
+//! flight and of connections open to the server, which shows it.
+
+use crate::push_postgres::{self, RawPostgres};
+use crate::raw_sqlite::{RawRows, RawWriter};
+use crate::report::{Figure, Goal, Measure};
+use crate::run_context::RunContext;
+use crate::server::SyncServer;
+use crate::stats::{per_second, percentile};
+use crate::workload::{push_body, MessageOp, OpFactory};
+use anyhow::{Context, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The goal: this many times the single-commit rate…
+const RATIO_GOAL: f64 = 3.0;
+/// …with the push latency's p99 at most this (ms).
+const P99_GOAL_MS: f64 = 50.0;
+
+/// Runs P8: the load against `or3-sync` on SQLite (`synchronous=FULL`),
+/// and single-op commits into a file of the server's schema beside it.
+pub async fn run_sqlite(ctx: &RunContext) -> Result<Vec<Figure>> {
+    let server = Arc::new(ctx.launcher.start(&ctx.dir.join("p8.db")).await?);
+    let raw_path = ctx.dir.join("p8-raw-single-commits.db");
+    let url = format!("sqlite://{}", raw_path.display());
+    ctx.launcher.run_command(&["migrate", "--database", &url])?;
+    let writer = RawWriter::open(&raw_path, RawRows::SameAsServer)?;
+    let ops = RawOps::new(ctx.sizes.concurrent_workspaces);
+    let mut baseline = Baseline::Sqlite(Some((writer, ops)));
+    let measured = measure(ctx, &server, "P8", &mut baseline).await?;
+    Ok(vec![measured.figure(
+        ctx,
+        "P8",
+        "HTTP+auth+LWW, SQLite synchronous=FULL",
+        "raw single-op commits of the rows the server stores per op (change_log, records, \
+         applied_ops; its schema): BEGIN IMMEDIATE, the rows, COMMIT, one fsync each, WAL, \
+         synchronous=FULL",
+    )])
+}
+
+/// Runs P8-pg: the same load against `or3-sync` on Postgres, and single-op
+/// transactions of the server's rows on one connection, in schemas of their
+/// own that are dropped at the end.
+pub async fn run_postgres(ctx: &RunContext, postgres: &str) -> Result<Vec<Figure>> {
+    let tag = format!("or3_bench_{}_p8", std::process::id());
+    let schemas = [format!("{tag}_server"), format!("{tag}_raw")];
+    let admin = push_postgres::connect(postgres).await?;
+    let drop_schemas = || async {
+        for schema in &schemas {
+            admin
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    drop_schemas().await?;
+    let figures = measure_postgres(ctx, postgres, &schemas[0], &schemas[1]).await;
+    drop_schemas().await?;
+    figures
+}
+
+async fn measure_postgres(
+    ctx: &RunContext,
+    postgres: &str,
+    server_schema: &str,
+    raw_schema: &str,
+) -> Result<Vec<Figure>> {
+    let server = Arc::new(
+        ctx.launcher
+            .start_postgres(
+                &push_postgres::with_schema(postgres, server_schema),
+                &ctx.dir,
+            )
+            .await?,
+    );
+    let raw = RawPostgres::open(ctx, postgres, raw_schema).await?;
+    let ops = RawOps::new(ctx.sizes.concurrent_workspaces);
+    for ws in &ops.workspaces {
+        raw.add_workspace(ws).await?;
+    }
+    let mut baseline = Baseline::Postgres(raw.same_rows_inserter().await?, ops);
+    let measured = measure(ctx, &server, "P8-pg", &mut baseline).await?;
+    Ok(vec![measured.figure(
+        ctx,
+        "P8-pg",
+        "HTTP+auth+LWW, Postgres",
+        "raw single-op transactions of the rows the server stores per op (change_log and \
+         records, its schema) on one connection: BEGIN, counter UPDATE, one INSERT for both \
+         tables, COMMIT (synchronous_commit as the database has it)",
+    )])
+}
+
+/// The raw single-op commits a figure is measured against.
+enum Baseline {
+    /// On SQLite, on a blocking thread (`None` while it runs there).
+    Sqlite(Option<(RawWriter, RawOps)>),
+    /// On Postgres, one connection.
+    Postgres(push_postgres::RawInserter, RawOps),
+}
+
+impl Baseline {
+    /// Commits single ops until the commits took `budget`; each commit's time.
+    async fn commit_for(&mut self, budget: Duration) -> Result<Vec<Duration>> {
+        match self {
+            Baseline::Sqlite(slot) => {
+                let (mut writer, mut ops) = slot.take().context("a raw round failed earlier")?;
+                let (writer, ops, commits) = tokio::task::spawn_blocking(move || {
+                    let commits = writer.commit_single_ops_for(budget, || ops.next());
+                    (writer, ops, commits)
+                })
+                .await?;
+                *slot = Some((writer, ops));
+                commits
+            }
+            Baseline::Postgres(inserter, ops) => {
+                inserter.commit_single_ops_for(budget, || ops.next()).await
+            }
+        }
+    }
+}
+
+/// The baseline's ops: one device per workspace, taken in turn.
+struct RawOps {
+    workspaces: Vec<String>,
+    factories: Vec<OpFactory>,
+    turn: usize,
+}
+
+impl RawOps {
+    fn new(workspaces: usize) -> RawOps {
+        let workspaces = workspaces.max(1);
+        RawOps {
+            workspaces: (0..workspaces).map(|i| format!("p8-raw-{i}")).collect(),
+            factories: (0..workspaces)
+                .map(|i| OpFactory::for_device(&device_id(1_000_000 + i)))
+                .collect(),
+            turn: 0,
+        }
+    }
+
+    fn next(&mut self) -> (String, MessageOp) {
+        let i = self.turn % self.workspaces.len();
+        self.turn += 1;
+        (self.workspaces[i].clone(), self.factories[i].message(""))
+    }
+}
+
+/// The `n`th bench device's id (16 lowercase hex characters).
+fn device_id(n: usize) -> String {
+    format!("be08{:012x}", n)
+}
+
+/// One client: a device pushing to its workspace.
+struct PushClient {
+    ws: String,
+    factory: OpFactory,
+    /// Its pushes answered in the timed rounds (fairness shows in the spread).
+    pushed: u64,
+}
+
+/// What one round of load did.
+#[derive(Default)]
+struct LoadTally {
+    pushes: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+/// The server's and the baseline's totals over all rounds.
+struct Measured {
+    clients: usize,
+    workspaces: usize,
+    server: LoadTally,
+    raw_commits: Vec<Duration>,
+    raw_elapsed: Duration,
+    peak_in_flight: usize,
+    peak_connections: Option<usize>,
+    /// Pushes answered per client, fewest first.
+    per_client: Vec<u64>,
+}
+
+/// Starts the clients, warms the server up, then runs rounds of load, each
+/// followed by the baseline for as long as the round took.
+async fn measure(
+    ctx: &RunContext,
+    server: &Arc<SyncServer>,
+    id: &str,
+    baseline: &mut Baseline,
+) -> Result<Measured> {
+    let sizes = &ctx.sizes;
+    let mut clients = Vec::new();
+    let per_workspace = sizes
+        .concurrent_clients
+        .div_ceil(sizes.concurrent_workspaces);
+    for w in 0..sizes.concurrent_workspaces {
+        let ws = server.create_workspace(&format!("{id}-{w}")).await?;
+        for c in 0..per_workspace {
+            if clients.len() == sizes.concurrent_clients {
+                break;
+            }
+            let n = w * per_workspace + c;
+            clients.push(PushClient {
+                ws: ws.clone(),
+                factory: OpFactory::for_device(&device_id(n)),
+                pushed: 0,
+            });
+        }
+    }
+    let peaks = Peaks::default();
+    let (warm_clients, _) = push_for(server, clients, sizes.concurrent_warmup, &peaks)
+        .await
+        .context("warm-up")?;
+    clients = warm_clients;
+    for client in &mut clients {
+        client.pushed = 0;
+    }
+    baseline
+        .commit_for(Duration::from_millis(200))
+        .await
+        .context("raw warm-up")?;
+
+    let mut measured = Measured {
+        clients: sizes.concurrent_clients,
+        workspaces: sizes.concurrent_workspaces,
+        server: LoadTally::default(),
+        raw_commits: Vec::new(),
+        raw_elapsed: Duration::ZERO,
+        peak_in_flight: 0,
+        peak_connections: None,
+        per_client: Vec::new(),
+    };
+    let port = server
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .with_context(|| format!("no port in {}", server.base))?;
+    let peaks = Peaks::default();
+    for round in 0..sizes.concurrent_rounds {
+        let sampler = peaks.sample_connections(port);
+        let (back, tally) = push_for(server, clients, sizes.concurrent_round, &peaks)
+            .await
+            .with_context(|| format!("round {}", round + 1))?;
+        sampler.abort();
+        clients = back;
+        measured.server.pushes += tally.pushes;
+        measured.server.elapsed += tally.elapsed;
+        measured.server.latencies.extend(tally.latencies);
+        let commits = baseline
+            .commit_for(tally.elapsed)
+            .await
+            .with_context(|| format!("raw round {}", round + 1))?;
+        measured.raw_elapsed += commits.iter().sum::<Duration>();
+        measured.raw_commits.extend(commits);
+    }
+    measured.per_client = clients.iter().map(|c| c.pushed).collect();
+    measured.per_client.sort_unstable();
+    measured.peak_in_flight = peaks.in_flight_peak.load(Ordering::Relaxed);
+    let connections = peaks.connections_peak.load(Ordering::Relaxed);
+    measured.peak_connections = (connections > 0).then_some(connections);
+    Ok(measured)
+}
+
+impl Measured {
+    fn figure(mut self, ctx: &RunContext, id: &'static str, what: &str, baseline: &str) -> Figure {
+        self.server.latencies.sort_unstable();
+        self.raw_commits.sort_unstable();
+        let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+        let (p50, p99) = (
+            ms(percentile(&self.server.latencies, 0.50)),
+            ms(percentile(&self.server.latencies, 0.99)),
+        );
+        let (p90, max) = (
+            ms(percentile(&self.server.latencies, 0.90)),
+            ms(self.server.latencies.last().copied()),
+        );
+        let (raw_p50, raw_p99) = (
+            ms(percentile(&self.raw_commits, 0.50)),
+            ms(percentile(&self.raw_commits, 0.99)),
+        );
+        let sizes = &ctx.sizes;
+        ctx.note(format!(
+            "{id}: {} pushes acknowledged in {:.1} s over {} rounds ({:.1} s of warm-up first, not counted); \
+             peak {} pushes in flight, peak {} connections open to the server; push latency p90 {p90:.1} ms, \
+             max {max:.1} ms; pushes per client: fewest {}, median {}, most {}; the baseline made {} commits \
+             in {:.1} s, commit latency p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms",
+            self.server.pushes,
+            self.server.elapsed.as_secs_f64(),
+            sizes.concurrent_rounds,
+            sizes.concurrent_warmup.as_secs_f64(),
+            self.peak_in_flight,
+            self.peak_connections
+                .map_or_else(|| "(unknown)".to_owned(), |n| n.to_string()),
+            self.per_client.first().copied().unwrap_or(0),
+            percentile(&self.per_client, 0.5).unwrap_or(0),
+            self.per_client.last().copied().unwrap_or(0),
+            self.raw_commits.len(),
+            self.raw_elapsed.as_secs_f64(),
+        ));
+        let figure = Figure {
+            id,
+            name: format!(
+                "single-op pushes/s, {} clients at once ({} workspaces, one device per client), \
+                 each pushing as soon as its last push is answered, {what}; push latency \
+                 (request → answer) p50 {p50:.1} ms, p99 {p99:.1} ms",
+                self.clients, self.workspaces
+            ),
+            measured: Measure::new(
+                per_second(self.server.pushes, self.server.elapsed),
+                "pushes/s",
+            ),
+            baseline: Measure::new(
+                per_second(self.raw_commits.len() as u64, self.raw_elapsed),
+                "commits/s",
+            ),
+            baseline_name: format!(
+                "{baseline}; {} rounds of {:.1} s interleaved with the server's, each as long as \
+                 the server's round",
+                sizes.concurrent_rounds,
+                sizes.concurrent_round.as_secs_f64()
+            ),
+            goal: Goal::RatioAtLeastWithP99 {
+                ratio: RATIO_GOAL,
+                p99_ms: p99,
+                max_p99_ms: P99_GOAL_MS,
+            },
+        };
+        crate::report::print_figure(&figure);
+        figure
+    }
+}
+
+/// Peaks seen during the rounds: pushes in flight, connections to the server.
+#[derive(Default, Clone)]
+struct Peaks {
+    in_flight: Arc<AtomicUsize>,
+    in_flight_peak: Arc<AtomicUsize>,
+    connections_peak: Arc<AtomicUsize>,
+}
+
+impl Peaks {
+    /// Counts the connections to the server's `port` every 100 ms until aborted.
+    fn sample_connections(&self, port: u16) -> tokio::task::JoinHandle<()> {
+        let peak = self.connections_peak.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let count = tokio::task::spawn_blocking(move || connections_to(port))
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(n) = count {
+                    peak.fetch_max(n, Ordering::Relaxed);
+                }
+            }
+        })
+    }
+}
+
+/// Established TCP connections whose local end is `port`: the server's ends
+/// of its clients' connections (Linux `/proc/net/tcp`, IPv4 loopback).
+fn connections_to(port: u16) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!(":{port:04X}");
+    Some(
+        table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let (addr, state) = (fields.next(), fields.nth(1));
+                addr.is_some_and(|a| a.ends_with(&local)) && state == Some("01")
+            })
+            .count(),
+    )
+}
+
+/// Every client pushes one op at a time, the next as soon as the last is
+/// answered, until `duration` has passed since the start; pushes in flight
+/// then are finished and counted. Returns the clients for the next round.
+async fn push_for(
+    server: &Arc<SyncServer>,
+    clients: Vec<PushClient>,
+    duration: Duration,
+    peaks: &Peaks,
+) -> Result<(Vec<PushClient>, LoadTally)> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            let (server, peaks) = (server.clone(), peaks.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let body = push_body(std::slice::from_ref(&client.factory.message("")));
+                    let in_flight = peaks.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                    peaks.in_flight_peak.fetch_max(in_flight, Ordering::Relaxed);
+                    let sent = Instant::now();
+                    let pushed = server.push(&client.ws, body).await;
+                    let took = sent.elapsed();
+                    peaks.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    if pushed? != 1 {
+                        anyhow::bail!("a single-op push was answered for another number of ops");
+                    }
+                    latencies.push(took);
+                    client.pushed += 1;
+                }
+                Ok::<_, anyhow::Error>((client, latencies))
+            })
+        })
+        .collect();
+    let mut tally = LoadTally::default();
+    let mut back = Vec::new();
+    let mut first_error = None;
+    for task in tasks {
+        match task.await.context("a client task failed")? {
+            Ok((client, latencies)) => {
+                tally.pushes += latencies.len() as u64;
+                tally.latencies.extend(latencies);
+                back.push(client);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    tally.elapsed = started.elapsed();
+    Ok((back, tally))
+}

@@ -1,0 +1,203 @@
+//! Group commit on the SQLite store (`store/sqlite/writer.rs`): pushes that
+//! queue while a commit is in flight share the next one, each keeps its own
+//! all-or-nothing outcome, versions stay gap-free, and nothing is answered
+//! before its group commits. The writer is held up by a second connection
+//! holding SQLite's write lock, so the groups are made, not hoped for.
+
+#[allow(unused_imports)] // the suite's runner is not used here, only its helpers
+mod store_suite;
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use store_suite::{alice, all_changes, put, workspace, T0};
+use sync_core::{Role, TableConfig, WorkspaceId};
+use sync_server::store::sqlite::SqliteStore;
+use sync_server::store::{Access, OpOutcome, PushOutcome, Store, StoreError};
+use tokio::task::JoinHandle;
+
+fn open(dir: &Path) -> (SqliteStore, Arc<dyn Store>) {
+    let store = SqliteStore::open(&dir.join("group.db"), TableConfig::or3_chat()).unwrap();
+    (store.clone(), Arc::new(store))
+}
+
+/// Takes SQLite's write lock from another connection until the returned
+/// connection commits.
+fn hold_write_lock(dir: &Path) -> Connection {
+    let conn = Connection::open(dir.join("group.db")).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn
+}
+
+fn spawn_push(
+    store: &Arc<dyn Store>,
+    ws: &WorkspaceId,
+    access: Access,
+    pks: &[&str],
+) -> JoinHandle<Result<PushOutcome, StoreError>> {
+    let (store, ws) = (store.clone(), ws.clone());
+    let ops = pks.iter().map(|pk| put(pk, 1, T0)).collect();
+    tokio::spawn(async move { store.push(&ws, &access, ops, T0).await })
+}
+
+fn applied_versions(outcome: &PushOutcome) -> Vec<u64> {
+    outcome
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            OpOutcome::Applied(v) => *v,
+            other => panic!("expected applied, got {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_pushes_share_one_commit_and_keep_their_own_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, store) = open(dir.path());
+    let workspaces = [
+        workspace(&store).await,
+        workspace(&store).await,
+        workspace(&store).await,
+    ];
+    let bob = Access::Member {
+        user_id: "bob".into(),
+    };
+    store
+        .set_member(&workspaces[0], &alice(), "bob", Role::Viewer)
+        .await
+        .unwrap();
+    // A write that fails half-way through its push: the record upsert of
+    // `boom` aborts after the push's first op was already written.
+    Connection::open(dir.path().join("group.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.pk = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+        )
+        .unwrap();
+    let (groups_before, pushes_before) = sqlite.group_commits();
+
+    let lock = hold_write_lock(dir.path());
+    // The writer takes this push and waits for the lock in `BEGIN`...
+    let first = spawn_push(&store, &workspaces[0], alice(), &["first"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...while these queue behind it.
+    let mut good = Vec::new();
+    for i in 0..30 {
+        let ws = &workspaces[i % 3];
+        let pk = format!("m{i}");
+        good.push((i % 3, spawn_push(&store, ws, alice(), &[&pk])));
+    }
+    let viewer = spawn_push(&store, &workspaces[0], bob, &["by-viewer"]);
+    let unknown = spawn_push(&store, &WorkspaceId::generate(), alice(), &["lost"]);
+    let half_way = spawn_push(&store, &workspaces[1], alice(), &["before-boom", "boom"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !first.is_finished(),
+        "nothing is answered before its group commits"
+    );
+    assert!(good.iter().all(|(_, p)| !p.is_finished()));
+    lock.execute_batch("COMMIT").unwrap();
+
+    assert_eq!(applied_versions(&first.await.unwrap().unwrap()), [1]);
+    let mut expected_next = [2u64, 1, 1];
+    for (w, push) in good {
+        let outcome = push.await.unwrap().unwrap();
+        // Queued in this order, committed in this order: each workspace's
+        // versions follow the order the pushes arrived in, without gaps.
+        assert_eq!(applied_versions(&outcome), [expected_next[w]]);
+        assert_eq!(outcome.server_version, expected_next[w]);
+        expected_next[w] += 1;
+    }
+    assert!(matches!(
+        viewer.await.unwrap(),
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        unknown.await.unwrap(),
+        Err(StoreError::UnknownWorkspace)
+    ));
+    assert!(matches!(
+        half_way.await.unwrap(),
+        Err(StoreError::Internal(_))
+    ));
+
+    let (groups, pushes) = sqlite.group_commits();
+    assert_eq!(
+        pushes - pushes_before,
+        34,
+        "every push went through a group"
+    );
+    assert!(
+        groups - groups_before <= 2,
+        "34 pushes took {} commits: the 33 queued ones share one",
+        groups - groups_before
+    );
+
+    // The failed pushes left nothing: not the viewer's row, not the op that
+    // came before `boom` in its push.
+    for (w, ws) in workspaces.iter().enumerate() {
+        let changes = all_changes(&store, ws, 0).await.unwrap();
+        let versions: Vec<u64> = changes.iter().map(|c| c.server_version).collect();
+        let count = expected_next[w] - 1;
+        assert_eq!(versions, (1..=count).collect::<Vec<_>>(), "gap-free log");
+        assert!(changes
+            .iter()
+            .all(|c| c.pk != "by-viewer" && c.pk != "before-boom" && c.pk != "boom"));
+        assert_eq!(store.head(ws).await.unwrap(), count);
+    }
+    // The workspace whose push failed half-way goes on from where it was.
+    let next = store
+        .push(&workspaces[1], &alice(), vec![put("after", 1, T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(applied_versions(&next), [expected_next[1]]);
+}
+
+#[tokio::test]
+async fn a_lone_push_commits_at_once_in_a_group_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, store) = open(dir.path());
+    let ws = workspace(&store).await;
+    let (groups_before, _) = sqlite.group_commits();
+    for i in 1..=5u64 {
+        let outcome = store
+            .push(&ws, &alice(), vec![put(&format!("m{i}"), 1, T0)], T0)
+            .await
+            .unwrap();
+        assert_eq!(applied_versions(&outcome), [i]);
+    }
+    assert_eq!(sqlite.group_commits().0 - groups_before, 5);
+}
+
+/// A group whose transaction cannot start (the lock is held past the busy
+/// timeout) answers every push with `unavailable` and writes none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_that_cannot_commit_acknowledges_none_of_its_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sqlite, store) = open(dir.path());
+    let ws = workspace(&store).await;
+    let lock = hold_write_lock(dir.path());
+    let pushes: Vec<_> = (0..5)
+        .map(|i| spawn_push(&store, &ws, alice(), &[&format!("m{i}")]))
+        .collect();
+    for push in pushes {
+        let answer = tokio::time::timeout(Duration::from_secs(30), push)
+            .await
+            .expect("the writer gives up after its busy timeout")
+            .unwrap();
+        assert!(
+            matches!(answer, Err(StoreError::Unavailable(_))),
+            "{answer:?}"
+        );
+    }
+    lock.execute_batch("COMMIT").unwrap();
+    assert!(all_changes(&store, &ws, 0).await.unwrap().is_empty());
+    let outcome = store
+        .push(&ws, &alice(), vec![put("later", 1, T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(applied_versions(&outcome), [1]);
+}

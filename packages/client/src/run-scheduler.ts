@@ -1,0 +1,123 @@
+/**
+ * When the engine runs: one run (or engine task) at a time, the timer that
+ * coalesces requests for a run into the earliest one, and the backoff after
+ * failed runs (PROTOCOL.md section 6). What a run does is `SyncEngine`'s.
+ */
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+
+/** The result of one run, as `SyncEngine.sync()` returns it. */
+export interface RunResult {
+  /** The failed run's error code; null for a run that succeeded. */
+  error: string | null;
+}
+
+/** What the scheduler asks of its engine. */
+export interface RunHost<R extends RunResult> {
+  /** One run; never throws for sync failures (they are in `error`). */
+  runOnce(): Promise<R>;
+  /** True while background runs may be scheduled (the leader tab, open, not paused). */
+  mayRun(): boolean;
+  isPaused(): boolean;
+  isClosed(): boolean;
+}
+
+/** Serializes the engine's runs and times the background ones. */
+export class RunScheduler<R extends RunResult> {
+  private queue: Promise<unknown> = Promise.resolve();
+  private inFlight = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private dueAt = Infinity;
+  private failures = 0;
+  private nextRetryDelayMs = 0;
+  private retryNotBefore = 0;
+
+  constructor(
+    private readonly host: RunHost<R>,
+    private readonly backoff: BackoffOptions,
+    private readonly random: () => number,
+  ) {}
+
+  /** Runs `task` after every task queued before it, whatever became of them. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task, task);
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  /** One run through the queue; counted in `runsInFlight` while queued or running. */
+  run(): Promise<R> {
+    this.inFlight += 1;
+    return this.exclusive(() => this.host.runOnce()).finally(() => {
+      this.inFlight -= 1;
+    });
+  }
+
+  /** Runs queued or running. */
+  get runsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Resolves when the queue is empty (the run in flight ended, however). */
+  idle(): Promise<void> {
+    return this.queue.then(
+      () => {},
+      () => {},
+    );
+  }
+
+  /**
+   * Asks for a background run in `delayMs`, never before the current backoff
+   * is over; an earlier request already waiting wins. A run that fails
+   * schedules its retry after the backoff delay.
+   */
+  schedule(delayMs: number): void {
+    if (!this.host.mayRun()) return;
+    // Nothing runs before the current backoff is over, whatever asked for the run.
+    const due = Math.max(Date.now() + delayMs, this.retryNotBefore);
+    delayMs = due - Date.now();
+    if (this.timer && this.dueAt <= due) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.dueAt = due;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.dueAt = Infinity;
+      this.run().then(
+        (result) => {
+          if (result.error && result.error !== 'paused' && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
+        },
+        (error: unknown) => {
+          // Only a closed database gets here (recording the run failed): nothing left to run.
+          if (!this.host.isClosed()) console.error('or3-sync: sync run failed', error);
+        },
+      );
+    }, delayMs);
+  }
+
+  /** Drops the background run that is waiting, if any. */
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.dueAt = Infinity;
+  }
+
+  /** A run succeeded: the backoff starts over. */
+  succeeded(): void {
+    this.failures = 0;
+    this.nextRetryDelayMs = 0;
+    this.retryNotBefore = 0;
+  }
+
+  /** A run failed and will be retried: its attempt number (1 for the first in a row) and the delay before the retry. */
+  failed(retryAfterMs: number | null | undefined): { attempt: number; delayMs: number } {
+    this.failures += 1;
+    this.nextRetryDelayMs = backoffDelay(this.failures, this.backoff, this.random, retryAfterMs);
+    this.retryNotBefore = Date.now() + this.nextRetryDelayMs;
+    return { attempt: this.failures, delayMs: this.nextRetryDelayMs };
+  }
+
+  /** Lifts the backoff (after `resume()`): the next run may go at once. */
+  resetBackoff(): void {
+    this.failures = 0;
+    this.retryNotBefore = 0;
+  }
+}
