@@ -3,7 +3,7 @@
  * local row and its tombstone stamp, tombstones never live, HLC receive, all in
  * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
  */
-import type { Collection, Dexie, Transaction } from 'dexie';
+import type { Collection, Dexie, Table, Transaction } from 'dexie';
 import type { CaptureRuntime } from './capture/index.js';
 import type { ConflictEvent } from './events.js';
 import {
@@ -228,7 +228,7 @@ export async function applyRemoteVersions(
   for (const [tableName, tableWrites] of rowWrites) {
     const puts = [...tableWrites.values()].filter((row): row is RecordPayload => row !== null);
     const deletes = [...tableWrites.entries()].filter(([, row]) => row === null).map(([pk]) => pk);
-    if (puts.length > 0) writes.push(db.table(tableName).bulkPut(puts));
+    if (puts.length > 0) writes.push(chunkedBulkPut(db.table(tableName), puts));
     if (deletes.length > 0) writes.push(db.table(tableName).bulkDelete(deletes));
   }
   if (tombWrites.size > 0) writes.push(db.table(TOMBSTONES_TABLE).bulkPut([...tombWrites.values()]));
@@ -238,6 +238,27 @@ export async function applyRemoteVersions(
   await Promise.all(writes);
   runtime.lastClockState = copyClockState(written);
   return outcome;
+}
+
+/** Rows per put request group in `chunkedBulkPut`. */
+const PUT_CHUNK = 250;
+
+/**
+ * `table.bulkPut(rows)` in chunks of `PUT_CHUNK`, two in flight: a chunk goes out when the one
+ * before the previous is stored, so IndexedDB always has one queued while the main thread
+ * clones the next, and no task clones more than one chunk (a 1000-row snapshot page in one
+ * `bulkPut` is one task of up to 100-200 ms on a loaded machine). Same transaction, same
+ * order; a failed chunk fails the call and so aborts the transaction.
+ */
+async function chunkedBulkPut(table: Table, rows: RecordPayload[]): Promise<void> {
+  const inFlight: Promise<unknown>[] = [];
+  for (let at = 0; at < rows.length; at += PUT_CHUNK) {
+    if (inFlight.length >= 2) await inFlight.shift();
+    const chunk = table.bulkPut(rows.slice(at, at + PUT_CHUNK));
+    chunk.catch(() => {}); // awaited below (or above); a failure must not also surface as unhandled
+    inFlight.push(chunk);
+  }
+  await Promise.all(inFlight);
 }
 
 async function loadLocalRecords(
