@@ -46,7 +46,12 @@ impl RawWriters {
         let same_path = ctx.dir.join("raw-same-rows.db");
         let url = format!("sqlite://{}", same_path.display());
         ctx.launcher.run_command(&["migrate", "--database", &url])?;
+        // The log-only baseline appends to the server's own change_log table
+        // (the schema's other tables stay empty).
         let log_path = ctx.dir.join("raw-log-only.db");
+        let log_url = format!("sqlite://{}", log_path.display());
+        ctx.launcher
+            .run_command(&["migrate", "--database", &log_url])?;
         Ok(RawWriters {
             same: Some(RawWriter::open(&same_path, RawRows::SameAsServer)?),
             log: Some(RawWriter::open(&log_path, RawRows::LogOnly)?),

@@ -7,26 +7,6 @@ use rusqlite::{params, Connection, OpenFlags};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The server's change-log table (crates/sync-server/src/store/sqlite/schema.rs).
-pub const CHANGE_LOG_DDL: &str = "CREATE TABLE IF NOT EXISTS change_log (
-    workspace_id TEXT NOT NULL,
-    server_version INTEGER NOT NULL,
-    table_name TEXT NOT NULL,
-    pk TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    payload TEXT,
-    clock INTEGER NOT NULL,
-    hlc TEXT NOT NULL,
-    op_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    scoped INTEGER NOT NULL,
-    project_id TEXT,
-    prev_project_id TEXT,
-    scope_change INTEGER NOT NULL,
-    committed_at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, server_version)
-) WITHOUT ROWID";
-
 const INSERT_LOG_ROW: &str = "INSERT INTO change_log (workspace_id, server_version, table_name, pk,
         operation, payload, clock, hlc, op_id, device_id, scoped, project_id, prev_project_id,
         scope_change, committed_at)
@@ -66,15 +46,11 @@ pub struct RawWriter {
 }
 
 impl RawWriter {
-    /// Opens `path`. For [`RawRows::SameAsServer`] it must hold the server's
-    /// schema (`or3-sync migrate`); the log-only table is made here.
+    /// Opens `path`, which must hold the server's schema (`or3-sync migrate`).
     pub fn open(path: &Path, rows: RawRows) -> Result<RawWriter> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        if rows == RawRows::LogOnly {
-            conn.execute_batch(CHANGE_LOG_DDL)?;
-        }
         Ok(RawWriter {
             conn,
             rows,
@@ -272,13 +248,14 @@ mod tests {
                 )
             })
             .collect();
+        sync_server::store::sqlite::migrate(&mut Connection::open(&path).unwrap()).unwrap();
         let mut writer = RawWriter::open(&path, RawRows::LogOnly).unwrap();
         writer.insert(&batches).unwrap();
         writer
             .conn
-            .execute_batch(
-                "CREATE TABLE workspaces (id TEXT PRIMARY KEY, head INTEGER NOT NULL);
-                 INSERT INTO workspaces VALUES ('raw', 300);",
+            .execute(
+                "INSERT INTO workspaces (id, name, created_at, head) VALUES ('raw', 'raw', 0, 300)",
+                [],
             )
             .unwrap();
         let (rows, _) = scan_log(&path, "raw", 128).unwrap();
