@@ -1,7 +1,7 @@
 /**
  * The rounds of the rescan benchmark (figure P5), run in the browser by
  * `rescan-page.ts`: a snapshot of N records (1% threads, 99% messages, 1% of
- * them tombstones) served in pages of 500, the gateway's default, by an
+ * them tombstones) served in pages of 500, the gateway's own default, by an
  * in-memory provider, so only the client's work is timed (no network, no
  * JSON decoding). Per round, on fresh databases, alternating:
  *

@@ -106,7 +106,7 @@ async function gateway(): Promise<void> {
         `${records} records, median of ${rounded(rounds)}${quick ? ' (--quick)' : ''}`,
       [figureRow<GatewayRound>(result, 'first sync, end to end over HTTP', (r) => r.bootstrap)],
       [
-        `A fresh device's engine.sync() against the gateway (dev auth, SQLite) holding the records: snapshot pages of 500 over HTTP on loopback, JSON parsing, the writes, the pull. Seeding the server took ${(seeded / 1000).toFixed(1)} s (not timed).`,
+        `A fresh device's engine.sync() against the gateway (dev auth, SQLite) holding the records: snapshot pages of 1000 (the client's default) over HTTP on loopback, JSON parsing, the writes, the pull. Seeding the server took ${(seeded / 1000).toFixed(1)} s (not timed).`,
       ],
     );
   } finally {

@@ -1,5 +1,5 @@
 /**
- * Writes a client figure (P4, P5) into `bench/RESULTS.md` next to the
+ * Writes a client figure (P4, P5, P9, P10) into `bench/RESULTS.md` next to the
  * gateway's, when a benchmark runs with `--results FILE` (`bench/run` passes
  * it): one block per figure, placed before the marker that ends the
  * generated part and replaced in place by the next run of the same figure.
@@ -27,15 +27,21 @@ export function resultsPath(argv: string[]): string | null {
   return at > 0 ? (argv[at + 1] ?? null) : null;
 }
 
-/** The size flags of a row-rate benchmark: `--quick` (2 000 rows, 1 round), else `--records` (100 000) and `--rounds` (3). */
-export function sizeFlags(argv: string[]): { quick: boolean; records: number; rounds: number; rate: (ms: number) => string } {
+/**
+ * The size flags of a row-rate benchmark: `--quick` (2 000 rows, 1 round), else `--records` (100 000) and `--rounds` (3);
+ * a benchmark may change those defaults.
+ */
+export function sizeFlags(
+  argv: string[],
+  defaults: { records?: number; rounds?: number; quickRecords?: number } = {},
+): { quick: boolean; records: number; rounds: number; rate: (ms: number) => string } {
   const flag = (name: string) => {
     const at = argv.indexOf(name);
     return at > 0 ? Number(argv[at + 1]) : null;
   };
   const quick = argv.includes('--quick');
-  const records = flag('--records') ?? (quick ? 2_000 : 100_000);
-  const rounds = flag('--rounds') ?? (quick ? 1 : 3);
+  const records = flag('--records') ?? (quick ? (defaults.quickRecords ?? 2_000) : (defaults.records ?? 100_000));
+  const rounds = flag('--rounds') ?? (quick ? 1 : (defaults.rounds ?? 3));
   return { quick, records, rounds, rate: (ms) => `${Math.round((records / ms) * 1000).toLocaleString('en-US')} rows/s` };
 }
 

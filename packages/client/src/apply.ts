@@ -3,7 +3,7 @@
  * local row and its tombstone stamp, tombstones never live, HLC receive, all in
  * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
  */
-import type { Collection, Dexie, Transaction } from 'dexie';
+import type { Collection, Dexie, Table, Transaction } from 'dexie';
 import type { CaptureRuntime } from './capture/index.js';
 import type { ConflictEvent } from './events.js';
 import {
@@ -180,8 +180,9 @@ export async function applyRemoteVersions(
   const outcome: ApplyOutcome = { applied: 0, conflicts: [] };
   if (relevant.length === 0) return outcome;
 
-  const locals = await loadLocalRecords(db, runtime.tables, relevant);
-  const clockState = await readClockState(db);
+  // Every read goes out at once: IndexedDB answers them in order, and each one awaited alone costs
+  // a round trip to the browser's database process (P9: most of what a first sync waited on).
+  const [locals, clockState] = await Promise.all([loadLocalRecords(db, runtime.tables, relevant), readClockState(db)]);
   let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
   const rowWrites = new Map<string, Map<string, RecordPayload | null>>();
   const tombWrites = new Map<string, TombstoneRow>();
@@ -221,18 +222,43 @@ export async function applyRemoteVersions(
     outcome.applied += 1;
   }
 
-  for (const [tableName, writes] of rowWrites) {
-    const puts = [...writes.values()].filter((row): row is RecordPayload => row !== null);
-    const deletes = [...writes.entries()].filter(([, row]) => row === null).map(([pk]) => pk);
-    if (puts.length > 0) await db.table(tableName).bulkPut(puts);
-    if (deletes.length > 0) await db.table(tableName).bulkDelete(deletes);
+  // The writes go out together too, in the order they were awaited one by one before (IndexedDB
+  // runs a transaction's requests in the order they are made).
+  const writes: Promise<unknown>[] = [];
+  for (const [tableName, tableWrites] of rowWrites) {
+    const puts = [...tableWrites.values()].filter((row): row is RecordPayload => row !== null);
+    const deletes = [...tableWrites.entries()].filter(([, row]) => row === null).map(([pk]) => pk);
+    if (puts.length > 0) writes.push(chunkedBulkPut(db.table(tableName), puts));
+    if (deletes.length > 0) writes.push(db.table(tableName).bulkDelete(deletes));
   }
-  if (tombWrites.size > 0) await db.table(TOMBSTONES_TABLE).bulkPut([...tombWrites.values()]);
+  if (tombWrites.size > 0) writes.push(db.table(TOMBSTONES_TABLE).bulkPut([...tombWrites.values()]));
   noteTombstones(clockState, [...tombWrites.values()].map((t) => t.table_name));
   const written = { ...clockState, ...hlc };
-  await writeClockState(db, written);
+  writes.push(writeClockState(db, written));
+  await Promise.all(writes);
   runtime.lastClockState = copyClockState(written);
   return outcome;
+}
+
+/** Rows per put request group in `chunkedBulkPut`. */
+const PUT_CHUNK = 250;
+
+/**
+ * `table.bulkPut(rows)` in chunks of `PUT_CHUNK`, two in flight: a chunk goes out when the one
+ * before the previous is stored, so IndexedDB always has one queued while the main thread
+ * clones the next, and no task clones more than one chunk (a 1000-row snapshot page in one
+ * `bulkPut` is one task of up to 100-200 ms on a loaded machine). Same transaction, same
+ * order; a failed chunk fails the call and so aborts the transaction.
+ */
+async function chunkedBulkPut(table: Table, rows: RecordPayload[]): Promise<void> {
+  const inFlight: Promise<unknown>[] = [];
+  for (let at = 0; at < rows.length; at += PUT_CHUNK) {
+    if (inFlight.length >= 2) await inFlight.shift();
+    const chunk = table.bulkPut(rows.slice(at, at + PUT_CHUNK));
+    chunk.catch(() => {}); // awaited below (or above); a failure must not also surface as unhandled
+    inFlight.push(chunk);
+  }
+  await Promise.all(inFlight);
 }
 
 async function loadLocalRecords(
@@ -251,38 +277,46 @@ async function loadLocalRecords(
     pks.push(v.pk);
   }
   const local = (tableName: string, pk: string) => locals.get(recordKey(tableName, pk));
+  // The rows, tombstones and outbox ops of every table are read at once (one round trip, not three per table).
+  const reads: Promise<void>[] = [];
   for (const [tableName, pks] of byTable) {
     if (!tables.has(tableName)) continue;
     const primaryKey = tables.get(tableName)!.primaryKey;
     const [lower, upper] = keyBounds(pks);
-    const rows = (await readDense(
-      db.table(tableName).where(':id').between(lower, upper, true, true),
-      pks.length,
-      () => db.table(tableName).bulkGet(pks),
-    )) as (RecordPayload | undefined)[];
-    for (const row of rows) {
-      const record = row && local(tableName, String(row[primaryKey]));
-      if (record) record.row = row;
-    }
-    const tombstones = (await readDense(
-      db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
-      pks.length,
-      () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
-    )) as (TombstoneRow | undefined)[];
-    for (const t of tombstones) {
-      const record = t && local(t.table_name, t.pk);
-      if (record) record.tombstone = t;
-    }
-    const ops = (await readDense(
-      db.table(OUTBOX_TABLE).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true),
-      pks.length,
-      () => db.table(OUTBOX_TABLE).where('[table_name+pk]').anyOf(pks.map((pk) => [tableName, pk])).toArray(),
-    )) as (PendingOpRow | undefined)[];
-    for (const op of ops) {
-      const record = op && local(op.table_name, op.pk);
-      if (record && (!record.pendingOp || (op.seq ?? 0) > (record.pendingOp.seq ?? 0))) record.pendingOp = op;
-    }
+    reads.push(
+      readDense(
+        db.table(tableName).where(':id').between(lower, upper, true, true),
+        pks.length,
+        () => db.table(tableName).bulkGet(pks),
+      ).then((rows) => {
+        for (const row of rows as (RecordPayload | undefined)[]) {
+          const record = row && local(tableName, String(row[primaryKey]));
+          if (record) record.row = row;
+        }
+      }),
+      readDense(
+        db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
+        pks.length,
+        () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
+      ).then((tombstones) => {
+        for (const t of tombstones as (TombstoneRow | undefined)[]) {
+          const record = t && local(t.table_name, t.pk);
+          if (record) record.tombstone = t;
+        }
+      }),
+      readDense(
+        db.table(OUTBOX_TABLE).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true),
+        pks.length,
+        () => db.table(OUTBOX_TABLE).where('[table_name+pk]').anyOf(pks.map((pk) => [tableName, pk])).toArray(),
+      ).then((ops) => {
+        for (const op of ops as (PendingOpRow | undefined)[]) {
+          const record = op && local(op.table_name, op.pk);
+          if (record && (!record.pendingOp || (op.seq ?? 0) > (record.pendingOp.seq ?? 0))) record.pendingOp = op;
+        }
+      }),
+    );
   }
+  await Promise.all(reads);
   return locals;
 }
 

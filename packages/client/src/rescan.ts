@@ -186,8 +186,9 @@ async function isEmpty(ctx: EngineContext): Promise<boolean> {
 
 async function writeDirect(ctx: EngineContext, owner: string, page: SnapshotPage, outcome: RescanOutcome): Promise<void> {
   const applied = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-    await holdLease(ctx, owner);
-    return applyRemoteVersions(ctx.db, ctx.runtime, page.items.map(versionFromItem));
+    // The lease check goes out with the page's reads; if it fails, the transaction aborts and nothing is written.
+    const [, outcome] = await Promise.all([holdLease(ctx, owner), applyRemoteVersions(ctx.db, ctx.runtime, page.items.map(versionFromItem))]);
+    return outcome;
   });
   outcome.conflicts.push(...applied.conflicts);
 }

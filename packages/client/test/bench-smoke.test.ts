@@ -1,4 +1,4 @@
-/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5) and adoption (P10) in Chromium. */
+/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5), first sync (P9) and adoption (P10) in Chromium. */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -56,5 +56,15 @@ describe('adoption benchmark, smoke run', () => {
     const out = await benchScript('bench/adopt.ts');
     expect(out).toMatch(/adoption of 2000 pre-existing rows from Chromium [\d.]+ IndexedDB to the gateway \(.*or3-sync\)/);
     expect(out).toMatch(/adoption: attach \+ first sync, every row pushed +[\d,]+ rows\/s +raw read [\d,]+ rows\/s +ratio \d+\.\d{3}/);
+  }, 120_000);
+});
+
+describe('first-sync benchmark, smoke run', () => {
+  it('syncs a fresh device from the real gateway in Chromium and reports rate, heap and long tasks', async () => {
+    const out = await benchScript('bench/first-sync.ts');
+    expect(out).toMatch(/first sync of 5000 records from the gateway \(.*or3-sync\) into Chromium [\d.]+ IndexedDB/);
+    expect(out).toMatch(/first sync from the gateway, rows\/s until caught up +[\d,]+ rows\/s +raw bulkPut [\d,]+ rows\/s +ratio \d+\.\d\d/);
+    expect(out).toMatch(/peak JS heap during the sync \d+\.\d MB/);
+    expect(out).toMatch(/longest task during the sync \d+ ms, \d+ over 200 ms/);
   }, 120_000);
 });

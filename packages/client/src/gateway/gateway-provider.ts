@@ -63,7 +63,11 @@ export interface GatewayProviderOptions {
   onRealtimeState?: (state: RealtimeState) => void;
   /** Randomness for reconnect jitter. */
   random?: () => number;
-  /** Snapshot page size; the server's default when unset. */
+  /**
+   * Snapshot page size. Default 1000, the gateway's largest page: a first sync writes each page
+   * in one transaction, and fewer, bigger ones sync faster (P9, 1 000 000 records: 0.61 of a raw
+   * bulkPut with the server's default of 500, 0.74 with 1000).
+   */
   snapshotLimit?: number;
   /**
    * Longest wait for one HTTP request's whole answer; 60 s by default. A request past it fails
@@ -74,6 +78,8 @@ export interface GatewayProviderOptions {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** Snapshot items per page when the app names none: the gateway's largest page (`max_snapshot_limit`). */
+const DEFAULT_SNAPSHOT_LIMIT = 1000;
 
 const STATUS_CODES: Record<number, SyncErrorCode> = {
   400: 'invalid_input',
@@ -102,7 +108,7 @@ export class GatewayProvider implements SyncProvider {
   private readonly baseUrl: string;
   private readonly getToken: GetToken;
   private readonly fetchImpl: typeof fetch;
-  private readonly snapshotLimit: number | null;
+  private readonly snapshotLimit: number;
   private readonly requestTimeoutMs: number;
   private readonly realtime: RealtimeSettings;
   private readonly subscriptions = new Set<GatewaySubscription>();
@@ -113,7 +119,7 @@ export class GatewayProvider implements SyncProvider {
     this.getToken = options.getToken;
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.maxPayloadBytes = options.maxPayloadBytes ?? PROTOCOL_LIMITS.maxPayloadBytes;
-    this.snapshotLimit = options.snapshotLimit ?? null;
+    this.snapshotLimit = options.snapshotLimit ?? DEFAULT_SNAPSHOT_LIMIT;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const globalSocket = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
     this.realtime = {
