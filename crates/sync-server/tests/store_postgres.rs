@@ -372,3 +372,86 @@ async fn a_search_path_in_the_url_options_selects_an_existing_schema() {
         .get::<_, i64>(0);
     assert_eq!(found, 1, "the store lives in the schema the options name");
 }
+
+/// Group commit per workspace (`store/postgres/group.rs`): pushes queued
+/// behind a push that waits for the workspace's counter row share the next
+/// transaction, each keeps its own outcome (a viewer's push fails alone),
+/// and versions follow the queue order without gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_outcomes() {
+    let schema = TestSchema::new().await;
+    let pg = connect(&schema, PgOptions::default()).await;
+    let store: Arc<dyn Store> = Arc::new(pg.clone());
+    let ws = workspace(&store).await;
+    store
+        .set_member(&ws, &alice(), "bob", sync_core::Role::Viewer)
+        .await
+        .unwrap();
+    let (groups_before, pushes_before) = pg.group_commits();
+
+    // Another connection holds the counter row: the first push's group waits.
+    let mut holder = pg_support::admin().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.execute(
+        &format!(
+            "SELECT head FROM {}.workspaces WHERE id = $1 FOR UPDATE",
+            schema.name
+        ),
+        &[&ws.as_str()],
+    )
+    .await
+    .unwrap();
+    let spawn = |access: sync_server::store::Access, pk: String| {
+        let (store, ws) = (store.clone(), ws.clone());
+        tokio::spawn(async move { store.push(&ws, &access, vec![put(&pk, 1, T0)], T0).await })
+    };
+    let first = spawn(alice(), "first".into());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued: Vec<_> = (0..20).map(|i| spawn(alice(), format!("m{i}"))).collect();
+    let bob = sync_server::store::Access::Member {
+        user_id: "bob".into(),
+    };
+    let viewer = spawn(bob, "by-viewer".into());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!first.is_finished() && queued.iter().all(|q| !q.is_finished()));
+    lock.rollback().await.unwrap();
+
+    let versions = |o: sync_server::store::PushOutcome| -> Vec<u64> {
+        o.outcomes
+            .iter()
+            .map(|o| match o {
+                OpOutcome::Applied(v) => *v,
+                other => panic!("expected applied, got {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(versions(first.await.unwrap().unwrap()), [1]);
+    // Each push's answer is the head right after it: its own version.
+    let mut seen = Vec::new();
+    for push in queued {
+        let outcome = push.await.unwrap().unwrap();
+        let head = outcome.server_version;
+        assert_eq!(versions(outcome), [head]);
+        seen.push(head);
+    }
+    seen.sort();
+    assert_eq!(seen, (2..=21).collect::<Vec<_>>());
+    assert!(matches!(
+        viewer.await.unwrap(),
+        Err(StoreError::Forbidden(_))
+    ));
+    let (groups, pushes) = pg.group_commits();
+    assert_eq!(pushes - pushes_before, 22);
+    assert!(
+        groups - groups_before <= 2,
+        "22 pushes took {} transactions: the 21 queued ones share one",
+        groups - groups_before
+    );
+    let log = whole_log(&*store, &ws).await;
+    assert_eq!(
+        log.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        (1..=21).collect::<Vec<_>>(),
+        "gap-free, and nothing of the viewer's push"
+    );
+    assert_eq!(store.head(&ws).await.unwrap(), 21);
+}

@@ -6,7 +6,8 @@
 //! gap-free versions, pushes to different workspaces run in parallel. Reads
 //! run in `REPEATABLE READ READ ONLY` transactions, so an access check, the
 //! head and the rows they return come from one snapshot. A push costs four
-//! round trips whatever its size (see `push.rs`).
+//! round trips whatever its size (see `push.rs`), and the pushes of one
+//! workspace queued behind a commit share the next one (`group.rs`).
 //!
 //! Every wait is bounded (pool checkout, connect, statement timeout, and a
 //! guard around each call), and connection failures map to
@@ -20,6 +21,7 @@
 
 mod connect;
 mod gc;
+mod group;
 mod members;
 mod migrations;
 mod push;
@@ -57,6 +59,7 @@ struct Inner {
     url: DatabaseUrl,
     options: PgOptions,
     tables: TableConfig,
+    groups: group::Groups,
 }
 
 impl PostgresStore {
@@ -75,6 +78,7 @@ impl PostgresStore {
                 url,
                 options,
                 tables,
+                groups: Default::default(),
             }),
         };
         store.migrate().await?;
@@ -98,6 +102,12 @@ impl PostgresStore {
     /// a dedicated connection beside the pool.
     pub fn connection_config(&self) -> tokio_postgres::Config {
         connection_config(&self.inner.url, &self.inner.options)
+    }
+
+    /// How many push groups (per-workspace shared transactions, `group.rs`)
+    /// have run since the store connected, and how many pushes they held.
+    pub fn group_commits(&self) -> (u64, u64) {
+        self.inner.groups.counts()
     }
 
     /// The pool's limits.
@@ -237,10 +247,7 @@ impl Store for PostgresStore {
         ops: Vec<ValidOp>,
         now_ms: u64,
     ) -> Result<PushOutcome, StoreError> {
-        self.with_client(async |client| {
-            push::push(client, &self.inner.tables, ws, access, ops, now_ms).await
-        })
-        .await
+        group::push_in_group(self, ws, access, ops, now_ms).await
     }
 
     async fn changes(

@@ -1,13 +1,14 @@
 //! A push on Postgres in four round trips, whatever the batch size:
 //!
-//! 1. `BEGIN`;
+//! 1. `BEGIN` (`group.rs`: pushes to one workspace queued behind a commit
+//!    share the next transaction, each in a `SAVEPOINT` of its own);
 //! 2. pipelined: lock the workspace's counter row (with the access check),
 //!    read the stored records of every op, the projects of the threads the
 //!    batch's messages name, whether stored messages name the threads the
 //!    batch writes, and which op ids were applied before;
 //! 3. one statement that writes the log entries (which are also the record
 //!    of applied op ids), the records (upsert) and the new head;
-//! 4. `COMMIT`.
+//! 4. `COMMIT` (`RELEASE` for a push in a group, which commits once).
 //!
 //! The counter row stays locked from step 2 to the commit, so pushes to one
 //! workspace run one after another: versions are gap-free and in commit
@@ -19,7 +20,6 @@ use super::connect::{column_error, pg_error};
 use super::text::{project_from_db, project_to_db, thread_to_db};
 use crate::store::{member_user, require_role, role_from};
 use crate::store::{Access, LoggedChange, PushOutcome, StoreError};
-use deadpool_postgres::Client;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -160,19 +160,20 @@ const WRITE_BATCH: &str = "WITH log AS (
      )
      UPDATE workspaces SET head = $19 WHERE id = $1";
 
-/// Applies valid ops in one transaction (editors and owners only).
+/// Decides and writes one push inside `tx` (a savepoint of its workspace's
+/// group transaction, `group.rs`, which commits it); editors and owners only.
 pub(super) async fn push(
-    client: &mut Client,
+    tx: &deadpool_postgres::Transaction<'_>,
     tables: &TableConfig,
     ws: &WorkspaceId,
     access: &Access,
-    ops: Vec<ValidOp>,
+    ops: &[ValidOp],
     now_ms: u64,
 ) -> Result<PushOutcome, StoreError> {
     let mut keys = HashSet::new();
     let (mut key_tables, mut key_pks) = (Vec::new(), Vec::new());
     let (mut named_threads, mut message_pks, mut thread_pks) = (Vec::new(), Vec::new(), Vec::new());
-    for op in &ops {
+    for op in ops {
         if keys.insert((op.table_name.as_str(), op.pk.as_str())) {
             key_tables.push(op.table_name.as_str());
             key_pks.push(op.pk.as_str());
@@ -191,7 +192,6 @@ pub(super) async fn push(
     let op_ids: Vec<&str> = ops.iter().map(|op| op.op_id.as_str()).collect();
     let user = member_user(access);
 
-    let tx = client.transaction().await.map_err(pg_error)?;
     let lock = tx.prepare_cached(LOCK_WORKSPACE).await.map_err(pg_error)?;
     let read_records = tx.prepare_cached(READ_RECORDS).await.map_err(pg_error)?;
     let read_threads = tx
@@ -273,10 +273,9 @@ pub(super) async fn push(
         );
     }
 
-    let Ok(plan) = plan_push(&ops, tables, head, &mut context);
+    let Ok(plan) = plan_push(ops, tables, head, &mut context);
     if !plan.changes.is_empty() {
-        write_batch(&tx, ws, &plan, now_ms).await?;
-        tx.commit().await.map_err(pg_error)?;
+        write_batch(tx, ws, &plan, now_ms).await?;
     }
     Ok(PushOutcome {
         outcomes: plan.outcomes,
