@@ -52,20 +52,10 @@ pub async fn run_sqlite(ctx: &RunContext) -> Result<Vec<Figure>> {
 /// own that are dropped at the end.
 pub async fn run_postgres(ctx: &RunContext, postgres: &str) -> Result<Vec<Figure>> {
     let tag = format!("or3_bench_{}_p8", std::process::id());
-    let schemas = [format!("{tag}_server"), format!("{tag}_raw")];
-    let admin = push_postgres::connect(postgres).await?;
-    let drop_schemas = || async {
-        for schema in &schemas {
-            admin
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                .await?;
-        }
-        Ok::<_, anyhow::Error>(())
-    };
-    drop_schemas().await?;
-    let figures = measure_postgres(ctx, postgres, &schemas[0], &schemas[1]).await;
-    drop_schemas().await?;
-    figures
+    push_postgres::in_scratch_schemas(postgres, &tag, async |server, raw| {
+        measure_postgres(ctx, postgres, server, raw).await
+    })
+    .await
 }
 
 async fn measure_postgres(

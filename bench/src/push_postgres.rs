@@ -38,6 +38,20 @@ struct Tally {
 /// Runs P1-pg in schemas of its own on `postgres`, dropped at the end.
 pub async fn run(ctx: &RunContext, postgres: &str) -> Result<Vec<Figure>> {
     let tag = format!("or3_bench_{}", std::process::id());
+    in_scratch_schemas(postgres, &tag, async |server, raw| {
+        measure(ctx, postgres, server, raw).await
+    })
+    .await
+}
+
+/// Runs `work` with two schema names of its own on `postgres` (`<tag>_server`
+/// for the server under test, `<tag>_raw` for the baseline), dropped before
+/// and after, whatever `work` returns.
+pub async fn in_scratch_schemas<T>(
+    postgres: &str,
+    tag: &str,
+    work: impl AsyncFnOnce(&str, &str) -> Result<T>,
+) -> Result<T> {
     let schemas = [format!("{tag}_server"), format!("{tag}_raw")];
     let admin = connect(postgres).await?;
     let drop_schemas = || async {
@@ -49,9 +63,9 @@ pub async fn run(ctx: &RunContext, postgres: &str) -> Result<Vec<Figure>> {
         Ok::<_, anyhow::Error>(())
     };
     drop_schemas().await?;
-    let figures = measure(ctx, postgres, &schemas[0], &schemas[1]).await;
+    let result = work(&schemas[0], &schemas[1]).await;
     drop_schemas().await?;
-    figures
+    result
 }
 
 pub async fn connect(postgres: &str) -> Result<Client> {

@@ -73,27 +73,11 @@ async fn acknowledged_pushes_survive_kill_9_with(flags: &[&str], logged: &str) {
 
     let server = Server::start_with(&db, flags);
     let token = dev_token(&http, &server.base, "alice").await;
-    let mut cursor = 0;
-    let mut seen = Vec::new();
-    loop {
-        let res = http
-            .get(format!(
-                "{}/v1/workspaces/{ws}/changes?cursor={cursor}&limit=1000",
-                server.base
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        let page: Value = res.json().await.unwrap();
-        for c in page["changes"].as_array().unwrap() {
-            seen.push(c["op_id"].as_str().unwrap().to_owned());
-        }
-        cursor = page["cursor"].as_u64().unwrap();
-        if !page["has_more"].as_bool().unwrap() {
-            break;
-        }
-    }
+    let seen: Vec<String> = whole_log(&http, &server.base, &token, &ws)
+        .await
+        .iter()
+        .map(|c| c["op_id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(seen, acknowledged, "every acknowledged op, once, in order");
 
     // Retrying every batch after the crash is safe: all duplicates.
@@ -224,32 +208,13 @@ async fn acknowledged_pushes_survive_kill_9_during_group_commits() {
     let server = Server::start_with(&db, &flags);
     let token = dev_token(&http, &server.base, "alice").await;
     for ws in &workspaces {
-        let mut cursor = 0;
         let (mut versions, mut seen) = (Vec::new(), std::collections::HashSet::new());
-        loop {
-            let page: Value = http
-                .get(format!(
-                    "{}/v1/workspaces/{ws}/changes?cursor={cursor}&limit=1000",
-                    server.base
-                ))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            for c in page["changes"].as_array().unwrap() {
-                versions.push(c["server_version"].as_u64().unwrap());
-                assert!(
-                    seen.insert(c["op_id"].as_str().unwrap().to_owned()),
-                    "an op logged twice"
-                );
-            }
-            cursor = page["cursor"].as_u64().unwrap();
-            if !page["has_more"].as_bool().unwrap() {
-                break;
-            }
+        for c in whole_log(&http, &server.base, &token, ws).await {
+            versions.push(c["server_version"].as_u64().unwrap());
+            assert!(
+                seen.insert(c["op_id"].as_str().unwrap().to_owned()),
+                "an op logged twice"
+            );
         }
         assert_eq!(
             versions,
@@ -338,5 +303,28 @@ fn commands_on_a_missing_database_fail_and_create_nothing() {
             "{args:?}: {stderr}"
         );
         assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+}
+
+/// Every change of a workspace's log, pulled page by page.
+async fn whole_log(http: &reqwest::Client, base: &str, token: &str, ws: &str) -> Vec<Value> {
+    let (mut cursor, mut changes) = (0, Vec::new());
+    loop {
+        let page: Value = http
+            .get(format!(
+                "{base}/v1/workspaces/{ws}/changes?cursor={cursor}&limit=1000"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        changes.extend(page["changes"].as_array().unwrap().iter().cloned());
+        cursor = page["cursor"].as_u64().unwrap();
+        if !page["has_more"].as_bool().unwrap() {
+            return changes;
+        }
     }
 }
