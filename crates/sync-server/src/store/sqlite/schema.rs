@@ -94,6 +94,10 @@ pub(super) fn open_connection(
             .map_err(internal)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(internal)?;
+        // The statement journals of a group's savepoints (never needed after
+        // a crash: the WAL is the journal) stay in memory.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(internal)?;
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

@@ -9,7 +9,8 @@
 //! as soon as it takes the push, and only pushes that arrived while the
 //! previous commit was on its way to the disk share the next one.
 //!
-//! Each push in a group runs in a `SAVEPOINT` of its own and reads the
+//! Each push in a group of two or more runs in a `SAVEPOINT` of its own (a
+//! lone push needs none: its transaction is its all-or-nothing) and reads the
 //! workspace head afresh, so it keeps its own all-or-nothing outcome (one
 //! whose checks or planning fail is rolled back to its savepoint and answered
 //! with its error; the others go on) and versions stay gap-free and in commit
@@ -228,6 +229,22 @@ fn commit_group(
     tables: &TableConfig,
     group: &VecDeque<PushJob>,
 ) -> Vec<Result<PushOutcome, StoreError>> {
+    if group.len() == 1 {
+        // A lone push: its transaction is its all-or-nothing, no savepoint
+        // (which would make SQLite journal every page it touches once more).
+        let answer = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let outcome = decide(&tx, tables, &group[0])?;
+            tx.commit().map_err(unavailable)?;
+            Ok(outcome)
+        })();
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return vec![answer];
+    }
     let mut answers = Vec::with_capacity(group.len());
     let committed = (|| {
         let mut tx = conn
@@ -263,12 +280,22 @@ fn push_in_savepoint(
     job: &PushJob,
 ) -> Result<Result<PushOutcome, StoreError>, StoreError> {
     let mut savepoint = tx.savepoint().map_err(internal)?;
-    let decided = require(&savepoint, &job.ws, &job.access, Role::Editor)
-        .and_then(|_| workspace_positions(&savepoint, job.ws.as_str()))
-        .and_then(|(head, _)| push::push(&savepoint, tables, &job.ws, head, &job.ops, job.now_ms));
+    let decided = decide(&savepoint, tables, job);
     if decided.is_err() {
         savepoint.rollback().map_err(internal)?;
     }
     savepoint.commit().map_err(internal)?;
     Ok(decided)
+}
+
+/// Checks the caller, reads the head and decides and writes the push, in the
+/// caller's transaction or savepoint.
+fn decide(
+    conn: &Connection,
+    tables: &TableConfig,
+    job: &PushJob,
+) -> Result<PushOutcome, StoreError> {
+    require(conn, &job.ws, &job.access, Role::Editor)?;
+    let (head, _) = workspace_positions(conn, job.ws.as_str())?;
+    push::push(conn, tables, &job.ws, head, &job.ops, job.now_ms)
 }
