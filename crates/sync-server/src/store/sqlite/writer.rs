@@ -9,12 +9,14 @@
 //! as soon as it takes the push, and only pushes that arrived while the
 //! previous commit was on its way to the disk share the next one.
 //!
-//! Each push in a group of two or more runs in a `SAVEPOINT` of its own (a
-//! lone push needs none: its transaction is its all-or-nothing) and reads the
-//! workspace head afresh, so it keeps its own all-or-nothing outcome (one
-//! whose checks or planning fail is rolled back to its savepoint and answered
-//! with its error; the others go on) and versions stay gap-free and in commit
-//! order. No push is answered before the group's `COMMIT` returns: if the
+//! Each push reads the workspace head afresh and keeps its own
+//! all-or-nothing outcome: a group first runs as one plain transaction, and
+//! if any push in it fails (its checks or its writes), that attempt is
+//! rolled back and the group runs again with a `SAVEPOINT` per push, so the
+//! failed one is rolled back to its savepoint and answered with its error
+//! while the others go on (a savepoint costs SQLite a second journal of
+//! every page it touches, so the common case goes without). Versions stay
+//! gap-free and in commit order. No push is answered before the group's `COMMIT` returns: if the
 //! commit fails, every push of the group gets the error and none of them was
 //! acknowledged. Answers go out in the group's order, so the hub sees each
 //! workspace's commits in version order (it reorders anything that arrives
@@ -245,6 +247,14 @@ fn commit_group(
         }
         return vec![answer];
     }
+    // Pushes almost never fail in the store (a viewer's push, a workspace
+    // deleted meanwhile), so the group first runs without savepoints, which
+    // cost SQLite a second journal of every page they touch; if any push
+    // fails, that attempt is rolled back and the group runs again with one
+    // savepoint per push, so the failure stays that push's own.
+    if let Some(answers) = commit_optimistically(conn, tables, group) {
+        return answers;
+    }
     let mut answers = Vec::with_capacity(group.len());
     let committed = (|| {
         let mut tx = conn
@@ -260,15 +270,46 @@ fn commit_group(
     }
     match committed {
         Ok(()) => answers,
-        Err(e) => {
-            tracing::warn!(error = %e, pushes = group.len(), "a group commit failed; none of its pushes was acknowledged");
-            let message = e.to_string();
-            group
-                .iter()
-                .map(|_| Err(StoreError::Unavailable(message.clone())))
-                .collect()
-        }
+        Err(e) => group_failed(&e, group.len()),
     }
+}
+
+/// The group in one transaction without savepoints: `None` (nothing
+/// written) when one of its pushes failed, so the caller runs it again with
+/// them; a transaction that cannot begin or commit fails the whole group.
+fn commit_optimistically(
+    conn: &mut Connection,
+    tables: &TableConfig,
+    group: &VecDeque<PushJob>,
+) -> Option<Vec<Result<PushOutcome, StoreError>>> {
+    let attempt = (|| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Some(unavailable(e)))?;
+        let mut answers = Vec::with_capacity(group.len());
+        for job in group {
+            answers.push(Ok(decide(&tx, tables, job).map_err(|_| None)?));
+        }
+        tx.commit().map_err(|e| Some(unavailable(e)))?;
+        Ok(answers)
+    })();
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    match attempt {
+        Ok(answers) => Some(answers),
+        Err(None) => None,
+        Err(Some(e)) => Some(group_failed(&e, group.len())),
+    }
+}
+
+/// Every push's answer when its group's transaction failed.
+fn group_failed(e: &StoreError, pushes: usize) -> Vec<Result<PushOutcome, StoreError>> {
+    tracing::warn!(error = %e, pushes, "a group commit failed; none of its pushes was acknowledged");
+    let message = e.to_string();
+    (0..pushes)
+        .map(|_| Err(StoreError::Unavailable(message.clone())))
+        .collect()
 }
 
 /// One push of a group, all or nothing inside its savepoint. The outer error
