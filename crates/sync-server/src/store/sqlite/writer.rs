@@ -231,29 +231,19 @@ fn commit_group(
     tables: &TableConfig,
     group: &VecDeque<PushJob>,
 ) -> Vec<Result<PushOutcome, StoreError>> {
-    if group.len() == 1 {
-        // A lone push: its transaction is its all-or-nothing, no savepoint
-        // (which would make SQLite journal every page it touches once more).
-        let answer = (|| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            let outcome = decide(&tx, tables, &group[0])?;
-            tx.commit().map_err(unavailable)?;
-            Ok(outcome)
-        })();
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        return vec![answer];
-    }
     // Pushes almost never fail in the store (a viewer's push, a workspace
     // deleted meanwhile), so the group first runs without savepoints, which
-    // cost SQLite a second journal of every page they touch; if any push
-    // fails, that attempt is rolled back and the group runs again with one
-    // savepoint per push, so the failure stays that push's own.
-    if let Some(answers) = commit_optimistically(conn, tables, group) {
-        return answers;
+    // cost SQLite a second journal of every page they touch. A lone push's
+    // transaction is its all-or-nothing, so its failure is its answer; in a
+    // larger group that attempt is rolled back and the group runs again with
+    // one savepoint per push, so the failure stays that push's own.
+    let failed = match commit_plainly(conn, tables, group) {
+        Plain::Committed(answers) => return answers,
+        Plain::GroupFailed(e) => return group_failed(&e, group.len()),
+        Plain::PushFailed(e) => e,
+    };
+    if group.len() == 1 {
+        return vec![Err(failed)];
     }
     let mut answers = Vec::with_capacity(group.len());
     let committed = (|| {
@@ -274,39 +264,45 @@ fn commit_group(
     }
 }
 
-/// The group in one transaction without savepoints: `None` (nothing
-/// written) when one of its pushes failed, so the caller runs it again with
-/// them; a transaction that cannot begin or commit fails the whole group.
-fn commit_optimistically(
-    conn: &mut Connection,
-    tables: &TableConfig,
-    group: &VecDeque<PushJob>,
-) -> Option<Vec<Result<PushOutcome, StoreError>>> {
+/// How a group's attempt without savepoints ended.
+enum Plain {
+    /// Every push decided and the transaction committed.
+    Committed(Vec<Result<PushOutcome, StoreError>>),
+    /// A push failed (its error); nothing was written.
+    PushFailed(StoreError),
+    /// The transaction could not begin or commit.
+    GroupFailed(StoreError),
+}
+
+/// The group in one transaction without savepoints.
+fn commit_plainly(conn: &mut Connection, tables: &TableConfig, group: &VecDeque<PushJob>) -> Plain {
     let attempt = (|| {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Some(unavailable(e)))?;
+            .map_err(|e| Plain::GroupFailed(unavailable(e)))?;
         let mut answers = Vec::with_capacity(group.len());
         for job in group {
-            answers.push(Ok(decide(&tx, tables, job).map_err(|_| None)?));
+            answers.push(Ok(decide(&tx, tables, job).map_err(Plain::PushFailed)?));
         }
-        tx.commit().map_err(|e| Some(unavailable(e)))?;
+        tx.commit()
+            .map_err(|e| Plain::GroupFailed(unavailable(e)))?;
         Ok(answers)
     })();
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    match attempt {
-        Ok(answers) => Some(answers),
-        Err(None) => None,
-        Err(Some(e)) => Some(group_failed(&e, group.len())),
-    }
+    attempt.map_or_else(|failed| failed, Plain::Committed)
 }
 
 /// Every push's answer when its group's transaction failed.
 fn group_failed(e: &StoreError, pushes: usize) -> Vec<Result<PushOutcome, StoreError>> {
-    tracing::warn!(error = %e, pushes, "a group commit failed; none of its pushes was acknowledged");
-    let message = e.to_string();
+    if pushes > 1 {
+        tracing::warn!(error = %e, pushes, "a group commit failed; none of its pushes was acknowledged");
+    }
+    let message = match e {
+        StoreError::Unavailable(message) => message.clone(),
+        other => other.to_string(),
+    };
     (0..pushes)
         .map(|_| Err(StoreError::Unavailable(message.clone())))
         .collect()
