@@ -4,6 +4,7 @@ import type { SyncEngine } from '../src/engine.js';
 import type { ErrorEvent, RetryEvent, SyncStats } from '../src/events.js';
 import { parseHlc, type OpResult, type PushOp } from '@or3/sync-protocol';
 import type { PendingOpRow, SyncRunRow } from '../src/schema.js';
+import { SyncProviderError } from '../src/provider.js';
 import { makeDevice } from './support/devices.js';
 import { applied, ScriptedProvider } from './support/scripted-provider.js';
 
@@ -203,6 +204,44 @@ describe('push loop', () => {
     const final = server.get('m1')!;
     expect(final.payload?.order_key).toBe(creating.hlc);
     const row = await tabA.db.table('messages').get('m1');
+    expect({ hlc: row.hlc, order_key: row.order_key }).toEqual({ hlc: final.hlc, order_key: final.payload?.order_key });
+  });
+
+  it('order_key_is_the_creating_hlc_when_an_edit_rides_behind_a_skewed_create: a write is stamped above the version it replaces', async () => {
+    // Found by the fault harness (seed 8016): a device with a fast clock had a message's create
+    // (stamped fast) still pending when another batch's clock_skew re-stamp pulled its clock back.
+    // An edit of the message was then stamped at corrected time, below the create it replaced, so
+    // the next batch had the create rejected and the edit applied: the server held the rejected
+    // stamp as order_key, while the re-stamp moved the device's own row to the new one.
+    const skew = 10 * 60_000;
+    const { provider, engine, db } = await setup({ now: () => Date.now() + skew, pushBatchSize: 2 });
+    const server = new Map<string, PushOp>();
+    provider.onPush = (ops, call) => {
+      if (call === 2) throw new SyncProviderError({ code: 'network_error', message: 'offline', status: 0 });
+      const now = Date.now();
+      const results = ops.map((op, i): OpResult => {
+        if (parseHlc(op.hlc).ms > now + 5 * 60_000) {
+          return { op_id: op.op_id, status: 'rejected', error: { code: 'clock_skew', message: 'ahead', retryable: true } };
+        }
+        const stored = server.get(op.pk);
+        if (!stored || op.clock > stored.clock || (op.clock === stored.clock && op.hlc > stored.hlc)) server.set(op.pk, op);
+        return applied(op, i + 1);
+      });
+      return { results, server_version: ops.length, server_time: now };
+    };
+    await db.table('threads').bulkPut([{ id: 't1' }, { id: 't2' }]);
+    await db.table('messages').put({ id: 'm1', thread_id: 't1', index: 0, content: 'hi' });
+    // First batch: the two threads meet clock_skew and are re-stamped (the clock is pulled back);
+    // the second request fails, so the message's create stays pending with its fast stamp.
+    expect(await engine.sync()).toMatchObject({ error: 'network_error' });
+    await db.table('messages').update('m1', { content: 'hi, edited' });
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(await outbox(engine)).toEqual([]);
+    const creating = provider.pushes.flat().filter((op) => op.pk === 'm1' && op.clock === 1).at(-1)!;
+    const final = server.get('m1')!;
+    expect(final.clock).toBe(2);
+    expect(final.payload?.order_key).toBe(creating.hlc);
+    const row = await db.table('messages').get('m1');
     expect({ hlc: row.hlc, order_key: row.order_key }).toEqual({ hlc: final.hlc, order_key: final.payload?.order_key });
   });
 

@@ -4,7 +4,7 @@
  * sections 2 and 6). Pure functions, no I/O: the foresight path plans twice,
  * once from what it foresees and once from what it read.
  */
-import { formatHlc, hlcSend, type HlcState, type RecordPayload } from '@or3/sync-protocol';
+import { formatHlc, hlcSend, tryParseHlc, type HlcState, type RecordPayload } from '@or3/sync-protocol';
 import { noteTombstones, type ClockState } from '../clock-state.js';
 import type { PendingOpRow, SyncedTable, TombstoneRow } from '../schema.js';
 import { rowSyncs } from '../table-conventions.js';
@@ -60,11 +60,14 @@ export function planWrites(synced: SyncedTable, writes: LocalWrite[], pks: strin
       current.delete(pk);
       return;
     }
-    const before = current.get(pk) ?? {
+    const earlier = current.get(pk);
+    const before = earlier ?? {
       row: stored,
       clock: Math.max(numberOr0(stored?.clock), numberOr0(inputs.tombstones[i]?.clock)),
     };
     const clock = before.clock + 1;
+    // A write is stamped above the version it replaces (an earlier write of this request already is).
+    if (!earlier) plan.hlc = atLeast(atLeast(plan.hlc, stored?.hlc), inputs.tombstones[i]?.hlc);
     plan.hlc = hlcSend(plan.hlc, stamping.nows[i]!);
     const stamp = formatHlc(plan.hlc.ms, plan.hlc.counter, stamping.deviceId);
     const opId = stamping.opIds[i]!;
@@ -169,6 +172,26 @@ export function dedupeLast(tombstones: TombstoneRow[]): TombstoneRow[] {
   const byPk = new Map<string, TombstoneRow>();
   for (const t of tombstones) byPk.set(t.pk, t);
   return [...byPk.values()];
+}
+
+/**
+ * `state`, raised to `stamp`'s time and counter when that is later, so the
+ * next `hlcSend` stamps above it. The clock state alone does not promise
+ * that: a clock_skew re-stamp pulls it back to corrected time while writes
+ * stamped by the fast clock may still wait in the outbox. An edit stamped
+ * below such a pending write would be applied in the batch that has the
+ * write rejected, and the server would keep the rejected stamp as the
+ * message's `order_key` (PROTOCOL.md section 1) while the re-stamp moves
+ * the device's own copy. Stamped above it, the edit is rejected with it and
+ * both are re-stamped together.
+ */
+function atLeast(state: HlcState, stamp: unknown): HlcState {
+  const parsed = typeof stamp === 'string' ? tryParseHlc(stamp) : null;
+  if (parsed === null) return state;
+  if (parsed.ms > state.ms || (parsed.ms === state.ms && parsed.counter > state.counter)) {
+    return { ms: parsed.ms, counter: parsed.counter };
+  }
+  return state;
 }
 
 function numberOr0(value: unknown): number {
