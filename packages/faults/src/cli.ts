@@ -114,10 +114,16 @@ async function main(): Promise<void> {
 /** Prints the handles still open after every seed closed its engines and servers. */
 function reportLeftovers(): void {
   const active = (process as unknown as { _getActiveHandles?: () => object[] })._getActiveHandles?.() ?? [];
-  const kinds = active
-    .map((h) => h.constructor?.name ?? typeof h)
-    .filter((name) => name !== 'WriteStream' && name !== 'ReadStream' && name !== 'TTY');
-  if (kinds.length > 0) console.log(`  still open after the run: ${kinds.join(', ')}`);
+  const left = active.flatMap((handle) => {
+    const h = handle as { constructor?: { name?: string }; _handle?: { fd?: number }; pid?: number; spawnargs?: string[] };
+    const name = h.constructor?.name ?? typeof handle;
+    // The process's own stdin, stdout and stderr (pipes when the output is piped) are not leftovers.
+    if (name === 'WriteStream' || name === 'ReadStream' || name === 'TTY') return [];
+    if (name === 'Socket' && typeof h._handle?.fd === 'number' && h._handle.fd <= 2) return [];
+    if (name === 'ChildProcess') return [`ChildProcess(pid ${h.pid}: ${(h.spawnargs ?? []).slice(0, 2).join(' ')})`];
+    return [name];
+  });
+  if (left.length > 0) console.log(`  still open after the run: ${left.join(', ')}`);
 }
 
 main().catch((error: unknown) => {

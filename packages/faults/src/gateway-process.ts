@@ -65,6 +65,16 @@ export interface GatewayOptions {
   cwd?: string;
 }
 
+/**
+ * Each gateway's 'close': its exit and the end of its stdout and stderr. A
+ * stop that awaited only 'exit' left the pipes open for a moment, so a run
+ * that ended right after listed them as leftover handles.
+ */
+const closedChildren = new WeakMap<ChildProcess, Promise<unknown>>();
+function closedOf(child: ChildProcess): Promise<unknown> {
+  return closedChildren.get(child) ?? Promise.resolve();
+}
+
 /** Every gateway started by this process, killed if the process exits first. */
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -115,11 +125,9 @@ export class GatewayProcess {
     if (!child) return;
     this.child = null;
     this.currentPort = null;
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((done) => child.once('exit', done));
-      child.kill('SIGKILL');
-      await exited;
-    }
+    const closed = closedOf(child);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await closed;
     live.delete(child);
   }
 
@@ -135,13 +143,14 @@ export class GatewayProcess {
     if (!child) return;
     this.child = null;
     this.currentPort = null;
+    const closed = closedOf(child);
     if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((done) => child.once('exit', done));
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
+      await closed;
       clearTimeout(timer);
     }
+    await closed;
     live.delete(child);
   }
 
@@ -181,6 +190,7 @@ export class GatewayProcess {
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
     });
     live.add(child);
+    closedChildren.set(child, new Promise((done) => child.once('close', done)));
     this.log += `\n--- start ${new Date().toISOString()}: or3-sync ${args.join(' ')}\n`;
     const port = await new Promise<number>((resolvePort, reject) => {
       let seen = '';
