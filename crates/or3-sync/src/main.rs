@@ -20,7 +20,7 @@ use sync_server::config::{ServerConfig, Timeouts};
 use sync_server::fanout::bus::{Bus, LocalBus};
 use sync_server::fanout::pg_bus::PgBus;
 use sync_server::state::AppState;
-use sync_server::store::postgres::{PgOptions, PostgresStore};
+use sync_server::store::postgres::{DatabaseUrl as PgUrl, PgOptions, PostgresStore};
 use sync_server::store::sqlite::{SqliteStore, Synchronous};
 use sync_server::store::{Access, Store, StoreError};
 
@@ -38,7 +38,7 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate { database } => {
-            open_store(&database, TableConfig::or3_chat()).await?;
+            open_store(&database, TableConfig::or3_chat(), Opening::CreateIfMissing).await?;
             println!("migrations are up to date");
             Ok(())
         }
@@ -78,7 +78,9 @@ async fn main() -> Result<()> {
             // A new deployment may create its first workspace before it
             // first serves: this command may create the database.
             let database = DatabaseArgs::defaults_for(database);
-            let store = open_store(&database, TableConfig::or3_chat()).await?.store;
+            let store = open_store(&database, TableConfig::or3_chat(), Opening::CreateIfMissing)
+                .await?
+                .store;
             let id = match id {
                 Some(id) => WorkspaceId::parse(&id)
                     .context("--id must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -")?,
@@ -184,27 +186,41 @@ struct OpenStore {
     postgres: Option<PostgresStore>,
 }
 
-/// Opens the store of a command that names what must already be there (a
-/// workspace, a log to collect): a SQLite file that does not exist is an
-/// error naming the path, never a new empty database.
-async fn open_existing_store(url: DatabaseUrl) -> Result<Arc<dyn Store>> {
-    if let Database::Sqlite(path) = Database::parse(&url.database)? {
-        if !path.exists() {
-            bail!(
-                "no database at {}: this command works on an existing one; name it with \
-                 --database (or OR3_SYNC_DATABASE), or create it with `or3-sync migrate`",
-                path.display()
-            );
-        }
-    }
-    let database = DatabaseArgs::defaults_for(url);
-    Ok(open_store(&database, TableConfig::or3_chat()).await?.store)
+/// Whether opening a store may create it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// `serve` and `migrate`: a missing store is created.
+    CreateIfMissing,
+    /// A command that names what must already be there (a workspace, a log
+    /// to collect): a missing SQLite file or Postgres schema is an error
+    /// naming it, never a new empty store.
+    Existing,
 }
 
+/// The store of a command that works on an existing one.
+async fn open_existing_store(url: DatabaseUrl) -> Result<Arc<dyn Store>> {
+    let database = DatabaseArgs::defaults_for(url);
+    Ok(
+        open_store(&database, TableConfig::or3_chat(), Opening::Existing)
+            .await?
+            .store,
+    )
+}
+
+const NO_STORE_HINT: &str = "this command works on an existing one; name it with --database \
+     (or OR3_SYNC_DATABASE), or create it with `or3-sync migrate`";
+
 /// Opens the store `--database` names and runs its pending migrations.
-async fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<OpenStore> {
+async fn open_store(
+    database: &DatabaseArgs,
+    tables: TableConfig,
+    opening: Opening,
+) -> Result<OpenStore> {
     match Database::parse(&database.url.database)? {
         Database::Sqlite(path) => {
+            if opening == Opening::Existing && !path.exists() {
+                bail!("no database at {}: {NO_STORE_HINT}", path.display());
+            }
             let synchronous = match database.sqlite_synchronous {
                 SqliteSynchronous::Full => Synchronous::Full,
                 SqliteSynchronous::Normal => Synchronous::Normal,
@@ -227,7 +243,7 @@ async fn open_store(database: &DatabaseArgs, tables: TableConfig) -> Result<Open
                 statement_timeout: Duration::from_millis(database.pg_statement_timeout_ms),
             };
             let wait = Duration::from_secs(database.pg_connect_wait_secs);
-            let store = connect_postgres(&url, tables, options, wait).await?;
+            let store = connect_postgres(&url, tables, options, wait, opening).await?;
             Ok(OpenStore {
                 store: Arc::new(store.clone()),
                 postgres: Some(store),
@@ -243,12 +259,28 @@ async fn connect_postgres(
     tables: TableConfig,
     options: PgOptions,
     wait: Duration,
+    opening: Opening,
 ) -> Result<PostgresStore> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(500);
     for attempt in 1.. {
-        match PostgresStore::connect(url, tables.clone(), options).await {
-            Ok(store) => return Ok(store),
+        let connected = match opening {
+            Opening::CreateIfMissing => PostgresStore::connect(url, tables.clone(), options)
+                .await
+                .map(Some),
+            Opening::Existing => {
+                PostgresStore::connect_existing(url, tables.clone(), options).await
+            }
+        };
+        match connected {
+            Ok(Some(store)) => return Ok(store),
+            Ok(None) => {
+                let place = match PgUrl::parse(url)?.schema {
+                    Some(schema) => format!("schema {schema}"),
+                    None => "the connection's search_path".to_string(),
+                };
+                bail!("no or3-sync database in {place} of the Postgres database: {NO_STORE_HINT}")
+            }
             Err(StoreError::Unavailable(why)) if started.elapsed() + delay <= wait => {
                 tracing::warn!(
                     "Postgres cannot be reached yet (attempt {attempt}): {why}; retrying in {} ms \
@@ -272,7 +304,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let policy = retention_policy(args.retention)?;
     let tables = TableConfig::from_names(args.tables.split(','));
     let database = Database::parse(&args.database.url.database)?;
-    let opened = open_store(&args.database, tables.clone()).await?;
+    let opened = open_store(&args.database, tables.clone(), Opening::CreateIfMissing).await?;
     let listen: SocketAddr = args.listen.parse().context("--listen must be HOST:PORT")?;
     let (auth, dev_issuer) = match (&args.jwt_public_key, &args.jwks_file, &args.jwks_url) {
         (Some(pem), None, None) => (key_auth(VerifyingKeys::from_pem_file(pem), &args)?, None),

@@ -36,6 +36,50 @@ async fn operator_commands_work_on_postgres() {
     assert!(!ok && out.contains("store unavailable"), "{out}");
 }
 
+/// A command that names a workspace on a schema holding no store (a typo in
+/// `?schema=`) must say so and create nothing, as on a missing SQLite file.
+#[tokio::test]
+async fn commands_on_a_missing_postgres_schema_fail_and_create_nothing() {
+    let schema = TestSchema::new().await;
+    let db = schema.url();
+    for args in [
+        vec![
+            "member",
+            "set",
+            "--database",
+            &db,
+            "team-1",
+            "bob",
+            "editor",
+        ],
+        vec!["member", "remove", "--database", &db, "team-1", "bob"],
+        vec!["gc", "--database", &db, "--workspace", "team-1"],
+        vec!["gc", "--database", &db],
+    ] {
+        let (ok, out) = run(&args);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(
+            out.contains(&format!("no or3-sync database in schema {}", schema.name)),
+            "{args:?}: {out}"
+        );
+        let exists = pg_support::admin()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                &[&schema.name],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        assert_eq!(exists, 0, "{args:?} created schema {}", schema.name);
+    }
+    // Once migrated, the same commands work there.
+    let (ok, out) = run(&["migrate", "--database", &db]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["gc", "--database", &db, "--dry-run"]);
+    assert!(ok, "{out}");
+}
+
 #[tokio::test]
 async fn a_subscriber_of_one_node_receives_pushes_through_another_and_kill_9_loses_nothing() {
     let schema = TestSchema::new().await;

@@ -84,6 +84,21 @@ CREATE TABLE device_positions (
 );
 "#];
 
+/// Whether the connection's schema (the URL's, else its `search_path`'s)
+/// holds an or3-sync store: its migrations table. A schema that does not
+/// exist holds none.
+pub(super) async fn installed(client: &Client) -> Result<bool, StoreError> {
+    client
+        .query_one(
+            "SELECT current_schema() IS NOT NULL AND to_regclass('schema_migrations') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?
+        .try_get::<_, bool>(0)
+        .map_err(column_error)
+}
+
 /// Applies every pending migration (creating the URL's schema first when it
 /// names one) and returns how many ran.
 pub(super) async fn migrate(client: &mut Client, url: &DatabaseUrl) -> Result<usize, StoreError> {

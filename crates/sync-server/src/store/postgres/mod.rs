@@ -70,9 +70,35 @@ impl PostgresStore {
         tables: TableConfig,
         options: PgOptions,
     ) -> Result<PostgresStore, StoreError> {
+        let store = PostgresStore::pool_only(url, tables, options)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// [`PostgresStore::connect`] for a command that works on an existing
+    /// store (a workspace's members, a log to collect): `None`, with nothing
+    /// created, when the URL's schema holds no or3-sync store yet.
+    pub async fn connect_existing(
+        url: &str,
+        tables: TableConfig,
+        options: PgOptions,
+    ) -> Result<Option<PostgresStore>, StoreError> {
+        let store = PostgresStore::pool_only(url, tables, options)?;
+        if !migrations::installed(&store.client().await?).await? {
+            return Ok(None);
+        }
+        store.migrate().await?;
+        Ok(Some(store))
+    }
+
+    fn pool_only(
+        url: &str,
+        tables: TableConfig,
+        options: PgOptions,
+    ) -> Result<PostgresStore, StoreError> {
         let url = DatabaseUrl::parse(url)?;
         let pool = build_pool(connection_config(&url, &options), &url.tls, &options)?;
-        let store = PostgresStore {
+        Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 url,
@@ -80,9 +106,7 @@ impl PostgresStore {
                 tables,
                 groups: Default::default(),
             }),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// Applies every pending migration; returns how many ran.
