@@ -4,7 +4,10 @@ mod support;
 
 use serde_json::{json, Value};
 use std::process::Command;
-use support::{check_operator_commands, dev_token, now_ms, post, run, Server};
+use support::{
+    check_commands_refuse_a_missing_store, check_operator_commands, dev_token, now_ms, post, run,
+    Server,
+};
 
 #[tokio::test]
 async fn acknowledged_pushes_survive_kill_9() {
@@ -277,33 +280,8 @@ fn commands_on_a_missing_database_fail_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("typo.db");
     let db = format!("sqlite://{}", missing.display());
-    for args in [
-        vec![
-            "member",
-            "set",
-            "--database",
-            &db,
-            "team-1",
-            "bob",
-            "editor",
-        ],
-        vec!["member", "remove", "--database", &db, "team-1", "bob"],
-        vec!["gc", "--database", &db, "--workspace", "team-1"],
-        vec!["gc", "--database", &db],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_or3-sync"))
-            .args(&args)
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            stderr.contains("no database at") && stderr.contains("typo.db"),
-            "{args:?}: {stderr}"
-        );
-        assert!(!missing.exists(), "{args:?} created {}", missing.display());
-    }
+    check_commands_refuse_a_missing_store(&db, &format!("no database at {}", missing.display()));
+    assert!(!missing.exists(), "a command created {}", missing.display());
 }
 
 /// Every change of a workspace's log, pulled page by page.

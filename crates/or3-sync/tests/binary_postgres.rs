@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{check_operator_commands, now_ms, run, Server, BIN};
+use support::{
+    check_commands_refuse_a_missing_store, check_operator_commands, now_ms, run, Server, BIN,
+};
 
 /// [`support::post`] that must succeed; the body.
 async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
@@ -42,37 +44,20 @@ async fn operator_commands_work_on_postgres() {
 async fn commands_on_a_missing_postgres_schema_fail_and_create_nothing() {
     let schema = TestSchema::new().await;
     let db = schema.url();
-    for args in [
-        vec![
-            "member",
-            "set",
-            "--database",
-            &db,
-            "team-1",
-            "bob",
-            "editor",
-        ],
-        vec!["member", "remove", "--database", &db, "team-1", "bob"],
-        vec!["gc", "--database", &db, "--workspace", "team-1"],
-        vec!["gc", "--database", &db],
-    ] {
-        let (ok, out) = run(&args);
-        assert!(!ok, "{args:?}: {out}");
-        assert!(
-            out.contains(&format!("no or3-sync database in schema {}", schema.name)),
-            "{args:?}: {out}"
-        );
-        let exists = pg_support::admin()
-            .await
-            .query_one(
-                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
-                &[&schema.name],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
-        assert_eq!(exists, 0, "{args:?} created schema {}", schema.name);
-    }
+    check_commands_refuse_a_missing_store(
+        &db,
+        &format!("no or3-sync database in schema {}", schema.name),
+    );
+    let exists = pg_support::admin()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&schema.name],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(exists, 0, "a command created schema {}", schema.name);
     // Once migrated, the same commands work there.
     let (ok, out) = run(&["migrate", "--database", &db]);
     assert!(ok, "{out}");

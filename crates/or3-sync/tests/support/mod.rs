@@ -90,6 +90,23 @@ pub fn run(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// The commands that work on an existing store only (`member set`, `member
+/// remove`, `gc` of one workspace and of all), run on `db`, which holds
+/// none: each must fail saying `expected`. The caller then checks that
+/// nothing was created.
+pub fn check_commands_refuse_a_missing_store(db: &str, expected: &str) {
+    for args in [
+        vec!["member", "set", "--database", db, "team-1", "bob", "editor"],
+        vec!["member", "remove", "--database", db, "team-1", "bob"],
+        vec!["gc", "--database", db, "--workspace", "team-1"],
+        vec!["gc", "--database", db],
+    ] {
+        let (ok, out) = run(&args);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(out.contains(expected), "{args:?}: {out}");
+    }
+}
+
 /// The operator commands on `db` (any backend): migrate, create a
 /// workspace, add, demote and remove members under the last-owner rule,
 /// refuse an unknown role, and a dry-run GC that reports the workspace.
