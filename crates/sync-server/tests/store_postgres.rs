@@ -375,8 +375,9 @@ async fn a_search_path_in_the_url_options_selects_an_existing_schema() {
 
 /// Group commit per workspace (`store/postgres/group.rs`): pushes queued
 /// behind a push that waits for the workspace's counter row share the next
-/// transaction, each keeps its own outcome (a viewer's push fails alone),
-/// and versions follow the queue order without gaps.
+/// transaction, each keeps its own outcome (a viewer's push, and one whose
+/// second op aborts the transaction, fail alone: the group runs again with
+/// savepoints), and versions follow the queue order without gaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_outcomes() {
     let schema = TestSchema::new().await;
@@ -385,6 +386,19 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
     let ws = workspace(&store).await;
     store
         .set_member(&ws, &alice(), "bob", sync_core::Role::Viewer)
+        .await
+        .unwrap();
+    // A push whose second op aborts its statement (and so the transaction):
+    // it fails alone, leaving not even its first op behind.
+    pg_support::admin()
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION {s}.boom() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'boom'; END $$;
+             CREATE TRIGGER boom BEFORE INSERT ON {s}.records
+               FOR EACH ROW WHEN (NEW.pk = 'boom') EXECUTE FUNCTION {s}.boom();",
+            s = schema.name
+        ))
         .await
         .unwrap();
     let (groups_before, pushes_before) = pg.group_commits();
@@ -412,6 +426,13 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
         user_id: "bob".into(),
     };
     let viewer = spawn(bob, "by-viewer".into());
+    let aborting = {
+        let (store, ws) = (store.clone(), ws.clone());
+        tokio::spawn(async move {
+            let ops = vec![put("before-boom", 1, T0), put("boom", 1, T0)];
+            store.push(&ws, &alice(), ops, T0).await
+        })
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!first.is_finished() && queued.iter().all(|q| !q.is_finished()));
     lock.rollback().await.unwrap();
@@ -440,18 +461,23 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
         viewer.await.unwrap(),
         Err(StoreError::Forbidden(_))
     ));
+    let aborted = aborting.await.unwrap();
+    assert!(
+        matches!(&aborted, Err(StoreError::Internal(m)) if m.contains("boom")),
+        "{aborted:?}"
+    );
     let (groups, pushes) = pg.group_commits();
-    assert_eq!(pushes - pushes_before, 22);
+    assert_eq!(pushes - pushes_before, 23);
     assert!(
         groups - groups_before <= 2,
-        "22 pushes took {} transactions: the 21 queued ones share one",
+        "23 pushes took {} groups: the 22 queued ones share one",
         groups - groups_before
     );
     let log = whole_log(&*store, &ws).await;
     assert_eq!(
         log.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
         (1..=21).collect::<Vec<_>>(),
-        "gap-free, and nothing of the viewer's push"
+        "gap-free, and nothing of the viewer's push or of the aborted one"
     );
     assert_eq!(store.head(&ws).await.unwrap(), 21);
 }

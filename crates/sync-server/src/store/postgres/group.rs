@@ -9,11 +9,14 @@
 //! So the pushes of one workspace go through a queue: the first push that
 //! finds no group running starts a drainer task, which takes every push
 //! queued by then (up to [`MAX_GROUP_PUSHES`]) and runs them in one
-//! transaction on one connection, each in a `SAVEPOINT` of its own and
-//! against the head the previous one left (its own all-or-nothing outcome;
-//! gap-free versions in queue order), then commits once and answers them
-//! all; pushes that queued meanwhile make the next group. A lone push runs
-//! at once, without a savepoint, as before. No push is answered before its
+//! transaction on one connection, each against the head the previous one
+//! left (gap-free versions in queue order), then commits once and answers
+//! them all; pushes that queued meanwhile make the next group. Each push
+//! keeps its own all-or-nothing outcome: a group runs first as one plain
+//! transaction, and only when one of its pushes fails is it rolled back and
+//! run again with a `SAVEPOINT` per push, so the failure is that push's
+//! alone (as the SQLite writer does). A lone push runs at once, in a plain
+//! transaction of its own. No push is answered before its
 //! group commits; if the commit fails, every push of the group gets the
 //! error and none was acknowledged.
 
@@ -156,6 +159,11 @@ async fn run_group(store: &PostgresStore, ws: &WorkspaceId, group: Vec<Pending>)
     let jobs = &group;
     let answers = store
         .with_client(async |client| {
+            if jobs.len() > 1 {
+                if let Some(answers) = run_plainly(client, tables, ws, jobs).await? {
+                    return Ok(answers);
+                }
+            }
             let mut tx = client.transaction().await.map_err(pg_error)?;
             let mut answers = Vec::with_capacity(jobs.len());
             if let [job] = jobs.as_slice() {
@@ -201,6 +209,32 @@ async fn run_group(store: &PostgresStore, ws: &WorkspaceId, group: Vec<Pending>)
             }
         }
     }
+}
+
+/// Runs a group as one plain transaction and commits it when every push
+/// succeeded; `None`, with everything rolled back, when one failed (the
+/// group then runs again with a savepoint per push, so that the failure is
+/// that push's alone). A savepoint costs two more round trips and a
+/// subtransaction per push, and a failed push is rare.
+async fn run_plainly(
+    client: &mut deadpool_postgres::Client,
+    tables: &sync_core::TableConfig,
+    ws: &WorkspaceId,
+    jobs: &[Pending],
+) -> Result<Option<Vec<Result<PushOutcome, StoreError>>>, StoreError> {
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match push(&tx, tables, ws, &job.access, &job.ops, job.now_ms).await {
+            Ok(outcome) => answers.push(Ok(outcome)),
+            Err(_) => {
+                tx.rollback().await.map_err(pg_error)?;
+                return Ok(None);
+            }
+        }
+    }
+    tx.commit().await.map_err(pg_error)?;
+    Ok(Some(answers))
 }
 
 /// The error the other pushes of a failed group get.
