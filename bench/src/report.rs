@@ -179,14 +179,22 @@ const GENERATED_END: &str =
     "<!-- end of generated results: notes below this line are kept by bench/run -->";
 
 /// Writes the run to `path`, keeping any hand-written notes after the marker.
+/// A run of some figures keeps the others: their table rows (their result
+/// marked with the date of the run that measured them) and the client's
+/// figure blocks, which `bench/run` rewrites in place when it runs them.
 pub fn write_results(path: &Path, run: &RunReport<'_>) -> std::io::Result<()> {
-    let kept = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|old| {
-            old.split_once(GENERATED_END)
-                .map(|(_, rest)| rest.to_owned())
-        })
-        .unwrap_or_else(|| "\n".to_owned());
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let (old_generated, kept) = match old.split_once(GENERATED_END) {
+        Some((generated, rest)) => (generated, rest.to_owned()),
+        None => ("", "\n".to_owned()),
+    };
+    let measured: Vec<&str> = run
+        .figures
+        .iter()
+        .map(|f| f.id)
+        .chain(run.failures.iter().map(|(id, _)| id.as_str()))
+        .collect();
+    let earlier = EarlierRun::parse(old_generated);
     let mut out = String::new();
     let _ = writeln!(out, "# or3-sync benchmark results\n");
     let _ = writeln!(
@@ -221,6 +229,9 @@ pub fn write_results(path: &Path, run: &RunReport<'_>) -> std::io::Result<()> {
         "| id | figure | measured | baseline (same run) | ratio | goal | result |"
     );
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+    for row in earlier.rows_not_in(&measured) {
+        let _ = writeln!(out, "{row}");
+    }
     for f in run.figures {
         let _ = writeln!(
             out,
@@ -247,8 +258,87 @@ pub fn write_results(path: &Path, run: &RunReport<'_>) -> std::io::Result<()> {
             let _ = writeln!(out, "- {note}");
         }
     }
+    for block in &earlier.client_blocks {
+        let _ = writeln!(out, "\n{block}");
+    }
     let _ = write!(out, "\n{GENERATED_END}{kept}");
     std::fs::write(path, out)
+}
+
+/// What the generated part of an earlier RESULTS.md holds that a run of
+/// other figures keeps.
+struct EarlierRun {
+    /// Its gateway table rows, each with the figure id it starts with.
+    rows: Vec<(String, String)>,
+    /// The client's figure blocks, marker lines included.
+    client_blocks: Vec<String>,
+}
+
+impl EarlierRun {
+    fn parse(generated: &str) -> EarlierRun {
+        let date = generated
+            .lines()
+            .find_map(|line| line.strip_prefix("- Date: "))
+            .unwrap_or("an earlier run")
+            .trim()
+            .to_owned();
+        let (gateway, client) = match generated.find("<!-- client figure ") {
+            Some(at) => generated.split_at(at),
+            None => (generated, ""),
+        };
+        let rows = gateway
+            .lines()
+            .filter(|line| line.starts_with("| P"))
+            .filter_map(|line| {
+                let id = line
+                    .trim_start_matches('|')
+                    .split('|')
+                    .next()?
+                    .trim()
+                    .to_owned();
+                let row = line.trim_end();
+                // A row kept once already says when it was measured.
+                let row = if row.contains(" (measured ") {
+                    row.to_owned()
+                } else {
+                    format!(
+                        "{} (measured {date}) |",
+                        row.trim_end_matches('|').trim_end()
+                    )
+                };
+                Some((id, row))
+            })
+            .collect();
+        const START: &str = "<!-- client figure ";
+        let mut client_blocks = Vec::new();
+        let mut rest = client;
+        while let Some(at) = rest.find(START) {
+            let from = &rest[at..];
+            let Some(id_len) = from[START.len()..].find(" -->") else {
+                break;
+            };
+            let id = &from[START.len()..START.len() + id_len];
+            let end_marker = format!("<!-- end client figure {id} -->");
+            let Some(end) = from.find(&end_marker) else {
+                break;
+            };
+            let block_len = end + end_marker.len();
+            client_blocks.push(from[..block_len].to_owned());
+            rest = &from[block_len..];
+        }
+        EarlierRun {
+            rows,
+            client_blocks,
+        }
+    }
+
+    /// The rows of figures this run did not measure, in their order.
+    fn rows_not_in<'a>(&'a self, measured: &'a [&str]) -> impl Iterator<Item = &'a String> {
+        self.rows
+            .iter()
+            .filter(|(id, _)| !measured.contains(&id.as_str()))
+            .map(|(_, row)| row)
+    }
 }
 
 #[cfg(test)]
@@ -327,5 +417,81 @@ mod tests {
         let second = std::fs::read_to_string(&path).unwrap();
         assert!(second.contains("## Before/after\nkept"));
         assert_eq!(second.matches(GENERATED_END).count(), 1);
+    }
+
+    #[test]
+    fn a_run_of_some_figures_keeps_the_others_and_says_when_they_were_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("RESULTS.md");
+        let machine = Machine {
+            cores: "2".into(),
+            memory: "1Gi".into(),
+            cpu: "cpu".into(),
+        };
+        let report = |date: &str, figures: &[Figure]| {
+            let run = RunReport {
+                machine: &machine,
+                date: date.into(),
+                command: "bench/run".into(),
+                quick: false,
+                server: "s".into(),
+                load: ("0.1".into(), "0.2".into()),
+                figures,
+                failures: &[],
+                notes: &[],
+            };
+            write_results(&path, &run).unwrap();
+            std::fs::read_to_string(&path).unwrap()
+        };
+        let with_id = |id: &'static str, measured: f64| Figure {
+            id,
+            ..figure(measured, 2.0, Goal::RatioAtLeast(0.4))
+        };
+        report(
+            "monday",
+            &[with_id("P1", 1.0), with_id("P1", 1.5), with_id("P8", 3.0)],
+        );
+        // A client figure's block, as packages/client/bench writes it.
+        let client = "<!-- client figure P4 -->\n### P4\n| P4 | c | 1 | 2 | 0.50 | g | PASS |\n<!-- end client figure P4 -->";
+        let old = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            old.replacen(GENERATED_END, &format!("{client}\n\n{GENERATED_END}"), 1),
+        )
+        .unwrap();
+
+        let tuesday = report("tuesday", &[with_id("P8", 4.0)]);
+        let rows: Vec<&str> = tuesday.lines().filter(|l| l.starts_with("| P")).collect();
+        assert_eq!(rows.len(), 4, "{tuesday}");
+        assert!(
+            rows[0].starts_with("| P1 |") && rows[0].ends_with("(measured monday) |"),
+            "{}",
+            rows[0]
+        );
+        assert!(
+            rows[1].starts_with("| P1 |") && rows[1].contains("1.50 ms"),
+            "{}",
+            rows[1]
+        );
+        assert!(
+            rows[2].starts_with("| P8 |")
+                && rows[2].contains("4.00 ms")
+                && !rows[2].contains("measured")
+        );
+        assert!(
+            tuesday.contains(client),
+            "the client's block is kept: {tuesday}"
+        );
+        assert!(!tuesday.contains("3.00 ms"), "the earlier P8 is replaced");
+
+        // Kept twice, a row still names the run that measured it.
+        let wednesday = report("wednesday", &[with_id("P8", 5.0)]);
+        assert_eq!(
+            wednesday.matches("(measured monday)").count(),
+            2,
+            "{wednesday}"
+        );
+        assert!(!wednesday.contains("tuesday"));
+        assert_eq!(wednesday.matches(GENERATED_END).count(), 1);
     }
 }
