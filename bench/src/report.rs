@@ -172,6 +172,9 @@ pub struct RunReport<'a> {
     pub failures: &'a [(String, String)],
     /// Notes printed during the run (limits, pokes, warnings).
     pub notes: &'a [String],
+    /// Whether the run tried every gateway figure (then no earlier row is
+    /// kept, not even of a figure that no longer exists).
+    pub every_figure: bool,
 }
 
 /// Marks the end of the generated part of RESULTS.md; text after it is kept.
@@ -188,13 +191,16 @@ pub fn write_results(path: &Path, run: &RunReport<'_>) -> std::io::Result<()> {
         Some((generated, rest)) => (generated, rest.to_owned()),
         None => ("", "\n".to_owned()),
     };
-    let measured: Vec<&str> = run
-        .figures
+    // A failure is named by its benchmark's label ("P1/P2 push and pull throughput").
+    let failed_ids = run
+        .failures
         .iter()
-        .map(|f| f.id)
-        .chain(run.failures.iter().map(|(id, _)| id.as_str()))
-        .collect();
-    let earlier = EarlierRun::parse(old_generated);
+        .flat_map(|(label, _)| label.split_whitespace().next().unwrap_or("").split('/'));
+    let measured: Vec<&str> = run.figures.iter().map(|f| f.id).chain(failed_ids).collect();
+    let mut earlier = EarlierRun::parse(old_generated);
+    if run.every_figure {
+        earlier.rows.clear();
+    }
     let mut out = String::new();
     let _ = writeln!(out, "# or3-sync benchmark results\n");
     let _ = writeln!(
@@ -409,6 +415,7 @@ mod tests {
             figures: &figures,
             failures: &[],
             notes: &[],
+            every_figure: true,
         };
         write_results(&path, &run).unwrap();
         let first = std::fs::read_to_string(&path).unwrap();
@@ -428,21 +435,24 @@ mod tests {
             memory: "1Gi".into(),
             cpu: "cpu".into(),
         };
-        let report = |date: &str, figures: &[Figure]| {
-            let run = RunReport {
-                machine: &machine,
-                date: date.into(),
-                command: "bench/run".into(),
-                quick: false,
-                server: "s".into(),
-                load: ("0.1".into(), "0.2".into()),
-                figures,
-                failures: &[],
-                notes: &[],
+        let report_with =
+            |date: &str, figures: &[Figure], failures: &[(String, String)], every_figure| {
+                let run = RunReport {
+                    machine: &machine,
+                    date: date.into(),
+                    command: "bench/run".into(),
+                    quick: false,
+                    server: "s".into(),
+                    load: ("0.1".into(), "0.2".into()),
+                    figures,
+                    failures,
+                    notes: &[],
+                    every_figure,
+                };
+                write_results(&path, &run).unwrap();
+                std::fs::read_to_string(&path).unwrap()
             };
-            write_results(&path, &run).unwrap();
-            std::fs::read_to_string(&path).unwrap()
-        };
+        let report = |date: &str, figures: &[Figure]| report_with(date, figures, &[], false);
         let with_id = |id: &'static str, measured: f64| Figure {
             id,
             ..figure(measured, 2.0, Goal::RatioAtLeast(0.4))
@@ -493,5 +503,21 @@ mod tests {
         );
         assert!(!wednesday.contains("tuesday"));
         assert_eq!(wednesday.matches(GENERATED_END).count(), 1);
+
+        // A figure that failed to measure is not kept as if it had passed.
+        let failed = [(
+            "P1/P2 push and pull throughput".to_owned(),
+            "boom".to_owned(),
+        )];
+        let thursday = report_with("thursday", &[with_id("P8", 6.0)], &failed, false);
+        assert!(!thursday.contains("| P1 |"), "{thursday}");
+        // A run of every figure keeps no earlier row (the client's blocks stay).
+        report("friday", &[with_id("P1", 1.0), with_id("P3", 1.0)]);
+        let saturday = report_with("saturday", &[with_id("P8", 7.0)], &[], true);
+        assert!(
+            !saturday.contains("| P1 |") && !saturday.contains("| P3 |"),
+            "{saturday}"
+        );
+        assert!(saturday.contains(client));
     }
 }

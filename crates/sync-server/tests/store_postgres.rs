@@ -480,4 +480,39 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
         "gap-free, and nothing of the viewer's push or of the aborted one"
     );
     assert_eq!(store.head(&ws).await.unwrap(), 21);
+
+    // A group in which every push succeeds commits in its first, plain attempt.
+    let (groups_before, _) = pg.group_commits();
+    let mut holder = pg_support::admin().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.execute(
+        &format!(
+            "SELECT head FROM {}.workspaces WHERE id = $1 FOR UPDATE",
+            schema.name
+        ),
+        &[&ws.as_str()],
+    )
+    .await
+    .unwrap();
+    let first = spawn(alice(), "again-first".into());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued: Vec<_> = (0..5)
+        .map(|i| spawn(alice(), format!("again-{i}")))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.rollback().await.unwrap();
+    assert_eq!(versions(first.await.unwrap().unwrap()), [22]);
+    let mut seen = Vec::new();
+    for push in queued {
+        seen.extend(versions(push.await.unwrap().unwrap()));
+    }
+    seen.sort();
+    assert_eq!(seen, (23..=27).collect::<Vec<_>>());
+    let (groups, _) = pg.group_commits();
+    assert!(
+        groups - groups_before <= 2,
+        "{} groups",
+        groups - groups_before
+    );
+    assert_eq!(whole_log(&*store, &ws).await.len(), 27);
 }

@@ -245,6 +245,37 @@ describe('push loop', () => {
     expect({ hlc: row.hlc, order_key: row.order_key }).toEqual({ hlc: final.hlc, order_key: final.payload?.order_key });
   });
 
+  it('a_remote_stamp_ahead_never_drags_the_clock: an edit of another device\'s row minutes ahead stamps at corrected time', async () => {
+    // The server takes stamps up to 5 minutes ahead of its time; the clock receives them with a
+    // 60 s drift bound, and editing such a row must not raise it past that bound either.
+    const { provider, engine, db } = await setup();
+    const ahead = Date.now() + 4 * 60_000;
+    const remote = `${ahead}-000000-aaaaaaaaaaaaaaaa`;
+    provider.log = [
+      {
+        server_version: 1,
+        table_name: 'messages',
+        pk: 'r1',
+        operation: 'put',
+        payload: { id: 'r1', thread_id: 't1', index: 0, content: 'theirs', order_key: remote, clock: 1, hlc: remote },
+        clock: 1,
+        hlc: remote,
+        op_id: crypto.randomUUID(),
+        device_id: 'aaaaaaaaaaaaaaaa',
+        scope_change: false,
+      },
+    ];
+    await engine.sync();
+    expect((await db.table('messages').get('r1')).hlc).toBe(remote);
+    await db.table('messages').update('r1', { content: 'edited' });
+    await db.table('messages').put({ id: 'm2', thread_id: 't1', index: 1, content: 'new' });
+    const edited = await db.table('messages').get('r1');
+    expect(edited).toMatchObject({ clock: 2, order_key: remote });
+    expect(parseHlc(edited.hlc).ms - Date.now()).toBeLessThan(5_000);
+    const m2 = await db.table('messages').get('m2');
+    expect(parseHlc(m2.order_key).ms - Date.now()).toBeLessThan(5_000);
+  });
+
   it('order_key_never_changes_after_creation: a re-stamped edit keeps the order_key of its message', async () => {
     const { provider, engine, db } = await setup();
     await db.table('messages').put({ id: 'm1', thread_id: 't1', index: 0 });

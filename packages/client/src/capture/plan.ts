@@ -66,8 +66,10 @@ export function planWrites(synced: SyncedTable, writes: LocalWrite[], pks: strin
       clock: Math.max(numberOr0(stored?.clock), numberOr0(inputs.tombstones[i]?.clock)),
     };
     const clock = before.clock + 1;
-    // A write is stamped above the version it replaces (an earlier write of this request already is).
-    if (!earlier) plan.hlc = atLeast(atLeast(plan.hlc, stored?.hlc), inputs.tombstones[i]?.hlc);
+    // A write is stamped above this device's version it replaces (an earlier write of this request already is).
+    if (!earlier) {
+      plan.hlc = atLeast(atLeast(plan.hlc, stored?.hlc, stamping.deviceId), inputs.tombstones[i]?.hlc, stamping.deviceId);
+    }
     plan.hlc = hlcSend(plan.hlc, stamping.nows[i]!);
     const stamp = formatHlc(plan.hlc.ms, plan.hlc.counter, stamping.deviceId);
     const opId = stamping.opIds[i]!;
@@ -175,19 +177,21 @@ export function dedupeLast(tombstones: TombstoneRow[]): TombstoneRow[] {
 }
 
 /**
- * `state`, raised to `stamp`'s time and counter when that is later, so the
- * next `hlcSend` stamps above it. The clock state alone does not promise
- * that: a clock_skew re-stamp pulls it back to corrected time while writes
- * stamped by the fast clock may still wait in the outbox. An edit stamped
- * below such a pending write would be applied in the batch that has the
- * write rejected, and the server would keep the rejected stamp as the
- * message's `order_key` (PROTOCOL.md section 1) while the re-stamp moves
- * the device's own copy. Stamped above it, the edit is rejected with it and
- * both are re-stamped together.
+ * `state`, raised to the time and counter of `stamp` when that is this
+ * device's and later, so the next `hlcSend` stamps above it. The clock state
+ * alone does not promise that: a clock_skew re-stamp pulls it back to
+ * corrected time while writes stamped by the fast clock may still wait in the
+ * outbox. An edit stamped below such a pending write would be applied in the
+ * batch that has the write rejected, and the server would keep the rejected
+ * stamp as the message's `order_key` (PROTOCOL.md section 1) while the
+ * re-stamp moves the device's own copy. Stamped above it, the edit is
+ * rejected with it and both are re-stamped together. Other devices' stamps
+ * never wait in this outbox, and the clock receives them with its drift
+ * bound (a stamp minutes ahead must not drag every later write along).
  */
-function atLeast(state: HlcState, stamp: unknown): HlcState {
+function atLeast(state: HlcState, stamp: unknown, deviceId: string): HlcState {
   const parsed = typeof stamp === 'string' ? tryParseHlc(stamp) : null;
-  if (parsed === null) return state;
+  if (parsed === null || parsed.deviceId !== deviceId) return state;
   if (parsed.ms > state.ms || (parsed.ms === state.ms && parsed.counter > state.counter)) {
     return { ms: parsed.ms, counter: parsed.counter };
   }

@@ -84,13 +84,16 @@ CREATE TABLE device_positions (
 );
 "#];
 
-/// Whether the connection's schema (the URL's, else its `search_path`'s)
-/// holds an or3-sync store: its migrations table. A schema that does not
-/// exist holds none.
+/// Whether the schema the migrations would work in (`current_schema()`: the
+/// URL's, else the first existing one of the `search_path`) holds an or3-sync
+/// store: its migrations table. A schema that does not exist holds none; a
+/// store in a schema further down the `search_path` does not count, since
+/// `migrate` would build a new one in front of it.
 pub(super) async fn installed(client: &Client) -> Result<bool, StoreError> {
     client
         .query_one(
-            "SELECT current_schema() IS NOT NULL AND to_regclass('schema_migrations') IS NOT NULL",
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname = current_schema() AND c.relname = 'schema_migrations')",
             &[],
         )
         .await
