@@ -115,12 +115,22 @@ async function main(): Promise<void> {
 function reportLeftovers(): void {
   const active = (process as unknown as { _getActiveHandles?: () => object[] })._getActiveHandles?.() ?? [];
   const left = active.flatMap((handle) => {
-    const h = handle as { constructor?: { name?: string }; _handle?: { fd?: number }; pid?: number; spawnargs?: string[] };
+    const h = handle as {
+      constructor?: { name?: string };
+      _handle?: { fd?: number };
+      pid?: number;
+      spawnargs?: string[];
+      exitCode?: number | null;
+      signalCode?: string | null;
+    };
     const name = h.constructor?.name ?? typeof handle;
     // The process's own stdin, stdout and stderr (pipes when the output is piped) are not leftovers.
     if (name === 'WriteStream' || name === 'ReadStream' || name === 'TTY') return [];
     if (name === 'Socket' && typeof h._handle?.fd === 'number' && h._handle.fd <= 2) return [];
-    if (name === 'ChildProcess') return [`ChildProcess(pid ${h.pid}: ${(h.spawnargs ?? []).slice(0, 2).join(' ')})`];
+    if (name === 'ChildProcess') {
+      const state = h.exitCode === null && h.signalCode === null ? 'running' : `exited ${h.exitCode ?? h.signalCode}`;
+      return [`ChildProcess(pid ${h.pid}: ${(h.spawnargs ?? []).slice(0, 2).join(' ')}, ${state})`];
+    }
     return [name];
   });
   if (left.length > 0) console.log(`  still open after the run: ${left.join(', ')}`);
