@@ -395,15 +395,19 @@ mod tests {
         assert_eq!(Measure::new(4.256, "ms").to_string(), "4.26 ms");
     }
 
+    fn test_machine() -> Machine {
+        Machine {
+            cores: "2".into(),
+            memory: "1Gi".into(),
+            cpu: "cpu".into(),
+        }
+    }
+
     #[test]
     fn notes_after_the_marker_survive_a_rewrite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("RESULTS.md");
-        let machine = Machine {
-            cores: "2".into(),
-            memory: "1Gi".into(),
-            cpu: "cpu".into(),
-        };
+        let machine = test_machine();
         let figures = [figure(1.0, 2.0, Goal::RatioAtLeast(0.4))];
         let run = RunReport {
             machine: &machine,
@@ -430,11 +434,7 @@ mod tests {
     fn a_run_of_some_figures_keeps_the_others_and_says_when_they_were_measured() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("RESULTS.md");
-        let machine = Machine {
-            cores: "2".into(),
-            memory: "1Gi".into(),
-            cpu: "cpu".into(),
-        };
+        let machine = test_machine();
         let report_with =
             |date: &str, figures: &[Figure], failures: &[(String, String)], every_figure| {
                 let run = RunReport {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store_suite::{alice, put, workspace, StoreUnderTest, T0};
-use sync_core::{TableConfig, ValidOp};
+use sync_core::{TableConfig, ValidOp, WorkspaceId};
 use sync_server::store::postgres::{PgOptions, PostgresStore};
 use sync_server::store::{ChangesQuery, OpOutcome, Store, StoreError};
 
@@ -373,6 +373,24 @@ async fn a_search_path_in_the_url_options_selects_an_existing_schema() {
     assert_eq!(found, 1, "the store lives in the schema the options name");
 }
 
+/// A connection holding `ws`'s counter row in an open transaction (end it
+/// with `ROLLBACK`): pushes to `ws` queue behind it.
+async fn hold_counter_row(schema: &TestSchema, ws: &WorkspaceId) -> tokio_postgres::Client {
+    let holder = pg_support::admin().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            &format!(
+                "SELECT head FROM {}.workspaces WHERE id = $1 FOR UPDATE",
+                schema.name
+            ),
+            &[&ws.as_str()],
+        )
+        .await
+        .unwrap();
+    holder
+}
+
 /// Group commit per workspace (`store/postgres/group.rs`): pushes queued
 /// behind a push that waits for the workspace's counter row share the next
 /// transaction, each keeps its own outcome (a viewer's push, and one whose
@@ -404,17 +422,7 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
     let (groups_before, pushes_before) = pg.group_commits();
 
     // Another connection holds the counter row: the first push's group waits.
-    let mut holder = pg_support::admin().await;
-    let lock = holder.transaction().await.unwrap();
-    lock.execute(
-        &format!(
-            "SELECT head FROM {}.workspaces WHERE id = $1 FOR UPDATE",
-            schema.name
-        ),
-        &[&ws.as_str()],
-    )
-    .await
-    .unwrap();
+    let lock = hold_counter_row(&schema, &ws).await;
     let spawn = |access: sync_server::store::Access, pk: String| {
         let (store, ws) = (store.clone(), ws.clone());
         tokio::spawn(async move { store.push(&ws, &access, vec![put(&pk, 1, T0)], T0).await })
@@ -435,7 +443,7 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!first.is_finished() && queued.iter().all(|q| !q.is_finished()));
-    lock.rollback().await.unwrap();
+    lock.batch_execute("ROLLBACK").await.unwrap();
 
     let versions = |o: sync_server::store::PushOutcome| -> Vec<u64> {
         o.outcomes
@@ -483,24 +491,14 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
 
     // A group in which every push succeeds commits in its first, plain attempt.
     let (groups_before, _) = pg.group_commits();
-    let mut holder = pg_support::admin().await;
-    let lock = holder.transaction().await.unwrap();
-    lock.execute(
-        &format!(
-            "SELECT head FROM {}.workspaces WHERE id = $1 FOR UPDATE",
-            schema.name
-        ),
-        &[&ws.as_str()],
-    )
-    .await
-    .unwrap();
+    let lock = hold_counter_row(&schema, &ws).await;
     let first = spawn(alice(), "again-first".into());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let queued: Vec<_> = (0..5)
         .map(|i| spawn(alice(), format!("again-{i}")))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    lock.rollback().await.unwrap();
+    lock.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(versions(first.await.unwrap().unwrap()), [22]);
     let mut seen = Vec::new();
     for push in queued {
