@@ -15,10 +15,10 @@ describe('sync.state:action', () => {
     engine.resume();
     await engine.stop();
     expect(seen).toEqual([
-      { leader: true, paused: false },
-      { leader: true, paused: true },
-      { leader: true, paused: false },
-      { leader: false, paused: false },
+      { leader: true, paused: false, pauseReason: null },
+      { leader: true, paused: true, pauseReason: { kind: 'app' } },
+      { leader: true, paused: false, pauseReason: null },
+      { leader: false, paused: false, pauseReason: null },
     ]);
     await engine.close();
   });
