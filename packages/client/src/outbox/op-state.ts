@@ -10,6 +10,12 @@
  *
  * A rejection the server marks retryable (`clock_skew`) re-stamps a sent op
  * and leaves it sent.
+ *
+ * A new state (an op held back, with its reason) is a new member of `OpState`,
+ * a new stored `status` in `opState`/`stateColumns`, and a line in the rules
+ * below; `countQueued` and `takeBatch` (`queries.ts`) read only `pending` rows,
+ * so a held op is neither counted as waiting nor sent until a transition
+ * releases it. Who owns an op would be a column of `PendingOpRow`, not a state.
  */
 import type { AppliedResult, DuplicateResult, OpRejection, OpResult, SupersededResult } from '@or3/sync-protocol';
 
@@ -74,11 +80,6 @@ export function failOp(reason: OpRejection): OpState {
  */
 export function takesLaterWrite(latest: OpState): boolean {
   return latest.kind === 'pending';
-}
-
-/** True while the op waits to be pushed (never sent, or sent and not answered). */
-export function isQueued(state: OpState): boolean {
-  return state.kind === 'pending' || state.kind === 'sent';
 }
 
 /** What the server's answer to one sent op does to it. */
