@@ -308,9 +308,9 @@ async function loadLocalRecords(
         pks.length,
         () => outbox.opsOfRecords(db, tableName, pks),
       ).then((ops) => {
-        for (const op of ops as (PendingOpRow | undefined)[]) {
-          const record = op && local(op.table_name, op.pk);
-          if (record && (!record.pendingOp || (op.seq ?? 0) > (record.pendingOp.seq ?? 0))) record.pendingOp = op;
+        for (const [key, op] of outbox.latestPerRecord(ops, (o) => recordKey(o.table_name, o.pk))) {
+          const record = locals.get(key);
+          if (record) record.pendingOp = op;
         }
       }),
     );

@@ -7,7 +7,7 @@
 import type { DBCore, DBCoreMutateResponse, DBCoreTransaction } from 'dexie';
 import { CaptureError } from '../capture/runtime.js';
 import { opState, takesLaterWrite } from './op-state.js';
-import { OUTBOX_TABLE, type PendingOpRow } from './table.js';
+import { latestOp, OUTBOX_TABLE, type PendingOpRow } from './table.js';
 
 /** The outbox of one capturing transaction. */
 export interface CaptureOutbox {
@@ -39,10 +39,7 @@ export function captureOutbox(down: DBCore, trans: DBCoreTransaction): CaptureOu
           values: true,
           query: { index: byRecord, range: { type: 1 /* DBCoreRangeType.Equal */, lower: key, upper: key } },
         });
-        const latest = (result as PendingOpRow[]).reduce<PendingOpRow | undefined>(
-          (found, row) => (found === undefined || (row.seq ?? 0) > (found.seq ?? 0) ? row : found),
-          undefined,
-        );
+        const latest = latestOp(result as PendingOpRow[]);
         if (latest && takesLaterWrite(opState(latest))) {
           await outbox.mutate({ trans, type: 'put', values: [{ ...op, seq: latest.seq }] });
         } else {

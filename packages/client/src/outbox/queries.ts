@@ -7,7 +7,7 @@
 import type { Collection, Dexie, Table } from 'dexie';
 import type { OpRejection, RecordPayload } from '@or3/sync-protocol';
 import { failOp, opState, sendOp, stateColumns, STORED_STATUS, type OpState } from './op-state.js';
-import { OUTBOX_TABLE, type PendingOpRow } from './table.js';
+import { latestOp, OUTBOX_TABLE, type PendingOpRow } from './table.js';
 
 function outbox(db: Dexie): Table<PendingOpRow, number> {
   return db.table<PendingOpRow, number>(OUTBOX_TABLE);
@@ -144,7 +144,7 @@ export function latestPerRecord(ops: Iterable<PendingOpRow>, keyOf: (op: Pending
   for (const op of ops) {
     const key = keyOf(op);
     const seen = latest.get(key);
-    if (!seen || (op.seq ?? 0) > (seen.seq ?? 0)) latest.set(key, op);
+    latest.set(key, seen ? latestOp([seen, op])! : op);
   }
   return latest;
 }

@@ -35,3 +35,10 @@ export interface PendingOpRow extends PushOp, StoredOpState {
 export function newOp(op: PushOp, createdAt: number): PendingOpRow {
   return { ...op, ...stateColumns(CAPTURED), attempts: 0, created_at: createdAt };
 }
+
+/** The latest of a record's ops (highest `seq`), if any. */
+export function latestOp(ops: Iterable<PendingOpRow>): PendingOpRow | undefined {
+  let latest: PendingOpRow | undefined;
+  for (const op of ops) if (!latest || (op.seq ?? 0) > (latest.seq ?? 0)) latest = op;
+  return latest;
+}
