@@ -16,7 +16,7 @@ import { declaredTableNames, declaredVersions } from './dexie-internals.js';
 import { SyncEngine, workspaceDatabaseName, type AttachSyncOptions } from './engine.js';
 import { findLegacyTables } from './legacy-layout.js';
 import { ENGINE_TABLE_PREFIX, ENGINE_TABLES, resolveSyncedTables, type SyncedTableOptions } from './schema.js';
-import { TableDeclarationError } from './table-conventions.js';
+import { checkWirePrimaryKey, TableDeclarationError } from './table-conventions.js';
 
 /**
  * Attaches sync to `db`, the app's Dexie (or subclass) with its versions
@@ -39,7 +39,9 @@ export async function attachSync(db: Dexie, options: AttachSyncOptions): Promise
   const declared = new Set(db.tables.map((table) => table.name));
   for (const table of tables.values()) {
     if (!declared.has(table.name)) throw new Error(`or3-sync: synced table ${table.name} is not in the app's schema`);
-    const keyPath = db.table(table.name).schema.primKey.keyPath;
+    const declaredKey = db.table(table.name).schema.primKey;
+    checkWirePrimaryKey(table.name, table.primaryKey, declaredKey);
+    const keyPath = declaredKey.keyPath;
     if (keyPath !== table.primaryKey) {
       throw new TableDeclarationError(table.name, 'primaryKey', `is ${table.primaryKey} but the app's schema keys the table by ${JSON.stringify(keyPath)}`);
     }
