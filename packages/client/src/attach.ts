@@ -21,10 +21,10 @@ import { checkWirePrimaryKey, TableDeclarationError } from './table-conventions.
 /**
  * Attaches sync to `db`, the app's Dexie (or subclass) with its versions
  * declared and not yet opened; opens it and returns the idle engine (call
- * `start()` or `sync()`). Rows the database already holds are adopted on the
+ * `start()` or `sync()`), whose `engine.db` has `db`'s type. Rows the database already holds are adopted on the
  * first sync. Throws, naming the table and field, on a bad declaration.
  */
-export async function attachSync(db: Dexie, options: AttachSyncOptions): Promise<SyncEngine> {
+export async function attachSync<DB extends Dexie>(db: DB, options: AttachSyncOptions): Promise<SyncEngine<DB>> {
   if (db.isOpen()) throw new Error('or3-sync: attachSync needs the database before it is opened (Dexie opens on first use)');
   const versions = declaredVersions(db);
   if (versions.length === 0) throw new Error(`or3-sync: declare the app's db.version(n).stores({...}) before attachSync`);
