@@ -83,7 +83,7 @@ impl Rejection {
             "table_name",
             format!(
                 "table `{table}` is not synced by this server: add it to --tables \
-                 (`{table}` keys it by `id`, `{table}:field` by another field)"
+                 (`{table}:field` names its key field, `id` by default)"
             ),
         )
     }
