@@ -53,10 +53,10 @@ type Lifecycle =
 /** Longest `stop()` and `close()` wait for the run in flight. */
 const STOP_GRACE_MS = 2_000;
 
-/** One workspace's database and sync loops. */
-export class SyncEngine {
+/** One workspace's database and sync loops; `DB` is the app's Dexie (sub)class, so `engine.db` keeps its tables' types. */
+export class SyncEngine<DB extends Dexie = Dexie> {
   /** The workspace's Dexie database: the app's tables plus the engine's. */
-  readonly db: Dexie;
+  readonly db: DB;
   readonly workspaceId: string;
   readonly events = new SyncEventBus();
   /** The backend this engine syncs with (bindings read its realtime state, when it reports one). */
@@ -81,7 +81,7 @@ export class SyncEngine {
   private abort = new AbortController();
 
   /** Use `attachSync` (or `openWorkspace`): it checks the app's schema and adds the engine's stores first. */
-  constructor(db: Dexie, options: AttachSyncOptions, attached: AttachedDatabase) {
+  constructor(db: DB, options: AttachSyncOptions, attached: AttachedDatabase) {
     this.db = db;
     this.options = options;
     this.attached = attached;
