@@ -8,7 +8,8 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attachSync } from '../src/attach.js';
 import type { SyncEngine } from '../src/engine.js';
-import type { PendingOpRow, SyncedTableOptions } from '../src/schema.js';
+import type { PendingOpRow } from '../src/outbox/index.js';
+import type { SyncedTableOptions } from '../src/schema.js';
 import { TableDeclarationError } from '../src/table-conventions.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
 

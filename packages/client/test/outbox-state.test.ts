@@ -10,11 +10,13 @@ import type { OpResult } from '@or3/sync-protocol';
 import {
   CAPTURED,
   failOp,
+  holdOp,
   judgeResult,
   newOp,
   opState,
   outbox,
   OUTBOX_STORES,
+  releaseOp,
   sendOp,
   stateColumns,
   takesLaterWrite,
@@ -24,6 +26,7 @@ import {
 
 const SKEW = { code: 'clock_skew', message: 'ahead', retryable: true };
 const INVALID = { code: 'invalid_pk', message: 'bad key', field: 'pk' };
+const UNSYNCED_TABLE = { code: 'unknown_table', message: 'not synced by this server' } as const;
 
 function op(overrides: Partial<PendingOpRow> = {}): PendingOpRow {
   const base = { op_id: 'op-1', table_name: 'threads', operation: 'put' as const, pk: 't1', payload: { id: 't1' }, clock: 1, hlc: 'h', device_id: 'd' };
@@ -53,6 +56,23 @@ describe('op states and transitions', () => {
     expect(sendOp(failed)).toBe(failed);
   });
 
+  it('a held op is never sent nor coalesced, and is released to what it was', () => {
+    const heldPending = holdOp({ kind: 'pending' }, UNSYNCED_TABLE);
+    const heldSent = holdOp({ kind: 'sent' }, UNSYNCED_TABLE);
+    expect(heldPending).toEqual({ kind: 'held', reason: UNSYNCED_TABLE, wasSent: false });
+    expect(sendOp(heldPending)).toBe(heldPending);
+    expect(takesLaterWrite(heldPending)).toBe(false);
+    expect(releaseOp(heldPending)).toEqual({ kind: 'pending' });
+    expect(releaseOp(heldSent)).toEqual({ kind: 'sent' });
+  });
+
+  it('a failed op is not held, and a held op keeps its first reason', () => {
+    const failed = failOp(INVALID);
+    expect(holdOp(failed, UNSYNCED_TABLE)).toBe(failed);
+    const held = holdOp({ kind: 'pending' }, UNSYNCED_TABLE);
+    expect(holdOp(held, { code: 'other_user', message: 'x' })).toBe(held);
+  });
+
   it('applied, duplicate and superseded answers settle the op', () => {
     const answers: OpResult[] = [
       { op_id: 'a', status: 'applied', server_version: 3 },
@@ -73,7 +93,13 @@ describe('op states and transitions', () => {
 
 describe('the stored format', () => {
   it('every state is stored in the status, sent and error columns and read back as itself', () => {
-    const states: OpState[] = [{ kind: 'pending' }, { kind: 'sent' }, failOp(INVALID)];
+    const states: OpState[] = [
+      { kind: 'pending' },
+      { kind: 'sent' },
+      failOp(INVALID),
+      holdOp({ kind: 'pending' }, UNSYNCED_TABLE),
+      holdOp({ kind: 'sent' }, UNSYNCED_TABLE),
+    ];
     for (const state of states) expect(opState(stateColumns(state))).toEqual(state);
   });
 
@@ -111,6 +137,25 @@ describe('the stored format', () => {
     await outbox.markFailed(db, batch[0]!, INVALID);
     expect(await outbox.countQueued(db)).toBe(1);
     expect((await outbox.findFailed(db, 'p'))?.attempts).toBe(1);
+    db.close();
+  });
+
+  it('held ops are neither queued nor batched until released', async () => {
+    const db = new Dexie('outbox-held', { indexedDB: new IDBFactory(), IDBKeyRange });
+    db.version(1).stores(OUTBOX_STORES);
+    await db.open();
+    await db.table('_or3sync_outbox').bulkAdd([op({ op_id: 'a', pk: 'a' }), op({ op_id: 'b', pk: 'b' })]);
+    const [first] = await outbox.allOps(db);
+    await outbox.markHeld(db, first!, UNSYNCED_TABLE);
+    expect(await outbox.countQueued(db)).toBe(1);
+    expect(await outbox.countHeld(db)).toBe(1);
+    expect((await outbox.heldOps(db)).map((row) => opState(row))).toEqual([{ kind: 'held', reason: UNSYNCED_TABLE, wasSent: false }]);
+    expect((await outbox.takeBatch(db, 10)).map((row) => row.op_id)).toEqual(['b']);
+    expect(await outbox.releaseHeld(db, (_, reason) => reason.code === 'other_user')).toBe(0);
+    expect(await outbox.releaseHeld(db, (_, reason) => reason.code === 'unknown_table')).toBe(1);
+    expect(await outbox.countHeld(db)).toBe(0);
+    // Released in its outbox position, ahead of the sent op that waits for its answer.
+    expect((await outbox.takeBatch(db, 10)).map((row) => row.op_id)).toEqual(['a', 'b']);
     db.close();
   });
 });

@@ -6,7 +6,7 @@
  */
 import type { Collection, Dexie, Table } from 'dexie';
 import type { OpRejection, RecordPayload } from '@or3/sync-protocol';
-import { failOp, opState, sendOp, stateColumns, STORED_STATUS, type OpState } from './op-state.js';
+import { failOp, holdOp, opState, releaseOp, sendOp, stateColumns, STORED_STATUS, type HoldReason, type OpState } from './op-state.js';
 import { latestOp, OUTBOX_TABLE, type PendingOpRow } from './table.js';
 
 function outbox(db: Dexie): Table<PendingOpRow, number> {
@@ -26,6 +26,16 @@ export function countFailed(db: Dexie): Promise<number> {
 /** Ops the server rejected for good, in outbox order. */
 export function failedOps(db: Dexie): Promise<PendingOpRow[]> {
   return outbox(db).where('status').equals(STORED_STATUS.failed).toArray();
+}
+
+/** Ops held back (never pushed until released). */
+export function countHeld(db: Dexie): Promise<number> {
+  return outbox(db).where('status').equals(STORED_STATUS.held).count();
+}
+
+/** Ops held back, in outbox order. */
+export function heldOps(db: Dexie): Promise<PendingOpRow[]> {
+  return outbox(db).where('status').equals(STORED_STATUS.held).toArray();
 }
 
 /** Every op in the outbox, in order. */
@@ -63,6 +73,26 @@ function transition(db: Dexie, op: PendingOpRow, state: OpState): Promise<number
 /** `op` is rejected for good: it stays, failed, until the app discards it. */
 export async function markFailed(db: Dexie, op: PendingOpRow, reason: OpRejection): Promise<void> {
   await transition(db, op, failOp(reason));
+}
+
+/** `op` is held back for `reason` (a pending or sent op; any other state is kept). */
+export async function markHeld(db: Dexie, op: PendingOpRow, reason: HoldReason): Promise<void> {
+  const after = holdOp(opState(op), reason);
+  if (after.kind === 'held') await outbox(db).update(op.seq!, stateColumns(after));
+}
+
+/** Releases the held ops that `which` selects to the state they had before; returns how many. */
+export function releaseHeld(db: Dexie, which: (op: PendingOpRow, reason: HoldReason) => boolean): Promise<number> {
+  return db.transaction('rw', outbox(db), async () => {
+    const released: PendingOpRow[] = [];
+    for (const op of await heldOps(db)) {
+      const state = opState(op);
+      if (state.kind !== 'held' || !which(op, state.reason)) continue;
+      released.push({ ...op, ...stateColumns(releaseOp(state)) });
+    }
+    if (released.length > 0) await outbox(db).bulkPut(released);
+    return released.length;
+  });
 }
 
 /** The answered ops `seqs` leave the outbox. */
