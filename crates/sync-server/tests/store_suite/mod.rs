@@ -3,6 +3,7 @@
 //! store directly with an explicit clock, so retention is tested without sleeps.
 #![allow(dead_code)]
 
+pub mod group;
 mod push_vectors;
 pub use push_vectors::push_vectors_agree;
 
