@@ -25,6 +25,7 @@ import {
   type OpResult,
   type PushOp,
   type RecordPayload,
+  type SyncErrorCode,
 } from '@or3/sync-protocol';
 import { isSyncProviderError, SyncProviderError } from './provider.js';
 import {
@@ -145,7 +146,7 @@ async function failOversizedOps(
 async function markFailed(
   ctx: EngineContext,
   op: PendingOpRow,
-  error: { code: string; message: string },
+  error: { code: SyncErrorCode; message: string },
   outcome: PushOutcome,
 ): Promise<void> {
   await ctx.db.table(OUTBOX_TABLE).update(op.seq!, { status: 'failed', error, attempts: op.attempts + 1 });
@@ -153,7 +154,7 @@ async function markFailed(
   ctx.events.emit('sync.error:action', failedOpEvent(op, error.code, error.message));
 }
 
-function failedOpEvent(op: PendingOpRow, code: string, message: string): ErrorEvent {
+function failedOpEvent(op: PendingOpRow, code: SyncErrorCode, message: string): ErrorEvent {
   return { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk };
 }
 

@@ -1,6 +1,7 @@
 //! `GET /v1/workspaces/{workspace_id}/records/{table_name}/{pk}`: one record.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{workspace_param, Caller};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
@@ -20,13 +21,13 @@ pub async fn record(
     let pk = params.get("pk").map_or("", String::as_str);
     if state.config.tables.pk_field(table_name).is_none() {
         return Err(ApiError::bad_request(
-            "unknown_table",
+            ErrorCode::UnknownTable,
             "table_name",
             format!("table `{table_name}` is not synced"),
         ));
     }
     sync_core::validate::check_pk(pk)
-        .map_err(|r| ApiError::bad_request("invalid_pk", "pk", r.message))?;
+        .map_err(|r| ApiError::bad_request(ErrorCode::InvalidPk, "pk", r.message))?;
     let record = state
         .store
         .record(&ws, &state.access(&identity, &ws).await?, table_name, pk)

@@ -22,6 +22,7 @@ import {
 import type { WebSocketConstructor } from './websocket.js';
 import {
   PROTOCOL_LIMITS,
+  isSyncErrorCode,
   type ChangesPage,
   type PushOp,
   type PushResponse,
@@ -89,7 +90,7 @@ const STATUS_CODES: Record<number, SyncErrorCode> = {
   410: 'cursor_expired',
   413: 'payload_too_large',
   429: 'rate_limited',
-  503: 'unavailable',
+  503: 'store_unavailable',
 };
 
 interface RequestOptions {
@@ -318,7 +319,9 @@ function retryAfterMs(value: string | null): number | null {
 function errorFromResponse(response: Response, body: unknown, remaining: number | null): SyncProviderError {
   const wire = (body as Partial<WireErrorBody> | undefined)?.error;
   return new SyncProviderError({
-    code: wire?.code ?? STATUS_CODES[response.status] ?? (response.status >= 500 ? 'unavailable' : 'invalid_input'),
+    code: isSyncErrorCode(wire?.code)
+      ? wire.code
+      : (STATUS_CODES[response.status] ?? (response.status >= 500 ? 'internal' : 'invalid_input')),
     message: wire?.message ?? `HTTP ${response.status}`,
     status: response.status,
     retryAfterMs: retryAfterMs(response.headers.get('retry-after')),
