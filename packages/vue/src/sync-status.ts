@@ -13,7 +13,7 @@ export type SyncState =
   | 'offline'
   /** The app paused the loops (`engine.pause()`, e.g. a "work offline" switch). */
   | 'paused'
-  /** The server refused the workspace (403 `forbidden`, 404 `not_found`): not a member, or no such workspace. */
+  /** The server refused the workspace (403 `forbidden`, 404 `unknown_workspace` or `not_found`): not a member, or no such workspace. */
   | 'refused'
   /** The latest run failed and is being retried. */
   | 'error'
