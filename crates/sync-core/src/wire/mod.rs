@@ -200,6 +200,18 @@ pub struct SetMemberRequest {
     pub role: Role,
 }
 
+/// `PUT /v1/workspaces/{id}/devices/{device_id}/cursor` body, and its answer
+/// with the device id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCursor {
+    /// The device (in the answer; the request names it in the path).
+    #[serde(default, skip_deserializing)]
+    pub device_id: String,
+    /// The highest version the device has durably applied.
+    pub cursor: ServerVersion,
+}
+
 /// The error body of every failed request.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorBody {

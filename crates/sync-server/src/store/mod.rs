@@ -121,6 +121,9 @@ pub enum StoreError {
         /// Lowest version still in the log.
         oldest_retained_version: ServerVersion,
     },
+    /// A device position the device may not report.
+    #[error("{0}")]
+    Position(#[from] sync_core::position::PositionRefusal),
     /// A snapshot page token that does not belong to this request.
     #[error("{0}")]
     InvalidPageToken(&'static str),
@@ -336,6 +339,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores device positions (newer positions replace older ones).
     async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError>;
+
+    /// Records a position a device reports on purpose (any member may),
+    /// refused past the workspace head or below the device's recorded
+    /// position (`sync_core::position`); the same position again is fine.
+    async fn report_position(
+        &self,
+        access: &Access,
+        position: DevicePosition,
+    ) -> Result<(), StoreError>;
 
     /// Log entries after `after` (at most `limit`), with their scope, and the
     /// workspace head. No access check: for the realtime hub, whose
