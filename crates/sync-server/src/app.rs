@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/subscribe", get(crate::realtime::ws::subscribe))
         .route("/events", get(crate::realtime::sse::events))
+        .route("/members", get(routes::members::list_members))
         .route(
             "/members/{user_id}",
             put(routes::members::set_member).delete(routes::members::remove_member),

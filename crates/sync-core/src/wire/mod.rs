@@ -192,6 +192,22 @@ pub struct WorkspaceList {
     pub workspaces: Vec<WorkspaceInfo>,
 }
 
+/// A member of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberInfo {
+    /// The member's user id.
+    pub user_id: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// `GET /v1/workspaces/{id}/members` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberList {
+    /// The members, ordered by user id.
+    pub members: Vec<MemberInfo>,
+}
+
 /// `PUT /v1/workspaces/{id}/members/{user}` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -22,7 +22,7 @@ pub const MAX_EXAMINED_ENTRIES: u64 = 10_000;
 
 use async_trait::async_trait;
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{Change, ChangeJson, ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, ValidOp, WorkspaceId};
 
 pub use sync_core::push::{LoggedChange, OpOutcome, StoredVersion};
@@ -290,6 +290,13 @@ pub trait Store: Send + Sync + 'static {
         access: &Access,
         user_id: &str,
     ) -> Result<(), StoreError>;
+
+    /// A workspace's members ordered by user id (any member may list them).
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError>;
 
     /// The caller's role in a workspace.
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError>;

@@ -44,7 +44,7 @@ use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use members::{require, Lock};
 use std::sync::Arc;
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 use tokio_postgres::{IsolationLevel, Row};
 
@@ -250,6 +250,18 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         self.with_client(async |client| {
             members::change_member(client, ws, access, user_id, None).await
+        })
+        .await
+    }
+
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError> {
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
+            members::list_members(&tx, ws, access).await
         })
         .await
     }

@@ -37,7 +37,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 use writer::Writer;
 
@@ -208,6 +208,16 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
         self.write(move |conn, _| members::change_member(conn, &ws, &access, &user_id, None))
+            .await
+    }
+
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| members::list_members(conn, &ws, &access))
             .await
     }
 
