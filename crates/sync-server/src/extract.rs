@@ -180,21 +180,24 @@ pub fn check_user_id(user_id: &str) -> Result<(), ApiError> {
 
 /// Validates an `X-Device-Id` header when present.
 pub fn device_id_header(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get("x-device-id") {
-        None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(sync_core::DeviceId::parse)
-            .map(|d| Some(d.as_str().to_owned()))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    ErrorCode::InvalidDeviceId,
-                    "X-Device-Id",
-                    "X-Device-Id must be 16 to 64 lowercase hex characters",
-                )
-            }),
-    }
+    headers
+        .get("x-device-id")
+        .map(|value| check_device_id(value.to_str().unwrap_or_default(), "X-Device-Id"))
+        .transpose()
+}
+
+/// A device id (header or path segment `field`): 16 to 64 lowercase hex
+/// characters, else 400 `invalid_device_id`.
+pub fn check_device_id(text: &str, field: &str) -> Result<String, ApiError> {
+    sync_core::DeviceId::parse(text)
+        .map(|d| d.as_str().to_owned())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidDeviceId,
+                field,
+                format!("{field} must be 16 to 64 lowercase hex characters"),
+            )
+        })
 }
 
 /// The bearer token of a request: the `bearer.<jwt>` WebSocket subprotocol
@@ -228,6 +231,60 @@ pub fn check_project_id(project_id: Option<String>) -> Result<Option<String>, Ap
             "project_id must be 1 to 256 characters without control characters",
         )),
     }
+}
+
+/// A workspace name, trimmed: 1 to 200 characters without control
+/// characters, else 400 `invalid_name` (field `name`).
+pub fn check_workspace_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidName,
+            "name",
+            "name must be 1 to 200 characters without control characters",
+        ));
+    }
+    Ok(name)
+}
+
+/// The `tables` query parameter: comma-separated synced table names, as a
+/// sorted list (a filter is a set); `None` when absent. An empty or repeated
+/// name is `invalid_query`, a name that is not synced `unknown_table`, both
+/// with field `tables`.
+pub fn check_tables(
+    tables: Option<String>,
+    synced: &sync_core::TableConfig,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = tables else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    for name in list.split(',') {
+        if name.is_empty() {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                "tables",
+                "tables must be comma-separated table names, none empty",
+            ));
+        }
+        if synced.pk_field(name).is_none() {
+            return Err(ApiError::bad_request(
+                ErrorCode::UnknownTable,
+                "tables",
+                format!("`{name}` is not a synced table"),
+            ));
+        }
+        names.push(name.to_owned());
+    }
+    names.sort_unstable();
+    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            "tables",
+            "tables names a table more than once",
+        ));
+    }
+    Ok(Some(names))
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ async fn pull_returns_changes_in_order_with_no_gaps_across_pages() {
 async fn change_carries_the_whole_stamp_and_payload() {
     let s = start().await;
     let ws = s.workspace("alice").await;
-    let h = hlc(now_ms(), 3, DEVICE_A);
+    let before = now_ms();
+    let h = hlc(before, 3, DEVICE_A);
     let op = put(
         "messages",
         "m1",
@@ -59,7 +60,10 @@ async fn change_carries_the_whole_stamp_and_payload() {
         json!({"text": "hello", "thread_id": "t1"}),
     );
     s.push_ok(&ws, "alice", vec![op.clone()]).await;
+    let after = now_ms();
     let c = &s.pull(&ws, "alice", 0, 10).await["changes"][0];
+    let committed_at = c["committed_at"].as_u64().expect("committed_at");
+    assert!((before..=after).contains(&committed_at), "the commit time");
     assert_eq!(c["table_name"], "messages");
     assert_eq!(c["pk"], "m1");
     assert_eq!(c["operation"], "put");
@@ -289,4 +293,125 @@ async fn one_record_is_read_or_404() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "unknown_table");
+}
+
+#[tokio::test]
+async fn tables_filter_is_checked_and_binds_the_snapshot_token() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    let t = now_ms();
+    let ops = puts(
+        t,
+        vec![
+            ("messages", "m1", json!({})),
+            ("kv", "k1", json!({})),
+            ("kv", "k2", json!({})),
+            ("kv", "k3", json!({})),
+        ],
+    );
+    s.push_ok(&ws, "alice", ops).await;
+    let (status, page) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/changes?cursor=0&tables=kv"),
+            "alice",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(page["cursor"], 4);
+    for (query, code) in [
+        ("tables=", "invalid_query"),
+        ("tables=kv,,messages", "invalid_query"),
+        ("tables=kv,kv", "invalid_query"),
+        ("tables=kv,nope", "unknown_table"),
+    ] {
+        for route in ["changes", "snapshot"] {
+            let path = format!("/v1/workspaces/{ws}/{route}?{query}");
+            let (status, body) = s.get(&path, "alice").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+            assert_eq!(body["error"]["code"], code, "{path}");
+            assert_eq!(body["error"]["field"], "tables", "{path}");
+        }
+    }
+    let (_, first) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/snapshot?limit=2&tables=kv"),
+            "alice",
+        )
+        .await;
+    let token = first["next_page_token"].as_str().unwrap();
+    let (status, body) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/snapshot?page_token={token}"),
+            "alice",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_page_token");
+    let (status, rest) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/snapshot?page_token={token}&tables=kv"),
+            "alice",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    assert_eq!(rest["items"][0]["pk"], "k3");
+}
+
+#[tokio::test]
+async fn a_device_reports_its_cursor_never_past_the_head_nor_back() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    seed(&s, &ws, 3).await;
+    s.add_member(&ws, "alice", "victor", "viewer").await;
+    let report = |device: &str, cursor: Value, user: &'static str| {
+        let path = format!("/v1/workspaces/{ws}/devices/{device}/cursor");
+        let s = &s;
+        async move {
+            s.request(
+                reqwest::Method::PUT,
+                &path,
+                Some(user),
+                Some(json!({ "cursor": cursor })),
+            )
+            .await
+        }
+    };
+    let (status, body) = report(DEVICE_A, json!(2), "victor").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"device_id": DEVICE_A, "cursor": 2}));
+    let (status, _) = report(DEVICE_A, json!(2), "alice").await;
+    assert_eq!(status, StatusCode::OK, "the same position again");
+    for (device, cursor, status, code) in [
+        (DEVICE_A, json!(4), StatusCode::BAD_REQUEST, "cursor_ahead"),
+        (
+            DEVICE_A,
+            json!(1),
+            StatusCode::CONFLICT,
+            "cursor_regression",
+        ),
+        (
+            "NOT-HEX",
+            json!(1),
+            StatusCode::BAD_REQUEST,
+            "invalid_device_id",
+        ),
+        (
+            DEVICE_A,
+            json!(-1),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ] {
+        let (got, body) = report(device, cursor.clone(), "alice").await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)));
+        let field = match code {
+            "invalid_device_id" => "device_id",
+            "invalid_request" => "body",
+            _ => "cursor",
+        };
+        assert_eq!(body["error"]["field"], field, "{cursor}");
+    }
+    let (status, _) = report(DEVICE_A, json!(3), "mallory").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -50,6 +50,8 @@ export const REJECTION_CODES = [
   'invalid_hlc',
   'invalid_op',
   'clock_skew',
+  // The op id was applied before by an op with other content (decided by the push, not by validation).
+  'op_id_reused',
 ] as const;
 
 /** Codes of a per-op rejection. Only `clock_skew` is retryable. */
@@ -128,6 +130,8 @@ export interface Change {
   device_id: string;
   /** A thread that moved between projects; a project-scoped client rescans. */
   scope_change?: boolean;
+  /** The server's commit time of this entry, epoch ms (the gateway sends it). */
+  committed_at?: number;
 }
 
 /** Answer of `GET /v1/workspaces/{id}/changes`. */
@@ -150,6 +154,8 @@ export interface SnapshotItem {
   hlc: string;
   op_id: string;
   server_version: number;
+  /** The server's commit time of this version (of the delete, for a tombstone), epoch ms (the gateway sends it). */
+  committed_at?: number;
 }
 
 /** One page of `GET /v1/workspaces/{id}/snapshot`. */

@@ -104,6 +104,8 @@ pub struct Change {
     pub device_id: String,
     /// A thread moved between projects.
     pub scope_change: bool,
+    /// The server's commit time of this entry, epoch ms.
+    pub committed_at: u64,
 }
 
 /// A stored payload as raw JSON; `null` when there is none (a tombstone
@@ -148,6 +150,9 @@ pub struct RecordVersion {
     pub op_id: String,
     /// Log position of the write.
     pub server_version: ServerVersion,
+    /// The server's commit time of this version (of the delete, for a
+    /// tombstone), epoch ms.
+    pub committed_at: u64,
 }
 
 /// `snapshot` response body.
@@ -208,12 +213,40 @@ pub struct SyncedTableInfo {
     pub pk: String,
 }
 
+/// A member of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberInfo {
+    /// The member's user id.
+    pub user_id: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// `GET /v1/workspaces/{id}/members` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberList {
+    /// The members, ordered by user id.
+    pub members: Vec<MemberInfo>,
+}
+
 /// `PUT /v1/workspaces/{id}/members/{user}` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetMemberRequest {
     /// The new role.
     pub role: Role,
+}
+
+/// `PUT /v1/workspaces/{id}/devices/{device_id}/cursor` body, and its answer
+/// with the device id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCursor {
+    /// The device (in the answer; the request names it in the path).
+    #[serde(default, skip_deserializing)]
+    pub device_id: String,
+    /// The highest version the device has durably applied.
+    pub cursor: ServerVersion,
 }
 
 /// The error body of every failed request.

@@ -57,6 +57,8 @@ error_codes! {
     InvalidDeviceId = "invalid_device_id",
     /// A snapshot page token that does not belong to this request.
     InvalidPageToken = "invalid_page_token",
+    /// A reported device position past the workspace head.
+    CursorAhead = "cursor_ahead",
     /// No bearer token.
     MissingToken = "missing_token",
     /// A token that does not parse or lacks a claim.
@@ -85,6 +87,8 @@ error_codes! {
     LastOwner = "last_owner",
     /// Managing members while the auth system owns membership.
     MembershipFromClaims = "membership_from_claims",
+    /// A reported device position below the one recorded for the device.
+    CursorRegression = "cursor_regression",
     /// The cursor is outside the retained log.
     CursorExpired = "cursor_expired",
     /// The body is larger than the limit.

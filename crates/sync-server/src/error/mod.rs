@@ -11,6 +11,7 @@ use crate::store::StoreError;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sync_core::position::PositionRefusal;
 use sync_core::wire::{ErrorBody, ErrorDetail};
 use sync_core::ServerVersion;
 
@@ -112,6 +113,17 @@ impl From<StoreError> for ApiError {
                 e.oldest_retained_version = Some(oldest_retained_version);
                 e
             }
+            StoreError::Position(refusal) => match refusal {
+                PositionRefusal::Ahead { .. } => {
+                    ApiError::bad_request(ErrorCode::CursorAhead, "cursor", refusal.to_string())
+                }
+                PositionRefusal::Regression { .. } => ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::CursorRegression,
+                    refusal.to_string(),
+                )
+                .with_field("cursor"),
+            },
             StoreError::InvalidPageToken(why) => {
                 ApiError::bad_request(ErrorCode::InvalidPageToken, "page_token", why)
             }

@@ -152,14 +152,18 @@ impl Session {
                     send_error(out, ErrorCode::TokenExpired, "the token expired; send an auth frame with a fresh one before expiry", None).await;
                     Next::Close
                 }
-                Ok(revoked) = revocations.recv() => {
-                    if revoked.workspace_id == self.ws && revoked.user_id == self.identity.user_id {
+                Ok(revoked) = revocations.recv() => match revoked.user_id {
+                    _ if revoked.workspace_id != self.ws => Next::Continue,
+                    None => {
+                        send_error(out, ErrorCode::UnknownWorkspace, "the workspace was deleted", None).await;
+                        Next::Close
+                    }
+                    Some(user) if user == self.identity.user_id => {
                         send_error(out, ErrorCode::Forbidden, "membership was revoked", None).await;
                         Next::Close
-                    } else {
-                        Next::Continue
                     }
-                }
+                    Some(_) => Next::Continue,
+                },
                 _ = shutdown.changed() => {
                     send_error(out, ErrorCode::ShuttingDown, "the server is shutting down; reconnect", None).await;
                     out.close(true).await;
@@ -264,6 +268,7 @@ impl Session {
                         cursor: self.examined,
                         limit: BACKLOG_PAGE,
                         project_id: self.project_id.clone(),
+                        tables: None,
                     },
                 )
                 .await;

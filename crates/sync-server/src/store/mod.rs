@@ -23,7 +23,7 @@ pub const MAX_EXAMINED_ENTRIES: u64 = 10_000;
 
 use async_trait::async_trait;
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{Change, ChangeJson, ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, ValidOp, WorkspaceId};
 
 pub use sync_core::push::{LoggedChange, OpOutcome, StoredVersion};
@@ -122,6 +122,9 @@ pub enum StoreError {
         /// Lowest version still in the log.
         oldest_retained_version: ServerVersion,
     },
+    /// A device position the device may not report.
+    #[error("{0}")]
+    Position(#[from] sync_core::position::PositionRefusal),
     /// A snapshot page token that does not belong to this request.
     #[error("{0}")]
     InvalidPageToken(&'static str),
@@ -153,6 +156,8 @@ pub struct ChangesQuery {
     pub limit: usize,
     /// Only this project's scoped records (plus workspace-wide ones).
     pub project_id: Option<String>,
+    /// Only these tables (synced names, sorted, no repeats); `None`: all.
+    pub tables: Option<Vec<String>>,
 }
 
 /// A page of the change log.
@@ -180,6 +185,8 @@ pub struct SnapshotQuery {
     pub limit: usize,
     /// Project scope.
     pub project_id: Option<String>,
+    /// Only these tables (synced names, sorted, no repeats); `None`: all.
+    pub tables: Option<Vec<String>>,
 }
 
 /// A page of current records.
@@ -285,6 +292,35 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
     ) -> Result<(), StoreError>;
 
+    /// A workspace as the caller sees it: its name and their role (any member).
+    async fn workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<WorkspaceInfo, StoreError>;
+
+    /// Renames a workspace (owners only); `name` is checked by the caller.
+    async fn rename_workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        name: &str,
+    ) -> Result<WorkspaceInfo, StoreError>;
+
+    /// Deletes a workspace and all its data (owners only). The workspace and
+    /// its members go in one transaction, so from then on every call on it
+    /// is `UnknownWorkspace`; its records, log, op ids and positions are then
+    /// deleted in batches of [`GC_BATCH`] rows, each its own transaction, so
+    /// other workspaces' writes are never held up for long.
+    async fn delete_workspace(&self, ws: &WorkspaceId, access: &Access) -> Result<(), StoreError>;
+
+    /// A workspace's members ordered by user id (any member may list them).
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError>;
+
     /// The caller's role in a workspace.
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError>;
 
@@ -333,6 +369,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores device positions (newer positions replace older ones).
     async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError>;
+
+    /// Records a position a device reports on purpose (any member may),
+    /// refused past the workspace head or below the device's recorded
+    /// position (`sync_core::position`); the same position again is fine.
+    async fn report_position(
+        &self,
+        access: &Access,
+        position: DevicePosition,
+    ) -> Result<(), StoreError>;
 
     /// Log entries after `after` (at most `limit`), with their scope, and the
     /// workspace head. No access check: for the realtime hub, whose

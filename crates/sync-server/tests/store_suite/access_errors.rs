@@ -37,12 +37,14 @@ async fn access_checked(
         cursor: 0,
         limit: 10,
         project_id: None,
+        tables: None,
     };
     let snapshot = SnapshotQuery {
         after: None,
         snapshot_version: None,
         limit: 10,
         project_id: None,
+        tables: None,
     };
     vec![
         (
@@ -67,6 +69,32 @@ async fn access_checked(
         (
             "record",
             kind(store.record(ws, access, "messages", "m1").await),
+        ),
+        ("workspace", kind(store.workspace(ws, access).await)),
+        (
+            "rename_workspace",
+            kind(store.rename_workspace(ws, access, "renamed").await),
+        ),
+        ("members", kind(store.members(ws, access).await)),
+        (
+            "report_position",
+            kind(
+                store
+                    .report_position(
+                        access,
+                        DevicePosition {
+                            workspace_id: ws.clone(),
+                            device_id: "abcdefabcdefabcd".into(),
+                            cursor: 0,
+                            seen_at_ms: T0,
+                        },
+                    )
+                    .await,
+            ),
+        ),
+        (
+            "delete_workspace",
+            kind(store.delete_workspace(ws, access).await),
         ),
     ]
 }

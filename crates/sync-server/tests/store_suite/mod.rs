@@ -4,12 +4,23 @@
 #![allow(dead_code)]
 
 mod access_errors;
+mod committed_at;
 pub mod group;
+mod positions;
 mod push_vectors;
+mod table_filter;
+mod workspace_admin;
 pub use access_errors::{
     every_method_refuses_a_non_member, every_method_reports_a_missing_workspace,
 };
+pub use committed_at::each_version_carries_its_commit_time;
+pub use positions::reported_positions_never_pass_the_head_or_go_back;
 pub use push_vectors::push_vectors_agree;
+pub use table_filter::pull_and_snapshot_filter_by_tables;
+pub use workspace_admin::{
+    deleting_a_workspace_removes_it_and_all_its_data, members_are_listed_by_user_id_to_any_member,
+    owners_rename_a_workspace_any_member_reads_it,
+};
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -55,7 +66,13 @@ macro_rules! store_suite {
             claimed_access_takes_its_role_from_the_claims,
             odd_project_and_thread_ids_are_data_not_errors,
             changes_json_is_the_page_changes_reads,
-            push_vectors_agree
+            push_vectors_agree,
+            pull_and_snapshot_filter_by_tables,
+            each_version_carries_its_commit_time,
+            reported_positions_never_pass_the_head_or_go_back,
+            members_are_listed_by_user_id_to_any_member,
+            owners_rename_a_workspace_any_member_reads_it,
+            deleting_a_workspace_removes_it_and_all_its_data
         );
     };
     (@tests $factory:path; $($name:ident),*) => {
@@ -141,6 +158,7 @@ pub async fn all_changes(
                     cursor,
                     limit: 1000,
                     project_id: None,
+                    tables: None,
                 },
             )
             .await?;
@@ -268,7 +286,8 @@ pub async fn non_member_and_viewer_are_refused(store: Arc<dyn Store>) {
                 ChangesQuery {
                     cursor: 0,
                     limit: 10,
-                    project_id: None
+                    project_id: None,
+                    tables: None,
                 }
             )
             .await,
@@ -379,6 +398,7 @@ pub async fn changes_page_in_order_and_filter_by_project(store: Arc<dyn Store>) 
                 cursor: 0,
                 limit: 2,
                 project_id: None,
+                tables: None,
             },
         )
         .await
@@ -395,6 +415,7 @@ pub async fn changes_page_in_order_and_filter_by_project(store: Arc<dyn Store>) 
                 cursor: 0,
                 limit: 100,
                 project_id: Some("p1".into()),
+                tables: None,
             },
         )
         .await
@@ -421,6 +442,7 @@ pub async fn snapshot_pages_cover_every_record(store: Arc<dyn Store>) {
                     snapshot_version: version,
                     limit: 10,
                     project_id: None,
+                    tables: None,
                 },
             )
             .await
@@ -651,6 +673,7 @@ pub async fn thread_created_after_its_messages_is_a_scope_change(store: Arc<dyn 
                 cursor: 0,
                 limit: 100,
                 project_id: Some("p1".into()),
+                tables: None,
             },
         )
         .await
@@ -750,6 +773,7 @@ async fn pks_in_project(store: &Arc<dyn Store>, ws: &WorkspaceId, project: &str)
                 cursor: 0,
                 limit: 100,
                 project_id: Some(project.into()),
+                tables: None,
             },
         )
         .await
@@ -811,6 +835,7 @@ pub async fn message_scope_follows_its_thread_at_commit_time(store: Arc<dyn Stor
                 snapshot_version: None,
                 limit: 10,
                 project_id: Some("p2".into()),
+                tables: None,
             },
         )
         .await
@@ -842,6 +867,7 @@ pub async fn pull_pages_stop_after_about_4_mib(store: Arc<dyn Store>) {
                         cursor,
                         limit: 100,
                         project_id: None,
+                        tables: None,
                     },
                 )
                 .await
@@ -888,6 +914,7 @@ pub async fn filtered_pull_examines_a_bounded_window(store: Arc<dyn Store>) {
                 cursor: 0,
                 limit: 100,
                 project_id: Some("p1".into()),
+                tables: None,
             },
         )
         .await
@@ -1013,6 +1040,7 @@ pub async fn odd_project_and_thread_ids_are_data_not_errors(store: Arc<dyn Store
                 snapshot_version: None,
                 limit: 10,
                 project_id: Some(odd.into()),
+                tables: None,
             },
         )
         .await
@@ -1061,6 +1089,7 @@ pub async fn changes_json_is_the_page_changes_reads(store: Arc<dyn Store>) {
             cursor,
             limit,
             project_id: project.map(str::to_owned),
+            tables: None,
         };
         let page = store.changes(&ws, &alice(), query()).await.unwrap();
         let json = store.changes_json(&ws, &alice(), query()).await.unwrap();
@@ -1086,6 +1115,7 @@ pub async fn changes_json_is_the_page_changes_reads(store: Arc<dyn Store>) {
                 cursor: 99,
                 limit: 10,
                 project_id: None,
+                tables: None,
             },
         )
         .await

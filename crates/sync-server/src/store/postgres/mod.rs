@@ -24,9 +24,11 @@ mod gc;
 mod group;
 mod members;
 mod migrations;
+mod positions;
 mod push;
 mod read;
 mod text;
+mod workspace;
 
 use read::{read_changes, read_log_since, read_snapshot, record_from_row, RECORD_COLUMNS};
 
@@ -41,10 +43,9 @@ use async_trait::async_trait;
 use connect::{build_pool, connection_config, pool_error, timed_out, StepBudget};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use members::{require, Lock};
-use std::collections::HashMap;
 use std::sync::Arc;
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 use tokio_postgres::{IsolationLevel, Row};
 
@@ -263,6 +264,51 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
+            workspace::read_workspace(&tx, ws, access, Role::Viewer, Lock::None).await
+        })
+        .await
+    }
+
+    async fn rename_workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        name: &str,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        self.with_client(async |client| workspace::rename_workspace(client, ws, access, name).await)
+            .await
+    }
+
+    async fn delete_workspace(&self, ws: &WorkspaceId, access: &Access) -> Result<(), StoreError> {
+        self.with_client(async |client| workspace::remove_workspace(client, ws, access).await)
+            .await?;
+        while self
+            .with_client(async |client| workspace::purge_batch(client, ws).await)
+            .await?
+            > 0
+        {}
+        Ok(())
+    }
+
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError> {
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
+            members::list_members(&tx, ws, access).await
+        })
+        .await
+    }
+
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
         self.with_client(async |client| {
             let tx = read_tx(client).await?;
@@ -344,50 +390,17 @@ impl Store for PostgresStore {
         if positions.is_empty() {
             return Ok(());
         }
-        // One upsert may touch a row once: fold repeats of a device the way
-        // applying them in order would (last cursor, latest time).
-        let mut folded: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
-        for p in &positions {
-            let key = (p.workspace_id.as_str(), p.device_id.as_str());
-            let (cursor, seen) = (p.cursor as i64, p.seen_at_ms as i64);
-            folded
-                .entry(key)
-                .and_modify(|e| *e = (cursor, e.1.max(seen)))
-                .or_insert((cursor, seen));
-        }
-        // In key order, so two nodes flushing overlapping devices lock the
-        // rows in the same order and never deadlock.
-        let mut folded: Vec<_> = folded.into_iter().collect();
-        folded.sort_unstable();
-        let (mut workspaces, mut devices, mut cursors, mut seen) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((ws, device), (cursor, at)) in folded {
-            workspaces.push(ws);
-            devices.push(device);
-            cursors.push(cursor);
-            seen.push(at);
-        }
-        self.with_client(async |client| {
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO device_positions (workspace_id, device_id, cursor, seen_at)
-                     SELECT p.workspace_id, p.device_id, p.cursor, p.seen_at
-                     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-                         AS p(workspace_id, device_id, cursor, seen_at)
-                     WHERE EXISTS (SELECT 1 FROM workspaces w WHERE w.id = p.workspace_id)
-                     ON CONFLICT (workspace_id, device_id) DO UPDATE SET
-                         cursor = excluded.cursor,
-                         seen_at = greatest(device_positions.seen_at, excluded.seen_at)",
-                )
-                .await
-                .map_err(pg_error)?;
-            client
-                .execute(&stmt, &[&workspaces, &devices, &cursors, &seen])
-                .await
-                .map_err(pg_error)?;
-            Ok(())
-        })
-        .await
+        self.with_client(async |client| positions::record_positions(client, &positions).await)
+            .await
+    }
+
+    async fn report_position(
+        &self,
+        access: &Access,
+        position: DevicePosition,
+    ) -> Result<(), StoreError> {
+        self.with_client(async |client| positions::report_position(client, access, &position).await)
+            .await
     }
 
     async fn log_since(
