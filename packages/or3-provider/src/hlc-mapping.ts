@@ -10,8 +10,9 @@
  *
  * Stamps written to the same workspace by a non-OR3 client (a device not ending
  * in the pad, or a counter above OR3's 46655) still map to OR3 in order, but
- * not one to one: the counter is capped and the device cut to its first 8 hex,
- * so two such stamps may meet as equal HLCs, and `opId` breaks the tie as in
+ * not one to one: the device is cut to its first 8 hex, and a counter past
+ * OR3's range becomes the last stamp of that millisecond (`zzz:ffffffff`), so
+ * two such stamps may meet as equal HLCs, and `opId` breaks the tie as in
  * every revision comparison.
  */
 
@@ -70,6 +71,9 @@ export function toOr3Hlc(gatewayHlc: string): string {
   const match = GATEWAY_HLC.exec(gatewayHlc);
   if (!match) throw new Error(`the gateway sent an hlc that does not parse: "${gatewayHlc}"`);
   const [, ms, counter, device] = match as unknown as [string, string, string, string];
-  const cappedCounter = Math.min(Number(counter), MAX_OR3_COUNTER);
-  return `${Number(ms).toString(36).padStart(9, '0')}:${cappedCounter.toString(36).padStart(3, '0')}:${toOr3Device(device)}`;
+  // Past OR3's counter range the stamp becomes the last one OR3 can spell at that ms, so order still holds.
+  const capped = Number(counter) > MAX_OR3_COUNTER;
+  const or3Counter = capped ? MAX_OR3_COUNTER : Number(counter);
+  const node = capped ? 'ffffffff' : toOr3Device(device);
+  return `${Number(ms).toString(36).padStart(9, '0')}:${or3Counter.toString(36).padStart(3, '0')}:${node}`;
 }
