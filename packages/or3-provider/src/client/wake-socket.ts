@@ -7,13 +7,17 @@
  */
 import type { SyncScope } from '../or3-types.js';
 
-/** The part of the browser's `WebSocket` this uses (the `ws` package fits too). */
+/**
+ * The part of the browser's `WebSocket` this uses (the `ws` package fits
+ * too). Handlers are only assigned here, never called, so their event types
+ * are left to each implementation.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: unknown) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: ((event: never) => void) | null;
+  onmessage: ((event: never) => void) | null;
+  onclose: ((event: never) => void) | null;
+  onerror: ((event: never) => void) | null;
   send(data: string): void;
   close(): void;
 }
@@ -88,7 +92,7 @@ export function keepWakeSocket(options: WakeSocketOptions): { stop(): void; rear
       hello();
       refresh(grant.expiresAt);
     };
-    ws.onmessage = (event) => {
+    ws.onmessage = (event: { data: unknown }) => {
       let frame: { type?: string };
       try {
         frame = JSON.parse(String(event.data)) as { type?: string };
