@@ -5,6 +5,7 @@
  * and the client plugin that registers the WebSocket-woken `SyncProvider`.
  */
 import { addPlugin, addServerHandler, addServerPlugin, createResolver, defineNuxtModule } from '@nuxt/kit';
+import type { Nuxt } from 'nuxt/schema';
 import { REALTIME_TOKEN_ROUTE } from './realtime-token.js';
 
 export interface Or3SyncModuleOptions {
@@ -15,8 +16,10 @@ export interface Or3SyncModuleOptions {
 export default defineNuxtModule<Or3SyncModuleOptions>({
   meta: { name: 'or3-provider-or3sync', configKey: 'or3sync', compatibility: { nuxt: '>=3.13.0' } },
   defaults: { realtime: true },
-  setup(options: Or3SyncModuleOptions) {
+  setup(options: Or3SyncModuleOptions, nuxt: Nuxt) {
     const { resolve } = createResolver(import.meta.url);
+    // The runtime imports OR3's own modules through `~~`, so it is bundled with the app, never left external.
+    nuxt.options.build.transpile.push(resolve('./runtime'));
     addServerPlugin(resolve('./runtime/server/plugins/register'));
     addServerHandler({ route: REALTIME_TOKEN_ROUTE, method: 'get', handler: resolve('./runtime/server/api/realtime-token') });
     if (options.realtime !== false) addPlugin({ src: resolve('./runtime/client/register-provider'), mode: 'client' });
