@@ -18,6 +18,9 @@ export default defineNuxtModule<Or3SyncModuleOptions>({
   defaults: { realtime: true },
   setup(options: Or3SyncModuleOptions, nuxt: Nuxt) {
     const { resolve } = createResolver(import.meta.url);
+    // Declared server-only keys, so `NUXT_OR3SYNC_URL` and friends override them as well as `OR3SYNC_*`.
+    const runtime = nuxt.options.runtimeConfig as Record<string, unknown>;
+    runtime.or3sync = { url: '', signingKey: '', issuer: '', keyId: '', publicUrl: '', ...(runtime.or3sync as object | undefined) };
     // The runtime imports OR3's own modules through `~~`, so it is bundled with the app, never left external.
     nuxt.options.build.transpile.push(resolve('./runtime'));
     addServerPlugin(resolve('./runtime/server/plugins/register'));
