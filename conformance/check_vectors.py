@@ -566,7 +566,7 @@ def str_field(row, name):
 class Workspace:
     def __init__(self):
         self.records = {}       # (table, pk) -> dict
-        self.applied = {}       # lowercase op_id -> version
+        self.applied = {}       # lowercase op_id -> (version, content)
         self.head = 0
 
     def push(self, ops, cfg):
@@ -581,8 +581,15 @@ class Workspace:
 
     def apply(self, op, tables):
         op_id = op["op_id"].lower()
+        payload = op.get("payload")
+        deleted = op["operation"] == "delete" or payload is not None and payload.get("deleted") is True
+        # what makes two ops with one id the same op (payload aside)
+        content = (op["table_name"], op["pk"], deleted, op["clock"], op["hlc"], op["device_id"])
         if op_id in self.applied:
-            return {"status": "duplicate", "server_version": self.applied[op_id]}
+            version, applied = self.applied[op_id]
+            if applied != content:
+                return {"status": "rejected", "code": "op_id_reused"}
+            return {"status": "duplicate", "server_version": version}
         key = (op["table_name"], op["pk"])
         cur = self.records.get(key)
         stamp = (op["clock"], op["hlc"].encode("utf-8"), op_id.encode("utf-8"))
@@ -593,14 +600,12 @@ class Workspace:
                 return {"status": "superseded", "winner": {
                     "server_version": cur["version"], "op_id": cur["stamp"][2].decode("utf-8"),
                     "deleted": cur["deleted"]}}
-        payload = op.get("payload")
         if payload is not None:
             row = dict(payload)
         elif cur is not None and cur["row"] is not None:
             row = dict(cur["row"])
         else:
             row = {}
-        deleted = op["operation"] == "delete" or payload is not None and payload.get("deleted") is True
         row[tables[op["table_name"]]] = op["pk"]
         row.update({"clock": op["clock"], "hlc": op["hlc"], "deleted": deleted})
         table = op["table_name"]
@@ -627,7 +632,7 @@ class Workspace:
         if thread is None and cur is not None:
             thread = cur["thread"]
         self.head += 1
-        self.applied[op_id] = self.head
+        self.applied[op_id] = (self.head, content)
         self.records[key] = {"stamp": stamp, "version": self.head, "deleted": deleted, "row": row,
                              "project": project, "thread": thread}
         return {"status": "applied", "server_version": self.head, "scope": scope}

@@ -1,5 +1,6 @@
 //! The push decision (PROTOCOL.md section 4), made once for every store:
-//! each valid op of a batch, in order, is a duplicate by op id, else loses or
+//! each valid op of a batch, in order, is a duplicate by op id (or, with
+//! other content under an applied op id, rejected `op_id_reused`), else loses or
 //! ties last-writer-wins against the record's current version, else is
 //! applied with the next server version, its committed row and the project
 //! scope resolved at this point of the batch.
@@ -15,7 +16,7 @@ use crate::commit::committed_row;
 use crate::scope::{
     logged_scope, project_id_of, table_scope, thread_id_of, LoggedScope, TableScope,
 };
-use crate::validate::Operation;
+use crate::validate::{Operation, Rejection};
 use crate::wire::{stored_json, Change};
 use crate::{OpId, ServerVersion, Stamp, TableConfig, ValidOp};
 use serde_json::value::RawValue;
@@ -51,13 +52,58 @@ impl StoredRecord {
     }
 }
 
+/// What identifies an op's write apart from its id and payload: two ops with
+/// one op id must agree on all of it to be the same op (PROTOCOL.md section 4,
+/// `op_id_reused`). The operation is the logged one (a put whose payload says
+/// `deleted: true` is logged as a delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpContent {
+    /// Table.
+    pub table_name: String,
+    /// Record key.
+    pub pk: String,
+    /// Logged operation.
+    pub operation: Operation,
+    /// Record clock.
+    pub clock: u64,
+    /// Write hlc.
+    pub hlc: String,
+    /// Writing device.
+    pub device_id: String,
+}
+
+impl OpContent {
+    /// The content of a valid op as it would be logged.
+    pub fn of(op: &ValidOp) -> OpContent {
+        OpContent {
+            table_name: op.table_name.clone(),
+            pk: op.pk.clone(),
+            operation: logged_operation(op),
+            clock: op.clock,
+            hlc: op.hlc.to_string(),
+            device_id: op.device_id.as_str().to_owned(),
+        }
+    }
+}
+
+/// An op id applied before: its version and, while its log entry is kept,
+/// what it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedOp {
+    /// The version it was applied at.
+    pub server_version: ServerVersion,
+    /// Its logged content; `None` when the entry is gone (then a repeat of
+    /// the id is taken for the same op).
+    pub content: Option<OpContent>,
+}
+
 /// The workspace as it was before the batch. Every answer describes the
 /// committed state: the planner itself accounts for the batch's writes.
 pub trait StoredState {
     /// What a lookup can fail with (a database error).
     type Error;
-    /// The version an op id was applied at, if it was.
-    fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, Self::Error>;
+    /// The version an op id was applied at and what it wrote, if it was.
+    fn applied_op(&mut self, op_id: &OpId) -> Result<Option<AppliedOp>, Self::Error>;
     /// The current version of a record, tombstones included.
     fn record(&mut self, table_name: &str, pk: &str) -> Result<Option<StoredRecord>, Self::Error>;
     /// The project of a stored thread (`None`: no such thread, or no project).
@@ -89,6 +135,8 @@ pub enum OpOutcome {
     Duplicate(Option<ServerVersion>),
     /// Lost to the stored version.
     Superseded(StoredVersion),
+    /// Refused by the stored state (`op_id_reused`); nothing written.
+    Rejected(Rejection),
 }
 
 /// A log entry with the project scope it was committed under, so realtime
@@ -170,8 +218,13 @@ pub fn plan_push<S: StoredState>(
     let mut finals: HashMap<(String, String), RecordColumns> = HashMap::new();
     let mut head = head;
     for op in ops {
-        if let Some(version) = batch.applied_version(&op.op_id)? {
-            outcomes.push(OpOutcome::Duplicate(Some(version)));
+        if let Some(applied) = batch.applied_op(&op.op_id)? {
+            outcomes.push(match applied.content {
+                Some(content) if content != OpContent::of(op) => {
+                    OpOutcome::Rejected(Rejection::op_id_reused(applied.server_version))
+                }
+                _ => OpOutcome::Duplicate(Some(applied.server_version)),
+            });
             continue;
         }
         let key = (op.table_name.clone(), op.pk.clone());
@@ -230,7 +283,13 @@ pub fn plan_push<S: StoredState>(
         let deleted = op.is_tombstone();
         head += 1;
 
-        batch.applied.insert(op.op_id.clone(), head);
+        batch.applied.insert(
+            op.op_id.clone(),
+            AppliedOp {
+                server_version: head,
+                content: Some(OpContent::of(op)),
+            },
+        );
         finals.insert(
             key.clone(),
             RecordColumns {
@@ -244,11 +303,7 @@ pub fn plan_push<S: StoredState>(
                 server_version: head,
                 table_name: op.table_name.clone(),
                 pk: op.pk.clone(),
-                operation: if deleted {
-                    Operation::Delete
-                } else {
-                    Operation::Put
-                },
+                operation: logged_operation(op),
                 payload: stored_json(Some(payload_text.clone())),
                 clock: op.clock,
                 hlc: op.hlc.to_string(),
@@ -281,6 +336,15 @@ pub fn plan_push<S: StoredState>(
     })
 }
 
+/// The operation an op is logged with: a tombstone is a delete.
+fn logged_operation(op: &ValidOp) -> Operation {
+    if op.is_tombstone() {
+        Operation::Delete
+    } else {
+        Operation::Put
+    }
+}
+
 /// The state as an op of the batch sees it: the stored state under the
 /// batch's earlier writes. Stored lookups are made once per key.
 struct Batch<'s, S> {
@@ -290,16 +354,16 @@ struct Batch<'s, S> {
     /// Records looked up or written so far, by `(table_name, pk)`.
     records: HashMap<(String, String), Option<StoredRecord>>,
     /// Op ids applied earlier in the batch.
-    applied: HashMap<OpId, ServerVersion>,
+    applied: HashMap<OpId, AppliedOp>,
     /// Messages written so far: their thread before the batch, and now.
     message_threads: HashMap<String, (Option<String>, Option<String>)>,
 }
 
 impl<S: StoredState> Batch<'_, S> {
-    fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, S::Error> {
+    fn applied_op(&mut self, op_id: &OpId) -> Result<Option<AppliedOp>, S::Error> {
         match self.applied.get(op_id) {
-            Some(version) => Ok(Some(*version)),
-            None => self.stored.applied_version(op_id),
+            Some(applied) => Ok(Some(applied.clone())),
+            None => self.stored.applied_op(op_id),
         }
     }
 

@@ -28,6 +28,9 @@ pub enum RejectCode {
     InvalidOp,
     /// The hlc is too far ahead of server time; re-stamp and retry.
     ClockSkew,
+    /// The op id was applied before with other content (decided by the push
+    /// against the stored state, never by validation alone).
+    OpIdReused,
 }
 
 impl RejectCode {
@@ -41,6 +44,7 @@ impl RejectCode {
             RejectCode::InvalidHlc => "invalid_hlc",
             RejectCode::InvalidOp => "invalid_op",
             RejectCode::ClockSkew => "clock_skew",
+            RejectCode::OpIdReused => "op_id_reused",
         }
     }
 
@@ -66,6 +70,19 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// An op id applied at `version` by an op with other content: the new op
+    /// is refused, never taken for a duplicate (its write would be lost).
+    pub fn op_id_reused(version: u64) -> Rejection {
+        Rejection::new(
+            RejectCode::OpIdReused,
+            "op_id",
+            format!(
+                "this op_id was applied at version {version} by an op with other content; \
+                 a new write needs a new op_id"
+            ),
+        )
+    }
+
     fn new(code: RejectCode, field: &'static str, message: impl Into<String>) -> Rejection {
         Rejection {
             code,

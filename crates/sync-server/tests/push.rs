@@ -382,3 +382,34 @@ async fn push_response_carries_server_time() {
     let server_time = body["server_time"].as_u64().unwrap();
     assert!(server_time >= before && server_time <= now_ms());
 }
+
+#[tokio::test]
+async fn an_op_id_reused_with_other_content_is_rejected_and_keeps_the_first_write() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    let t = now_ms();
+    let first = put(
+        "messages",
+        "m1",
+        1,
+        &hlc(t, 0, DEVICE_A),
+        json!({"text": "a"}),
+    );
+    s.push_ok(&ws, "alice", vec![first.clone()]).await;
+    let mut reused = put(
+        "messages",
+        "m1",
+        2,
+        &hlc(t, 1, DEVICE_A),
+        json!({"text": "b"}),
+    );
+    reused["op_id"] = first["op_id"].clone();
+    let results = s.push_ok(&ws, "alice", vec![reused]).await;
+    assert_eq!(results[0]["status"], "rejected");
+    assert_eq!(results[0]["error"]["code"], "op_id_reused");
+    assert_eq!(results[0]["error"]["field"], "op_id");
+    assert!(results[0]["error"].get("retryable").is_none(), "permanent");
+    let log = s.pull_all(&ws, "alice", 0, 100).await;
+    assert_eq!(log.len(), 1, "nothing logged for the reused id");
+    assert_eq!(log[0]["payload"]["text"], "a");
+}

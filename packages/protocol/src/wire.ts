@@ -49,7 +49,9 @@ export type RejectionCode =
   | 'pk_mismatch'
   | 'invalid_hlc'
   | 'invalid_op'
-  | 'clock_skew';
+  | 'clock_skew'
+  /** The op id was applied before by an op with other content (decided by the push, not by validation). */
+  | 'op_id_reused';
 
 /** The stored version that beat a superseded op, whole. */
 export interface Winner {

@@ -141,6 +141,10 @@ fn outcome_result(op_id: String, outcome: OpOutcome) -> OpResult {
                 payload: stored.payload,
             }),
         ),
+        OpOutcome::Rejected(rejection) => OpResult {
+            error: Some(rejection),
+            ..result(op_id, OpStatus::Rejected, None, None)
+        },
     }
 }
 

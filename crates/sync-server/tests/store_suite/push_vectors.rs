@@ -54,6 +54,7 @@ async fn push(
                 OpOutcome::Superseded(w) => json!({"status": "superseded", "winner": {
                     "server_version": w.server_version, "op_id": w.stamp.op_id, "deleted": w.deleted,
                 }}),
+                OpOutcome::Rejected(r) => json!({"status": "rejected", "code": r.code.as_str()}),
             },
         })
         .collect();

@@ -103,7 +103,7 @@ async function applyOp(ctx: MutationCtx, op: ValidOp, at: ApplyContext): Promise
     .withIndex('by_op', (q) => q.eq('workspace_id', workspaceId).eq('op_id', op.op_id))
     .unique();
   budget.read(seen);
-  if (seen !== null) return { op_id: op.op_id, status: 'duplicate', server_version: seen.server_version };
+  if (seen !== null) return seenBefore(ctx, op, workspaceId, seen.server_version, budget);
 
   const stored = await ctx.db
     .query('records')
@@ -188,6 +188,44 @@ function winnerOf(stored: Doc<'records'>): Winner {
     server_version: stored.server_version,
     deleted: stored.deleted,
     payload: stored.payload as RecordPayload | null,
+  };
+}
+
+/**
+ * An op whose id was applied at `version`: the same op again is a duplicate;
+ * other content under that id (table, pk, logged operation, clock, hlc,
+ * device) is refused as `op_id_reused`, so its write is never silently
+ * dropped. Once GC purged the log entry the content is unknown: a duplicate.
+ */
+async function seenBefore(
+  ctx: MutationCtx,
+  op: ValidOp,
+  workspaceId: string,
+  version: number,
+  budget: TransactionBudget,
+): Promise<OpResult> {
+  const entry = await ctx.db
+    .query('change_log')
+    .withIndex('by_version', (q) => q.eq('workspace_id', workspaceId).eq('server_version', version))
+    .unique();
+  budget.read(entry);
+  const same =
+    entry === null ||
+    (entry.table_name === op.table_name &&
+      entry.pk === op.pk &&
+      (entry.operation === 'delete' || entry.payload?.deleted === true) === op.deleted &&
+      entry.clock === op.clock &&
+      entry.hlc === op.hlc &&
+      entry.device_id === op.device_id);
+  if (same) return { op_id: op.op_id, status: 'duplicate', server_version: version };
+  return {
+    op_id: op.op_id,
+    status: 'rejected',
+    error: {
+      code: 'op_id_reused',
+      message: `this op_id was applied at version ${version} by an op with other content; a new write needs a new op_id`,
+      field: 'op_id',
+    },
   };
 }
 

@@ -18,14 +18,14 @@
 
 use super::connect::{column_error, pg_error};
 use super::text::{project_from_db, project_to_db, thread_to_db};
-use crate::store::{member_user, require_role, role_from};
+use crate::store::{member_user, require_role, role_from, stored_operation};
 use crate::store::{Access, LoggedChange, PushOutcome, StoreError};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use sync_core::push::{plan_push, PushPlan, StoredRecord, StoredState};
+use sync_core::push::{plan_push, AppliedOp, OpContent, PushPlan, StoredRecord, StoredState};
 use sync_core::scope::{table_scope, thread_id_of, TableScope};
-use sync_core::{OpId, Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
+use sync_core::{OpId, Role, Stamp, TableConfig, ValidOp, WorkspaceId};
 use tokio_postgres::types::ToSql;
 
 /// What the database said before the batch is decided: the rows the batch
@@ -36,8 +36,9 @@ struct BatchContext {
     records: HashMap<(String, String), StoredRecord>,
     /// Stored project of threads the batch's messages may name.
     thread_projects: HashMap<String, Option<String>>,
-    /// Op ids of the batch that were applied before, with their versions.
-    applied_ops: HashMap<String, ServerVersion>,
+    /// Op ids of the batch that were applied before, with their versions
+    /// and logged content.
+    applied_ops: HashMap<String, AppliedOp>,
     /// How many stored messages name each thread the batch writes (capped
     /// above the batch size, which is all a decision needs).
     thread_messages: HashMap<String, u64>,
@@ -46,8 +47,8 @@ struct BatchContext {
 impl StoredState for BatchContext {
     type Error = Infallible;
 
-    fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, Infallible> {
-        Ok(self.applied_ops.get(op_id.as_str()).copied())
+    fn applied_op(&mut self, op_id: &OpId) -> Result<Option<AppliedOp>, Infallible> {
+        Ok(self.applied_ops.get(op_id.as_str()).cloned())
     }
 
     fn record(&mut self, table_name: &str, pk: &str) -> Result<Option<StoredRecord>, Infallible> {
@@ -125,10 +126,12 @@ const READ_THREAD_MESSAGES: &str = "SELECT t.thread,
 
 /// Op ids already in the log (see `migrations.rs`: the log is the record
 /// of applied op ids).
-const READ_APPLIED_OPS: &str = "SELECT a.op_id, a.server_version
+const READ_APPLIED_OPS: &str = "SELECT a.op_id, a.server_version, a.table_name, a.pk, a.operation,
+         a.clock, a.hlc, a.device_id
      FROM unnest($2::text[]) AS k(op_id)
      CROSS JOIN LATERAL (
-         SELECT op_id, server_version FROM change_log a
+         SELECT op_id, server_version, table_name, pk, operation, clock, hlc, device_id
+         FROM change_log a
          WHERE a.workspace_id = $1 AND a.op_id = k.op_id LIMIT 1
      ) a";
 
@@ -260,9 +263,21 @@ pub(super) async fn push(
         );
     }
     for r in &op_rows {
+        let operation: &str = r.try_get(4).map_err(column_error)?;
+        let content = OpContent {
+            table_name: r.try_get(2).map_err(column_error)?,
+            pk: r.try_get(3).map_err(column_error)?,
+            operation: stored_operation(operation)?,
+            clock: r.try_get::<_, i64>(5).map_err(column_error)? as u64,
+            hlc: r.try_get(6).map_err(column_error)?,
+            device_id: r.try_get(7).map_err(column_error)?,
+        };
         context.applied_ops.insert(
             r.try_get(0).map_err(column_error)?,
-            r.try_get::<_, i64>(1).map_err(column_error)? as u64,
+            AppliedOp {
+                server_version: r.try_get::<_, i64>(1).map_err(column_error)? as u64,
+                content: Some(content),
+            },
         );
     }
 

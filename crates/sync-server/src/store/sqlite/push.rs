@@ -6,9 +6,9 @@
 //! written one upsert with its last write.
 
 use super::internal;
-use crate::store::{PushOutcome, StoreError};
+use crate::store::{stored_operation, PushOutcome, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
-use sync_core::push::{plan_push, StoredRecord, StoredState};
+use sync_core::push::{plan_push, AppliedOp, OpContent, StoredRecord, StoredState};
 use sync_core::{OpId, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
 
 /// The committed state of one workspace, read through the push transaction.
@@ -20,17 +20,50 @@ struct Committed<'t> {
 impl StoredState for Committed<'_> {
     type Error = StoreError;
 
-    fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, StoreError> {
+    fn applied_op(&mut self, op_id: &OpId) -> Result<Option<AppliedOp>, StoreError> {
         self.tx
             .prepare_cached(
-                "SELECT server_version FROM applied_ops WHERE workspace_id = ?1 AND op_id = ?2",
+                "SELECT a.server_version, l.table_name, l.pk, l.operation, l.clock, l.hlc, l.device_id
+                 FROM applied_ops a LEFT JOIN change_log l
+                     ON l.workspace_id = a.workspace_id AND l.server_version = a.server_version
+                 WHERE a.workspace_id = ?1 AND a.op_id = ?2",
             )
             .and_then(|mut s| {
-                s.query_row([self.ws, op_id.as_str()], |r| r.get::<_, i64>(0))
-                    .optional()
+                s.query_row([self.ws, op_id.as_str()], |r| {
+                    let content = match r.get::<_, Option<String>>(1)? {
+                        Some(table_name) => Some((
+                            table_name,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, i64>(4)? as u64,
+                            r.get::<_, String>(5)?,
+                            r.get::<_, String>(6)?,
+                        )),
+                        None => None,
+                    };
+                    Ok((r.get::<_, i64>(0)? as u64, content))
+                })
+                .optional()
             })
-            .map(|v| v.map(|v| v as u64))
-            .map_err(internal)
+            .map_err(internal)?
+            .map(|(server_version, content)| {
+                let content = match content {
+                    Some((table_name, pk, operation, clock, hlc, device_id)) => Some(OpContent {
+                        table_name,
+                        pk,
+                        operation: stored_operation(&operation)?,
+                        clock,
+                        hlc,
+                        device_id,
+                    }),
+                    None => None,
+                };
+                Ok::<_, StoreError>(AppliedOp {
+                    server_version,
+                    content,
+                })
+            })
+            .transpose()
     }
 
     fn record(&mut self, table_name: &str, pk: &str) -> Result<Option<StoredRecord>, StoreError> {
