@@ -5,7 +5,7 @@
  */
 import { createError, type H3Event } from 'h3';
 import { toOr3Change, toOr3SnapshotItem } from './change-mapping.js';
-import { rethrowForOr3 } from './error-mapping.js';
+import { requestForOr3, rethrowForOr3 } from './error-mapping.js';
 import { GatewayError, type GatewayClient } from './gateway-client.js';
 import type { GatewayChangesPage, GatewayOp, GatewayPushResponse, GatewaySnapshotPage } from './gateway-wire.js';
 import { StampMappingError, toGatewayDevice } from './hlc-mapping.js';
@@ -46,13 +46,8 @@ const clampPage = (n: number) => Math.max(1, Math.min(MAX_OR3_PAGE, Math.floor(n
  */
 export function createOr3SyncAdapter(options: Or3SyncAdapterOptions): SyncGatewayAdapter<H3Event> {
   const { client, userOf } = options;
-  const call = async <T>(event: H3Event, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> => {
-    try {
-      return await client.request<T>({ method, path, body, userId: await userOf(event) });
-    } catch (error) {
-      return rethrowForOr3(event, error);
-    }
-  };
+  const call = async <T>(event: H3Event, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> =>
+    requestForOr3<T>(client, event, { method, path, body, userId: await userOf(event) });
 
   return {
     id: OR3SYNC_PROVIDER_ID,

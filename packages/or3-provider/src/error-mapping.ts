@@ -4,7 +4,7 @@
  * with, `Retry-After` passed on).
  */
 import { createError, setResponseHeader, type H3Event } from 'h3';
-import { GatewayError } from './gateway-client.js';
+import { GatewayError, type GatewayClient, type GatewayRequest } from './gateway-client.js';
 import type { SyncErrorCode } from './or3-types.js';
 
 /**
@@ -73,4 +73,13 @@ export function rethrowForOr3(event: H3Event | undefined, error: unknown): never
     statusMessage: `or3-sync: ${error.message}`.slice(0, 200).replace(/[\r\n]/g, ' '),
     data: { code, gatewayCode: error.code, field: error.field, retryAfter: error.retryAfter },
   });
+}
+
+/** One gateway request whose failure is OR3's (see `rethrowForOr3`). */
+export async function requestForOr3<T>(client: GatewayClient, event: H3Event | undefined, req: GatewayRequest): Promise<T> {
+  try {
+    return await client.request<T>(req);
+  } catch (error) {
+    return rethrowForOr3(event, error);
+  }
 }

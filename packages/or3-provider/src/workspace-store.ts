@@ -15,7 +15,7 @@
  * - Workspaces have no description on the gateway: `description` is ignored.
  */
 import { deleteCookie, getCookie, setCookie, type H3Event } from 'h3';
-import { rethrowForOr3 } from './error-mapping.js';
+import { requestForOr3, rethrowForOr3 } from './error-mapping.js';
 import { GatewayError, type GatewayClient, type GatewayRequest } from './gateway-client.js';
 import type { GatewayWorkspace } from './gateway-wire.js';
 import type { AuthWorkspaceStore, WorkspaceRole, WorkspaceSummary } from './or3-types.js';
@@ -37,13 +37,7 @@ export function userIdOf(provider: string, providerUserId: string): string {
 
 /** The store for one request; `event` (when OR3 passes it) carries the active-workspace cookie. */
 export function createOr3SyncWorkspaceStore(client: GatewayClient, event?: H3Event): AuthWorkspaceStore {
-  const call = async <T>(req: GatewayRequest): Promise<T> => {
-    try {
-      return await client.request<T>(req);
-    } catch (error) {
-      return rethrowForOr3(event, error);
-    }
-  };
+  const call = <T>(req: GatewayRequest): Promise<T> => requestForOr3<T>(client, event, req);
   const path = (workspaceId: string) => `/v1/workspaces/${encodeURIComponent(workspaceId)}`;
   const list = async (userId: string) =>
     (await call<{ workspaces: GatewayWorkspace[] }>({ method: 'GET', path: '/v1/workspaces', userId })).workspaces;
