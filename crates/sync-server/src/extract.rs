@@ -229,6 +229,46 @@ pub fn check_project_id(project_id: Option<String>) -> Result<Option<String>, Ap
     }
 }
 
+/// The `tables` query parameter: comma-separated synced table names, as a
+/// sorted list (a filter is a set); `None` when absent. An empty or repeated
+/// name is `invalid_query`, a name that is not synced `unknown_table`, both
+/// with field `tables`.
+pub fn check_tables(
+    tables: Option<String>,
+    synced: &sync_core::TableConfig,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = tables else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    for name in list.split(',') {
+        if name.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "tables",
+                "tables must be comma-separated table names, none empty",
+            ));
+        }
+        if synced.pk_field(name).is_none() {
+            return Err(ApiError::bad_request(
+                "unknown_table",
+                "tables",
+                format!("`{name}` is not a synced table"),
+            ));
+        }
+        names.push(name.to_owned());
+    }
+    names.sort_unstable();
+    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "tables",
+            "tables names a table more than once",
+        ));
+    }
+    Ok(Some(names))
+}
+
 #[cfg(test)]
 mod tests {
     use super::json_depth_exceeds;

@@ -55,6 +55,7 @@ async fn a_store_over_tls_verifies_the_server_and_works() {
                 cursor: 0,
                 limit: 10,
                 project_id: None,
+                tables: None,
             },
         )
         .await

@@ -290,3 +290,66 @@ async fn one_record_is_read_or_404() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "unknown_table");
 }
+
+#[tokio::test]
+async fn tables_filter_is_checked_and_binds_the_snapshot_token() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    let t = now_ms();
+    let ops = puts(
+        t,
+        vec![
+            ("messages", "m1", json!({})),
+            ("kv", "k1", json!({})),
+            ("kv", "k2", json!({})),
+            ("kv", "k3", json!({})),
+        ],
+    );
+    s.push_ok(&ws, "alice", ops).await;
+    let (status, page) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/changes?cursor=0&tables=kv"),
+            "alice",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(page["cursor"], 4);
+    for (query, code) in [
+        ("tables=", "invalid_query"),
+        ("tables=kv,,messages", "invalid_query"),
+        ("tables=kv,kv", "invalid_query"),
+        ("tables=kv,nope", "unknown_table"),
+    ] {
+        for route in ["changes", "snapshot"] {
+            let path = format!("/v1/workspaces/{ws}/{route}?{query}");
+            let (status, body) = s.get(&path, "alice").await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+            assert_eq!(body["error"]["code"], code, "{path}");
+            assert_eq!(body["error"]["field"], "tables", "{path}");
+        }
+    }
+    let (_, first) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/snapshot?limit=2&tables=kv"),
+            "alice",
+        )
+        .await;
+    let token = first["next_page_token"].as_str().unwrap();
+    let (status, body) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/snapshot?page_token={token}"),
+            "alice",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_page_token");
+    let (status, rest) = s
+        .get(
+            &format!("/v1/workspaces/{ws}/snapshot?page_token={token}&tables=kv"),
+            "alice",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rest}");
+    assert_eq!(rest["items"][0]["pk"], "k3");
+}

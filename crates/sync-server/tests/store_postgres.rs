@@ -58,6 +58,7 @@ async fn whole_log(store: &dyn Store, ws: &sync_core::WorkspaceId) -> Vec<(u64, 
                     cursor,
                     limit: 1000,
                     project_id: None,
+                    tables: None,
                 },
             )
             .await

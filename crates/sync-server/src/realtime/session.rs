@@ -257,6 +257,7 @@ impl Session {
                         cursor: self.examined,
                         limit: BACKLOG_PAGE,
                         project_id: self.project_id.clone(),
+                        tables: None,
                     },
                 )
                 .await;

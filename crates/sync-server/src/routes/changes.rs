@@ -1,7 +1,9 @@
 //! `GET /v1/workspaces/{workspace_id}/changes`: the change log after a cursor.
 
 use crate::error::ApiError;
-use crate::extract::{check_project_id, device_id_header, parse_query, workspace_param, Caller};
+use crate::extract::{
+    check_project_id, check_tables, device_id_header, parse_query, workspace_param, Caller,
+};
 use crate::state::AppState;
 use crate::store::{ChangesQuery, DevicePosition};
 use axum::extract::rejection::PathRejection;
@@ -17,6 +19,7 @@ struct Params {
     cursor: Option<u64>,
     limit: Option<usize>,
     project_id: Option<String>,
+    tables: Option<String>,
 }
 
 /// Handles a pull. The body is the protocol's `ChangesPage`, written by
@@ -52,6 +55,7 @@ pub async fn changes(
         }
     };
     let project_id = check_project_id(params.project_id)?;
+    let tables = check_tables(params.tables, &state.config.tables)?;
     let batch = state
         .store
         .changes_json(
@@ -61,6 +65,7 @@ pub async fn changes(
                 cursor,
                 limit,
                 project_id,
+                tables,
             },
         )
         .await?;

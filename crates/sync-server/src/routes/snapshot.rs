@@ -1,9 +1,11 @@
 //! `GET /v1/workspaces/{workspace_id}/snapshot`: current records in pages.
-//! The page token binds workspace, scope and snapshot version; it is opaque
+//! The page token binds workspace, scope, table set and snapshot version; it is opaque
 //! to clients (base64url of a small JSON object).
 
 use crate::error::ApiError;
-use crate::extract::{check_project_id, device_id_header, parse_query, workspace_param, Caller};
+use crate::extract::{
+    check_project_id, check_tables, device_id_header, parse_query, workspace_param, Caller,
+};
 use crate::state::AppState;
 use crate::store::{DevicePosition, SnapshotQuery, StoreError};
 use axum::extract::rejection::PathRejection;
@@ -23,6 +25,7 @@ struct Params {
     page_token: Option<String>,
     limit: Option<usize>,
     project_id: Option<String>,
+    tables: Option<String>,
 }
 
 /// Where the next page starts, and what it is bound to.
@@ -30,6 +33,9 @@ struct Params {
 struct PageToken {
     w: String,
     p: Option<String>,
+    /// The table filter; absent in tokens of unfiltered snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<Vec<String>>,
     v: ServerVersion,
     t: String,
     k: String,
@@ -44,15 +50,16 @@ impl PageToken {
         text: &str,
         ws: &WorkspaceId,
         project: &Option<String>,
+        tables: &Option<Vec<String>>,
     ) -> Result<PageToken, StoreError> {
         let token: PageToken = URL_SAFE_NO_PAD
             .decode(text)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or(StoreError::InvalidPageToken("the page token is malformed"))?;
-        if token.w != ws.as_str() || &token.p != project {
+        if token.w != ws.as_str() || &token.p != project || &token.s != tables {
             return Err(StoreError::InvalidPageToken(
-                "the page token belongs to another workspace or scope",
+                "the page token belongs to another workspace, scope or table set",
             ));
         }
         Ok(token)
@@ -82,10 +89,11 @@ pub async fn snapshot(
         }
     };
     let project_id = check_project_id(params.project_id)?;
+    let tables = check_tables(params.tables, &state.config.tables)?;
     let token = params
         .page_token
         .as_deref()
-        .map(|t| PageToken::decode(t, &ws, &project_id))
+        .map(|t| PageToken::decode(t, &ws, &project_id, &tables))
         .transpose()?;
     let first_page = token.is_none();
     let batch = state
@@ -98,6 +106,7 @@ pub async fn snapshot(
                 snapshot_version: token.as_ref().map(|t| t.v),
                 limit,
                 project_id: project_id.clone(),
+                tables: tables.clone(),
             },
         )
         .await?;
@@ -115,6 +124,7 @@ pub async fn snapshot(
             PageToken {
                 w: ws.to_string(),
                 p: project_id,
+                s: tables,
                 v: batch.snapshot_version,
                 t: last.table_name.clone(),
                 k: last.pk.clone(),

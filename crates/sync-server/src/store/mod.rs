@@ -152,6 +152,8 @@ pub struct ChangesQuery {
     pub limit: usize,
     /// Only this project's scoped records (plus workspace-wide ones).
     pub project_id: Option<String>,
+    /// Only these tables (synced names, sorted, no repeats); `None`: all.
+    pub tables: Option<Vec<String>>,
 }
 
 /// A page of the change log.
@@ -179,6 +181,8 @@ pub struct SnapshotQuery {
     pub limit: usize,
     /// Project scope.
     pub project_id: Option<String>,
+    /// Only these tables (synced names, sorted, no repeats); `None`: all.
+    pub tables: Option<Vec<String>>,
 }
 
 /// A page of current records.

@@ -35,9 +35,10 @@ impl<C: ChangeSink> ChangesPage<C> {
         }
         // A filtered pull may match nothing for a long stretch: it examines
         // a bounded window, so one request's cost never grows with the log.
-        let window_end = match query.project_id {
-            Some(_) => head.min(query.cursor.saturating_add(MAX_EXAMINED_ENTRIES)),
-            None => head,
+        let filtered = query.project_id.is_some() || query.tables.is_some();
+        let window_end = match filtered {
+            true => head.min(query.cursor.saturating_add(MAX_EXAMINED_ENTRIES)),
+            false => head,
         };
         Ok(ChangesPage {
             changes: C::default(),

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 mod push_vectors;
+mod table_filter;
 pub use push_vectors::push_vectors_agree;
+pub use table_filter::pull_and_snapshot_filter_by_tables;
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -48,7 +50,8 @@ macro_rules! store_suite {
             claimed_access_takes_its_role_from_the_claims,
             odd_project_and_thread_ids_are_data_not_errors,
             changes_json_is_the_page_changes_reads,
-            push_vectors_agree
+            push_vectors_agree,
+            pull_and_snapshot_filter_by_tables
         );
     };
     (@tests $factory:path; $($name:ident),*) => {
@@ -134,6 +137,7 @@ pub async fn all_changes(
                     cursor,
                     limit: 1000,
                     project_id: None,
+                    tables: None,
                 },
             )
             .await?;
@@ -261,7 +265,8 @@ pub async fn non_member_and_viewer_are_refused(store: Arc<dyn Store>) {
                 ChangesQuery {
                     cursor: 0,
                     limit: 10,
-                    project_id: None
+                    project_id: None,
+                    tables: None,
                 }
             )
             .await,
@@ -372,6 +377,7 @@ pub async fn changes_page_in_order_and_filter_by_project(store: Arc<dyn Store>) 
                 cursor: 0,
                 limit: 2,
                 project_id: None,
+                tables: None,
             },
         )
         .await
@@ -388,6 +394,7 @@ pub async fn changes_page_in_order_and_filter_by_project(store: Arc<dyn Store>) 
                 cursor: 0,
                 limit: 100,
                 project_id: Some("p1".into()),
+                tables: None,
             },
         )
         .await
@@ -414,6 +421,7 @@ pub async fn snapshot_pages_cover_every_record(store: Arc<dyn Store>) {
                     snapshot_version: version,
                     limit: 10,
                     project_id: None,
+                    tables: None,
                 },
             )
             .await
@@ -644,6 +652,7 @@ pub async fn thread_created_after_its_messages_is_a_scope_change(store: Arc<dyn 
                 cursor: 0,
                 limit: 100,
                 project_id: Some("p1".into()),
+                tables: None,
             },
         )
         .await
@@ -743,6 +752,7 @@ async fn pks_in_project(store: &Arc<dyn Store>, ws: &WorkspaceId, project: &str)
                 cursor: 0,
                 limit: 100,
                 project_id: Some(project.into()),
+                tables: None,
             },
         )
         .await
@@ -804,6 +814,7 @@ pub async fn message_scope_follows_its_thread_at_commit_time(store: Arc<dyn Stor
                 snapshot_version: None,
                 limit: 10,
                 project_id: Some("p2".into()),
+                tables: None,
             },
         )
         .await
@@ -835,6 +846,7 @@ pub async fn pull_pages_stop_after_about_4_mib(store: Arc<dyn Store>) {
                         cursor,
                         limit: 100,
                         project_id: None,
+                        tables: None,
                     },
                 )
                 .await
@@ -881,6 +893,7 @@ pub async fn filtered_pull_examines_a_bounded_window(store: Arc<dyn Store>) {
                 cursor: 0,
                 limit: 100,
                 project_id: Some("p1".into()),
+                tables: None,
             },
         )
         .await
@@ -1006,6 +1019,7 @@ pub async fn odd_project_and_thread_ids_are_data_not_errors(store: Arc<dyn Store
                 snapshot_version: None,
                 limit: 10,
                 project_id: Some(odd.into()),
+                tables: None,
             },
         )
         .await
@@ -1054,6 +1068,7 @@ pub async fn changes_json_is_the_page_changes_reads(store: Arc<dyn Store>) {
             cursor,
             limit,
             project_id: project.map(str::to_owned),
+            tables: None,
         };
         let page = store.changes(&ws, &alice(), query()).await.unwrap();
         let json = store.changes_json(&ws, &alice(), query()).await.unwrap();
@@ -1079,6 +1094,7 @@ pub async fn changes_json_is_the_page_changes_reads(store: Arc<dyn Store>) {
                 cursor: 99,
                 limit: 10,
                 project_id: None,
+                tables: None,
             },
         )
         .await

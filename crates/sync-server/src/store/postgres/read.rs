@@ -86,6 +86,7 @@ pub(super) async fn read_changes<C: ChangeSink>(
                      FROM change_log
                      WHERE workspace_id = $1 AND server_version > $2 AND server_version <= $3
                        AND ($4::text IS NULL OR NOT scoped OR project_id = $4 OR prev_project_id = $4)
+                       AND ($7::text[] IS NULL OR table_name = ANY($7))
                      ORDER BY server_version LIMIT $5
                  ) c
                  WINDOW w AS (ORDER BY c.server_version)
@@ -104,6 +105,7 @@ pub(super) async fn read_changes<C: ChangeSink>(
                 &query.project_id.as_deref().map(project_to_db),
                 &page.row_limit(),
                 &(MAX_PAGE_PAYLOAD_BYTES as i64),
+                &query.tables,
             ],
         )
         .await
@@ -140,6 +142,7 @@ pub(super) async fn read_snapshot(
                     OR (r.scope_kind = 2 AND EXISTS (
                         SELECT 1 FROM records t WHERE t.workspace_id = r.workspace_id
                           AND t.table_name = 'threads' AND t.pk = r.thread_id AND t.project_id = $4)))
+               AND ($6::text[] IS NULL OR r.table_name = ANY($6))
              ORDER BY r.table_name, r.pk LIMIT $5"
         ))
         .await
@@ -153,6 +156,7 @@ pub(super) async fn read_snapshot(
                 &after_pk,
                 &query.project_id.as_deref().map(project_to_db),
                 &(query.limit as i64 + 1),
+                &query.tables,
             ],
         )
         .await

@@ -60,6 +60,13 @@ pub(super) fn change_json_from_row<'r>(
     })
 }
 
+/// A table filter as the JSON array `json_each` reads; `None`: no filter.
+fn tables_json(tables: &Option<Vec<String>>) -> Option<String> {
+    tables
+        .as_ref()
+        .map(|t| serde_json::Value::from(t.clone()).to_string())
+}
+
 pub(super) fn read_log_since(
     conn: &mut Connection,
     ws: &str,
@@ -108,6 +115,7 @@ pub(super) fn read_changes<C: ChangeSink>(
             "SELECT {CHANGE_COLUMNS} FROM change_log
              WHERE workspace_id = ?1 AND server_version > ?2 AND server_version <= ?3
                AND (?4 IS NULL OR scoped = 0 OR project_id = ?4 OR prev_project_id = ?4)
+               AND (?6 IS NULL OR table_name IN (SELECT value FROM json_each(?6)))
              ORDER BY server_version LIMIT ?5"
         ))
         .map_err(internal)?;
@@ -118,6 +126,7 @@ pub(super) fn read_changes<C: ChangeSink>(
             page.window_end() as i64,
             query.project_id,
             page.row_limit(),
+            tables_json(&query.tables),
         ])
         .map_err(internal)?;
     while let Some(r) = rows.next().map_err(internal)? {
@@ -152,6 +161,7 @@ pub(super) fn read_snapshot(
                     OR (r.scope_kind = 2 AND EXISTS (
                         SELECT 1 FROM records t WHERE t.workspace_id = r.workspace_id
                           AND t.table_name = 'threads' AND t.pk = r.thread_id AND t.project_id = ?4)))
+               AND (?6 IS NULL OR r.table_name IN (SELECT value FROM json_each(?6)))
              ORDER BY r.table_name, r.pk LIMIT ?5",
         )
         .map_err(internal)?;
@@ -162,7 +172,8 @@ pub(super) fn read_snapshot(
                 after_table,
                 after_pk,
                 query.project_id,
-                query.limit as i64 + 1
+                query.limit as i64 + 1,
+                tables_json(&query.tables),
             ],
             record_from_row,
         )
