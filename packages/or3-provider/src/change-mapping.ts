@@ -37,6 +37,10 @@ export function toOr3Change(change: GatewayChange): SyncChange {
 /** One snapshot item: a live row, or a tombstone with the server's delete time. */
 export function toOr3SnapshotItem(item: GatewayRecordVersion): SnapshotItem {
   const base = { tableName: item.table_name, pk: item.pk, revision: revisionOf(item) };
+  if (item.deleted && typeof item.committed_at !== 'number') {
+    // A gateway older than the OR3 additions: no delete time, and OR3 needs one.
+    throw new Error(`the gateway's snapshot item ${item.table_name}/${item.pk} has no committed_at`);
+  }
   return item.deleted
     ? { kind: 'tombstone', ...base, serverDeletedAt: toEpochSeconds(item.committed_at) }
     : { kind: 'row', ...base, payload: toOr3Payload(item.payload) };
