@@ -199,11 +199,13 @@ impl PushPlan {
 }
 
 /// Decides every op of a batch, in order, against the state before the batch
-/// (`stored`, at version `head`) and the batch's own earlier writes.
+/// (`stored`, at version `head`) and the batch's own earlier writes; the log
+/// entries carry the commit time `committed_at` (epoch ms).
 pub fn plan_push<S: StoredState>(
     ops: &[ValidOp],
     tables: &TableConfig,
     head: ServerVersion,
+    committed_at: u64,
     stored: &mut S,
 ) -> Result<PushPlan, S::Error> {
     let mut batch = Batch {
@@ -310,6 +312,7 @@ pub fn plan_push<S: StoredState>(
                 op_id: op.op_id.as_str().to_owned(),
                 device_id: op.device_id.as_str().to_owned(),
                 scope_change: scope.scope_change,
+                committed_at,
             },
             scope,
         });

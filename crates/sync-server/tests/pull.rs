@@ -50,7 +50,8 @@ async fn pull_returns_changes_in_order_with_no_gaps_across_pages() {
 async fn change_carries_the_whole_stamp_and_payload() {
     let s = start().await;
     let ws = s.workspace("alice").await;
-    let h = hlc(now_ms(), 3, DEVICE_A);
+    let before = now_ms();
+    let h = hlc(before, 3, DEVICE_A);
     let op = put(
         "messages",
         "m1",
@@ -59,7 +60,10 @@ async fn change_carries_the_whole_stamp_and_payload() {
         json!({"text": "hello", "thread_id": "t1"}),
     );
     s.push_ok(&ws, "alice", vec![op.clone()]).await;
+    let after = now_ms();
     let c = &s.pull(&ws, "alice", 0, 10).await["changes"][0];
+    let committed_at = c["committed_at"].as_u64().expect("committed_at");
+    assert!((before..=after).contains(&committed_at), "the commit time");
     assert_eq!(c["table_name"], "messages");
     assert_eq!(c["pk"], "m1");
     assert_eq!(c["operation"], "put");

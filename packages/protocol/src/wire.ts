@@ -126,6 +126,8 @@ export interface Change {
   device_id: string;
   /** A thread that moved between projects; a project-scoped client rescans. */
   scope_change?: boolean;
+  /** The server's commit time of this entry, epoch ms (the gateway sends it). */
+  committed_at?: number;
 }
 
 /** Answer of `GET /v1/workspaces/{id}/changes`. */
@@ -148,6 +150,8 @@ export interface SnapshotItem {
   hlc: string;
   op_id: string;
   server_version: number;
+  /** The server's commit time of this version (of the delete, for a tombstone), epoch ms (the gateway sends it). */
+  committed_at?: number;
 }
 
 /** One page of `GET /v1/workspaces/{id}/snapshot`. */

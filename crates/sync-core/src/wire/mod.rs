@@ -104,6 +104,8 @@ pub struct Change {
     pub device_id: String,
     /// A thread moved between projects.
     pub scope_change: bool,
+    /// The server's commit time of this entry, epoch ms.
+    pub committed_at: u64,
 }
 
 /// A stored payload as raw JSON; `null` when there is none (a tombstone
@@ -148,6 +150,9 @@ pub struct RecordVersion {
     pub op_id: String,
     /// Log position of the write.
     pub server_version: ServerVersion,
+    /// The server's commit time of this version (of the delete, for a
+    /// tombstone), epoch ms.
+    pub committed_at: u64,
 }
 
 /// `snapshot` response body.

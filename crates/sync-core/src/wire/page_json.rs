@@ -20,6 +20,7 @@ impl Change {
             op_id: &self.op_id,
             device_id: &self.device_id,
             scope_change: self.scope_change,
+            committed_at: self.committed_at,
         }
     }
 }
@@ -50,6 +51,8 @@ pub struct ChangeJson<'a> {
     pub device_id: &'a str,
     /// A thread moved between projects.
     pub scope_change: bool,
+    /// Commit time, epoch ms.
+    pub committed_at: u64,
 }
 
 impl ChangeJson<'_> {
@@ -72,6 +75,7 @@ impl ChangeJson<'_> {
             op_id: self.op_id.to_owned(),
             device_id: self.device_id.to_owned(),
             scope_change: self.scope_change,
+            committed_at: self.committed_at,
         }
     }
 
@@ -101,10 +105,13 @@ impl ChangeJson<'_> {
         out.extend_from_slice(b",\"device_id\":");
         write_str(out, self.device_id);
         out.extend_from_slice(if self.scope_change {
-            b",\"scope_change\":true}"
+            b",\"scope_change\":true"
         } else {
-            b",\"scope_change\":false}"
+            b",\"scope_change\":false"
         });
+        out.extend_from_slice(b",\"committed_at\":");
+        write_u64(out, self.committed_at);
+        out.push(b'}');
     }
 }
 
@@ -191,6 +198,7 @@ mod tests {
             op_id: "0191c7a8-1d2e-7c3f-8a4b-5c6d7e8f9a0b".into(),
             device_id: "a1b2c3d4e5f60718".into(),
             scope_change,
+            committed_at: 1_732_540_000_123,
         }
     }
 

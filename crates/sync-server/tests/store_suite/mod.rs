@@ -3,8 +3,10 @@
 //! store directly with an explicit clock, so retention is tested without sleeps.
 #![allow(dead_code)]
 
+mod committed_at;
 mod push_vectors;
 mod table_filter;
+pub use committed_at::each_version_carries_its_commit_time;
 pub use push_vectors::push_vectors_agree;
 pub use table_filter::pull_and_snapshot_filter_by_tables;
 
@@ -51,7 +53,8 @@ macro_rules! store_suite {
             odd_project_and_thread_ids_are_data_not_errors,
             changes_json_is_the_page_changes_reads,
             push_vectors_agree,
-            pull_and_snapshot_filter_by_tables
+            pull_and_snapshot_filter_by_tables,
+            each_version_carries_its_commit_time
         );
     };
     (@tests $factory:path; $($name:ident),*) => {

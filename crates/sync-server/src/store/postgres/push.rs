@@ -288,7 +288,7 @@ pub(super) async fn push(
         );
     }
 
-    let Ok(plan) = plan_push(ops, tables, head, &mut context);
+    let Ok(plan) = plan_push(ops, tables, head, now_ms, &mut context);
     if !plan.changes.is_empty() {
         write_batch(tx, ws, &plan, now_ms).await?;
     }

@@ -17,7 +17,8 @@ use tokio_postgres::Row;
 
 /// The columns every change read selects, in [`change_json_from_row`]'s order.
 pub(super) const CHANGE_COLUMNS: &str =
-    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
+    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change,
+     committed_at";
 
 /// One row of [`CHANGE_COLUMNS`], borrowed (the payload as the text it was stored as).
 pub(super) fn change_json_from_row(r: &Row) -> Result<ChangeJson<'_>, StoreError> {
@@ -36,12 +37,14 @@ pub(super) fn change_json_from_row(r: &Row) -> Result<ChangeJson<'_>, StoreError
         op_id: text(7)?,
         device_id: text(8)?,
         scope_change: r.try_get(9).map_err(column_error)?,
+        committed_at: u64_at(r, 10)?,
     })
 }
 
 /// The columns every record read selects, in [`record_from_row`]'s order.
 pub(super) const RECORD_COLUMNS: &str =
-    "r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version";
+    "r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version,
+     r.committed_at";
 
 pub(super) fn record_from_row(r: &Row) -> Result<RecordVersion, StoreError> {
     Ok(RecordVersion {
@@ -53,6 +56,7 @@ pub(super) fn record_from_row(r: &Row) -> Result<RecordVersion, StoreError> {
         hlc: r.try_get(5).map_err(column_error)?,
         op_id: r.try_get(6).map_err(column_error)?,
         server_version: u64_at(r, 7)?,
+        committed_at: u64_at(r, 8)?,
     })
 }
 
@@ -75,14 +79,14 @@ pub(super) async fn read_changes<C: ChangeSink>(
         .prepare_cached(
             "SELECT server_version, table_name, pk, operation,
                  CASE WHEN n = 1 OR before < $6 THEN payload END,
-                 clock, hlc, op_id, device_id, scope_change, before
+                 clock, hlc, op_id, device_id, scope_change, committed_at, before
              FROM (
                  SELECT c.*, row_number() OVER w AS n,
                      coalesce(sum(coalesce(octet_length(c.payload), 4))
                          OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
                  FROM (
                      SELECT server_version, table_name, pk, operation, payload, clock, hlc, op_id,
-                         device_id, scope_change
+                         device_id, scope_change, committed_at
                      FROM change_log
                      WHERE workspace_id = $1 AND server_version > $2 AND server_version <= $3
                        AND ($4::text IS NULL OR NOT scoped OR project_id = $4 OR prev_project_id = $4)
@@ -111,7 +115,7 @@ pub(super) async fn read_changes<C: ChangeSink>(
         .await
         .map_err(pg_error)?;
     for r in &rows {
-        let before: i64 = r.try_get(10).map_err(column_error)?;
+        let before: i64 = r.try_get(11).map_err(column_error)?;
         if !page.offer(change_json_from_row(r)?, before.max(0) as usize) {
             break;
         }
@@ -199,13 +203,13 @@ pub(super) async fn read_log_since(
             let change = change_json_from_row(r)?.to_change();
             Ok(LoggedChange {
                 scope: LoggedScope {
-                    scoped: r.try_get(10).map_err(column_error)?,
+                    scoped: r.try_get(11).map_err(column_error)?,
                     project_id: r
-                        .try_get::<_, Option<String>>(11)
+                        .try_get::<_, Option<String>>(12)
                         .map_err(column_error)?
                         .map(project_from_db),
                     prev_project_id: r
-                        .try_get::<_, Option<String>>(12)
+                        .try_get::<_, Option<String>>(13)
                         .map_err(column_error)?
                         .map(project_from_db),
                     scope_change: change.scope_change,

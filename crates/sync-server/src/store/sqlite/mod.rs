@@ -22,7 +22,7 @@ mod schema;
 mod writer;
 
 use members::{require, role_in};
-use read::{read_changes, read_log_since, read_snapshot, record_from_row};
+use read::{read_changes, read_log_since, read_snapshot, record_from_row, RECORD_COLUMNS};
 pub use schema::migrate;
 use schema::open_connection;
 
@@ -274,10 +274,10 @@ impl Store for SqliteStore {
             let tx = conn.transaction().map_err(internal)?;
             require(&tx, &ws, &access, Role::Viewer)?;
             let found = tx
-                .prepare_cached(
-                    "SELECT table_name, pk, payload, deleted, clock, hlc, op_id, server_version
-                     FROM records WHERE workspace_id = ?1 AND table_name = ?2 AND pk = ?3",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records r
+                     WHERE r.workspace_id = ?1 AND r.table_name = ?2 AND r.pk = ?3"
+                ))
                 .and_then(|mut s| {
                     s.query_row(params![ws.as_str(), table_name, pk], record_from_row)
                         .optional()

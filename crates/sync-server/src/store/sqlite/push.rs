@@ -133,7 +133,7 @@ pub(super) fn push(
     now_ms: u64,
 ) -> Result<PushOutcome, StoreError> {
     let ws = ws.as_str();
-    let plan = plan_push(ops, tables, head, &mut Committed { tx, ws })?;
+    let plan = plan_push(ops, tables, head, now_ms, &mut Committed { tx, ws })?;
     if plan.changes.is_empty() {
         return Ok(PushOutcome {
             outcomes: plan.outcomes,

@@ -12,6 +12,12 @@ use sync_core::scope::LoggedScope;
 use sync_core::wire::{stored_json, ChangeJson, RecordVersion};
 use sync_core::{Role, ServerVersion, WorkspaceId};
 
+/// The columns every record read selects (from `records r`), in
+/// [`record_from_row`]'s order.
+pub(super) const RECORD_COLUMNS: &str =
+    "r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version,
+     r.committed_at";
+
 pub(super) fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordVersion> {
     Ok(RecordVersion {
         table_name: r.get(0)?,
@@ -22,12 +28,14 @@ pub(super) fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordV
         hlc: r.get(5)?,
         op_id: r.get(6)?,
         server_version: r.get::<_, i64>(7)? as u64,
+        committed_at: r.get::<_, i64>(8)?.max(0) as u64,
     })
 }
 
 /// The columns every change read selects, in [`change_json_from_row`]'s order.
 pub(super) const CHANGE_COLUMNS: &str =
-    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change";
+    "server_version, table_name, pk, operation, payload, clock, hlc, op_id, device_id, scope_change,
+     committed_at";
 
 /// One row of [`CHANGE_COLUMNS`], borrowed. The payload is JSON this server
 /// validated and stored: its bytes are taken as they are, not checked again.
@@ -57,6 +65,7 @@ pub(super) fn change_json_from_row<'r>(
         op_id: text(7)?,
         device_id: text(8)?,
         scope_change: r.get(9)?,
+        committed_at: r.get::<_, i64>(10)?.max(0) as u64,
     })
 }
 
@@ -86,9 +95,9 @@ pub(super) fn read_log_since(
             let change = change_json_from_row(r)?.to_change();
             Ok(LoggedChange {
                 scope: LoggedScope {
-                    scoped: r.get(10)?,
-                    project_id: r.get(11)?,
-                    prev_project_id: r.get(12)?,
+                    scoped: r.get(11)?,
+                    project_id: r.get(12)?,
+                    prev_project_id: r.get(13)?,
                     scope_change: change.scope_change,
                 },
                 change,
@@ -152,9 +161,8 @@ pub(super) fn read_snapshot(
     };
     let (after_table, after_pk) = query.after.clone().unwrap_or_default();
     let mut stmt = tx
-        .prepare_cached(
-            "SELECT r.table_name, r.pk, r.payload, r.deleted, r.clock, r.hlc, r.op_id, r.server_version
-             FROM records r
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records r
              WHERE r.workspace_id = ?1 AND (r.table_name, r.pk) > (?2, ?3)
                AND (?4 IS NULL OR r.scope_kind = 0
                     OR (r.scope_kind = 1 AND r.project_id = ?4)
@@ -162,8 +170,8 @@ pub(super) fn read_snapshot(
                         SELECT 1 FROM records t WHERE t.workspace_id = r.workspace_id
                           AND t.table_name = 'threads' AND t.pk = r.thread_id AND t.project_id = ?4)))
                AND (?6 IS NULL OR r.table_name IN (SELECT value FROM json_each(?6)))
-             ORDER BY r.table_name, r.pk LIMIT ?5",
-        )
+             ORDER BY r.table_name, r.pk LIMIT ?5"
+        ))
         .map_err(internal)?;
     let mut items = stmt
         .query_map(
