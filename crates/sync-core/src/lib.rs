@@ -9,6 +9,7 @@ pub mod commit;
 pub mod hlc;
 pub mod ids;
 pub mod lww;
+pub mod position;
 pub mod push;
 pub mod retention;
 pub mod scope;

@@ -74,8 +74,13 @@ pub fn router(state: AppState) -> Router {
         .route("/changes", get(routes::changes::changes))
         .route("/snapshot", get(routes::snapshot::snapshot))
         .route("/records/{table_name}/{pk}", get(routes::records::record))
+        .route(
+            "/devices/{device_id}/cursor",
+            put(routes::device_cursor::report_cursor),
+        )
         .route("/subscribe", get(crate::realtime::ws::subscribe))
         .route("/events", get(crate::realtime::sse::events))
+        .route("/members", get(routes::members::list_members))
         .route(
             "/members/{user_id}",
             put(routes::members::set_member).delete(routes::members::remove_member),

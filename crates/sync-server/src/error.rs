@@ -6,6 +6,7 @@ use crate::store::StoreError;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sync_core::position::PositionRefusal;
 use sync_core::wire::{ErrorBody, ErrorDetail};
 use sync_core::ServerVersion;
 
@@ -107,6 +108,17 @@ impl From<StoreError> for ApiError {
                 e.oldest_retained_version = Some(oldest_retained_version);
                 e
             }
+            StoreError::Position(refusal) => match refusal {
+                PositionRefusal::Ahead { .. } => {
+                    ApiError::bad_request("cursor_ahead", "cursor", refusal.to_string())
+                }
+                PositionRefusal::Regression { .. } => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "cursor_regression",
+                    refusal.to_string(),
+                )
+                .with_field("cursor"),
+            },
             StoreError::InvalidPageToken(why) => {
                 ApiError::bad_request("invalid_page_token", "page_token", why)
             }

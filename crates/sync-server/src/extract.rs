@@ -179,21 +179,24 @@ pub fn check_user_id(user_id: &str) -> Result<(), ApiError> {
 
 /// Validates an `X-Device-Id` header when present.
 pub fn device_id_header(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get("x-device-id") {
-        None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(sync_core::DeviceId::parse)
-            .map(|d| Some(d.as_str().to_owned()))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_device_id",
-                    "X-Device-Id",
-                    "X-Device-Id must be 16 to 64 lowercase hex characters",
-                )
-            }),
-    }
+    headers
+        .get("x-device-id")
+        .map(|value| check_device_id(value.to_str().unwrap_or_default(), "X-Device-Id"))
+        .transpose()
+}
+
+/// A device id (header or path segment `field`): 16 to 64 lowercase hex
+/// characters, else 400 `invalid_device_id`.
+pub fn check_device_id(text: &str, field: &str) -> Result<String, ApiError> {
+    sync_core::DeviceId::parse(text)
+        .map(|d| d.as_str().to_owned())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_device_id",
+                field,
+                format!("{field} must be 16 to 64 lowercase hex characters"),
+            )
+        })
 }
 
 /// The bearer token of a request: the `bearer.<jwt>` WebSocket subprotocol

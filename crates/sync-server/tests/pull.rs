@@ -357,3 +357,61 @@ async fn tables_filter_is_checked_and_binds_the_snapshot_token() {
     assert_eq!(status, StatusCode::OK, "{rest}");
     assert_eq!(rest["items"][0]["pk"], "k3");
 }
+
+#[tokio::test]
+async fn a_device_reports_its_cursor_never_past_the_head_nor_back() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    seed(&s, &ws, 3).await;
+    s.add_member(&ws, "alice", "victor", "viewer").await;
+    let report = |device: &str, cursor: Value, user: &'static str| {
+        let path = format!("/v1/workspaces/{ws}/devices/{device}/cursor");
+        let s = &s;
+        async move {
+            s.request(
+                reqwest::Method::PUT,
+                &path,
+                Some(user),
+                Some(json!({ "cursor": cursor })),
+            )
+            .await
+        }
+    };
+    let (status, body) = report(DEVICE_A, json!(2), "victor").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"device_id": DEVICE_A, "cursor": 2}));
+    let (status, _) = report(DEVICE_A, json!(2), "alice").await;
+    assert_eq!(status, StatusCode::OK, "the same position again");
+    for (device, cursor, status, code) in [
+        (DEVICE_A, json!(4), StatusCode::BAD_REQUEST, "cursor_ahead"),
+        (
+            DEVICE_A,
+            json!(1),
+            StatusCode::CONFLICT,
+            "cursor_regression",
+        ),
+        (
+            "NOT-HEX",
+            json!(1),
+            StatusCode::BAD_REQUEST,
+            "invalid_device_id",
+        ),
+        (
+            DEVICE_A,
+            json!(-1),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ] {
+        let (got, body) = report(device, cursor.clone(), "alice").await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)));
+        let field = match code {
+            "invalid_device_id" => "device_id",
+            "invalid_request" => "body",
+            _ => "cursor",
+        };
+        assert_eq!(body["error"]["field"], field, "{cursor}");
+    }
+    let (status, _) = report(DEVICE_A, json!(3), "mallory").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -192,12 +192,40 @@ pub struct WorkspaceList {
     pub workspaces: Vec<WorkspaceInfo>,
 }
 
+/// A member of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberInfo {
+    /// The member's user id.
+    pub user_id: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// `GET /v1/workspaces/{id}/members` body.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberList {
+    /// The members, ordered by user id.
+    pub members: Vec<MemberInfo>,
+}
+
 /// `PUT /v1/workspaces/{id}/members/{user}` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetMemberRequest {
     /// The new role.
     pub role: Role,
+}
+
+/// `PUT /v1/workspaces/{id}/devices/{device_id}/cursor` body, and its answer
+/// with the device id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCursor {
+    /// The device (in the answer; the request names it in the path).
+    #[serde(default, skip_deserializing)]
+    pub device_id: String,
+    /// The highest version the device has durably applied.
+    pub cursor: ServerVersion,
 }
 
 /// The error body of every failed request.

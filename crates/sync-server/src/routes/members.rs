@@ -1,4 +1,5 @@
-//! `PUT` and `DELETE /v1/workspaces/{workspace_id}/members/{user_id}`: owners
+//! `GET /v1/workspaces/{workspace_id}/members` (any member lists them), `PUT`
+//! and `DELETE /v1/workspaces/{workspace_id}/members/{user_id}`: owners
 //! manage membership; a workspace always keeps one owner.
 
 use crate::error::ApiError;
@@ -10,11 +11,26 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use sync_core::wire::SetMemberRequest;
+use sync_core::wire::{MemberList, SetMemberRequest};
 
 fn user_param(params: &HashMap<String, String>) -> Result<String, ApiError> {
     let user = params.get("user_id").map_or("", String::as_str);
     check_user_id(user).map(|_| user.to_owned())
+}
+
+/// Lists the members, ordered by user id (any member may).
+pub async fn list_members(
+    State(state): State<AppState>,
+    Caller(identity): Caller,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
+) -> Result<Json<MemberList>, ApiError> {
+    state.refuse_in_claims_mode()?;
+    let (ws, _) = workspace_param(path)?;
+    let members = state
+        .store
+        .members(&ws, &state.access(&identity, &ws).await?)
+        .await?;
+    Ok(Json(MemberList { members }))
 }
 
 /// Adds a member or changes their role.

@@ -2,6 +2,7 @@
 
 pub mod changes;
 pub mod dev_token;
+pub mod device_cursor;
 pub mod health;
 pub mod members;
 pub mod push;

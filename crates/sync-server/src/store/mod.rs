@@ -22,7 +22,7 @@ pub const MAX_EXAMINED_ENTRIES: u64 = 10_000;
 
 use async_trait::async_trait;
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{Change, ChangeJson, ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{Change, ChangeJson, ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, ValidOp, WorkspaceId};
 
 pub use sync_core::push::{LoggedChange, OpOutcome, StoredVersion};
@@ -121,6 +121,9 @@ pub enum StoreError {
         /// Lowest version still in the log.
         oldest_retained_version: ServerVersion,
     },
+    /// A device position the device may not report.
+    #[error("{0}")]
+    Position(#[from] sync_core::position::PositionRefusal),
     /// A snapshot page token that does not belong to this request.
     #[error("{0}")]
     InvalidPageToken(&'static str),
@@ -288,6 +291,13 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
     ) -> Result<(), StoreError>;
 
+    /// A workspace's members ordered by user id (any member may list them).
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError>;
+
     /// The caller's role in a workspace.
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError>;
 
@@ -336,6 +346,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores device positions (newer positions replace older ones).
     async fn record_positions(&self, positions: Vec<DevicePosition>) -> Result<(), StoreError>;
+
+    /// Records a position a device reports on purpose (any member may),
+    /// refused past the workspace head or below the device's recorded
+    /// position (`sync_core::position`); the same position again is fine.
+    async fn report_position(
+        &self,
+        access: &Access,
+        position: DevicePosition,
+    ) -> Result<(), StoreError>;
 
     /// Log entries after `after` (at most `limit`), with their scope, and the
     /// workspace head. No access check: for the realtime hub, whose

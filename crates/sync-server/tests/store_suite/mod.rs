@@ -4,11 +4,15 @@
 #![allow(dead_code)]
 
 mod committed_at;
+mod positions;
 mod push_vectors;
 mod table_filter;
+mod workspace_admin;
 pub use committed_at::each_version_carries_its_commit_time;
+pub use positions::reported_positions_never_pass_the_head_or_go_back;
 pub use push_vectors::push_vectors_agree;
 pub use table_filter::pull_and_snapshot_filter_by_tables;
+pub use workspace_admin::members_are_listed_by_user_id_to_any_member;
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -54,7 +58,9 @@ macro_rules! store_suite {
             changes_json_is_the_page_changes_reads,
             push_vectors_agree,
             pull_and_snapshot_filter_by_tables,
-            each_version_carries_its_commit_time
+            each_version_carries_its_commit_time,
+            reported_positions_never_pass_the_head_or_go_back,
+            members_are_listed_by_user_id_to_any_member
         );
     };
     (@tests $factory:path; $($name:ident),*) => {

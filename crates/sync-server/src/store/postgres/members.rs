@@ -8,7 +8,7 @@ use super::u64_at;
 use crate::store::{check_member_change, member_user, require_role, role_from};
 use crate::store::{Access, StoreError};
 use deadpool_postgres::{Client, Transaction};
-use sync_core::wire::WorkspaceInfo;
+use sync_core::wire::{MemberInfo, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, WorkspaceId};
 
 /// A workspace's positions as read with the access check.
@@ -129,6 +129,33 @@ pub(super) async fn list_workspaces(
             list.push(WorkspaceInfo {
                 workspace_id: r.try_get(0).map_err(column_error)?,
                 name: r.try_get(1).map_err(column_error)?,
+                role,
+            });
+        }
+    }
+    Ok(list)
+}
+
+/// The members of `ws` ordered by user id, for any member, on one snapshot.
+pub(super) async fn list_members(
+    tx: &Transaction<'_>,
+    ws: &WorkspaceId,
+    access: &Access,
+) -> Result<Vec<MemberInfo>, StoreError> {
+    require(tx, ws, access, Role::Viewer, Lock::None).await?;
+    let stmt = tx
+        .prepare_cached(
+            "SELECT user_id, role FROM members WHERE workspace_id = $1 ORDER BY user_id",
+        )
+        .await
+        .map_err(pg_error)?;
+    let rows = tx.query(&stmt, &[&ws.as_str()]).await.map_err(pg_error)?;
+    let mut list = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let role: String = r.try_get(1).map_err(column_error)?;
+        if let Some(role) = Role::parse(&role) {
+            list.push(MemberInfo {
+                user_id: r.try_get(0).map_err(column_error)?,
                 role,
             });
         }

@@ -24,6 +24,7 @@ mod gc;
 mod group;
 mod members;
 mod migrations;
+mod positions;
 mod push;
 mod read;
 mod text;
@@ -41,10 +42,9 @@ use async_trait::async_trait;
 use connect::{build_pool, connection_config, pool_error};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use members::{require, Lock};
-use std::collections::HashMap;
 use std::sync::Arc;
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 use tokio_postgres::{IsolationLevel, Row};
 
@@ -254,6 +254,18 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError> {
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
+            members::list_members(&tx, ws, access).await
+        })
+        .await
+    }
+
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
         self.with_client(async |client| {
             let tx = read_tx(client).await?;
@@ -335,50 +347,17 @@ impl Store for PostgresStore {
         if positions.is_empty() {
             return Ok(());
         }
-        // One upsert may touch a row once: fold repeats of a device the way
-        // applying them in order would (last cursor, latest time).
-        let mut folded: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
-        for p in &positions {
-            let key = (p.workspace_id.as_str(), p.device_id.as_str());
-            let (cursor, seen) = (p.cursor as i64, p.seen_at_ms as i64);
-            folded
-                .entry(key)
-                .and_modify(|e| *e = (cursor, e.1.max(seen)))
-                .or_insert((cursor, seen));
-        }
-        // In key order, so two nodes flushing overlapping devices lock the
-        // rows in the same order and never deadlock.
-        let mut folded: Vec<_> = folded.into_iter().collect();
-        folded.sort_unstable();
-        let (mut workspaces, mut devices, mut cursors, mut seen) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((ws, device), (cursor, at)) in folded {
-            workspaces.push(ws);
-            devices.push(device);
-            cursors.push(cursor);
-            seen.push(at);
-        }
-        self.with_client(async |client| {
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO device_positions (workspace_id, device_id, cursor, seen_at)
-                     SELECT p.workspace_id, p.device_id, p.cursor, p.seen_at
-                     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-                         AS p(workspace_id, device_id, cursor, seen_at)
-                     WHERE EXISTS (SELECT 1 FROM workspaces w WHERE w.id = p.workspace_id)
-                     ON CONFLICT (workspace_id, device_id) DO UPDATE SET
-                         cursor = excluded.cursor,
-                         seen_at = greatest(device_positions.seen_at, excluded.seen_at)",
-                )
-                .await
-                .map_err(pg_error)?;
-            client
-                .execute(&stmt, &[&workspaces, &devices, &cursors, &seen])
-                .await
-                .map_err(pg_error)?;
-            Ok(())
-        })
-        .await
+        self.with_client(async |client| positions::record_positions(client, &positions).await)
+            .await
+    }
+
+    async fn report_position(
+        &self,
+        access: &Access,
+        position: DevicePosition,
+    ) -> Result<(), StoreError> {
+        self.with_client(async |client| positions::report_position(client, access, &position).await)
+            .await
     }
 
     async fn log_since(

@@ -7,7 +7,7 @@ use super::internal;
 use crate::store::{check_member_change, member_user, require_role, role_from};
 use crate::store::{Access, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use sync_core::wire::WorkspaceInfo;
+use sync_core::wire::{MemberInfo, WorkspaceInfo};
 use sync_core::{Role, WorkspaceId};
 
 /// The caller's role, checked inside the transaction. Errors: unknown workspace, not a member.
@@ -119,6 +119,37 @@ pub(super) fn list_workspaces(
         }
     }
     Ok(list)
+}
+
+/// The members of `ws` ordered by user id, for any member.
+pub(super) fn list_members(
+    conn: &mut Connection,
+    ws: &WorkspaceId,
+    access: &Access,
+) -> Result<Vec<MemberInfo>, StoreError> {
+    let tx = conn.transaction().map_err(internal)?;
+    require(&tx, ws, access, Role::Viewer)?;
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT user_id, role FROM members WHERE workspace_id = ?1 ORDER BY user_id",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map([ws.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(internal)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(user_id, role)| {
+            Some(MemberInfo {
+                user_id,
+                role: Role::parse(&role)?,
+            })
+        })
+        .collect())
 }
 
 /// Gives `user_id` the role `new_role`, or removes them (`None`), when

@@ -12,10 +12,11 @@
 //! This file is the `Store` impl (one short method per contract item); the
 //! work is in `writer.rs` (the writer thread, group commit), `members.rs`
 //! (workspaces, members, the access check each transaction starts with),
-//! `push.rs`, `read.rs`, `gc.rs` and `schema.rs`.
+//! `positions.rs` (device positions), `push.rs`, `read.rs`, `gc.rs` and `schema.rs`.
 
 mod gc;
 mod members;
+mod positions;
 mod push;
 mod read;
 mod schema;
@@ -36,7 +37,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use sync_core::retention::RetentionPolicy;
-use sync_core::wire::{ChangesArray, RecordVersion, WorkspaceInfo};
+use sync_core::wire::{ChangesArray, MemberInfo, RecordVersion, WorkspaceInfo};
 use sync_core::{Role, ServerVersion, TableConfig, ValidOp, WorkspaceId};
 use writer::Writer;
 
@@ -210,6 +211,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn members(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<Vec<MemberInfo>, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| members::list_members(conn, &ws, &access))
+            .await
+    }
+
     async fn role_of(&self, ws: &WorkspaceId, access: &Access) -> Result<Role, StoreError> {
         let (ws, access) = (ws.clone(), access.clone());
         self.read(move |conn| role_in(conn, &ws, &access)).await
@@ -292,28 +303,18 @@ impl Store for SqliteStore {
         if positions.is_empty() {
             return Ok(());
         }
-        self.write(move |conn, _| {
-            let tx = conn.transaction().map_err(internal)?;
-            for p in &positions {
-                tx.prepare_cached(
-                    "INSERT INTO device_positions (workspace_id, device_id, cursor, seen_at)
-                     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = ?1)
-                     ON CONFLICT (workspace_id, device_id) DO UPDATE SET
-                         cursor = excluded.cursor, seen_at = MAX(seen_at, excluded.seen_at)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        p.workspace_id.as_str(),
-                        p.device_id,
-                        p.cursor as i64,
-                        p.seen_at_ms as i64
-                    ])
-                })
-                .map_err(internal)?;
-            }
-            tx.commit().map_err(internal)
-        })
-        .await
+        self.write(move |conn, _| positions::record_positions(conn, &positions))
+            .await
+    }
+
+    async fn report_position(
+        &self,
+        access: &Access,
+        position: DevicePosition,
+    ) -> Result<(), StoreError> {
+        let access = access.clone();
+        self.write(move |conn, _| positions::report_position(conn, &access, &position))
+            .await
     }
 
     async fn log_since(
