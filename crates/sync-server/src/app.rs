@@ -36,7 +36,13 @@ fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
     let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -90,6 +96,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/workspaces",
             post(routes::workspaces::create).get(routes::workspaces::list),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}",
+            get(routes::workspace::read)
+                .patch(routes::workspace::rename)
+                .delete(routes::workspace::delete),
         )
         .nest("/v1/workspaces/{workspace_id}", workspace)
         .route("/metrics", get(routes::health::metrics));

@@ -232,6 +232,20 @@ pub fn check_project_id(project_id: Option<String>) -> Result<Option<String>, Ap
     }
 }
 
+/// A workspace name, trimmed: 1 to 200 characters without control
+/// characters, else 400 `invalid_name` (field `name`).
+pub fn check_workspace_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name",
+            "name must be 1 to 200 characters without control characters",
+        ));
+    }
+    Ok(name)
+}
+
 /// The `tables` query parameter: comma-separated synced table names, as a
 /// sorted list (a filter is a set); `None` when absent. An empty or repeated
 /// name is `invalid_query`, a name that is not synced `unknown_table`, both

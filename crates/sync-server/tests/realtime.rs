@@ -463,3 +463,25 @@ async fn sse_streams_the_same_frames() {
         .unwrap();
     assert_eq!(non_member.status(), 403);
 }
+
+#[tokio::test]
+async fn deleting_the_workspace_ends_its_streams_with_unknown_workspace() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    let mut socket = connect(&s, &ws, &token("alice")).await.unwrap();
+    hello(&mut socket, 0, None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = s
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/workspaces/{ws}"),
+            Some("alice"),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    let frame = next_frame(&mut socket).await.expect("an error frame");
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["code"], "unknown_workspace");
+    assert!(next_frame(&mut socket).await.is_none(), "then it closes");
+}

@@ -52,8 +52,8 @@ struct Order {
 pub struct Revocation {
     /// The workspace.
     pub workspace_id: WorkspaceId,
-    /// The member who lost access.
-    pub user_id: String,
+    /// The member who lost access; `None`: everyone (the workspace was deleted).
+    pub user_id: Option<String>,
 }
 
 /// Fans commits out to the subscribers of this node.
@@ -238,7 +238,15 @@ impl Hub {
     pub fn revoke(&self, ws: &WorkspaceId, user_id: &str) {
         let _ = self.revocations.send(Revocation {
             workspace_id: ws.clone(),
-            user_id: user_id.to_owned(),
+            user_id: Some(user_id.to_owned()),
+        });
+    }
+
+    /// Ends every stream of `ws` (the workspace was deleted).
+    pub fn close_workspace(&self, ws: &WorkspaceId) {
+        let _ = self.revocations.send(Revocation {
+            workspace_id: ws.clone(),
+            user_id: None,
         });
     }
 

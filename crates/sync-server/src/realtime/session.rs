@@ -151,14 +151,18 @@ impl Session {
                     send_error(out, "token_expired", "the token expired; send an auth frame with a fresh one before expiry", None).await;
                     Next::Close
                 }
-                Ok(revoked) = revocations.recv() => {
-                    if revoked.workspace_id == self.ws && revoked.user_id == self.identity.user_id {
+                Ok(revoked) = revocations.recv() => match revoked.user_id {
+                    _ if revoked.workspace_id != self.ws => Next::Continue,
+                    None => {
+                        send_error(out, "unknown_workspace", "the workspace was deleted", None).await;
+                        Next::Close
+                    }
+                    Some(user) if user == self.identity.user_id => {
                         send_error(out, "forbidden", "membership was revoked", None).await;
                         Next::Close
-                    } else {
-                        Next::Continue
                     }
-                }
+                    Some(_) => Next::Continue,
+                },
                 _ = shutdown.changed() => {
                     send_error(out, "shutting_down", "the server is shutting down; reconnect", None).await;
                     out.close(true).await;

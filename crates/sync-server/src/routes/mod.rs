@@ -9,4 +9,5 @@ pub mod push;
 pub mod records;
 pub mod snapshot;
 pub mod web_app;
+pub mod workspace;
 pub mod workspaces;

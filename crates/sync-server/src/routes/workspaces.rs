@@ -1,7 +1,7 @@
 //! `POST` and `GET /v1/workspaces`: create a workspace, list the caller's.
 
 use crate::error::ApiError;
-use crate::extract::{read_json, Caller};
+use crate::extract::{check_workspace_name, read_json, Caller};
 use crate::state::AppState;
 use crate::store::Access;
 use axum::extract::State;
@@ -18,14 +18,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<WorkspaceInfo>), ApiError> {
     state.refuse_in_claims_mode()?;
     let request: CreateWorkspaceRequest = read_json(body, &state.config).await?;
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name",
-            "name must be 1 to 200 characters without control characters",
-        ));
-    }
+    let name = check_workspace_name(&request.name)?;
     let info = state
         .store
         .create_workspace(

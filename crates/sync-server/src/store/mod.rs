@@ -291,6 +291,28 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
     ) -> Result<(), StoreError>;
 
+    /// A workspace as the caller sees it: its name and their role (any member).
+    async fn workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<WorkspaceInfo, StoreError>;
+
+    /// Renames a workspace (owners only); `name` is checked by the caller.
+    async fn rename_workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        name: &str,
+    ) -> Result<WorkspaceInfo, StoreError>;
+
+    /// Deletes a workspace and all its data (owners only). The workspace and
+    /// its members go in one transaction, so from then on every call on it
+    /// is `UnknownWorkspace`; its records, log, op ids and positions are then
+    /// deleted in batches of [`GC_BATCH`] rows, each its own transaction, so
+    /// other workspaces' writes are never held up for long.
+    async fn delete_workspace(&self, ws: &WorkspaceId, access: &Access) -> Result<(), StoreError>;
+
     /// A workspace's members ordered by user id (any member may list them).
     async fn members(
         &self,

@@ -12,7 +12,10 @@ pub use committed_at::each_version_carries_its_commit_time;
 pub use positions::reported_positions_never_pass_the_head_or_go_back;
 pub use push_vectors::push_vectors_agree;
 pub use table_filter::pull_and_snapshot_filter_by_tables;
-pub use workspace_admin::members_are_listed_by_user_id_to_any_member;
+pub use workspace_admin::{
+    deleting_a_workspace_removes_it_and_all_its_data, members_are_listed_by_user_id_to_any_member,
+    owners_rename_a_workspace_any_member_reads_it,
+};
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -60,7 +63,9 @@ macro_rules! store_suite {
             pull_and_snapshot_filter_by_tables,
             each_version_carries_its_commit_time,
             reported_positions_never_pass_the_head_or_go_back,
-            members_are_listed_by_user_id_to_any_member
+            members_are_listed_by_user_id_to_any_member,
+            owners_rename_a_workspace_any_member_reads_it,
+            deleting_a_workspace_removes_it_and_all_its_data
         );
     };
     (@tests $factory:path; $($name:ident),*) => {

@@ -28,6 +28,7 @@ mod positions;
 mod push;
 mod read;
 mod text;
+mod workspace;
 
 use read::{read_changes, read_log_since, read_snapshot, record_from_row, RECORD_COLUMNS};
 
@@ -252,6 +253,39 @@ impl Store for PostgresStore {
             members::change_member(client, ws, access, user_id, None).await
         })
         .await
+    }
+
+    async fn workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        self.with_client(async |client| {
+            let tx = read_tx(client).await?;
+            workspace::read_workspace(&tx, ws, access, Role::Viewer, Lock::None).await
+        })
+        .await
+    }
+
+    async fn rename_workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        name: &str,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        self.with_client(async |client| workspace::rename_workspace(client, ws, access, name).await)
+            .await
+    }
+
+    async fn delete_workspace(&self, ws: &WorkspaceId, access: &Access) -> Result<(), StoreError> {
+        self.with_client(async |client| workspace::remove_workspace(client, ws, access).await)
+            .await?;
+        while self
+            .with_client(async |client| workspace::purge_batch(client, ws).await)
+            .await?
+            > 0
+        {}
+        Ok(())
     }
 
     async fn members(

@@ -20,6 +20,7 @@ mod positions;
 mod push;
 mod read;
 mod schema;
+mod workspace;
 mod writer;
 
 use members::{require, role_in};
@@ -209,6 +210,43 @@ impl Store for SqliteStore {
         let (ws, access, user_id) = (ws.clone(), access.clone(), user_id.to_owned());
         self.write(move |conn, _| members::change_member(conn, &ws, &access, &user_id, None))
             .await
+    }
+
+    async fn workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        let (ws, access) = (ws.clone(), access.clone());
+        self.read(move |conn| workspace::read_workspace(conn, &ws, &access, Role::Viewer))
+            .await
+    }
+
+    async fn rename_workspace(
+        &self,
+        ws: &WorkspaceId,
+        access: &Access,
+        name: &str,
+    ) -> Result<WorkspaceInfo, StoreError> {
+        let (ws, access, name) = (ws.clone(), access.clone(), name.to_owned());
+        self.write(move |conn, _| workspace::rename_workspace(conn, &ws, &access, &name))
+            .await
+    }
+
+    async fn delete_workspace(&self, ws: &WorkspaceId, access: &Access) -> Result<(), StoreError> {
+        let (id, access) = (ws.clone(), access.clone());
+        self.write(move |conn, _| workspace::remove_workspace(conn, &id, &access))
+            .await?;
+        loop {
+            let id = ws.clone();
+            if self
+                .write(move |conn, _| workspace::purge_batch(conn, &id))
+                .await?
+                == 0
+            {
+                return Ok(());
+            }
+        }
     }
 
     async fn members(
