@@ -16,7 +16,7 @@ import { Or3Device } from './support/or3-device.js';
 let gateway: TestGateway;
 let host: Or3Host;
 
-export const providerFor = (baseUrl: string, headers: Record<string, string>): SyncProvider =>
+const providerFor = (baseUrl: string, headers: Record<string, string>): SyncProvider =>
   createOr3SyncRealtimeProvider({ baseUrl, headers, openSocket: (url, protocols) => new WebSocket(url, protocols) });
 
 async function sessionOf(user: string): Promise<{ userId: string; workspaceId: string }> {
