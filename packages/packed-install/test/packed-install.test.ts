@@ -104,6 +104,27 @@ test('every packed package ships its exports from dist/, never ./src', () => {
   }
 });
 
+test('the OR3 Chat provider installs from its tarball and its entries load outside the workspace', () => {
+  // Node resolves the package as an OR3 app's server would: its own dependencies (jose, h3, @nuxt/kit) from the install.
+  const script = `
+    const server = await import('or3-provider-or3sync');
+    const nuxtModule = (await import('or3-provider-or3sync/nuxt')).default;
+    const client = await import('or3-provider-or3sync/client');
+    console.log(JSON.stringify({
+      id: server.OR3SYNC_PROVIDER_ID,
+      adapter: typeof server.createOr3SyncAdapter,
+      hlc: server.toOr3Hlc(server.toGatewayHlc('0mxcn7igo:001:abcdef01')),
+      module: (await nuxtModule.getMeta()).name,
+      provider: client.createOr3SyncRealtimeProvider().mode,
+    }));`;
+  const loaded = JSON.parse(run('node', ['--input-type=module', '-e', script], appDir)) as Record<string, string>;
+  assert.deepEqual(loaded, { id: 'or3sync', adapter: 'function', hlc: '0mxcn7igo:001:abcdef01', module: 'or3-provider-or3sync', provider: 'gateway' });
+  const installed = join(appDir, 'node_modules', 'or3-provider-or3sync', 'dist', 'runtime');
+  for (const file of ['server/plugins/register.js', 'server/api/realtime-token.js', 'client/register-provider.js']) {
+    assert.ok(lstatSync(join(installed, file)).isFile(), `the module's runtime file ${file} is in the tarball`);
+  }
+});
+
 test('two devices of the installed app sync through the gateway', { timeout: 120_000 }, async () => {
   const workspaceId = await server.createWorkspace('packed notes', 'pat');
   const [first, second] = (await openNotesDevices(browser, server.baseUrl, 'pat', workspaceId)) as [Page, Page];
