@@ -41,7 +41,7 @@ import { discardFailedOp, pushPending } from './push.js';
 import { migrateLegacyTables } from './legacy-layout.js';
 import type { AttachSyncOptions, AttachedDatabase, SyncRunResult } from './engine-options.js';
 import { openEngineState } from './engine-open.js';
-import { rescanDueAfterPush, rescanScope } from './rescan.js';
+import { releaseRescanLease, rescanDueAfterPush, rescanOwner, rescanScope } from './rescan.js';
 import { RunScheduler } from './run-scheduler.js';
 import {
   OUTBOX_TABLE,
@@ -89,6 +89,8 @@ export class SyncEngine {
   private started = false;
   private leading = false;
   private closed = false;
+  /** The lease owner of the rescan in flight, given back if the tab closes first. */
+  private rescanning: string | null = null;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private unsubscribe: Unsubscribe | null = null;
   private resignLeadership: () => void = () => {};
@@ -260,6 +262,9 @@ export class SyncEngine {
   async close(): Promise<void> {
     await this.stop();
     this.closed = true;
+    // A rescan still waiting on the network past stop()'s grace would keep its lease until it went
+    // stale (RESCAN_LEASE_MS): the next tab (a reload) could not rescan for that long.
+    if (this.rescanning) await releaseRescanLease(this.context(), this.rescanning).catch(() => {});
     this.tabChannel?.close();
     for (const resolve of this.capacityWaiters.splice(0)) resolve();
     this.db.close();
@@ -401,7 +406,11 @@ export class SyncEngine {
   ): Promise<number> {
     this.phase = 'snapshot';
     this.stopSubscription();
-    const outcome = await rescanScope(ctx, reason);
+    const owner = rescanOwner();
+    this.rescanning = owner;
+    const outcome = await rescanScope(ctx, reason, owner).finally(() => {
+      if (this.rescanning === owner) this.rescanning = null;
+    });
     this.rescanReason = null;
     run.pulled += outcome.items;
     conflicts.push(...outcome.conflicts);

@@ -15,7 +15,10 @@
  * than one may rescan: a rescan holds a lease in `_or3sync_state`, renewed with
  * every page it writes and checked in the swap, so one tab never swaps in a
  * staging table another tab cleared or filled. A tab that finds the lease
- * held fails its run with `rescan_busy` and retries later.
+ * held fails its run with `rescan_busy` and retries later. A tab that closes
+ * while its rescan is still waiting on the network gives the lease back
+ * (`releaseRescanLease`), so the tab that opens next (a reload) rescans at
+ * once instead of waiting for the lease to go stale.
  */
 import type { Table } from 'dexie';
 import {
@@ -69,12 +72,16 @@ interface RescanLease {
   at: number;
 }
 
+/** A fresh owner for `rescanScope`'s lease. */
+export function rescanOwner(): string {
+  return newOpId();
+}
+
 /**
  * Runs a rescan of the engine's scope and stores `snapshot_version` as the
- * cursor. Throws `rescan_busy` when another tab of the device is rescanning.
+ * cursor, holding the lease as `owner`. Throws `rescan_busy` when another tab of the device is rescanning.
  */
-export async function rescanScope(ctx: EngineContext, reason: RescanReason): Promise<RescanOutcome> {
-  const owner = newOpId();
+export async function rescanScope(ctx: EngineContext, reason: RescanReason, owner: string): Promise<RescanOutcome> {
   if (!(await takeLease(ctx, owner))) {
     throw new SyncProviderError({ code: 'rescan_busy', message: 'another tab is rescanning this workspace', status: 0 });
   }
@@ -114,7 +121,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
     ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
     return outcome;
   } finally {
-    await releaseLease(ctx, owner).catch(() => {});
+    await releaseRescanLease(ctx, owner).catch(() => {});
   }
 }
 
@@ -140,7 +147,8 @@ async function holdLease(ctx: EngineContext, owner: string): Promise<void> {
   await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: Date.now() } satisfies RescanLease });
 }
 
-async function releaseLease(ctx: EngineContext, owner: string): Promise<void> {
+/** Gives the lease back if `owner` still holds it. */
+export async function releaseRescanLease(ctx: EngineContext, owner: string): Promise<void> {
   const state = ctx.db.table(STATE_TABLE);
   await ctx.db.transaction('rw', state, async () => {
     const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
