@@ -26,9 +26,12 @@ export const STREAM_CATCH_UP_BOUND_MS = 10_000;
 /** The client deadline of a cluster run's devices, shorter than a pause so that it fires. */
 export const CLUSTER_REQUEST_TIMEOUT_MS = 2000;
 
+/** What the driver needs of a device: whether it stayed online, and its cursor and outbox. */
+export type WatchedDevice = Pick<SimulatedDevice, 'name' | 'online' | 'tally' | 'stats'>;
+
 export interface FaultDriverOptions {
-  cluster: Cluster;
-  devices: SimulatedDevice[];
+  cluster: Pick<Cluster, 'nodes' | 'nextPushTo' | 'cutListen' | 'restartPostgres' | 'pause'>;
+  devices: WatchedDevice[];
   /** Which faults the run may draw (a single node: only `kill_node`). */
   kinds: readonly ClusterFault[];
   prng: Prng;
@@ -36,6 +39,8 @@ export interface FaultDriverOptions {
   note: (line: string) => void;
   /** The workspace's head, read from a live node. */
   head: () => Promise<number>;
+  /** The catch-up bound (default `STREAM_CATCH_UP_BOUND_MS`). */
+  catchUpBoundMs?: number;
 }
 
 /** What the faults did, for reports. */
@@ -132,12 +137,13 @@ export class FaultDriver {
    */
   private async probe(after: ClusterFault | 'faults_stop', wait = false): Promise<void> {
     const { devices, violations, note } = this.options;
+    const bound = this.options.catchUpBoundMs ?? STREAM_CATCH_UP_BOUND_MS;
     const target = await this.options.head();
     const started = Date.now();
     const offline = new Map(devices.map((d) => [d, d.tally.offlinePeriods]));
     const check = async () => {
       let behind: string[] = [];
-      while (Date.now() - started <= STREAM_CATCH_UP_BOUND_MS) {
+      while (Date.now() - started <= bound) {
         behind = [];
         for (const device of devices) {
           if (!device.online || device.tally.offlinePeriods !== offline.get(device)) continue;
@@ -154,7 +160,7 @@ export class FaultDriver {
       }
       violations.push({
         rule: 'realtime_stream_catches_up_within_bound',
-        detail: `after ${after}: head ${target} not reached within ${STREAM_CATCH_UP_BOUND_MS} ms by ${behind.join('; ')}`,
+        detail: `after ${after}: head ${target} not reached within ${bound} ms by ${behind.join('; ')}`,
       });
       note(`after ${after}: devices behind head ${target}: ${behind.join('; ')}`);
     };
