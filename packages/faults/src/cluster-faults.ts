@@ -17,11 +17,13 @@ import type { SimulatedDevice } from './simulated-device.js';
 /**
  * How long after a fault is over (its node back, its listen connection open
  * again, Postgres up) every device may take to reach the head of that
- * moment: the listener's 5 s sweep (`pg_bus.rs`, the repair of a missed
- * announcement), plus the harness client's reconnect backoff (at most 0.5 s)
- * and slack for a loaded 2-core machine.
+ * moment: the listener's 5 s sweep (`pg_bus.rs`, the last repair of a missed
+ * announcement; a restarted node's `started` announcement and a returning
+ * listen connection repair at once), plus up to 10 s on the client's side on
+ * a loaded 2-core machine (the harness's reconnect backoff of at most 0.5 s,
+ * a failed pull retried with backoff, a rescan of an expired cursor).
  */
-export const STREAM_CATCH_UP_BOUND_MS = 10_000;
+export const STREAM_CATCH_UP_BOUND_MS = 15_000;
 
 /** The client deadline of a cluster run's devices, shorter than a pause so that it fires. */
 export const CLUSTER_REQUEST_TIMEOUT_MS = 2000;
