@@ -10,6 +10,7 @@
  *   --postgres URL   run on Postgres (a fresh schema per seed) instead of SQLite
  *   --nodes N        N gateway nodes on the one schema (needs --postgres), with cluster faults
  *   --cluster-faults K,K  the cluster faults to draw (kill_node, cut_listen, restart_postgres, pause_node; default all)
+ *   --every-cluster-fault also start each of them once at fixed steps
  *   --verbose        print each seed's counts, not only failures
  *
  * Prints one line per seed, the full report of each failure with the command
@@ -29,11 +30,12 @@ interface CliOptions {
   postgresUrl: string | null;
   nodes: number;
   clusterFaults: ClusterFault[] | null;
+  everyClusterFault: boolean;
   verbose: boolean;
 }
 
 function parseArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { seeds: 10, from: 1, devices: 4, steps: 150, budgetS: null, postgresUrl: null, nodes: 1, clusterFaults: null, verbose: false };
+  const options: CliOptions = { seeds: 10, from: 1, devices: 4, steps: 150, budgetS: null, postgresUrl: null, nodes: 1, clusterFaults: null, everyClusterFault: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = () => {
@@ -80,6 +82,9 @@ function parseArgs(argv: string[]): CliOptions {
         options.clusterFaults = kinds as ClusterFault[];
         break;
       }
+      case '--every-cluster-fault':
+        options.everyClusterFault = true;
+        break;
       case '--verbose':
         options.verbose = true;
         break;
@@ -105,6 +110,7 @@ async function main(): Promise<void> {
     if (options.postgresUrl) config.postgresUrl = options.postgresUrl;
     if (options.nodes > 1) config.nodes = options.nodes;
     if (options.clusterFaults) config.clusterFaults = options.clusterFaults;
+    if (options.everyClusterFault) config.everyClusterFault = true;
     const report = await runSeed(config);
     run += 1;
     console.log(formatSummaryLine(report));

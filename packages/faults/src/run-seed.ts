@@ -80,6 +80,7 @@ export function replayCommand(config: SeedConfig): string {
   if (config.postgresUrl) parts.push(`--postgres '${config.postgresUrl}'`);
   if ((config.nodes ?? 1) > 1) parts.push(`--nodes ${config.nodes}`);
   if (config.clusterFaults && config.clusterFaults.length < CLUSTER_FAULTS.length) parts.push(`--cluster-faults ${config.clusterFaults.join(',')}`);
+  if (config.everyClusterFault) parts.push('--every-cluster-fault');
   return parts.join(' ');
 }
 
