@@ -234,8 +234,10 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
       }
       if (nodes > 1) d.maybeStart(config.clusterFaultChance ?? 0.025);
       if (gcNow) {
-        const reports = await runGc(database, Date.now() + gcDays * DAY);
+        // A Postgres restart under way fails the pass; it is tried again once Postgres is back.
+        const reports = await retrying(() => runGc(database, Date.now() + gcDays * DAY));
         gcPasses += 1;
+        d.noteGc();
         const r = reports[0];
         note(`gc as of +${gcDays} d: purged ${r?.log_entries_purged} log entries, ${r?.tombstone_payloads_purged} tombstone payloads; oldest retained ${r?.oldest_retained_version}`);
       }
