@@ -35,7 +35,7 @@ import { adoptLocalRows, readAdoption } from './adopt.js';
 import { pkToWire } from './capture/index.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
-import { SyncProviderError } from './provider.js';
+import { isSyncProviderError, SyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver } from './lww.js';
@@ -63,6 +63,15 @@ export interface RescanOutcome {
   staged: boolean;
 }
 
+/**
+ * Tries of one snapshot page that failed with a retryable error (network, 5xx, 429) before the
+ * rescan fails: a page retried in place keeps the pages before it, where failing the run started
+ * the rescan over from the first page (under a fifth of requests failing, a rescan of 40 pages
+ * then almost never finished). Waits follow the engine's backoff, at most `PAGE_RETRY_MAX_WAIT_MS`.
+ */
+export const PAGE_ATTEMPTS = 4;
+const PAGE_RETRY_MAX_WAIT_MS = 2000;
+
 /** A rescan lease left by a tab that made no progress this long (closed mid-rescan) may be taken over. */
 export const RESCAN_LEASE_MS = 30_000;
 
@@ -87,7 +96,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
   }
   try {
     ctx.events.emit('sync.rescan:action', { phase: 'started', reason });
-    let page = await ctx.provider.snapshot(ctx.scope, null);
+    let page = await snapshotPage(ctx, null);
     if (typeof page.server_time === 'number') ctx.observeServerTime(page.server_time);
     const snapshotVersion = page.snapshot_version;
     const direct = await isEmpty(ctx);
@@ -95,7 +104,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
 
     for (let pageNumber = 0; ; pageNumber++) {
       // The next page is fetched while this one is written: a bootstrap waits on the network or on IndexedDB, not on both.
-      const next = page.next_page_token ? ctx.provider.snapshot(ctx.scope, page.next_page_token) : null;
+      const next = page.next_page_token ? snapshotPage(ctx, page.next_page_token) : null;
       next?.catch(() => {}); // a failure surfaces where it is awaited
       outcome.items += page.items.length;
       if (direct) await writeDirect(ctx, owner, page, outcome);
@@ -122,6 +131,19 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
     return outcome;
   } finally {
     await releaseRescanLease(ctx, owner).catch(() => {});
+  }
+}
+
+/** One snapshot page, retried in place on a retryable failure (`PAGE_ATTEMPTS`). */
+async function snapshotPage(ctx: EngineContext, pageToken: string | null): Promise<SnapshotPage> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ctx.provider.snapshot(ctx.scope, pageToken);
+    } catch (error) {
+      if (attempt >= PAGE_ATTEMPTS || !isSyncProviderError(error) || !error.retryable) throw error;
+      const backoff = Math.min(ctx.settings.backoff.baseMs * 2 ** (attempt - 1), ctx.settings.backoff.maxMs);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(error.retryAfterMs ?? backoff, PAGE_RETRY_MAX_WAIT_MS)));
+    }
   }
 }
 
