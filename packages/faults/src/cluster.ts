@@ -121,6 +121,8 @@ export class Cluster {
    */
   async cutListen(node: number): Promise<number> {
     const name = `${this.applicationName(node)}-listen`;
+    // A node restarted a moment ago may not listen yet.
+    await this.listening([node]);
     const killed = await this.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '${name}'`);
     if (killed.trim() !== '1') throw new Error(`expected one listen connection named ${name}, terminated ${killed.trim()}`);
     const started = Date.now();
