@@ -202,7 +202,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
       prng: clusterPrng,
       violations,
       note,
-      head: async () => retrying(() => serverHead(gateway(), ownerToken, workspaceId)),
+      head: (projectId) => retrying(() => scopeHead(gateway(), ownerToken, workspaceId, projectId)),
     });
     driver = d;
     const fixed = new Map(config.everyClusterFault ? kinds.map((kind, i) => [Math.floor(((i + 1) * config.steps) / (kinds.length + 1)), kind]) : []);
@@ -339,6 +339,13 @@ async function quiesce(
     if (!settled) await sleep(50);
   }
   note(`quiescent: ${lastState}`);
+}
+
+/** The workspace's head, or the last version of a record in `projectId`'s scope. */
+async function scopeHead(gateway: GatewayProcess, token: string, workspaceId: string, projectId: string | null): Promise<number> {
+  if (projectId === null) return serverHead(gateway, token, workspaceId);
+  const { items } = await readSnapshot(gateway, token, workspaceId, projectId);
+  return items.reduce((max, item) => Math.max(max, item.server_version), 0);
 }
 
 async function serverHead(gateway: GatewayProcess, token: string, workspaceId: string): Promise<number> {

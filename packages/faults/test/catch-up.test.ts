@@ -11,6 +11,7 @@ import { Prng } from '../src/prng.js';
 function device(name: string, cursor: () => number, online = true): WatchedDevice & { online: boolean } {
   return {
     name,
+    projectId: null,
     online,
     tally: { reloads: 0, adoptedRows: 0, offlinePeriods: online ? 0 : 1, rescans: {}, conflicts: 0, retries: 0, errors: {} },
     stats: async () => ({ pending: 0, failed: 0, cursor: cursor() }) as Awaited<ReturnType<WatchedDevice['stats']>>,
@@ -26,7 +27,7 @@ function driver(devices: WatchedDevice[], violations: Violation[]): FaultDriver 
     prng: new Prng(1),
     violations,
     note: () => {},
-    head: async () => 10,
+    head: async (projectId) => (projectId === null ? 10 : 6),
     catchUpBoundMs: 300,
   });
 }
@@ -37,7 +38,7 @@ describe('realtime_stream_catches_up_within_bound', () => {
     await driver([device('d0', () => 10), device('d1', () => 7)], violations).settle();
     expect(violations).toHaveLength(1);
     expect(violations[0]!.rule).toBe('realtime_stream_catches_up_within_bound');
-    expect(violations[0]!.detail).toContain('d1 at 7');
+    expect(violations[0]!.detail).toContain('d1 at 7 of 10');
   });
 
   it('a device that reaches the head within the bound passes, and its catch-up time is recorded', async () => {
@@ -54,6 +55,13 @@ describe('realtime_stream_catches_up_within_bound', () => {
     const d0 = device('d0', () => 2, false);
     setTimeout(() => (d0.online = true), 50);
     await driver([d0], violations).settle();
+    expect(violations).toEqual([]);
+  });
+
+  it('a device syncing one project is held to the last version in its scope, not the head', async () => {
+    const violations: Violation[] = [];
+    const scoped = { ...device('d1', () => 6), projectId: 'p1' };
+    await driver([device('d0', () => 10), scoped], violations).settle();
     expect(violations).toEqual([]);
   });
 
