@@ -182,8 +182,16 @@ export class Cluster {
     return s;
   }
 
-  private psql(sql: string): Promise<string> {
-    return run('psql', [this.admin(), '-At', '-c', sql]);
+  /** Runs `sql`, tried again for up to 10 s while Postgres restarts (here, or in another run on the machine). */
+  private async psql(sql: string): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run('psql', [this.admin(), '-At', '-c', sql]);
+      } catch (error) {
+        if (attempt >= 40) throw error;
+        await sleep(250);
+      }
+    }
   }
 
   private admin(): string {
