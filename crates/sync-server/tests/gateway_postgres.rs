@@ -1,7 +1,8 @@
 //! Several gateway nodes over one Postgres, through the HTTP API: a
 //! subscriber on one node receives pushes made through another, in order;
 //! pushes through both nodes leave one gap-free log; a node whose listen
-//! connection drops catches up; a blocked database answers 503 with
+//! connection drops catches up; a node that starts makes the others catch up
+//! on what a crashed node committed but never announced; a blocked database answers 503 with
 //! `Retry-After`, not a hang, and the node recovers; a node whose store
 //! connects over TLS hears the others through its TLS listen connection.
 
@@ -412,6 +413,56 @@ async fn a_commit_nobody_announced_reaches_subscribers_by_the_sweep() {
         .unwrap();
     let received = receive_until(&mut socket, 0, 1).await;
     assert_eq!(received[0].0, 1);
+}
+
+#[tokio::test]
+async fn a_node_that_starts_makes_the_others_catch_up_at_once() {
+    let schema = TestSchema::new().await;
+    let node = start_node(
+        &schema,
+        &format!("{}_a", schema.name),
+        PgOptions::default(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let ws = node.workspace().await;
+    let mut socket = node.subscribe(&ws, 0).await;
+    // A node killed between its commit and its announcement: the commit is
+    // in the store, nobody said so, and the sweep is a minute away.
+    let crashed =
+        PostgresStore::connect(&schema.url(), TableConfig::or3_chat(), PgOptions::default())
+            .await
+            .unwrap();
+    let op = sync_core::validate::validate_op(
+        &message(1, now_ms()),
+        &TableConfig::or3_chat(),
+        &sync_core::ValidationLimits::default(),
+        now_ms(),
+    )
+    .unwrap();
+    let ws_id = sync_core::WorkspaceId::parse(&ws).unwrap();
+    let access = sync_server::store::Access::Member {
+        user_id: "alice".into(),
+    };
+    sync_server::store::Store::push(&crashed, &ws_id, &access, vec![op], now_ms())
+        .await
+        .unwrap();
+    // It restarts: its first announcement makes the other node catch up.
+    let started = Instant::now();
+    let _restarted = start_node(
+        &schema,
+        &format!("{}_b", schema.name),
+        PgOptions::default(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let received = receive_until(&mut socket, 0, 1).await;
+    assert_eq!(received[0].0, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// What the proxy in front of Postgres does.

@@ -33,6 +33,7 @@ import { discardFailedOp } from './push.js';
 import { migrateLegacyTables } from './legacy-layout.js';
 import type { AttachSyncOptions, AttachedDatabase, SyncRunResult } from './engine-options.js';
 import { openEngineState } from './engine-open.js';
+import { releaseRescanLease } from './rescan.js';
 import { classifyFailure } from './run-end.js';
 import { reportFailure, runSync, type RunHost, type RunOutcome, type RunState } from './run.js';
 import { RunScheduler } from './run-scheduler.js';
@@ -72,7 +73,14 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   private clock = { offsetMs: 0, samples: 0 };
   private life: Lifecycle = { kind: 'stopped' };
   private pauseReasonValue: PauseReason | null = null;
-  private readonly runState: RunState = { rescanDue: null, safetyPullDue: false, errorCount: 0, lastPushAt: null, lastPullAt: null };
+  private readonly runState: RunState = {
+    rescanDue: null,
+    safetyPullDue: false,
+    errorCount: 0,
+    lastPushAt: null,
+    lastPullAt: null,
+    rescanLease: null,
+  };
   private subscription: Unsubscribe | null = null;
   /** Backpressure: `sync.queue:action:full` fired and not yet relieved; bulk writers waiting for room. */
   private queue = { fullSignalled: false, waiters: [] as (() => void)[] };
@@ -242,6 +250,10 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   async close(): Promise<void> {
     await this.stop();
     this.life = { kind: 'closed' };
+    // A rescan still waiting on the network past stop()'s grace would keep its lease until it went
+    // stale (RESCAN_LEASE_MS): the next tab (a reload) could not rescan for that long.
+    const lease = this.runState.rescanLease;
+    if (lease) await releaseRescanLease(this.context(), lease).catch(() => {});
     this.tabChannel?.close();
     for (const resolve of this.queue.waiters.splice(0)) resolve();
     this.db.close();

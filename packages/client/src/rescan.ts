@@ -15,7 +15,10 @@
  * than one may rescan: a rescan holds a lease in `_or3sync_state`, renewed with
  * every page it writes and checked in the swap, so one tab never swaps in a
  * staging table another tab cleared or filled. A tab that finds the lease
- * held fails its run with `rescan_busy` and retries later.
+ * held fails its run with `rescan_busy` and retries later. A tab that closes
+ * while its rescan is still waiting on the network gives the lease back
+ * (`releaseRescanLease`), so the tab that opens next (a reload) rescans at
+ * once instead of waiting for the lease to go stale.
  */
 import type { Table } from 'dexie';
 import {
@@ -32,6 +35,7 @@ import { adoptLocalRows, readAdoption } from './adopt.js';
 import { pkToWire } from './capture/index.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
+import { isSyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver } from './lww.js';
@@ -59,6 +63,15 @@ export interface RescanOutcome {
   staged: boolean;
 }
 
+/**
+ * Tries of one snapshot page that failed with a retryable error (network, 5xx, 429) before the
+ * rescan fails: a page retried in place keeps the pages before it, where failing the run started
+ * the rescan over from the first page (under a fifth of requests failing, a rescan of 40 pages
+ * then almost never finished). Waits follow the engine's backoff, at most `PAGE_RETRY_MAX_WAIT_MS`.
+ */
+export const PAGE_ATTEMPTS = 4;
+const PAGE_RETRY_MAX_WAIT_MS = 2000;
+
 /** A rescan lease left by a tab that made no progress this long (closed mid-rescan) may be taken over. */
 export const RESCAN_LEASE_MS = 30_000;
 
@@ -68,18 +81,22 @@ interface RescanLease {
   at: number;
 }
 
+/** A fresh owner for `rescanScope`'s lease. */
+export function rescanOwner(): string {
+  return newOpId();
+}
+
 /**
  * Runs a rescan of the engine's scope and stores `snapshot_version` as the
- * cursor. Throws `rescan_busy` when another tab of the device is rescanning.
+ * cursor, holding the lease as `owner`. Throws `rescan_busy` when another tab of the device is rescanning.
  */
-export async function rescanScope(ctx: EngineContext, reason: RescanReason): Promise<RescanOutcome> {
-  const owner = newOpId();
+export async function rescanScope(ctx: EngineContext, reason: RescanReason, owner: string): Promise<RescanOutcome> {
   if (!(await takeLease(ctx, owner))) {
     throw new EngineRunError('rescan_busy', 'another tab is rescanning this workspace');
   }
   try {
     ctx.events.emit('sync.rescan:action', { phase: 'started', reason });
-    let page = await ctx.provider.snapshot(ctx.scope, null);
+    let page = await snapshotPage(ctx, null);
     if (typeof page.server_time === 'number') ctx.observeServerTime(page.server_time);
     const snapshotVersion = page.snapshot_version;
     const direct = await isEmpty(ctx);
@@ -87,7 +104,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
 
     for (let pageNumber = 0; ; pageNumber++) {
       // The next page is fetched while this one is written: a bootstrap waits on the network or on IndexedDB, not on both.
-      const next = page.next_page_token ? ctx.provider.snapshot(ctx.scope, page.next_page_token) : null;
+      const next = page.next_page_token ? snapshotPage(ctx, page.next_page_token) : null;
       next?.catch(() => {}); // a failure surfaces where it is awaited
       outcome.items += page.items.length;
       if (direct) await writeDirect(ctx, owner, page, outcome);
@@ -113,7 +130,20 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason): Pro
     ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
     return outcome;
   } finally {
-    await releaseLease(ctx, owner).catch(() => {});
+    await releaseRescanLease(ctx, owner).catch(() => {});
+  }
+}
+
+/** One snapshot page, retried in place on a retryable failure (`PAGE_ATTEMPTS`). */
+async function snapshotPage(ctx: EngineContext, pageToken: string | null): Promise<SnapshotPage> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ctx.provider.snapshot(ctx.scope, pageToken);
+    } catch (error) {
+      if (attempt >= PAGE_ATTEMPTS || !isSyncProviderError(error) || !error.retryable) throw error;
+      const backoff = Math.min(ctx.settings.backoff.baseMs * 2 ** (attempt - 1), ctx.settings.backoff.maxMs);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(error.retryAfterMs ?? backoff, PAGE_RETRY_MAX_WAIT_MS)));
+    }
   }
 }
 
@@ -139,7 +169,8 @@ async function holdLease(ctx: EngineContext, owner: string): Promise<void> {
   await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: ctx.runtime.now() } satisfies RescanLease });
 }
 
-async function releaseLease(ctx: EngineContext, owner: string): Promise<void> {
+/** Gives the lease back if `owner` still holds it. */
+export async function releaseRescanLease(ctx: EngineContext, owner: string): Promise<void> {
   const state = ctx.db.table(STATE_TABLE);
   await ctx.db.transaction('rw', state, async () => {
     const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;

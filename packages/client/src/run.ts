@@ -11,7 +11,7 @@ import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats } f
 import { isSyncProviderError } from './provider.js';
 import { pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { pushPending } from './push.js';
-import { rescanDueAfterPush, rescanScope } from './rescan.js';
+import { rescanDueAfterPush, rescanOwner, rescanScope } from './rescan.js';
 import { classifyFailure, endOfRun, pullsAfterPushFailure, runErrorCode, type Failure, type RunEnd } from './run-end.js';
 import type { FinishedRun, RunScheduler } from './run-scheduler.js';
 import { RUNS_TABLE, type SyncRunRow } from './schema.js';
@@ -27,6 +27,8 @@ export interface RunState {
   errorCount: number;
   lastPushAt: number | null;
   lastPullAt: number | null;
+  /** The lease owner of the rescan in flight: `close()` gives it back if the tab closes first. */
+  rescanLease: string | null;
 }
 
 /** A refusal, as the engine pauses for it. */
@@ -106,7 +108,11 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
   const rescan = async (reason: RescanReason): Promise<number> => {
     progress.phase = 'snapshot';
     host.stopSubscription();
-    const outcome = await rescanScope(ctx, reason);
+    const owner = rescanOwner();
+    host.state.rescanLease = owner;
+    const outcome = await rescanScope(ctx, reason, owner).finally(() => {
+      if (host.state.rescanLease === owner) host.state.rescanLease = null;
+    });
     host.state.rescanDue = null;
     run.pulled += outcome.items;
     conflicts.push(...outcome.conflicts);

@@ -6,6 +6,7 @@ import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import type { LockManagerLike } from '../src/leader.js';
 import { SyncProviderError, type ChangesBatch } from '../src/provider.js';
 import type { PendingOpRow } from '../src/outbox/index.js';
+import { PAGE_ATTEMPTS } from '../src/rescan.js';
 import type { Change, SnapshotItem } from '@or3/sync-protocol';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
@@ -168,14 +169,15 @@ describe('rescan', () => {
     expect(await engine.db.table('kv').toArray()).toEqual([expect.objectContaining({ id: '42', value: 'server', clock: 5 })]);
   });
 
-  it('a snapshot page that fails to arrive fails the rescan; the next run bootstraps from the start', async () => {
+  it('a snapshot page that keeps failing fails the rescan; the next run bootstraps from the start', async () => {
     const provider = new ScriptedProvider();
     provider.snapshotPageSize = 1;
     provider.snapshotItems = [item('threads', 'a', 1), item('threads', 'b', 2), item('threads', 'c', 3)];
     provider.snapshotVersion = 3;
     const snapshot = provider.snapshot.bind(provider);
     const tokens: (string | null)[] = [];
-    let failures = 1;
+    // Every try of page 2 fails (a page failing fewer times is retried in place: rescan-pages.test.ts).
+    let failures = PAGE_ATTEMPTS;
     provider.snapshot = async (scope, token) => {
       tokens.push(token);
       if (token === '2' && failures-- > 0) throw new SyncProviderError({ code: 'network_error', message: 'cut', status: 0 });
@@ -188,7 +190,7 @@ describe('rescan', () => {
     expect(await engine.db.table('_or3sync_state').get('cursor:*')).toBeUndefined();
 
     expect((await engine.sync()).error).toBeNull();
-    expect(tokens).toEqual([null, '1', '2', null, '1', '2']);
+    expect(tokens).toEqual([null, '1', ...Array<string>(PAGE_ATTEMPTS).fill('2'), null, '1', '2']);
     expect((await engine.db.table('threads').toArray()).map((r) => r.id)).toEqual(['a', 'b', 'c']);
     expect(await engine.db.table('_or3sync_state').get('cursor:*')).toMatchObject({ value: 3 });
   });

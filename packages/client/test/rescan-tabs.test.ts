@@ -25,6 +25,18 @@ class PagedSnapshotProvider extends ScriptedProvider {
   }
 }
 
+/** Serves the first snapshot page, then never answers (a node that stopped answering). */
+class StalledSnapshotProvider extends PagedSnapshotProvider {
+  override async snapshot(scope: SyncScope, pageToken: string | null): Promise<SnapshotPage> {
+    if (pageToken !== null) {
+      this.stalled = true;
+      return new Promise(() => {});
+    }
+    return super.snapshot(scope, pageToken);
+  }
+  stalled = false;
+}
+
 function thread(i: number): SnapshotItem {
   const id = `t${i}`;
   const hlc = `1732540000000-${String(i).padStart(6, '0')}-aaaaaaaaaaaaaaaa`;
@@ -65,5 +77,27 @@ describe('rescan with two tabs on one database', () => {
       provider.snapshotItems.map((i) => i.pk).sort(),
     );
     expect((await a.stats()).cursor).toBe(10);
+  });
+
+  it('a_tab_closed_mid_rescan_gives_the_lease_back: the reloaded tab rescans at once', async () => {
+    const stalled = new StalledSnapshotProvider();
+    stalled.snapshotItems = Array.from({ length: 6 }, (_, i) => thread(i + 1));
+    stalled.snapshotVersion = 6;
+    const device = makeDevice('ws-reload', stalled, { locks: null });
+    const first = await device.open();
+    const running = first.sync();
+    while (!stalled.stalled) await new Promise((resolve) => setTimeout(resolve, 5));
+    // The page reloads while the rescan waits on a request that never answers.
+    await first.close();
+    void running.catch(() => {});
+
+    const answering = new PagedSnapshotProvider();
+    answering.snapshotItems = stalled.snapshotItems;
+    answering.snapshotVersion = 6;
+    const reloaded = await device.open({ provider: answering });
+    opened.push(reloaded);
+    expect(await reloaded.sync()).toMatchObject({ error: null });
+    expect((await reloaded.stats()).cursor).toBe(6);
+    expect(await reloaded.db.table('threads').count()).toBe(6);
   });
 });

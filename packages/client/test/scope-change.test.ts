@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import { SyncProviderError, type SyncScope } from '../src/provider.js';
+import { PAGE_ATTEMPTS } from '../src/rescan.js';
 import type { Change, SnapshotPage } from '@or3/sync-protocol';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
@@ -58,7 +59,7 @@ describe('scope change', () => {
     provider.log.push(thread(2, 'p2', true));
     provider.snapshotItems = [];
     provider.snapshotVersion = 2;
-    provider.failSnapshots = 1;
+    provider.failSnapshots = PAGE_ATTEMPTS; // every try of the page: the run fails
     expect((await engine.sync()).error).toBe('network_error');
 
     // The tab reloads before the next run; the rescan is still owed.

@@ -22,6 +22,16 @@ export function formatSummaryLine(report: SeedReport): string {
     `seed ${report.seed} ${report.ok ? 'ok' : 'FAILED'} ${(report.durationMs / 1000).toFixed(1)}s ` +
     `ops ${report.opsSent} acked ${report.opsAcknowledged} log ${report.logLength} kills ${report.serverKills} gc ${report.gcPasses} ` +
     `req ${p.requests} delay ${p.delay} drop_req ${p.drop_request} drop_resp ${p.drop_response} dup ${p.duplicate} 503 ${p.unavailable} ` +
-    `unreachable ${p.upstream_unreachable} ws ${p.sockets_opened}/${p.sockets_cut}`
+    `unreachable ${p.upstream_unreachable} ws ${p.sockets_opened}/${p.sockets_cut}` +
+    (report.nodes > 1 ? ` | ${report.nodes} nodes: ${clusterLine(report)}` : '')
   );
+}
+
+/** A cluster run's faults, lane moves and slowest catch-ups. */
+function clusterLine(report: SeedReport): string {
+  const f = report.faults;
+  const slowest = Object.entries(f.slowestCatchUpMs)
+    .map(([kind, ms]) => `${kind} ${ms}`)
+    .join(' ');
+  return `listen cuts ${f.cut_listen} pg restarts ${f.restart_postgres} pauses ${f.pause_node} moves ${report.laneMoves} catch-up ms [${slowest}]`;
 }

@@ -8,11 +8,15 @@
  *   --steps N        workload steps per seed (default 150)
  *   --budget-s T     start no new seed after T seconds
  *   --postgres URL   run on Postgres (a fresh schema per seed) instead of SQLite
+ *   --nodes N        N gateway nodes on the one schema (needs --postgres), with cluster faults
+ *   --cluster-faults K,K  the cluster faults to draw (kill_node, cut_listen, restart_postgres, pause_node; default all)
+ *   --every-cluster-fault also start each of them once at fixed steps
  *   --verbose        print each seed's counts, not only failures
  *
  * Prints one line per seed, the full report of each failure with the command
  * that replays it, and a summary; exits 1 when any seed failed.
  */
+import { CLUSTER_FAULTS, type ClusterFault } from './cluster.js';
 import { binarySupportsPostgres } from './gateway-process.js';
 import { formatFailure, formatSummaryLine } from './cli-format.js';
 import { runSeed, type SeedConfig, type SeedReport } from './run-seed.js';
@@ -24,11 +28,14 @@ interface CliOptions {
   steps: number;
   budgetS: number | null;
   postgresUrl: string | null;
+  nodes: number;
+  clusterFaults: ClusterFault[] | null;
+  everyClusterFault: boolean;
   verbose: boolean;
 }
 
 function parseArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { seeds: 10, from: 1, devices: 4, steps: 150, budgetS: null, postgresUrl: null, verbose: false };
+  const options: CliOptions = { seeds: 10, from: 1, devices: 4, steps: 150, budgetS: null, postgresUrl: null, nodes: 1, clusterFaults: null, everyClusterFault: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = () => {
@@ -65,6 +72,19 @@ function parseArgs(argv: string[]): CliOptions {
       case '--postgres':
         options.postgresUrl = value();
         break;
+      case '--nodes':
+        options.nodes = Math.max(1, int());
+        break;
+      case '--cluster-faults': {
+        const kinds = value().split(',');
+        const unknown = kinds.filter((k) => !CLUSTER_FAULTS.includes(k as ClusterFault));
+        if (unknown.length > 0) throw new Error(`--cluster-faults: unknown ${unknown.join(', ')} (known: ${CLUSTER_FAULTS.join(', ')})`);
+        options.clusterFaults = kinds as ClusterFault[];
+        break;
+      }
+      case '--every-cluster-fault':
+        options.everyClusterFault = true;
+        break;
       case '--verbose':
         options.verbose = true;
         break;
@@ -77,6 +97,7 @@ function parseArgs(argv: string[]): CliOptions {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  if (options.nodes > 1 && !options.postgresUrl) throw new Error('--nodes needs --postgres: the nodes share one Postgres schema');
   if (options.postgresUrl && !(await binarySupportsPostgres())) {
     throw new Error('this or3-sync build does not accept postgres:// databases (no Postgres store yet)');
   }
@@ -87,6 +108,9 @@ async function main(): Promise<void> {
     if (options.budgetS !== null && Date.now() - started > options.budgetS * 1000) break;
     const config: SeedConfig = { seed, devices: options.devices, steps: options.steps };
     if (options.postgresUrl) config.postgresUrl = options.postgresUrl;
+    if (options.nodes > 1) config.nodes = options.nodes;
+    if (options.clusterFaults) config.clusterFaults = options.clusterFaults;
+    if (options.everyClusterFault) config.everyClusterFault = true;
     const report = await runSeed(config);
     run += 1;
     console.log(formatSummaryLine(report));
@@ -100,7 +124,8 @@ async function main(): Promise<void> {
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   console.log(
     `\n${run} seeds (${options.from}..${options.from + run - 1}), ${failures.length} failed, ${seconds} s, ` +
-      `${options.devices} devices x ${options.steps} steps, ${options.postgresUrl ? 'postgres' : 'sqlite'}`,
+      `${options.devices} devices x ${options.steps} steps, ${options.postgresUrl ? 'postgres' : 'sqlite'}` +
+      (options.nodes > 1 ? `, ${options.nodes} nodes` : ''),
   );
   for (const failure of failures) console.log(`  replay: ${failure.replay}`);
   process.exitCode = failures.length > 0 ? 1 : 0;

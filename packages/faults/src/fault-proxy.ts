@@ -51,6 +51,13 @@ export interface SocketDecision {
   cutAfterMs: number | null;
 }
 
+/**
+ * Picks the server port for a lane's request (`http`) or new realtime
+ * connection (`ws`), as a load balancer in front of several nodes would;
+ * null when there is none.
+ */
+export type LaneRouter = (lane: string, kind: 'http' | 'ws', path: string) => number | null;
+
 /** Decides the fate of each request and connection. */
 export interface FaultSchedule {
   decideRequest(info: ProxiedRequest): HttpDecision;
@@ -188,6 +195,7 @@ export class FaultProxy {
   private readonly tunnels = new Set<Tunnel>();
   private schedule: FaultSchedule;
   private target: number | null;
+  private router: LaneRouter | null = null;
   private listeningPort = 0;
 
   private constructor(schedule: FaultSchedule, target: number | null) {
@@ -223,6 +231,16 @@ export class FaultProxy {
   /** Forwards to the server on `port` from now on; null while there is none (requests then fail). */
   setTarget(port: number | null): void {
     this.target = port;
+  }
+
+  /** Routes each lane by `router` from now on (several nodes), instead of the one target. */
+  setRouter(router: LaneRouter): void {
+    this.router = router;
+  }
+
+  /** The lane's server port for this request or connection. */
+  private portFor(req: http.IncomingMessage, kind: 'http' | 'ws'): number | null {
+    return this.router ? this.router(headerValue(req, LANE_HEADER) ?? 'default', kind, req.url ?? '/') : this.target;
   }
 
   setSchedule(schedule: FaultSchedule): void {
@@ -300,7 +318,7 @@ export class FaultProxy {
 
   /** Sends the request to the server and buffers its whole answer; null when the server is unreachable. */
   private forward(req: http.IncomingMessage, body: Buffer): Promise<UpstreamAnswer | null> {
-    const port = this.target;
+    const port = this.portFor(req, 'http');
     if (port === null) {
       this.counts.upstream_unreachable += 1;
       return Promise.resolve(null);
@@ -351,7 +369,7 @@ export class FaultProxy {
   private streamThrough(req: http.IncomingMessage, res: http.ServerResponse): void {
     const info = this.info(req, 'ws');
     const decision = this.schedule.decideSocket(info);
-    const port = this.target;
+    const port = this.portFor(req, 'ws');
     if (port === null) {
       this.counts.upstream_unreachable += 1;
       reset(req.socket);
@@ -383,7 +401,7 @@ export class FaultProxy {
   private onUpgrade(req: http.IncomingMessage, client: Duplex, head: Buffer): void {
     const info = this.info(req, 'ws');
     const decision = this.schedule.decideSocket(info);
-    const port = this.target;
+    const port = this.portFor(req, 'ws');
     if (port === null) {
       this.counts.upstream_unreachable += 1;
       reset(client);

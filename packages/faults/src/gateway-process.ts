@@ -131,6 +131,18 @@ export class GatewayProcess {
     live.delete(child);
   }
 
+  /**
+   * SIGSTOP: the process freezes with its sockets open, as a node stalled by
+   * its host would; `resume` (SIGCONT) lets it go on.
+   */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Starts again on the same database after a kill. */
   async restart(): Promise<void> {
     await this.kill();
@@ -145,6 +157,7 @@ export class GatewayProcess {
     this.currentPort = null;
     const closed = closedOf(child);
     if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT');
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
       await closed;

@@ -1,8 +1,10 @@
 /**
- * One seed of the harness: a fresh gateway (SQLite file or Postgres schema),
- * the proxy in front of it, N devices doing the seed's workload through the
- * proxy's faults while the server is killed and restarted; then faults stop,
- * everyone syncs to quiescence, and the oracle checks the result.
+ * One seed of the harness: a fresh gateway (SQLite file or Postgres schema;
+ * on Postgres possibly several nodes), the proxy in front of it, N devices
+ * doing the seed's workload through the proxy's faults while nodes are killed
+ * and restarted (and in a cluster: listen connections cut, Postgres
+ * restarted, nodes paused); then faults stop, every device must catch up by
+ * itself, everyone syncs to quiescence, and the oracle checks the result.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AckLedger } from './ack-ledger.js';
 import { DEFAULT_FAULT_RATES, FaultProxy, PASS_ALL, seededSchedule, type FaultRates, type ProxyCounts } from './fault-proxy.js';
-import { GatewayProcess, runGc } from './gateway-process.js';
+import { Cluster, CLUSTER_FAULTS, type ClusterFault } from './cluster.js';
+import { CLUSTER_REQUEST_TIMEOUT_MS, FaultDriver, type FaultCounts } from './cluster-faults.js';
+import { runGc, type GatewayProcess } from './gateway-process.js';
 import { checkConvergence, type Violation } from './invariants.js';
 import { Prng } from './prng.js';
 import { readServerState, readSnapshot } from './server-state.js';
@@ -26,6 +30,14 @@ export interface SeedConfig {
   steps: number;
   /** A Postgres URL to run on (a fresh schema per seed); SQLite in a temp dir when absent. */
   postgresUrl?: string;
+  /** Gateway nodes on the one Postgres schema (default 1; more need `postgresUrl`). */
+  nodes?: number;
+  /** The cluster faults a run of several nodes draws (default all of them). */
+  clusterFaults?: readonly ClusterFault[];
+  /** Chance that a step of a cluster run starts a cluster fault. */
+  clusterFaultChance?: number;
+  /** Start each of `clusterFaults` once at fixed steps too, so a short run meets every kind. */
+  everyClusterFault?: boolean;
   rates?: FaultRates;
   /** Chance that a step kills the server (it restarts after a short while). */
   killChance?: number;
@@ -44,7 +56,12 @@ export interface SeedReport {
   replay: string;
   /** What the run went through, so a run that exercised nothing shows it. */
   proxy: ProxyCounts;
+  nodes: number;
   serverKills: number;
+  /** The server-side faults (kills, and in a cluster the rest) and the slowest catch-up after each kind. */
+  faults: FaultCounts;
+  /** Times a device's requests or realtime connection moved to another node. */
+  laneMoves: number;
   gcPasses: number;
   opsSent: number;
   opsAcknowledged: number;
@@ -61,6 +78,9 @@ export interface SeedReport {
 export function replayCommand(config: SeedConfig): string {
   const parts = ['npm run faults -w packages/faults --', `--seed ${config.seed}`, `--devices ${config.devices}`, `--steps ${config.steps}`];
   if (config.postgresUrl) parts.push(`--postgres '${config.postgresUrl}'`);
+  if ((config.nodes ?? 1) > 1) parts.push(`--nodes ${config.nodes}`);
+  if (config.clusterFaults && config.clusterFaults.length < CLUSTER_FAULTS.length) parts.push(`--cluster-faults ${config.clusterFaults.join(',')}`);
+  if (config.everyClusterFault) parts.push('--every-cluster-fault');
   return parts.join(' ');
 }
 
@@ -97,26 +117,40 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
   const dir = mkdtempSync(join(tmpdir(), 'or3-faults-'));
   const schema = `faults_${config.seed}_${process.pid}_${Date.now() % 1_000_000}`;
   const database = config.postgresUrl ? postgresDatabase(config.postgresUrl, schema) : `sqlite://${dir}/f.db`;
+  const nodes = config.nodes ?? 1;
+  if (nodes > 1 && !config.postgresUrl) throw new Error('several nodes need Postgres (--postgres)');
   const violations: Violation[] = [];
   const ledger = new AckLedger();
   const devices: SimulatedDevice[] = [];
   const shapes: Record<string, string> = {};
-  let serverKills = 0;
   let gcPasses = 0;
   let logLength = 0;
   const preexisting: { device: string; table: string; pk: string }[] = [];
-  let gateway: GatewayProcess | null = null;
+  let cluster: Cluster | null = null;
   let proxy: FaultProxy | null = null;
+  let driver: FaultDriver | null = null;
   try {
-    gateway = await GatewayProcess.start({ database, extraArgs: SERVE_FLAGS, cwd: dir });
-    proxy = await FaultProxy.start({ targetPort: gateway.port });
-    const ownerToken = await gateway.token('owner');
-    const created = await gateway.api<{ workspace_id: string }>(ownerToken, 'POST', '/v1/workspaces', { name: `faults ${config.seed}` });
+    cluster = await Cluster.start({
+      database,
+      ...(config.postgresUrl ? { adminUrl: config.postgresUrl } : {}),
+      nodes,
+      tag: `or3f-${process.pid}-${config.seed}`,
+      extraArgs: SERVE_FLAGS,
+      cwd: dir,
+      prng: prng.fork('balancer'),
+    });
+    const c = cluster;
+    // The harness's own requests go to a node that is up; the devices' go through the proxy.
+    const gateway = (): GatewayProcess => c.live;
+    proxy = await FaultProxy.start();
+    proxy.setRouter((lane, kind, path) => c.route(lane, kind, path));
+    const ownerToken = await gateway().token('owner');
+    const created = await gateway().api<{ workspace_id: string }>(ownerToken, 'POST', '/v1/workspaces', { name: `faults ${config.seed}` });
     if (created.status !== 201) throw new Error(`create workspace: HTTP ${created.status}`);
     const workspaceId = created.body.workspace_id;
     for (let i = 0; i < config.devices; i++) {
       const user = `user-${i}`;
-      const member = await gateway.api(ownerToken, 'PUT', `/v1/workspaces/${workspaceId}/members/${user}`, { role: 'editor' });
+      const member = await gateway().api(ownerToken, 'PUT', `/v1/workspaces/${workspaceId}/members/${user}`, { role: 'editor' });
       if (member.status >= 300) throw new Error(`add member: HTTP ${member.status}`);
       const deviceShape = prng.fork(`device-${i}`);
       // Some devices' clocks are off by minutes: their first pushes meet clock_skew until the offset settles.
@@ -125,7 +159,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
         name: `d${i}`,
         workspaceId,
         baseUrl: proxy.url,
-        token: await gateway.token(user),
+        token: await gateway().token(user),
         ledger,
         proxy,
         // Devices differ in shape: small push batches fail halfway through an outbox, a tiny outbox
@@ -137,6 +171,8 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
           now: () => Date.now() + skewMs,
         },
         snapshotLimit: deviceShape.pick([0, 4]),
+        // In a cluster a paused node must outlast the client's deadline.
+        ...(nodes > 1 ? { requestTimeoutMs: CLUSTER_REQUEST_TIMEOUT_MS } : {}),
         // Some devices have two tabs on their database: one leads (Web Locks), or both do (no locks).
         tabs: deviceShape.pick([1, 1, 2]),
         leaderElection: deviceShape.pick(['web-locks', 'none'] as const),
@@ -157,7 +193,19 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     // --- the faulty phase
     const ids = new IdSource();
     const offlineUntil = new Map<SimulatedDevice, number>();
-    let restart: Promise<void> | null = null;
+    const clusterPrng = prng.fork('cluster');
+    const kinds = nodes > 1 ? (config.clusterFaults ?? CLUSTER_FAULTS) : (['kill_node'] as const);
+    const d = new FaultDriver({
+      cluster: c,
+      devices,
+      kinds,
+      prng: clusterPrng,
+      violations,
+      note,
+      head: (projectId) => retrying(() => scopeHead(gateway(), ownerToken, workspaceId, projectId)),
+    });
+    driver = d;
+    const fixed = new Map(config.everyClusterFault ? kinds.map((kind, i) => [Math.floor(((i + 1) * config.steps) / (kinds.length + 1)), kind]) : []);
     // Some seeds collect garbage as if days had passed: 8 days (past min_retention; active devices
     // hold the log back) or 400 days (every device past device_ttl, tombstone payloads purged).
     const collectsGarbage = prng.fork('shape').chance(0.6);
@@ -178,26 +226,18 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
       const pauseMs = workload.int(40);
       const gcNow = workload.chance(gcChance);
       const gcDays = workload.pick([8, 400]);
-      if (killNow && !restart) {
-        await gateway.kill();
-        proxy.setTarget(null);
-        serverKills += 1;
-        note(`kill -9 the server; restart in ${downMs} ms`);
-        const g = gateway;
-        const p = proxy;
-        restart = (async () => {
-          await sleep(downMs);
-          await g.restart();
-          p.setTarget(g.port);
-          note(`server restarted on port ${g.port}`);
-        })().catch((error: unknown) => {
-          violations.push({ rule: 'server_restarts_on_its_database', detail: String(error) });
-        });
-        void restart.then(() => (restart = null));
+      if (killNow) d.start('kill_node', nodes > 1 ? clusterPrng.int(nodes) : 0, downMs);
+      const kind = fixed.get(step);
+      if (kind) {
+        while (d.busy) await sleep(20);
+        d.start(kind, clusterPrng.int(nodes), kind === 'pause_node' ? CLUSTER_REQUEST_TIMEOUT_MS + 1000 : downMs);
       }
+      if (nodes > 1) d.maybeStart(config.clusterFaultChance ?? 0.025);
       if (gcNow) {
-        const reports = await runGc(database, Date.now() + gcDays * DAY);
+        // A Postgres restart under way fails the pass; it is tried again once Postgres is back.
+        const reports = await retrying(() => runGc(database, Date.now() + gcDays * DAY));
         gcPasses += 1;
+        d.noteGc();
         const r = reports[0];
         note(`gc as of +${gcDays} d: purged ${r?.log_entries_purged} log entries, ${r?.tombstone_payloads_purged} tombstone payloads; oldest retained ${r?.oldest_retained_version}`);
       }
@@ -215,18 +255,18 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     // --- faults stop; everyone syncs
     note('faults stop');
     proxy.setSchedule(PASS_ALL);
-    if (restart) await restart;
     for (const device of devices) device.setOnline(true);
+    await d.settle();
     await quiesce(gateway, ownerToken, workspaceId, devices, config.quiesceTimeoutMs ?? 60_000, note);
     for (const device of devices) await device.stop();
 
-    const server = await readServerState(gateway, ownerToken, workspaceId);
+    const server = await readServerState(gateway(), ownerToken, workspaceId);
     logLength = server.log.length;
     const states = [];
     for (const device of devices) states.push(await device.state());
     const scopedSnapshots: Record<string, SnapshotItem[]> = {};
     for (const projectId of new Set(devices.map((d) => d.projectId))) {
-      if (projectId !== null) scopedSnapshots[projectId] = (await readSnapshot(gateway, ownerToken, workspaceId, projectId)).items;
+      if (projectId !== null) scopedSnapshots[projectId] = (await readSnapshot(gateway(), ownerToken, workspaceId, projectId)).items;
     }
     violations.push(
       ...checkConvergence({
@@ -244,7 +284,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
   } finally {
     for (const device of devices) await device.close().catch(() => {});
     await proxy?.close();
-    await gateway?.stop();
+    await cluster?.stop();
     if (config.postgresUrl) dropPostgresSchema(config.postgresUrl, schema);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -256,7 +296,10 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     durationMs: Date.now() - started,
     replay: replayCommand(config),
     proxy: proxy?.counts ?? ({} as ProxyCounts),
-    serverKills,
+    nodes,
+    serverKills: driver?.counts.kill_node ?? 0,
+    faults: driver?.counts ?? { kill_node: 0, cut_listen: 0, restart_postgres: 0, pause_node: 0, slowestCatchUpMs: {} },
+    laneMoves: cluster?.laneMoves ?? 0,
     gcPasses,
     opsSent: ledger.sent.size,
     opsAcknowledged: new Set(ledger.acknowledged().map((r) => r.result.op_id)).size,
@@ -264,7 +307,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
     devices: Object.fromEntries(devices.map((d) => [d.name, d.tally])),
     shapes,
     trace: trace.slice(-60),
-    serverLogTail: gateway?.logTail() ?? '',
+    serverLogTail: cluster?.logTail() ?? '',
   };
 }
 
@@ -273,7 +316,7 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
  * server's head, twice in a row with the head unchanged.
  */
 async function quiesce(
-  gateway: GatewayProcess,
+  gateway: () => GatewayProcess,
   token: string,
   workspaceId: string,
   devices: SimulatedDevice[],
@@ -287,7 +330,7 @@ async function quiesce(
   while (stableRounds < 2) {
     if (Date.now() > deadline) throw new Error(`no quiescence within ${timeoutMs} ms: ${lastState}`);
     for (const device of devices) await device.engine.sync();
-    const head = await serverHead(gateway, token, workspaceId);
+    const head = await serverHead(gateway(), token, workspaceId);
     const stats = await Promise.all(devices.map((d) => d.engine.stats()));
     lastState = `head ${head}; ${devices.map((d, i) => `${d.name}: cursor ${stats[i]!.cursor}, pending ${stats[i]!.pending}, failed ${stats[i]!.failed}`).join('; ')}`;
     const settled = stats.every((s) => s.pending === 0 && s.failed === 0 && s.cursor === head);
@@ -296,6 +339,13 @@ async function quiesce(
     if (!settled) await sleep(50);
   }
   note(`quiescent: ${lastState}`);
+}
+
+/** The workspace's head, or the last version of a record in `projectId`'s scope. */
+async function scopeHead(gateway: GatewayProcess, token: string, workspaceId: string, projectId: string | null): Promise<number> {
+  if (projectId === null) return serverHead(gateway, token, workspaceId);
+  const { items } = await readSnapshot(gateway, token, workspaceId, projectId);
+  return items.reduce((max, item) => Math.max(max, item.server_version), 0);
 }
 
 async function serverHead(gateway: GatewayProcess, token: string, workspaceId: string): Promise<number> {
@@ -345,6 +395,18 @@ function preexistingRows(device: string, prng: Prng): Record<string, Record<stri
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
+
+/** `read`, tried again for a few seconds while the servers recover (a node restarting, Postgres back). */
+async function retrying<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (attempt >= 50) throw error;
+      await sleep(100);
+    }
+  }
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

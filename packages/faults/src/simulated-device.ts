@@ -68,6 +68,8 @@ export interface DeviceOptions {
   leaderElection?: 'web-locks' | 'none';
   /** Sync only this project's threads and messages (and every other table). */
   projectId?: string | null;
+  /** The provider's deadline for one request (the client's default when absent). */
+  requestTimeoutMs?: number;
   /** Rows the device's database holds before sync is first switched on (the app was used offline). */
   preexisting?: Record<string, Record<string, unknown>[]>;
 }
@@ -213,6 +215,7 @@ export class SimulatedDevice {
       reconnectBackoff: { baseMs: 20, maxMs: 500 },
       upgradeAfterMs: 3000,
       ...(this.options.snapshotLimit ? { snapshotLimit: this.options.snapshotLimit } : {}),
+      ...(this.options.requestTimeoutMs ? { requestTimeoutMs: this.options.requestTimeoutMs } : {}),
     });
     const engine = await openWorkspace({
       workspaceId: this.options.workspaceId,
@@ -260,6 +263,15 @@ export class SimulatedDevice {
       this.options.proxy?.cutSockets(this.name);
     }
     this.isOnline = online;
+  }
+
+  get online(): boolean {
+    return this.isOnline;
+  }
+
+  /** The engine's outbox and cursor (of the database, whichever tab leads). */
+  async stats(): ReturnType<SyncEngine['stats']> {
+    return this.engine.stats();
   }
 
   /** The synced tables, tombstone stamps, outbox and cursor. */

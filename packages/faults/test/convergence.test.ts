@@ -1,10 +1,12 @@
 /**
  * The CI smoke of the harness: a few seeds of real engines through the fault
- * proxy against the real binary (killed and restarted, GC run beside it).
+ * proxy against the real binary (killed and restarted, GC run beside it), and
+ * a few with three nodes on one Postgres schema under the cluster's faults.
  * The long mode is `npm run faults -w packages/faults -- --seeds 1000`.
  */
 import { describe, expect, it } from 'vitest';
 import { formatFailure } from '../src/cli-format.js';
+import { CLUSTER_FAULTS } from '../src/cluster.js';
 import { binarySupportsPostgres } from '../src/gateway-process.js';
 import { replayCommand, runSeed, type SeedReport } from '../src/run-seed.js';
 
@@ -62,5 +64,36 @@ describe('convergence under faults', () => {
 
   it.skipIf(!postgres)(`seed 1 on Postgres (${POSTGRES_URL}, a fresh schema)`, async () => {
     expectConverged(await runSeed({ seed: 1, devices: DEVICES, steps: STEPS, postgresUrl: POSTGRES_URL }));
+  });
+});
+
+// Several nodes on one Postgres schema (`--nodes 3`): the long run is in bench/README.md.
+const NODES = 3;
+// Postgres restarts break every other connection on the machine: only the test of every fault kind restarts it.
+const WITHOUT_POSTGRES_RESTARTS = CLUSTER_FAULTS.filter((kind) => kind !== 'restart_postgres');
+
+describe.skipIf(!postgres)(`${NODES} nodes on one Postgres schema under cluster faults`, () => {
+  it('seed 2: a node killed mid-push, a listen connection terminated, Postgres restarted, a node paused; every device catches up by itself within the bound, nothing acknowledged is lost, one gap-free log', async () => {
+    const report = await runSeed({ seed: 2, devices: DEVICES, steps: STEPS, postgresUrl: POSTGRES_URL, nodes: NODES, everyClusterFault: true });
+    expectConverged(report);
+    for (const kind of CLUSTER_FAULTS) {
+      expect(report.faults[kind], kind).toBeGreaterThan(0);
+      expect(report.faults.slowestCatchUpMs[kind], `catch-up after ${kind}`).toBeDefined();
+    }
+    expect(report.laneMoves, 'devices moved between nodes').toBeGreaterThan(0);
+  });
+
+  for (const seed of [3, 4]) {
+    it(`seed ${seed}: ${NODES} nodes, the cluster faults but Postgres restarts, drawn by the seed`, async () => {
+      expectConverged(
+        await runSeed({ seed, devices: DEVICES, steps: STEPS, postgresUrl: POSTGRES_URL, nodes: NODES, clusterFaults: WITHOUT_POSTGRES_RESTARTS }),
+      );
+    });
+  }
+
+  it('a failing cluster seed names the command that replays it', () => {
+    expect(replayCommand({ seed: 5, devices: 4, steps: 150, postgresUrl: POSTGRES_URL, nodes: 3, clusterFaults: ['kill_node', 'pause_node'] })).toBe(
+      `npm run faults -w packages/faults -- --seed 5 --devices 4 --steps 150 --postgres '${POSTGRES_URL}' --nodes 3 --cluster-faults kill_node,pause_node`,
+    );
   });
 });

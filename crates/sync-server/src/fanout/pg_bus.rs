@@ -12,11 +12,14 @@
 //!
 //! An announcement can be lost: the announcing node crashed between commit
 //! and announce, the listen connection dropped, or the hub's read failed.
-//! Three things repair it: the next commit of that workspace (its catch-up
+//! Four things repair it: the next commit of that workspace (its catch-up
 //! reads everything the hub has not published yet); a listen connection that
 //! comes back catches up every workspace with subscribers on this node
-//! before it waits again; and every `sweep_every` the listener does the same
-//! (one query for the heads of those workspaces).
+//! before it waits again; a node that starts (a crashed one restarting, a new
+//! one joining) announces `<node> started`, on which every other node does
+//! the same at once, so a crash between commit and announce costs the
+//! others' subscribers the restart, not a sweep; and every `sweep_every` the
+//! listener does the same (one query for the heads of those workspaces).
 
 use super::bus::Bus;
 use super::hub::Hub;
@@ -144,6 +147,19 @@ fn announcement(node: &str, ws: &WorkspaceId, head: ServerVersion) -> String {
     format!("{node} {head} {ws}")
 }
 
+/// A node's first announcement: it may have crashed before announcing its
+/// last commits (`<node> started`).
+fn started(node: &str) -> String {
+    format!("{node} {STARTED}")
+}
+
+const STARTED: &str = "started";
+
+/// The node of a `started` announcement.
+fn parse_started(payload: &str) -> Option<&str> {
+    payload.strip_suffix(STARTED)?.strip_suffix(' ')
+}
+
 fn parse_announcement(payload: &str) -> Option<(&str, ServerVersion, WorkspaceId)> {
     let mut parts = payload.splitn(3, ' ');
     let node = parts.next()?;
@@ -152,36 +168,37 @@ fn parse_announcement(payload: &str) -> Option<(&str, ServerVersion, WorkspaceId
     Some((node, head, ws))
 }
 
-/// Sends pending announcements, all of them in one `pg_notify` statement.
+/// Says this node started, then sends pending announcements, all of them in
+/// one `pg_notify` statement.
 async fn send_announcements(shared: Arc<Shared>) {
+    let mut batch = vec![started(&shared.node)];
     loop {
+        if !batch.is_empty() {
+            let sent = shared
+                .store
+                .with_client(async |client| {
+                    client
+                        .execute(
+                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                            &[&shared.channel, &batch],
+                        )
+                        .await
+                        .map_err(pg_error)
+                })
+                .await;
+            if let Err(e) = sent {
+                // The next commit of each workspace (and the sweep) repairs a lost announcement.
+                tracing::warn!(error = %e, "could not announce commits to other nodes");
+            }
+        }
         shared.wake.notified().await;
-        let batch: Vec<String> = {
+        batch = {
             let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending
                 .drain()
                 .map(|(ws, head)| announcement(&shared.node, &ws, head))
                 .collect()
         };
-        if batch.is_empty() {
-            continue;
-        }
-        let sent = shared
-            .store
-            .with_client(async |client| {
-                client
-                    .execute(
-                        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                        &[&shared.channel, &batch],
-                    )
-                    .await
-                    .map_err(pg_error)
-            })
-            .await;
-        if let Err(e) = sent {
-            // The next commit of each workspace repairs a lost announcement.
-            tracing::warn!(error = %e, "could not announce commits to other nodes");
-        }
     }
 }
 
@@ -268,6 +285,12 @@ async fn listen_once(
                 let Some(payload) = payload else {
                     return Err(StoreError::Unavailable("the listen connection closed".to_owned()));
                 };
+                if let Some(node) = parse_started(&payload) {
+                    if node != shared.node && !catch_up_subscribed(&client, hub, limit).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 let Some(hub) = hub.upgrade() else {
                     return Ok(());
                 };
@@ -358,6 +381,8 @@ mod tests {
         let text = announcement("n1", &ws, 42);
         assert_eq!(parse_announcement(&text), Some(("n1", 42, ws)));
         assert_eq!(parse_announcement("n1 x w"), None);
+        assert_eq!(parse_started(&started("n1")), Some("n1"));
+        assert_eq!(parse_started(&text), None);
     }
 
     #[test]
