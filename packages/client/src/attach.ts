@@ -15,6 +15,7 @@ import { Dexie, type DexieOptions } from 'dexie';
 import { declaredTableNames, declaredVersions } from './dexie-internals.js';
 import { SyncEngine, workspaceDatabaseName, type AttachSyncOptions } from './engine.js';
 import { findLegacyTables } from './legacy-layout.js';
+import { bindWorkspace } from './people/ownership.js';
 import { ENGINE_TABLE_PREFIX, ENGINE_TABLES, resolveSyncedTables, type SyncedTableOptions } from './schema.js';
 import { TableDeclarationError } from './table-conventions.js';
 
@@ -22,7 +23,8 @@ import { TableDeclarationError } from './table-conventions.js';
  * Attaches sync to `db`, the app's Dexie (or subclass) with its versions
  * declared and not yet opened; opens it and returns the idle engine (call
  * `start()` or `sync()`). Rows the database already holds are adopted on the
- * first sync. Throws, naming the table and field, on a bad declaration.
+ * first sync. Throws, naming the table and field, on a bad declaration, and
+ * `WorkspaceMismatchError` when `db` syncs another workspace.
  */
 export async function attachSync(db: Dexie, options: AttachSyncOptions): Promise<SyncEngine> {
   if (db.isOpen()) throw new Error('or3-sync: attachSync needs the database before it is opened (Dexie opens on first use)');
@@ -48,6 +50,11 @@ export async function attachSync(db: Dexie, options: AttachSyncOptions): Promise
   versions[0]!.stores({ ...ENGINE_TABLES, ...legacyTables });
   const declaredVersion = Math.max(...versions.map((version) => version._cfg.version));
   const engine = new SyncEngine(db, options, { tables, declaredVersion, legacyTables });
+  // Before anything else is read or written: a database bound to another workspace is left as it is.
+  await bindWorkspace(db, options.workspaceId).catch((error: unknown) => {
+    db.close();
+    throw error;
+  });
   await engine.open();
   return engine;
 }

@@ -32,6 +32,10 @@ export * from './provider.js';
 export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.js';
 export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
 export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
+export { WorkspaceMismatchError } from './people/ownership.js';
+export { UnsyncedWritesError, type SignOutOptions, type UnsyncedWrites } from './people/sign-out.js';
+export type { HeldReason, OwnedOpRow } from './people/owned-ops.js';
+export type { AccessChange } from './people/access.js';
 export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway/gateway-provider.js';
 export {
   SUBSCRIBE_SUBPROTOCOL,

@@ -1,0 +1,73 @@
+/**
+ * What signing a user out (or forgetting a workspace the user lost) leaves of
+ * the local database (PROTOCOL.md section 6, "Users"): nothing, when nobody
+ * else's writes wait in it (`Dexie.delete()`); otherwise only the engine's
+ * rows and the held ops of their authors. The user's own unsynced writes
+ * refuse it (`UnsyncedWritesError`, with the count), unless the app says to
+ * hold them for the user's next sign-in or to discard them.
+ */
+import type { Dexie } from 'dexie';
+import { runRemoteTransaction } from '../apply.js';
+import type { CaptureRuntime } from '../capture/index.js';
+import { STATE_TABLE } from '../schema.js';
+import { held, ownedOutbox } from './owned-ops.js';
+import { OWNERSHIP_KEYS } from './ownership.js';
+import { WIPE_EXTRA_TABLES, wipeSyncedData } from './wipe.js';
+
+/** What happens to the user's writes that did not reach the server. */
+export type UnsyncedWrites =
+  /** Refuse: throw `UnsyncedWritesError` and change nothing (the default). */
+  | 'refuse'
+  /** Keep them, held, for the user's next sign-in on this browser; the synced data goes. */
+  | 'hold'
+  /** Drop them with the rest. */
+  | 'discard';
+
+/** Options of `signOut()` and `forgetWorkspace()`. */
+export interface SignOutOptions {
+  /** The user's unsynced writes: `refuse` (default), `hold` or `discard`. */
+  unsynced?: UnsyncedWrites;
+  /** How long sign-out tries to push them first; default 5000 ms (`forgetWorkspace` does not try: the server refuses). */
+  timeoutMs?: number;
+}
+
+/** Sign-out (or forget) refused: the user has writes the server does not have yet. */
+export class UnsyncedWritesError extends Error {
+  constructor(
+    /** The user's unsynced ops (pending and failed). */
+    readonly count: number,
+  ) {
+    super(
+      `or3-sync: ${count} write${count === 1 ? '' : 's'} of this user did not reach the server; ` +
+        `pass { unsynced: 'hold' } to keep them for the next sign-in or { unsynced: 'discard' } to drop them`,
+    );
+    this.name = 'UnsyncedWritesError';
+  }
+}
+
+/** What removing a user's data left: the database is gone, or it keeps only other users' held ops. */
+export type RemovedUserData = 'deleted' | 'held_for_others' | 'held_for_user';
+
+/**
+ * Removes `userId`'s synced data from `db` (see the file comment). Every op that is not held
+ * is the user's: the database's owner wrote it. Capture ignores the transaction. The caller
+ * has stopped the loops and closes the engine afterwards.
+ */
+export async function removeUserData(db: Dexie, runtime: CaptureRuntime, userId: string, unsynced: UnsyncedWrites): Promise<RemovedUserData> {
+  const outcome = await runRemoteTransaction(db, runtime, WIPE_EXTRA_TABLES, async (): Promise<RemovedUserData | null> => {
+    const outbox = ownedOutbox(db);
+    const ops = await outbox.toArray();
+    const mine = ops.filter((op) => op.status !== 'held');
+    if (mine.length > 0 && unsynced === 'refuse') throw new UnsyncedWritesError(mine.length);
+    const keep = mine.length > 0 && unsynced === 'hold';
+    if (keep) await outbox.bulkPut(mine.map((op) => held(op, op.owner ?? userId, 'signed_out')));
+    else await outbox.bulkDelete(mine.map((op) => op.seq!));
+    if (!keep && mine.length === ops.length) return null;
+    await wipeSyncedData(db, runtime.tables);
+    await db.table(STATE_TABLE).delete(OWNERSHIP_KEYS.owner);
+    return keep ? 'held_for_user' : 'held_for_others';
+  });
+  if (outcome !== null) return outcome;
+  await db.delete();
+  return 'deleted';
+}
