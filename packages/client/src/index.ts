@@ -27,16 +27,22 @@ export {
   type SnapshotPage,
   type SyncErrorCode,
   type WireErrorBody,
+  type WorkspaceRole,
 } from '@or3/sync-protocol';
 export * from './provider.js';
 export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.js';
 export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
 export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
 export { WorkspaceMismatchError } from './people/ownership.js';
-export { UnsyncedWritesError, type SignOutOptions, type UnsyncedWrites } from './people/sign-out.js';
-export type { HeldReason, OwnedOpRow } from './people/owned-ops.js';
+export { UnsyncedWritesError, type RemovedUserData, type SignOutOptions, type UnsyncedWrites } from './people/sign-out.js';
 export type { AccessChange } from './people/access.js';
-export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway/gateway-provider.js';
+export {
+  GatewayProvider,
+  type GatewayProviderOptions,
+  type GetToken,
+  type Workspace,
+  type WorkspaceMember,
+} from './gateway/gateway-provider.js';
 export {
   SUBSCRIBE_SUBPROTOCOL,
   type WebSocketConstructor,
@@ -61,17 +67,16 @@ export {
 export {
   ENGINE_TABLES,
   ENGINE_TABLE_PREFIX,
-  OUTBOX_TABLE,
   STATE_TABLE,
   TOMBSTONES_TABLE,
   RUNS_TABLE,
   STAGING_TABLE,
   type DeleteMode,
   type SyncedTableOptions,
-  type PendingOpRow,
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
+export { OUTBOX_TABLE, type PendingOpRow } from './outbox/index.js';
 export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';
