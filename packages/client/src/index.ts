@@ -61,17 +61,16 @@ export {
 export {
   ENGINE_TABLES,
   ENGINE_TABLE_PREFIX,
-  OUTBOX_TABLE,
   STATE_TABLE,
   TOMBSTONES_TABLE,
   RUNS_TABLE,
   STAGING_TABLE,
   type DeleteMode,
   type SyncedTableOptions,
-  type PendingOpRow,
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
+export { OUTBOX_TABLE, type PendingOpRow } from './outbox/index.js';
 export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';
