@@ -33,8 +33,7 @@ export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.j
 export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
 export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
 export { WorkspaceMismatchError } from './people/ownership.js';
-export { UnsyncedWritesError, type SignOutOptions, type UnsyncedWrites } from './people/sign-out.js';
-export type { HeldReason, OwnedOpRow } from './people/owned-ops.js';
+export { UnsyncedWritesError, type RemovedUserData, type SignOutOptions, type UnsyncedWrites } from './people/sign-out.js';
 export type { AccessChange } from './people/access.js';
 export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway/gateway-provider.js';
 export {
@@ -70,7 +69,7 @@ export {
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
-export { OUTBOX_TABLE, type PendingOpRow } from './outbox/index.js';
+export { OUTBOX_TABLE, type HeldReason, type PendingOpRow } from './outbox/index.js';
 export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';

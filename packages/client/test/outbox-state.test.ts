@@ -10,11 +10,13 @@ import type { OpResult } from '@or3/sync-protocol';
 import {
   CAPTURED,
   failOp,
+  holdOp,
   isQueued,
   judgeResult,
   newOp,
   opState,
   outbox,
+  releaseOp,
   OUTBOX_STORES,
   sendOp,
   stateColumns,
@@ -28,7 +30,7 @@ const INVALID = { code: 'invalid_pk', message: 'bad key', field: 'pk' };
 
 function op(overrides: Partial<PendingOpRow> = {}): PendingOpRow {
   const base = { op_id: 'op-1', table_name: 'threads', operation: 'put' as const, pk: 't1', payload: { id: 't1' }, clock: 1, hlc: 'h', device_id: 'd' };
-  return { ...newOp(base, 0), ...overrides };
+  return { ...newOp(base, 0, null), ...overrides };
 }
 
 describe('op states and transitions', () => {
@@ -74,9 +76,40 @@ describe('op states and transitions', () => {
   });
 });
 
+describe('held ops (another user\'s)', () => {
+  it('a held op keeps whether it was sent, is not queued, takes no later write, and goes back where it was', () => {
+    const sent = holdOp({ kind: 'sent' }, 'other_user');
+    expect(sent).toEqual({ kind: 'held', reason: 'other_user', sent: true });
+    expect(isQueued(sent)).toBe(false);
+    expect(takesLaterWrite(sent)).toBe(false);
+    expect(releaseOp(sent)).toEqual({ kind: 'sent' });
+    expect(releaseOp(holdOp({ kind: 'pending' }, 'signed_out'))).toEqual({ kind: 'pending' });
+    // A failed op is tried again once its author is back.
+    expect(releaseOp(holdOp(failOp(INVALID), 'other_user'))).toEqual({ kind: 'sent' });
+  });
+
+  it('held ops are never batched, counted as queued, or a record\'s ops; a batch takes only its user\'s ops', async () => {
+    const db = new Dexie('outbox-held', { indexedDB: new IDBFactory(), IDBKeyRange });
+    db.version(1).stores(OUTBOX_STORES);
+    await db.open();
+    await db.table('_or3sync_outbox').bulkAdd([
+      op({ op_id: 'a', pk: 'x', owner: 'alice', ...stateColumns(holdOp({ kind: 'pending' }, 'other_user')) }),
+      op({ op_id: 'b', pk: 'x', owner: 'bob' }),
+      op({ op_id: 'c', pk: 'y', owner: 'carol' }),
+    ]);
+    expect(await outbox.countQueued(db)).toBe(2);
+    expect(await outbox.countHeld(db)).toBe(1);
+    expect((await outbox.opsOfRecords(db, 'threads', ['x'])).map((row) => row.op_id)).toEqual(['b']);
+    expect((await outbox.takeBatch(db, 10, 'bob')).map((row) => row.op_id)).toEqual(['b']);
+    expect((await outbox.releaseHeld(db, 'alice')).map((row) => [row.op_id, opState(row)])).toEqual([['a', { kind: 'pending' }]]);
+    expect(await outbox.countHeld(db)).toBe(0);
+    db.close();
+  });
+});
+
 describe('the stored format', () => {
-  it('every state is stored in the status, sent and error columns and read back as itself', () => {
-    const states: OpState[] = [{ kind: 'pending' }, { kind: 'sent' }, failOp(INVALID)];
+  it('every state is stored in the status, sent, error and held_reason columns and read back as itself', () => {
+    const states: OpState[] = [{ kind: 'pending' }, { kind: 'sent' }, failOp(INVALID), { kind: 'held', reason: 'signed_out', sent: false }];
     for (const state of states) expect(opState(stateColumns(state))).toEqual(state);
   });
 
@@ -104,9 +137,9 @@ describe('the stored format', () => {
     expect(await outbox.countQueued(db)).toBe(2);
     expect(await outbox.countFailed(db)).toBe(1);
     expect((await outbox.failedOps(db)).map((row) => opState(row))).toEqual([{ kind: 'failed', reason: INVALID }]);
-    const batch = await outbox.takeBatch(db, 10);
+    const batch = await outbox.takeBatch(db, 10, null);
     expect(batch.map((row) => row.op_id)).toEqual(['p', 's']);
-    expect((await outbox.allOps(db)).map((row) => [row.op_id, opState(row).kind])).toEqual([
+    expect((await outbox.activeOps(db)).map((row) => [row.op_id, opState(row).kind])).toEqual([
       ['p', 'sent'],
       ['s', 'sent'],
       ['f', 'failed'],

@@ -9,7 +9,10 @@
  *      +-------(rejected for good)-----+--> failed --(the app discards it)--> left the outbox
  *
  * A rejection the server marks retryable (`clock_skew`) re-stamps a sent op
- * and leaves it sent.
+ * and leaves it sent. An op whose author is not the user the database belongs
+ * to now is `held` (PROTOCOL.md section 6, "Users"): never pushed, never
+ * coalesced, not counted, until its author opens the database again and it
+ * is released to where it was (a failed one is tried again).
  */
 import type { AppliedResult, DuplicateResult, OpRejection, OpResult, SupersededResult } from '@or3/sync-protocol';
 
@@ -20,25 +23,33 @@ export type OpState =
   /** Part of a push request at least once: waits for an answer; never coalesced (the server may hold it). */
   | { kind: 'sent' }
   /** Rejected for good: kept, never pushed again, until the app discards it. */
-  | { kind: 'failed'; reason: OpRejection };
+  | { kind: 'failed'; reason: OpRejection }
+  /** Kept for its author while another user owns the database (or after she signed out keeping it). */
+  | { kind: 'held'; reason: HeldReason; sent: boolean };
+
+/** Why an op is held: another user opened the database, or its author signed out keeping it (`unsynced: 'hold'`). */
+export type HeldReason = 'other_user' | 'signed_out';
 
 /** The storage encoding of an op's state (the columns every release wrote). */
 export interface StoredOpState {
-  /** `pending` covers both never-sent and sent ops; `failed` ops are skipped until discarded. */
-  status: 'pending' | 'failed';
+  /** `pending` covers both never-sent and sent ops; `failed` ops are skipped until discarded; `held` ops wait for their author. */
+  status: 'pending' | 'failed' | 'held';
   /** 1 once the op was ever part of a push request. */
   sent: 0 | 1;
   error: OpRejection | null;
+  /** Why a held op is held (absent otherwise). */
+  held_reason?: HeldReason;
 }
 
 /** Stored `status` values, for the outbox's index queries. */
-export const STORED_STATUS = { pending: 'pending', failed: 'failed' } as const;
+export const STORED_STATUS = { pending: 'pending', failed: 'failed', held: 'held' } as const;
 
 /** The state a stored row encodes. A row without `sent` (an older layout) counts as sent: it never coalesces. */
 export function opState(row: StoredOpState): OpState {
   if (row.status === STORED_STATUS.failed) {
     return { kind: 'failed', reason: row.error ?? { code: 'unknown', message: 'rejected', retryable: false } };
   }
+  if (row.status === STORED_STATUS.held) return { kind: 'held', reason: row.held_reason ?? 'other_user', sent: row.sent !== 0 };
   return row.sent === 0 ? { kind: 'pending' } : { kind: 'sent' };
 }
 
@@ -51,7 +62,21 @@ export function stateColumns(state: OpState): StoredOpState {
       return { status: STORED_STATUS.pending, sent: 1, error: null };
     case 'failed':
       return { status: STORED_STATUS.failed, sent: 1, error: state.reason };
+    case 'held':
+      return { status: STORED_STATUS.held, sent: state.sent ? 1 : 0, error: null, held_reason: state.reason };
   }
+}
+
+/** Holding an op for its author: it keeps whether it was ever sent (a failed one was). */
+export function holdOp(state: OpState, reason: HeldReason): OpState {
+  if (state.kind === 'held') return { ...state, reason };
+  return { kind: 'held', reason, sent: state.kind !== 'pending' };
+}
+
+/** Its author is back: a held op waits to be pushed again (a once-failed one is tried again). */
+export function releaseOp(state: OpState): OpState {
+  if (state.kind !== 'held') return state;
+  return state.sent ? { kind: 'sent' } : { kind: 'pending' };
 }
 
 /** The state of a newly captured (or adopted) op. */

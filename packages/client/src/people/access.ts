@@ -5,6 +5,8 @@
  * keeps reading (`read_only`), a removed member stops (`revoked`). Pure: the
  * engine makes the requests.
  */
+import type { EngineContext } from '../context.js';
+import { outbox } from '../outbox/index.js';
 import { isSyncProviderError, type SyncProviderError } from '../provider.js';
 
 /** How the user's access to the workspace changed. */
@@ -34,4 +36,12 @@ export type PullAfterRefusal = { ok: true } | { ok: false; error: unknown };
 export function accessAfterRefusedPush(pull: PullAfterRefusal): AccessChange | null {
   if (pull.ok) return 'read_only';
   return isRefusal(pull.error) ? 'revoked' : null;
+}
+
+/** The user may still read but not write: every unsynced op of hers fails with `read_only` (in `failedOps()`), reported once. */
+export async function failUnsyncedAsReadOnly(ctx: EngineContext, refusal: unknown): Promise<void> {
+  const message = `the server refused this user's writes (${String((refusal as Error)?.message ?? refusal)}); reads go on`;
+  const failed = await outbox.failQueued(ctx.db, { code: READ_ONLY_CODE, message });
+  await ctx.refreshPendingEstimate();
+  if (failed.length > 0) ctx.events.emit('sync.error:action', { phase: 'push', code: READ_ONLY_CODE, message });
 }
