@@ -7,7 +7,7 @@
  */
 import type { EngineContext } from '../context.js';
 import { outbox } from '../outbox/index.js';
-import { isSyncProviderError, type SyncProviderError } from '../provider.js';
+import { classifyFailure } from '../run-end.js';
 
 /** How the user's access to the workspace changed. */
 export type AccessChange =
@@ -19,9 +19,9 @@ export type AccessChange =
 /** The reason a push refused for the role is recorded with, on each op of the batch (in `failedOps()`). */
 export const READ_ONLY_CODE = 'read_only';
 
-/** The server refusing this user the workspace (403 `forbidden`, 404 `not_found`): retrying will not change it. */
-export function isRefusal(error: unknown): error is SyncProviderError {
-  return isSyncProviderError(error) && (error.status === 403 || error.status === 404);
+/** The server refusing this user the workspace (403 `forbidden`, 404 `not_found`; `run-end.ts` says): retrying will not change it. */
+export function isRefusal(error: unknown): boolean {
+  return classifyFailure(error).kind === 'refused';
 }
 
 /** How the pull that followed a refused push ended. */
