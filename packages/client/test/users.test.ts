@@ -108,37 +108,51 @@ describe('another user opens the database', () => {
     const { workspaceId } = await workspace('bob');
     const browser = sharedBrowser();
     const alice = await browser.open('alice', workspaceId);
+    await alice.db.table('threads').put({ id: 'shared', title: 'agreed by both' });
     expect((await alice.sync()).error).toBeNull();
     browser.online = false;
     await alice.db.table('threads').put({ id: 'alice-note', title: "alice's offline words" });
-    const [aliceOp] = await alice.db.table('_or3sync_outbox').toArray();
+    await alice.db.table('threads').update('shared', { title: "alice's offline edit" });
+    const [aliceOp, aliceEdit] = await alice.db.table('_or3sync_outbox').toArray();
     await alice.close();
     browser.online = true;
 
     // bob signs in on the same browser and opens the workspace: before his first sync, nothing of hers shows.
     const bob = await browser.open('bob', workspaceId);
     expect(await bob.db.table('threads').toArray()).toEqual([]);
-    expect((await bob.heldOps()).map((op) => [op.op_id, op.owner])).toEqual([[aliceOp.op_id, 'alice']]);
+    expect((await bob.heldOps()).map((op) => [op.op_id, op.owner])).toEqual([
+      [aliceOp.op_id, 'alice'],
+      [aliceEdit.op_id, 'alice'],
+    ]);
     await bob.db.table('threads').put({ id: 'bob-note', title: 'from bob' });
     expect((await bob.sync()).error).toBeNull();
     expect(await bob.db.table('threads').get('alice-note')).toBeUndefined();
+    // Her held edit (a later stamp) does not keep the server's version from him.
+    expect(await bob.db.table('threads').get('shared')).toMatchObject({ title: 'agreed by both' });
     const bobsPushes = browser.pushes.filter((p) => p.user === 'bob').flatMap((p) => p.ops);
     expect(bobsPushes.map((op) => op.pk)).toEqual(['bob-note']);
-    expect((await serverLog(workspaceId)).map((c) => c.pk)).toEqual(['bob-note']);
+    expect((await serverLog(workspaceId)).map((c) => c.pk)).toEqual(['shared', 'bob-note']);
     await bob.close();
 
     // alice again: her row is back before any sync, and her write goes out with her token.
     const back = await browser.open('alice', workspaceId);
     expect(await back.db.table('threads').get('alice-note')).toMatchObject({ title: "alice's offline words" });
+    expect(await back.db.table('threads').get('shared')).toMatchObject({ title: "alice's offline edit" });
     expect(await back.heldOps()).toEqual([]); // bob's one write reached the server: nothing of his waits
     expect((await back.sync()).error).toBeNull();
     const log = await serverLog(workspaceId);
     expect(log.map((c) => [c.pk, c.op_id])).toEqual([
+      ['shared', expect.any(String)],
       ['bob-note', expect.any(String)],
       ['alice-note', aliceOp.op_id],
+      ['shared', aliceEdit.op_id],
     ]);
     expect(browser.pushes.filter((p) => p.ops.some((op) => op.op_id === aliceOp.op_id)).map((p) => p.user)).toEqual(['alice']);
-    expect((await back.db.table('threads').toArray()).map((t) => t.id).sort()).toEqual(['alice-note', 'bob-note']);
+    expect((await back.db.table('threads').toArray()).map((t) => [t.id, t.title]).sort()).toEqual([
+      ['alice-note', "alice's offline words"],
+      ['bob-note', 'from bob'],
+      ['shared', "alice's offline edit"],
+    ]);
   });
 });
 

@@ -20,7 +20,8 @@ export default defineNuxtPlugin({
         openWorkspace({
           workspaceId,
           // The signed-in user is the token's: the database holds only their data (see the client README).
-          userId: (await provider.tokenUserId()) ?? undefined,
+          // No token now (offline, or no getter yet): the workspace still opens, and its writes are the owner's.
+          userId: (await provider.tokenUserId().catch(() => null)) ?? undefined,
           provider,
           schema: config.schema,
           schemaVersion: config.schemaVersion,
