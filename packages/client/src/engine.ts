@@ -28,7 +28,6 @@ import {
 } from './events.js';
 import { defaultLockManager, electLeader, openTabChannel, type TabChannel } from './leader.js';
 import { outbox, type PendingOpRow } from './outbox/index.js';
-import { failUnsyncedAsReadOnly } from './people/access.js';
 import { removeUserData, type RemovedUserData, type SignOutOptions } from './people/sign-out.js';
 import { takeOwnership } from './people/wipe.js';
 import type { ChangesBatch, SyncProvider, Unsubscribe } from './provider.js';
@@ -76,8 +75,14 @@ export class SyncEngine {
   private clock = { offsetMs: 0, samples: 0 };
   private life: Lifecycle = { kind: 'stopped' };
   private pauseReasonValue: PauseReason | null = null;
-  private accessValue: WorkspaceAccess = 'read_write';
-  private readonly runState: RunState = { rescanDue: null, safetyPullDue: false, errorCount: 0, lastPushAt: null, lastPullAt: null };
+  private readonly runState: RunState = {
+    rescanDue: null,
+    safetyPullDue: false,
+    errorCount: 0,
+    lastPushAt: null,
+    lastPullAt: null,
+    access: 'read_write',
+  };
   private subscription: Unsubscribe | null = null;
   /** Backpressure: `sync.queue:action:full` fired and not yet relieved; bulk writers waiting for room. */
   private queue = { fullSignalled: false, waiters: [] as (() => void)[] };
@@ -136,7 +141,6 @@ export class SyncEngine {
       isPaused: () => this.isPaused,
       refuse: (reason) => this.pauseFor(reason),
       userId: options.userId ?? null,
-      accessChanged: (refusal) => this.accessChanged(refusal),
       isSubscribed: () => this.subscription !== null,
       stopSubscription: () => this.stopSubscription(),
       stats: () => this.stats(),
@@ -233,7 +237,7 @@ export class SyncEngine {
   resume(): void {
     const changed = this.isPaused;
     this.pauseReasonValue = null;
-    if (this.accessValue === 'revoked') this.accessValue = 'read_write';
+    if (this.runState.access === 'revoked') this.runState.access = 'read_write';
     if (changed) this.emitState();
     this.scheduler.resetBackoff();
     if (this.isLeader) this.scheduler.schedule(0);
@@ -251,7 +255,7 @@ export class SyncEngine {
 
   /** What the server lets the user do in the workspace, as far as the engine has seen. */
   get access(): WorkspaceAccess {
-    return this.accessValue;
+    return this.runState.access;
   }
 
   /** Other users' writes kept for them: never pushed, never shown (each with `owner`, `held_reason`). */
@@ -321,8 +325,7 @@ export class SyncEngine {
       outbox.countHeld(this.db),
       readCursor(this.context()),
     ]);
-    const { lastPushAt, lastPullAt, errorCount } = this.runState;
-    const access = this.accessValue;
+    const { lastPushAt, lastPullAt, errorCount, access } = this.runState;
     return { workspaceId: this.workspaceId, pending, failed, held, cursor, lastPushAt, lastPullAt, errors: errorCount, paused: this.isPaused, access };
   }
 
@@ -338,16 +341,10 @@ export class SyncEngine {
     this.stopSubscription();
     if (changed) this.emitState();
     // The server refused the workspace (not a token of another user): access is revoked.
-    if (reason.kind === 'refused' && reason.code !== 'user_mismatch' && this.accessValue !== 'revoked') {
-      this.accessValue = 'revoked';
+    if (reason.kind === 'refused' && reason.code !== 'user_mismatch' && this.runState.access !== 'revoked') {
+      this.runState.access = 'revoked';
       this.events.emit('sync.access:action:revoked', { workspaceId: this.workspaceId, code: reason.code, message: reason.message });
     }
-  }
-
-  /** A refused push whose pull succeeded (`refusal`): the user reads but may not write; null: a push was accepted. */
-  private async accessChanged(refusal: unknown): Promise<void> {
-    if (refusal !== null) await failUnsyncedAsReadOnly(this.context(), refusal);
-    if (refusal !== null || this.accessValue === 'read_only') this.accessValue = refusal === null ? 'read_write' : 'read_only';
   }
 
   private context(): EngineContext {

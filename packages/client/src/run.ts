@@ -7,8 +7,8 @@
 import { readAdoption } from './adopt.js';
 import type { BackoffOptions } from './backoff.js';
 import type { EngineContext } from './context.js';
-import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats } from './events.js';
-import { accessAfterRefusedPush, isRefusal } from './people/access.js';
+import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats, WorkspaceAccess } from './events.js';
+import { accessAfterRefusedPush, failUnsyncedAsReadOnly, isRefusal } from './people/access.js';
 import { tokenUserMismatch, UserMismatchError } from './people/ownership.js';
 import { isSyncProviderError } from './provider.js';
 import { pullChanges, readCursor, readOwedRescan } from './pull.js';
@@ -29,6 +29,8 @@ export interface RunState {
   errorCount: number;
   lastPushAt: number | null;
   lastPullAt: number | null;
+  /** What the server lets the user do, as the latest push or refusal showed (`engine.access`). */
+  access: WorkspaceAccess;
 }
 
 /** A refusal, as the engine pauses for it. */
@@ -48,11 +50,6 @@ export interface RunHost {
   refuse(reason: Refusal): void;
   /** The signed-in user (`userId`), null when the app named none. */
   readonly userId: string | null;
-  /**
-   * A push was refused (403) while the pull after it succeeded: the user reads but may not
-   * write. Marks the unsynced ops failed with `read_only`; null `refusal`: a push was accepted again.
-   */
-  accessChanged(refusal: unknown): Promise<void>;
   isSubscribed(): boolean;
   stopSubscription(): void;
   stats(): Promise<SyncStats>;
@@ -143,7 +140,7 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
     run.pushed = pushed.pushed;
     conflicts.push(...pushed.conflicts);
     if (pushed.pushed + pushed.failed > 0) host.state.lastPushAt = host.now();
-    if (pushed.pushed > 0) await host.accessChanged(null);
+    if (pushed.pushed > 0) host.state.access = 'read_write';
   } catch (error) {
     if (isRefusal(error)) pushRefusal = error;
     else if (!pullsAfterPushFailure(classifyFailure(error))) throw error;
@@ -171,7 +168,11 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
     );
     // Revoked: the pull's refusal pauses the engine; not known yet (the network): the run is retried.
     if (!pull.ok) throw pull.error;
-    if (accessAfterRefusedPush(pull) === 'read_only') await host.accessChanged(pushRefusal);
+    // The user still reads: her writes fail with read_only, nothing retries them.
+    if (accessAfterRefusedPush(pull) === 'read_only') {
+      host.state.access = 'read_only';
+      await failUnsyncedAsReadOnly(ctx, pushRefusal);
+    }
     pulled = pull.page;
   }
   run.pulled += pulled.pulled;
