@@ -76,7 +76,7 @@ export {
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
-export { OUTBOX_TABLE, type PendingOpRow } from './outbox/index.js';
+export { OUTBOX_TABLE, type HoldReason, type PendingOpRow } from './outbox/index.js';
 export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';

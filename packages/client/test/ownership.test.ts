@@ -11,7 +11,7 @@ import type { SyncEngine } from '../src/engine.js';
 import { workspaceDatabaseName } from '../src/engine.js';
 import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import type { CaptureRuntime } from '../src/capture/index.js';
-import { heldOps, ownedOutbox } from '../src/people/owned-ops.js';
+import { outbox, outboxTable } from '../src/outbox/index.js';
 import { OWNERSHIP_KEYS, tokenUserMismatch, WorkspaceMismatchError } from '../src/people/ownership.js';
 import { removeUserData, UnsyncedWritesError } from '../src/people/sign-out.js';
 import { takeOwnership } from '../src/people/wipe.js';
@@ -101,7 +101,7 @@ describe('another user opens the database: wipe-and-hold', () => {
     const { db, runtime } = database(await alicesOfflineWrites(), 'ws1');
     expect(await takeOwnership(db, runtime, 'alice')).toEqual({ previousOwner: null, held: 0, released: 0, wiped: false });
     expect(await syncedRows(db)).toBe(4);
-    expect((await ownedOutbox(db).toArray()).map((op) => [op.owner, op.status])).toEqual(Array(5).fill(['alice', 'pending']));
+    expect((await outboxTable(db).toArray()).map((op) => [op.owner, op.status])).toEqual(Array(5).fill(['alice', 'pending']));
     expect(await takeOwnership(db, runtime, 'alice')).toMatchObject({ previousOwner: 'alice', wiped: false });
   });
 
@@ -113,7 +113,7 @@ describe('another user opens the database: wipe-and-hold', () => {
     expect(await db.table(TOMBSTONES_TABLE).count()).toBe(0);
     // A bootstrap rescan is owed: no cursor.
     expect(await db.table(STATE_TABLE).get(STATE_KEYS.cursor('*'))).toBeUndefined();
-    expect((await heldOps(db)).map((op) => [op.owner, op.held_reason])).toEqual(Array(5).fill(['alice', 'other_user']));
+    expect((await outbox.heldOps(db)).map((op) => [op.owner, op.error?.code])).toEqual(Array(5).fill(['alice', 'other_user']));
     expect(await db.table(STATE_TABLE).get(OWNERSHIP_KEYS.owner)).toMatchObject({ value: 'bob' });
   });
 
@@ -124,7 +124,7 @@ describe('another user opens the database: wipe-and-hold', () => {
     await db.transaction('rw', [...Object.keys(SYNCED_TABLES), ...Object.keys(ENGINE_TABLES)], async (tx) => {
       runtime.remoteTransactions.add(tx.idbtrans);
       await db.table('threads').put({ id: 'b1', title: 'bob row', clock: 1, hlc: 'x' });
-      await ownedOutbox(db).add({ ...(await ownedOutbox(db).toCollection().first())!, seq: undefined, op_id: 'bob-op', status: 'pending', owner: 'bob' });
+      await outboxTable(db).add({ ...(await outboxTable(db).toCollection().first())!, seq: undefined, op_id: 'bob-op', status: 'pending', owner: 'bob' });
     });
     expect(await takeOwnership(db, runtime, 'alice')).toEqual({ previousOwner: 'bob', held: 1, released: 5, wiped: true });
     expect((await db.table('threads').toArray()).map((t) => [t.id, t.title, t.deleted])).toEqual([
@@ -134,7 +134,7 @@ describe('another user opens the database: wipe-and-hold', () => {
     ]);
     expect(await db.table('kv').get('k1')).toMatchObject({ value: 'alice kv' });
     expect(await db.table(TOMBSTONES_TABLE).get(['threads', 't3'])).toMatchObject({ server_version: null });
-    expect((await ownedOutbox(db).toArray()).map((op) => [op.owner, op.status])).toEqual([
+    expect((await outboxTable(db).toArray()).map((op) => [op.owner, op.status])).toEqual([
       ...Array(5).fill(['alice', 'pending']),
       ['bob', 'held'],
     ]);
@@ -154,14 +154,14 @@ describe('what sign-out leaves', () => {
     expect(refused).toBeInstanceOf(UnsyncedWritesError);
     expect(refused).toMatchObject({ count: 5 });
     expect(await syncedRows(db)).toBe(4);
-    expect(await heldOps(db)).toEqual([]);
+    expect(await outbox.heldOps(db)).toEqual([]);
   });
 
   it('hold keeps her writes, held for her, and nothing else of hers', async () => {
     const { db, runtime } = await ownedByAlice();
     expect(await removeUserData(db, runtime, 'alice', 'hold')).toBe('held_for_user');
     expect(await syncedRows(db)).toBe(0);
-    expect((await heldOps(db)).map((op) => [op.owner, op.held_reason])).toEqual(Array(5).fill(['alice', 'signed_out']));
+    expect((await outbox.heldOps(db)).map((op) => [op.owner, op.error?.code])).toEqual(Array(5).fill(['alice', 'signed_out']));
     expect(await db.table(STATE_TABLE).get(OWNERSHIP_KEYS.owner)).toBeUndefined();
     // Her next sign-in gives them back.
     expect(await takeOwnership(db, runtime, 'alice')).toMatchObject({ released: 5, held: 0 });
@@ -182,8 +182,8 @@ describe('what sign-out leaves', () => {
     await takeOwnership(db, runtime, 'bob');
     expect(await removeUserData(db, runtime, 'bob', 'refuse')).toBe('held_for_others');
     expect(await syncedRows(db)).toBe(0);
-    expect((await heldOps(db)).map((op) => op.owner)).toEqual(Array(5).fill('alice'));
-    expect(await ownedOutbox(db).count()).toBe(5);
+    expect((await outbox.heldOps(db)).map((op) => op.owner)).toEqual(Array(5).fill('alice'));
+    expect(await outboxTable(db).count()).toBe(5);
   });
 });
 

@@ -33,10 +33,17 @@ export type OpState =
 
 /** Why an op is held back: nothing about the write itself is wrong. */
 export interface HoldReason {
-  /** `unknown_table`/`pk_mismatch`: the server does not (yet) sync the op's table as declared; `other_user`: its author is not the signed-in user. */
-  code: 'unknown_table' | 'pk_mismatch' | 'other_user';
+  /**
+   * `unknown_table`/`pk_mismatch`: the server does not (yet) sync the op's table as declared;
+   * `other_user`: its author is not the user the database belongs to now; `signed_out`: its
+   * author signed out keeping it for her next sign-in (PROTOCOL.md section 6, "Users").
+   */
+  code: 'unknown_table' | 'pk_mismatch' | AuthorHold;
   message: string;
 }
+
+/** Holds that wait for the op's author to open the database again. */
+export type AuthorHold = 'other_user' | 'signed_out';
 
 /** The storage encoding of an op's state (the columns every release wrote). */
 export interface StoredOpState {
@@ -95,6 +102,19 @@ export function failOp(reason: OpRejection): OpState {
 export function holdOp(state: OpState, reason: HoldReason): OpState {
   if (state.kind === 'pending' || state.kind === 'sent') return { kind: 'held', reason, wasSent: state.kind === 'sent' };
   return state;
+}
+
+/**
+ * Holding a user's op for her while the database is not hers: whatever its state (her failed
+ * op is hers too: tried again once released), and over any other hold (it waits for her now).
+ */
+export function holdForAuthor(state: OpState, reason: HoldReason & { code: AuthorHold }): OpState {
+  return { kind: 'held', reason, wasSent: state.kind === 'held' ? state.wasSent : state.kind !== 'pending' };
+}
+
+/** True for a hold that waits for the op's author (`holdForAuthor`). */
+export function waitsForAuthor(state: OpState): boolean {
+  return state.kind === 'held' && (state.reason.code === 'other_user' || state.reason.code === 'signed_out');
 }
 
 /** Releasing a held op to what it was before it was held; any other state is unchanged. */

@@ -5,7 +5,9 @@
  * keeps reading (`read_only`), a removed member stops (`revoked`). Pure: the
  * engine makes the requests.
  */
-import { isSyncProviderError, type SyncProviderError } from '../provider.js';
+import type { EngineContext } from '../context.js';
+import { outbox } from '../outbox/index.js';
+import { classifyFailure } from '../run-end.js';
 
 /** How the user's access to the workspace changed. */
 export type AccessChange =
@@ -17,9 +19,9 @@ export type AccessChange =
 /** The reason a push refused for the role is recorded with, on each op of the batch (in `failedOps()`). */
 export const READ_ONLY_CODE = 'read_only';
 
-/** The server refusing this user the workspace (403 `forbidden`, 404 `not_found`): retrying will not change it. */
-export function isRefusal(error: unknown): error is SyncProviderError {
-  return isSyncProviderError(error) && (error.status === 403 || error.status === 404);
+/** The server refusing this user the workspace (403 `forbidden`, 404 `not_found`; `run-end.ts` says): retrying will not change it. */
+export function isRefusal(error: unknown): boolean {
+  return classifyFailure(error).kind === 'refused';
 }
 
 /** How the pull that followed a refused push ended. */
@@ -34,4 +36,12 @@ export type PullAfterRefusal = { ok: true } | { ok: false; error: unknown };
 export function accessAfterRefusedPush(pull: PullAfterRefusal): AccessChange | null {
   if (pull.ok) return 'read_only';
   return isRefusal(pull.error) ? 'revoked' : null;
+}
+
+/** The user may still read but not write: every unsynced op of hers fails with `read_only` (in `failedOps()`), reported once. */
+export async function failUnsyncedAsReadOnly(ctx: EngineContext, refusal: unknown): Promise<void> {
+  const message = `the server refused this user's writes (${String((refusal as Error)?.message ?? refusal)}); reads go on`;
+  const failed = await outbox.failQueued(ctx.db, { code: READ_ONLY_CODE, message });
+  await ctx.refreshPendingEstimate();
+  if (failed.length > 0) ctx.events.emit('sync.error:action', { phase: 'push', code: READ_ONLY_CODE, message });
 }

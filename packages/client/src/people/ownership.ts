@@ -55,9 +55,22 @@ export async function readOwner(db: Dexie): Promise<string | null> {
 
 /**
  * The user `provider`'s token names when it differs from `userId`; null when they agree
- * or the provider cannot tell (no `tokenUserId`, or a token without a subject).
+ * or the provider cannot tell (no `tokenUserId`, a token without a subject, or no token
+ * now: the request that needs one fails on its own).
  */
 export async function tokenUserMismatch(provider: SyncProvider, userId: string): Promise<string | null> {
-  const tokenUser = provider.tokenUserId ? await provider.tokenUserId() : null;
+  const tokenUser = provider.tokenUserId ? await provider.tokenUserId().catch(() => null) : null;
   return tokenUser !== null && tokenUser !== userId ? tokenUser : null;
+}
+
+/** The provider's token belongs to another user than the engine's: nothing is pushed, the engine pauses (refused). */
+export class UserMismatchError extends Error {
+  readonly code = 'user_mismatch';
+  constructor(
+    readonly userId: string,
+    readonly tokenUserId: string,
+  ) {
+    super(`or3-sync: the token is ${tokenUserId}'s, but this database is opened for ${userId}: nothing is pushed`);
+    this.name = 'UserMismatchError';
+  }
 }

@@ -9,8 +9,8 @@
 import type { Dexie } from 'dexie';
 import { runRemoteTransaction } from '../apply.js';
 import type { CaptureRuntime } from '../capture/index.js';
+import { outbox } from '../outbox/index.js';
 import { STATE_TABLE } from '../schema.js';
-import { held, ownedOutbox } from './owned-ops.js';
 import { OWNERSHIP_KEYS } from './ownership.js';
 import { WIPE_EXTRA_TABLES, wipeSyncedData } from './wipe.js';
 
@@ -50,19 +50,18 @@ export type RemovedUserData = 'deleted' | 'held_for_others' | 'held_for_user';
 
 /**
  * Removes `userId`'s synced data from `db` (see the file comment). Every op that is not held
- * is the user's: the database's owner wrote it. Capture ignores the transaction. The caller
+ * is the user's: the database's owner wrote it. `choice` says what becomes of those. Capture ignores the transaction. The caller
  * has stopped the loops and closes the engine afterwards.
  */
-export async function removeUserData(db: Dexie, runtime: CaptureRuntime, userId: string, unsynced: UnsyncedWrites): Promise<RemovedUserData> {
+export async function removeUserData(db: Dexie, runtime: CaptureRuntime, userId: string | null, choice: UnsyncedWrites): Promise<RemovedUserData> {
   const outcome = await runRemoteTransaction(db, runtime, WIPE_EXTRA_TABLES, async (): Promise<RemovedUserData | null> => {
-    const outbox = ownedOutbox(db);
-    const ops = await outbox.toArray();
-    const mine = ops.filter((op) => op.status !== 'held');
-    if (mine.length > 0 && unsynced === 'refuse') throw new UnsyncedWritesError(mine.length);
-    const keep = mine.length > 0 && unsynced === 'hold';
-    if (keep) await outbox.bulkPut(mine.map((op) => held(op, op.owner ?? userId, 'signed_out')));
-    else await outbox.bulkDelete(mine.map((op) => op.seq!));
-    if (!keep && mine.length === ops.length) return null;
+    const unsynced = await outbox.countActive(db);
+    if (unsynced > 0 && choice === 'refuse') throw new UnsyncedWritesError(unsynced);
+    const keep = unsynced > 0 && choice === 'hold';
+    if (keep && userId === null) throw new Error("or3-sync: keeping unsynced writes for their author (unsynced: 'hold') needs the engine's userId");
+    if (keep) await outbox.holdActive(db, userId!);
+    else await outbox.dropActive(db);
+    if (!keep && (await outbox.countHeld(db)) === 0) return null;
     await wipeSyncedData(db, runtime.tables);
     await db.table(STATE_TABLE).delete(OWNERSHIP_KEYS.owner);
     return keep ? 'held_for_user' : 'held_for_others';

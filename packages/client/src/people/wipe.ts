@@ -13,8 +13,8 @@ import type { RecordPayload } from '@or3/sync-protocol';
 import { runRemoteTransaction } from '../apply.js';
 import type { CaptureRuntime } from '../capture/index.js';
 import { noteTombstones, readClockState, writeClockState } from '../clock-state.js';
+import { outbox, type PendingOpRow } from '../outbox/index.js';
 import { RUNS_TABLE, STAGING_TABLE, STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from '../schema.js';
-import { held, ownedOutbox, released, type OwnedOpRow } from './owned-ops.js';
 import { OWNERSHIP_KEYS, readOwner } from './ownership.js';
 
 /** What opening the database as a user changed. */
@@ -43,27 +43,16 @@ export function takeOwnership(db: Dexie, runtime: CaptureRuntime, userId: string
     const previousOwner = await readOwner(db);
     const outcome: OwnerSwitch = { previousOwner, held: 0, released: 0, wiped: false };
     if (previousOwner === userId) return outcome;
-    const outbox = ownedOutbox(db);
-    const ops = await outbox.toArray();
-    const changed: OwnedOpRow[] = [];
     if (previousOwner !== null) {
       await wipeSyncedData(db, runtime.tables);
       outcome.wiped = true;
-      for (const op of ops) {
-        const author = op.owner ?? previousOwner;
-        if (op.status === 'held' || author === userId) continue;
-        changed.push(held(op, author, 'other_user'));
-        outcome.held += 1;
-      }
+      outcome.held = await outbox.holdOthers(db, userId, previousOwner);
+    } else {
+      await outbox.claimUnowned(db, userId);
     }
-    const mine: OwnedOpRow[] = [];
-    for (const op of ops) {
-      if (op.status === 'held' && op.owner === userId) mine.push(released(op));
-      else if (op.owner === undefined && previousOwner === null) changed.push({ ...op, owner: userId });
-    }
+    const mine = await outbox.giveBackHeld(db, userId);
     outcome.released = mine.length;
     await restoreRows(db, runtime.tables, mine);
-    await outbox.bulkPut([...changed, ...mine]);
     await db.table(STATE_TABLE).put({ key: OWNERSHIP_KEYS.owner, value: userId });
     return outcome;
   });
@@ -91,9 +80,8 @@ export async function wipeSyncedData(db: Dexie, tables: Map<string, SyncedTable>
  * record's latest op, a put as its row, a delete as its tombstone stamp (and, on a soft
  * table, its tombstone row).
  */
-async function restoreRows(db: Dexie, tables: Map<string, SyncedTable>, ops: OwnedOpRow[]): Promise<void> {
-  const latest = new Map<string, OwnedOpRow>();
-  for (const op of [...ops].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))) latest.set(`${op.table_name}\u0000${op.pk}`, op);
+async function restoreRows(db: Dexie, tables: Map<string, SyncedTable>, ops: PendingOpRow[]): Promise<void> {
+  const latest = outbox.latestPerRecord(ops, (op) => `${op.table_name}\u0000${op.pk}`);
   const tombstones: TombstoneRow[] = [];
   for (const op of latest.values()) {
     const table = tables.get(op.table_name);
