@@ -49,18 +49,22 @@ export class UnsyncedWritesError extends Error {
 export type RemovedUserData = 'deleted' | 'held_for_others' | 'held_for_user';
 
 /**
- * Removes `userId`'s synced data from `db` (see the file comment). Every op that is not held
- * is the user's: the database's owner wrote it. `choice` says what becomes of those. Capture ignores the transaction. The caller
- * has stopped the loops and closes the engine afterwards.
+ * Removes `userId`'s synced data from `db` (see the file comment). Every op that does not wait
+ * for another author is the user's (the database's owner wrote it); `choice` says what becomes
+ * of those. Capture ignores the transaction. The caller has stopped the loops and closes the
+ * engine afterwards.
  */
 export async function removeUserData(db: Dexie, runtime: CaptureRuntime, userId: string | null, choice: UnsyncedWrites): Promise<RemovedUserData> {
   const outcome = await runRemoteTransaction(db, runtime, WIPE_EXTRA_TABLES, async (): Promise<RemovedUserData | null> => {
     const unsynced = await outbox.countActive(db);
     if (unsynced > 0 && choice === 'refuse') throw new UnsyncedWritesError(unsynced);
     const keep = unsynced > 0 && choice === 'hold';
-    if (keep && userId === null) throw new Error("or3-sync: keeping unsynced writes for their author (unsynced: 'hold') needs the engine's userId");
-    if (keep) await outbox.holdActive(db, userId!);
-    else await outbox.dropActive(db);
+    if (keep) {
+      if (userId === null) throw new Error("or3-sync: keeping unsynced writes for their author (unsynced: 'hold') needs the engine's userId");
+      await outbox.holdActive(db, userId);
+    } else {
+      await outbox.dropActive(db);
+    }
     if (!keep && (await outbox.countHeld(db)) === 0) return null;
     await wipeSyncedData(db, runtime.tables);
     await db.table(STATE_TABLE).delete(OWNERSHIP_KEYS.owner);
