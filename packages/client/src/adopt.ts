@@ -147,7 +147,7 @@ async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPay
     const opId = newOpId();
     stamped.push(adopted);
     const operation = isDelete ? 'delete' : 'put';
-    ops.push(newOp({ op_id: opId, table_name: table.name, operation, pk, payload: adopted, clock, hlc: stamp, device_id: deviceId }, now));
+    ops.push(newOp({ op_id: opId, table_name: table.name, operation, pk, payload: adopted, clock, hlc: stamp, device_id: deviceId }, now, ctx.runtime.userId));
     if (isDelete) {
       tombstones.push({
         table_name: table.name,

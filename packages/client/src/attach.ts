@@ -15,6 +15,7 @@ import { Dexie, type DexieOptions } from 'dexie';
 import { declaredTableNames, declaredVersions } from './dexie-internals.js';
 import { SyncEngine, workspaceDatabaseName, type AttachSyncOptions } from './engine.js';
 import { findLegacyTables } from './legacy-layout.js';
+import { bindWorkspace } from './people/ownership.js';
 import { ENGINE_TABLE_PREFIX, ENGINE_TABLES, resolveSyncedTables, type SyncedTableOptions } from './schema.js';
 import { checkPrimaryKey } from './table-conventions.js';
 
@@ -23,7 +24,8 @@ import { checkPrimaryKey } from './table-conventions.js';
  * declared and not yet opened; opens it and returns the idle engine (call
  * `start()` or `sync()`), whose `engine.db` has `db`'s type. Rows the
  * database already holds are adopted on the first sync. Throws, naming the
- * table and field, on a bad declaration.
+ * table and field, on a bad declaration, and `WorkspaceMismatchError` when
+ * `db` syncs another workspace.
  */
 export async function attachSync<DB extends Dexie>(db: DB, options: AttachSyncOptions): Promise<SyncEngine<DB>> {
   if (db.isOpen()) throw new Error('or3-sync: attachSync needs the database before it is opened (Dexie opens on first use)');
@@ -46,6 +48,11 @@ export async function attachSync<DB extends Dexie>(db: DB, options: AttachSyncOp
   versions[0]!.stores({ ...ENGINE_TABLES, ...legacyTables });
   const declaredVersion = Math.max(...versions.map((version) => version._cfg.version));
   const engine = new SyncEngine(db, options, { tables, declaredVersion, legacyTables });
+  // Before anything else is read or written: a database bound to another workspace is left as it is.
+  await bindWorkspace(db, options.workspaceId).catch((error: unknown) => {
+    db.close();
+    throw error;
+  });
   await engine.open();
   return engine;
 }

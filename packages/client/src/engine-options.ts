@@ -11,6 +11,13 @@ import type { SyncedTable, SyncedTableOptions } from './schema.js';
 /** How an app attaches sync to its own Dexie database (see `attachSync`). */
 export interface AttachSyncOptions {
   workspaceId: string;
+  /**
+   * The signed-in user's id (the token's `sub`). The database then holds only this user's
+   * synced data: another user's is wiped and held at open, their writes are never pushed with
+   * this user's token, and a token of another user pushes nothing (client README, "Users,
+   * sign-out and shared browsers"). Without it none of these protections apply.
+   */
+  userId?: string;
   provider: SyncProvider;
   /** Which of the app's tables sync, and their conventions (keys, deletes, filter, local-only fields, wire names). */
   syncedTables: readonly string[] | Record<string, SyncedTableOptions>;

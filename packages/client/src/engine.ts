@@ -24,9 +24,12 @@ import {
   type SyncEventListener,
   type SyncEventName,
   type SyncStats,
+  type WorkspaceAccess,
 } from './events.js';
 import { defaultLockManager, electLeader, openTabChannel, type TabChannel } from './leader.js';
 import { outbox, type PendingOpRow } from './outbox/index.js';
+import { removeUserData, type RemovedUserData, type SignOutOptions } from './people/sign-out.js';
+import { takeOwnership } from './people/wipe.js';
 import type { ChangesBatch, SyncProvider, Unsubscribe } from './provider.js';
 import { applyBatch, readCursor } from './pull.js';
 import { discardFailedOp } from './push.js';
@@ -80,6 +83,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     lastPushAt: null,
     lastPullAt: null,
     rescanLease: null,
+    access: 'read_write',
   };
   private subscription: Unsubscribe | null = null;
   /** Backpressure: `sync.queue:action:full` fired and not yet relieved; bulk writers waiting for room. */
@@ -100,6 +104,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     this.runtime = {
       tables: attached.tables,
       deviceId: null,
+      userId: options.userId ?? null,
       now,
       hlcNow: () => Math.round(now() + this.clock.offsetMs),
       appNow: () => (seconds ? Math.floor(now() / 1000) : now()),
@@ -137,6 +142,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       signal: () => this.abort.signal,
       isPaused: () => this.isPaused,
       refuse: (reason) => this.pauseFor(reason),
+      userId: options.userId ?? null,
       isSubscribed: () => this.subscription !== null,
       stopSubscription: () => this.stopSubscription(),
       stats: () => this.stats(),
@@ -164,6 +170,8 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     await this.db.open();
     await migrateLegacyTables(this.db, this.attached.legacyTables);
     this.deviceIdValue = await openEngineState(this.db, this.attached.declaredVersion);
+    // Before the app can read a row: another user's data is wiped and held, this user's held writes come back.
+    if (this.runtime.userId !== null) await takeOwnership(this.db, this.runtime, this.runtime.userId);
     const offset = (await this.db.table(STATE_TABLE).get(STATE_KEYS.clockOffset))?.value;
     if (typeof offset === 'number') this.clock = { offsetMs: offset, samples: 1 };
     this.runtime.deviceId = this.deviceIdValue;
@@ -227,10 +235,11 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     this.pauseFor({ kind: 'app' });
   }
 
-  /** Lifts a pause; the leader runs at once. */
+  /** Lifts a pause; the leader runs at once (after a refusal, the server is asked again). */
   resume(): void {
     const changed = this.isPaused;
     this.pauseReasonValue = null;
+    if (this.runState.access === 'revoked') this.runState.access = 'read_write';
     if (changed) this.emitState();
     this.scheduler.resetBackoff();
     if (this.isLeader) this.scheduler.schedule(0);
@@ -244,6 +253,40 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   /** Why the loops are paused (the app, or the server's refusal with its code); null while not paused. */
   get pauseReason(): PauseReason | null {
     return this.pauseReasonValue;
+  }
+
+  /** What the server lets the user do in the workspace, as far as the engine has seen. */
+  get access(): WorkspaceAccess {
+    return this.runState.access;
+  }
+
+  /** Ops held back, never pushed: other users' writes kept for them (never shown), writes the server does not sync yet; each with `owner` and its reason in `error`. */
+  heldOps(): Promise<PendingOpRow[]> {
+    return outbox.heldOps(this.db);
+  }
+
+  /**
+   * Signs the user out: stops the loops, pushes what is pending within `timeoutMs` (5 s), removes
+   * the user's data (the database, when nobody else's writes wait in it), closes. Unsynced writes
+   * refuse it (`UnsyncedWritesError`; the engine stays open, `start()` it again) unless `unsynced`
+   * is `hold` (kept for the user's next sign-in) or `discard`. Resolves with what stayed.
+   */
+  signOut(options: SignOutOptions = {}): Promise<RemovedUserData> {
+    return this.leave(options, options.timeoutMs ?? 5_000);
+  }
+
+  /** As `signOut`, without trying to push: for a workspace the server refuses (`access` revoked). */
+  forgetWorkspace(options: Pick<SignOutOptions, 'unsynced'> = {}): Promise<RemovedUserData> {
+    return this.leave(options, 0);
+  }
+
+  private async leave(options: SignOutOptions, pushForMs: number): Promise<RemovedUserData> {
+    await this.stop();
+    // One bounded try to push; a push still going is aborted at its next batch, and the removal waits for it.
+    if (pushForMs > 0 && !this.isPaused && (await this.pendingCount()) > 0) await Promise.race([this.sync(), sleep(pushForMs)]).then(() => this.stop());
+    const left = await this.scheduler.exclusive(() => removeUserData(this.db, this.runtime, this.runtime.userId, options.unsynced ?? 'refuse'));
+    await this.close();
+    return left;
   }
 
   /** Stops everything and closes the database; the workspace's rows stay on disk. */
@@ -282,13 +325,14 @@ export class SyncEngine<DB extends Dexie = Dexie> {
 
   /** The numbers `sync.stats:action` carries. */
   async stats(): Promise<SyncStats> {
-    const [pending, failed, cursor] = await Promise.all([
+    const [pending, failed, held, cursor] = await Promise.all([
       outbox.countQueued(this.db),
       outbox.countFailed(this.db),
+      outbox.countHeld(this.db),
       readCursor(this.context()),
     ]);
-    const { lastPushAt, lastPullAt, errorCount } = this.runState;
-    return { workspaceId: this.workspaceId, pending, failed, cursor, lastPushAt, lastPullAt, errors: errorCount, paused: this.isPaused };
+    const { lastPushAt, lastPullAt, errorCount, access } = this.runState;
+    return { workspaceId: this.workspaceId, pending, failed, held, cursor, lastPushAt, lastPullAt, errors: errorCount, paused: this.isPaused, access };
   }
 
   /** `sync.state:action`: bindings follow leadership and pauses, which no run reports. */
@@ -302,6 +346,11 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     this.pauseReasonValue ??= reason;
     this.stopSubscription();
     if (changed) this.emitState();
+    // The server refused the workspace (not a token of another user): access is revoked.
+    if (reason.kind === 'refused' && reason.code !== 'user_mismatch' && this.runState.access !== 'revoked') {
+      this.runState.access = 'revoked';
+      this.events.emit('sync.access:action:revoked', { workspaceId: this.workspaceId, code: reason.code, message: reason.message });
+    }
   }
 
   private context(): EngineContext {

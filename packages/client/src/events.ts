@@ -14,6 +14,24 @@ export interface SyncStats {
   lastPullAt: number | null;
   errors: number;
   paused: boolean;
+  /** Ops held back (`engine.heldOps()`), never pushed: other users' writes kept for them, writes the server does not sync yet. */
+  held: number;
+  /** What the server lets this user do in the workspace, as far as the engine has seen (`engine.access`). */
+  access: WorkspaceAccess;
+}
+
+/**
+ * What the server lets the user do in the workspace: `read_write` until it says otherwise;
+ * `read_only` after a refused push whose pull succeeded (a viewer now); `revoked` after a
+ * refused pull or subscription (no longer a member, or no such workspace).
+ */
+export type WorkspaceAccess = 'read_write' | 'read_only' | 'revoked';
+
+/** `sync.access:action:revoked`: the server refused the user the workspace; sync stopped (see `forgetWorkspace()`). */
+export interface AccessRevokedEvent {
+  workspaceId: string;
+  code: SyncErrorCode;
+  message: string;
 }
 
 /** `sync.queue:action:full`: the outbox went above its soft limit. */
@@ -111,6 +129,7 @@ export interface SyncEventMap {
   'sync.rescan:action': RescanEvent;
   'sync.adopt:action': AdoptEvent;
   'sync.state:action': EngineStateEvent;
+  'sync.access:action:revoked': AccessRevokedEvent;
 }
 
 export type SyncEventName = keyof SyncEventMap;

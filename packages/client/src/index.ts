@@ -33,6 +33,9 @@ export * from './provider.js';
 export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.js';
 export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
 export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
+export { WorkspaceMismatchError } from './people/ownership.js';
+export { UnsyncedWritesError, type RemovedUserData, type SignOutOptions, type UnsyncedWrites } from './people/sign-out.js';
+export type { AccessChange } from './people/access.js';
 export {
   GatewayProvider,
   type GatewayProviderOptions,
@@ -73,7 +76,7 @@ export {
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
-export { OUTBOX_TABLE, type PendingOpRow } from './outbox/index.js';
+export { OUTBOX_TABLE, type HoldReason, type PendingOpRow } from './outbox/index.js';
 export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';

@@ -44,8 +44,9 @@ export function electLeader(locks: LockManagerLike | null, name: string, onLeade
 
 /** A channel between the tabs of one device and workspace. */
 export interface TabChannel {
-  /** Tells the other tabs that this one captured writes. */
+  /** Tells the other tabs that this one captured writes; does nothing once closed. */
   notifyCaptured(): void;
+  /** Closes the channel; safe to call twice. */
   close(): void;
 }
 
@@ -53,12 +54,17 @@ export interface TabChannel {
 export function openTabChannel(name: string, onCapturedElsewhere: () => void): TabChannel {
   const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel;
   if (!Channel) return { notifyCaptured() {}, close() {} };
-  const channel = new Channel(name);
+  let channel: BroadcastChannel | null = new Channel(name);
   channel.onmessage = (event: MessageEvent) => {
     if ((event.data as { type?: string } | null)?.type === 'captured') onCapturedElsewhere();
   };
   return {
-    notifyCaptured: () => channel.postMessage({ type: 'captured' }),
-    close: () => channel.close(),
+    // A write can commit after close() (a put the app did not await): there is nobody left to tell,
+    // and posting to a closed channel would throw an uncaught error in the page.
+    notifyCaptured: () => channel?.postMessage({ type: 'captured' }),
+    close: () => {
+      channel?.close();
+      channel = null;
+    },
   };
 }

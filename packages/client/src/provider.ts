@@ -113,6 +113,13 @@ export interface SyncProvider {
    */
   onRealtimeState?(listener: (state: RealtimeState) => void): Unsubscribe;
   /**
+   * The id of the user the current token belongs to (a JWT's `sub`), or null when the token
+   * does not say; read without verifying (the server verifies). The engine pushes nothing
+   * while it differs from the `userId` the app attached with. Optional: without it the engine
+   * takes the app's word.
+   */
+  tokenUserId?(): Promise<string | null>;
+  /**
    * The tables the backend syncs (with their primary key fields) and its push limits,
    * for backends that can tell (the gateway: `GET /v1/config`).
    */

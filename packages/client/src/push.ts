@@ -68,7 +68,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
   let restampRounds = 0;
   for (;;) {
     if (signal?.aborted) break;
-    const batch = await outbox.takeBatch(ctx.db, batchSize);
+    const batch = await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId);
     if (batch.length === 0) break;
     const sendable = await failOversizedOps(ctx, batch, outcome);
     if (sendable.length === 0) continue;

@@ -210,7 +210,7 @@ async function isEmpty(ctx: EngineContext): Promise<boolean> {
   for (const name of [...ctx.runtime.tables.keys(), TOMBSTONES_TABLE]) {
     if ((await ctx.db.table(name).count()) > 0) return false;
   }
-  return (await outbox.countAll(ctx.db)) === 0;
+  return (await outbox.countActive(ctx.db)) === 0;
 }
 
 async function writeDirect(ctx: EngineContext, owner: string, page: SnapshotPage, outcome: RescanOutcome): Promise<void> {
@@ -250,7 +250,7 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     for (const t of (await ctx.db.table(TOMBSTONES_TABLE).toArray()) as TombstoneRow[]) {
       localTombstones.set(recordKey(t.table_name, t.pk), t);
     }
-    const pendingByRecord = outbox.latestPerRecord(await outbox.allOps(ctx.db), (op) => recordKey(op.table_name, op.pk));
+    const pendingByRecord = outbox.latestPerRecord(await outbox.activeOps(ctx.db), (op) => recordKey(op.table_name, op.pk));
 
     const nextRows = new Map<string, Map<string, RecordPayload>>();
     const nextTombstones = new Map<string, TombstoneRow>();

@@ -7,7 +7,9 @@
 import { readAdoption } from './adopt.js';
 import type { BackoffOptions } from './backoff.js';
 import type { EngineContext } from './context.js';
-import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats } from './events.js';
+import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats, WorkspaceAccess } from './events.js';
+import { accessAfterRefusedPush, failUnsyncedAsReadOnly, isRefusal } from './people/access.js';
+import { tokenUserMismatch, UserMismatchError } from './people/ownership.js';
 import { isSyncProviderError } from './provider.js';
 import { pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { pushPending } from './push.js';
@@ -29,6 +31,8 @@ export interface RunState {
   lastPullAt: number | null;
   /** The lease owner of the rescan in flight: `close()` gives it back if the tab closes first. */
   rescanLease: string | null;
+  /** What the server lets the user do, as the latest push or refusal showed (`engine.access`). */
+  access: WorkspaceAccess;
 }
 
 /** A refusal, as the engine pauses for it. */
@@ -46,6 +50,8 @@ export interface RunHost {
   isPaused(): boolean;
   /** Pauses the loops for a refusal (as `pause()` does for the app). */
   refuse(reason: Refusal): void;
+  /** The signed-in user (`userId`), null when the app named none. */
+  readonly userId: string | null;
   isSubscribed(): boolean;
   stopSubscription(): void;
   stats(): Promise<SyncStats>;
@@ -120,6 +126,11 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
     return outcome.snapshotVersion;
   };
 
+  // Nothing goes out with another user's token.
+  if (host.userId !== null) {
+    const tokenUser = await tokenUserMismatch(ctx.provider, host.userId);
+    if (tokenUser !== null) throw new UserMismatchError(host.userId, tokenUser);
+  }
   let cursor = await readCursor(ctx);
   const owed = (await readOwedRescan(ctx)) ?? ((await readAdoption(ctx)) ? 'adoption' : null);
   if (cursor === null || host.state.rescanDue || owed) {
@@ -128,27 +139,47 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
   progress.phase = 'push';
   // A failed push does not keep this run from pulling (unless nothing can be reached); its error still fails the run.
   let pushError: unknown = null;
+  // A refused push: a viewer now, or no longer a member. The pull tells which.
+  let pushRefusal: unknown = null;
   try {
     const pushed = await pushPending(ctx, host.signal());
     run.pushed = pushed.pushed;
     conflicts.push(...pushed.conflicts);
     if (pushed.pushed + pushed.failed > 0) host.state.lastPushAt = host.now();
+    if (pushed.pushed > 0) host.state.access = 'read_write';
   } catch (error) {
-    if (!pullsAfterPushFailure(classifyFailure(error))) throw error;
-    pushError = error;
+    if (isRefusal(error)) pushRefusal = error;
+    else if (!pullsAfterPushFailure(classifyFailure(error))) throw error;
+    else pushError = error;
   }
   progress.phase = 'pull';
+  const pullAll = async (from: number) => {
+    let pulled;
+    try {
+      pulled = await pullChanges(ctx, from);
+    } catch (error) {
+      if (!isSyncProviderError(error) || error.code !== 'cursor_expired') throw error;
+      pulled = await pullChanges(ctx, await rescan('cursor_expired'));
+    }
+    if (pulled.scopeChanged || (await rescanDueAfterPush(ctx))) pulled = await pullChanges(ctx, await rescan('scope_change'));
+    return pulled;
+  };
   let pulled;
-  try {
-    pulled = await pullChanges(ctx, cursor);
-  } catch (error) {
-    if (!isSyncProviderError(error) || error.code !== 'cursor_expired') throw error;
-    cursor = await rescan('cursor_expired');
-    pulled = await pullChanges(ctx, cursor);
-  }
-  if (pulled.scopeChanged || (await rescanDueAfterPush(ctx))) {
-    cursor = await rescan('scope_change');
-    pulled = await pullChanges(ctx, cursor);
+  if (pushRefusal === null) {
+    pulled = await pullAll(cursor);
+  } else {
+    const pull = await pullAll(cursor).then(
+      (page) => ({ ok: true as const, page }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    // Revoked: the pull's refusal pauses the engine; not known yet (the network): the run is retried.
+    if (!pull.ok) throw pull.error;
+    // The user still reads: her writes fail with read_only, nothing retries them.
+    if (accessAfterRefusedPush(pull) === 'read_only') {
+      host.state.access = 'read_only';
+      await failUnsyncedAsReadOnly(ctx, pushRefusal);
+    }
+    pulled = pull.page;
   }
   run.pulled += pulled.pulled;
   conflicts.push(...pulled.conflicts);

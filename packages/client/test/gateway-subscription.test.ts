@@ -9,7 +9,7 @@ import { GatewayProvider, type GatewayProviderOptions } from '../src/gateway/gat
 import type { WebSocketLike } from '../src/gateway/websocket.js';
 import type { RealtimeState } from '../src/provider.js';
 import type { ChangesBatch, SyncProviderError } from '../src/provider.js';
-import { tokenExpiry } from '../src/gateway/token-expiry.js';
+import { tokenExpiry } from '../src/gateway/token-claims.js';
 import type { Change, ChangesPage } from '@or3/sync-protocol';
 
 const scope = { workspaceId: 'w1', deviceId: 'aaaaaaaaaaaaaaaa', projectId: null };

@@ -10,8 +10,10 @@ import type { OpRejection, OpResult } from '@or3/sync-protocol';
 import {
   CAPTURED,
   failOp,
+  holdForAuthor,
   holdOp,
   judgeResult,
+  waitsForAuthor,
   newOp,
   opState,
   outbox,
@@ -30,7 +32,7 @@ const UNSYNCED_TABLE = { code: 'unknown_table', message: 'not synced by this ser
 
 function op(overrides: Partial<PendingOpRow> = {}): PendingOpRow {
   const base = { op_id: 'op-1', table_name: 'threads', operation: 'put' as const, pk: 't1', payload: { id: 't1' }, clock: 1, hlc: 'h', device_id: 'd' };
-  return { ...newOp(base, 0), ...overrides };
+  return { ...newOp(base, 0, null), ...overrides };
 }
 
 describe('op states and transitions', () => {
@@ -91,6 +93,36 @@ describe('op states and transitions', () => {
   });
 });
 
+describe('ops held for their author (another user\'s)', () => {
+  const OTHER_USER = { code: 'other_user', message: 'written by alice, who is not signed in' } as const;
+
+  it('an op in any state waits for its author, over any other hold, and goes back to where it was (a failed one is tried again)', () => {
+    expect(holdForAuthor({ kind: 'sent' }, OTHER_USER)).toEqual({ kind: 'held', reason: OTHER_USER, wasSent: true });
+    expect(releaseOp(holdForAuthor({ kind: 'pending' }, OTHER_USER))).toEqual({ kind: 'pending' });
+    expect(releaseOp(holdForAuthor(failOp(INVALID), OTHER_USER))).toEqual({ kind: 'sent' });
+    expect(waitsForAuthor(holdForAuthor(holdOp({ kind: 'pending' }, UNSYNCED_TABLE), OTHER_USER))).toBe(true);
+    expect(waitsForAuthor(holdOp({ kind: 'pending' }, UNSYNCED_TABLE))).toBe(false);
+  });
+
+  it('they are never batched, counted as queued or a record\'s ops; a batch takes only its user\'s ops; she gets hers back', async () => {
+    const db = new Dexie('outbox-authors', { indexedDB: new IDBFactory(), IDBKeyRange });
+    db.version(1).stores(OUTBOX_STORES);
+    await db.open();
+    await db.table('_or3sync_outbox').bulkAdd([
+      op({ op_id: 'a', pk: 'x', owner: 'alice', ...stateColumns(holdForAuthor({ kind: 'pending' }, OTHER_USER)) }),
+      op({ op_id: 'b', pk: 'x', owner: 'bob' }),
+      op({ op_id: 'c', pk: 'y', owner: 'carol' }),
+    ]);
+    expect(await outbox.countQueued(db)).toBe(2);
+    expect(await outbox.countActive(db)).toBe(2);
+    expect((await outbox.opsOfRecords(db, 'threads', ['x'])).map((row) => row.op_id)).toEqual(['b']);
+    expect((await outbox.takeBatch(db, 10, 'bob')).map((row) => row.op_id)).toEqual(['b']);
+    expect((await outbox.giveBackHeld(db, 'alice')).map((row) => [row.op_id, opState(row)])).toEqual([['a', { kind: 'pending' }]]);
+    expect(await outbox.countHeld(db)).toBe(0);
+    db.close();
+  });
+});
+
 describe('the stored format', () => {
   it('every state is stored in the status, sent and error columns and read back as itself', () => {
     const states: OpState[] = [
@@ -127,9 +159,9 @@ describe('the stored format', () => {
     expect(await outbox.countQueued(db)).toBe(2);
     expect(await outbox.countFailed(db)).toBe(1);
     expect((await outbox.failedOps(db)).map((row) => opState(row))).toEqual([{ kind: 'failed', reason: INVALID }]);
-    const batch = await outbox.takeBatch(db, 10);
+    const batch = await outbox.takeBatch(db, 10, null);
     expect(batch.map((row) => row.op_id)).toEqual(['p', 's']);
-    expect((await outbox.allOps(db)).map((row) => [row.op_id, opState(row).kind])).toEqual([
+    expect((await outbox.activeOps(db)).map((row) => [row.op_id, opState(row).kind])).toEqual([
       ['p', 'sent'],
       ['s', 'sent'],
       ['f', 'failed'],
@@ -145,17 +177,17 @@ describe('the stored format', () => {
     db.version(1).stores(OUTBOX_STORES);
     await db.open();
     await db.table('_or3sync_outbox').bulkAdd([op({ op_id: 'a', pk: 'a' }), op({ op_id: 'b', pk: 'b' })]);
-    const [first] = await outbox.allOps(db);
+    const [first] = await outbox.activeOps(db);
     await outbox.markHeld(db, first!, UNSYNCED_TABLE);
     expect(await outbox.countQueued(db)).toBe(1);
     expect(await outbox.countHeld(db)).toBe(1);
     expect((await outbox.heldOps(db)).map((row) => opState(row))).toEqual([{ kind: 'held', reason: UNSYNCED_TABLE, wasSent: false }]);
-    expect((await outbox.takeBatch(db, 10)).map((row) => row.op_id)).toEqual(['b']);
+    expect((await outbox.takeBatch(db, 10, null)).map((row) => row.op_id)).toEqual(['b']);
     expect(await outbox.releaseHeld(db, (_, reason) => reason.code === 'other_user')).toBe(0);
     expect(await outbox.releaseHeld(db, (_, reason) => reason.code === 'unknown_table')).toBe(1);
     expect(await outbox.countHeld(db)).toBe(0);
     // Released in its outbox position, ahead of the sent op that waits for its answer.
-    expect((await outbox.takeBatch(db, 10)).map((row) => row.op_id)).toEqual(['a', 'b']);
+    expect((await outbox.takeBatch(db, 10, null)).map((row) => row.op_id)).toEqual(['a', 'b']);
     db.close();
   });
 });

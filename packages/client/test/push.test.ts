@@ -358,21 +358,41 @@ describe('push loop', () => {
     expect(await engine.pendingCount()).toBe(1);
   });
 
-  it('403 pauses the loops, keeps the outbox and reports; resume() goes on', async () => {
+  it('403 on push and on the pull after it (no longer a member) pauses the loops, keeps the outbox and reports; resume() goes on', async () => {
     const { provider, engine, db } = await setup();
     const errors: ErrorEvent[] = [];
     engine.on('sync.error:action', (e) => errors.push(e));
     provider.pushFailures.push({ code: 'forbidden', message: 'not a member', status: 403 });
+    const pull = provider.pull.bind(provider);
+    provider.pull = async () => {
+      provider.pull = pull;
+      throw new SyncProviderError({ code: 'forbidden', message: 'not a member', status: 403 });
+    };
     await db.table('threads').put({ id: 't1' });
     await engine.sync();
     expect(engine.isPaused).toBe(true);
-    expect(engine.pauseReason).toEqual({ kind: 'refused', phase: 'push', code: 'forbidden', message: 'not a member' });
+    expect(engine.access).toBe('revoked');
+    expect(engine.pauseReason).toEqual({ kind: 'refused', phase: 'pull', code: 'forbidden', message: 'not a member' });
     expect(errors).toEqual([expect.objectContaining({ code: 'forbidden', paused: true })]);
     expect((await engine.sync()).error).toBe('paused');
     expect(provider.pushes).toHaveLength(1);
     expect(await engine.pendingCount()).toBe(1);
     engine.resume();
     expect(await engine.sync()).toMatchObject({ error: null, pushed: 1 });
+    expect(engine.access).toBe('read_write');
+  });
+
+  it('403 on push while the pull after it succeeds (a viewer now): the ops fail with read_only, nothing pauses or retries', async () => {
+    const { provider, engine, db } = await setup();
+    provider.pushFailures.push({ code: 'forbidden', message: 'viewers may not push', status: 403 });
+    await db.table('threads').put({ id: 't1' });
+    expect((await engine.sync()).error).toBeNull();
+    expect(engine.access).toBe('read_only');
+    expect(engine.isPaused).toBe(false);
+    expect((await engine.failedOps()).map((op) => [op.pk, op.error?.code])).toEqual([['t1', 'read_only']]);
+    expect(provider.pulls.length).toBeGreaterThan(0);
+    expect((await engine.sync()).pushed).toBe(0);
+    expect(provider.pushes).toHaveLength(1);
   });
 
   it('payloads above the provider limit fail locally without blocking the rest', async () => {

@@ -26,7 +26,7 @@ export async function signIn(userId: string): Promise<DevSession> {
   return session;
 }
 
-/** Forgets the user of this device (their workspaces' local data stays). */
+/** Forgets the user of this device (`signOutOfBrowser` has removed their workspaces' local data first). */
 export function signOut(): void {
   const user = currentUser();
   if (user) localStorage.removeItem(tokenKey(user));

@@ -23,3 +23,8 @@ export function rememberWorkspaces(userId: string, workspaces: WorkspaceInfo[]):
   for (const w of workspaces) byId.set(w.workspace_id, w);
   localStorage.setItem(key(userId), JSON.stringify([...byId.values()]));
 }
+
+/** Forgets what this device knew of `userId`'s workspaces (they signed out and left nothing behind). */
+export function forgetKnownWorkspaces(userId: string): void {
+  localStorage.removeItem(key(userId));
+}

@@ -31,6 +31,8 @@ export const chatOpener: WorkspaceOpener = {
     const { provider, telemetry } = observeProvider(gateway);
     const engine = await openWorkspace({
       workspaceId,
+      // The database is this user's: another user's data in it is wiped and held before anything shows.
+      userId: user,
       provider,
       schema: CHAT_SCHEMA,
       syncedTables: { threads: {}, messages: {} },

@@ -255,6 +255,8 @@ export const SYNC_ERROR_CODES = [
   'invalid_response',
   'paused',
   'rescan_busy',
+  'read_only',
+  'user_mismatch',
 ] as const;
 
 /** An error code of docs/ERRORS.md; a closed union, so a code outside the list does not compile. */

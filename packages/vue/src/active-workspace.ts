@@ -6,7 +6,7 @@
  * workspace into the next.
  */
 import { shallowRef, type ShallowRef } from 'vue';
-import type { SyncEngine } from '@or3/sync-client';
+import type { RemovedUserData, SignOutOptions, SyncEngine } from '@or3/sync-client';
 
 /** How the app opens and closes a workspace's engine. */
 export interface WorkspaceOpener {
@@ -47,6 +47,22 @@ export class ActiveWorkspace {
     return this.switchTo(null);
   }
 
+  /**
+   * Signs the user out of the active workspace (`engine.signOut(options)`: what is pending is
+   * pushed first, then the workspace's local data goes) and clears the active workspace.
+   * Resolves with what the database kept (null when no workspace was open). When the sign-out
+   * refuses (`UnsyncedWritesError`, with the count), the engine stays active and running, and
+   * the promise rejects with that error.
+   */
+  signOut(options?: SignOutOptions): Promise<RemovedUserData | null> {
+    const next = this.switching.then(() => this.applySignOut(options));
+    this.switching = next.then(
+      () => {},
+      () => {},
+    );
+    return next;
+  }
+
   private async apply(workspaceId: string | null): Promise<void> {
     const current = this.engine.value;
     if (current && current.workspaceId === workspaceId) return;
@@ -73,6 +89,26 @@ export class ActiveWorkspace {
     this.engine.value = engine;
     if (this.opener.start) this.opener.start(engine);
     else engine.start();
+  }
+
+  private async applySignOut(options: SignOutOptions | undefined): Promise<RemovedUserData | null> {
+    const engine = this.engine.value;
+    if (!engine) return null;
+    // Subscribers let go before the database is deleted.
+    this.engine.value = null;
+    let left: RemovedUserData;
+    try {
+      left = await engine.signOut(options);
+    } catch (error) {
+      this.engine.value = engine;
+      if (this.opener.start) this.opener.start(engine);
+      else engine.start();
+      throw error;
+    }
+    if (this.workspaceId.value === engine.workspaceId) this.workspaceId.value = null;
+    // Signed out, the engine is closed; the app's `close` still releases what it holds (its provider).
+    await this.closeEngine(engine);
+    return left;
   }
 
   private closeEngine(engine: SyncEngine): Promise<void> {

@@ -13,8 +13,10 @@ export type SyncState =
   | 'offline'
   /** The app paused the loops (`engine.pause()`, e.g. a "work offline" switch). */
   | 'paused'
-  /** The server refused the workspace (403 `forbidden`, 404 `unknown_workspace` or `not_found`): not a member, or no such workspace. */
+  /** The server refused the workspace (403 `forbidden`, 404 `unknown_workspace` or `not_found`): not a member, or no such workspace; or the token is another user's (`user_mismatch`). */
   | 'refused'
+  /** The user may read but no longer write (a viewer now): pulls and realtime go on, refused writes are in `failedOps()`. */
+  | 'read_only'
   /** The latest run failed and is being retried. */
   | 'error'
   /** No run has finished yet. */
@@ -42,8 +44,8 @@ export interface SyncStatus extends Omit<SyncStats, 'workspaceId'> {
   realtime: RealtimeTransport | null;
 }
 
-/** Codes of a run the server refused, which retrying will not fix (docs/ERRORS.md: "pause and report"). */
-const REFUSED: ReadonlySet<string> = new Set<SyncErrorCode>(['forbidden', 'unknown_workspace', 'not_found']);
+/** Codes of a run the server refused, which retrying will not fix (docs/ERRORS.md: "pause and report"), and a token of another user. */
+const REFUSED: ReadonlySet<string> = new Set<SyncErrorCode>(['forbidden', 'unknown_workspace', 'not_found', 'user_mismatch']);
 
 /** The summary state of `status` (without its own `state`), plus whether any run has finished. */
 export function syncStateOf(status: Omit<SyncStatus, 'state'>, hasRun: boolean): SyncState {
@@ -51,6 +53,7 @@ export function syncStateOf(status: Omit<SyncStatus, 'state'>, hasRun: boolean):
   if (!status.online) return 'offline';
   const refusedCode = status.lastError?.paused ? status.lastError.code : status.lastRunError;
   if (refusedCode && REFUSED.has(refusedCode)) return 'refused';
+  if (status.access === 'read_only') return 'read_only';
   if (status.paused) return 'paused';
   if (status.lastRunError && status.lastRunError !== 'paused') return 'error';
   if (!hasRun || status.cursor === null) return 'connecting';
@@ -67,6 +70,8 @@ export function closedStatus(online: boolean): SyncStatus {
     paused: false,
     pending: 0,
     failed: 0,
+    held: 0,
+    access: 'read_write',
     cursor: null,
     lastPushAt: null,
     lastPullAt: null,

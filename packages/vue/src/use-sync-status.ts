@@ -39,6 +39,8 @@ export function useSyncStatus(): DeepReadonly<SyncStatus> {
     const applyStats = (stats: SyncStats) => {
       status.pending = stats.pending;
       status.failed = stats.failed;
+      status.held = stats.held;
+      status.access = stats.access;
       status.cursor = stats.cursor;
       status.lastPushAt = stats.lastPushAt;
       status.lastPullAt = stats.lastPullAt;

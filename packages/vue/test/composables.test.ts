@@ -160,6 +160,49 @@ describe('useSyncStatus', () => {
   });
 });
 
+describe('signing out', () => {
+  it('signs the active engine out: pending writes pushed, the database deleted, no workspace active', async () => {
+    const app = testApp();
+    await app.plugin.workspace.switchTo('w1');
+    await app.opened[0]!.db.table('notes').put({ id: 'n1', text: 'last words' });
+    expect(await app.plugin.workspace.signOut()).toBe('deleted');
+    expect(app.providers.get('w1')!.pushes.flat().map((op) => op.pk)).toEqual(['n1']);
+    expect(app.plugin.workspace.engine.value).toBeNull();
+    expect(app.plugin.workspace.workspaceId.value).toBeNull();
+    expect(await app.factory.databases()).toEqual([]);
+  });
+
+  it('a refused sign-out (unsynced writes) rejects with the count and leaves the engine active and running', async () => {
+    const app = testApp((provider) => {
+      provider.push = () => Promise.reject(new SyncProviderError({ code: 'network_error', message: 'offline', status: 0 }));
+    });
+    await app.plugin.workspace.switchTo('w1');
+    const engine = app.opened[0]!;
+    await engine.db.table('notes').put({ id: 'n1', text: 'not pushed' });
+    await expect(app.plugin.workspace.signOut({ timeoutMs: 100 })).rejects.toMatchObject({ name: 'UnsyncedWritesError', count: 1 });
+    expect(app.plugin.workspace.engine.value).toBe(engine);
+    expect(app.plugin.workspace.workspaceId.value).toBe('w1');
+    await until(() => engine.isLeader, 'the engine runs again');
+    expect(await app.plugin.workspace.signOut({ unsynced: 'discard', timeoutMs: 100 })).toBe('deleted');
+  });
+});
+
+describe('useSyncStatus of a viewer', () => {
+  it('a workspace whose server refuses the writes but not the reads is read_only, with the refused writes failed', async () => {
+    const app = testApp((provider) => {
+      provider.push = () => Promise.reject(new SyncProviderError({ code: 'forbidden', message: 'viewers may not push', status: 403 }));
+    });
+    const { value: status } = mountWith(app, () => useSyncStatus());
+    await app.plugin.workspace.switchTo('w1');
+    await app.opened[0]!.db.table('notes').put({ id: 'n1', text: 'refused' });
+    await until(() => status.state === 'read_only', 'the status says read_only');
+    expect(status.access).toBe('read_only');
+    expect(status.paused).toBe(false);
+    await until(() => status.failed === 1, 'the refused write is failed');
+    await app.plugin.workspace.close();
+  });
+});
+
 describe('useFailedOps', () => {
   it('lists a write the server rejected, and discard drops it', async () => {
     const app = testApp();

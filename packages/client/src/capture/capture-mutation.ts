@@ -147,6 +147,7 @@ async function captureInOrder(
     nows: writes.map(() => runtime.hlcNow()),
     appNow: runtime.appNow(),
     capturedAt: runtime.now(),
+    owner: runtime.userId,
   };
   let early: { plan: WritePlan; state: ClockState; written: Promise<[DBCoreMutateResponse, unknown, DBCoreMutateResponse]> } | null =
     null;

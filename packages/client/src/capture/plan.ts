@@ -34,6 +34,8 @@ export interface Stamping {
   nows: number[];
   appNow: number;
   capturedAt: number;
+  /** The engine's user, the ops' author (null: an engine attached without `userId`). */
+  owner: string | null;
 }
 
 /** The rows, ops and tombstones a mutation writes, and the HLC after it. */
@@ -106,6 +108,7 @@ export function planWrites(synced: SyncedTable, writes: LocalWrite[], pks: strin
           device_id: stamping.deviceId,
         },
         stamping.capturedAt,
+        stamping.owner,
       ),
     );
   });

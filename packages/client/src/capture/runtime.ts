@@ -10,6 +10,8 @@ export interface CaptureRuntime {
   tables: Map<string, SyncedTable>;
   /** Set by the engine once the database is open; writes before that throw. */
   deviceId: string | null;
+  /** The signed-in user (`userId`), recorded as each captured op's author; null without one. */
+  userId: string | null;
   /** The engine's wall clock in ms (`options.now`), for local times: capture, tombstone retention, leases. */
   now(): number;
   /** Wall time in ms corrected by the server offset, for HLC stamps. */

@@ -20,6 +20,7 @@ import {
   GatewaySubscription,
   type RealtimeSettings,
 } from './gateway-subscription.js';
+import { tokenSubject } from './token-claims.js';
 import type { WebSocketConstructor } from './websocket.js';
 import {
   PROTOCOL_LIMITS,
@@ -165,6 +166,11 @@ export class GatewayProvider implements SyncProvider {
   onRealtimeState(listener: (state: RealtimeState) => void): Unsubscribe {
     this.realtimeListeners.add(listener);
     return () => this.realtimeListeners.delete(listener);
+  }
+
+  /** The `sub` of the current token (read, not verified: the server verifies), or null when it has none. */
+  async tokenUserId(): Promise<string | null> {
+    return tokenSubject(await this.getToken({ forceRefresh: false }));
   }
 
   push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse> {

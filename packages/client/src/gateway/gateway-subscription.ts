@@ -27,7 +27,7 @@ import {
   type ServerFrame,
   type SessionEnd,
 } from './session-end.js';
-import { tokenExpiry } from './token-expiry.js';
+import { tokenExpiry } from './token-claims.js';
 import { SUBSCRIBE_SUBPROTOCOL, type WebSocketConstructor } from './websocket.js';
 import type { ChangesPage } from '@or3/sync-protocol';
 

@@ -18,7 +18,13 @@
  * only `pending` rows, so a held op is neither counted as waiting nor sent.
  * Who owns an op is a column of `PendingOpRow`, not a state.
  */
-import type { AppliedResult, DuplicateResult, OpRejection, OpResult, SupersededResult } from '@or3/sync-protocol';
+import type { AppliedResult, DuplicateResult, OpRejection, OpResult, RejectionCode, SupersededResult } from '@or3/sync-protocol';
+
+/**
+ * Why an op failed for good: the server's per-op rejection, or `read_only`
+ * (the server refused the user's writes while her reads go on).
+ */
+export type OpFailure = Omit<OpRejection, 'code'> & { code: RejectionCode | 'read_only' };
 
 /** Where an op stands. */
 export type OpState =
@@ -27,16 +33,23 @@ export type OpState =
   /** Part of a push request at least once: waits for an answer; never coalesced (the server may hold it). */
   | { kind: 'sent' }
   /** Rejected for good: kept, never pushed again, until the app discards it. */
-  | { kind: 'failed'; reason: OpRejection }
+  | { kind: 'failed'; reason: OpFailure }
   /** Kept back for `reason`, never pushed, until released; `wasSent` says what it returns to. */
   | { kind: 'held'; reason: HoldReason; wasSent: boolean };
 
 /** Why an op is held back: nothing about the write itself is wrong. */
 export interface HoldReason {
-  /** `unknown_table`/`pk_mismatch`: the server does not (yet) sync the op's table as declared; `other_user`: its author is not the signed-in user. */
-  code: 'unknown_table' | 'pk_mismatch' | 'other_user';
+  /**
+   * `unknown_table`/`pk_mismatch`: the server does not (yet) sync the op's table as declared;
+   * `other_user`: its author is not the user the database belongs to now; `signed_out`: its
+   * author signed out keeping it for her next sign-in (PROTOCOL.md section 6, "Users").
+   */
+  code: 'unknown_table' | 'pk_mismatch' | AuthorHold;
   message: string;
 }
+
+/** Holds that wait for the op's author to open the database again. */
+export type AuthorHold = 'other_user' | 'signed_out';
 
 /** The storage encoding of an op's state (the columns every release wrote). */
 export interface StoredOpState {
@@ -45,7 +58,7 @@ export interface StoredOpState {
   /** 1 once the op was ever part of a push request. */
   sent: 0 | 1;
   /** The rejection of a failed op, or the reason of a held one. */
-  error: OpRejection | HoldReason | null;
+  error: OpFailure | HoldReason | null;
 }
 
 /** Stored `status` values, for the outbox's index queries. */
@@ -54,7 +67,7 @@ export const STORED_STATUS = { pending: 'pending', failed: 'failed', held: 'held
 /** The state a stored row encodes. A row without `sent` (an older layout) counts as sent: it never coalesces. */
 export function opState(row: StoredOpState): OpState {
   if (row.status === STORED_STATUS.failed) {
-    const reason = row.error as OpRejection | null;
+    const reason = row.error as OpFailure | null;
     return { kind: 'failed', reason: reason ?? { code: 'invalid_op', message: 'rejected (no reason was stored)', retryable: false } };
   }
   if (row.status === STORED_STATUS.held) {
@@ -87,7 +100,7 @@ export function sendOp(state: OpState): OpState {
 }
 
 /** A rejection for good (by the server, or before sending: an oversized payload). */
-export function failOp(reason: OpRejection): OpState {
+export function failOp(reason: OpFailure): OpState {
   return { kind: 'failed', reason };
 }
 
@@ -95,6 +108,19 @@ export function failOp(reason: OpRejection): OpState {
 export function holdOp(state: OpState, reason: HoldReason): OpState {
   if (state.kind === 'pending' || state.kind === 'sent') return { kind: 'held', reason, wasSent: state.kind === 'sent' };
   return state;
+}
+
+/**
+ * Holding a user's op for her while the database is not hers: whatever its state (her failed
+ * op is hers too: tried again once released), and over any other hold (it waits for her now).
+ */
+export function holdForAuthor(state: OpState, reason: HoldReason & { code: AuthorHold }): OpState {
+  return { kind: 'held', reason, wasSent: state.kind === 'held' ? state.wasSent : state.kind !== 'pending' };
+}
+
+/** True for a hold that waits for the op's author (`holdForAuthor`). */
+export function waitsForAuthor(state: OpState): boolean {
+  return state.kind === 'held' && (state.reason.code === 'other_user' || state.reason.code === 'signed_out');
 }
 
 /** Releasing a held op to what it was before it was held; any other state is unchanged. */

@@ -2,16 +2,15 @@
  * Every read and write of the outbox through Dexie's Table API: counting,
  * the batch a push takes, an op's state transitions, the ops of records,
  * discarding. Functions that write run inside the caller's transaction when
- * there is one (it must list `OUTBOX_SCOPE`).
+ * there is one (it must list `OUTBOX_SCOPE`). Held ops (another user's,
+ * `held.ts`) are in none of these: not pushed, not counted, not a record's.
  */
-import type { Collection, Dexie, Table } from 'dexie';
-import type { OpRejection, RecordPayload } from '@or3/sync-protocol';
-import { failOp, holdOp, opState, releaseOp, sendOp, stateColumns, STORED_STATUS, type HoldReason, type OpState } from './op-state.js';
-import { latestOp, OUTBOX_TABLE, type PendingOpRow } from './table.js';
+import type { Collection, Dexie } from 'dexie';
+import type { RecordPayload } from '@or3/sync-protocol';
+import { failOp, holdOp, opState, releaseOp, sendOp, stateColumns, STORED_STATUS, type HoldReason, type OpFailure, type OpState } from './op-state.js';
+import { isActive, latestOp, outboxTable, type PendingOpRow } from './table.js';
 
-function outbox(db: Dexie): Table<PendingOpRow, number> {
-  return db.table<PendingOpRow, number>(OUTBOX_TABLE);
-}
+const outbox = outboxTable;
 
 /** Ops waiting to be pushed (never sent, or sent and not answered); failed ones are not counted. */
 export function countQueued(db: Dexie): Promise<number> {
@@ -38,20 +37,29 @@ export function heldOps(db: Dexie): Promise<PendingOpRow[]> {
   return outbox(db).where('status').equals(STORED_STATUS.held).toArray();
 }
 
-/** Every op in the outbox, in order. */
-export function allOps(db: Dexie): Promise<PendingOpRow[]> {
-  return outbox(db).toArray();
+/** Every op but the held ones, in order. */
+export function activeOps(db: Dexie): Promise<PendingOpRow[]> {
+  return outbox(db).filter(isActive).toArray();
 }
 
-/** Every op (failed ones too). */
-export function countAll(db: Dexie): Promise<number> {
-  return outbox(db).count();
+/** Every op but the held ones (failed ones too). */
+export function countActive(db: Dexie): Promise<number> {
+  return outbox(db).filter(isActive).count();
 }
 
-/** The next `size` queued ops in outbox order, each moved to `sent` (so never coalesced again). */
-export function takeBatch(db: Dexie, size: number): Promise<PendingOpRow[]> {
+/**
+ * The next `size` queued ops in outbox order, each moved to `sent` (so never coalesced again).
+ * With `owner`, only that user's ops (and ops of no recorded author): a write another tab
+ * captured for another user is never pushed with this user's token.
+ */
+export function takeBatch(db: Dexie, size: number, owner: string | null): Promise<PendingOpRow[]> {
   return db.transaction('rw', outbox(db), async () => {
-    const ops = await outbox(db).where('status').equals(STORED_STATUS.pending).limit(size).toArray();
+    const ops = await outbox(db)
+      .where('status')
+      .equals(STORED_STATUS.pending)
+      .filter((op) => owner === null || op.owner === undefined || op.owner === owner)
+      .limit(size)
+      .toArray();
     const moved: PendingOpRow[] = [];
     for (const op of ops) {
       const before = opState(op);
@@ -71,7 +79,7 @@ function transition(db: Dexie, op: PendingOpRow, state: OpState): Promise<number
 }
 
 /** `op` is rejected for good: it stays, failed, until the app discards it. */
-export async function markFailed(db: Dexie, op: PendingOpRow, reason: OpRejection): Promise<void> {
+export async function markFailed(db: Dexie, op: PendingOpRow, reason: OpFailure): Promise<void> {
   await transition(db, op, failOp(reason));
 }
 
@@ -133,7 +141,7 @@ export function discard(db: Dexie, seq: number): Promise<void> {
 
 /** The ops of one record, in outbox order. */
 export function opsOfRecord(db: Dexie, tableName: string, pk: string): Collection<PendingOpRow, number> {
-  return outbox(db).where('[table_name+pk]').equals([tableName, pk]);
+  return outbox(db).where('[table_name+pk]').equals([tableName, pk]).filter(isActive);
 }
 
 /** True while any op (failed ones too) of the record is in the outbox. */
@@ -146,21 +154,18 @@ export function opsOfRecords(db: Dexie, tableName: string, pks: string[]): Promi
   return outbox(db)
     .where('[table_name+pk]')
     .anyOf(pks.map((pk) => [tableName, pk]))
+    .filter(isActive)
     .toArray();
 }
 
 /** The ops of one table's records with keys from `lower` to `upper` (a dense read of many records). */
 export function opsInKeyRange(db: Dexie, tableName: string, lower: string, upper: string): Collection<PendingOpRow, number> {
-  return outbox(db).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true);
+  return outbox(db).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true).filter(isActive);
 }
 
 /** Of `pks`, the records of `tableName` that have an op in the outbox. */
 export async function recordsWithOps(db: Dexie, tableName: string, pks: string[]): Promise<Set<string>> {
-  const keys = (await outbox(db)
-    .where('[table_name+pk]')
-    .anyOf(pks.map((pk) => [tableName, pk]))
-    .keys()) as unknown as [string, string][];
-  return new Set(keys.map(([, pk]) => pk));
+  return new Set((await opsOfRecords(db, tableName, pks)).map((op) => op.pk));
 }
 
 /** Appends new ops (adoption) without coalescing. */
@@ -178,3 +183,4 @@ export function latestPerRecord(ops: Iterable<PendingOpRow>, keyOf: (op: Pending
   }
   return latest;
 }
+export * from './held.js';

@@ -2,8 +2,9 @@
  * Where the outbox lives: its Dexie store, its stored row, and how a new op's
  * row is made. Only the `outbox/` module names the store.
  */
+import type { Dexie, Table } from 'dexie';
 import type { PushOp } from '@or3/sync-protocol';
-import { CAPTURED, stateColumns, type StoredOpState } from './op-state.js';
+import { CAPTURED, opState, stateColumns, waitsForAuthor, type StoredOpState } from './op-state.js';
 
 /** The outbox's store. */
 export const OUTBOX_TABLE = '_or3sync_outbox';
@@ -29,11 +30,25 @@ export interface PendingOpRow extends PushOp, StoredOpState {
   attempts: number;
   /** Local wall time (ms) of capture. */
   created_at: number;
+  /** The user who wrote the op (`userId` of the engine that captured it); absent on ops of an engine without one. */
+  owner?: string;
 }
 
-/** A captured (or adopted) write's op, in its first state. */
-export function newOp(op: PushOp, createdAt: number): PendingOpRow {
-  return { ...op, ...stateColumns(CAPTURED), attempts: 0, created_at: createdAt };
+/** A captured (or adopted) write's op, in its first state, written by `owner` when the engine knows its user. */
+export function newOp(op: PushOp, createdAt: number, owner: string | null): PendingOpRow {
+  const row: PendingOpRow = { ...op, ...stateColumns(CAPTURED), attempts: 0, created_at: createdAt };
+  if (owner !== null) row.owner = owner;
+  return row;
+}
+
+/** The store, typed (for the outbox's own modules). */
+export function outboxTable(db: Dexie): Table<PendingOpRow, number> {
+  return db.table<PendingOpRow, number>(OUTBOX_TABLE);
+}
+
+/** True for every op but one held for its author: the ops of the user the database belongs to. */
+export function isActive(row: PendingOpRow): boolean {
+  return !waitsForAuthor(opState(row));
 }
 
 /** The latest of a record's ops (highest `seq`), if any. */

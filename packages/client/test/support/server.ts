@@ -28,6 +28,7 @@ export interface TestServer {
   /** Creates a workspace owned by `ownerToken`; returns its id. */
   createWorkspace(ownerToken: string, name?: string): Promise<string>;
   addMember(ownerToken: string, workspaceId: string, userId: string, role: 'owner' | 'editor' | 'viewer'): Promise<void>;
+  removeMember(ownerToken: string, workspaceId: string, userId: string): Promise<void>;
   /**
    * Stops the process (SIGTERM: subscribers get `shutting_down` and a clean
    * close) and starts it again on the same port and SQLite file. `whileDown`
@@ -88,6 +89,10 @@ export async function startServer(extraArgs: string[] = []): Promise<TestServer>
     async addMember(ownerToken, workspaceId, userId, role) {
       const { status, body } = await api(ownerToken, 'PUT', `/v1/workspaces/${workspaceId}/members/${userId}`, { role });
       if (status >= 300) throw new Error(`add member: HTTP ${status} ${JSON.stringify(body)}`);
+    },
+    async removeMember(ownerToken, workspaceId, userId) {
+      const { status, body } = await api(ownerToken, 'DELETE', `/v1/workspaces/${workspaceId}/members/${userId}`);
+      if (status >= 300) throw new Error(`remove member: HTTP ${status} ${JSON.stringify(body)}`);
     },
     async restart(whileDown) {
       await terminate();

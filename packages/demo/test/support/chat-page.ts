@@ -44,6 +44,61 @@ export class ChatPage {
     await this.page.getByRole('heading', { name: 'Workspaces' }).waitFor();
   }
 
+  /** Signs out from the workspace picker (going there first from a chat); resolves on the sign-in screen, or at the dialog when writes are unsynced. */
+  async signOut(): Promise<void> {
+    const toPicker = this.page.getByRole('button', { name: 'Switch workspace' });
+    if (await toPicker.isVisible()) await toPicker.click();
+    await this.page.getByRole('button', { name: 'Sign out' }).click();
+    await this.page.getByLabel('Your name').or(this.page.getByRole('alertdialog', { name: 'Sign out?' })).waitFor();
+  }
+
+  /** The sign-out dialog's count of unsynced writes, then the answer `choice`. */
+  async answerSignOut(choice: 'Keep them for my next sign-in' | 'Discard them' | 'Cancel'): Promise<number> {
+    const count = Number(await this.page.getByTestId('unsynced-count').getAttribute('data-count'));
+    await this.page.getByRole('alertdialog', { name: 'Sign out?' }).getByRole('button', { name: choice }).click();
+    if (choice !== 'Cancel') await this.page.getByLabel('Your name').waitFor();
+    return count;
+  }
+
+  /** Opens one of the user's workspaces from the picker, by name. */
+  async openWorkspaceNamed(name: string): Promise<void> {
+    await this.page.getByRole('list', { name: 'Your workspaces' }).getByRole('button', { name, exact: true }).click({ timeout: 30_000 });
+    await this.waitForChat();
+  }
+
+  /**
+   * Every IndexedDB database of this browser context with the records holding `text`
+   * anywhere (any store, any field): what the next user of the browser could read.
+   */
+  storedRecordsWith(text: string): Promise<{ database: string; store: string }[]> {
+    return this.page.evaluate(async (needle) => {
+      const found: { database: string; store: string }[] = [];
+      for (const { name } of await indexedDB.databases()) {
+        if (!name) continue;
+        const db = await new Promise<IDBDatabase>((resolve, reject) => {
+          const request = indexedDB.open(name);
+          request.onsuccess = () => resolve(request.result);
+          request.onerror = () => reject(request.error);
+        });
+        for (const store of Array.from(db.objectStoreNames)) {
+          const rows = await new Promise<unknown[]>((resolve, reject) => {
+            const request = db.transaction(store).objectStore(store).getAll();
+            request.onsuccess = () => resolve(request.result as unknown[]);
+            request.onerror = () => reject(request.error);
+          });
+          for (const row of rows) if (JSON.stringify(row).includes(needle)) found.push({ database: name, store });
+        }
+        db.close();
+      }
+      return found;
+    }, text);
+  }
+
+  /** Names of the IndexedDB databases of this browser context. */
+  databases(): Promise<string[]> {
+    return this.page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name ?? '').sort());
+  }
+
   /** Creates a workspace from the picker; returns its id. */
   async createWorkspace(name: string): Promise<string> {
     await this.page.getByLabel('New workspace name').fill(name);
@@ -157,7 +212,7 @@ export class ChatPage {
     await this.page.getByRole('switch', { name: 'Work offline' }).setChecked(offline);
   }
 
-  /** The header's chip: `online` (synced), `connecting`, `retrying`, `not-synced` (refused), `offline` or `no network`. */
+  /** The header's chip: `online` (synced), `connecting`, `retrying`, `not-synced` (refused), `read-only` (a viewer now), `offline` or `no network`. */
   async networkState(): Promise<string | null> {
     return this.page.getByTestId('network-state').getAttribute('data-state');
   }

@@ -1,7 +1,8 @@
 /**
  * The module's client-only plugin: one `GatewayProvider` on the configured
  * gateway (shared by every workspace), and the `@or3/sync-vue` plugin whose
- * engines open the configured schema. `$or3Sync` is the `ActiveWorkspace`.
+ * engines open the configured schema for the token's user. `$or3Sync` is the
+ * `ActiveWorkspace` (`switchTo`, `signOut`).
  */
 import { defineNuxtPlugin, useRuntimeConfig } from 'nuxt/app';
 import { GatewayProvider, openWorkspace } from '@or3/sync-client';
@@ -15,9 +16,12 @@ export default defineNuxtPlugin({
     const config = useRuntimeConfig().public.or3Sync as SyncModuleOptions;
     const provider = new GatewayProvider({ baseUrl: config.baseUrl || window.location.origin, getToken: syncToken });
     const plugin = createSyncPlugin({
-      open: (workspaceId) =>
+      open: async (workspaceId) =>
         openWorkspace({
           workspaceId,
+          // The signed-in user is the token's: the database holds only their data (see the client README).
+          // No token now (offline, or no getter yet): the workspace still opens, and its writes are the owner's.
+          userId: (await provider.tokenUserId().catch(() => null)) ?? undefined,
           provider,
           schema: config.schema,
           schemaVersion: config.schemaVersion,

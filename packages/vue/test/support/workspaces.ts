@@ -36,6 +36,8 @@ export class RealtimeScriptedProvider extends ScriptedProvider {
 /** What a test holds: the plugin, the providers by workspace, and every engine opened. */
 export interface TestApp {
   plugin: SyncPlugin;
+  /** The device's IndexedDB. */
+  factory: IDBFactory;
   providers: Map<string, RealtimeScriptedProvider>;
   opened: SyncEngine[];
 }
@@ -52,6 +54,7 @@ export function testApp(configure: (provider: RealtimeScriptedProvider) => void 
       providers.set(workspaceId, provider);
       const engine = await openWorkspace({
         workspaceId,
+        userId: 'alice',
         provider,
         schema: { notes: 'id' },
         dexieOptions: { indexedDB: factory, IDBKeyRange },
@@ -64,7 +67,7 @@ export function testApp(configure: (provider: RealtimeScriptedProvider) => void 
       return engine;
     },
   });
-  return { plugin, providers, opened };
+  return { plugin, factory, providers, opened };
 }
 
 /** Mounts a component whose setup runs `setup` (inside the plugin); returns the wrapper and what setup returned. */
