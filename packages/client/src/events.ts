@@ -3,11 +3,14 @@
  * (PROTOCOL.md section 6).
  */
 import type { Stamp, SyncErrorCode } from '@or3/sync-protocol';
+import type { EngineStatus } from './engine-status.js';
 
 /** `sync.stats:action`: the engine's state after each run. */
 export interface SyncStats {
   workspaceId: string;
   pending: number;
+  /** Ops held back (never pushed until released; see `engine.heldOps()`). */
+  held: number;
   failed: number;
   cursor: number | null;
   lastPushAt: number | null;
@@ -38,7 +41,7 @@ export interface ErrorEvent {
   phase: SyncPhase;
   code: SyncErrorCode;
   message: string;
-  /** Set for a rejected op, which is kept as failed and skipped. */
+  /** Set for a rejected op, which is kept as failed (or held, see `held`) and skipped. */
   opId?: string;
   tableName?: string;
   pk?: string;
@@ -46,6 +49,8 @@ export interface ErrorEvent {
   attempts?: number;
   /** True when the loops paused (403, 404) until `resume()`. */
   paused?: boolean;
+  /** True for an op held for a configuration mismatch (`unknown_table`, `pk_mismatch`): retried by itself once the server is fixed. */
+  held?: boolean;
 }
 
 /** `sync.conflict:action:detected`: a local write lost, or a remote change was refused. */
@@ -83,7 +88,7 @@ export type PauseReason =
   | { kind: 'refused'; phase: SyncPhase; code: SyncErrorCode; message: string };
 
 /** Why the engine rescans its scope (`adoption`: local rows that were never synced, e.g. after an app upgrade). */
-export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand' | 'adoption';
+export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand' | 'adoption' | 'new_tables';
 
 /**
  * `sync.adopt:action`: progress of adopting rows that were in the database before sync
@@ -111,6 +116,8 @@ export interface SyncEventMap {
   'sync.rescan:action': RescanEvent;
   'sync.adopt:action': AdoptEvent;
   'sync.state:action': EngineStateEvent;
+  /** The engine's status changed (`engine.status`). */
+  'sync.status:action': EngineStatus;
 }
 
 export type SyncEventName = keyof SyncEventMap;

@@ -6,7 +6,7 @@
  */
 import type { Collection, Dexie, Table } from 'dexie';
 import type { OpRejection, RecordPayload } from '@or3/sync-protocol';
-import { failOp, holdOp, opState, releaseOp, sendOp, stateColumns, STORED_STATUS, type HoldReason, type OpState } from './op-state.js';
+import { failOp, holdOp, opState, releaseOp, retryOp, sendOp, stateColumns, STORED_STATUS, type HoldReason, type OpState } from './op-state.js';
 import { latestOp, OUTBOX_TABLE, type PendingOpRow } from './table.js';
 
 function outbox(db: Dexie): Table<PendingOpRow, number> {
@@ -92,6 +92,18 @@ export function releaseHeld(db: Dexie, which: (op: PendingOpRow, reason: HoldRea
     }
     if (released.length > 0) await outbox(db).bulkPut(released);
     return released.length;
+  });
+}
+
+/** The failed ops `which` selects are pending again (the app retries them); returns how many. */
+export function retryFailed(db: Dexie, which: (op: PendingOpRow) => boolean): Promise<number> {
+  return db.transaction('rw', outbox(db), async () => {
+    const retried: PendingOpRow[] = [];
+    for (const op of await failedOps(db)) {
+      if (which(op)) retried.push({ ...op, ...stateColumns(retryOp(opState(op))) });
+    }
+    if (retried.length > 0) await outbox(db).bulkPut(retried);
+    return retried.length;
   });
 }
 
