@@ -157,7 +157,10 @@ export class ChatPage {
     await this.page.getByRole('switch', { name: 'Work offline' }).setChecked(offline);
   }
 
-  /** The header's chip: `online` (synced), `connecting`, `retrying`, `not-synced` (refused), `offline` or `no network`. */
+  /**
+   * The header's chip: `online` (synced), `syncing`, `connecting`, `retrying`, `unreachable`, `attention`
+   * (failed writes), `held`, `not-synced` (refused), `offline` (work offline) or `no network`.
+   */
   async networkState(): Promise<string | null> {
     return this.page.getByTestId('network-state').getAttribute('data-state');
   }
