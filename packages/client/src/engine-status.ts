@@ -6,7 +6,7 @@
  */
 import type { Dexie } from 'dexie';
 import type { ErrorEvent, PauseReason } from './events.js';
-import { outbox, type PendingOpRow } from './outbox/index.js';
+import { isConfigMismatch, opState, outbox, type PendingOpRow } from './outbox/index.js';
 import type { SyncProvider } from './provider.js';
 import { syncStateOf, type ChannelState, type SyncState } from './sync-status.js';
 
@@ -99,7 +99,7 @@ export class StatusTracker {
       if (this.lastRunError === null) this.lastError = null;
     } else if (this.lastError === null) {
       const [op] = this.failed > 0 ? await outbox.failedOps(db) : await outbox.heldOps(db);
-      if (op) this.lastError = opError(op, this.failed === 0);
+      if (op) this.lastError = opError(op);
     }
     this.announce();
   }
@@ -140,7 +140,11 @@ export class StatusTracker {
   }
 }
 
-function opError(op: PendingOpRow, held: boolean): ErrorEvent {
-  const reason = op.error ?? { code: 'unknown', message: 'rejected' };
-  return { phase: 'push', code: reason.code, message: reason.message, opId: op.op_id, tableName: op.table_name, pk: op.pk, ...(held ? { held } : {}) };
+/** The event a failed op's rejection, or a config-held op's reason, would have fired (null for another hold: not an error). */
+function opError(op: PendingOpRow): ErrorEvent | null {
+  const state = opState(op);
+  if (state.kind === 'failed') return { phase: 'push', code: state.reason.code, message: state.reason.message, opId: op.op_id, tableName: op.table_name, pk: op.pk };
+  if (state.kind !== 'held') return null;
+  const { code, message } = state.reason;
+  return isConfigMismatch(code) ? { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk, held: true } : null;
 }

@@ -17,6 +17,8 @@ import {
   type OpResult,
   type PushOp,
   type RecordPayload,
+  type OpRejection,
+  type SyncErrorCode,
 } from '@or3/sync-protocol';
 import { judgeResult, outbox, type PendingOpRow } from './outbox/index.js';
 import { isSyncProviderError } from './provider.js';
@@ -121,7 +123,7 @@ async function failOversizedOps(
 async function markFailed(
   ctx: EngineContext,
   op: PendingOpRow,
-  error: { code: string; message: string },
+  error: OpRejection,
   outcome: PushOutcome,
 ): Promise<void> {
   await outbox.markFailed(ctx.db, op, error);
@@ -129,7 +131,7 @@ async function markFailed(
   ctx.events.emit('sync.error:action', failedOpEvent(op, error.code, error.message));
 }
 
-function failedOpEvent(op: PendingOpRow, code: string, message: string, held = false): ErrorEvent {
+function failedOpEvent(op: PendingOpRow, code: SyncErrorCode, message: string, held = false): ErrorEvent {
   return { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk, ...(held ? { held } : {}) };
 }
 

@@ -5,7 +5,14 @@
  * `engine.status.state`; in the others, the same function over what every
  * tab shares (the outbox counts and the latest run of `_or3sync_runs`).
  */
-import { syncStateOf as clientStateOf, type ErrorEvent, type RealtimeTransport, type SyncState as ClientSyncState, type SyncStats } from '@or3/sync-client';
+import {
+  syncStateOf as clientStateOf,
+  type ErrorEvent,
+  type RealtimeTransport,
+  type SyncErrorCode,
+  type SyncState as ClientSyncState,
+  type SyncStats,
+} from '@or3/sync-client';
 
 /** The summary of a workspace's sync, for a status chip: the client's states, and `closed` while no workspace is open. */
 export type SyncState = 'closed' | ClientSyncState;
@@ -30,8 +37,8 @@ export interface SyncStatus extends Omit<SyncStats, 'workspaceId'> {
   realtime: RealtimeTransport | null;
 }
 
-/** Codes of a run the server refused, which retrying will not fix. */
-const REFUSED = new Set(['forbidden', 'not_found']);
+/** Codes of a run the server refused, which retrying will not fix (docs/ERRORS.md: "pause and report"). */
+const REFUSED: ReadonlySet<string> = new Set<SyncErrorCode>(['forbidden', 'unknown_workspace', 'not_found']);
 
 /**
  * The state of a tab that does not lead (or before its engine reports): the

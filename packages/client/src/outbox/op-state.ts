@@ -58,7 +58,7 @@ export const STORED_STATUS = { pending: 'pending', failed: 'failed', held: 'held
 export function opState(row: StoredOpState): OpState {
   if (row.status === STORED_STATUS.failed) {
     const reason = row.error as OpRejection | null;
-    return { kind: 'failed', reason: reason ?? { code: 'unknown', message: 'rejected', retryable: false } };
+    return { kind: 'failed', reason: reason ?? { code: 'invalid_op', message: 'rejected (no reason was stored)', retryable: false } };
   }
   if (row.status === STORED_STATUS.held) {
     const reason = (row.error as HoldReason | null) ?? { code: 'other_user', message: 'held' };
@@ -129,7 +129,7 @@ export type PushVerdict =
   /** Rejected for good. */
   | { kind: 'fail'; reason: OpRejection }
   /** Rejected because the two deployments disagree (the server does not sync the table as declared): held until released. */
-  | { kind: 'hold'; reason: HoldReason };
+  | { kind: 'hold'; reason: HoldReason & { code: 'unknown_table' | 'pk_mismatch' } };
 
 /** A rejection code that says the server's configuration differs from the app's, not that the write is wrong. */
 export function isConfigMismatch(code: string): code is 'unknown_table' | 'pk_mismatch' {
