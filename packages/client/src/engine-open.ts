@@ -1,8 +1,9 @@
 /**
  * What opening the engine settles in its own state, in one transaction: the
  * tables holding tombstones (an older engine's clock state does not name
- * them), an adoption owed after a fresh attach or an app schema upgrade, and
- * this install's device id.
+ * them), an adoption owed after a fresh attach or an app schema upgrade, the
+ * synced tables (a table new since the last open owes a catch-up,
+ * `catch-up.ts`), and this install's device id.
  */
 import type { Dexie } from 'dexie';
 import { freshAdoption, readAdoption } from './adopt.js';
