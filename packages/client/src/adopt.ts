@@ -93,6 +93,22 @@ export async function adoptLocalRows(
   await ctx.refreshPendingEstimate();
 }
 
+/**
+ * Adopts one table's rows against `staged` (the server's rows of that table), batch by batch
+ * (a newly synced table's catch-up). Returns how many were queued. Rows that have an op are
+ * left alone, so running it again after an interruption queues nothing twice.
+ */
+export async function adoptTable(ctx: EngineContext, table: SyncedTable, staged: Map<string, RemoteVersion>, batchSize: number): Promise<number> {
+  let after: unknown = null;
+  let queued = 0;
+  for (;;) {
+    const rows = await rowsAfter(ctx, table, after, batchSize);
+    if (rows.length === 0) return queued;
+    queued += await runRemoteTransaction(ctx.db, ctx.runtime, [], () => adoptRows(ctx, table, rows, staged));
+    after = rows[rows.length - 1]![table.primaryKey];
+  }
+}
+
 /** Scans the next batch after `progress` (moving on to the next table when one is exhausted). */
 async function adoptNextBatch(
   ctx: EngineContext,
@@ -107,8 +123,7 @@ async function adoptNextBatch(
   if (index < 0) index = 0;
   for (; index < tables.length; index++, after = null) {
     const table = tables[index]!;
-    const collection = after === null ? ctx.db.table(table.name).orderBy(':id') : ctx.db.table(table.name).where(':id').above(after);
-    const rows = (await collection.limit(batchSize).toArray()) as RecordPayload[];
+    const rows = await rowsAfter(ctx, table, after, batchSize);
     if (rows.length === 0) continue;
     const queued = await adoptRows(ctx, table, rows, staged);
     return {
@@ -120,6 +135,13 @@ async function adoptNextBatch(
     };
   }
   return { ...progress, done: true };
+}
+
+/** The next `limit` rows of `table` after primary key `after` (from the first when null). */
+function rowsAfter(ctx: EngineContext, table: SyncedTable, after: unknown, limit: number): Promise<RecordPayload[]> {
+  const rows = ctx.db.table(table.name);
+  const collection = after === null ? rows.orderBy(':id') : rows.where(':id').above(after);
+  return collection.limit(limit).toArray() as Promise<RecordPayload[]>;
 }
 
 /** Queues the rows of one batch that need it; returns how many. */

@@ -1,17 +1,19 @@
 /**
  * What opening the engine settles in its own state, in one transaction: the
  * tables holding tombstones (an older engine's clock state does not name
- * them), an adoption owed after a fresh attach or an app schema upgrade, and
- * this install's device id.
+ * them), an adoption owed after a fresh attach or an app schema upgrade, the
+ * synced tables (a table new since the last open owes a catch-up,
+ * `catch-up.ts`), and this install's device id.
  */
 import type { Dexie } from 'dexie';
 import { freshAdoption, readAdoption } from './adopt.js';
+import { noteSyncedTables } from './catch-up.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newDeviceId } from './ids.js';
 import { STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE } from './schema.js';
 
 /** Settles the engine's state on open; returns the device id (created on the first open). */
-export function openEngineState(db: Dexie, declaredVersion: number): Promise<string> {
+export function openEngineState(db: Dexie, declaredVersion: number, syncedTables: readonly string[]): Promise<string> {
   const state = db.table(STATE_TABLE);
   const tombstones = db.table(TOMBSTONES_TABLE);
   return db.transaction('rw', state, tombstones, async () => {
@@ -32,6 +34,7 @@ export function openEngineState(db: Dexie, declaredVersion: number): Promise<str
     if ((fresh || upgraded) && !(await readAdoption({ db }))) {
       await state.put({ key: STATE_KEYS.adoption, value: freshAdoption() });
     }
+    await noteSyncedTables(db, syncedTables);
     if (!fresh) return row!.value as string;
     const id = newDeviceId();
     await state.put({ key: STATE_KEYS.deviceId, value: id });

@@ -45,6 +45,14 @@ export interface AttachSyncOptions {
    * WebSocket's pings, so this is how a silently dead connection is noticed. Default 60 s; 0: never.
    */
   safetyPullMs?: number;
+  /**
+   * Ops held for a configuration mismatch (`unknown_table`, `pk_mismatch`) are released and
+   * pushed again at the engine's first run, on each reconnect of the realtime channel, and at
+   * least this often while any is held. Default 60 s.
+   */
+  heldRetryMs?: number;
+  /** Without a realtime channel up, the status stays `synced` this long after a pull. Default `safetyPullMs + outboxPollMs`. */
+  statusFreshMs?: number;
   /** Below this `RateLimit-Remaining` the push loop waits `rateLimitDelayMs` between batches. Defaults 5 and 1 s. */
   rateLimitLowWater?: number;
   rateLimitDelayMs?: number;

@@ -32,7 +32,9 @@ import { removeUserData, type RemovedUserData, type SignOutOptions } from './peo
 import { takeOwnership } from './people/wipe.js';
 import type { ChangesBatch, SyncProvider, Unsubscribe } from './provider.js';
 import { applyBatch, readCursor } from './pull.js';
-import { discardFailedOp } from './push.js';
+import { discardFailedOp, restoreServerCopy, retryFailedOps } from './recovery.js';
+import { ConfigWatch } from './server-config.js';
+import { StatusTracker, type EngineStatus } from './engine-status.js';
 import { migrateLegacyTables } from './legacy-layout.js';
 import type { AttachSyncOptions, AttachedDatabase, SyncRunResult } from './engine-options.js';
 import { openEngineState } from './engine-open.js';
@@ -91,6 +93,9 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   private resignLeadership: () => void = () => {};
   private tabChannel: TabChannel | null = null;
   private abort = new AbortController();
+  private readonly tracker: StatusTracker;
+  private readonly config: ConfigWatch;
+  private stopRealtimeWatch: () => void = () => {};
 
   /** Use `attachSync` (or `openWorkspace`): it checks the app's schema and adds the engine's stores first. */
   constructor(db: DB, options: AttachSyncOptions, attached: AttachedDatabase) {
@@ -148,6 +153,23 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       stats: () => this.stats(),
     };
     this.db.use(createCaptureMiddleware(this.runtime));
+    this.tracker = new StatusTracker({
+      db,
+      pause: () => this.pauseReasonValue,
+      access: () => this.runState.access,
+      pending: () => this.runtime.pendingEstimate,
+      lastPullAt: () => this.runState.lastPullAt,
+      now,
+      freshMs: options.statusFreshMs ?? (options.safetyPullMs ?? 60_000) + (options.outboxPollMs ?? 5000),
+      emit: (status) => this.events.emit('sync.status:action', status),
+    });
+    this.events.on('sync.error:action', (event) => this.tracker.noteError(event));
+    this.config = new ConfigWatch(options.heldRetryMs ?? 60_000, now);
+  }
+
+  /** Where sync stands, by the one status machine (client README, "Status"); `sync.status:action` announces each change. */
+  get status(): EngineStatus {
+    return this.tracker.status;
   }
 
   /** This install's device id (stable across reloads). */
@@ -169,13 +191,14 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   async open(): Promise<void> {
     await this.db.open();
     await migrateLegacyTables(this.db, this.attached.legacyTables);
-    this.deviceIdValue = await openEngineState(this.db, this.attached.declaredVersion);
+    this.deviceIdValue = await openEngineState(this.db, this.attached.declaredVersion, [...this.attached.tables.keys()]);
     // Before the app can read a row: another user's data is wiped and held, this user's held writes come back.
     if (this.runtime.userId !== null) await takeOwnership(this.db, this.runtime, this.runtime.userId);
     const offset = (await this.db.table(STATE_TABLE).get(STATE_KEYS.clockOffset))?.value;
     if (typeof offset === 'number') this.clock = { offsetMs: offset, samples: 1 };
     this.runtime.deviceId = this.deviceIdValue;
     await this.refreshPendingEstimate();
+    await this.tracker.recount();
     if (this.options.broadcast ?? true) {
       this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, () => {
         if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
@@ -318,26 +341,49 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     return outbox.failedOps(this.db);
   }
 
-  /** Drops a failed op and restores its record from the server's copy. */
+  /** Stops pushing a failed op; local data stays as it is (the record is local-only until written again). */
   discardFailedOp(opId: string): Promise<void> {
-    return this.scheduler.exclusive(() => discardFailedOp(this.context(), opId));
+    return this.recover(() => discardFailedOp(this.context(), opId));
+  }
+
+  /** Drops a failed op and puts the server's copy of its record back (removing a row the server never had). */
+  restoreServerCopy(opId: string): Promise<void> {
+    return this.recover(() => restoreServerCopy(this.context(), opId));
+  }
+
+  /** Pushes a failed op again (its cause fixed). */
+  async retryFailedOp(opId: string): Promise<void> {
+    await this.recover(() => retryFailedOps(this.context(), opId));
+  }
+
+  /** Pushes every failed op again; returns how many. */
+  retryFailedOps(): Promise<number> {
+    return this.recover(() => retryFailedOps(this.context(), null));
+  }
+
+  private async recover<T>(action: () => Promise<T>): Promise<T> {
+    const result = await this.scheduler.exclusive(action);
+    await this.tracker.recount();
+    if (this.isLeader) this.scheduler.schedule(0);
+    return result;
   }
 
   /** The numbers `sync.stats:action` carries. */
   async stats(): Promise<SyncStats> {
-    const [pending, failed, held, cursor] = await Promise.all([
+    const [pending, held, failed, cursor] = await Promise.all([
       outbox.countQueued(this.db),
-      outbox.countFailed(this.db),
       outbox.countHeld(this.db),
+      outbox.countFailed(this.db),
       readCursor(this.context()),
     ]);
     const { lastPushAt, lastPullAt, errorCount, access } = this.runState;
-    return { workspaceId: this.workspaceId, pending, failed, held, cursor, lastPushAt, lastPullAt, errors: errorCount, paused: this.isPaused, access };
+    return { workspaceId: this.workspaceId, pending, held, failed, cursor, lastPushAt, lastPullAt, errors: errorCount, paused: this.isPaused, access };
   }
 
   /** `sync.state:action`: bindings follow leadership and pauses, which no run reports. */
   private emitState(): void {
     this.events.emit('sync.state:action', { leader: this.isLeader, paused: this.isPaused, pauseReason: this.pauseReasonValue });
+    this.tracker.announce();
   }
 
   private pauseFor(reason: PauseReason): void {
@@ -368,7 +414,9 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   }
 
   private async runOnce(): Promise<RunOutcome> {
+    if (!this.isPaused) await this.config.beforeRun(this.context());
     const outcome = await runSync(this.runHost);
+    await this.tracker.noteRun(outcome.result.error);
     if (this.isLeader && !this.subscription && (outcome.end.kind === 'synced' || outcome.reopenSubscription)) {
       await this.startSubscription();
     }
@@ -384,7 +432,9 @@ export class SyncEngine<DB extends Dexie = Dexie> {
         const safetyPullMs = this.options.safetyPullMs ?? 60_000;
         const quiet = safetyPullMs > 0 && this.now() - (this.runState.lastPullAt ?? 0) >= safetyPullMs;
         if (quiet) this.runState.safetyPullDue = true;
-        if (this.runtime.pendingEstimate > 0 || this.runState.rescanDue || quiet) this.scheduler.schedule(0);
+        const heldDue = this.tracker.status.held > 0 && this.config.retryDue;
+        if (this.runtime.pendingEstimate > 0 || this.runState.rescanDue || quiet || heldDue) this.scheduler.schedule(0);
+        this.tracker.announce();
       })
       .catch(() => {});
   }
@@ -398,7 +448,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       cursor,
       (batch) => this.scheduler.exclusive(() => this.applySubscribed(batch)),
       (error) => {
-        this.subscription = null;
+        this.stopSubscription();
         if (error.code === 'cursor_expired') this.runState.rescanDue = 'cursor_expired';
         const failure = classifyFailure(error);
         if (failure.kind === 'refused') reportFailure(this.runHost, 'subscribe', failure);
@@ -407,6 +457,11 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       // Reconnects resume from what this database holds, not from what the provider last saw.
       { appliedCursor: () => readCursor(ctx) },
     );
+    // A reconnect may follow a server fix: held ops go again.
+    this.stopRealtimeWatch = this.tracker.follow(this.provider, this.workspaceId, () => {
+      this.config.reconnected();
+      this.scheduler.schedule(0);
+    });
   }
 
   private async applySubscribed(batch: ChangesBatch): Promise<void> {
@@ -420,6 +475,9 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   private stopSubscription(): void {
     this.subscription?.();
     this.subscription = null;
+    this.stopRealtimeWatch();
+    this.stopRealtimeWatch = () => {};
+    this.tracker.closeChannel();
   }
 
   private onCaptured(added: number, coalesced: number): void {
@@ -431,6 +489,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     }
     this.tabChannel?.notifyCaptured();
     if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
+    this.tracker.announce();
   }
 
   private async refreshPendingEstimate(): Promise<void> {

@@ -3,6 +3,7 @@
  * (PROTOCOL.md section 6).
  */
 import type { Stamp, SyncErrorCode } from '@or3/sync-protocol';
+import type { EngineStatus } from './engine-status.js';
 
 /** `sync.stats:action`: the engine's state after each run. */
 export interface SyncStats {
@@ -14,7 +15,7 @@ export interface SyncStats {
   lastPullAt: number | null;
   errors: number;
   paused: boolean;
-  /** Ops held back (`engine.heldOps()`), never pushed: other users' writes kept for them, writes the server does not sync yet. */
+  /** This user's ops held for the server's configuration (`engine.heldOps()` lists every held op, other users' too). */
   held: number;
   /** What the server lets this user do in the workspace, as far as the engine has seen (`engine.access`). */
   access: WorkspaceAccess;
@@ -56,7 +57,7 @@ export interface ErrorEvent {
   phase: SyncPhase;
   code: SyncErrorCode;
   message: string;
-  /** Set for a rejected op, which is kept as failed and skipped. */
+  /** Set for a rejected op, which is kept as failed (or held, see `held`) and skipped. */
   opId?: string;
   tableName?: string;
   pk?: string;
@@ -64,6 +65,8 @@ export interface ErrorEvent {
   attempts?: number;
   /** True when the loops paused (403, 404) until `resume()`. */
   paused?: boolean;
+  /** True for an op held for a configuration mismatch (`unknown_table`, `pk_mismatch`): retried by itself once the server is fixed. */
+  held?: boolean;
 }
 
 /** `sync.conflict:action:detected`: a local write lost, or a remote change was refused. */
@@ -101,7 +104,7 @@ export type PauseReason =
   | { kind: 'refused'; phase: SyncPhase; code: SyncErrorCode; message: string };
 
 /** Why the engine rescans its scope (`adoption`: local rows that were never synced, e.g. after an app upgrade). */
-export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand' | 'adoption';
+export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand' | 'adoption' | 'new_tables';
 
 /**
  * `sync.adopt:action`: progress of adopting rows that were in the database before sync
@@ -130,6 +133,8 @@ export interface SyncEventMap {
   'sync.adopt:action': AdoptEvent;
   'sync.state:action': EngineStateEvent;
   'sync.access:action:revoked': AccessRevokedEvent;
+  /** The engine's status changed (`engine.status`). */
+  'sync.status:action': EngineStatus;
 }
 
 export type SyncEventName = keyof SyncEventMap;

@@ -49,6 +49,9 @@ export {
   type WebSocketLike,
 } from './gateway/websocket.js';
 export * from './events.js';
+export { syncStateOf, type SyncState, type SyncStateInput, type ChannelState } from './sync-status.js';
+export type { EngineStatus } from './engine-status.js';
+export { serverMismatches } from './server-config.js';
 export { compareStamps, type Stamp } from '@or3/sync-protocol';
 export { winsOver } from './lww.js';
 export {

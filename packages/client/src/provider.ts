@@ -88,8 +88,12 @@ export interface SyncProvider {
   push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse>;
   /** Changes after `cursor`, ascending, at most `limit`. Throws `cursor_expired` (410) when too old. */
   pull(scope: SyncScope, cursor: number, limit?: number): Promise<ChangesPage>;
-  /** One page of the current state; `pageToken` null starts a snapshot. */
-  snapshot(scope: SyncScope, pageToken: string | null): Promise<SnapshotPage>;
+  /**
+   * One page of the current state; `pageToken` null starts a snapshot. `tables` narrows it to
+   * those tables (the gateway's `tables=`); a provider may ignore it and answer every table
+   * (the engine keeps only the tables it asked for).
+   */
+  snapshot(scope: SyncScope, pageToken: string | null, tables?: readonly string[]): Promise<SnapshotPage>;
   /** The server's current version of one record, or null when it has none. */
   getRecord?(scope: SyncScope, tableName: string, pk: string): Promise<SnapshotItem | null>;
   /**

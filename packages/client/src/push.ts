@@ -4,18 +4,9 @@
  * and judges each answer (`judgeResult`); this file acts on the verdicts.
  * Request-level failures are thrown for the run to classify (`run-end.ts`).
  */
-import {
-  applyRemoteVersions,
-  rowFromVersion,
-  runRemoteTransaction,
-  stampOf,
-  tombstoneFromVersion,
-  versionFromItem,
-  versionFromWinner,
-  type RemoteVersion,
-} from './apply.js';
+import { applyRemoteVersions, runRemoteTransaction, stampOf, versionFromWinner, type RemoteVersion } from './apply.js';
 import { sleep } from './backoff.js';
-import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
+import { readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, ErrorEvent } from './events.js';
 import {
@@ -43,6 +34,8 @@ export interface PushOutcome {
   /** Ops that left the outbox (applied, duplicate, superseded). */
   pushed: number;
   failed: number;
+  /** Ops held for a configuration mismatch (`unknown_table`, `pk_mismatch`): kept and retried when released. */
+  held: number;
   conflicts: ConflictEvent[];
 }
 
@@ -63,7 +56,7 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
 
 /** Pushes every pending op, batch by batch, until none is left. */
 export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Promise<PushOutcome> {
-  const outcome: PushOutcome = { pushed: 0, failed: 0, conflicts: [] };
+  const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
   let restampRounds = 0;
   for (;;) {
@@ -138,8 +131,8 @@ async function markFailed(
   ctx.events.emit('sync.error:action', failedOpEvent(op, error.code, error.message));
 }
 
-function failedOpEvent(op: PendingOpRow, code: SyncErrorCode, message: string): ErrorEvent {
-  return { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk };
+function failedOpEvent(op: PendingOpRow, code: SyncErrorCode, message: string, held = false): ErrorEvent {
+  return { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk, ...(held ? { held } : {}) };
 }
 
 /** Settles one answered batch in a single transaction that capture ignores. */
@@ -183,6 +176,12 @@ async function settleResults(
           await outbox.markFailed(ctx.db, op, verdict.reason);
           errors.push(failedOpEvent(op, verdict.reason.code, verdict.reason.message));
           outcome.failed += 1;
+          progress += 1;
+          break;
+        case 'hold':
+          await outbox.markHeld(ctx.db, op, verdict.reason);
+          errors.push(failedOpEvent(op, verdict.reason.code, verdict.reason.message, true));
+          outcome.held += 1;
           progress += 1;
           break;
       }
@@ -245,42 +244,4 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
     if (row && row.order_key === op.hlc) await table.put({ ...row, order_key: to });
   }
   await writeClockState(ctx.db, { ...stored, ...hlc });
-}
-
-/**
- * Drops a failed op at the app's request and restores the record from the
- * server's copy (or removes it when the server has none). A later local write
- * on the same record keeps its row.
- */
-export async function discardFailedOp(ctx: EngineContext, opId: string): Promise<void> {
-  const op = await outbox.findFailed(ctx.db, opId);
-  if (!op) throw new Error(`or3-sync: no failed op ${opId} in the outbox`);
-  if (!ctx.provider.getRecord) {
-    throw new Error('or3-sync: this provider cannot fetch records, so a failed op cannot be restored');
-  }
-  const item = await ctx.provider.getRecord(ctx.scope, op.table_name, op.pk);
-  const table = ctx.runtime.tables.get(op.table_name);
-  await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-    await outbox.discard(ctx.db, op.seq!);
-    if (!table || (await outbox.hasOps(ctx.db, op.table_name, op.pk))) return;
-    const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
-    const tomb = await tombstones.get([op.table_name, op.pk]);
-    if (tomb && tomb.op_id === op.op_id) await tombstones.delete([op.table_name, op.pk]);
-    const rows = ctx.db.table(op.table_name);
-    if (!item) {
-      await rows.delete(op.pk);
-      return;
-    }
-    const version = versionFromItem(item);
-    const row = rowFromVersion(table, version);
-    if (row) await rows.put(row);
-    else await rows.delete(op.pk);
-    if (version.deleted) {
-      await tombstones.put(tombstoneFromVersion(version, ctx.runtime.now()));
-      const clockState = await readClockState(ctx.db);
-      noteTombstones(clockState, [op.table_name]);
-      await writeClockState(ctx.db, clockState);
-    }
-  });
-  await ctx.refreshPendingEstimate();
 }

@@ -120,6 +120,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
         await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
         // An empty database had nothing to adopt.
         await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.adoption);
+        await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.catchUp);
       });
     } else {
       if (await readAdoption(ctx)) {
@@ -324,6 +325,8 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     await ctx.db.table(STATE_TABLE).put({ key: ctx.cursorKey, value: snapshotVersion });
     await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
     await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.adoption);
+    // Every table was just read from the server: no catch-up is owed.
+    await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.catchUp);
     await ctx.db.table(STAGING_TABLE).clear();
   });
   return conflicts;

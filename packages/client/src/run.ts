@@ -5,6 +5,7 @@
  * how the run ended is a `RunEnd` (`run-end.ts`).
  */
 import { readAdoption } from './adopt.js';
+import { catchUpNewTables } from './catch-up.js';
 import type { BackoffOptions } from './backoff.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats, WorkspaceAccess } from './events.js';
@@ -136,6 +137,10 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
   if (cursor === null || host.state.rescanDue || owed) {
     cursor = await rescan(cursor === null ? 'fresh_device' : (host.state.rescanDue ?? owed!));
   }
+  progress.phase = 'snapshot';
+  const caughtUp = await catchUpNewTables(ctx);
+  run.pulled += caughtUp.items;
+  conflicts.push(...caughtUp.conflicts);
   progress.phase = 'push';
   // A failed push does not keep this run from pulling (unless nothing can be reached); its error still fails the run.
   let pushError: unknown = null;

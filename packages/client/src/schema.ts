@@ -168,4 +168,8 @@ export const STATE_KEYS = {
   adoption: 'adoption',
   /** The app's highest declared Dexie version when last opened: a change means its upgrade() may have written rows. */
   appSchemaVersion: 'app_schema_version',
+  /** The synced tables when last opened: a table new since then owes a catch-up. */
+  syncedTables: 'synced_tables',
+  /** Tables owed a catch-up (`catch-up.ts`): their server rows were never fetched. */
+  catchUp: 'catch_up',
 } as const;

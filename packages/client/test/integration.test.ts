@@ -225,10 +225,10 @@ describe('outbox', () => {
     expect(log.map((c) => c.server_version)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('a rejected op stays failed and never blocks the ones behind it; discarding it restores the server state', async () => {
+  it('an op held for a configuration mismatch never blocks the ones behind it', async () => {
     const { workspaceId, ownerToken } = await sharedWorkspace();
     const alice = await client(workspaceId, 'alice');
-    // `notes` is not a table the server syncs: its ops are rejected as unknown_table.
+    // `notes` is not a table the server syncs: its ops are rejected as unknown_table, and held.
     const engine = await alice.open({
       schema: { ...APP_SCHEMA, notes: 'id' },
       syncedTables: { ...SYNCED_TABLES, notes: {} },
@@ -237,21 +237,19 @@ describe('outbox', () => {
     const errors: ErrorEvent[] = [];
     engine.on('sync.error:action', (e) => errors.push(e));
     await engine.db.table('threads').put({ id: 'before' });
-    await engine.db.table('notes').put({ id: 'n1', text: 'rejected' });
+    await engine.db.table('notes').put({ id: 'n1', text: 'held' });
     await engine.db.table('threads').put({ id: 'after' });
     expect((await engine.sync()).error).toBeNull();
     await engine.db.table('threads').put({ id: 'later' });
     await engine.sync();
 
     expect((await serverLog(workspaceId, ownerToken)).map((c) => c.pk)).toEqual(['before', 'after', 'later']);
-    const failed = await engine.failedOps();
-    expect(failed).toEqual([expect.objectContaining({ table_name: 'notes', pk: 'n1', status: 'failed' })]);
-    expect(failed[0]!.error?.code).toBe('unknown_table');
-    expect(errors).toEqual([expect.objectContaining({ code: 'unknown_table', pk: 'n1' })]);
-
-    await engine.discardFailedOp(failed[0]!.op_id);
-    expect(await engine.db.table('notes').get('n1')).toBeUndefined();
-    expect(await engine.db.table('_or3sync_outbox').count()).toBe(0);
+    expect(await engine.failedOps()).toEqual([]);
+    const held = await engine.heldOps();
+    expect(held).toEqual([expect.objectContaining({ table_name: 'notes', pk: 'n1', status: 'held' })]);
+    expect(held[0]!.error?.code).toBe('unknown_table');
+    expect(errors).toEqual([expect.objectContaining({ code: 'unknown_table', pk: 'n1', held: true })]);
+    expect(await engine.db.table('notes').get('n1')).toMatchObject({ text: 'held' });
   });
 
   it('a duplicate push changes nothing (a lost answer is retried safely)', async () => {

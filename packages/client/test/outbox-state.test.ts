@@ -19,6 +19,7 @@ import {
   outbox,
   OUTBOX_STORES,
   releaseOp,
+  retryOp,
   sendOp,
   stateColumns,
   takesLaterWrite,
@@ -88,8 +89,20 @@ describe('op states and transitions', () => {
     expect(judgeResult({ op_id: 'a', status: 'rejected', error: SKEW })).toEqual({ kind: 'restamp' });
   });
 
+  it('a configuration mismatch (unknown_table, pk_mismatch) holds the op with the server reason', () => {
+    expect(judgeResult({ op_id: 'a', status: 'rejected', error: UNSYNCED_TABLE })).toEqual({ kind: 'hold', reason: UNSYNCED_TABLE });
+    const pk = { code: 'pk_mismatch', message: 'keyed by hash' } as const;
+    expect(judgeResult({ op_id: 'a', status: 'rejected', error: pk })).toEqual({ kind: 'hold', reason: pk });
+  });
+
   it('any other rejection fails the op with the server reason', () => {
     expect(judgeResult({ op_id: 'a', status: 'rejected', error: INVALID })).toEqual({ kind: 'fail', reason: INVALID });
+  });
+
+  it('retrying a failed op makes it pending again; any other state is unchanged', () => {
+    expect(retryOp(failOp(INVALID))).toEqual({ kind: 'pending' });
+    expect(retryOp({ kind: 'sent' })).toEqual({ kind: 'sent' });
+    expect(retryOp(holdOp(CAPTURED, UNSYNCED_TABLE))).toEqual(holdOp(CAPTURED, UNSYNCED_TABLE));
   });
 });
 

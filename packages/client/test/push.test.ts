@@ -61,7 +61,44 @@ describe('push loop', () => {
     expect(errors).toEqual([expect.objectContaining({ code: 'invalid_pk', opId: left[0]!.op_id, tableName: 'threads', pk: 'bad' })]);
   });
 
-  it('discarding a failed op restores the server copy, or removes a row the server never had', async () => {
+  it('discarding a failed op stops pushing it and keeps the local row, even one the server never had', async () => {
+    const { provider, engine, db } = await setup();
+    provider.onPush = (ops) => ({
+      results: ops.map((op): OpResult => ({ op_id: op.op_id, status: 'rejected', error: { code: 'invalid_op', message: 'no' } })),
+      server_version: 0,
+    });
+    await db.table('threads').put({ id: 'unknown', title: 'never synced' });
+    await engine.sync();
+    const [failed] = await engine.failedOps();
+    await engine.discardFailedOp(failed!.op_id);
+    expect(await db.table('threads').get('unknown')).toMatchObject({ title: 'never synced' });
+    expect(await outbox(engine)).toEqual([]);
+    await engine.sync();
+    expect(provider.pushes).toHaveLength(1);
+  });
+
+  it('retrying a failed op pushes it again, and it leaves the outbox once the server takes it', async () => {
+    const { provider, engine, db } = await setup();
+    let reject = true;
+    provider.onPush = (ops) => ({
+      results: ops.map((op): OpResult =>
+        reject ? { op_id: op.op_id, status: 'rejected', error: { code: 'invalid_op', message: 'no' } } : { op_id: op.op_id, status: 'applied', server_version: 1 },
+      ),
+      server_version: 1,
+    });
+    await db.table('threads').put({ id: 'a' });
+    await engine.sync();
+    const [failed] = await engine.failedOps();
+    expect(engine.status).toMatchObject({ state: 'attention', failed: 1, lastError: expect.objectContaining({ code: 'invalid_op' }) });
+    reject = false;
+    await engine.retryFailedOp(failed!.op_id);
+    await engine.sync();
+    expect(provider.pushes.map((batch) => batch.map((op) => op.op_id))).toEqual([[failed!.op_id], [failed!.op_id]]);
+    expect(await outbox(engine)).toEqual([]);
+    expect(engine.status.state).not.toBe('attention');
+  });
+
+  it('restoring the server copy of a failed op puts the server row back, or removes a row the server never had', async () => {
     const { provider, engine, db } = await setup();
     provider.onPush = (ops) => ({
       results: ops.map((op): OpResult => ({ op_id: op.op_id, status: 'rejected', error: { code: 'invalid_op', message: 'no' } })),
@@ -81,7 +118,7 @@ describe('push loop', () => {
       server_version: 3,
     });
     const failed = await engine.failedOps();
-    for (const op of failed) await engine.discardFailedOp(op.op_id);
+    for (const op of failed) await engine.restoreServerCopy(op.op_id);
     expect(await db.table('threads').get('known')).toMatchObject({ title: 'server', clock: 4 });
     expect(await db.table('threads').get('unknown')).toBeUndefined();
     expect(await outbox(engine)).toEqual([]);

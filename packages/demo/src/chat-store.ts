@@ -125,9 +125,9 @@ export class ChatStore {
     await this.messagesTable.delete(id);
   }
 
-  /** Drops the rejected writes of a message; the engine restores the server's copy. */
+  /** Undoes the rejected writes of a message: the server's copy comes back (a message the server never had goes away). */
   async discardFailedWrites(message: MessageView): Promise<void> {
-    for (const write of message.failedWrites) await this.engine.discardFailedOp(write.opId);
+    for (const write of message.failedWrites) await this.engine.restoreServerCopy(write.opId);
   }
 }
 

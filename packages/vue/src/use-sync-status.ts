@@ -14,13 +14,24 @@ import { closedStatus, syncStateOf, type SyncStatus } from './sync-status.js';
 export function useSyncStatus(): DeepReadonly<SyncStatus> {
   const status = reactive<SyncStatus>(closedStatus(browserOnline()));
   let hasRun = false;
+  let lastSyncedRunAt: number | null = null;
+  let current: SyncEngine | null = null;
   const update = () => {
-    status.state = syncStateOf(status, hasRun);
+    // The tab that leads knows its channel: its engine's state is the status. The others sum up what the tabs share.
+    if (current && status.leader && status.online) {
+      const { state, lastError } = current.status;
+      status.state = state;
+      status.lastError ??= lastError;
+      return;
+    }
+    status.state = syncStateOf(status, hasRun, lastSyncedRunAt);
   };
 
   followEngine((engine) => {
     Object.assign(status, closedStatus(browserOnline()));
     hasRun = false;
+    lastSyncedRunAt = null;
+    current = engine;
     const stopNetwork = watchNetwork((online) => {
       status.online = online;
       update();
@@ -38,6 +49,7 @@ export function useSyncStatus(): DeepReadonly<SyncStatus> {
     };
     const applyStats = (stats: SyncStats) => {
       status.pending = stats.pending;
+      status.held = stats.held;
       status.failed = stats.failed;
       status.held = stats.held;
       status.access = stats.access;
@@ -51,6 +63,7 @@ export function useSyncStatus(): DeepReadonly<SyncStatus> {
     const stops = [
       stopNetwork,
       engine.on('sync.state:action', readEngine),
+      engine.on('sync.status:action', update),
       engine.on('sync.stats:action', applyStats),
       engine.on('sync.error:action', (event) => {
         status.lastError = event;
@@ -67,7 +80,8 @@ export function useSyncStatus(): DeepReadonly<SyncStatus> {
       next: (run) => {
         hasRun = run !== undefined;
         status.lastRunError = run?.error ?? null;
-        if (run && !run.error) status.lastError = null;
+        if (run && !run.error) lastSyncedRunAt = run.finished_at;
+        if (run && !run.error && status.failed + status.held === 0) status.lastError = null;
         update();
       },
       error: () => {},

@@ -70,7 +70,8 @@ describe('switching workspaces', () => {
     await until(() => value.notes.value?.[0] === 'in w1', 'w1 rows show');
     await until(() => value.status.state === 'synced', 'w1 synced');
     const w1Provider = app.providers.get('w1')!;
-    expect(w1Provider.realtimeListeners).toBe(1);
+    // The bindings' listener and the engine's (its status follows the channel).
+    expect(w1Provider.realtimeListeners).toBe(2);
 
     await value.workspace.switchTo('w2');
     const second = app.opened[1]!;
@@ -204,7 +205,7 @@ describe('useSyncStatus of a viewer', () => {
 });
 
 describe('useFailedOps', () => {
-  it('lists a write the server rejected, and discard drops it', async () => {
+  it('lists a write the server rejected; discard drops the op and keeps the row, restoreServerCopy removes a row the server never had', async () => {
     const app = testApp();
     await app.plugin.workspace.switchTo('w1');
     const provider = app.providers.get('w1')!;
@@ -215,8 +216,16 @@ describe('useFailedOps', () => {
     const { value: failed } = mountWith(app, () => useFailedOps());
     await app.opened[0]!.db.table('notes').put({ id: 'n1', text: 'bad' });
     await until(() => failed.ops.value?.length === 1, 'the failed op is listed');
+    const { value: status } = mountWith(app, () => useSyncStatus());
+    await until(() => status.state === 'attention' && status.lastError?.code === 'invalid_op', 'the status says a write needs attention');
+    const notes = app.opened[0]!.db.table('notes');
     await failed.discard(failed.ops.value![0]!.op_id);
     await until(() => failed.ops.value?.length === 0, 'the discarded op is gone');
+    expect(await notes.get('n1')).toMatchObject({ text: 'bad' });
+    await notes.put({ id: 'n1', text: 'bad again' });
+    await until(() => failed.ops.value?.length === 1, 'the new write failed too');
+    await failed.restoreServerCopy(failed.ops.value![0]!.op_id);
+    expect(await notes.get('n1')).toBeUndefined();
     await app.plugin.workspace.close();
   });
 });

@@ -191,11 +191,11 @@ export class GatewayProvider implements SyncProvider {
     });
   }
 
-  snapshot(scope: SyncScope, pageToken: string | null): Promise<SnapshotPage> {
+  snapshot(scope: SyncScope, pageToken: string | null, tables?: readonly string[]): Promise<SnapshotPage> {
     return this.request<SnapshotPage>({
       method: 'GET',
       path: `${workspacePath(scope)}/snapshot`,
-      query: { page_token: pageToken, limit: this.snapshotLimit, project_id: scope.projectId },
+      query: { page_token: pageToken, limit: this.snapshotLimit, project_id: scope.projectId, tables: tables?.join(',') },
       deviceId: scope.deviceId,
     });
   }

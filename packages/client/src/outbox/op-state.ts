@@ -7,12 +7,15 @@
  *   pending --(taken into a push)--> sent --(answered)--> left the outbox
  *      |                               |                  (applied, duplicate, superseded)
  *      +-------(rejected for good)-----+--> failed --(the app discards it)--> left the outbox
+ *      ^                                         |
+ *      +------------(the app retries it)---------+
  *
  * A rejection the server marks retryable (`clock_skew`) re-stamps a sent op
  * and leaves it sent.
  *
  * A *held* op is kept back with its reason (a configuration mismatch between
- * two deployments, or an op whose author is not the signed-in user): never
+ * two deployments: the server answered `unknown_table` or `pk_mismatch`, which
+ * `judgeResult` holds; or an op whose author is not the signed-in user): never
  * pushed and never coalesced until a transition releases it, to the state it
  * had before (`releaseOp`). `countQueued` and `takeBatch` (`queries.ts`) read
  * only `pending` rows, so a held op is neither counted as waiting nor sent.
@@ -123,6 +126,11 @@ export function waitsForAuthor(state: OpState): boolean {
   return state.kind === 'held' && (state.reason.code === 'other_user' || state.reason.code === 'signed_out');
 }
 
+/** The app retries a failed op (the cause is fixed): it is pending again; any other state is unchanged. */
+export function retryOp(state: OpState): OpState {
+  return state.kind === 'failed' ? { kind: 'pending' } : state;
+}
+
 /** Releasing a held op to what it was before it was held; any other state is unchanged. */
 export function releaseOp(state: OpState): OpState {
   if (state.kind !== 'held') return state;
@@ -145,7 +153,14 @@ export type PushVerdict =
   /** Rejected for clock skew: re-stamped from corrected time and pushed again. */
   | { kind: 'restamp' }
   /** Rejected for good. */
-  | { kind: 'fail'; reason: OpRejection };
+  | { kind: 'fail'; reason: OpRejection }
+  /** Rejected because the two deployments disagree (the server does not sync the table as declared): held until released. */
+  | { kind: 'hold'; reason: HoldReason & { code: 'unknown_table' | 'pk_mismatch' } };
+
+/** A rejection code that says the server's configuration differs from the app's, not that the write is wrong. */
+export function isConfigMismatch(code: string): code is 'unknown_table' | 'pk_mismatch' {
+  return code === 'unknown_table' || code === 'pk_mismatch';
+}
 
 /** Classifies the server's answer to one op. */
 export function judgeResult(result: OpResult): PushVerdict {
@@ -154,7 +169,11 @@ export function judgeResult(result: OpResult): PushVerdict {
     case 'duplicate':
     case 'superseded':
       return { kind: 'settle', result };
-    case 'rejected':
-      return result.error.retryable ? { kind: 'restamp' } : { kind: 'fail', reason: result.error };
+    case 'rejected': {
+      const { code, message, retryable } = result.error;
+      if (retryable) return { kind: 'restamp' };
+      if (isConfigMismatch(code)) return { kind: 'hold', reason: { code, message } };
+      return { kind: 'fail', reason: result.error };
+    }
   }
 }

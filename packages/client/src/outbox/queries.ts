@@ -7,7 +7,7 @@
  */
 import type { Collection, Dexie } from 'dexie';
 import type { RecordPayload } from '@or3/sync-protocol';
-import { failOp, holdOp, opState, releaseOp, sendOp, stateColumns, STORED_STATUS, type HoldReason, type OpFailure, type OpState } from './op-state.js';
+import { failOp, holdOp, opState, releaseOp, retryOp, sendOp, stateColumns, STORED_STATUS, waitsForAuthor, type HoldReason, type OpFailure, type OpState } from './op-state.js';
 import { isActive, latestOp, outboxTable, type PendingOpRow } from './table.js';
 
 const outbox = outboxTable;
@@ -27,9 +27,13 @@ export function failedOps(db: Dexie): Promise<PendingOpRow[]> {
   return outbox(db).where('status').equals(STORED_STATUS.failed).toArray();
 }
 
-/** Ops held back (never pushed until released). */
+/** Ops held for the server's configuration (`unknown_table`, `pk_mismatch`); another user's held ops are not this user's to count. */
 export function countHeld(db: Dexie): Promise<number> {
-  return outbox(db).where('status').equals(STORED_STATUS.held).count();
+  return outbox(db)
+    .where('status')
+    .equals(STORED_STATUS.held)
+    .filter((op) => !waitsForAuthor(opState(op)))
+    .count();
 }
 
 /** Ops held back, in outbox order. */
@@ -100,6 +104,18 @@ export function releaseHeld(db: Dexie, which: (op: PendingOpRow, reason: HoldRea
     }
     if (released.length > 0) await outbox(db).bulkPut(released);
     return released.length;
+  });
+}
+
+/** The failed ops `which` selects are pending again (the app retries them); returns how many. */
+export function retryFailed(db: Dexie, which: (op: PendingOpRow) => boolean): Promise<number> {
+  return db.transaction('rw', outbox(db), async () => {
+    const retried: PendingOpRow[] = [];
+    for (const op of await failedOps(db)) {
+      if (which(op)) retried.push({ ...op, ...stateColumns(retryOp(opState(op))) });
+    }
+    if (retried.length > 0) await outbox(db).bulkPut(retried);
+    return retried.length;
   });
 }
 

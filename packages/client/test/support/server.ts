@@ -32,9 +32,11 @@ export interface TestServer {
   /**
    * Stops the process (SIGTERM: subscribers get `shutting_down` and a clean
    * close) and starts it again on the same port and SQLite file. `whileDown`
-   * runs in between.
+   * runs in between; `args` replaces the extra arguments (e.g. another `--tables`).
    */
-  restart(whileDown?: () => Promise<void>): Promise<void>;
+  restart(whileDown?: () => Promise<void>, args?: string[]): Promise<void>;
+  /** Kills the process (SIGKILL: no goodbye to anyone), leaving its files. */
+  kill(): Promise<void>;
   /** A raw authorized request, for checks the client API does not expose. */
   api<T>(token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
   stop(): Promise<void>;
@@ -43,8 +45,9 @@ export interface TestServer {
 export async function startServer(extraArgs: string[] = []): Promise<TestServer> {
   const bin = serverBinary();
   const dir = mkdtempSync(join(tmpdir(), 'or3-client-it-'));
+  let args = extraArgs;
   const launch = (listen: string) =>
-    spawn(bin, ['serve', '--listen', listen, '--database', `sqlite://${dir}/t.db`, ...extraArgs], {
+    spawn(bin, ['serve', '--listen', listen, '--database', `sqlite://${dir}/t.db`, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
     });
@@ -94,11 +97,18 @@ export async function startServer(extraArgs: string[] = []): Promise<TestServer>
       const { status, body } = await api(ownerToken, 'DELETE', `/v1/workspaces/${workspaceId}/members/${userId}`);
       if (status >= 300) throw new Error(`remove member: HTTP ${status} ${JSON.stringify(body)}`);
     },
-    async restart(whileDown) {
+    async restart(whileDown, newArgs) {
       await terminate();
       await whileDown?.();
+      if (newArgs) args = newArgs;
       child = launch(new URL(baseUrl).host);
       await waitForListening(child);
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((done) => child.once('exit', done));
+      child.kill('SIGKILL');
+      await exited;
     },
     async stop() {
       await terminate();

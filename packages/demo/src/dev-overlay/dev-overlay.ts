@@ -143,6 +143,7 @@ export function mountDevOverlay(options: DevOverlayOptions): DevOverlay {
       stats = event;
       render();
     }),
+    engine.on('sync.status:action', () => render()),
     telemetry?.onChange(() => render()) ?? (() => {}),
   ];
   const runs: Subscription = liveQuery(() =>
@@ -169,18 +170,33 @@ export function mountDevOverlay(options: DevOverlayOptions): DevOverlay {
     render();
   }
 
+  /** The engine's status (the client's one status machine), in words; `state` picks the dot's colour. */
   function connectionState(): { text: string; state: string } {
-    if (!navigator.onLine) return { text: 'offline (no network)', state: 'offline' };
-    if (engine.isPaused) {
-      return lastError?.paused
-        ? { text: `paused: ${lastError.code}`, state: 'error' }
-        : { text: 'paused (working offline)', state: 'offline' };
+    if (!engine.isLeader && !engine.isPaused && navigator.onLine) return { text: 'idle: another tab syncs', state: 'follower' };
+    const status = engine.status;
+    const code = status.lastError?.code ?? latestRunError ?? 'unknown';
+    switch (status.state) {
+      case 'offline':
+        return { text: navigator.onLine ? 'offline (server unreachable)' : 'offline (no network)', state: 'offline' };
+      case 'refused':
+        return { text: `paused: ${code}`, state: 'error' };
+      case 'paused':
+        return { text: 'paused (working offline)', state: 'offline' };
+      case 'read_only':
+        return { text: 'read only: writes refused, reads go on', state: 'offline' };
+      case 'attention':
+        return { text: `attention: ${status.failed} failed (${code})`, state: 'error' };
+      case 'held':
+        return { text: `held: ${status.held} wait for the server's --tables (${code})`, state: 'error' };
+      case 'error':
+        return { text: `retrying: ${telemetry?.lastFailure?.code ?? code}`, state: 'error' };
+      case 'connecting':
+      case 'syncing':
+      case 'stale':
+        return { text: status.state, state: 'online' };
+      case 'synced':
+        return { text: status.channel === 'up' ? 'synced, subscribed' : 'synced', state: 'online' };
     }
-    if (!engine.isLeader) return { text: 'idle: another tab syncs', state: 'follower' };
-    const failure = telemetry ? telemetry.lastFailure?.code : latestRunError;
-    if (failure) return { text: `retrying: ${failure}`, state: 'error' };
-    if (telemetry && telemetry.openSubscriptions > 0) return { text: 'online, subscribed', state: 'online' };
-    return { text: 'online', state: 'online' };
   }
 
   function render(): void {

@@ -212,7 +212,10 @@ export class ChatPage {
     await this.page.getByRole('switch', { name: 'Work offline' }).setChecked(offline);
   }
 
-  /** The header's chip: `online` (synced), `connecting`, `retrying`, `not-synced` (refused), `read-only` (a viewer now), `offline` or `no network`. */
+  /**
+   * The header's chip: `online` (synced), `syncing`, `connecting`, `retrying`, `unreachable`, `attention`
+   * (failed writes), `held`, `not-synced` (refused), `read-only` (a viewer now), `offline` (work offline) or `no network`.
+   */
   async networkState(): Promise<string | null> {
     return this.page.getByTestId('network-state').getAttribute('data-state');
   }
