@@ -97,11 +97,12 @@ export class StatusTracker {
   async recount(): Promise<void> {
     const { db } = this.source;
     if (!db.isOpen()) return;
-    [this.held, this.failed] = await Promise.all([outbox.countHeld(db), outbox.countFailed(db)]);
+    const [held, failed] = await Promise.all([outbox.heldForServer(db), outbox.countFailed(db)]);
+    [this.held, this.failed] = [held.length, failed];
     if (this.failed + this.held === 0) {
       if (this.lastRunError === null) this.lastError = null;
     } else if (this.lastError === null) {
-      const [op] = this.failed > 0 ? await outbox.failedOps(db) : await outbox.heldOps(db);
+      const [op] = this.failed > 0 ? await outbox.failedOps(db) : held;
       if (op) this.lastError = opError(op);
     }
     this.announce();

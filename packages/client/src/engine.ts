@@ -372,7 +372,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
   async stats(): Promise<SyncStats> {
     const [pending, held, failed, cursor] = await Promise.all([
       outbox.countQueued(this.db),
-      outbox.countHeld(this.db),
+      outbox.heldForServer(this.db).then((ops) => ops.length),
       outbox.countFailed(this.db),
       readCursor(this.context()),
     ]);

@@ -34,6 +34,12 @@ describe('the status machine', () => {
     expect(state({ pause: 'app', lastRunError: 'paused' })).toBe('paused');
   });
 
+  it('read_only: writes refused while reads go on, over the failed writes it left', () => {
+    expect(state({ access: 'read_only', failed: 2 })).toBe('read_only');
+    expect(state({ access: 'read_only', pause: 'refused', lastRunError: 'forbidden' })).toBe('refused');
+    expect(state({ access: 'read_write', failed: 2 })).toBe('attention');
+  });
+
   it('attention while any op failed, held while any is held; failed wins', () => {
     expect(state({ failed: 1 })).toBe('attention');
     expect(state({ held: 2 })).toBe('held');

@@ -27,13 +27,18 @@ export function failedOps(db: Dexie): Promise<PendingOpRow[]> {
   return outbox(db).where('status').equals(STORED_STATUS.failed).toArray();
 }
 
-/** Ops held for the server's configuration (`unknown_table`, `pk_mismatch`); another user's held ops are not this user's to count. */
+/** Every held op, other users' too (never pushed until released). */
 export function countHeld(db: Dexie): Promise<number> {
+  return outbox(db).where('status').equals(STORED_STATUS.held).count();
+}
+
+/** This user's ops held for the server's configuration (`unknown_table`, `pk_mismatch`): not another user's, which are not this user's to count. */
+export function heldForServer(db: Dexie): Promise<PendingOpRow[]> {
   return outbox(db)
     .where('status')
     .equals(STORED_STATUS.held)
     .filter((op) => !waitsForAuthor(opState(op)))
-    .count();
+    .toArray();
 }
 
 /** Ops held back, in outbox order. */
