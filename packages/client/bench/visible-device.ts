@@ -24,7 +24,9 @@ export const now = (): number => performance.timeOrigin + performance.now();
 export interface WriterMarks {
   /** `put` called. */
   put: number;
-  /** `put` resolved: the capture transaction (row + outbox op) committed. */
+  /** The capture transaction (row + outbox op) committed: its IndexedDB `complete` event, when the engine hears of it. */
+  committed: number | null;
+  /** `put` resolved (Dexie resolves after `complete`). */
   captured: number;
   /** The engine called the provider's `push` with the write's op. */
   pushStart: number | null;
@@ -61,6 +63,23 @@ export function chatMessage(id: string, threadId: string, index: number): Record
     updated_at: Math.floor(Date.now() / 1000),
   };
 }
+
+/**
+ * Stamps the `complete` of the next read-write IndexedDB transaction on
+ * `messages` (the capture of the write being made) into `next.committed`.
+ */
+let nextCommit: WriterMarks | null = null;
+const openTransaction = IDBDatabase.prototype.transaction;
+IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
+  const tx = openTransaction.apply(this, args);
+  const [stores, mode] = args;
+  const marks = nextCommit;
+  if (marks && mode === 'readwrite' && [stores].flat().includes('messages')) {
+    nextCommit = null;
+    tx.addEventListener('complete', () => (marks.committed = now()));
+  }
+  return tx;
+};
 
 /** A synced device and its marks. */
 export class Device {
@@ -153,8 +172,9 @@ export class Device {
 
   /** Writes one message and stamps its capture. */
   async write(row: Record<string, unknown>): Promise<void> {
-    const marks: WriterMarks = { put: now(), captured: 0, pushStart: null, pushEnd: null, pushOps: null };
+    const marks: WriterMarks = { put: now(), committed: null, captured: 0, pushStart: null, pushEnd: null, pushOps: null };
     this.writes.set(String(row.id), marks);
+    nextCommit = marks;
     await this.engine.db.table('messages').put(row);
     marks.captured = now();
   }

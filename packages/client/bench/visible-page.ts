@@ -16,7 +16,7 @@ let floorSocket: WebSocket | null = null;
 
 declare global {
   interface Window {
-    p11Now(): number;
+    p11WallOffset(): number;
     p11Open(baseUrl: string, token: string, workspaceId: string, name: string, threadId: string): Promise<void>;
     p11Write(ids: string[], threadId: string, firstIndex: number, intervalMs: number): Promise<void>;
     p11WaitSeen(pk: string, timeoutMs: number): Promise<boolean>;
@@ -50,7 +50,25 @@ async function until(check: () => boolean, timeoutMs: number): Promise<boolean> 
   return true;
 }
 
-window.p11Now = now;
+/**
+ * Wall clock (`Date.now()`, the system's, shared by every process) minus this
+ * page's clock: the median over ten ticks of `Date.now()`, each caught by a
+ * busy loop the moment it turns (so its 1 ms resolution does not count).
+ */
+window.p11WallOffset = () => {
+  const offsets: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const start = Date.now();
+    let wall = start;
+    let at = now();
+    while (wall === start) {
+      at = now();
+      wall = Date.now();
+    }
+    offsets.push(wall - at);
+  }
+  return offsets.sort((a, b) => a - b)[5]!;
+};
 
 window.p11Open = async (baseUrl, token, workspaceId, name, threadId) => {
   device = await Device.open(baseUrl, token, workspaceId, name);

@@ -20,7 +20,6 @@
  *   npm run bench:visible -w packages/client -- --quick    # 20 writes
  *   npm run bench:visible -w packages/client -- --writes 500 --interval-ms 20
  */
-import type { Page } from 'playwright-core';
 import { bundlePage, launchChromium, median } from './chromium.js';
 import { startFanoutFloor } from './fanout-floor.js';
 import { startPageGateway } from './page-gateway.js';
@@ -45,20 +44,6 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-const nodeNow = () => performance.timeOrigin + performance.now();
-
-/** The page's clock minus Node's, from the quickest of 15 round trips. */
-async function clockOffset(page: Page): Promise<number> {
-  let best = { rtt: Infinity, offset: 0 };
-  for (let i = 0; i < 15; i++) {
-    const before = nodeNow();
-    const at = await page.evaluate(() => window.p11Now());
-    const after = nodeNow();
-    if (after - before < best.rtt) best = { rtt: after - before, offset: at - (before + after) / 2 };
-  }
-  return best.offset;
-}
-
 /** Sum and count of a summary or histogram in the gateway's `/metrics` (all label sets whose labels contain `match`). */
 async function metric(baseUrl: string, name: string, match: string): Promise<{ sum: number; count: number }> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
@@ -74,6 +59,7 @@ const ids = (prefix: string, count: number) => Array.from({ length: count }, (_,
 
 interface Stages {
   capture: number[];
+  putResolves: number[];
   beforePush: number[];
   pushToFrame: number[];
   pushRoundTrip: number[];
@@ -100,7 +86,8 @@ async function main(): Promise<void> {
         return page;
       }),
     );
-    const skew = (await clockOffset(b!)) - (await clockOffset(a!));
+    // B's time on A's clock is B's minus `skew` (both through the system's wall clock).
+    const skew = (await a!.evaluate(() => window.p11WallOffset())) - (await b!.evaluate(() => window.p11WallOffset()));
     const threadId = 'p11-thread';
 
     // The floor first: the same frames from A's page to B's through the bare broadcast server.
@@ -138,15 +125,17 @@ async function main(): Promise<void> {
 
     const wrote = new Map<string, WriterMarks>(writer.writes);
     const read = new Map<string, ReaderMarks>(reader.reads);
-    const stages: Stages = { capture: [], beforePush: [], pushToFrame: [], pushRoundTrip: [], frameToEngine: [], apply: [], applyToSeen: [], total: [] };
+    const stages: Stages = { capture: [], putResolves: [], beforePush: [], pushToFrame: [], pushRoundTrip: [], frameToEngine: [], apply: [], applyToSeen: [], total: [] };
     for (const pk of timed) {
       const w = wrote.get(pk);
       const r = read.get(pk);
       if (!w || !r || r.seen === null) throw new Error(`write ${pk} was not seen on B`);
       stages.total.push(r.seen - skew - w.put);
-      stages.capture.push(w.captured - w.put);
+      if (w.committed === null) throw new Error(`write ${pk}: no capture transaction seen`);
+      stages.capture.push(w.committed - w.put);
+      stages.putResolves.push(w.captured - w.committed);
       if (w.pushStart !== null && w.pushEnd !== null) {
-        stages.beforePush.push(w.pushStart - w.captured);
+        stages.beforePush.push(w.pushStart - w.committed);
         stages.pushRoundTrip.push(w.pushEnd - w.pushStart);
         if (r.frame !== null) stages.pushToFrame.push(r.frame - skew - w.pushStart);
       }
@@ -206,14 +195,14 @@ function report(o: Outcome): void {
     { figure: `write→visible p99, ${writes} writes ${intervalMs} ms apart, put on A until B's liveQuery returns the row`, measured: ms(p99), baseline: `${ms(floor99)} (${floorName})`, ratio: p99 / floor99, goal: `≤ ${P99_GOAL_MS} ms`, pass: p99 <= P99_GOAL_MS },
   ];
   const stageLine = [
-    `capture (put until it resolves) ${ms(median(stages.capture))}`,
-    `wait before the push (put resolved until the engine calls push) ${ms(median(stages.beforePush))}`,
+    `capture (put until its transaction completes) ${ms(median(stages.capture))}`,
+    `wait before the push (capture complete until the engine calls push) ${ms(median(stages.beforePush))}`,
     `push request until the frame reaches B's socket (HTTP, auth, commit, fanout, loopback) ${ms(median(stages.pushToFrame))}`,
     `frame until the engine gets the batch (parse, queue) ${ms(median(stages.frameToEngine))}`,
     `apply (the engine's onChanges, its transaction) ${ms(median(stages.apply))}`,
     `applied until B's liveQuery returns the row ${ms(median(stages.applyToSeen))}`,
   ].join('; ');
-  const context = `the push's round trip ${ms(median(stages.pushRoundTrip))}; the gateway's own time per push request ${ms(o.serverPushMs)} (mean of ${o.serverPushes}, or3_http_request_seconds), per group commit ${ms(o.commitMs)} (mean, or3_sqlite_group_commit_seconds); ${o.pushes} pushes for ${writes} writes (ops per push: median ${median(o.pushOps)}, most ${Math.max(...o.pushOps)})`;
+  const context = `put resolves ${ms(median(stages.putResolves))} after its transaction completes; the push's round trip ${ms(median(stages.pushRoundTrip))}; the gateway's own time per push request ${ms(o.serverPushMs)} (mean of ${o.serverPushes}, or3_http_request_seconds), per group commit ${ms(o.commitMs)} (mean, or3_sqlite_group_commit_seconds); ${o.pushes} pushes for ${writes} writes (ops per push: median ${median(o.pushOps)}, most ${Math.max(...o.pushOps)})`;
   const heading = `write→visible on another device, the gateway (${o.binary}) and two Chromium ${o.version} contexts over WebSockets, ${writes} writes ${intervalMs} ms apart${quick ? ' (--quick)' : ''}`;
   console.log(heading);
   console.log(`write→visible p50 ${ms(p50)}  p99 ${ms(p99)}  floor p50 ${ms(floor50)}  p99 ${ms(floor99)}  ratio p50 ${(p50 / floor50).toFixed(2)}  p99 ${(p99 / floor99).toFixed(2)}`);
@@ -225,7 +214,7 @@ function report(o: Outcome): void {
     const flags = process.argv.slice(2).filter((arg, i, all) => arg !== '--results' && all[i - 1] !== '--results');
     const command = `npm run bench:visible -w packages/client${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
     writeFigureBlock(path, 'P11', heading, command, rows, [
-      `Device A and device B are two contexts of one Chromium (each its own IndexedDB), each with attachSync on an app database (threads, messages) and engine.start() against the gateway (dev auth, SQLite WAL, synchronous=full), realtime over a WebSocket. A writes ${writes} messages of 200 characters into one thread (${WARM_UP} untimed first); B watches the thread with a Dexie liveQuery. Latency: from the put call on A until B's liveQuery first returns the row, both on performance.timeOrigin + now() (the contexts' clocks differ by ${o.skew.toFixed(2)} ms, measured from Node and corrected).`,
+      `Device A and device B are two contexts of one Chromium (each its own IndexedDB), each with attachSync on an app database (threads, messages) and engine.start() against the gateway (dev auth, SQLite WAL, synchronous=full), realtime over a WebSocket. A writes ${writes} messages of 200 characters into one thread (${WARM_UP} untimed first); B watches the thread with a Dexie liveQuery. Latency: from the put call on A until B's liveQuery first returns the row, both on performance.timeOrigin + now() (the contexts' clocks differ by ${o.skew.toFixed(2)} ms, measured in each page against the system's wall clock, Date.now(), at the moment it ticks, and corrected).`,
       `The floor ran first in the same browser: A's page sent each write's changes frame (the gateway's shape, the same row) to ${o.floorBinary.replace(/.*\/target\//, 'target/')} --serve-fanout-floor, which broadcast it to B's page (stamped in onmessage).`,
       `Where one write's time went (medians over the writes; each stage stamped from outside the engine by wrapping its provider and WebSocket): ${stageLine}.`,
       `Context: ${context}.`,
