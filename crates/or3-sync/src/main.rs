@@ -393,6 +393,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
+    tracing::info!(
+        "syncing tables (table:pk field): {} (change with --tables)",
+        state.config.tables
+    );
     tracing::info!("or3-sync listening on http://{local}");
     sync_server::serve::run(listener, state, sync_server::serve::shutdown_signal()).await?;
     tracing::info!("or3-sync stopped");

@@ -250,6 +250,22 @@ async fn dev_tokens_survive_a_restart() {
         200,
         "the dev key is kept beside the database"
     );
+    assert!(
+        dir.path().join("dev.devkey.pem").exists(),
+        "the dev key is named after the database file"
+    );
+}
+
+#[test]
+fn serve_logs_the_tables_it_serves_with_their_pk_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("t.db"), &["--tables", "tags,notes:noteId"]);
+    let logged = server
+        .startup
+        .iter()
+        .find(|line| line.contains("syncing tables"))
+        .unwrap_or_else(|| panic!("no tables line in {:?}", server.startup));
+    assert!(logged.contains("notes:noteId,tags:id"), "{logged}");
 }
 
 #[test]

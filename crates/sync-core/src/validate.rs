@@ -74,6 +74,19 @@ impl Rejection {
             retryable: code.is_retryable(),
         }
     }
+
+    /// The rejection of a table this server does not sync, naming the fix:
+    /// the server decides which tables sync (`--tables`), not the client.
+    pub fn unknown_table(table: &str) -> Rejection {
+        Rejection::new(
+            RejectCode::UnknownTable,
+            "table_name",
+            format!(
+                "table `{table}` is not synced by this server: add it to --tables \
+                 (`{table}:field` names its key field, `id` by default)"
+            ),
+        )
+    }
 }
 
 /// `put` or `delete`.
@@ -151,6 +164,23 @@ impl TableConfig {
     /// Every synced table name.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tables.keys().map(String::as_str)
+    }
+
+    /// Every synced table with its pk field, by name.
+    pub fn pk_fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tables.iter().map(|(t, f)| (t.as_str(), f.as_str()))
+    }
+}
+
+/// `name:field` for every table, comma-separated: the `--tables` list that
+/// declares exactly this configuration.
+impl std::fmt::Display for TableConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (table, field)) in self.pk_fields().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep}{table}:{field}")?;
+        }
+        Ok(())
     }
 }
 
@@ -285,13 +315,9 @@ pub fn validate_op(
         )
     })?;
 
-    let pk_field = tables.pk_field(table_name).ok_or_else(|| {
-        Rejection::new(
-            RejectCode::UnknownTable,
-            "table_name",
-            format!("table `{table_name}` is not synced"),
-        )
-    })?;
+    let pk_field = tables
+        .pk_field(table_name)
+        .ok_or_else(|| Rejection::unknown_table(table_name))?;
     check_pk(pk)?;
     let hlc = Hlc::parse(hlc_text)
         .ok()
@@ -319,7 +345,11 @@ pub fn validate_op(
             return Err(Rejection::new(
                 RejectCode::PkMismatch,
                 "payload",
-                format!("payload.{pk_field} must be a string equal to pk"),
+                format!(
+                    "payload.{pk_field} must be a string equal to pk: this server keys \
+                     `{table_name}` by `{pk_field}`; if the app keys it by another field, \
+                     declare that on the server with --tables {table_name}:field"
+                ),
             ));
         }
         let size = json_size(map);

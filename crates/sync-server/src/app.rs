@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         );
     let mut api = Router::new()
         .route("/v1/health", get(routes::health::health))
+        .route("/v1/config", get(routes::config::config))
         .route(
             "/v1/workspaces",
             post(routes::workspaces::create).get(routes::workspaces::list),

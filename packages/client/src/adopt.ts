@@ -30,15 +30,8 @@ import type { EngineContext } from './context.js';
 import { formatHlc, hlcSend, type HlcState, type RecordPayload, type Stamp } from '@or3/sync-protocol';
 import { newOpId } from './ids.js';
 import { winsOver } from './lww.js';
-import {
-  OUTBOX_TABLE,
-  STATE_KEYS,
-  STATE_TABLE,
-  TOMBSTONES_TABLE,
-  type PendingOpRow,
-  type SyncedTable,
-  type TombstoneRow,
-} from './schema.js';
+import { newOp, outbox, type PendingOpRow } from './outbox/index.js';
+import { STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
 import { rowSyncs, toWirePayload } from './table-conventions.js';
 import { sameJson } from './json-equal.js';
 
@@ -132,16 +125,11 @@ async function adoptNextBatch(
 /** Queues the rows of one batch that need it; returns how many. */
 async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPayload[], staged: Map<string, RemoteVersion>): Promise<number> {
   const pks = rows.map((row) => pkToWire(row[table.primaryKey]));
-  const withOps = new Set(
-    ((await ctx.db.table(OUTBOX_TABLE).where('[table_name+pk]').anyOf(pks.map((pk) => [table.name, pk])).keys()) as unknown as [
-      string,
-      string,
-    ][]).map(([, pk]) => pk),
-  );
+  const withOps = await outbox.recordsWithOps(ctx.db, table.name, pks);
   const clockState = await readClockState(ctx.db);
   let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
   const deviceId = ctx.scope.deviceId;
-  const now = Date.now();
+  const now = ctx.runtime.now();
   const ops: PendingOpRow[] = [];
   const stamped: RecordPayload[] = [];
   const tombstones: TombstoneRow[] = [];
@@ -158,21 +146,8 @@ async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPay
     if (table.orderKey && typeof adopted.order_key !== 'string') adopted.order_key = stamp;
     const opId = newOpId();
     stamped.push(adopted);
-    ops.push({
-      op_id: opId,
-      table_name: table.name,
-      operation: isDelete ? 'delete' : 'put',
-      pk,
-      payload: adopted,
-      clock,
-      hlc: stamp,
-      device_id: deviceId,
-      status: 'pending',
-      sent: 0,
-      attempts: 0,
-      error: null,
-      created_at: now,
-    });
+    const operation = isDelete ? 'delete' : 'put';
+    ops.push(newOp({ op_id: opId, table_name: table.name, operation, pk, payload: adopted, clock, hlc: stamp, device_id: deviceId }, now));
     if (isDelete) {
       tombstones.push({
         table_name: table.name,
@@ -188,7 +163,7 @@ async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPay
   });
   if (ops.length === 0) return 0;
   await ctx.db.table(table.name).bulkPut(stamped);
-  await ctx.db.table(OUTBOX_TABLE).bulkAdd(ops);
+  await outbox.appendOps(ctx.db, ops);
   if (tombstones.length > 0) {
     await ctx.db.table(TOMBSTONES_TABLE).bulkPut(tombstones);
     noteTombstones(clockState, [table.name]);

@@ -19,11 +19,10 @@ import {
 } from '@or3/sync-protocol';
 import { maxStamp, winsOver } from './lww.js';
 import { copyClockState, noteTombstones, readClockState, writeClockState } from './clock-state.js';
+import { outbox, type PendingOpRow } from './outbox/index.js';
 import {
   CAPTURE_TABLES,
-  OUTBOX_TABLE,
   TOMBSTONES_TABLE,
-  type PendingOpRow,
   type SyncedTable,
   type TombstoneRow,
 } from './schema.js';
@@ -112,7 +111,7 @@ export function rowFromVersion(table: SyncedTable, version: RemoteVersion, befor
 }
 
 /** The tombstone stamp a deleted version leaves. */
-export function tombstoneFromVersion(version: RemoteVersion): TombstoneRow {
+export function tombstoneFromVersion(version: RemoteVersion, recordedAt: number): TombstoneRow {
   return {
     table_name: version.table_name,
     pk: version.pk,
@@ -121,7 +120,7 @@ export function tombstoneFromVersion(version: RemoteVersion): TombstoneRow {
     op_id: version.op_id,
     deleted_at: typeof version.payload?.deleted_at === 'number' ? version.payload.deleted_at : null,
     server_version: version.server_version,
-    recorded_at: Date.now(),
+    recorded_at: recordedAt,
   };
 }
 
@@ -216,7 +215,7 @@ export async function applyRemoteVersions(
     tableWrites.set(version.pk, row);
     local.row = row ?? undefined;
     if (version.deleted) {
-      local.tombstone = tombstoneFromVersion(version);
+      local.tombstone = tombstoneFromVersion(version, runtime.now());
       tombWrites.set(key, local.tombstone);
     }
     outcome.applied += 1;
@@ -305,13 +304,13 @@ async function loadLocalRecords(
         }
       }),
       readDense(
-        db.table(OUTBOX_TABLE).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true),
+        outbox.opsInKeyRange(db, tableName, lower, upper),
         pks.length,
-        () => db.table(OUTBOX_TABLE).where('[table_name+pk]').anyOf(pks.map((pk) => [tableName, pk])).toArray(),
+        () => outbox.opsOfRecords(db, tableName, pks),
       ).then((ops) => {
-        for (const op of ops as (PendingOpRow | undefined)[]) {
-          const record = op && local(op.table_name, op.pk);
-          if (record && (!record.pendingOp || (op.seq ?? 0) > (record.pendingOp.seq ?? 0))) record.pendingOp = op;
+        for (const [key, op] of outbox.latestPerRecord(ops, (o) => recordKey(o.table_name, o.pk))) {
+          const record = locals.get(key);
+          if (record) record.pendingOp = op;
         }
       }),
     );

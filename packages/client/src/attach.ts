@@ -16,15 +16,16 @@ import { declaredTableNames, declaredVersions } from './dexie-internals.js';
 import { SyncEngine, workspaceDatabaseName, type AttachSyncOptions } from './engine.js';
 import { findLegacyTables } from './legacy-layout.js';
 import { ENGINE_TABLE_PREFIX, ENGINE_TABLES, resolveSyncedTables, type SyncedTableOptions } from './schema.js';
-import { TableDeclarationError } from './table-conventions.js';
+import { checkPrimaryKey } from './table-conventions.js';
 
 /**
  * Attaches sync to `db`, the app's Dexie (or subclass) with its versions
  * declared and not yet opened; opens it and returns the idle engine (call
- * `start()` or `sync()`). Rows the database already holds are adopted on the
- * first sync. Throws, naming the table and field, on a bad declaration.
+ * `start()` or `sync()`), whose `engine.db` has `db`'s type. Rows the
+ * database already holds are adopted on the first sync. Throws, naming the
+ * table and field, on a bad declaration.
  */
-export async function attachSync(db: Dexie, options: AttachSyncOptions): Promise<SyncEngine> {
+export async function attachSync<DB extends Dexie>(db: DB, options: AttachSyncOptions): Promise<SyncEngine<DB>> {
   if (db.isOpen()) throw new Error('or3-sync: attachSync needs the database before it is opened (Dexie opens on first use)');
   const versions = declaredVersions(db);
   if (versions.length === 0) throw new Error(`or3-sync: declare the app's db.version(n).stores({...}) before attachSync`);
@@ -39,10 +40,7 @@ export async function attachSync(db: Dexie, options: AttachSyncOptions): Promise
   const declared = new Set(db.tables.map((table) => table.name));
   for (const table of tables.values()) {
     if (!declared.has(table.name)) throw new Error(`or3-sync: synced table ${table.name} is not in the app's schema`);
-    const keyPath = db.table(table.name).schema.primKey.keyPath;
-    if (keyPath !== table.primaryKey) {
-      throw new TableDeclarationError(table.name, 'primaryKey', `is ${table.primaryKey} but the app's schema keys the table by ${JSON.stringify(keyPath)}`);
-    }
+    checkPrimaryKey(table.name, table.primaryKey, db.table(table.name).schema.primKey);
   }
   const legacyTables = await findLegacyTables(db);
   versions[0]!.stores({ ...ENGINE_TABLES, ...legacyTables });

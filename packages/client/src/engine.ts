@@ -7,60 +7,56 @@
  * background in the leader tab. Every run leaves a `_or3sync_runs` row and a
  * `sync.stats:action` event.
  *
- * When runs happen (one at a time, the timer, the backoff) is
- * `run-scheduler.ts`'s; the options are in `engine-options.ts`, what opening
- * settles in `engine-open.ts`. This file is near 500 lines on purpose: it is
- * the one object an app holds, and its lifecycle (open, start/stop,
- * pause/resume, close), the run itself (`runOnce`) and the subscription it
- * keeps read best side by side, since each of them changes the others' state.
+ * This file holds the lifecycle (open, start/stop, pause/resume, close) and
+ * the wiring: the run itself is `run.ts` (its end is classified in
+ * `run-end.ts`), when runs happen is `run-scheduler.ts`'s, the outbox is
+ * `outbox/`'s, the options are in `engine-options.ts`, what opening settles in
+ * `engine-open.ts`. The engine's state is three typed values: its `Lifecycle`,
+ * its `PauseReason` (or null), and the `RunState` runs share.
  */
 import type { Dexie } from 'dexie';
-import { readAdoption } from './adopt.js';
 import { DEFAULT_BACKOFF, sleep } from './backoff.js';
 import { createCaptureMiddleware, type CaptureRuntime } from './capture/index.js';
 import type { EngineContext, LoopSettings } from './context.js';
 import {
   SyncEventBus,
-  type ConflictEvent,
-  type ErrorEvent,
-  type RescanReason,
+  type PauseReason,
   type SyncEventListener,
   type SyncEventName,
   type SyncStats,
 } from './events.js';
 import { defaultLockManager, electLeader, openTabChannel, type TabChannel } from './leader.js';
-import {
-  isSyncProviderError,
-  SyncProviderError,
-  type ChangesBatch,
-  type SyncProvider,
-  type Unsubscribe,
-} from './provider.js';
-import { applyBatch, pullChanges, readCursor, readOwedRescan } from './pull.js';
-import { discardFailedOp, pushPending } from './push.js';
+import { outbox, type PendingOpRow } from './outbox/index.js';
+import type { ChangesBatch, SyncProvider, Unsubscribe } from './provider.js';
+import { applyBatch, readCursor } from './pull.js';
+import { discardFailedOp } from './push.js';
 import { migrateLegacyTables } from './legacy-layout.js';
 import type { AttachSyncOptions, AttachedDatabase, SyncRunResult } from './engine-options.js';
 import { openEngineState } from './engine-open.js';
-import { rescanDueAfterPush, rescanScope } from './rescan.js';
+import { classifyFailure } from './run-end.js';
+import { reportFailure, runSync, type RunHost, type RunOutcome, type RunState } from './run.js';
 import { RunScheduler } from './run-scheduler.js';
-import {
-  OUTBOX_TABLE,
-  RUNS_TABLE,
-  STATE_KEYS,
-  STATE_TABLE,
-  type PendingOpRow,
-  type SyncRunRow,
-} from './schema.js';
+import { STATE_KEYS, STATE_TABLE } from './schema.js';
 
 export { workspaceDatabaseName, type AttachSyncOptions, type AttachedDatabase, type SyncRunResult } from './engine-options.js';
+
+/** Where the engine is in its life. */
+type Lifecycle =
+  /** Open, loops not running (before `start()`, after `stop()`). */
+  | { kind: 'stopped' }
+  /** Started; another tab leads (or the lock is not granted yet). */
+  | { kind: 'following' }
+  /** Started and leading: runs in the background, polls the shared outbox. */
+  | { kind: 'leading'; poll: ReturnType<typeof setInterval> }
+  | { kind: 'closed' };
 
 /** Longest `stop()` and `close()` wait for the run in flight. */
 const STOP_GRACE_MS = 2_000;
 
-/** One workspace's database and sync loops. */
-export class SyncEngine {
+/** One workspace's database and sync loops; `DB` is the app's Dexie (sub)class, so `engine.db` keeps its tables' types. */
+export class SyncEngine<DB extends Dexie = Dexie> {
   /** The workspace's Dexie database: the app's tables plus the engine's. */
-  readonly db: Dexie;
+  readonly db: DB;
   readonly workspaceId: string;
   readonly events = new SyncEventBus();
   /** The backend this engine syncs with (bindings read its realtime state, when it reports one). */
@@ -71,46 +67,34 @@ export class SyncEngine {
   private readonly options: AttachSyncOptions;
   private readonly attached: AttachedDatabase;
   private readonly now: () => number;
-  private readonly random: () => number;
+  private readonly runHost: RunHost;
   private deviceIdValue: string | null = null;
-  private clockOffsetMs = 0;
-  private clockSamples = 0;
-  private paused = false;
-  private rescanReason: RescanReason | null = null;
-  private errorCount = 0;
-  private phase: ErrorEvent['phase'] = 'push';
-  private lastPushAt: number | null = null;
-  private lastPullAt: number | null = null;
-  /** The next run was asked for by the safety pull (see `safetyPullMs`). */
-  private safetyPullDue = false;
-  /** Runs queued or running: the outbox poll adds none while there are some. */
-  private queueFullSignalled = false;
-  private capacityWaiters: (() => void)[] = [];
-  private started = false;
-  private leading = false;
-  private closed = false;
-  private pollTimer: ReturnType<typeof setInterval> | null = null;
-  private unsubscribe: Unsubscribe | null = null;
+  private clock = { offsetMs: 0, samples: 0 };
+  private life: Lifecycle = { kind: 'stopped' };
+  private pauseReasonValue: PauseReason | null = null;
+  private readonly runState: RunState = { rescanDue: null, safetyPullDue: false, errorCount: 0, lastPushAt: null, lastPullAt: null };
+  private subscription: Unsubscribe | null = null;
+  /** Backpressure: `sync.queue:action:full` fired and not yet relieved; bulk writers waiting for room. */
+  private queue = { fullSignalled: false, waiters: [] as (() => void)[] };
   private resignLeadership: () => void = () => {};
   private tabChannel: TabChannel | null = null;
   private abort = new AbortController();
 
   /** Use `attachSync` (or `openWorkspace`): it checks the app's schema and adds the engine's stores first. */
-  constructor(db: Dexie, options: AttachSyncOptions, attached: AttachedDatabase) {
+  constructor(db: DB, options: AttachSyncOptions, attached: AttachedDatabase) {
     this.db = db;
     this.options = options;
     this.attached = attached;
     this.workspaceId = options.workspaceId;
     this.provider = options.provider;
-    this.now = options.now ?? Date.now;
-    this.random = options.random ?? Math.random;
-    const tables = attached.tables;
+    const now = (this.now = options.now ?? Date.now);
     const seconds = (options.timeUnit ?? 'seconds') === 'seconds';
     this.runtime = {
-      tables,
+      tables: attached.tables,
       deviceId: null,
-      hlcNow: () => Math.round(this.now() + this.clockOffsetMs),
-      appNow: () => (seconds ? Math.floor(this.now() / 1000) : this.now()),
+      now,
+      hlcNow: () => Math.round(now() + this.clock.offsetMs),
+      appNow: () => (seconds ? Math.floor(now() / 1000) : now()),
       outboxSoftLimit: options.outboxSoftLimit ?? 10_000,
       pendingEstimate: 0,
       remoteTransactions: new WeakSet(),
@@ -128,13 +112,27 @@ export class SyncEngine {
     this.scheduler = new RunScheduler(
       {
         runOnce: () => this.runOnce(),
-        mayRun: () => this.leading && !this.closed && !this.paused,
-        isPaused: () => this.paused,
-        isClosed: () => this.closed,
+        mayRun: () => this.life.kind === 'leading' && !this.isPaused,
+        isPaused: () => this.isPaused,
+        isClosed: () => this.life.kind === 'closed',
       },
       this.settings.backoff,
-      this.random,
+      options.random ?? Math.random,
+      now,
     );
+    this.runHost = {
+      state: this.runState,
+      backoff: this.settings.backoff,
+      scheduler: this.scheduler,
+      context: () => this.context(),
+      now,
+      signal: () => this.abort.signal,
+      isPaused: () => this.isPaused,
+      refuse: (reason) => this.pauseFor(reason),
+      isSubscribed: () => this.subscription !== null,
+      stopSubscription: () => this.stopSubscription(),
+      stats: () => this.stats(),
+    };
     this.db.use(createCaptureMiddleware(this.runtime));
   }
 
@@ -146,7 +144,7 @@ export class SyncEngine {
 
   /** True while this tab runs the network loops. */
   get isLeader(): boolean {
-    return this.leading;
+    return this.life.kind === 'leading';
   }
 
   /**
@@ -158,17 +156,13 @@ export class SyncEngine {
     await this.db.open();
     await migrateLegacyTables(this.db, this.attached.legacyTables);
     this.deviceIdValue = await openEngineState(this.db, this.attached.declaredVersion);
-    const state = this.db.table(STATE_TABLE);
-    const offset = (await state.get(STATE_KEYS.clockOffset))?.value;
-    if (typeof offset === 'number') {
-      this.clockOffsetMs = offset;
-      this.clockSamples = 1;
-    }
+    const offset = (await this.db.table(STATE_TABLE).get(STATE_KEYS.clockOffset))?.value;
+    if (typeof offset === 'number') this.clock = { offsetMs: offset, samples: 1 };
     this.runtime.deviceId = this.deviceIdValue;
     await this.refreshPendingEstimate();
     if (this.options.broadcast ?? true) {
       this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, () => {
-        if (this.leading) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
+        if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
       });
     }
   }
@@ -185,47 +179,33 @@ export class SyncEngine {
 
   /** Replaces the local state with a fresh snapshot, keeping pending writes, then pulls. */
   rescan(): Promise<SyncRunResult> {
-    this.rescanReason = 'on_demand';
+    this.runState.rescanDue = 'on_demand';
     return this.sync();
   }
 
   /** Runs the loops in the background (in the leader tab only). */
   start(): void {
-    if (this.started || this.closed) return;
-    this.started = true;
+    if (this.life.kind !== 'stopped') return;
+    this.life = { kind: 'following' };
     const locks = this.options.locks === undefined ? defaultLockManager() : this.options.locks;
     this.resignLeadership = electLeader(locks, `or3-sync:${this.db.name}`, () => {
-      if (this.closed || !this.started) return;
-      this.leading = true;
+      if (this.life.kind !== 'following') return;
+      // Other tabs' writes land in the shared outbox; look for them now and then.
+      this.life = { kind: 'leading', poll: setInterval(() => this.poll(), this.options.outboxPollMs ?? 5000) };
       this.emitState();
       this.scheduler.schedule(0);
-      // Other tabs' writes land in the shared outbox; look for them now and then.
-      this.pollTimer = setInterval(() => {
-        void this.refreshPendingEstimate()
-          .then(() => {
-            // A run that is queued or running pushes and pulls anyway (and a long one must not pile up more).
-            if (this.scheduler.runsInFlight > 0) return;
-            const safetyPullMs = this.options.safetyPullMs ?? 60_000;
-            const quiet = safetyPullMs > 0 && Date.now() - (this.lastPullAt ?? 0) >= safetyPullMs;
-            if (quiet) this.safetyPullDue = true;
-            if (this.runtime.pendingEstimate > 0 || this.rescanReason || quiet) this.scheduler.schedule(0);
-          })
-          .catch(() => {});
-      }, this.options.outboxPollMs ?? 5000);
     });
   }
 
   /** Stops the background loops; local writes keep landing in the outbox. */
   async stop(): Promise<void> {
-    const wasLeading = this.leading;
-    this.started = false;
-    this.leading = false;
-    if (wasLeading) this.emitState();
+    const life = this.life;
+    if (life.kind === 'leading') clearInterval(life.poll);
+    if (life.kind !== 'closed') this.life = { kind: 'stopped' };
+    if (life.kind === 'leading') this.emitState();
     this.resignLeadership();
     this.stopSubscription();
     this.scheduler.cancel();
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = null;
     this.abort.abort();
     // The run in flight ends at its next step; a provider request that never answers must not
     // hold `stop()` (and a workspace switch) forever: past the grace, the run is left to fail
@@ -234,51 +214,53 @@ export class SyncEngine {
     this.abort = new AbortController();
   }
 
-  /** Pauses the loops (as after a 403/404); `resume()` restarts them. */
+  /** Pauses the loops (the app's pause; a 403/404 pauses them too); `resume()` restarts them. */
   pause(): void {
-    const changed = !this.paused;
-    this.paused = true;
-    this.stopSubscription();
-    if (changed) this.emitState();
+    this.pauseFor({ kind: 'app' });
   }
 
   /** Lifts a pause; the leader runs at once. */
   resume(): void {
-    const changed = this.paused;
-    this.paused = false;
+    const changed = this.isPaused;
+    this.pauseReasonValue = null;
     if (changed) this.emitState();
     this.scheduler.resetBackoff();
-    if (this.leading) this.scheduler.schedule(0);
+    if (this.isLeader) this.scheduler.schedule(0);
   }
 
   /** True after a 403/404 or `pause()`, until `resume()`. */
   get isPaused(): boolean {
-    return this.paused;
+    return this.pauseReasonValue !== null;
+  }
+
+  /** Why the loops are paused (the app, or the server's refusal with its code); null while not paused. */
+  get pauseReason(): PauseReason | null {
+    return this.pauseReasonValue;
   }
 
   /** Stops everything and closes the database; the workspace's rows stay on disk. */
   async close(): Promise<void> {
     await this.stop();
-    this.closed = true;
+    this.life = { kind: 'closed' };
     this.tabChannel?.close();
-    for (const resolve of this.capacityWaiters.splice(0)) resolve();
+    for (const resolve of this.queue.waiters.splice(0)) resolve();
     this.db.close();
   }
 
   /** Resolves when the outbox is below its soft limit: backpressure for bulk writes. */
   waitForCapacity(): Promise<void> {
     if (this.runtime.pendingEstimate < this.runtime.outboxSoftLimit) return Promise.resolve();
-    return new Promise((resolve) => this.capacityWaiters.push(resolve));
+    return new Promise((resolve) => this.queue.waiters.push(resolve));
   }
 
   /** Ops waiting to be pushed (not counting failed ones). */
   pendingCount(): Promise<number> {
-    return this.db.table(OUTBOX_TABLE).where('status').equals('pending').count();
+    return outbox.countQueued(this.db);
   }
 
   /** Ops the server rejected for good; kept until the app discards them. */
   failedOps(): Promise<PendingOpRow[]> {
-    return this.db.table<PendingOpRow>(OUTBOX_TABLE).where('status').equals('failed').toArray();
+    return outbox.failedOps(this.db);
   }
 
   /** Drops a failed op and restores its record from the server's copy. */
@@ -288,27 +270,26 @@ export class SyncEngine {
 
   /** The numbers `sync.stats:action` carries. */
   async stats(): Promise<SyncStats> {
-    const ops = this.db.table(OUTBOX_TABLE);
     const [pending, failed, cursor] = await Promise.all([
-      ops.where('status').equals('pending').count(),
-      ops.where('status').equals('failed').count(),
+      outbox.countQueued(this.db),
+      outbox.countFailed(this.db),
       readCursor(this.context()),
     ]);
-    return {
-      workspaceId: this.workspaceId,
-      pending,
-      failed,
-      cursor,
-      lastPushAt: this.lastPushAt,
-      lastPullAt: this.lastPullAt,
-      errors: this.errorCount,
-      paused: this.paused,
-    };
+    const { lastPushAt, lastPullAt, errorCount } = this.runState;
+    return { workspaceId: this.workspaceId, pending, failed, cursor, lastPushAt, lastPullAt, errors: errorCount, paused: this.isPaused };
   }
 
   /** `sync.state:action`: bindings follow leadership and pauses, which no run reports. */
   private emitState(): void {
-    this.events.emit('sync.state:action', { leader: this.leading, paused: this.paused });
+    this.events.emit('sync.state:action', { leader: this.isLeader, paused: this.isPaused, pauseReason: this.pauseReasonValue });
+  }
+
+  private pauseFor(reason: PauseReason): void {
+    const changed = !this.isPaused;
+    // The first reason stands: a refusal while the app has paused does not rewrite why.
+    this.pauseReasonValue ??= reason;
+    this.stopSubscription();
+    if (changed) this.emitState();
   }
 
   private context(): EngineContext {
@@ -325,136 +306,42 @@ export class SyncEngine {
     };
   }
 
-  private async runOnce(): Promise<SyncRunResult> {
-    const run: SyncRunRow = { started_at: Date.now(), finished_at: null, pushed: 0, pulled: 0, conflicts: 0, error: null };
-    const conflicts: ConflictEvent[] = [];
-    const ctx = this.context();
-    const safetyPull = this.safetyPullDue;
-    this.safetyPullDue = false;
-    let reopen = false;
-    try {
-      if (this.paused) throw new SyncProviderError({ code: 'paused', message: 'sync is paused', status: -1 });
-      let cursor = await readCursor(ctx);
-      const owed = (await readOwedRescan(ctx)) ?? ((await readAdoption(ctx)) ? 'adoption' : null);
-      if (cursor === null || this.rescanReason || owed) {
-        const reason = cursor === null ? 'fresh_device' : (this.rescanReason ?? owed!);
-        cursor = await this.runRescan(ctx, reason, run, conflicts);
-      }
-      this.phase = 'push';
-      // A failed push does not keep this run from pulling; its error still fails the run.
-      let pushError: unknown = null;
-      try {
-        const pushed = await pushPending(ctx, this.abort.signal);
-        run.pushed = pushed.pushed;
-        conflicts.push(...pushed.conflicts);
-        if (pushed.pushed + pushed.failed > 0) this.lastPushAt = Date.now();
-      } catch (error) {
-        if (isSyncProviderError(error) && (error.status === 403 || error.status === 404 || error.status === 0)) throw error;
-        pushError = error;
-      }
-      this.phase = 'pull';
-      let pulled;
-      try {
-        pulled = await pullChanges(ctx, cursor);
-      } catch (error) {
-        if (!isSyncProviderError(error) || error.code !== 'cursor_expired') throw error;
-        cursor = await this.runRescan(ctx, 'cursor_expired', run, conflicts);
-        pulled = await pullChanges(ctx, cursor);
-      }
-      if (pulled.scopeChanged || (await rescanDueAfterPush(ctx))) {
-        cursor = await this.runRescan(ctx, 'scope_change', run, conflicts);
-        pulled = await pullChanges(ctx, cursor);
-      }
-      run.pulled += pulled.pulled;
-      conflicts.push(...pulled.conflicts);
-      this.lastPullAt = Date.now();
-      // Changes of others the subscription stayed silent about for a whole safety interval: its
-      // connection is likely dead without knowing it. Reopen it (below, from the cursor just stored).
-      if (safetyPull && pulled.applied > 0 && this.unsubscribe) {
-        this.stopSubscription();
-        reopen = true;
-      }
-      if (pushError) {
-        this.phase = 'push';
-        throw pushError;
-      }
-      this.scheduler.succeeded();
-    } catch (error) {
-      run.error = this.handleFailure(error);
-    } finally {
-      run.finished_at = Date.now();
-      run.conflicts = conflicts.length;
-      await this.recordRun(run);
-      for (const conflict of conflicts) this.events.emit('sync.conflict:action:detected', conflict);
-      this.events.emit('sync.stats:action', await this.stats());
+  private async runOnce(): Promise<RunOutcome> {
+    const outcome = await runSync(this.runHost);
+    if (this.isLeader && !this.subscription && (outcome.end.kind === 'synced' || outcome.reopenSubscription)) {
+      await this.startSubscription();
     }
-    if (this.leading && !this.unsubscribe && (!run.error || reopen)) await this.startSubscription();
-    const { pushed, pulled, error } = run;
-    return { pushed, pulled, conflicts: run.conflicts, error };
+    return outcome;
   }
 
-  private async runRescan(
-    ctx: EngineContext,
-    reason: RescanReason,
-    run: SyncRunRow,
-    conflicts: ConflictEvent[],
-  ): Promise<number> {
-    this.phase = 'snapshot';
-    this.stopSubscription();
-    const outcome = await rescanScope(ctx, reason);
-    this.rescanReason = null;
-    run.pulled += outcome.items;
-    conflicts.push(...outcome.conflicts);
-    return outcome.snapshotVersion;
-  }
-
-  /** Classifies a failed run: pause on 403/404, back off on the rest. Returns the error code. */
-  private handleFailure(error: unknown): string {
-    const failure = isSyncProviderError(error)
-      ? error
-      : new SyncProviderError({ code: 'internal', message: String((error as Error)?.message ?? error), status: 0, cause: error });
-    if (failure.code === 'paused') return failure.code;
-    this.errorCount += 1;
-    if (failure.status === 403 || failure.status === 404) {
-      this.pause();
-      this.events.emit('sync.error:action', { phase: this.phase, code: failure.code, message: failure.message, paused: true });
-      return failure.code;
-    }
-    const { attempt, delayMs } = this.scheduler.failed(failure.retryAfterMs);
-    this.events.emit('sync.retry:action', { phase: this.phase, attempt, delayMs, code: failure.code });
-    if (attempt >= this.settings.backoff.errorAfter && attempt % this.settings.backoff.errorAfter === 0) {
-      this.events.emit('sync.error:action', {
-        phase: this.phase,
-        code: failure.code,
-        message: failure.message,
-        attempts: attempt,
-      });
-    }
-    return failure.code;
-  }
-
-  private async recordRun(run: SyncRunRow): Promise<void> {
-    const runs = this.db.table<SyncRunRow, number>(RUNS_TABLE);
-    const id = await runs.add(run);
-    if (id > 1000) await runs.where('id').below(id - 1000).delete();
+  /** The leader's poll: other tabs' writes, a rescan asked for, and the safety pull. */
+  private poll(): void {
+    void this.refreshPendingEstimate()
+      .then(() => {
+        // A run that is queued or running pushes and pulls anyway (and a long one must not pile up more).
+        if (this.scheduler.runsInFlight > 0) return;
+        const safetyPullMs = this.options.safetyPullMs ?? 60_000;
+        const quiet = safetyPullMs > 0 && this.now() - (this.runState.lastPullAt ?? 0) >= safetyPullMs;
+        if (quiet) this.runState.safetyPullDue = true;
+        if (this.runtime.pendingEstimate > 0 || this.runState.rescanDue || quiet) this.scheduler.schedule(0);
+      })
+      .catch(() => {});
   }
 
   private async startSubscription(): Promise<void> {
     const ctx = this.context();
     const cursor = await readCursor(ctx);
-    if (cursor === null || this.unsubscribe || !this.leading || this.paused) return;
-    this.unsubscribe = this.provider.subscribe(
+    if (cursor === null || this.subscription || !this.isLeader || this.isPaused) return;
+    this.subscription = this.provider.subscribe(
       ctx.scope,
       cursor,
       (batch) => this.scheduler.exclusive(() => this.applySubscribed(batch)),
       (error) => {
-        this.unsubscribe = null;
-        if (error.code === 'cursor_expired') this.rescanReason = 'cursor_expired';
-        if (error.status === 403 || error.status === 404) {
-          this.handleFailure(error);
-          return;
-        }
-        this.scheduler.schedule(0);
+        this.subscription = null;
+        if (error.code === 'cursor_expired') this.runState.rescanDue = 'cursor_expired';
+        const failure = classifyFailure(error);
+        if (failure.kind === 'refused') reportFailure(this.runHost, 'subscribe', failure);
+        else this.scheduler.schedule(0);
       },
       // Reconnects resume from what this database holds, not from what the provider last saw.
       { appliedCursor: () => readCursor(ctx) },
@@ -463,44 +350,44 @@ export class SyncEngine {
 
   private async applySubscribed(batch: ChangesBatch): Promise<void> {
     const outcome = await applyBatch(this.context(), batch);
-    this.lastPullAt = Date.now();
+    this.runState.lastPullAt = this.now();
     for (const conflict of outcome.conflicts) this.events.emit('sync.conflict:action:detected', conflict);
-    if (outcome.scopeChanged) this.rescanReason = 'scope_change';
+    if (outcome.scopeChanged) this.runState.rescanDue = 'scope_change';
     if (outcome.gap || outcome.scopeChanged) this.scheduler.schedule(0);
   }
 
   private stopSubscription(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = null;
+    this.subscription?.();
+    this.subscription = null;
   }
 
   private onCaptured(added: number, coalesced: number): void {
     this.runtime.pendingEstimate += added;
     const limit = this.runtime.outboxSoftLimit;
-    if ((coalesced > 0 || this.runtime.pendingEstimate > limit) && !this.queueFullSignalled) {
-      this.queueFullSignalled = true;
+    if ((coalesced > 0 || this.runtime.pendingEstimate > limit) && !this.queue.fullSignalled) {
+      this.queue.fullSignalled = true;
       this.events.emit('sync.queue:action:full', { pending: this.runtime.pendingEstimate, limit });
     }
     this.tabChannel?.notifyCaptured();
-    if (this.leading) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
+    if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
   }
 
   private async refreshPendingEstimate(): Promise<void> {
     if (!this.db.isOpen()) return;
-    this.runtime.pendingEstimate = await this.db.table(OUTBOX_TABLE).where('status').equals('pending').count();
+    this.runtime.pendingEstimate = await outbox.countQueued(this.db);
     if (this.runtime.pendingEstimate < this.runtime.outboxSoftLimit) {
-      this.queueFullSignalled = false;
-      for (const resolve of this.capacityWaiters.splice(0)) resolve();
+      this.queue.fullSignalled = false;
+      for (const resolve of this.queue.waiters.splice(0)) resolve();
     }
   }
 
   private observeServerTime(serverTime: number): void {
     const sample = serverTime - this.now();
-    this.clockOffsetMs = this.clockSamples === 0 ? sample : this.clockOffsetMs + (sample - this.clockOffsetMs) * 0.3;
-    this.clockSamples += 1;
+    const offsetMs = this.clock.samples === 0 ? sample : this.clock.offsetMs + (sample - this.clock.offsetMs) * 0.3;
+    this.clock = { offsetMs, samples: this.clock.samples + 1 };
     void this.db
       .table(STATE_TABLE)
-      .put({ key: STATE_KEYS.clockOffset, value: Math.round(this.clockOffsetMs) })
+      .put({ key: STATE_KEYS.clockOffset, value: Math.round(offsetMs) })
       .catch(() => {});
   }
 }

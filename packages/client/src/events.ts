@@ -22,9 +22,12 @@ export interface QueueFullEvent {
   limit: number;
 }
 
+/** What the engine was doing when something failed: a run's step, or the subscription. */
+export type SyncPhase = 'push' | 'pull' | 'snapshot' | 'subscribe';
+
 /** `sync.retry:action`: a request failed and will be retried. */
 export interface RetryEvent {
-  phase: 'push' | 'pull' | 'snapshot' | 'subscribe';
+  phase: SyncPhase;
   attempt: number;
   delayMs: number;
   code: SyncErrorCode;
@@ -32,7 +35,7 @@ export interface RetryEvent {
 
 /** `sync.error:action`: something the app should know about. */
 export interface ErrorEvent {
-  phase: 'push' | 'pull' | 'snapshot' | 'subscribe';
+  phase: SyncPhase;
   code: SyncErrorCode;
   message: string;
   /** Set for a rejected op, which is kept as failed and skipped. */
@@ -68,7 +71,16 @@ export interface EngineStateEvent {
   leader: boolean;
   /** True after a 403/404 or `pause()`, until `resume()` (`engine.isPaused`). */
   paused: boolean;
+  /** Why the loops are paused (`engine.pauseReason`); null while not paused. */
+  pauseReason: PauseReason | null;
 }
+
+/** Why the loops are paused. */
+export type PauseReason =
+  /** The app called `pause()`. */
+  | { kind: 'app' }
+  /** The server refused this device the workspace (403 `forbidden`, 404 `not_found`...), during `phase`. */
+  | { kind: 'refused'; phase: SyncPhase; code: SyncErrorCode; message: string };
 
 /** Why the engine rescans its scope (`adoption`: local rows that were never synced, e.g. after an app upgrade). */
 export type RescanReason = 'fresh_device' | 'cursor_expired' | 'scope_change' | 'on_demand' | 'adoption';

@@ -27,12 +27,19 @@ export {
   type SnapshotPage,
   type SyncErrorCode,
   type WireErrorBody,
+  type WorkspaceRole,
 } from '@or3/sync-protocol';
 export * from './provider.js';
 export { attachSync, openWorkspace, type OpenWorkspaceOptions } from './attach.js';
 export { workspaceDatabaseName, SyncEngine, type AttachSyncOptions, type SyncRunResult } from './engine.js';
 export { TableDeclarationError, type TableConventionOptions } from './table-conventions.js';
-export { GatewayProvider, type GatewayProviderOptions, type GetToken } from './gateway/gateway-provider.js';
+export {
+  GatewayProvider,
+  type GatewayProviderOptions,
+  type GetToken,
+  type Workspace,
+  type WorkspaceMember,
+} from './gateway/gateway-provider.js';
 export {
   SUBSCRIBE_SUBPROTOCOL,
   type WebSocketConstructor,
@@ -57,17 +64,16 @@ export {
 export {
   ENGINE_TABLES,
   ENGINE_TABLE_PREFIX,
-  OUTBOX_TABLE,
   STATE_TABLE,
   TOMBSTONES_TABLE,
   RUNS_TABLE,
   STAGING_TABLE,
   type DeleteMode,
   type SyncedTableOptions,
-  type PendingOpRow,
   type TombstoneRow,
   type SyncRunRow,
 } from './schema.js';
+export { OUTBOX_TABLE, type PendingOpRow } from './outbox/index.js';
 export { CaptureError } from './capture/index.js';
 export type { BackoffOptions } from './backoff.js';
 export type { LockManagerLike } from './leader.js';

@@ -15,7 +15,8 @@
  */
 import type { Dexie, Table } from 'dexie';
 import { declaredTableNames, dynamicTwin } from './dexie-internals.js';
-import { OUTBOX_TABLE, RUNS_TABLE, STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE } from './schema.js';
+import { LEGACY_OUTBOX } from './outbox/index.js';
+import { RUNS_TABLE, STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE } from './schema.js';
 
 interface LegacyTable {
   /** The store spec the old engine declared. */
@@ -26,7 +27,7 @@ interface LegacyTable {
 }
 
 const LEGACY_TABLES: Record<string, LegacyTable> = {
-  pending_ops: { spec: '++seq, [table_name+pk], status', keyPath: 'seq', target: OUTBOX_TABLE },
+  ...LEGACY_OUTBOX,
   sync_state: { spec: 'key', keyPath: 'key', target: STATE_TABLE },
   sync_tombstones: { spec: '[table_name+pk], server_version', keyPath: ['table_name', 'pk'], target: TOMBSTONES_TABLE },
   sync_runs: { spec: '++id, started_at', keyPath: 'id', target: RUNS_TABLE },

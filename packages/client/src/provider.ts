@@ -59,6 +59,23 @@ export interface SubscribeOptions {
   appliedCursor?: () => Promise<number | null>;
 }
 
+/** One table a server syncs, and the payload field that holds its primary key. */
+export interface ServerTable {
+  name: string;
+  /** The row field equal to an op's `pk` (`id` unless the server was told otherwise). */
+  primaryKey: string;
+}
+
+/** What a server syncs and the limits of a push (the gateway's `GET /v1/config`). */
+export interface ServerDescription {
+  /** The synced tables, by name. */
+  tables: ServerTable[];
+  /** Most ops in one push. */
+  maxOpsPerPush: number;
+  /** Largest payload of one op, in bytes of JSON. */
+  maxPayloadBytes: number;
+}
+
 /** A backend that orders changes and fans them out. */
 export interface SyncProvider {
   /** `direct`: the client talks to the backend's functions (Convex); `gateway`: the or3-sync server. */
@@ -95,6 +112,11 @@ export interface SyncProvider {
    * Returns a function that removes the listener.
    */
   onRealtimeState?(listener: (state: RealtimeState) => void): Unsubscribe;
+  /**
+   * The tables the backend syncs (with their primary key fields) and its push limits,
+   * for backends that can tell (the gateway: `GET /v1/config`).
+   */
+  describeServer?(): Promise<ServerDescription>;
   /** Releases timers, sockets and subscriptions. */
   dispose(): void;
 }

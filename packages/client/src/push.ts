@@ -1,7 +1,8 @@
 /**
  * The push side: sends the outbox in FIFO batches and settles each op by its
- * result (PROTOCOL.md sections 4 and 6). Request-level failures are thrown as
- * `SyncProviderError` for the engine to back off on.
+ * result (PROTOCOL.md sections 4 and 6): the outbox module takes the batch
+ * and judges each answer (`judgeResult`); this file acts on the verdicts.
+ * Request-level failures are thrown for the run to classify (`run-end.ts`).
  */
 import {
   applyRemoteVersions,
@@ -26,14 +27,10 @@ import {
   type PushOp,
   type RecordPayload,
 } from '@or3/sync-protocol';
-import { isSyncProviderError, SyncProviderError } from './provider.js';
-import {
-  OUTBOX_TABLE,
-  TOMBSTONES_TABLE,
-  type PendingOpRow,
-  type SyncedTable,
-  type TombstoneRow,
-} from './schema.js';
+import { judgeResult, outbox, type PendingOpRow } from './outbox/index.js';
+import { isSyncProviderError } from './provider.js';
+import { EngineRunError } from './run-end.js';
+import { TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
 import { toWirePayload } from './table-conventions.js';
 
 /** Batches in a row that only re-stamped ops before the pass gives up and backs off. */
@@ -69,7 +66,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
   let restampRounds = 0;
   for (;;) {
     if (signal?.aborted) break;
-    const batch = await takeBatch(ctx, batchSize);
+    const batch = await outbox.takeBatch(ctx.db, batchSize);
     if (batch.length === 0) break;
     const sendable = await failOversizedOps(ctx, batch, outcome);
     if (sendable.length === 0) continue;
@@ -94,7 +91,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
     restampRounds = settled.progress === 0 ? restampRounds + 1 : 0;
     if (restampRounds > MAX_RESTAMP_ROUNDS) {
       // Re-stamping did not help (the offset has not settled yet): let the engine back off.
-      throw new SyncProviderError({ code: 'clock_skew', message: 'ops keep being rejected for clock skew', status: 0 });
+      throw new EngineRunError('clock_skew', 'ops keep being rejected for clock skew');
     }
     const remaining = ctx.provider.lastRateLimitRemaining;
     if (typeof remaining === 'number' && remaining < ctx.settings.rateLimitLowWater) {
@@ -102,20 +99,6 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
     }
   }
   return outcome;
-}
-
-/** Reads the next batch in outbox order and marks its ops as sent (never coalesced again). */
-async function takeBatch(ctx: EngineContext, size: number): Promise<PendingOpRow[]> {
-  const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
-  return ctx.db.transaction('rw', outbox, async () => {
-    const ops = await outbox.where('status').equals('pending').limit(size).toArray();
-    const unsent = ops.filter((op) => op.sent === 0);
-    if (unsent.length > 0) {
-      for (const op of unsent) op.sent = 1;
-      await outbox.bulkPut(unsent);
-    }
-    return ops;
-  });
 }
 
 /** Ops whose payload exceeds the provider's limit fail here, without a request. */
@@ -148,7 +131,7 @@ async function markFailed(
   error: { code: string; message: string },
   outcome: PushOutcome,
 ): Promise<void> {
-  await ctx.db.table(OUTBOX_TABLE).update(op.seq!, { status: 'failed', error, attempts: op.attempts + 1 });
+  await outbox.markFailed(ctx.db, op, error);
   outcome.failed += 1;
   ctx.events.emit('sync.error:action', failedOpEvent(op, error.code, error.message));
 }
@@ -169,7 +152,6 @@ async function settleResults(
   const conflicts: ConflictEvent[] = [];
   let progress = 0;
   await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-    const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
     const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
     const winners: RemoteVersion[] = [];
     const done: number[] = [];
@@ -177,41 +159,33 @@ async function settleResults(
     for (const op of ops) {
       const result = byOpId.get(op.op_id);
       if (!result) continue; // A server answers every op; an unanswered one is simply sent again.
-      switch (result.status) {
-        case 'applied':
-        case 'duplicate': {
+      const verdict = judgeResult(result);
+      switch (verdict.kind) {
+        case 'settle': {
           done.push(op.seq!);
-          const version = result.server_version;
-          if (op.operation === 'delete' && typeof version === 'number') {
+          const settled = verdict.result;
+          if (settled.status === 'superseded') {
+            winners.push(versionFromWinner(op.table_name, op.pk, settled.winner));
+            conflicts.push({ tableName: op.table_name, pk: op.pk, local: stampOf(op), remote: stampOf(settled.winner), winner: 'remote' });
+          } else if (op.operation === 'delete' && typeof settled.server_version === 'number') {
+            const version = settled.server_version;
             const tomb = await tombstones.get([op.table_name, op.pk]);
             if (tomb && tomb.op_id === op.op_id) await tombstones.put({ ...tomb, server_version: version });
           }
           break;
         }
-        case 'superseded':
-          done.push(op.seq!);
-          winners.push(versionFromWinner(op.table_name, op.pk, result.winner));
-          conflicts.push({
-            tableName: op.table_name,
-            pk: op.pk,
-            local: stampOf(op),
-            remote: stampOf(result.winner),
-            winner: 'remote',
-          });
+        case 'restamp':
+          restamp.push(op);
           break;
-        case 'rejected':
-          if (result.error.retryable) {
-            restamp.push(op);
-          } else {
-            await outbox.update(op.seq!, { status: 'failed', error: result.error, attempts: op.attempts + 1 });
-            errors.push(failedOpEvent(op, result.error.code, result.error.message));
-            outcome.failed += 1;
-            progress += 1;
-          }
+        case 'fail':
+          await outbox.markFailed(ctx.db, op, verdict.reason);
+          errors.push(failedOpEvent(op, verdict.reason.code, verdict.reason.message));
+          outcome.failed += 1;
+          progress += 1;
           break;
       }
     }
-    await outbox.bulkDelete(done);
+    await outbox.removeSettled(ctx.db, done);
     progress += done.length;
     outcome.pushed += done.length;
     if (restamp.length > 0) await restampOps(ctx, restamp);
@@ -240,14 +214,13 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
   const deviceId = ctx.scope.deviceId;
   const now = ctx.runtime.hlcNow();
   const stored = await readClockState(ctx.db);
-  const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
   const movedOrderKeys: { op: PendingOpRow; to: string }[] = [];
   let hlc: HlcState = stored.ms <= now ? { ms: stored.ms, counter: stored.counter } : { ms: now - 1, counter: 0 };
   for (const sent of ops) {
     // The op as stored now, not as sent: another tab that pushed the same batch may have
     // re-stamped it already (or it was settled). Its stamp is then that tab's; re-stamping the
     // sent copy again would give the op and its row different stamps and order keys.
-    const op = await outbox.get(sent.seq!);
+    const op = await outbox.opAt(ctx.db, sent.seq!);
     if (!op || op.op_id !== sent.op_id || op.hlc !== sent.hlc) continue;
     hlc = hlcSend(hlc, now);
     const stamp = formatHlc(hlc.ms, hlc.counter, deviceId);
@@ -256,7 +229,7 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
     const payload: RecordPayload | null = op.payload
       ? { ...op.payload, hlc: stamp, ...(createsOrderKey ? { order_key: stamp } : {}) }
       : null;
-    await outbox.update(op.seq!, { hlc: stamp, payload, attempts: op.attempts + 1 });
+    await outbox.restamp(ctx.db, op, stamp, payload);
     const table = ctx.db.table(op.table_name);
     const row = (await table.get(op.pk)) as RecordPayload | undefined;
     if (row && row.hlc === op.hlc) await table.put({ ...row, hlc: stamp });
@@ -264,10 +237,7 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
     if (tomb && tomb.op_id === op.op_id) await ctx.db.table(TOMBSTONES_TABLE).put({ ...tomb, hlc: stamp });
   }
   for (const { op, to } of movedOrderKeys) {
-    const later = await outbox.where('[table_name+pk]').equals([op.table_name, op.pk]).toArray();
-    for (const other of later) {
-      if (other.payload?.order_key === op.hlc) await outbox.update(other.seq!, { payload: { ...other.payload, order_key: to } });
-    }
+    await outbox.moveOrderKey(ctx.db, op.table_name, op.pk, op.hlc, to);
     const table = ctx.db.table(op.table_name);
     const row = (await table.get(op.pk)) as RecordPayload | undefined;
     if (row && row.order_key === op.hlc) await table.put({ ...row, order_key: to });
@@ -281,9 +251,7 @@ async function restampOps(ctx: EngineContext, ops: PendingOpRow[]): Promise<void
  * on the same record keeps its row.
  */
 export async function discardFailedOp(ctx: EngineContext, opId: string): Promise<void> {
-  const outbox = ctx.db.table<PendingOpRow, number>(OUTBOX_TABLE);
-  // Failed ops are few; the outbox keeps no op_id index, which would slow every capture.
-  const op = await outbox.where('status').equals('failed').filter((row) => row.op_id === opId).first();
+  const op = await outbox.findFailed(ctx.db, opId);
   if (!op) throw new Error(`or3-sync: no failed op ${opId} in the outbox`);
   if (!ctx.provider.getRecord) {
     throw new Error('or3-sync: this provider cannot fetch records, so a failed op cannot be restored');
@@ -291,9 +259,8 @@ export async function discardFailedOp(ctx: EngineContext, opId: string): Promise
   const item = await ctx.provider.getRecord(ctx.scope, op.table_name, op.pk);
   const table = ctx.runtime.tables.get(op.table_name);
   await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-    await outbox.delete(op.seq!);
-    const later = await outbox.where('[table_name+pk]').equals([op.table_name, op.pk]).count();
-    if (!table || later > 0) return;
+    await outbox.discard(ctx.db, op.seq!);
+    if (!table || (await outbox.hasOps(ctx.db, op.table_name, op.pk))) return;
     const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
     const tomb = await tombstones.get([op.table_name, op.pk]);
     if (tomb && tomb.op_id === op.op_id) await tombstones.delete([op.table_name, op.pk]);
@@ -307,7 +274,7 @@ export async function discardFailedOp(ctx: EngineContext, opId: string): Promise
     if (row) await rows.put(row);
     else await rows.delete(op.pk);
     if (version.deleted) {
-      await tombstones.put(tombstoneFromVersion(version));
+      await tombstones.put(tombstoneFromVersion(version, ctx.runtime.now()));
       const clockState = await readClockState(ctx.db);
       noteTombstones(clockState, [op.table_name]);
       await writeClockState(ctx.db, clockState);

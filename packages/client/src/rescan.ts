@@ -32,18 +32,17 @@ import { adoptLocalRows, readAdoption } from './adopt.js';
 import { pkToWire } from './capture/index.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
-import { SyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver } from './lww.js';
 import type { RecordPayload, SnapshotPage, Stamp } from '@or3/sync-protocol';
+import { OUTBOX_SCOPE, outbox, type PendingOpRow } from './outbox/index.js';
+import { EngineRunError } from './run-end.js';
 import {
-  OUTBOX_TABLE,
   STAGING_TABLE,
   STATE_KEYS,
   STATE_TABLE,
   TOMBSTONES_TABLE,
-  type PendingOpRow,
   type StagedItemRow,
   type StagedPageRow,
   type TombstoneRow,
@@ -76,7 +75,7 @@ interface RescanLease {
 export async function rescanScope(ctx: EngineContext, reason: RescanReason): Promise<RescanOutcome> {
   const owner = newOpId();
   if (!(await takeLease(ctx, owner))) {
-    throw new SyncProviderError({ code: 'rescan_busy', message: 'another tab is rescanning this workspace', status: 0 });
+    throw new EngineRunError('rescan_busy', 'another tab is rescanning this workspace');
   }
   try {
     ctx.events.emit('sync.rescan:action', { phase: 'started', reason });
@@ -123,8 +122,8 @@ async function takeLease(ctx: EngineContext, owner: string): Promise<boolean> {
   const state = ctx.db.table(STATE_TABLE);
   return ctx.db.transaction('rw', [state, ctx.db.table(STAGING_TABLE)], async () => {
     const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
-    if (held && Date.now() - held.at < RESCAN_LEASE_MS) return false;
-    await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: Date.now() } satisfies RescanLease });
+    if (held && ctx.runtime.now() - held.at < RESCAN_LEASE_MS) return false;
+    await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: ctx.runtime.now() } satisfies RescanLease });
     await ctx.db.table(STAGING_TABLE).clear();
     return true;
   });
@@ -135,9 +134,9 @@ async function holdLease(ctx: EngineContext, owner: string): Promise<void> {
   const state = ctx.db.table(STATE_TABLE);
   const held = (await state.get(STATE_KEYS.rescanLease))?.value as RescanLease | undefined;
   if (held?.owner !== owner) {
-    throw new SyncProviderError({ code: 'rescan_busy', message: 'another tab took over the rescan', status: 0 });
+    throw new EngineRunError('rescan_busy', 'another tab took over the rescan');
   }
-  await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: Date.now() } satisfies RescanLease });
+  await state.put({ key: STATE_KEYS.rescanLease, value: { owner, at: ctx.runtime.now() } satisfies RescanLease });
 }
 
 async function releaseLease(ctx: EngineContext, owner: string): Promise<void> {
@@ -163,13 +162,12 @@ async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage, 
  */
 export async function rescanDueAfterPush(ctx: EngineContext): Promise<boolean> {
   const state = ctx.db.table(STATE_TABLE);
-  const outbox = ctx.db.table(OUTBOX_TABLE);
   const key = STATE_KEYS.rescanAfterPush(ctx.cursorKey);
-  return ctx.db.transaction('rw', [state, outbox], async () => {
+  return ctx.db.transaction('rw', [STATE_TABLE, ...OUTBOX_SCOPE], async () => {
     const kept = (await state.get(key))?.value;
     if (!Array.isArray(kept)) return false;
-    for (const record of kept as [string, string][]) {
-      if ((await outbox.where('[table_name+pk]').equals(record).count()) > 0) return false;
+    for (const [tableName, pk] of kept as [string, string][]) {
+      if (await outbox.hasOps(ctx.db, tableName, pk)) return false;
     }
     await state.delete(key);
     await state.put({ key: STATE_KEYS.rescanOwed(ctx.cursorKey), value: 'scope_change' satisfies RescanReason });
@@ -178,10 +176,10 @@ export async function rescanDueAfterPush(ctx: EngineContext): Promise<boolean> {
 }
 
 async function isEmpty(ctx: EngineContext): Promise<boolean> {
-  for (const name of [...ctx.runtime.tables.keys(), OUTBOX_TABLE, TOMBSTONES_TABLE]) {
+  for (const name of [...ctx.runtime.tables.keys(), TOMBSTONES_TABLE]) {
     if ((await ctx.db.table(name).count()) > 0) return false;
   }
-  return true;
+  return (await outbox.countAll(ctx.db)) === 0;
 }
 
 async function writeDirect(ctx: EngineContext, owner: string, page: SnapshotPage, outcome: RescanOutcome): Promise<void> {
@@ -217,13 +215,11 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
   await runRemoteTransaction(ctx.db, ctx.runtime, [STAGING_TABLE], async () => {
     await holdLease(ctx, owner);
     const staged = await readStagedVersions(ctx);
-    const ops = (await ctx.db.table(OUTBOX_TABLE).toArray()) as PendingOpRow[];
     const localTombstones = new Map<string, TombstoneRow>();
     for (const t of (await ctx.db.table(TOMBSTONES_TABLE).toArray()) as TombstoneRow[]) {
       localTombstones.set(recordKey(t.table_name, t.pk), t);
     }
-    const pendingByRecord = new Map<string, PendingOpRow>();
-    for (const op of ops) pendingByRecord.set(recordKey(op.table_name, op.pk), op);
+    const pendingByRecord = outbox.latestPerRecord(await outbox.allOps(ctx.db), (op) => recordKey(op.table_name, op.pk));
 
     const nextRows = new Map<string, Map<string, RecordPayload>>();
     const nextTombstones = new Map<string, TombstoneRow>();
@@ -240,7 +236,7 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
       // The stored row lends the version its local-only fields.
       const row = rowFromVersion(table, version, liveByPk.get(table.name)!.get(version.pk));
       if (row) nextRows.get(table.name)!.set(version.pk, row);
-      if (version.deleted) nextTombstones.set(key, tombstoneFromVersion(version));
+      if (version.deleted) nextTombstones.set(key, tombstoneFromVersion(version, ctx.runtime.now()));
     }
     // Rows the table's filter keeps local are not the server's to replace: they stay as they are.
     for (const table of ctx.runtime.tables.values()) {

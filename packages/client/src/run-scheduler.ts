@@ -4,17 +4,18 @@
  * failed runs (PROTOCOL.md section 6). What a run does is `SyncEngine`'s.
  */
 import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { retriesAfter, type RunEnd } from './run-end.js';
 
-/** The result of one run, as `SyncEngine.sync()` returns it. */
-export interface RunResult {
-  /** The failed run's error code; null for a run that succeeded. */
-  error: string | null;
+/** One run's result (what `SyncEngine.sync()` returns) and how it ended. */
+export interface FinishedRun<R> {
+  result: R;
+  end: RunEnd;
 }
 
 /** What the scheduler asks of its engine. */
-export interface RunHost<R extends RunResult> {
-  /** One run; never throws for sync failures (they are in `error`). */
-  runOnce(): Promise<R>;
+export interface RunHost<R> {
+  /** One run; never throws for sync failures (they are in `end`). */
+  runOnce(): Promise<FinishedRun<R>>;
   /** True while background runs may be scheduled (the leader tab, open, not paused). */
   mayRun(): boolean;
   isPaused(): boolean;
@@ -22,7 +23,7 @@ export interface RunHost<R extends RunResult> {
 }
 
 /** Serializes the engine's runs and times the background ones. */
-export class RunScheduler<R extends RunResult> {
+export class RunScheduler<R> {
   private queue: Promise<unknown> = Promise.resolve();
   private inFlight = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -35,6 +36,8 @@ export class RunScheduler<R extends RunResult> {
     private readonly host: RunHost<R>,
     private readonly backoff: BackoffOptions,
     private readonly random: () => number,
+    /** The engine's wall clock (`options.now`). */
+    private readonly now: () => number,
   ) {}
 
   /** Runs `task` after every task queued before it, whatever became of them. */
@@ -46,6 +49,10 @@ export class RunScheduler<R extends RunResult> {
 
   /** One run through the queue; counted in `runsInFlight` while queued or running. */
   run(): Promise<R> {
+    return this.runTracked().then((run) => run.result);
+  }
+
+  private runTracked(): Promise<FinishedRun<R>> {
     this.inFlight += 1;
     return this.exclusive(() => this.host.runOnce()).finally(() => {
       this.inFlight -= 1;
@@ -73,17 +80,18 @@ export class RunScheduler<R extends RunResult> {
   schedule(delayMs: number): void {
     if (!this.host.mayRun()) return;
     // Nothing runs before the current backoff is over, whatever asked for the run.
-    const due = Math.max(Date.now() + delayMs, this.retryNotBefore);
-    delayMs = due - Date.now();
+    const now = this.now();
+    const due = Math.max(now + delayMs, this.retryNotBefore);
+    delayMs = due - now;
     if (this.timer && this.dueAt <= due) return;
     if (this.timer) clearTimeout(this.timer);
     this.dueAt = due;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.dueAt = Infinity;
-      this.run().then(
-        (result) => {
-          if (result.error && result.error !== 'paused' && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
+      this.runTracked().then(
+        ({ end }) => {
+          if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
         },
         (error: unknown) => {
           // Only a closed database gets here (recording the run failed): nothing left to run.
@@ -111,7 +119,7 @@ export class RunScheduler<R extends RunResult> {
   failed(retryAfterMs: number | null | undefined): { attempt: number; delayMs: number } {
     this.failures += 1;
     this.nextRetryDelayMs = backoffDelay(this.failures, this.backoff, this.random, retryAfterMs);
-    this.retryNotBefore = Date.now() + this.nextRetryDelayMs;
+    this.retryNotBefore = this.now() + this.nextRetryDelayMs;
     return { attempt: this.failures, delayMs: this.nextRetryDelayMs };
   }
 

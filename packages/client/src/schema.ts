@@ -3,7 +3,7 @@
  * per-table sync configuration the app declares.
  */
 import { resolveTableConventions, type TableConventionOptions, type TableConventions, TableDeclarationError } from './table-conventions.js';
-import type { OpRejection, PushOp } from '@or3/sync-protocol';
+import { OUTBOX_SCOPE, OUTBOX_STORES } from './outbox/index.js';
 
 /** How a deletion is kept locally: a tombstone row (`soft`) or no row (`hard`). */
 export type DeleteMode = 'soft' | 'hard';
@@ -66,8 +66,6 @@ export function resolveSyncedTables(
  */
 export const ENGINE_TABLE_PREFIX = '_or3sync_';
 
-/** The outbox. */
-export const OUTBOX_TABLE = '_or3sync_outbox';
 /** Key-value state: device id, HLC, cursors, clock offset, adoption progress. */
 export const STATE_TABLE = '_or3sync_state';
 /** Tombstone stamps. */
@@ -83,8 +81,8 @@ export const STAGING_TABLE = '_or3sync_staging';
  * without a version bump); a key path never changes: a new layout gets a new table name.
  */
 export const ENGINE_TABLES = {
-  /** The outbox, FIFO by `seq` (also within each `status`, as IndexedDB orders ties by primary key). */
-  [OUTBOX_TABLE]: '++seq, [table_name+pk], status',
+  /** The outbox (`outbox/table.ts`). */
+  ...OUTBOX_STORES,
   [STATE_TABLE]: 'key',
   /** Kept for soft and hard tables alike. */
   [TOMBSTONES_TABLE]: '[table_name+pk], server_version',
@@ -98,21 +96,7 @@ export const ENGINE_TABLES = {
 } as const;
 
 /** Engine tables every captured write also touches. */
-export const CAPTURE_TABLES = [OUTBOX_TABLE, TOMBSTONES_TABLE, STATE_TABLE] as const;
-
-/** An outbox entry. */
-export interface PendingOpRow extends PushOp {
-  /** Outbox position; assigned by IndexedDB. */
-  seq?: number;
-  /** `failed` ops are kept and skipped until the app discards them. */
-  status: 'pending' | 'failed';
-  /** 1 once the op was ever part of a push request; such ops are never coalesced. */
-  sent: 0 | 1;
-  attempts: number;
-  error: OpRejection | null;
-  /** Local wall time (ms) of capture. */
-  created_at: number;
-}
+export const CAPTURE_TABLES: readonly string[] = [...OUTBOX_SCOPE, TOMBSTONES_TABLE, STATE_TABLE];
 
 /** The stamp of a deleted record. */
 export interface TombstoneRow {

@@ -42,6 +42,41 @@ export class TableDeclarationError extends Error {
   }
 }
 
+/** The shape of a table's primary key as the app's Dexie schema declares it (Dexie's `IndexSpec`). */
+export interface DeclaredPrimaryKey {
+  keyPath: string | string[] | null | undefined;
+  /** `++`: IndexedDB's key generator numbers the rows. */
+  auto?: boolean;
+  /** Its declaration, e.g. `++id`, `[a+b]`, `id`. */
+  src: string;
+}
+
+/**
+ * Checks a synced table's primary key as the app's schema declares it: it must be the
+ * declared `primaryKey` field, and able to travel: the wire carries one string key
+ * per record, equal to a field of the row (the server checks `payload[pk field] === pk`).
+ * An auto-incremented key (`++id`) numbers rows per device, so two devices make the same
+ * key for different rows; a compound key (`[a+b]`) is several values; an outbound key
+ * (no key path) is not in the row at all. Each fails here, naming the table and the key,
+ * rather than as a rejected push on the first write.
+ */
+export function checkPrimaryKey(table: string, primaryKey: string, declared: DeclaredPrimaryKey): void {
+  const { keyPath, auto, src } = declared;
+  if (keyPath === null || keyPath === undefined || keyPath === '') {
+    throw new TableDeclarationError(table, `primary key ${JSON.stringify(src)}`, `has no key path (an outbound key), so the key is not a field of the row; declare the key field first, e.g. '${primaryKey}, ...', and store string keys in it`);
+  }
+  if (Array.isArray(keyPath)) {
+    const joined = keyPath.join(` + ':' + `);
+    throw new TableDeclarationError(table, `primary key ${src}`, `is compound (fields ${keyPath.join(', ')}), but the wire carries one string key per record; key the table by one string field (e.g. '${primaryKey}' set to ${joined}) and keep ${src} as an index`);
+  }
+  if (auto) {
+    throw new TableDeclarationError(table, `primary key field ${keyPath}`, `is auto-incremented (${src}): each device would number its rows 1, 2, 3… and two devices would write different rows under one key, and the wire carries string keys only; declare '${keyPath}' without ++ and store string ids in it (e.g. crypto.randomUUID())`);
+  }
+  if (keyPath !== primaryKey) {
+    throw new TableDeclarationError(table, 'primaryKey', `is ${primaryKey} but the app's schema keys the table by ${JSON.stringify(keyPath)}`);
+  }
+}
+
 /** Checks and resolves the conventions declared for `table` (whose primary key is `primaryKey`). */
 export function resolveTableConventions(table: string, primaryKey: string, options: TableConventionOptions): TableConventions {
   const protectedFields = new Set([primaryKey, ...PROTOCOL_FIELDS]);

@@ -2,7 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import { parseHlc, type Change } from '@or3/sync-protocol';
-import type { PendingOpRow, TombstoneRow } from '../src/schema.js';
+import type { PendingOpRow } from '../src/outbox/index.js';
+import type { TombstoneRow } from '../src/schema.js';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';
 

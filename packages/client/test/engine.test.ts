@@ -5,7 +5,7 @@ import type { RescanEvent } from '../src/events.js';
 import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import type { LockManagerLike } from '../src/leader.js';
 import { SyncProviderError, type ChangesBatch } from '../src/provider.js';
-import type { PendingOpRow } from '../src/schema.js';
+import type { PendingOpRow } from '../src/outbox/index.js';
 import type { Change, SnapshotItem } from '@or3/sync-protocol';
 import { makeDevice } from './support/devices.js';
 import { ScriptedProvider } from './support/scripted-provider.js';

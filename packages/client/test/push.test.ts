@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import type { ErrorEvent, RetryEvent, SyncStats } from '../src/events.js';
 import { parseHlc, type OpResult, type PushOp } from '@or3/sync-protocol';
-import type { PendingOpRow, SyncRunRow } from '../src/schema.js';
+import type { PendingOpRow } from '../src/outbox/index.js';
+import type { SyncRunRow } from '../src/schema.js';
 import { SyncProviderError } from '../src/provider.js';
 import { makeDevice } from './support/devices.js';
 import { applied, ScriptedProvider } from './support/scripted-provider.js';
@@ -299,6 +300,34 @@ describe('push loop', () => {
     expect((await db.table('messages').get('m1')).order_key).toBe(created);
   });
 
+  it('a clock-skew give-up still pulls: the run fails with clock_skew after applying the changes of others', async () => {
+    const { provider, engine, db } = await setup();
+    provider.onPush = (ops) => ({
+      results: ops.map((op): OpResult => ({ op_id: op.op_id, status: 'rejected', error: { code: 'clock_skew', message: 'ahead', retryable: true } })),
+      server_version: 0,
+    });
+    provider.log = [
+      {
+        server_version: 1,
+        table_name: 'threads',
+        pk: 'theirs',
+        operation: 'put',
+        payload: { id: 'theirs', title: 'from another device' },
+        clock: 1,
+        hlc: '1732540000000-000001-aaaaaaaaaaaaaaaa',
+        op_id: crypto.randomUUID(),
+        device_id: 'aaaaaaaaaaaaaaaa',
+      },
+    ];
+    const pullsBefore = provider.pulls.length;
+    await db.table('threads').put({ id: 'mine' });
+    const run = await engine.sync();
+    expect(run).toMatchObject({ error: 'clock_skew', pulled: 1 });
+    expect(provider.pulls.length).toBeGreaterThan(pullsBefore);
+    expect(await db.table('threads').get('theirs')).toMatchObject({ title: 'from another device' });
+    expect(await engine.pendingCount()).toBe(1);
+  });
+
   it('429: waits at least Retry-After, emits sync.retry:action, and the next run succeeds', async () => {
     const { provider, engine, db } = await setup();
     const retries: RetryEvent[] = [];
@@ -337,6 +366,7 @@ describe('push loop', () => {
     await db.table('threads').put({ id: 't1' });
     await engine.sync();
     expect(engine.isPaused).toBe(true);
+    expect(engine.pauseReason).toEqual({ kind: 'refused', phase: 'push', code: 'forbidden', message: 'not a member' });
     expect(errors).toEqual([expect.objectContaining({ code: 'forbidden', paused: true })]);
     expect((await engine.sync()).error).toBe('paused');
     expect(provider.pushes).toHaveLength(1);

@@ -157,6 +157,36 @@ export interface SnapshotPage {
   server_time?: number;
 }
 
+/** A member's role in a workspace: `editor` pushes and pulls, `viewer` only pulls, `owner` also manages members. */
+export type WorkspaceRole = 'owner' | 'editor' | 'viewer';
+
+/** A workspace as its member sees it: the answer of `POST /v1/workspaces`, and each of `GET /v1/workspaces`. */
+export interface WorkspaceInfo {
+  workspace_id: string;
+  name: string;
+  /** The caller's role. */
+  role: WorkspaceRole;
+}
+
+/** Answer of `GET /v1/workspaces`: the caller's workspaces. */
+export interface WorkspaceList {
+  workspaces: WorkspaceInfo[];
+}
+
+/** Answer of `PUT /v1/workspaces/{id}/members/{user_id}`. */
+export interface MemberInfo {
+  workspace_id: string;
+  user_id: string;
+  role: WorkspaceRole;
+}
+
+/** Answer of the gateway's `GET /v1/config`: the synced tables (`pk`: the payload field equal to an op's pk) and push limits. */
+export interface GatewayConfig {
+  tables: { name: string; pk: string }[];
+  max_ops_per_push: number;
+  max_payload_bytes: number;
+}
+
 /** Error codes a backend or provider reports for a whole request. */
 export type SyncErrorCode =
   | 'invalid_input'

@@ -6,8 +6,8 @@ import { useLiveQuery } from './use-live-query.js';
 
 /** What `useFailedOps` returns. */
 export interface FailedOps {
-  /** Failed ops of the active workspace, in outbox order (every tab's). */
-  ops: Readonly<ShallowRef<PendingOpRow[] | undefined>>;
+  /** Failed ops of the active workspace, in outbox order (every tab's); empty while none is open. */
+  ops: Readonly<ShallowRef<PendingOpRow[]>>;
   /** Drops a failed op; the engine restores the record from the server's copy. */
   discard(opId: string): Promise<void>;
 }

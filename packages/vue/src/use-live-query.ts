@@ -10,7 +10,7 @@ import { followEngine } from './follow-engine.js';
 
 /** Options of `useLiveQuery`. */
 export interface LiveQueryOptions<T> {
-  /** The value while no engine is open or the first result is pending; undefined by default. */
+  /** The value while no engine is open or the first result is pending; undefined by default (and then the ref's type includes undefined). */
   initial?: T;
   /** Called when the query throws; the ref keeps its last value. */
   onError?: (error: unknown) => void;
@@ -18,8 +18,19 @@ export interface LiveQueryOptions<T> {
 
 /**
  * The live result of `querier(engine)`. Without an open engine, and right after
- * a switch, the ref holds `initial`, never the previous workspace's rows.
+ * a switch, the ref holds `initial`, never the previous workspace's rows: so
+ * with `initial` the ref is typed `T`, without it `T | undefined`.
  */
+export function useLiveQuery<T>(
+  querier: (engine: SyncEngine) => T | Promise<T>,
+  deps: WatchSource[] | undefined,
+  options: LiveQueryOptions<T> & { initial: T },
+): Readonly<ShallowRef<T>>;
+export function useLiveQuery<T>(
+  querier: (engine: SyncEngine) => T | Promise<T>,
+  deps?: WatchSource[],
+  options?: LiveQueryOptions<T>,
+): Readonly<ShallowRef<T | undefined>>;
 export function useLiveQuery<T>(
   querier: (engine: SyncEngine) => T | Promise<T>,
   deps: WatchSource[] = [],

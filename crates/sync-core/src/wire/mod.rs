@@ -187,6 +187,27 @@ pub struct WorkspaceList {
     pub workspaces: Vec<WorkspaceInfo>,
 }
 
+/// `GET /v1/config` body: what this server syncs and the limits of a push,
+/// so a client can check its own declarations before it writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerDescription {
+    /// The synced tables, by name.
+    pub tables: Vec<SyncedTableInfo>,
+    /// Most ops in one push.
+    pub max_ops_per_push: usize,
+    /// Largest payload of one op, in bytes of compact JSON.
+    pub max_payload_bytes: usize,
+}
+
+/// One synced table and the payload field that holds its primary key.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncedTableInfo {
+    /// Table name.
+    pub name: String,
+    /// The payload field equal to `pk`.
+    pub pk: String,
+}
+
 /// `PUT /v1/workspaces/{id}/members/{user}` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! One file per route of the HTTP API.
 
 pub mod changes;
+pub mod config;
 pub mod dev_token;
 pub mod health;
 pub mod members;

@@ -19,10 +19,11 @@ pub async fn record(
     let table_name = params.get("table_name").map_or("", String::as_str);
     let pk = params.get("pk").map_or("", String::as_str);
     if state.config.tables.pk_field(table_name).is_none() {
+        let rejection = sync_core::Rejection::unknown_table(table_name);
         return Err(ApiError::bad_request(
-            "unknown_table",
+            rejection.code.as_str(),
             "table_name",
-            format!("table `{table_name}` is not synced"),
+            rejection.message,
         ));
     }
     sync_core::validate::check_pk(pk)

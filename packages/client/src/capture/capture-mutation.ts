@@ -8,8 +8,8 @@ import type { DBCore, DBCoreMutateRequest, DBCoreMutateResponse, DBCoreTable, DB
 import type { RecordPayload } from '@or3/sync-protocol';
 import { newOpId } from '../ids.js';
 import { clockStateFromRow, clockStateRow, copyClockState, mayHoldTombstones, type ClockState } from '../clock-state.js';
+import { captureOutbox } from '../outbox/index.js';
 import {
-  OUTBOX_TABLE,
   STATE_KEYS,
   STATE_TABLE,
   TOMBSTONES_TABLE,
@@ -18,7 +18,7 @@ import {
   type TombstoneRow,
 } from '../schema.js';
 import { advance, dedupeLast, planWrites, sameClockState, type Stamping, type WritePlan } from './plan.js';
-import { appendToOutbox, collectWrites, pkToWire, readRecords, writeRows } from './record-io.js';
+import { collectWrites, pkToWire, readRecords, writeRows } from './record-io.js';
 import { CaptureError, type CaptureRuntime } from './runtime.js';
 
 const NO_FAILURES: DBCoreMutateResponse = { numFailures: 0, failures: {}, lastResult: undefined };
@@ -102,7 +102,7 @@ async function captureInOrder(
   const trans = req.trans;
   const stateTable = down.table(STATE_TABLE);
   const tombTable = down.table(TOMBSTONES_TABLE);
-  const outbox = down.table(OUTBOX_TABLE);
+  const outbox = captureOutbox(down, trans);
   const knownState = capture.clockState;
   const clockStateRead = clockStateOf(stateTable, trans, capture);
   const collected = await collectWrites(table, synced, req);
@@ -146,7 +146,7 @@ async function captureInOrder(
     opIds: writes.map(() => newOpId()),
     nows: writes.map(() => runtime.hlcNow()),
     appNow: runtime.appNow(),
-    capturedAt: Date.now(),
+    capturedAt: runtime.now(),
   };
   let early: { plan: WritePlan; state: ClockState; written: Promise<[DBCoreMutateResponse, unknown, DBCoreMutateResponse]> } | null =
     null;
@@ -171,7 +171,7 @@ async function captureInOrder(
       written: Promise.all([
         writeRows(table, req, writes.length, plan.puts, plan.removals),
         stateTable.mutate({ trans, type: 'put', values: [clockStateRow(state)] }),
-        outbox.mutate({ trans, type: 'add', values: plan.ops }),
+        outbox.append(plan.ops),
       ]),
     };
     early.written.catch(() => {});
@@ -211,7 +211,7 @@ async function captureInOrder(
         ? [{ ...op, seq: added.results![i] as number }]
         : [],
     );
-    if (wrongOps.length > 0) fixes.push(outbox.mutate({ trans, type: 'put', values: wrongOps }));
+    if (wrongOps.length > 0) fixes.push(outbox.rewrite(wrongOps));
     if (!sameClockState(clockState, early.state)) {
       fixes.push(stateTable.mutate({ trans, type: 'put', values: [clockStateRow(clockState)] }));
     }
@@ -228,7 +228,7 @@ async function captureInOrder(
     const [written, , added] = await Promise.all([
       writeRows(table, req, writes.length, plan.puts, plan.removals),
       stateTable.mutate({ trans, type: 'put', values: [clockStateRow(clockState)] }),
-      appendAtOnce ? outbox.mutate({ trans, type: 'add', values: plan.ops }) : null,
+      appendAtOnce ? outbox.append(plan.ops) : null,
       tombstonesAtOnce && plan.tombstones.length > 0
         ? tombTable.mutate({ trans, type: 'put', values: dedupeLast(plan.tombstones) })
         : null,
@@ -246,19 +246,19 @@ async function captureInOrder(
   const settled: Promise<unknown>[] = [];
   if (appended && failed.size > 0) {
     const orphans = plan.ops.flatMap((_, i) => (failed.has(writes[i]!.index) ? [appended.results![i]] : []));
-    settled.push(outbox.mutate({ trans, type: 'delete', keys: orphans }));
+    settled.push(outbox.takeBack(orphans));
   }
   if (committedTombstones.length > 0) {
     settled.push(tombTable.mutate({ trans, type: 'put', values: dedupeLast(committedTombstones) }));
   }
   const appendedLater =
     appended === null && runtime.pendingEstimate + committedOps.length <= runtime.outboxSoftLimit
-      ? outbox.mutate({ trans, type: 'add', values: committedOps }).then(() => committedOps.length)
+      ? outbox.append(committedOps).then(() => committedOps.length)
       : null;
   if (appendedLater) settled.push(appendedLater);
   await Promise.all(settled);
   const added =
-    appended !== null ? committedOps.length : appendedLater ? await appendedLater : await appendToOutbox(down, trans, committedOps);
+    appended !== null ? committedOps.length : appendedLater ? await appendedLater : await outbox.appendCoalescing(committedOps);
   if (committedOps.length > 0) {
     const coalesced = committedOps.length - added;
     (trans as unknown as IDBTransaction).addEventListener('complete', () => runtime.onCaptured(added, coalesced));

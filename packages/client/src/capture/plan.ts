@@ -6,7 +6,8 @@
  */
 import { formatHlc, hlcSend, tryParseHlc, type HlcState, type RecordPayload } from '@or3/sync-protocol';
 import { noteTombstones, type ClockState } from '../clock-state.js';
-import type { PendingOpRow, SyncedTable, TombstoneRow } from '../schema.js';
+import { newOp, type PendingOpRow } from '../outbox/index.js';
+import type { SyncedTable, TombstoneRow } from '../schema.js';
 import { rowSyncs } from '../table-conventions.js';
 
 /** One captured write, before it is stamped. */
@@ -92,21 +93,21 @@ export function planWrites(synced: SyncedTable, writes: LocalWrite[], pks: strin
         recorded_at: stamping.capturedAt,
       });
     }
-    plan.ops.push({
-      op_id: opId,
-      table_name: synced.name,
-      operation: isDelete ? 'delete' : 'put',
-      pk,
-      payload: row,
-      clock,
-      hlc: stamp,
-      device_id: stamping.deviceId,
-      status: 'pending',
-      sent: 0,
-      attempts: 0,
-      error: null,
-      created_at: stamping.capturedAt,
-    });
+    plan.ops.push(
+      newOp(
+        {
+          op_id: opId,
+          table_name: synced.name,
+          operation: isDelete ? 'delete' : 'put',
+          pk,
+          payload: row,
+          clock,
+          hlc: stamp,
+          device_id: stamping.deviceId,
+        },
+        stamping.capturedAt,
+      ),
+    );
   });
   return plan;
 }

@@ -1,12 +1,11 @@
 /**
  * Capture's I/O below the middleware: reading the stored records of a write
  * (by key or by key range), expanding a mutation into per-record writes,
- * writing the stamped rows, appending to the outbox, and the wire form of a
- * local key, which apply, rescan and adoption share.
+ * writing the stamped rows, and the wire form of a local key, which apply, rescan and adoption share.
  */
-import type { DBCore, DBCoreMutateRequest, DBCoreMutateResponse, DBCoreTable, DBCoreTransaction } from 'dexie';
+import type { DBCoreMutateRequest, DBCoreMutateResponse, DBCoreTable, DBCoreTransaction } from 'dexie';
 import type { RecordPayload } from '@or3/sync-protocol';
-import { OUTBOX_TABLE, type PendingOpRow, type SyncedTable } from '../schema.js';
+import type { SyncedTable } from '../schema.js';
 import type { LocalWrite } from './plan.js';
 import { CaptureError } from './runtime.js';
 
@@ -131,35 +130,4 @@ export async function writeRows(
     return { numFailures, failures, lastResult: undefined };
   }
   return { numFailures, failures, results, lastResult: results[count - 1] };
-}
-
-/** Appends ops one by one, coalescing never-sent ops per record (the outbox is above its soft limit). */
-export async function appendToOutbox(down: DBCore, trans: DBCoreTransaction, ops: PendingOpRow[]): Promise<number> {
-  if (ops.length === 0) return 0;
-  const outbox = down.table(OUTBOX_TABLE);
-  const byRecord = outbox.schema.getIndexByKeyPath(['table_name', 'pk']);
-  if (!byRecord) throw new CaptureError('_or3sync_outbox lacks its [table_name+pk] index');
-  let added = 0;
-  for (const op of ops) {
-    const { result } = await outbox.query({
-      trans,
-      values: true,
-      query: { index: byRecord, range: equalRange([op.table_name, op.pk]) },
-    });
-    const last = (result as PendingOpRow[]).reduce<PendingOpRow | undefined>(
-      (latest, row) => (latest === undefined || (row.seq ?? 0) > (latest.seq ?? 0) ? row : latest),
-      undefined,
-    );
-    if (last && last.sent === 0 && last.status === 'pending') {
-      await outbox.mutate({ trans, type: 'put', values: [{ ...op, seq: last.seq }] });
-    } else {
-      await outbox.mutate({ trans, type: 'add', values: [op] });
-      added += 1;
-    }
-  }
-  return added;
-}
-
-function equalRange(key: unknown) {
-  return { type: 1 /* DBCoreRangeType.Equal */, lower: key, upper: key } as const;
 }

@@ -10,6 +10,8 @@ export interface CaptureRuntime {
   tables: Map<string, SyncedTable>;
   /** Set by the engine once the database is open; writes before that throw. */
   deviceId: string | null;
+  /** The engine's wall clock in ms (`options.now`), for local times: capture, tombstone retention, leases. */
+  now(): number;
   /** Wall time in ms corrected by the server offset, for HLC stamps. */
   hlcNow(): number;
   /** Wall time in the app's unit, for `updated_at`, `created_at`, `deleted_at`. */

@@ -8,6 +8,7 @@ import {
   isSyncProviderError,
   type ChangesBatch,
   type SubscribeOptions,
+  type ServerDescription,
   type SyncProvider,
   type RealtimeState,
   type RealtimeTransport,
@@ -23,12 +24,17 @@ import type { WebSocketConstructor } from './websocket.js';
 import {
   PROTOCOL_LIMITS,
   type ChangesPage,
+  type GatewayConfig,
+  type MemberInfo,
   type PushOp,
   type PushResponse,
   type SnapshotItem,
   type SnapshotPage,
   type SyncErrorCode,
   type WireErrorBody,
+  type WorkspaceInfo,
+  type WorkspaceList,
+  type WorkspaceRole,
 } from '@or3/sync-protocol';
 
 /** Supplies the bearer token; `forceRefresh` is set after a 401. */
@@ -92,8 +98,23 @@ const STATUS_CODES: Record<number, SyncErrorCode> = {
   503: 'unavailable',
 };
 
+/** A workspace as the caller sees it. */
+export interface Workspace {
+  workspaceId: string;
+  name: string;
+  /** The caller's role in it. */
+  role: WorkspaceRole;
+}
+
+/** A member of a workspace and their role. */
+export interface WorkspaceMember {
+  workspaceId: string;
+  userId: string;
+  role: WorkspaceRole;
+}
+
 interface RequestOptions {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   query?: Record<string, string | number | null | undefined>;
   body?: unknown;
@@ -228,6 +249,42 @@ export class GatewayProvider implements SyncProvider {
     };
   }
 
+  /** What the server syncs (`GET /v1/config`): its tables with their primary key fields, and its push limits. */
+  async describeServer(): Promise<ServerDescription> {
+    const config = await this.request<GatewayConfig>({ method: 'GET', path: '/config' });
+    return {
+      tables: config.tables.map((table) => ({ name: table.name, primaryKey: table.pk })),
+      maxOpsPerPush: config.max_ops_per_push,
+      maxPayloadBytes: config.max_payload_bytes,
+    };
+  }
+
+  /** Creates a workspace named `name`; the caller becomes its owner. */
+  async createWorkspace(name: string): Promise<Workspace> {
+    return workspaceFromWire(await this.request<WorkspaceInfo>({ method: 'POST', path: '/workspaces', body: { name } }));
+  }
+
+  /** The caller's workspaces, with the caller's role in each. */
+  async listWorkspaces(): Promise<Workspace[]> {
+    const list = await this.request<WorkspaceList>({ method: 'GET', path: '/workspaces' });
+    return list.workspaces.map(workspaceFromWire);
+  }
+
+  /**
+   * Adds `userId` to the workspace with `role` (an invitation: the user sees it in
+   * `listWorkspaces()` with their next token), or changes their role. Owners only;
+   * a workspace always keeps an owner (`last_owner`).
+   */
+  async setMemberRole(workspaceId: string, userId: string, role: WorkspaceRole): Promise<WorkspaceMember> {
+    const member = await this.request<MemberInfo>({ method: 'PUT', path: memberPath(workspaceId, userId), body: { role } });
+    return { workspaceId: member.workspace_id, userId: member.user_id, role: member.role };
+  }
+
+  /** Removes `userId` from the workspace (owners only); their open subscriptions end with `forbidden`. */
+  async removeMember(workspaceId: string, userId: string): Promise<void> {
+    await this.request<null>({ method: 'DELETE', path: memberPath(workspaceId, userId) });
+  }
+
   dispose(): void {
     for (const subscription of this.subscriptions) subscription.stop();
     this.subscriptions.clear();
@@ -274,6 +331,7 @@ export class GatewayProvider implements SyncProvider {
     if (remaining !== null) this.lastRateLimitRemaining = remaining;
     const body = parseJson(text);
     if (!response.ok) throw errorFromResponse(response, body, remaining);
+    if (response.status === 204) return null as T;
     if (body === undefined || body === null || typeof body !== 'object') {
       throw new SyncProviderError({ code: 'invalid_response', message: `non-JSON answer from ${url.pathname}`, status: response.status });
     }
@@ -289,6 +347,14 @@ export class GatewayProvider implements SyncProvider {
 
 function workspacePath(scope: SyncScope): string {
   return `/workspaces/${encodeURIComponent(scope.workspaceId)}`;
+}
+
+function memberPath(workspaceId: string, userId: string): string {
+  return `${workspacePath({ workspaceId })}/members/${encodeURIComponent(userId)}`;
+}
+
+function workspaceFromWire(workspace: WorkspaceInfo): Workspace {
+  return { workspaceId: workspace.workspace_id, name: workspace.name, role: workspace.role };
 }
 
 function parseJson(text: string): unknown {

@@ -1,0 +1,180 @@
+/**
+ * Every read and write of the outbox through Dexie's Table API: counting,
+ * the batch a push takes, an op's state transitions, the ops of records,
+ * discarding. Functions that write run inside the caller's transaction when
+ * there is one (it must list `OUTBOX_SCOPE`).
+ */
+import type { Collection, Dexie, Table } from 'dexie';
+import type { OpRejection, RecordPayload } from '@or3/sync-protocol';
+import { failOp, holdOp, opState, releaseOp, sendOp, stateColumns, STORED_STATUS, type HoldReason, type OpState } from './op-state.js';
+import { latestOp, OUTBOX_TABLE, type PendingOpRow } from './table.js';
+
+function outbox(db: Dexie): Table<PendingOpRow, number> {
+  return db.table<PendingOpRow, number>(OUTBOX_TABLE);
+}
+
+/** Ops waiting to be pushed (never sent, or sent and not answered); failed ones are not counted. */
+export function countQueued(db: Dexie): Promise<number> {
+  return outbox(db).where('status').equals(STORED_STATUS.pending).count();
+}
+
+/** Ops the server rejected for good. */
+export function countFailed(db: Dexie): Promise<number> {
+  return outbox(db).where('status').equals(STORED_STATUS.failed).count();
+}
+
+/** Ops the server rejected for good, in outbox order. */
+export function failedOps(db: Dexie): Promise<PendingOpRow[]> {
+  return outbox(db).where('status').equals(STORED_STATUS.failed).toArray();
+}
+
+/** Ops held back (never pushed until released). */
+export function countHeld(db: Dexie): Promise<number> {
+  return outbox(db).where('status').equals(STORED_STATUS.held).count();
+}
+
+/** Ops held back, in outbox order. */
+export function heldOps(db: Dexie): Promise<PendingOpRow[]> {
+  return outbox(db).where('status').equals(STORED_STATUS.held).toArray();
+}
+
+/** Every op in the outbox, in order. */
+export function allOps(db: Dexie): Promise<PendingOpRow[]> {
+  return outbox(db).toArray();
+}
+
+/** Every op (failed ones too). */
+export function countAll(db: Dexie): Promise<number> {
+  return outbox(db).count();
+}
+
+/** The next `size` queued ops in outbox order, each moved to `sent` (so never coalesced again). */
+export function takeBatch(db: Dexie, size: number): Promise<PendingOpRow[]> {
+  return db.transaction('rw', outbox(db), async () => {
+    const ops = await outbox(db).where('status').equals(STORED_STATUS.pending).limit(size).toArray();
+    const moved: PendingOpRow[] = [];
+    for (const op of ops) {
+      const before = opState(op);
+      const after = sendOp(before);
+      if (after.kind === before.kind) continue;
+      Object.assign(op, stateColumns(after));
+      moved.push(op);
+    }
+    if (moved.length > 0) await outbox(db).bulkPut(moved);
+    return ops;
+  });
+}
+
+/** Writes `state` as `op`'s new state, counting the attempt. */
+function transition(db: Dexie, op: PendingOpRow, state: OpState): Promise<number> {
+  return outbox(db).update(op.seq!, { ...stateColumns(state), attempts: op.attempts + 1 });
+}
+
+/** `op` is rejected for good: it stays, failed, until the app discards it. */
+export async function markFailed(db: Dexie, op: PendingOpRow, reason: OpRejection): Promise<void> {
+  await transition(db, op, failOp(reason));
+}
+
+/** `op` is held back for `reason` (a pending or sent op; any other state is kept). */
+export async function markHeld(db: Dexie, op: PendingOpRow, reason: HoldReason): Promise<void> {
+  const after = holdOp(opState(op), reason);
+  if (after.kind === 'held') await outbox(db).update(op.seq!, stateColumns(after));
+}
+
+/** Releases the held ops that `which` selects to the state they had before; returns how many. */
+export function releaseHeld(db: Dexie, which: (op: PendingOpRow, reason: HoldReason) => boolean): Promise<number> {
+  return db.transaction('rw', outbox(db), async () => {
+    const released: PendingOpRow[] = [];
+    for (const op of await heldOps(db)) {
+      const state = opState(op);
+      if (state.kind !== 'held' || !which(op, state.reason)) continue;
+      released.push({ ...op, ...stateColumns(releaseOp(state)) });
+    }
+    if (released.length > 0) await outbox(db).bulkPut(released);
+    return released.length;
+  });
+}
+
+/** The answered ops `seqs` leave the outbox. */
+export function removeSettled(db: Dexie, seqs: number[]): Promise<void> {
+  return outbox(db).bulkDelete(seqs);
+}
+
+/** The op stored at `seq`, if still there. */
+export function opAt(db: Dexie, seq: number): Promise<PendingOpRow | undefined> {
+  return outbox(db).get(seq);
+}
+
+/** Gives a sent op a fresh stamp (clock_skew): its state stays `sent`, the attempt counts. */
+export async function restamp(db: Dexie, op: PendingOpRow, hlc: string, payload: RecordPayload | null): Promise<void> {
+  await outbox(db).update(op.seq!, { hlc, payload, attempts: op.attempts + 1 });
+}
+
+/** Moves `order_key` from `from` to `to` in every op of one record that carries it. */
+export async function moveOrderKey(db: Dexie, tableName: string, pk: string, from: string, to: string): Promise<void> {
+  for (const other of await opsOfRecord(db, tableName, pk).toArray()) {
+    if (other.payload?.order_key === from) await outbox(db).update(other.seq!, { payload: { ...other.payload, order_key: to } });
+  }
+}
+
+/** The failed op `opId`, if any (failed ops are few; an op_id index would slow every capture). */
+export function findFailed(db: Dexie, opId: string): Promise<PendingOpRow | undefined> {
+  return outbox(db)
+    .where('status')
+    .equals(STORED_STATUS.failed)
+    .filter((row) => row.op_id === opId)
+    .first();
+}
+
+/** The app discards op `seq` (a failed one). */
+export function discard(db: Dexie, seq: number): Promise<void> {
+  return outbox(db).delete(seq);
+}
+
+/** The ops of one record, in outbox order. */
+export function opsOfRecord(db: Dexie, tableName: string, pk: string): Collection<PendingOpRow, number> {
+  return outbox(db).where('[table_name+pk]').equals([tableName, pk]);
+}
+
+/** True while any op (failed ones too) of the record is in the outbox. */
+export async function hasOps(db: Dexie, tableName: string, pk: string): Promise<boolean> {
+  return (await opsOfRecord(db, tableName, pk).count()) > 0;
+}
+
+/** The ops of the records `pks` of one table. */
+export function opsOfRecords(db: Dexie, tableName: string, pks: string[]): Promise<PendingOpRow[]> {
+  return outbox(db)
+    .where('[table_name+pk]')
+    .anyOf(pks.map((pk) => [tableName, pk]))
+    .toArray();
+}
+
+/** The ops of one table's records with keys from `lower` to `upper` (a dense read of many records). */
+export function opsInKeyRange(db: Dexie, tableName: string, lower: string, upper: string): Collection<PendingOpRow, number> {
+  return outbox(db).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true);
+}
+
+/** Of `pks`, the records of `tableName` that have an op in the outbox. */
+export async function recordsWithOps(db: Dexie, tableName: string, pks: string[]): Promise<Set<string>> {
+  const keys = (await outbox(db)
+    .where('[table_name+pk]')
+    .anyOf(pks.map((pk) => [tableName, pk]))
+    .keys()) as unknown as [string, string][];
+  return new Set(keys.map(([, pk]) => pk));
+}
+
+/** Appends new ops (adoption) without coalescing. */
+export async function appendOps(db: Dexie, ops: PendingOpRow[]): Promise<void> {
+  await outbox(db).bulkAdd(ops);
+}
+
+/** The latest op per record among `ops`, by record key. */
+export function latestPerRecord(ops: Iterable<PendingOpRow>, keyOf: (op: PendingOpRow) => string): Map<string, PendingOpRow> {
+  const latest = new Map<string, PendingOpRow>();
+  for (const op of ops) {
+    const key = keyOf(op);
+    const seen = latest.get(key);
+    latest.set(key, seen ? latestOp([seen, op])! : op);
+  }
+  return latest;
+}

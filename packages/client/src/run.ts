@@ -1,0 +1,186 @@
+/**
+ * One sync run: rescan when owed, push the outbox, pull new changes, record
+ * the run; and what a failure does to the engine (pause on a refusal, back
+ * off on the rest). `SyncEngine` calls `runSync` through its `RunScheduler`;
+ * how the run ended is a `RunEnd` (`run-end.ts`).
+ */
+import { readAdoption } from './adopt.js';
+import type { BackoffOptions } from './backoff.js';
+import type { EngineContext } from './context.js';
+import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats } from './events.js';
+import { isSyncProviderError } from './provider.js';
+import { pullChanges, readCursor, readOwedRescan } from './pull.js';
+import { pushPending } from './push.js';
+import { rescanDueAfterPush, rescanScope } from './rescan.js';
+import { classifyFailure, endOfRun, pullsAfterPushFailure, runErrorCode, type Failure, type RunEnd } from './run-end.js';
+import type { FinishedRun, RunScheduler } from './run-scheduler.js';
+import { RUNS_TABLE, type SyncRunRow } from './schema.js';
+import type { SyncRunResult } from './engine-options.js';
+
+/** What runs remember between them (the engine's, shared with its subscription). */
+export interface RunState {
+  /** A rescan asked for outside a run (`rescan()`, a subscription's `cursor_expired` or scope change). */
+  rescanDue: RescanReason | null;
+  /** The next run was asked for by the safety pull (see `safetyPullMs`). */
+  safetyPullDue: boolean;
+  /** Failures so far (runs and refused subscriptions), for `sync.stats:action`. */
+  errorCount: number;
+  lastPushAt: number | null;
+  lastPullAt: number | null;
+}
+
+/** A refusal, as the engine pauses for it. */
+export type Refusal = Extract<PauseReason, { kind: 'refused' }>;
+
+/** What a run needs of its engine. */
+export interface RunHost {
+  readonly state: RunState;
+  readonly backoff: BackoffOptions;
+  readonly scheduler: Pick<RunScheduler<SyncRunResult>, 'succeeded' | 'failed'>;
+  context(): EngineContext;
+  now(): number;
+  /** Aborted by `stop()`: the push loop ends at its next batch. */
+  signal(): AbortSignal;
+  isPaused(): boolean;
+  /** Pauses the loops for a refusal (as `pause()` does for the app). */
+  refuse(reason: Refusal): void;
+  isSubscribed(): boolean;
+  stopSubscription(): void;
+  stats(): Promise<SyncStats>;
+}
+
+/** One run and whether the subscription must be reopened (the safety pull found it silent). */
+export interface RunOutcome extends FinishedRun<SyncRunResult> {
+  reopenSubscription: boolean;
+}
+
+/** Runs once. Never throws for sync failures: they are in the outcome's `end`. */
+export async function runSync(host: RunHost): Promise<RunOutcome> {
+  const progress: RunProgress = {
+    run: { started_at: host.now(), finished_at: null, pushed: 0, pulled: 0, conflicts: 0, error: null },
+    conflicts: [],
+    phase: 'push',
+    safetyPull: host.state.safetyPullDue,
+    reopenSubscription: false,
+  };
+  host.state.safetyPullDue = false;
+  let end: RunEnd = { kind: 'paused' };
+  if (!host.isPaused()) {
+    try {
+      await runSteps(host, progress);
+      end = endOfRun(null);
+      host.scheduler.succeeded();
+    } catch (error) {
+      end = endOfRun({ error, phase: progress.phase });
+      if (end.kind === 'failed') reportFailure(host, end.phase, end.failure);
+    }
+  }
+  const { run, conflicts } = progress;
+  run.error = runErrorCode(end);
+  run.finished_at = host.now();
+  run.conflicts = conflicts.length;
+  const ctx = host.context();
+  await recordRun(ctx, run);
+  for (const conflict of conflicts) ctx.events.emit('sync.conflict:action:detected', conflict);
+  ctx.events.emit('sync.stats:action', await host.stats());
+  const { pushed, pulled, error } = run;
+  return { result: { pushed, pulled, conflicts: run.conflicts, error }, end, reopenSubscription: progress.reopenSubscription };
+}
+
+/** What a run did so far (kept when it fails midway). */
+interface RunProgress {
+  run: SyncRunRow;
+  conflicts: ConflictEvent[];
+  /** The step the run is in, reported with its failure. */
+  phase: SyncPhase;
+  /** The run was asked for by the safety pull. */
+  safetyPull: boolean;
+  /** The safety pull found the subscription silent and stopped it: reopen it after the run. */
+  reopenSubscription: boolean;
+}
+
+/** The run's steps; throws the failure that ends it. */
+async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
+  const ctx = host.context();
+  const { run, conflicts } = progress;
+  const rescan = async (reason: RescanReason): Promise<number> => {
+    progress.phase = 'snapshot';
+    host.stopSubscription();
+    const outcome = await rescanScope(ctx, reason);
+    host.state.rescanDue = null;
+    run.pulled += outcome.items;
+    conflicts.push(...outcome.conflicts);
+    progress.phase = 'pull';
+    return outcome.snapshotVersion;
+  };
+
+  let cursor = await readCursor(ctx);
+  const owed = (await readOwedRescan(ctx)) ?? ((await readAdoption(ctx)) ? 'adoption' : null);
+  if (cursor === null || host.state.rescanDue || owed) {
+    cursor = await rescan(cursor === null ? 'fresh_device' : (host.state.rescanDue ?? owed!));
+  }
+  progress.phase = 'push';
+  // A failed push does not keep this run from pulling (unless nothing can be reached); its error still fails the run.
+  let pushError: unknown = null;
+  try {
+    const pushed = await pushPending(ctx, host.signal());
+    run.pushed = pushed.pushed;
+    conflicts.push(...pushed.conflicts);
+    if (pushed.pushed + pushed.failed > 0) host.state.lastPushAt = host.now();
+  } catch (error) {
+    if (!pullsAfterPushFailure(classifyFailure(error))) throw error;
+    pushError = error;
+  }
+  progress.phase = 'pull';
+  let pulled;
+  try {
+    pulled = await pullChanges(ctx, cursor);
+  } catch (error) {
+    if (!isSyncProviderError(error) || error.code !== 'cursor_expired') throw error;
+    cursor = await rescan('cursor_expired');
+    pulled = await pullChanges(ctx, cursor);
+  }
+  if (pulled.scopeChanged || (await rescanDueAfterPush(ctx))) {
+    cursor = await rescan('scope_change');
+    pulled = await pullChanges(ctx, cursor);
+  }
+  run.pulled += pulled.pulled;
+  conflicts.push(...pulled.conflicts);
+  host.state.lastPullAt = host.now();
+  // Changes of others the subscription stayed silent about for a whole safety interval: its
+  // connection is likely dead without knowing it. Reopen it (after the run, from the cursor just stored).
+  if (progress.safetyPull && pulled.applied > 0 && host.isSubscribed()) {
+    host.stopSubscription();
+    progress.reopenSubscription = true;
+  }
+  if (pushError) {
+    progress.phase = 'push';
+    throw pushError;
+  }
+}
+
+/** What a failure does: a refusal pauses the loops; anything else backs off (and is reported every `errorAfter` tries). */
+export function reportFailure(
+  host: Pick<RunHost, 'backoff' | 'scheduler' | 'refuse' | 'state' | 'context'>,
+  phase: SyncPhase,
+  failure: Failure,
+): void {
+  const { events } = host.context();
+  host.state.errorCount += 1;
+  if (failure.kind === 'refused') {
+    host.refuse({ kind: 'refused', phase, code: failure.code, message: failure.message });
+    events.emit('sync.error:action', { phase, code: failure.code, message: failure.message, paused: true });
+    return;
+  }
+  const { attempt, delayMs } = host.scheduler.failed(failure.retryAfterMs);
+  events.emit('sync.retry:action', { phase, attempt, delayMs, code: failure.code });
+  if (attempt >= host.backoff.errorAfter && attempt % host.backoff.errorAfter === 0) {
+    events.emit('sync.error:action', { phase, code: failure.code, message: failure.message, attempts: attempt });
+  }
+}
+
+async function recordRun(ctx: EngineContext, run: SyncRunRow): Promise<void> {
+  const runs = ctx.db.table<SyncRunRow, number>(RUNS_TABLE);
+  const id = await runs.add(run);
+  if (id > 1000) await runs.where('id').below(id - 1000).delete();
+}
