@@ -115,6 +115,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
         mayRun: () => this.life.kind === 'leading' && !this.isPaused,
         isPaused: () => this.isPaused,
         isClosed: () => this.life.kind === 'closed',
+        hasQueuedWrites: () => this.runtime.pendingEstimate > 0,
       },
       this.settings.backoff,
       options.random ?? Math.random,
@@ -162,7 +163,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     await this.refreshPendingEstimate();
     if (this.options.broadcast ?? true) {
       this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, () => {
-        if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
+        if (this.isLeader) this.scheduler.pushSoon(this.options.pushDebounceMs ?? 0);
       });
     }
   }
@@ -369,7 +370,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       this.events.emit('sync.queue:action:full', { pending: this.runtime.pendingEstimate, limit });
     }
     this.tabChannel?.notifyCaptured();
-    if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
+    if (this.isLeader) this.scheduler.pushSoon(this.options.pushDebounceMs ?? 0);
   }
 
   private async refreshPendingEstimate(): Promise<void> {

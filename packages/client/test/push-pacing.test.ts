@@ -16,6 +16,9 @@ afterEach(async () => {
   for (const engine of opened.splice(0)) await engine.close();
 });
 
+/** How long the scripted server takes to answer a push. */
+const PUSH_MS = 80;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
@@ -35,7 +38,7 @@ describe('push pacing', () => {
     provider.onPush = async (ops) => {
       inFlight += 1;
       mostInFlight = Math.max(mostInFlight, inFlight);
-      await sleep(20);
+      await sleep(PUSH_MS);
       inFlight -= 1;
       return { results: ops.map((op) => applied(op, ++version)), server_version: version };
     };
@@ -46,17 +49,24 @@ describe('push pacing', () => {
 
     const writes = 60;
     await engine.db.table('threads').put({ id: 't1', title: 'chat' });
+    await waitFor(async () => (await engine.pendingCount()) === 0);
+    const pushesBefore = provider.pushes.length;
+    const started = Date.now();
     for (let n = 1; n <= writes; n++) {
       await engine.db.table('messages').put({ id: 'reply', thread_id: 't1', index: 0, content: 'token '.repeat(n) });
       await sleep(2);
     }
+    const streamedMs = Date.now() - started;
     await waitFor(async () => (await engine.pendingCount()) === 0);
 
     const pushed = provider.pushes.flat().filter((op) => op.pk === 'reply');
     expect(pushed).toHaveLength(writes);
     expect(pushed.at(-1)!.payload).toMatchObject({ content: 'token '.repeat(writes) });
     expect(mostInFlight).toBe(1);
-    // At least 120 ms of writes over 20 ms pushes: a push per round trip (about 7), never one per write.
-    expect(provider.pushes.length).toBeLessThanOrEqual(writes / 3);
+    // Back-pressure: no more pushes than round trips fit in the stream (plus the last one after it),
+    // however fast the writes come; so each push carries every write made while the last was away.
+    const pushes = provider.pushes.length - pushesBefore;
+    expect(pushes).toBeLessThanOrEqual(Math.ceil(streamedMs / PUSH_MS) + 1);
+    expect(pushes).toBeLessThan(writes / 2);
   });
 });
