@@ -35,7 +35,7 @@ import type { AttachSyncOptions, AttachedDatabase, SyncRunResult } from './engin
 import { openEngineState } from './engine-open.js';
 import { classifyFailure } from './run-end.js';
 import { reportFailure, runSync, type RunHost, type RunOutcome, type RunState } from './run.js';
-import { RunScheduler } from './run-scheduler.js';
+import { RunScheduler, type RunPurpose } from './run-scheduler.js';
 import { STATE_KEYS, STATE_TABLE } from './schema.js';
 
 export { workspaceDatabaseName, type AttachSyncOptions, type AttachedDatabase, type SyncRunResult } from './engine-options.js';
@@ -111,7 +111,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     };
     this.scheduler = new RunScheduler(
       {
-        runOnce: () => this.runOnce(),
+        runOnce: (purpose) => this.runOnce(purpose),
         mayRun: () => this.life.kind === 'leading' && !this.isPaused,
         isPaused: () => this.isPaused,
         isClosed: () => this.life.kind === 'closed',
@@ -307,8 +307,8 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     };
   }
 
-  private async runOnce(): Promise<RunOutcome> {
-    const outcome = await runSync(this.runHost);
+  private async runOnce(purpose: RunPurpose): Promise<RunOutcome> {
+    const outcome = await runSync(this.runHost, purpose);
     if (this.isLeader && !this.subscription && (outcome.end.kind === 'synced' || outcome.reopenSubscription)) {
       await this.startSubscription();
     }

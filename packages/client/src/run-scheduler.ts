@@ -14,10 +14,17 @@ export interface FinishedRun<R> {
   end: RunEnd;
 }
 
+/**
+ * Why a run starts: `sync` (asked for by the app, the timer, the poll, the
+ * subscription) pushes and pulls; `push` (asked for by captured writes) may
+ * stop after its push while the subscription delivers (`run.ts`).
+ */
+export type RunPurpose = 'sync' | 'push';
+
 /** What the scheduler asks of its engine. */
 export interface RunHost<R> {
   /** One run; never throws for sync failures (they are in `end`). */
-  runOnce(): Promise<FinishedRun<R>>;
+  runOnce(purpose: RunPurpose): Promise<FinishedRun<R>>;
   /** True while background runs may be scheduled (the leader tab, open, not paused). */
   mayRun(): boolean;
   isPaused(): boolean;
@@ -58,9 +65,9 @@ export class RunScheduler<R> {
     return this.runTracked().then((run) => run.result);
   }
 
-  private runTracked(): Promise<FinishedRun<R>> {
+  private runTracked(purpose: RunPurpose = 'sync'): Promise<FinishedRun<R>> {
     this.inFlight += 1;
-    return this.exclusive(() => this.host.runOnce()).finally(() => {
+    return this.exclusive(() => this.host.runOnce(purpose)).finally(() => {
       this.inFlight -= 1;
       // Writes captured while it ran (after its push loop took its last batch) go now, together.
       if (this.inFlight === 0 && this.pushAfterRun) {
@@ -85,7 +92,7 @@ export class RunScheduler<R> {
     }
     // Not even a timer's turn of the event loop when nothing holds the run back.
     if (delayMs <= 0 && !this.timer && this.now() >= this.retryNotBefore && this.host.mayRun()) {
-      this.runInBackground();
+      this.runInBackground('push');
       return;
     }
     this.schedule(delayMs);
@@ -126,8 +133,8 @@ export class RunScheduler<R> {
   }
 
   /** Starts a background run now; a run that fails schedules its retry after the backoff delay. */
-  private runInBackground(): void {
-    this.runTracked().then(
+  private runInBackground(purpose: RunPurpose = 'sync'): void {
+    this.runTracked(purpose).then(
       ({ end }) => {
         if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
       },

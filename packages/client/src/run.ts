@@ -13,7 +13,7 @@ import { pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { pushPending } from './push.js';
 import { rescanDueAfterPush, rescanScope } from './rescan.js';
 import { classifyFailure, endOfRun, pullsAfterPushFailure, runErrorCode, type Failure, type RunEnd } from './run-end.js';
-import type { FinishedRun, RunScheduler } from './run-scheduler.js';
+import type { FinishedRun, RunPurpose, RunScheduler } from './run-scheduler.js';
 import { RUNS_TABLE, type SyncRunRow } from './schema.js';
 import type { SyncRunResult } from './engine-options.js';
 
@@ -55,7 +55,7 @@ export interface RunOutcome extends FinishedRun<SyncRunResult> {
 }
 
 /** Runs once. Never throws for sync failures: they are in the outcome's `end`. */
-export async function runSync(host: RunHost): Promise<RunOutcome> {
+export async function runSync(host: RunHost, purpose: RunPurpose = 'sync'): Promise<RunOutcome> {
   const progress: RunProgress = {
     run: { started_at: host.now(), finished_at: null, pushed: 0, pulled: 0, conflicts: 0, error: null },
     conflicts: [],
@@ -67,7 +67,7 @@ export async function runSync(host: RunHost): Promise<RunOutcome> {
   let end: RunEnd = { kind: 'paused' };
   if (!host.isPaused()) {
     try {
-      await runSteps(host, progress);
+      await runSteps(host, progress, purpose);
       end = endOfRun(null);
       host.scheduler.succeeded();
     } catch (error) {
@@ -100,7 +100,7 @@ interface RunProgress {
 }
 
 /** The run's steps; throws the failure that ends it. */
-async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
+async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpose): Promise<void> {
   const ctx = host.context();
   const { run, conflicts } = progress;
   const rescan = async (reason: RescanReason): Promise<number> => {
@@ -133,6 +133,14 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
   } catch (error) {
     if (!pullsAfterPushFailure(classifyFailure(error))) throw error;
     pushError = error;
+  }
+  // A run a captured write asked for ends with its push while the subscription is open: the
+  // subscription delivers what others wrote (and this device's own writes back), and a pull
+  // here would only hold up the next write's push (P11). A rescan stops the subscription, so a
+  // run that rescanned still pulls from its snapshot.
+  if (purpose === 'push' && host.isSubscribed() && !progress.safetyPull && !(await rescanDueAfterPush(ctx))) {
+    if (pushError) throw pushError;
+    return;
   }
   progress.phase = 'pull';
   let pulled;

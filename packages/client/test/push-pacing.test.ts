@@ -3,6 +3,7 @@
  * one push in flight at a time, each carrying every write captured while the
  * last was on its way, so a streaming reply that rewrites a message every few
  * milliseconds costs the server a push per round trip, not one per write.
+ * A run a write starts ends with its push while the subscription is open.
  * The scheduling rule itself (at once when nothing runs) is pinned in
  * `run-scheduler.test.ts`.
  */
@@ -68,5 +69,20 @@ describe('push pacing', () => {
     const pushes = provider.pushes.length - pushesBefore;
     expect(pushes).toBeLessThanOrEqual(Math.ceil(streamedMs / PUSH_MS) + 1);
     expect(pushes).toBeLessThan(writes / 2);
+  });
+
+  it('a write pushed while the subscription is open is not followed by a pull (the subscription delivers)', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-push-only', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const pulls = provider.pulls.length;
+    await engine.db.table('threads').put({ id: 'subscribed', title: 'pushed alone' });
+    await waitFor(async () => (await engine.pendingCount()) === 0);
+    await engine.db.table('threads').put({ id: 'subscribed-2', title: 'pushed alone too' });
+    await waitFor(async () => (await engine.pendingCount()) === 0);
+    expect(provider.pushes.flat().map((op) => op.pk)).toEqual(['subscribed', 'subscribed-2']);
+    expect(provider.pulls.length).toBe(pulls);
   });
 });

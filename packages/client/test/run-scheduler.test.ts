@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RunEnd } from '../src/run-end.js';
-import { RunScheduler, type FinishedRun } from '../src/run-scheduler.js';
+import { RunScheduler, type FinishedRun, type RunPurpose } from '../src/run-scheduler.js';
 
 const RETRY: RunEnd = { kind: 'failed', phase: 'push', failure: { kind: 'retry', code: 'unavailable', message: 'down', retryAfterMs: null } };
 const REFUSED: RunEnd = { kind: 'failed', phase: 'push', failure: { kind: 'refused', code: 'forbidden', message: 'no' } };
@@ -14,10 +14,11 @@ const SYNCED: RunEnd = { kind: 'synced' };
 
 /** A host whose runs end as scripted (then synced), each taking `runMs`, that fails the scheduler's backoff like the engine. */
 function harness(ends: RunEnd[] = [], runMs = 0) {
-  const state = { mayRun: true, paused: false, closed: false, queued: true, running: 0, maxRunning: 0, starts: [] as number[] };
+  const state = { mayRun: true, paused: false, closed: false, queued: true, running: 0, maxRunning: 0, starts: [] as number[], purposes: [] as RunPurpose[] };
   const scheduler: RunScheduler<number> = new RunScheduler(
     {
-      async runOnce(): Promise<FinishedRun<number>> {
+      async runOnce(purpose): Promise<FinishedRun<number>> {
+        state.purposes.push(purpose);
         state.running += 1;
         state.maxRunning = Math.max(state.maxRunning, state.running);
         state.starts.push(Date.now());
@@ -198,6 +199,20 @@ describe('RunScheduler push pacing', () => {
     // The first run ended (failed) at 100 ms; its backoff is 1 s.
     expect(state.starts).toHaveLength(2);
     expect(state.starts[1]! - 1_001_100).toBeLessThanOrEqual(1);
+  });
+
+  it('a run a write starts is a push run; a run the timer, the app or a retry starts is a sync run', async () => {
+    const { scheduler, state } = harness([], 100);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(10);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(1000);
+    scheduler.schedule(0);
+    await vi.advanceTimersByTimeAsync(1000);
+    const asked = scheduler.run();
+    await vi.advanceTimersByTimeAsync(200);
+    await asked;
+    expect(state.purposes).toEqual(['push', 'push', 'sync', 'sync']);
   });
 
   it('a debounce the app asked for (pushDebounceMs) holds the first write', async () => {
