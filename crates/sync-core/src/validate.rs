@@ -31,6 +31,17 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [RejectCode] = &[
+        RejectCode::UnknownTable,
+        RejectCode::InvalidPk,
+        RejectCode::PayloadTooLarge,
+        RejectCode::PkMismatch,
+        RejectCode::InvalidHlc,
+        RejectCode::InvalidOp,
+        RejectCode::ClockSkew,
+    ];
+
     /// The wire name of the code.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@
 //! in dev-auth mode and signs its own tokens ([`DevIssuer`]).
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -167,7 +168,7 @@ impl VerifyingKeys {
 
     async fn pick(&self, kid: Option<&str>) -> Result<DecodingKey, ApiError> {
         let unknown =
-            || ApiError::unauthorized("unknown_key", "the token's kid is not a known key");
+            || ApiError::unauthorized(ErrorCode::UnknownKey, "the token's kid is not a known key");
         match self {
             VerifyingKeys::Single(key) => Ok(key.clone()),
             VerifyingKeys::Set(keys) => match kid {
@@ -247,11 +248,14 @@ impl Authenticator {
 
     async fn verify_uncached(&self, token: &str) -> Result<Identity, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
-            ApiError::unauthorized("invalid_token", "the token is not a well-formed JWT")
+            ApiError::unauthorized(
+                ErrorCode::InvalidToken,
+                "the token is not a well-formed JWT",
+            )
         })?;
         if header.alg != Algorithm::RS256 {
             return Err(ApiError::unauthorized(
-                "invalid_token",
+                ErrorCode::InvalidToken,
                 "tokens must be signed with RS256",
             ));
         }
@@ -259,18 +263,22 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             let (code, message) = match e.kind() {
-                ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
+                ErrorKind::ExpiredSignature => (ErrorCode::TokenExpired, "the token has expired"),
                 ErrorKind::ImmatureSignature => {
-                    ("token_not_yet_valid", "the token is not valid yet")
+                    (ErrorCode::TokenNotYetValid, "the token is not valid yet")
                 }
-                ErrorKind::InvalidIssuer => ("invalid_issuer", "the token's issuer is not trusted"),
-                ErrorKind::InvalidSignature => {
-                    ("invalid_signature", "the token's signature does not verify")
-                }
+                ErrorKind::InvalidIssuer => (
+                    ErrorCode::InvalidIssuer,
+                    "the token's issuer is not trusted",
+                ),
+                ErrorKind::InvalidSignature => (
+                    ErrorCode::InvalidSignature,
+                    "the token's signature does not verify",
+                ),
                 ErrorKind::MissingRequiredClaim(_) => {
-                    ("invalid_token", "the token lacks a required claim")
+                    (ErrorCode::InvalidToken, "the token lacks a required claim")
                 }
-                _ => ("invalid_token", "the token is not valid"),
+                _ => (ErrorCode::InvalidToken, "the token is not valid"),
             };
             ApiError::unauthorized(code, message)
         })?;
@@ -278,7 +286,7 @@ impl Authenticator {
         if let Some(azp) = &claims.azp {
             if !self.allowed_origins.is_empty() && !self.allowed_origins.iter().any(|o| o == azp) {
                 return Err(ApiError::unauthorized(
-                    "invalid_azp",
+                    ErrorCode::InvalidAzp,
                     "the token's azp is not an allowed origin",
                 ));
             }
@@ -287,7 +295,7 @@ impl Authenticator {
             .sub
             .filter(|s| !s.is_empty() && s.len() <= 256)
             .ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "the token has no usable sub")
+                ApiError::unauthorized(ErrorCode::InvalidToken, "the token has no usable sub")
             })?;
         Ok(Identity {
             user_id,
@@ -378,7 +386,7 @@ impl DevIssuer {
         jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 format!("cannot sign a dev token: {e}"),
             )
         })

@@ -9,6 +9,7 @@
 
 use crate::config::Timeouts;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use axum::body::{Body, Bytes};
 use http_body::Frame;
 use std::future::Future;
@@ -47,7 +48,7 @@ pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 pub fn timeout_error(timeouts: &Timeouts) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::REQUEST_TIMEOUT,
-        "body_timeout",
+        ErrorCode::BodyTimeout,
         format!(
             "the request body must arrive within {} s plus 1 s per {} bytes",
             timeouts.body.as_secs_f64(),

@@ -5,6 +5,7 @@
 use crate::auth::Identity;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path};
@@ -29,7 +30,7 @@ impl FromRequestParts<AppState> for Caller {
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| {
                 ApiError::unauthorized(
-                    "missing_token",
+                    ErrorCode::MissingToken,
                     "an Authorization: Bearer token is required",
                 )
             })?;
@@ -41,12 +42,12 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::unauthorized(
-                    "missing_token",
+                    ErrorCode::MissingToken,
                     "the Authorization header must be `Bearer <jwt>`",
                 )
             })?;
         let identity = state.auth.verify(token).await.inspect_err(|e| {
-            metrics::counter!("or3_auth_failures_total", "reason" => e.code).increment(1);
+            metrics::counter!("or3_auth_failures_total", "reason" => e.code.as_str()).increment(1);
         })?;
         Ok(Caller(identity))
     }
@@ -56,7 +57,7 @@ impl FromRequestParts<AppState> for Caller {
 pub fn parse_workspace_id(raw: &str) -> Result<WorkspaceId, ApiError> {
     WorkspaceId::parse(raw).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_workspace_id",
+            ErrorCode::InvalidWorkspaceId,
             "workspace_id",
             "a workspace id is 1 to 128 characters of A-Z, a-z, 0-9, `_` and `-`",
         )
@@ -76,7 +77,7 @@ pub async fn read_json<T: DeserializeOwned>(
             }
             ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!(
                     "the request body is larger than {} bytes",
                     config.max_body_bytes
@@ -86,15 +87,15 @@ pub async fn read_json<T: DeserializeOwned>(
         })?;
     if json_depth_exceeds(&bytes, config.max_json_depth) {
         return Err(ApiError::bad_request(
-            "json_too_deep",
+            ErrorCode::JsonTooDeep,
             "body",
             format!("JSON nesting deeper than {} levels", config.max_json_depth),
         ));
     }
     serde_json::from_slice(&bytes).map_err(|e| {
         let code = match e.classify() {
-            serde_json::error::Category::Data => "invalid_request",
-            _ => "invalid_json",
+            serde_json::error::Category::Data => ErrorCode::InvalidRequest,
+            _ => ErrorCode::InvalidJson,
         };
         ApiError::bad_request(code, "body", e.to_string())
     })
@@ -138,7 +139,7 @@ pub fn parse_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError
         form_urlencoded::parse(raw).find(|(name, _)| !seen.insert(name.clone()))
     {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             &name,
             format!("`{name}` is given more than once"),
         ));
@@ -147,14 +148,14 @@ pub fn parse_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError
     serde_path_to_error::deserialize(parameters).map_err(|e| {
         let field = e.path().to_string();
         let message = format!("bad query parameter `{field}`: {}", e.inner());
-        ApiError::bad_request("invalid_query", &field, message)
+        ApiError::bad_request(ErrorCode::InvalidQuery, &field, message)
     })
 }
 
 /// Unwraps path parameters, turning a bad path into a 400 with a code.
 pub fn path_params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     path.map(|Path(p)| p)
-        .map_err(|e| ApiError::bad_request("invalid_path", "path", e.body_text()))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, "path", e.body_text()))
 }
 
 /// The workspace id of a `/v1/workspaces/{workspace_id}/...` route.
@@ -170,7 +171,7 @@ pub fn workspace_param(
 pub fn check_user_id(user_id: &str) -> Result<(), ApiError> {
     sync_core::validate::check_pk(user_id).map_err(|_| {
         ApiError::bad_request(
-            "invalid_user_id",
+            ErrorCode::InvalidUserId,
             "user_id",
             "user_id must be 1 to 256 characters without control characters",
         )
@@ -188,7 +189,7 @@ pub fn device_id_header(headers: &axum::http::HeaderMap) -> Result<Option<String
             .map(|d| Some(d.as_str().to_owned()))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_device_id",
+                    ErrorCode::InvalidDeviceId,
                     "X-Device-Id",
                     "X-Device-Id must be 16 to 64 lowercase hex characters",
                 )
@@ -222,7 +223,7 @@ pub fn check_project_id(project_id: Option<String>) -> Result<Option<String>, Ap
         None => Ok(None),
         Some(p) if sync_core::validate::check_pk(&p).is_ok() => Ok(Some(p)),
         Some(_) => Err(ApiError::bad_request(
-            "invalid_project_id",
+            ErrorCode::InvalidProjectId,
             "project_id",
             "project_id must be 1 to 256 characters without control characters",
         )),

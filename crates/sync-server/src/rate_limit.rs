@@ -9,6 +9,7 @@
 
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::bearer_token;
 use crate::limiter::RouteClass;
 use crate::listener::ClientAddr;
@@ -60,7 +61,7 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
             metrics::counter!("or3_rate_limited_total", "class" => class.label()).increment(1);
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!("too many {} requests; retry in {secs} s", class.label()),
             )
             .with_retry_after(secs)

@@ -4,6 +4,7 @@ use crate::auth::{Authenticator, DevIssuer, Identity};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::fanout::bus::Bus;
 use crate::fanout::hub::{Hub, SubscriptionSlot};
 use crate::limiter::RateLimits;
@@ -108,7 +109,7 @@ impl AppState {
         if self.config.membership_from_claims {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "membership_from_claims",
+                ErrorCode::MembershipFromClaims,
                 "workspaces and members are managed in the auth system (organizations)",
             ));
         }
@@ -122,7 +123,7 @@ impl AppState {
         self.hub.take_slot(&identity.user_id, most).ok_or_else(|| {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_subscriptions",
+                ErrorCode::TooManySubscriptions,
                 format!("at most {most} open subscriptions per user"),
             )
             .with_retry_after(5)

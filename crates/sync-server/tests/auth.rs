@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sync_server::auth::{Authenticator, RemoteJwks, VerifyingKeys};
+use sync_server::error::ErrorCode;
 
 async fn with_token(s: &TestServer, ws: &str, token: &str) -> (StatusCode, Value) {
     let res = s
@@ -399,7 +400,7 @@ async fn jwks_url_key_rotation_works_without_a_restart() {
     let rotated = new_key.sign(&claims("alice"), Some("k2"));
     assert_eq!(
         auth.verify(&rotated).await.unwrap_err().code,
-        "unknown_key",
+        ErrorCode::UnknownKey,
         "not published yet"
     );
     *jwks.document.lock().unwrap() = json!({"keys": [jwk(&old_key, "k1"), jwk(&new_key, "k2")]});
@@ -411,7 +412,7 @@ async fn jwks_url_key_rotation_works_without_a_restart() {
     let forged = old_key.sign(&claims("alice"), Some("k2"));
     assert_eq!(
         auth.verify(&forged).await.unwrap_err().code,
-        "invalid_signature",
+        ErrorCode::InvalidSignature,
         "kid k2 is the new key"
     );
 }
@@ -425,7 +426,10 @@ async fn unknown_kids_refetch_at_most_once_per_interval() {
     remote.refresh().await.unwrap();
     for i in 0..20 {
         let forged = key.sign(&claims("alice"), Some(&format!("nope-{i}")));
-        assert_eq!(auth.verify(&forged).await.unwrap_err().code, "unknown_key");
+        assert_eq!(
+            auth.verify(&forged).await.unwrap_err().code,
+            ErrorCode::UnknownKey
+        );
     }
     assert_eq!(
         jwks.fetches.load(Ordering::SeqCst),
@@ -462,13 +466,13 @@ async fn jwks_file_picks_the_key_by_kid() {
             .await
             .unwrap_err()
             .code,
-        "invalid_signature"
+        ErrorCode::InvalidSignature
     );
     assert_eq!(
         auth.verify(&a.sign(&claims("alice"), None))
             .await
             .unwrap_err()
             .code,
-        "unknown_key"
+        ErrorCode::UnknownKey
     );
 }

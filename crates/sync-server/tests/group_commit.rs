@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use store_suite::group::{assert_failed_group_answer, COMMIT_FAILS};
 use store_suite::{alice, all_changes, put, workspace, T0};
 use sync_core::{Role, TableConfig, WorkspaceId};
 use sync_server::store::sqlite::SqliteStore;
@@ -181,7 +182,7 @@ async fn a_lone_push_commits_at_once_in_a_group_of_its_own() {
 /// A group whose transaction cannot start (the lock is held past the busy
 /// timeout) answers every push with `unavailable` and writes none of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_group_that_cannot_commit_acknowledges_none_of_its_pushes() {
+async fn a_group_that_cannot_begin_acknowledges_none_of_its_pushes() {
     let dir = tempfile::tempdir().unwrap();
     let (_sqlite, store) = open(dir.path());
     let ws = workspace(&store).await;
@@ -194,10 +195,7 @@ async fn a_group_that_cannot_commit_acknowledges_none_of_its_pushes() {
             .await
             .expect("the writer gives up after its busy timeout")
             .unwrap();
-        assert!(
-            matches!(answer, Err(StoreError::Unavailable(_))),
-            "{answer:?}"
-        );
+        assert_failed_group_answer(&answer);
     }
     lock.execute_batch("COMMIT").unwrap();
     assert!(all_changes(&store, &ws, 0).await.unwrap().is_empty());
@@ -206,4 +204,59 @@ async fn a_group_that_cannot_commit_acknowledges_none_of_its_pushes() {
         .await
         .unwrap();
     assert_eq!(applied_versions(&outcome), [1]);
+}
+
+/// The same rule as on Postgres (`store_suite/group.rs`): here a deferred
+/// foreign key that a trigger breaks makes the `COMMIT` fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_whose_commit_fails_answers_every_push_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sqlite, store) = open(dir.path());
+    let ws = workspace(&store).await;
+    Connection::open(dir.path().join("group.db"))
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE commit_guard (
+                 ref TEXT REFERENCES records_nowhere (id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TABLE records_nowhere (id TEXT PRIMARY KEY);
+             CREATE TRIGGER commit_fails AFTER INSERT ON records WHEN NEW.pk = '{COMMIT_FAILS}'
+             BEGIN INSERT INTO commit_guard VALUES ('dangling'); END;"
+        ))
+        .unwrap();
+    let lock = hold_write_lock(dir.path());
+    store_suite::group::a_group_whose_commit_fails_answers_every_push_unavailable(
+        store,
+        ws,
+        async move { lock.execute_batch("COMMIT").unwrap() },
+    )
+    .await;
+}
+
+/// A group stops taking pushes once it holds 20,000 ops: two pushes of
+/// 10,000 ops fill one, and the push queued after them waits for the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_stops_taking_pushes_at_its_op_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, store) = open(dir.path());
+    let ws = workspace(&store).await;
+    let lock = hold_write_lock(dir.path());
+    let first = spawn_push(&store, &ws, alice(), &["first"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (groups_before, _) = sqlite.group_commits();
+    let big: Vec<String> = (0..10_000).map(|i| format!("b{i}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let mut queued = Vec::new();
+    for _ in 0..2 {
+        queued.push(spawn_push(&store, &ws, alice(), &big));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    queued.push(spawn_push(&store, &ws, alice(), &["small"]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.execute_batch("COMMIT").unwrap();
+    first.await.unwrap().unwrap();
+    for push in queued {
+        push.await.unwrap().unwrap();
+    }
+    // The lone first push's group, then the two big pushes, then the small one.
+    assert_eq!(sqlite.group_commits().0 - groups_before, 3);
 }

@@ -514,3 +514,32 @@ async fn queued_pushes_to_one_workspace_share_a_transaction_and_keep_their_own_o
     );
     assert_eq!(whole_log(&*store, &ws).await.len(), 27);
 }
+
+/// The same rule as on SQLite (`store_suite/group.rs`): here a deferred
+/// constraint trigger that raises makes the `COMMIT` fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_whose_commit_fails_answers_every_push_unavailable() {
+    let schema = TestSchema::new().await;
+    let store: Arc<dyn Store> = Arc::new(connect(&schema, PgOptions::default()).await);
+    let ws = workspace(&store).await;
+    pg_support::admin()
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION {s}.commit_fails() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+             CREATE CONSTRAINT TRIGGER commit_fails AFTER INSERT ON {s}.records
+               DEFERRABLE INITIALLY DEFERRED
+               FOR EACH ROW WHEN (NEW.pk = '{pk}') EXECUTE FUNCTION {s}.commit_fails();",
+            s = schema.name,
+            pk = store_suite::group::COMMIT_FAILS,
+        ))
+        .await
+        .unwrap();
+    let lock = hold_counter_row(&schema, &ws).await;
+    store_suite::group::a_group_whose_commit_fails_answers_every_push_unavailable(
+        store,
+        ws,
+        async move { lock.batch_execute("ROLLBACK").await.unwrap() },
+    )
+    .await;
+}

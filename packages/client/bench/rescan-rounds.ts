@@ -89,7 +89,7 @@ function memoryProvider(source: { items: SnapshotItem[] }): SyncProvider {
     mode: 'gateway',
     maxPayloadBytes: 1 << 20,
     // Offline for pushes: the pending writes stay, so the next rescan has some to keep.
-    push: () => Promise.reject(new SyncProviderError({ code: 'network', message: 'offline', status: 0 })),
+    push: () => Promise.reject(new SyncProviderError({ code: 'network_error', message: 'offline', status: 0 })),
     pull: async (_scope, cursor) => ({ changes: [], cursor, has_more: false }),
     snapshot: async (_scope, token) => page(token === null ? 0 : Number(token)),
     subscribe: () => () => {},

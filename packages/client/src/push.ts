@@ -26,6 +26,8 @@ import {
   type OpResult,
   type PushOp,
   type RecordPayload,
+  type OpRejection,
+  type SyncErrorCode,
 } from '@or3/sync-protocol';
 import { judgeResult, outbox, type PendingOpRow } from './outbox/index.js';
 import { isSyncProviderError } from './provider.js';
@@ -128,7 +130,7 @@ async function failOversizedOps(
 async function markFailed(
   ctx: EngineContext,
   op: PendingOpRow,
-  error: { code: string; message: string },
+  error: OpRejection,
   outcome: PushOutcome,
 ): Promise<void> {
   await outbox.markFailed(ctx.db, op, error);
@@ -136,7 +138,7 @@ async function markFailed(
   ctx.events.emit('sync.error:action', failedOpEvent(op, error.code, error.message));
 }
 
-function failedOpEvent(op: PendingOpRow, code: string, message: string): ErrorEvent {
+function failedOpEvent(op: PendingOpRow, code: SyncErrorCode, message: string): ErrorEvent {
   return { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk };
 }
 

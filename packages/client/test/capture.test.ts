@@ -475,7 +475,7 @@ describe('outbox soft limit', () => {
   it('an op that was ever sent is never merged', async () => {
     const { provider, engine, db } = await setup({ outboxSoftLimit: 1 });
     await engine.sync();
-    provider.pushFailures.push({ code: 'unavailable', message: 'down', status: 503 });
+    provider.pushFailures.push({ code: 'store_unavailable', message: 'down', status: 503 });
     await db.table('threads').put({ id: 't1', n: 1 });
     await engine.sync(); // sent once, failed: stays in the outbox marked sent
     await db.table('threads').put({ id: 't1', n: 2 });

@@ -178,13 +178,13 @@ describe('rescan', () => {
     let failures = 1;
     provider.snapshot = async (scope, token) => {
       tokens.push(token);
-      if (token === '2' && failures-- > 0) throw new SyncProviderError({ code: 'network', message: 'cut', status: 0 });
+      if (token === '2' && failures-- > 0) throw new SyncProviderError({ code: 'network_error', message: 'cut', status: 0 });
       return snapshot(scope, token);
     };
     const engine = await makeDevice('ws-page-fails', provider).open();
     opened.push(engine);
     const failed = await engine.sync();
-    expect(failed.error).toBe('network');
+    expect(failed.error).toBe('network_error');
     expect(await engine.db.table('_or3sync_state').get('cursor:*')).toBeUndefined();
 
     expect((await engine.sync()).error).toBeNull();
@@ -454,7 +454,7 @@ describe('GatewayProvider', () => {
       ['rate_limited', 429, true],
       ['cursor_expired', 410, false],
       ['network_error', 0, true],
-      ['unavailable', 502, true],
+      ['internal', 502, true],
     ]);
     expect(errors[0]!.retryAfterMs).toBe(7000);
     expect(errors[1]!.oldestRetainedVersion).toBe(40);

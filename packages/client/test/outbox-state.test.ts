@@ -6,7 +6,7 @@
 import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
-import type { OpResult } from '@or3/sync-protocol';
+import type { OpRejection, OpResult } from '@or3/sync-protocol';
 import {
   CAPTURED,
   failOp,
@@ -24,8 +24,8 @@ import {
   type PendingOpRow,
 } from '../src/outbox/index.js';
 
-const SKEW = { code: 'clock_skew', message: 'ahead', retryable: true };
-const INVALID = { code: 'invalid_pk', message: 'bad key', field: 'pk' };
+const SKEW: OpRejection = { code: 'clock_skew', message: 'ahead', retryable: true };
+const INVALID: OpRejection = { code: 'invalid_pk', message: 'bad key', field: 'pk' };
 const UNSYNCED_TABLE = { code: 'unknown_table', message: 'not synced by this server' } as const;
 
 function op(overrides: Partial<PendingOpRow> = {}): PendingOpRow {

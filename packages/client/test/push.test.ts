@@ -402,13 +402,13 @@ describe('telemetry', () => {
     engine.on('sync.stats:action', (s) => stats.push(s));
     await db.table('threads').bulkPut([{ id: 'a' }, { id: 'b' }]);
     await engine.sync();
-    provider.pushFailures.push({ code: 'unavailable', message: 'busy', status: 503 });
+    provider.pushFailures.push({ code: 'store_unavailable', message: 'busy', status: 503 });
     await db.table('threads').put({ id: 'c' });
     await engine.sync();
     const runs = await db.table<SyncRunRow>('_or3sync_runs').orderBy('id').toArray();
     expect(runs).toHaveLength(3); // the setup run and these two
     expect(runs[1]).toMatchObject({ pushed: 2, pulled: 0, conflicts: 0, error: null });
-    expect(runs[2]).toMatchObject({ pushed: 0, error: 'unavailable' });
+    expect(runs[2]).toMatchObject({ pushed: 0, error: 'store_unavailable' });
     for (const run of runs) expect(run.finished_at).toBeGreaterThanOrEqual(run.started_at);
     expect(stats).toHaveLength(2);
     expect(stats[0]).toMatchObject({ workspaceId: 'ws-push', pending: 0, cursor: 0, errors: 0, paused: false });

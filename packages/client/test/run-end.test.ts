@@ -1,9 +1,10 @@
 /** How a run ends (`src/run-end.ts`): the pure classification the engine and its scheduler act on. */
 import { describe, expect, it } from 'vitest';
+import type { SyncErrorCode } from '@or3/sync-protocol';
 import { SyncProviderError } from '../src/provider.js';
 import { classifyFailure, EngineRunError, endOfRun, pullsAfterPushFailure, retriesAfter, runErrorCode } from '../src/run-end.js';
 
-const provider = (code: string, status: number, retryAfterMs: number | null = null) =>
+const provider = (code: SyncErrorCode, status: number, retryAfterMs: number | null = null) =>
   new SyncProviderError({ code, message: code, status, retryAfterMs });
 
 describe('run outcomes', () => {
@@ -20,7 +21,7 @@ describe('run outcomes', () => {
 
   it('any other answer is retried after the backoff, keeping Retry-After', () => {
     expect(classifyFailure(provider('rate_limited', 429, 2000))).toEqual({ kind: 'retry', code: 'rate_limited', message: 'rate_limited', retryAfterMs: 2000 });
-    expect(classifyFailure(provider('unavailable', 503))).toMatchObject({ kind: 'retry', retryAfterMs: null });
+    expect(classifyFailure(provider('store_unavailable', 503))).toMatchObject({ kind: 'retry', retryAfterMs: null });
   });
 
   it('a clock-skew give-up is retried and the run still pulls', () => {
@@ -53,11 +54,11 @@ describe('run outcomes', () => {
   it('the run error code: null when synced, paused when paused, else the failure code', () => {
     expect(runErrorCode({ kind: 'synced' })).toBeNull();
     expect(runErrorCode({ kind: 'paused' })).toBe('paused');
-    expect(runErrorCode(endOfRun({ error: provider('unavailable', 503), phase: 'push' }))).toBe('unavailable');
+    expect(runErrorCode(endOfRun({ error: provider('store_unavailable', 503), phase: 'push' }))).toBe('store_unavailable');
   });
 
   it('the scheduler retries failed runs but neither refused nor paused ones', () => {
-    expect(retriesAfter(endOfRun({ error: provider('unavailable', 503), phase: 'push' }))).toBe(true);
+    expect(retriesAfter(endOfRun({ error: provider('store_unavailable', 503), phase: 'push' }))).toBe(true);
     expect(retriesAfter(endOfRun({ error: provider('network_error', 0), phase: 'pull' }))).toBe(true);
     expect(retriesAfter(endOfRun({ error: provider('forbidden', 403), phase: 'push' }))).toBe(false);
     expect(retriesAfter({ kind: 'paused' })).toBe(false);

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RunEnd } from '../src/run-end.js';
 import { RunScheduler, type FinishedRun, type RunPurpose } from '../src/run-scheduler.js';
 
-const RETRY: RunEnd = { kind: 'failed', phase: 'push', failure: { kind: 'retry', code: 'unavailable', message: 'down', retryAfterMs: null } };
+const RETRY: RunEnd = { kind: 'failed', phase: 'push', failure: { kind: 'retry', code: 'store_unavailable', message: 'down', retryAfterMs: null } };
 const REFUSED: RunEnd = { kind: 'failed', phase: 'push', failure: { kind: 'refused', code: 'forbidden', message: 'no' } };
 const SYNCED: RunEnd = { kind: 'synced' };
 

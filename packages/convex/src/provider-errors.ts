@@ -11,6 +11,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   invalid_input: 400,
   unauthorized: 401,
   forbidden: 403,
+  unknown_workspace: 404,
   not_found: 404,
   last_owner: 409,
   cursor_expired: 410,
@@ -39,7 +40,7 @@ export function toSyncProviderError(error: unknown): SyncProviderError {
   }
   // Not one of ours: a server error. Convex retries lost connections itself,
   // so what reaches us is worth a backoff.
-  return new SyncProviderError({ code: 'unavailable', message, status: 503, cause: error });
+  return new SyncProviderError({ code: 'store_unavailable', message, status: 503, cause: error });
 }
 
 /** The data of a `ConvexError` thrown by our functions, or null. */

@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { api } from '../convex/_generated/api.js';
 import { ENV } from '../convex/lib/config.js';
+import { toSyncProviderError } from '../src/provider-errors.js';
 import { as, errorOf, newBackend, put, workspaceWith } from './setup.js';
 
 afterEach(() => {
@@ -56,10 +57,11 @@ describe('membership', () => {
     }
   });
 
-  test('an unknown workspace is not_found', async () => {
+  test('an unknown workspace is unknown_workspace everywhere', async () => {
     const t = newBackend();
-    const fn = everyFunction('no-such-workspace').pull;
-    expect(await errorOf(call(as(t, 'alice'), fn))).toMatchObject({ code: 'not_found' });
+    for (const fn of Object.values(everyFunction('no-such-workspace'))) {
+      expect(await errorOf(call(as(t, 'alice'), fn))).toMatchObject({ code: 'unknown_workspace' });
+    }
   });
 
   test('a viewer may read but not push', async () => {
@@ -165,5 +167,38 @@ describe('membership from Clerk organization claims', () => {
       code: 'forbidden',
     });
     expect(await admin.query(api.workspaces.listMembers, { workspace_id: org })).toEqual({ members: [] });
+  });
+});
+
+describe('the gateway\'s codes (docs/ERRORS.md, "Convex")', () => {
+  /** What the provider hands the engine for a call: the code and the gateway's status. */
+  async function answer(promise: Promise<unknown>) {
+    const error = toSyncProviderError(await promise.then(() => null, (e: unknown) => e));
+    return { code: error.code, status: error.status };
+  }
+
+  test('an unknown workspace is 404 unknown_workspace', async () => {
+    const t = newBackend();
+    const fn = everyFunction('no-such-workspace').push;
+    expect(await answer(call(as(t, 'alice'), fn))).toEqual({ code: 'unknown_workspace', status: 404 });
+  });
+
+  test('a non-member is 403 forbidden', async () => {
+    const t = newBackend();
+    const workspace = await workspaceWith(t, 'alice');
+    expect(await answer(call(as(t, 'mallory'), everyFunction(workspace).pull))).toEqual({ code: 'forbidden', status: 403 });
+  });
+
+  test('a viewer pushing is 403 forbidden', async () => {
+    const t = newBackend();
+    const workspace = await workspaceWith(t, 'alice', { vic: 'viewer' });
+    expect(await answer(call(as(t, 'vic'), everyFunction(workspace).push))).toEqual({ code: 'forbidden', status: 403 });
+  });
+
+  test('a call the deployment failed is 503 store_unavailable', async () => {
+    expect(await answer(Promise.reject(new Error('Connection lost while action was in flight')))).toEqual({
+      code: 'store_unavailable',
+      status: 503,
+    });
   });
 });

@@ -271,7 +271,7 @@ export class FaultProxy {
         reset(req.socket);
         return;
       case 'unavailable': {
-        const body = Buffer.from(JSON.stringify({ error: { code: 'unavailable', message: 'fault proxy: overloaded' } }));
+        const body = Buffer.from(JSON.stringify({ error: { code: 'store_unavailable', message: 'fault proxy: overloaded' } }));
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0', 'content-length': String(body.length) });
         res.end(body);
         return;

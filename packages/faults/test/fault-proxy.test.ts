@@ -116,7 +116,7 @@ describe('fault proxy', () => {
     proxy.setSchedule(scripted(() => decision('unavailable')));
     const response = await post('busy');
     expect(response.status).toBe(503);
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('unavailable');
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('store_unavailable');
     expect(upstream.seen).toHaveLength(0);
   });
 

@@ -130,7 +130,7 @@ describe('retention, seen from the client', () => {
     b.engine.on('sync.rescan:action', (e) => e.phase === 'started' && rescans.push(e.reason));
     proxy.setSchedule(pushesUnavailableFor('b'));
     const first = await b.engine.sync();
-    expect(first.error).toBe('unavailable');
+    expect(first.error).toBe('store_unavailable');
     expect(rescans).toEqual(['cursor_expired']);
     const pending = (await b.engine.db.table<PendingOpRow>('_or3sync_outbox').toArray()).map((op) => `${op.operation} ${op.table_name}/${op.pk}`);
     expect(pending).toEqual(['put threads/t1', 'put threads/t3', 'delete kv/k1']);

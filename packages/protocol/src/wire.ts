@@ -41,15 +41,19 @@ export interface PushRequest {
 /** Outcome status of one pushed op. */
 export type OpStatus = 'applied' | 'duplicate' | 'superseded' | 'rejected';
 
+/** Codes of a per-op rejection (docs/ERRORS.md, "Per-op rejections"). Only `clock_skew` is retryable. */
+export const REJECTION_CODES = [
+  'unknown_table',
+  'invalid_pk',
+  'payload_too_large',
+  'pk_mismatch',
+  'invalid_hlc',
+  'invalid_op',
+  'clock_skew',
+] as const;
+
 /** Codes of a per-op rejection. Only `clock_skew` is retryable. */
-export type RejectionCode =
-  | 'unknown_table'
-  | 'invalid_pk'
-  | 'payload_too_large'
-  | 'pk_mismatch'
-  | 'invalid_hlc'
-  | 'invalid_op'
-  | 'clock_skew';
+export type RejectionCode = (typeof REJECTION_CODES)[number];
 
 /** The stored version that beat a superseded op, whole. */
 export interface Winner {
@@ -64,7 +68,7 @@ export interface Winner {
 
 /** Error detail of a rejected op. */
 export interface OpRejection {
-  code: RejectionCode | (string & {});
+  code: RejectionCode;
   message: string;
   /** True only for `clock_skew`: re-stamp and push again. */
   retryable?: boolean;
@@ -187,21 +191,75 @@ export interface GatewayConfig {
   max_payload_bytes: number;
 }
 
-/** Error codes a backend or provider reports for a whole request. */
-export type SyncErrorCode =
-  | 'invalid_input'
-  | 'unauthorized'
-  | 'token_expired'
-  | 'forbidden'
-  | 'not_found'
-  | 'cursor_expired'
-  | 'payload_too_large'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'network_error'
-  | 'internal'
-  | RejectionCode
-  | (string & {});
+/**
+ * Every error code a backend, a provider or the engine reports: the one list of docs/ERRORS.md
+ * (the gateway's request and stream codes, per-op rejections, and the codes only Convex or the
+ * client gives). `test/error-codes.test.ts` checks it against that file.
+ */
+export const SYNC_ERROR_CODES = [
+  // The gateway: requests.
+  'invalid_json',
+  'invalid_request',
+  'json_too_deep',
+  'invalid_query',
+  'invalid_limit',
+  'invalid_cursor',
+  'invalid_project_id',
+  'invalid_workspace_id',
+  'invalid_path',
+  'invalid_user_id',
+  'invalid_name',
+  'invalid_device_id',
+  'invalid_page_token',
+  'missing_token',
+  'invalid_token',
+  'invalid_signature',
+  'unknown_key',
+  'token_expired',
+  'token_not_yet_valid',
+  'invalid_issuer',
+  'invalid_azp',
+  'forbidden',
+  'unknown_workspace',
+  'not_found',
+  'body_timeout',
+  'last_owner',
+  'membership_from_claims',
+  'cursor_expired',
+  'body_too_large',
+  'too_many_ops',
+  'rate_limited',
+  'too_many_subscriptions',
+  'internal',
+  'store_unavailable',
+  'metrics_unavailable',
+  'draining',
+  'too_many_connections',
+  // The gateway: stream frames.
+  'invalid_frame',
+  'hello_timeout',
+  'shutting_down',
+  // Per-op rejections (`unknown_table` and `invalid_pk` are request codes too).
+  ...REJECTION_CODES,
+  // Only Convex or the client.
+  'invalid_input',
+  'unauthorized',
+  'batch_too_large',
+  'network_error',
+  'invalid_response',
+  'paused',
+  'rescan_busy',
+] as const;
+
+/** An error code of docs/ERRORS.md; a closed union, so a code outside the list does not compile. */
+export type SyncErrorCode = (typeof SYNC_ERROR_CODES)[number];
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(SYNC_ERROR_CODES);
+
+/** True for a code of the list: what a backend sent is checked before it is trusted. */
+export function isSyncErrorCode(value: unknown): value is SyncErrorCode {
+  return typeof value === 'string' && KNOWN_CODES.has(value);
+}
 
 /** Body of every error answer: `{"error": {...}}`. */
 export interface WireErrorBody {

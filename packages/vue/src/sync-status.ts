@@ -3,7 +3,7 @@
  * (`syncStateOf`): a workspace is `synced` only when its latest run, in any
  * tab of this device, reached the server and was not refused.
  */
-import type { ErrorEvent, RealtimeTransport, SyncStats } from '@or3/sync-client';
+import type { ErrorEvent, RealtimeTransport, SyncErrorCode, SyncStats } from '@or3/sync-client';
 
 /** The summary of a workspace's sync, for a status chip. */
 export type SyncState =
@@ -13,7 +13,7 @@ export type SyncState =
   | 'offline'
   /** The app paused the loops (`engine.pause()`, e.g. a "work offline" switch). */
   | 'paused'
-  /** The server refused the workspace (403 `forbidden`, 404 `not_found`): not a member, or no such workspace. */
+  /** The server refused the workspace (403 `forbidden`, 404 `unknown_workspace` or `not_found`): not a member, or no such workspace. */
   | 'refused'
   /** The latest run failed and is being retried. */
   | 'error'
@@ -42,8 +42,8 @@ export interface SyncStatus extends Omit<SyncStats, 'workspaceId'> {
   realtime: RealtimeTransport | null;
 }
 
-/** Codes of a run the server refused, which retrying will not fix. */
-const REFUSED = new Set(['forbidden', 'not_found']);
+/** Codes of a run the server refused, which retrying will not fix (docs/ERRORS.md: "pause and report"). */
+const REFUSED: ReadonlySet<string> = new Set<SyncErrorCode>(['forbidden', 'unknown_workspace', 'not_found']);
 
 /** The summary state of `status` (without its own `state`), plus whether any run has finished. */
 export function syncStateOf(status: Omit<SyncStatus, 'state'>, hasRun: boolean): SyncState {

@@ -145,6 +145,19 @@ describe('useSyncStatus', () => {
     expect(status.lastError?.code).toBe('forbidden');
     await app.plugin.workspace.close();
   });
+
+  it('a workspace the server does not know (404 unknown_workspace) is refused, never synced', async () => {
+    const app = testApp((provider) => {
+      provider.snapshot = () =>
+        Promise.reject(new SyncProviderError({ code: 'unknown_workspace', message: 'no such workspace', status: 404 }));
+    });
+    const { value: status } = mountWith(app, () => useSyncStatus());
+    await app.plugin.workspace.switchTo('w1');
+    await until(() => status.state === 'refused', 'the status says refused');
+    expect(status.paused).toBe(true);
+    expect(status.lastError?.code).toBe('unknown_workspace');
+    await app.plugin.workspace.close();
+  });
 });
 
 describe('useFailedOps', () => {

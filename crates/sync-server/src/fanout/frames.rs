@@ -1,5 +1,6 @@
 //! The frames the server sends to a subscriber, as JSON text.
 
+use crate::error::ErrorCode;
 use serde_json::json;
 use sync_core::wire::Change;
 use sync_core::ServerVersion;
@@ -22,11 +23,11 @@ pub fn poke_frame(server_version: ServerVersion) -> String {
 
 /// `{"type":"error","code":…,"message":…}` (plus `oldest_retained_version`).
 pub fn error_frame(
-    code: &str,
+    code: ErrorCode,
     message: &str,
     oldest_retained_version: Option<ServerVersion>,
 ) -> String {
-    let mut frame = json!({"type": "error", "code": code, "message": message});
+    let mut frame = json!({"type": "error", "code": code.as_str(), "message": message});
     if let Some(v) = oldest_retained_version {
         frame["oldest_retained_version"] = json!(v);
     }

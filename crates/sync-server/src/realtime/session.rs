@@ -8,6 +8,7 @@
 use super::frames::ClientFrame;
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::check_project_id;
 use crate::fanout::frames::{changes_frame, error_frame, poke_frame};
 use crate::fanout::hub::Commit;
@@ -133,7 +134,7 @@ impl Session {
                         self.on_client_frame(frame, out).await
                     }
                     Some(Err(why)) => {
-                        send_error(out, "invalid_frame", &format!("frames are JSON hello or auth objects: {why}"), None).await;
+                        send_error(out, ErrorCode::InvalidFrame, &format!("frames are JSON hello or auth objects: {why}"), None).await;
                         Next::Close
                     }
                     None => Next::Close,
@@ -142,25 +143,25 @@ impl Session {
                 _ = &mut hello_deadline, if awaiting_first_hello => {
                     metrics::counter!("or3_connections_closed_total", "reason" => "hello_timeout").increment(1);
                     let why = format!("send a hello frame within {} s of connecting", timeouts.hello.as_secs_f64());
-                    send_error(out, "hello_timeout", &why, None).await;
+                    send_error(out, ErrorCode::HelloTimeout, &why, None).await;
                     Next::Close
                 }
                 _ = ping.tick() => if out.ping().await { Next::Continue } else { Next::Close },
                 _ = recheck.tick() => self.recheck_membership(out).await,
                 _ = &mut expiry => {
-                    send_error(out, "token_expired", "the token expired; send an auth frame with a fresh one before expiry", None).await;
+                    send_error(out, ErrorCode::TokenExpired, "the token expired; send an auth frame with a fresh one before expiry", None).await;
                     Next::Close
                 }
                 Ok(revoked) = revocations.recv() => {
                     if revoked.workspace_id == self.ws && revoked.user_id == self.identity.user_id {
-                        send_error(out, "forbidden", "membership was revoked", None).await;
+                        send_error(out, ErrorCode::Forbidden, "membership was revoked", None).await;
                         Next::Close
                     } else {
                         Next::Continue
                     }
                 }
                 _ = shutdown.changed() => {
-                    send_error(out, "shutting_down", "the server is shutting down; reconnect", None).await;
+                    send_error(out, ErrorCode::ShuttingDown, "the server is shutting down; reconnect", None).await;
                     out.close(true).await;
                     break;
                 }
@@ -190,7 +191,13 @@ impl Session {
                     Next::Continue
                 }
                 Ok(_) => {
-                    send_error(out, "forbidden", "the new token names another user", None).await;
+                    send_error(
+                        out,
+                        ErrorCode::Forbidden,
+                        "the new token names another user",
+                        None,
+                    )
+                    .await;
                     Next::Close
                 }
                 Err(e) => {
@@ -221,7 +228,7 @@ impl Session {
             Some(None) => {
                 send_error(
                     out,
-                    "invalid_device_id",
+                    ErrorCode::InvalidDeviceId,
                     "device_id must be 16 to 64 lowercase hex characters",
                     None,
                 )
@@ -290,7 +297,7 @@ impl Session {
         )
         .await;
         match error.code {
-            "cursor_expired" => Next::AwaitHello,
+            ErrorCode::CursorExpired => Next::AwaitHello,
             _ => Next::Close,
         }
     }
@@ -417,7 +424,7 @@ fn in_view<'a>(
 
 async fn send_error<O: Outbound>(
     out: &mut O,
-    code: &str,
+    code: ErrorCode,
     message: &str,
     oldest: Option<ServerVersion>,
 ) {

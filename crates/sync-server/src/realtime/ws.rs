@@ -7,6 +7,7 @@ use super::frames::ClientFrame;
 use super::session::{Outbound, Session};
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{bearer_token, parse_workspace_id, path_params};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
@@ -44,7 +45,10 @@ pub async fn subscribe(
         Some(Extension(identity)) => identity,
         None => {
             let token = bearer_token(&headers).ok_or_else(|| {
-                ApiError::unauthorized("missing_token", "offer the subprotocol bearer.<jwt>")
+                ApiError::unauthorized(
+                    ErrorCode::MissingToken,
+                    "offer the subprotocol bearer.<jwt>",
+                )
             })?;
             state.auth.verify(&token).await?
         }

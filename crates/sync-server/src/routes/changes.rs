@@ -1,6 +1,7 @@
 //! `GET /v1/workspaces/{workspace_id}/changes`: the change log after a cursor.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{check_project_id, device_id_header, parse_query, workspace_param, Caller};
 use crate::state::AppState;
 use crate::store::{ChangesQuery, DevicePosition};
@@ -35,7 +36,7 @@ pub async fn changes(
     let cursor = params.cursor.unwrap_or(0);
     if cursor > sync_core::MAX_SAFE_INTEGER {
         return Err(ApiError::bad_request(
-            "invalid_cursor",
+            ErrorCode::InvalidCursor,
             "cursor",
             "cursor is out of range",
         ));
@@ -45,7 +46,7 @@ pub async fn changes(
         Some(l) if (1..=state.config.max_pull_limit).contains(&l) => l,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 "limit",
                 format!("limit must be 1 to {}", state.config.max_pull_limit),
             ))

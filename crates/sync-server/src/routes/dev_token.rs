@@ -2,6 +2,7 @@
 //! so a fresh checkout works with no identity provider.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{check_user_id, read_json};
 use crate::state::AppState;
 use axum::extract::State;
@@ -24,10 +25,13 @@ pub async fn dev_token(
     State(state): State<AppState>,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let issuer = state
-        .dev_issuer
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "dev auth is off"))?;
+    let issuer = state.dev_issuer.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "dev auth is off",
+        )
+    })?;
     let request: DevTokenRequest = read_json(body, &state.config).await?;
     check_user_id(&request.user_id)?;
     let now_secs = state.clock.now_ms() / 1000;

@@ -1,6 +1,7 @@
 //! `/v1/health`, `/metrics` and the JSON 404 for unknown routes.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,7 +28,7 @@ pub async fn metrics() -> Result<String, ApiError> {
     prometheus().map(PrometheusHandle::render).ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "metrics_unavailable",
+            ErrorCode::MetricsUnavailable,
             "another metrics recorder is installed",
         )
     })

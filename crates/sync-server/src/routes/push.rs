@@ -2,6 +2,7 @@
 //! valid ones in one store transaction, answer one result per op in order.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{read_json, workspace_param, Caller};
 use crate::state::AppState;
 use crate::store::{OpOutcome, StoreError};
@@ -25,7 +26,7 @@ pub async fn push(
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
+            ErrorCode::Draining,
             "the server is shutting down; retry on another node or shortly",
         )
         .with_retry_after(2));
@@ -34,7 +35,7 @@ pub async fn push(
     if request.ops.len() > state.config.max_ops_per_push {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_ops",
+            ErrorCode::TooManyOps,
             format!(
                 "a push carries at most {} ops; this one has {}",
                 state.config.max_ops_per_push,

@@ -1,6 +1,7 @@
 //! `GET /v1/workspaces/{workspace_id}/records/{table_name}/{pk}`: one record.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{workspace_param, Caller};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
@@ -21,13 +22,13 @@ pub async fn record(
     if state.config.tables.pk_field(table_name).is_none() {
         let rejection = sync_core::Rejection::unknown_table(table_name);
         return Err(ApiError::bad_request(
-            rejection.code.as_str(),
+            ErrorCode::UnknownTable,
             "table_name",
             rejection.message,
         ));
     }
     sync_core::validate::check_pk(pk)
-        .map_err(|r| ApiError::bad_request("invalid_pk", "pk", r.message))?;
+        .map_err(|r| ApiError::bad_request(ErrorCode::InvalidPk, "pk", r.message))?;
     let record = state
         .store
         .record(&ws, &state.access(&identity, &ws).await?, table_name, pk)

@@ -3,6 +3,7 @@
 //! to clients (base64url of a small JSON object).
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{check_project_id, device_id_header, parse_query, workspace_param, Caller};
 use crate::state::AppState;
 use crate::store::{DevicePosition, SnapshotQuery, StoreError};
@@ -75,7 +76,7 @@ pub async fn snapshot(
         Some(l) if (1..=state.config.max_snapshot_limit).contains(&l) => l,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 "limit",
                 format!("limit must be 1 to {}", state.config.max_snapshot_limit),
             ))

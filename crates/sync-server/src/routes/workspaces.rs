@@ -1,6 +1,7 @@
 //! `POST` and `GET /v1/workspaces`: create a workspace, list the caller's.
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::extract::{read_json, Caller};
 use crate::state::AppState;
 use crate::store::Access;
@@ -21,7 +22,7 @@ pub async fn create(
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "invalid_name",
+            ErrorCode::InvalidName,
             "name",
             "name must be 1 to 200 characters without control characters",
         ));

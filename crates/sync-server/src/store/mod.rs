@@ -6,6 +6,7 @@
 
 mod access;
 pub(crate) mod gc;
+mod group;
 mod page;
 pub mod postgres;
 pub mod sqlite;

@@ -3,7 +3,12 @@
 //! store directly with an explicit clock, so retention is tested without sleeps.
 #![allow(dead_code)]
 
+mod access_errors;
+pub mod group;
 mod push_vectors;
+pub use access_errors::{
+    every_method_refuses_a_non_member, every_method_reports_a_missing_workspace,
+};
 pub use push_vectors::push_vectors_agree;
 
 use serde_json::{json, Value};
@@ -30,6 +35,8 @@ macro_rules! store_suite {
             stale_put_loses_to_a_tombstone,
             non_member_and_viewer_are_refused,
             unknown_workspace_is_reported,
+            every_method_reports_a_missing_workspace,
+            every_method_refuses_a_non_member,
             last_owner_cannot_leave,
             changes_page_in_order_and_filter_by_project,
             snapshot_pages_cover_every_record,

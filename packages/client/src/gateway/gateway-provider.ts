@@ -23,6 +23,7 @@ import {
 import type { WebSocketConstructor } from './websocket.js';
 import {
   PROTOCOL_LIMITS,
+  isSyncErrorCode,
   type ChangesPage,
   type GatewayConfig,
   type MemberInfo,
@@ -95,7 +96,7 @@ const STATUS_CODES: Record<number, SyncErrorCode> = {
   410: 'cursor_expired',
   413: 'payload_too_large',
   429: 'rate_limited',
-  503: 'unavailable',
+  503: 'store_unavailable',
 };
 
 /** A workspace as the caller sees it. */
@@ -384,7 +385,9 @@ function retryAfterMs(value: string | null): number | null {
 function errorFromResponse(response: Response, body: unknown, remaining: number | null): SyncProviderError {
   const wire = (body as Partial<WireErrorBody> | undefined)?.error;
   return new SyncProviderError({
-    code: wire?.code ?? STATUS_CODES[response.status] ?? (response.status >= 500 ? 'unavailable' : 'invalid_input'),
+    code: isSyncErrorCode(wire?.code)
+      ? wire.code
+      : (STATUS_CODES[response.status] ?? (response.status >= 500 ? 'internal' : 'invalid_input')),
     message: wire?.message ?? `HTTP ${response.status}`,
     status: response.status,
     retryAfterMs: retryAfterMs(response.headers.get('retry-after')),

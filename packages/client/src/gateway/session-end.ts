@@ -3,7 +3,7 @@
  * HTTP statuses and failed pulls mean for it: pure classification, so
  * `GatewaySubscription` only acts on the answer.
  */
-import type { Change } from '@or3/sync-protocol';
+import { isSyncErrorCode, type Change } from '@or3/sync-protocol';
 import { SyncProviderError, isSyncProviderError } from '../provider.js';
 
 /** How a transport session ended, and so what comes next. */
@@ -45,7 +45,7 @@ const ending = (end: SessionEnd, refreshToken = false): Ending => ({ end, refres
 
 /** What an `error` frame from the server means for the session. */
 export function endingForErrorFrame(frame: ServerFrame): Ending {
-  const code = typeof frame.code === 'string' ? frame.code : 'internal';
+  const code = isSyncErrorCode(frame.code) ? frame.code : 'internal';
   const message = typeof frame.message === 'string' ? frame.message : code;
   switch (code) {
     case 'cursor_expired': {
@@ -57,6 +57,7 @@ export function endingForErrorFrame(frame: ServerFrame): Ending {
     }
     case 'forbidden':
       return ending({ kind: 'fatal', error: new SyncProviderError({ code, message, status: 403 }) });
+    case 'unknown_workspace':
     case 'not_found':
       return ending({ kind: 'fatal', error: new SyncProviderError({ code, message, status: 404 }) });
     case 'token_expired':

@@ -55,7 +55,7 @@ export const STORED_STATUS = { pending: 'pending', failed: 'failed', held: 'held
 export function opState(row: StoredOpState): OpState {
   if (row.status === STORED_STATUS.failed) {
     const reason = row.error as OpRejection | null;
-    return { kind: 'failed', reason: reason ?? { code: 'unknown', message: 'rejected', retryable: false } };
+    return { kind: 'failed', reason: reason ?? { code: 'invalid_op', message: 'rejected (no reason was stored)', retryable: false } };
   }
   if (row.status === STORED_STATUS.held) {
     const reason = (row.error as HoldReason | null) ?? { code: 'other_user', message: 'held' };

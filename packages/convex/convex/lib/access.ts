@@ -35,7 +35,7 @@ export async function requireCaller(ctx: QueryCtx): Promise<Caller> {
 
 /**
  * The caller as a member with at least role `minimum`: `unauthorized` without
- * a token, `not_found` for an unknown workspace, `forbidden` for a non-member
+ * a token, `unknown_workspace` for an unknown workspace, `forbidden` for a non-member
  * or a role too low.
  */
 export async function requireMember(
@@ -50,7 +50,7 @@ export async function requireMember(
     : await roleFromMembers(ctx, workspaceId, caller.userId);
   if (role === null) {
     if (!config.membershipFromClaims && !(await workspaceExists(ctx, workspaceId))) {
-      throw requestError('not_found', `no workspace ${JSON.stringify(workspaceId)}`);
+      throw requestError('unknown_workspace', `no workspace ${JSON.stringify(workspaceId)}`);
     }
     throw requestError('forbidden', 'not a member of this workspace');
   }

@@ -6,13 +6,15 @@
  */
 import { ConvexError } from 'convex/values';
 
-/** Codes a Convex function throws for a whole request. */
+/** Codes a Convex function throws for a whole request: codes of docs/ERRORS.md, the gateway's where it has one. */
 export type RequestErrorCode =
   /** No identity: the caller sent no token or an invalid one (HTTP 401). */
   | 'unauthorized'
   /** Not a member of the workspace, or the role is too low (HTTP 403). */
   | 'forbidden'
-  /** Unknown workspace or record (HTTP 404). */
+  /** Unknown workspace (HTTP 404), the gateway's code. */
+  | 'unknown_workspace'
+  /** Unknown member or record (HTTP 404). */
   | 'not_found'
   /** Malformed arguments: a bad cursor, limit, device id or page token (HTTP 400). */
   | 'invalid_input'

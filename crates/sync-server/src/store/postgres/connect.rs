@@ -5,7 +5,9 @@
 
 use crate::store::StoreError;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
@@ -284,6 +286,50 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     } else {
         StoreError::Internal(message)
     }
+}
+
+/// The store's call time limit given to each step of a call made of
+/// several (the pushes of a group, `group.rs`), so that one limit sized for
+/// a single push never cuts a group short. A step that runs out leaves its
+/// connection mid-statement: the call must not give it back to the pool.
+pub(crate) struct StepBudget {
+    limit: Duration,
+    ran_out: AtomicBool,
+}
+
+impl StepBudget {
+    pub(crate) fn new(limit: Duration) -> StepBudget {
+        StepBudget {
+            limit,
+            ran_out: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs one step within the limit.
+    pub(crate) async fn run<T>(
+        &self,
+        step: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.limit, step)
+            .await
+            .unwrap_or_else(|_| {
+                self.ran_out.store(true, Ordering::Relaxed);
+                Err(timed_out(self.limit))
+            })
+    }
+
+    /// True when a step ran out of time.
+    pub(crate) fn ran_out(&self) -> bool {
+        self.ran_out.load(Ordering::Relaxed)
+    }
+}
+
+/// The error of a call that ran out of time.
+pub(crate) fn timed_out(limit: Duration) -> StoreError {
+    StoreError::Unavailable(format!(
+        "Postgres did not answer within {} ms",
+        limit.as_millis()
+    ))
 }
 
 /// Maps a column that does not convert (a schema this binary does not expect).

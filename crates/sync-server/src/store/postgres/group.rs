@@ -7,37 +7,40 @@
 //! waiting for the previous one's commit while holding a pooled connection.
 //!
 //! So the pushes of one workspace go through a queue: the first push that
-//! finds no group running starts a drainer task, which takes every push
-//! queued by then (up to [`MAX_GROUP_PUSHES`]) and runs them in one
-//! transaction on one connection, each against the head the previous one
-//! left (gap-free versions in queue order), then commits once and answers
-//! them all; pushes that queued meanwhile make the next group. Each push
-//! keeps its own all-or-nothing outcome: a group runs first as one plain
-//! transaction, and only when one of its pushes fails is it rolled back and
-//! run again with a `SAVEPOINT` per push, so the failure is that push's
-//! alone (as the SQLite writer does). A lone push runs at once, in a plain
-//! transaction of its own. No push is answered before its
-//! group commits; if the commit fails, every push of the group gets the
-//! error and none was acknowledged.
+//! finds no group running starts a drainer task, which takes the pushes
+//! queued by then (up to [`CAPS`]) and runs them in one transaction on one
+//! connection, each against the head the previous one left (gap-free
+//! versions in queue order), then commits once and answers them all; pushes
+//! that queued meanwhile make the next group. The group runs as
+//! `store/group.rs` says, as on SQLite: plain first, a `SAVEPOINT` per push
+//! only after a failure, one answer for every push of a failed group. Each
+//! push (and each `BEGIN` and `COMMIT`) gets the store's whole call time
+//! limit of its own, so a group of many pushes is not cut short by a limit
+//! sized for one.
 
 use super::push::push;
-use super::{pg_error, PostgresStore};
+use super::{pg_error, PostgresStore, StepBudget};
+use crate::store::group::{self, AfterPlain, Answer, Attempt, Caps};
 use crate::store::{Access, PushOutcome, StoreError};
+use deadpool_postgres::Client;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use sync_core::{ValidOp, WorkspaceId};
 use tokio::sync::oneshot;
 
-/// At most this many pushes share one transaction.
-const MAX_GROUP_PUSHES: usize = 64;
+/// At most 64 pushes, or 20,000 ops, share one transaction.
+const CAPS: Caps = Caps {
+    pushes: 64,
+    ops: 20_000,
+};
 
 /// A push waiting for its group.
 struct Pending {
     access: Access,
     ops: Vec<ValidOp>,
     now_ms: u64,
-    reply: oneshot::Sender<Result<PushOutcome, StoreError>>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// The queued pushes of each workspace with a group running.
@@ -118,7 +121,7 @@ async fn drain(store: PostgresStore, ws: WorkspaceId, first: Pending) {
         let mut queues = store.inner.groups.lock();
         match queues.get_mut(&ws) {
             Some(queue) if !queue.is_empty() => {
-                let take = queue.len().min(MAX_GROUP_PUSHES);
+                let take = CAPS.take(queue.iter().map(|p| p.ops.len()));
                 group = queue.drain(..take).collect();
             }
             _ => {
@@ -147,7 +150,8 @@ impl Drop for Closing<'_> {
     }
 }
 
-/// One transaction for the group; answers every push once it has committed.
+/// Runs a group (`store/group.rs`) and answers every push once it has
+/// committed.
 async fn run_group(store: &PostgresStore, ws: &WorkspaceId, group: Vec<Pending>) {
     let counts = &store.inner.groups;
     counts.groups.fetch_add(1, Ordering::Relaxed);
@@ -158,86 +162,88 @@ async fn run_group(store: &PostgresStore, ws: &WorkspaceId, group: Vec<Pending>)
     let tables = &store.inner.tables;
     let jobs = &group;
     let answers = store
-        .with_client(async |client| {
-            if jobs.len() > 1 {
-                if let Some(answers) = run_plainly(client, tables, ws, jobs).await? {
-                    return Ok(answers);
+        .with_client_in_steps(async |client, budget| {
+            let plain = run_plainly(client, budget, tables, ws, jobs).await;
+            Ok(match group::after_plain_attempt(plain, jobs.len()) {
+                AfterPlain::Answer(answers) => answers,
+                AfterPlain::RunWithSavepoints => {
+                    let run = run_with_savepoints(client, budget, tables, ws, jobs).await;
+                    group::after_savepoint_run(run, jobs.len())
                 }
-            }
-            let mut tx = client.transaction().await.map_err(pg_error)?;
-            let mut answers = Vec::with_capacity(jobs.len());
-            if let [job] = jobs.as_slice() {
-                // A lone push: its transaction is its all-or-nothing.
-                answers.push(Ok(
-                    push(&tx, tables, ws, &job.access, &job.ops, job.now_ms).await?
-                ));
-            } else {
-                for job in jobs {
-                    let savepoint = tx.savepoint("push").await.map_err(pg_error)?;
-                    let answer =
-                        push(&savepoint, tables, ws, &job.access, &job.ops, job.now_ms).await;
-                    match answer {
-                        Ok(_) => savepoint.commit().await.map_err(pg_error)?,
-                        Err(_) => savepoint.rollback().await.map_err(pg_error)?,
-                    }
-                    answers.push(answer);
-                }
-            }
-            tx.commit().await.map_err(pg_error)?;
-            Ok(answers)
+            })
         })
         .await;
-    match answers {
-        Ok(answers) => {
-            for (job, answer) in group.into_iter().zip(answers) {
-                let _ = job.reply.send(answer);
-            }
-        }
-        Err(e) => {
-            if group.len() > 1 {
-                tracing::warn!(error = %e, pushes = group.len(), "a push group failed; none of its pushes was acknowledged");
-            }
-            let message = e.to_string();
-            let mut group = group.into_iter();
-            // The first gets the error itself (its kind decides the answer);
-            // a group is all or nothing, so the others get it too.
-            if let Some(first) = group.next() {
-                let _ = first.reply.send(Err(e));
-            }
-            for job in group {
-                let _ = job.reply.send(Err(same_kind(&message)));
-            }
-        }
+    // Only the checkout fails here: a group without a connection failed.
+    let answers = group::after_savepoint_run(answers, group.len());
+    for (job, answer) in group.into_iter().zip(answers) {
+        let _ = job.reply.send(answer);
     }
 }
 
-/// Runs a group as one plain transaction and commits it when every push
-/// succeeded; `None`, with everything rolled back, when one failed (the
-/// group then runs again with a savepoint per push, so that the failure is
-/// that push's alone). A savepoint costs two more round trips and a
-/// subtransaction per push, and a failed push is rare.
+/// The group as one plain transaction, committed when every push succeeded.
 async fn run_plainly(
-    client: &mut deadpool_postgres::Client,
+    client: &mut Client,
+    budget: &StepBudget,
     tables: &sync_core::TableConfig,
     ws: &WorkspaceId,
     jobs: &[Pending],
-) -> Result<Option<Vec<Result<PushOutcome, StoreError>>>, StoreError> {
-    let tx = client.transaction().await.map_err(pg_error)?;
-    let mut answers = Vec::with_capacity(jobs.len());
+) -> Attempt {
+    let tx = match budget
+        .run(async { client.transaction().await.map_err(pg_error) })
+        .await
+    {
+        Ok(tx) => tx,
+        Err(e) => return Attempt::GroupFailed(e),
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match push(&tx, tables, ws, &job.access, &job.ops, job.now_ms).await {
-            Ok(outcome) => answers.push(Ok(outcome)),
-            Err(_) => {
-                tx.rollback().await.map_err(pg_error)?;
-                return Ok(None);
-            }
+        match budget
+            .run(push(&tx, tables, ws, &job.access, &job.ops, job.now_ms))
+            .await
+        {
+            Ok(outcome) => outcomes.push(outcome),
+            // Dropping the transaction rolls it back.
+            Err(e) => return Attempt::PushFailed(e),
         }
     }
-    tx.commit().await.map_err(pg_error)?;
-    Ok(Some(answers))
+    match budget
+        .run(async { tx.commit().await.map_err(pg_error) })
+        .await
+    {
+        Ok(()) => Attempt::Committed(outcomes),
+        Err(e) => Attempt::GroupFailed(e),
+    }
 }
 
-/// The error the other pushes of a failed group get.
-fn same_kind(message: &str) -> StoreError {
-    StoreError::Unavailable(format!("the push group this push was in failed: {message}"))
+/// The group again, with a savepoint per push: each push's own answer, or
+/// the error the transaction failed with.
+async fn run_with_savepoints(
+    client: &mut Client,
+    budget: &StepBudget,
+    tables: &sync_core::TableConfig,
+    ws: &WorkspaceId,
+    jobs: &[Pending],
+) -> Result<Vec<Answer>, StoreError> {
+    let mut tx = budget
+        .run(async { client.transaction().await.map_err(pg_error) })
+        .await?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let answer = budget
+            .run(async {
+                let savepoint = tx.savepoint("push").await.map_err(pg_error)?;
+                let answer = push(&savepoint, tables, ws, &job.access, &job.ops, job.now_ms).await;
+                match answer {
+                    Ok(_) => savepoint.commit().await.map_err(pg_error)?,
+                    Err(_) => savepoint.rollback().await.map_err(pg_error)?,
+                }
+                Ok(answer)
+            })
+            .await?;
+        answers.push(answer);
+    }
+    budget
+        .run(async { tx.commit().await.map_err(pg_error) })
+        .await?;
+    Ok(answers)
 }

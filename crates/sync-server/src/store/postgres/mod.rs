@@ -38,7 +38,7 @@ use super::{
     SnapshotBatch, SnapshotQuery, Store, StoreError,
 };
 use async_trait::async_trait;
-use connect::{build_pool, connection_config, pool_error};
+use connect::{build_pool, connection_config, pool_error, timed_out, StepBudget};
 use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 use members::{require, Lock};
 use std::collections::HashMap;
@@ -153,22 +153,31 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         let limit = self.inner.options.call_timeout();
         let deadline = tokio::time::Instant::now() + limit;
-        let timed_out = || {
-            StoreError::Unavailable(format!(
-                "Postgres did not answer within {} ms",
-                limit.as_millis()
-            ))
-        };
         let mut client = tokio::time::timeout_at(deadline, self.client())
             .await
-            .map_err(|_| timed_out())??;
+            .map_err(|_| timed_out(limit))??;
         match tokio::time::timeout_at(deadline, work(&mut client)).await {
             Ok(result) => result,
             Err(_) => {
                 drop(deadpool_postgres::Object::take(client));
-                Err(timed_out())
+                Err(timed_out(limit))
             }
         }
+    }
+
+    /// [`PostgresStore::with_client`] for a call made of steps, each bounded
+    /// by the whole limit of its own ([`StepBudget`]), as is the pool wait.
+    pub(crate) async fn with_client_in_steps<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Client, &StepBudget) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let budget = StepBudget::new(self.inner.options.call_timeout());
+        let mut client = budget.run(self.client()).await?;
+        let result = work(&mut client, &budget).await;
+        if budget.ran_out() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        result
     }
 }
 

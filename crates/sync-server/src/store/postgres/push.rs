@@ -22,60 +22,83 @@ use crate::store::{member_user, require_role, role_from};
 use crate::store::{Access, LoggedChange, PushOutcome, StoreError};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use sync_core::push::{plan_push, PushPlan, StoredRecord, StoredState};
 use sync_core::scope::{table_scope, thread_id_of, TableScope};
 use sync_core::{OpId, Role, ServerVersion, Stamp, TableConfig, ValidOp, WorkspaceId};
 use tokio_postgres::types::ToSql;
 
 /// What the database said before the batch is decided: the rows the batch
-/// can need, read ahead in one round trip.
+/// can need, read ahead in one round trip. Every key read ahead has an
+/// entry (`None`: no such row), so a lookup the reads did not cover is told
+/// apart from a row that does not exist: it is a [`ReadAheadMiss`], never a
+/// silent `None` that would decide an op against a state nobody read.
 #[derive(Debug, Default)]
 struct BatchContext {
     /// Stored records of the batch's keys, by `(table_name, pk)`.
-    records: HashMap<(String, String), StoredRecord>,
+    records: HashMap<(String, String), Option<StoredRecord>>,
     /// Stored project of threads the batch's messages may name.
     thread_projects: HashMap<String, Option<String>>,
-    /// Op ids of the batch that were applied before, with their versions.
-    applied_ops: HashMap<String, ServerVersion>,
+    /// Op ids of the batch, with the version each was applied at before.
+    applied_ops: HashMap<String, Option<ServerVersion>>,
     /// How many stored messages name each thread the batch writes (capped
     /// above the batch size, which is all a decision needs).
     thread_messages: HashMap<String, u64>,
 }
 
+/// A lookup of `plan_push` that the read-ahead did not cover: the reads and
+/// the planner disagree on what a batch needs (a bug, never bad input).
+#[derive(Debug, thiserror::Error)]
+#[error("the push read-ahead did not read the {0} `{1}`")]
+struct ReadAheadMiss(&'static str, String);
+
+impl From<ReadAheadMiss> for StoreError {
+    fn from(e: ReadAheadMiss) -> StoreError {
+        StoreError::Internal(e.to_string())
+    }
+}
+
 impl StoredState for BatchContext {
-    type Error = Infallible;
+    type Error = ReadAheadMiss;
 
-    fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, Infallible> {
-        Ok(self.applied_ops.get(op_id.as_str()).copied())
-    }
-
-    fn record(&mut self, table_name: &str, pk: &str) -> Result<Option<StoredRecord>, Infallible> {
-        Ok(self
-            .records
-            .get(&(table_name.to_owned(), pk.to_owned()))
-            .cloned())
-    }
-
-    fn thread_project(&mut self, thread_id: &str) -> Result<Option<String>, Infallible> {
-        Ok(
-            match self
-                .records
-                .get(&("threads".to_owned(), thread_id.to_owned()))
-            {
-                Some(stored) => stored.project_id.clone(),
-                None => self.thread_projects.get(thread_id).cloned().flatten(),
-            },
-        )
-    }
-
-    fn messages_naming(&mut self, thread_id: &str, at_most: u64) -> Result<u64, Infallible> {
-        Ok(self
-            .thread_messages
-            .get(thread_id)
+    fn applied_version(&mut self, op_id: &OpId) -> Result<Option<ServerVersion>, ReadAheadMiss> {
+        self.applied_ops
+            .get(op_id.as_str())
             .copied()
-            .unwrap_or(0)
-            .min(at_most))
+            .ok_or_else(|| ReadAheadMiss("op id", op_id.as_str().to_owned()))
+    }
+
+    fn record(
+        &mut self,
+        table_name: &str,
+        pk: &str,
+    ) -> Result<Option<StoredRecord>, ReadAheadMiss> {
+        self.records
+            .get(&(table_name.to_owned(), pk.to_owned()))
+            .cloned()
+            .ok_or_else(|| ReadAheadMiss("record", format!("{table_name}/{pk}")))
+    }
+
+    fn thread_project(&mut self, thread_id: &str) -> Result<Option<String>, ReadAheadMiss> {
+        if let Some(thread) = self
+            .records
+            .get(&("threads".to_owned(), thread_id.to_owned()))
+        {
+            return Ok(thread.as_ref().and_then(|t| t.project_id.clone()));
+        }
+        if thread_to_db(Some(thread_id)).is_none() {
+            return Ok(None); // names no thread (`text.rs`)
+        }
+        self.thread_projects
+            .get(thread_id)
+            .cloned()
+            .ok_or_else(|| ReadAheadMiss("thread", thread_id.to_owned()))
+    }
+
+    fn messages_naming(&mut self, thread_id: &str, at_most: u64) -> Result<u64, ReadAheadMiss> {
+        self.thread_messages
+            .get(thread_id)
+            .map(|count| (*count).min(at_most))
+            .ok_or_else(|| ReadAheadMiss("messages of thread", thread_id.to_owned()))
     }
 }
 
@@ -229,6 +252,17 @@ pub(super) async fn push(
 
     let head = locked.try_get::<_, i64>(0).map_err(column_error)? as u64;
     let mut context = BatchContext::default();
+    for (table, pk) in key_tables.iter().zip(&key_pks) {
+        context
+            .records
+            .insert(((*table).to_owned(), (*pk).to_owned()), None);
+    }
+    for op_id in &op_ids {
+        context.applied_ops.insert((*op_id).to_owned(), None);
+    }
+    for thread in &named_threads {
+        context.thread_projects.insert((*thread).to_owned(), None);
+    }
     for r in &record_rows {
         let key = (
             r.try_get(0).map_err(column_error)?,
@@ -249,7 +283,11 @@ pub(super) async fn push(
                 .map(project_from_db),
             thread_id: r.try_get(9).map_err(column_error)?,
         };
-        context.records.insert(key, state);
+        if let Some(thread) = state.thread_id.as_ref().filter(|_| key.0 == "messages") {
+            // The stored thread of a message of the batch: read below too.
+            context.thread_projects.insert(thread.clone(), None);
+        }
+        context.records.insert(key, Some(state));
     }
     for r in &thread_rows {
         context.thread_projects.insert(
@@ -262,7 +300,7 @@ pub(super) async fn push(
     for r in &op_rows {
         context.applied_ops.insert(
             r.try_get(0).map_err(column_error)?,
-            r.try_get::<_, i64>(1).map_err(column_error)? as u64,
+            Some(r.try_get::<_, i64>(1).map_err(column_error)? as u64),
         );
     }
 
@@ -273,7 +311,7 @@ pub(super) async fn push(
         );
     }
 
-    let Ok(plan) = plan_push(ops, tables, head, &mut context);
+    let plan = plan_push(ops, tables, head, &mut context)?;
     if !plan.changes.is_empty() {
         write_batch(tx, ws, &plan, now_ms).await?;
     }

@@ -148,6 +148,8 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// A workspace's head and oldest retained version (`UnknownWorkspace` when
+/// there is no such workspace, as on Postgres).
 fn workspace_positions(
     conn: &Connection,
     ws: &str,
@@ -158,7 +160,10 @@ fn workspace_positions(
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
             })
         })
-        .map_err(internal)
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::UnknownWorkspace,
+            other => internal(other),
+        })
 }
 
 #[async_trait]

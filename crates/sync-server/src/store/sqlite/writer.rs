@@ -3,22 +3,17 @@
 //! One thread owns the SQLite write connection; every write reaches it as a
 //! job on a channel. Pushes are committed in groups: when the thread takes a
 //! push it also takes every push already queued behind it (any workspace, up
-//! to [`MAX_GROUP_PUSHES`] pushes or [`MAX_GROUP_OPS`] ops) and runs them in
+//! to [`CAPS`]) and runs them in
 //! one `BEGIN IMMEDIATE` transaction, so they share one commit and its one
 //! fsync. A lone push is never held back: the thread starts its transaction
 //! as soon as it takes the push, and only pushes that arrived while the
 //! previous commit was on its way to the disk share the next one.
 //!
 //! Each push reads the workspace head afresh and keeps its own
-//! all-or-nothing outcome: a group first runs as one plain transaction, and
-//! if any push in it fails (its checks or its writes), that attempt is
-//! rolled back and the group runs again with a `SAVEPOINT` per push, so the
-//! failed one is rolled back to its savepoint and answered with its error
-//! while the others go on (a savepoint costs SQLite a second journal of
-//! every page it touches, so the common case goes without). Versions stay
-//! gap-free and in commit order. No push is answered before the group's `COMMIT` returns: if the
-//! commit fails, every push of the group gets the error and none of them was
-//! acknowledged. Answers go out in the group's order, so the hub sees each
+//! all-or-nothing outcome; the group runs as `store/group.rs` says (plain
+//! first, a savepoint per push only after a failure, one answer for every
+//! push of a group whose transaction fails). Versions stay gap-free and in
+//! commit order. Answers go out in the group's order, so the hub sees each
 //! workspace's commits in version order (it reorders anything that arrives
 //! early anyway).
 //!
@@ -29,6 +24,7 @@
 //! goes on with the next job.
 
 use super::{internal, push, require, unavailable, workspace_positions};
+use crate::store::group::{self, AfterPlain, Answer, Attempt, Caps};
 use crate::store::{Access, PushOutcome, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::VecDeque;
@@ -40,11 +36,11 @@ use std::time::Instant;
 use sync_core::{Role, TableConfig, ValidOp, WorkspaceId};
 use tokio::sync::oneshot;
 
-/// At most this many pushes share one commit.
-pub(super) const MAX_GROUP_PUSHES: usize = 256;
-/// A group stops taking pushes once it holds this many ops (a group always
-/// takes at least one push, whatever its size).
-pub(super) const MAX_GROUP_OPS: usize = 20_000;
+/// At most 256 pushes, or 20,000 ops, share one commit.
+const CAPS: Caps = Caps {
+    pushes: 256,
+    ops: 20_000,
+};
 
 type Work = Box<dyn FnOnce(&mut Connection, &TableConfig) + Send>;
 
@@ -54,7 +50,7 @@ pub(super) struct PushJob {
     pub access: Access,
     pub ops: Vec<ValidOp>,
     pub now_ms: u64,
-    pub reply: oneshot::Sender<Result<PushOutcome, StoreError>>,
+    pub reply: oneshot::Sender<Answer>,
 }
 
 enum Job {
@@ -178,7 +174,7 @@ fn run(mut conn: Connection, tables: TableConfig, queue: mpsc::Receiver<Job>, st
             Job::Push(first) => {
                 let mut ops = first.ops.len();
                 let mut group = VecDeque::from([first]);
-                while group.len() < MAX_GROUP_PUSHES && ops < MAX_GROUP_OPS {
+                while !CAPS.is_full(group.len(), ops) {
                     match queue.try_recv() {
                         Ok(Job::Push(next)) => {
                             ops += next.ops.len();
@@ -218,32 +214,19 @@ fn run(mut conn: Connection, tables: TableConfig, queue: mpsc::Receiver<Job>, st
 fn guarded(conn: &mut Connection, work: impl FnOnce(&mut Connection)) {
     if catch_unwind(AssertUnwindSafe(|| work(conn))).is_err() {
         tracing::error!("a write on the SQLite writer panicked; its transaction is rolled back");
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
+        roll_back_leftover(conn);
     }
 }
 
-/// Commits a group: one answer per push, in order. If the transaction cannot
-/// begin or commit, every push gets that error.
+/// Commits a group (`store/group.rs`): one answer per push, in order.
 fn commit_group(
     conn: &mut Connection,
     tables: &TableConfig,
     group: &VecDeque<PushJob>,
-) -> Vec<Result<PushOutcome, StoreError>> {
-    // Pushes almost never fail in the store (a viewer's push, a workspace
-    // deleted meanwhile), so the group first runs without savepoints, which
-    // cost SQLite a second journal of every page they touch. A lone push's
-    // transaction is its all-or-nothing, so its failure is its answer; in a
-    // larger group that attempt is rolled back and the group runs again with
-    // one savepoint per push, so the failure stays that push's own.
-    let failed = match commit_plainly(conn, tables, group) {
-        Plain::Committed(answers) => return answers,
-        Plain::GroupFailed(e) => return group_failed(&e, group.len()),
-        Plain::PushFailed(e) => e,
-    };
-    if group.len() == 1 {
-        return vec![Err(failed)];
+) -> Vec<Answer> {
+    match group::after_plain_attempt(commit_plainly(conn, tables, group), group.len()) {
+        AfterPlain::Answer(answers) => return answers,
+        AfterPlain::RunWithSavepoints => {}
     }
     let mut answers = Vec::with_capacity(group.len());
     let committed = (|| {
@@ -255,57 +238,38 @@ fn commit_group(
         }
         tx.commit().map_err(unavailable)
     })();
-    if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    match committed {
-        Ok(()) => answers,
-        Err(e) => group_failed(&e, group.len()),
-    }
-}
-
-/// How a group's attempt without savepoints ended.
-enum Plain {
-    /// Every push decided and the transaction committed.
-    Committed(Vec<Result<PushOutcome, StoreError>>),
-    /// A push failed (its error); nothing was written.
-    PushFailed(StoreError),
-    /// The transaction could not begin or commit.
-    GroupFailed(StoreError),
+    roll_back_leftover(conn);
+    group::after_savepoint_run(committed.map(|()| answers), group.len())
 }
 
 /// The group in one transaction without savepoints.
-fn commit_plainly(conn: &mut Connection, tables: &TableConfig, group: &VecDeque<PushJob>) -> Plain {
+fn commit_plainly(
+    conn: &mut Connection,
+    tables: &TableConfig,
+    group: &VecDeque<PushJob>,
+) -> Attempt {
     let attempt = (|| {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Plain::GroupFailed(unavailable(e)))?;
-        let mut answers = Vec::with_capacity(group.len());
+            .map_err(|e| Attempt::GroupFailed(unavailable(e)))?;
+        let mut outcomes = Vec::with_capacity(group.len());
         for job in group {
-            answers.push(Ok(decide(&tx, tables, job).map_err(Plain::PushFailed)?));
+            outcomes.push(check_access_and_write(&tx, tables, job).map_err(Attempt::PushFailed)?);
         }
         tx.commit()
-            .map_err(|e| Plain::GroupFailed(unavailable(e)))?;
-        Ok(answers)
+            .map_err(|e| Attempt::GroupFailed(unavailable(e)))?;
+        Ok(outcomes)
     })();
+    roll_back_leftover(conn);
+    attempt.map_or_else(|failed| failed, Attempt::Committed)
+}
+
+/// Rolls back a transaction a failed attempt left open (a failed `COMMIT`
+/// leaves it open).
+fn roll_back_leftover(conn: &Connection) {
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    attempt.map_or_else(|failed| failed, Plain::Committed)
-}
-
-/// Every push's answer when its group's transaction failed.
-fn group_failed(e: &StoreError, pushes: usize) -> Vec<Result<PushOutcome, StoreError>> {
-    if pushes > 1 {
-        tracing::warn!(error = %e, pushes, "a group commit failed; none of its pushes was acknowledged");
-    }
-    let message = match e {
-        StoreError::Unavailable(message) => message.clone(),
-        other => other.to_string(),
-    };
-    (0..pushes)
-        .map(|_| Err(StoreError::Unavailable(message.clone())))
-        .collect()
 }
 
 /// One push of a group, all or nothing inside its savepoint. The outer error
@@ -317,17 +281,17 @@ fn push_in_savepoint(
     job: &PushJob,
 ) -> Result<Result<PushOutcome, StoreError>, StoreError> {
     let mut savepoint = tx.savepoint().map_err(internal)?;
-    let decided = decide(&savepoint, tables, job);
-    if decided.is_err() {
+    let answer = check_access_and_write(&savepoint, tables, job);
+    if answer.is_err() {
         savepoint.rollback().map_err(internal)?;
     }
     savepoint.commit().map_err(internal)?;
-    Ok(decided)
+    Ok(answer)
 }
 
-/// Checks the caller, reads the head and decides and writes the push, in the
-/// caller's transaction or savepoint.
-fn decide(
+/// Checks the caller's access, reads the head, and has the push planned
+/// (`sync_core::push`) and written, in the caller's transaction or savepoint.
+fn check_access_and_write(
     conn: &Connection,
     tables: &TableConfig,
     job: &PushJob,

@@ -1,6 +1,11 @@
 //! The one wire error type: every failure a request can meet becomes an
 //! [`ApiError`] with a status, a code, a message and, where it helps, the
-//! field at fault. Store errors are mapped here and nowhere else.
+//! field at fault. Store errors are mapped here and nowhere else, and every
+//! code is an [`ErrorCode`] (`code.rs`).
+
+mod code;
+
+pub use code::ErrorCode;
 
 use crate::store::StoreError;
 use axum::http::{HeaderValue, StatusCode};
@@ -15,7 +20,7 @@ pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Machine-readable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human-readable message.
     pub message: String,
     /// The request field at fault.
@@ -28,7 +33,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -52,23 +57,23 @@ impl ApiError {
     }
 
     /// 400 with a code and the field at fault.
-    pub fn bad_request(code: &'static str, field: &str, message: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: ErrorCode, field: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message).with_field(field)
     }
 
     /// 401.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn unauthorized(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     /// 404 for a path no route serves.
     pub fn no_such_route() -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
     }
 }
 
@@ -77,21 +82,21 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::UnknownWorkspace => ApiError::new(
                 StatusCode::NOT_FOUND,
-                "unknown_workspace",
+                ErrorCode::UnknownWorkspace,
                 "no such workspace",
             )
             .with_field("workspace_id"),
             StoreError::Forbidden(why) => ApiError::forbidden(why),
             StoreError::RecordNotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such record")
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such record")
             }
             StoreError::MemberNotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such member")
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such member")
                     .with_field("user_id")
             }
             StoreError::LastOwner => ApiError::new(
                 StatusCode::CONFLICT,
-                "last_owner",
+                ErrorCode::LastOwner,
                 "a workspace must keep at least one owner",
             )
             .with_field("role"),
@@ -100,7 +105,7 @@ impl From<StoreError> for ApiError {
             } => {
                 let mut e = ApiError::new(
                     StatusCode::GONE,
-                    "cursor_expired",
+                    ErrorCode::CursorExpired,
                     "the cursor is outside the retained change log; rescan from a snapshot",
                 )
                 .with_field("cursor");
@@ -108,13 +113,13 @@ impl From<StoreError> for ApiError {
                 e
             }
             StoreError::InvalidPageToken(why) => {
-                ApiError::bad_request("invalid_page_token", "page_token", why)
+                ApiError::bad_request(ErrorCode::InvalidPageToken, "page_token", why)
             }
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "store unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
+                    ErrorCode::StoreUnavailable,
                     "the database is unavailable; retry later",
                 )
                 .with_retry_after(2)
@@ -123,7 +128,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %why, "store error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     "internal error",
                 )
             }
@@ -135,7 +140,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
                 message: self.message,
                 field: self.field,
                 oldest_retained_version: self.oldest_retained_version,
