@@ -145,8 +145,9 @@ export class RunScheduler<R> {
     );
   }
 
-  /** Drops the background run that is waiting, if any. */
+  /** Drops the background run that is waiting, if any (and the one a write asked to follow the run going). */
   cancel(): void {
+    this.pushAfterRun = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.dueAt = Infinity;
