@@ -119,7 +119,7 @@ async function expectState(engine: SyncEngine, items: SnapshotItem[], pending: n
 async function engineRescan(engine: SyncEngine, what: string): Promise<void> {
   // The push fails on purpose (the pending writes stay); the rescan and the pull must not.
   const result = await engine.rescan();
-  if (result.error && result.error !== 'network') throw new Error(`${what}: ${result.error}`);
+  if (result.error && result.error !== 'network_error') throw new Error(`${what}: ${result.error}`);
 }
 
 /** The baseline: one Dexie bulkPut of the rows `items` become, into the same schema without the engine. */
