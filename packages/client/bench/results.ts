@@ -1,5 +1,5 @@
 /**
- * Writes a client figure (P4, P5, P9, P10) into `bench/RESULTS.md` next to the
+ * Writes a client figure (P4, P5, P9, P10, P11) into `bench/RESULTS.md` next to the
  * gateway's, when a benchmark runs with `--results FILE` (`bench/run` passes
  * it): one block per figure, placed before the marker that ends the
  * generated part and replaced in place by the next run of the same figure.

@@ -168,20 +168,29 @@ function localStampOf(record: LocalRecord): Stamp | null {
  * Applies versions in order, each only if it wins LWW against the local row,
  * its tombstone and earlier versions of this call. Must run inside
  * `runRemoteTransaction`. Conflicts are returned, not emitted, so callers fire
- * them after commit.
+ * them after commit. Versions at or below `appliedUpTo` (a read the caller
+ * made in the same transaction, such as the stored cursor) are skipped.
  */
 export async function applyRemoteVersions(
   db: Dexie,
   runtime: CaptureRuntime,
   versions: RemoteVersion[],
+  appliedUpTo: Promise<number> = Promise.resolve(-Infinity),
 ): Promise<ApplyOutcome> {
-  const relevant = versions.filter((v) => runtime.tables.has(v.table_name));
   const outcome: ApplyOutcome = { applied: 0, conflicts: [] };
-  if (relevant.length === 0) return outcome;
+  const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
+  if (candidates.length === 0) return outcome;
 
   // Every read goes out at once: IndexedDB answers them in order, and each one awaited alone costs
-  // a round trip to the browser's database process (P9: most of what a first sync waited on).
-  const [locals, clockState] = await Promise.all([loadLocalRecords(db, runtime.tables, relevant), readClockState(db)]);
+  // a round trip to the browser's database process (P9: most of what a first sync waited on; P11:
+  // a realtime frame's cursor read was one more before its records').
+  const [locals, clockState, floor] = await Promise.all([
+    loadLocalRecords(db, runtime.tables, candidates),
+    readClockState(db),
+    appliedUpTo,
+  ]);
+  const relevant = candidates.filter((v) => v.server_version === null || v.server_version > floor);
+  if (relevant.length === 0) return outcome;
   let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
   const rowWrites = new Map<string, Map<string, RecordPayload | null>>();
   const tombWrites = new Map<string, TombstoneRow>();

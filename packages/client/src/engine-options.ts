@@ -34,7 +34,11 @@ export interface AttachSyncOptions {
   /** Rows per adoption batch: one transaction and one `sync.adopt:action` each. Default 500. */
   adoptBatchSize?: number;
   backoff?: Partial<BackoffOptions>;
-  /** Delay after a local write before the leader pushes. Default 25 ms. */
+  /**
+   * Delay after a local write before the leader pushes, when no run is going.
+   * Default 0: a write is pushed at once, and writes captured while a push is
+   * in flight go together in the next one (one push in flight at a time).
+   */
   pushDebounceMs?: number;
   /** How often the leader checks the outbox for other tabs' writes. Default 5 s. */
   outboxPollMs?: number;

@@ -41,7 +41,7 @@ import { openEngineState } from './engine-open.js';
 import { releaseRescanLease } from './rescan.js';
 import { classifyFailure } from './run-end.js';
 import { reportFailure, runSync, type RunHost, type RunOutcome, type RunState } from './run.js';
-import { RunScheduler } from './run-scheduler.js';
+import { RunScheduler, type RunPurpose } from './run-scheduler.js';
 import { STATE_KEYS, STATE_TABLE } from './schema.js';
 
 export { workspaceDatabaseName, type AttachSyncOptions, type AttachedDatabase, type SyncRunResult } from './engine-options.js';
@@ -129,10 +129,11 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     };
     this.scheduler = new RunScheduler(
       {
-        runOnce: () => this.runOnce(),
+        runOnce: (purpose) => this.runOnce(purpose),
         mayRun: () => this.life.kind === 'leading' && !this.isPaused,
         isPaused: () => this.isPaused,
         isClosed: () => this.life.kind === 'closed',
+        hasQueuedWrites: () => this.runtime.pendingEstimate > 0,
       },
       this.settings.backoff,
       options.random ?? Math.random,
@@ -201,7 +202,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     await this.tracker.recount();
     if (this.options.broadcast ?? true) {
       this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, () => {
-        if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
+        if (this.isLeader) this.scheduler.pushSoon(this.options.pushDebounceMs ?? 0);
       });
     }
   }
@@ -413,9 +414,9 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     };
   }
 
-  private async runOnce(): Promise<RunOutcome> {
+  private async runOnce(purpose: RunPurpose): Promise<RunOutcome> {
     if (!this.isPaused) await this.config.beforeRun(this.context());
-    const outcome = await runSync(this.runHost);
+    const outcome = await runSync(this.runHost, purpose);
     await this.tracker.noteRun(outcome.result.error);
     if (this.isLeader && !this.subscription && (outcome.end.kind === 'synced' || outcome.reopenSubscription)) {
       await this.startSubscription();
@@ -488,7 +489,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       this.events.emit('sync.queue:action:full', { pending: this.runtime.pendingEstimate, limit });
     }
     this.tabChannel?.notifyCaptured();
-    if (this.isLeader) this.scheduler.schedule(this.options.pushDebounceMs ?? 25);
+    if (this.isLeader) this.scheduler.pushSoon(this.options.pushDebounceMs ?? 0);
     this.tracker.announce();
   }
 

@@ -1,7 +1,9 @@
 /**
  * When the engine runs: one run (or engine task) at a time, the timer that
- * coalesces requests for a run into the earliest one, and the backoff after
- * failed runs (PROTOCOL.md section 6). What a run does is `SyncEngine`'s.
+ * coalesces requests for a run into the earliest one, pushes paced by
+ * back-pressure (a write goes at once when no run is going, else with the
+ * next push), and the backoff after failed runs (PROTOCOL.md section 6).
+ * What a run does is `SyncEngine`'s.
  */
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { retriesAfter, type RunEnd } from './run-end.js';
@@ -12,14 +14,23 @@ export interface FinishedRun<R> {
   end: RunEnd;
 }
 
+/**
+ * Why a run starts: `sync` (asked for by the app, the timer, the poll, the
+ * subscription) pushes and pulls; `push` (asked for by captured writes) may
+ * stop after its push while the subscription delivers (`run.ts`).
+ */
+export type RunPurpose = 'sync' | 'push';
+
 /** What the scheduler asks of its engine. */
 export interface RunHost<R> {
   /** One run; never throws for sync failures (they are in `end`). */
-  runOnce(): Promise<FinishedRun<R>>;
+  runOnce(purpose: RunPurpose): Promise<FinishedRun<R>>;
   /** True while background runs may be scheduled (the leader tab, open, not paused). */
   mayRun(): boolean;
   isPaused(): boolean;
   isClosed(): boolean;
+  /** True while the outbox holds ops to push (the engine's estimate). */
+  hasQueuedWrites(): boolean;
 }
 
 /** Serializes the engine's runs and times the background ones. */
@@ -31,6 +42,8 @@ export class RunScheduler<R> {
   private failures = 0;
   private nextRetryDelayMs = 0;
   private retryNotBefore = 0;
+  /** A write was captured while a run was queued or running: run again as soon as it ends. */
+  private pushAfterRun = false;
 
   constructor(
     private readonly host: RunHost<R>,
@@ -52,11 +65,37 @@ export class RunScheduler<R> {
     return this.runTracked().then((run) => run.result);
   }
 
-  private runTracked(): Promise<FinishedRun<R>> {
+  private runTracked(purpose: RunPurpose = 'sync'): Promise<FinishedRun<R>> {
     this.inFlight += 1;
-    return this.exclusive(() => this.host.runOnce()).finally(() => {
+    return this.exclusive(() => this.host.runOnce(purpose)).finally(() => {
       this.inFlight -= 1;
+      // Writes captured while it ran (after its push loop took its last batch) go now, together.
+      if (this.inFlight === 0 && this.pushAfterRun) {
+        this.pushAfterRun = false;
+        if (this.host.hasQueuedWrites()) this.pushSoon();
+      }
     });
+  }
+
+  /**
+   * A write waits in the outbox: pushed at once (after `delayMs`, 0 unless the
+   * app asked for a debounce) when no run is queued or running; otherwise it
+   * rides that run's push loop, or the run that starts as soon as that one
+   * ends. So one push is in flight at a time and each carries every write
+   * captured while the last was on its way (batching by back-pressure, not
+   * by a timer); a backoff still holds every run.
+   */
+  pushSoon(delayMs = 0): void {
+    if (this.inFlight > 0) {
+      this.pushAfterRun = true;
+      return;
+    }
+    // Not even a timer's turn of the event loop when nothing holds the run back.
+    if (delayMs <= 0 && !this.timer && this.now() >= this.retryNotBefore && this.host.mayRun()) {
+      this.runInBackground('push');
+      return;
+    }
+    this.schedule(delayMs);
   }
 
   /** Runs queued or running. */
@@ -89,20 +128,26 @@ export class RunScheduler<R> {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.dueAt = Infinity;
-      this.runTracked().then(
-        ({ end }) => {
-          if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
-        },
-        (error: unknown) => {
-          // Only a closed database gets here (recording the run failed): nothing left to run.
-          if (!this.host.isClosed()) console.error('or3-sync: sync run failed', error);
-        },
-      );
+      this.runInBackground();
     }, delayMs);
   }
 
-  /** Drops the background run that is waiting, if any. */
+  /** Starts a background run now; a run that fails schedules its retry after the backoff delay. */
+  private runInBackground(purpose: RunPurpose = 'sync'): void {
+    this.runTracked(purpose).then(
+      ({ end }) => {
+        if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
+      },
+      (error: unknown) => {
+        // Only a closed database gets here (recording the run failed): nothing left to run.
+        if (!this.host.isClosed()) console.error('or3-sync: sync run failed', error);
+      },
+    );
+  }
+
+  /** Drops the background run that is waiting, if any (and the one a write asked to follow the run going). */
   cancel(): void {
+    this.pushAfterRun = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.dueAt = Infinity;

@@ -16,7 +16,7 @@ import { pullChanges, readCursor, readOwedRescan } from './pull.js';
 import { pushPending } from './push.js';
 import { rescanDueAfterPush, rescanOwner, rescanScope } from './rescan.js';
 import { classifyFailure, endOfRun, pullsAfterPushFailure, runErrorCode, type Failure, type RunEnd } from './run-end.js';
-import type { FinishedRun, RunScheduler } from './run-scheduler.js';
+import type { FinishedRun, RunPurpose, RunScheduler } from './run-scheduler.js';
 import { RUNS_TABLE, type SyncRunRow } from './schema.js';
 import type { SyncRunResult } from './engine-options.js';
 
@@ -64,7 +64,7 @@ export interface RunOutcome extends FinishedRun<SyncRunResult> {
 }
 
 /** Runs once. Never throws for sync failures: they are in the outcome's `end`. */
-export async function runSync(host: RunHost): Promise<RunOutcome> {
+export async function runSync(host: RunHost, purpose: RunPurpose = 'sync'): Promise<RunOutcome> {
   const progress: RunProgress = {
     run: { started_at: host.now(), finished_at: null, pushed: 0, pulled: 0, conflicts: 0, error: null },
     conflicts: [],
@@ -76,7 +76,7 @@ export async function runSync(host: RunHost): Promise<RunOutcome> {
   let end: RunEnd = { kind: 'paused' };
   if (!host.isPaused()) {
     try {
-      await runSteps(host, progress);
+      await runSteps(host, progress, purpose);
       end = endOfRun(null);
       host.scheduler.succeeded();
     } catch (error) {
@@ -109,7 +109,7 @@ interface RunProgress {
 }
 
 /** The run's steps; throws the failure that ends it. */
-async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
+async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpose): Promise<void> {
   const ctx = host.context();
   const { run, conflicts } = progress;
   const rescan = async (reason: RescanReason): Promise<number> => {
@@ -132,8 +132,11 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
     const tokenUser = await tokenUserMismatch(ctx.provider, host.userId);
     if (tokenUser !== null) throw new UserMismatchError(host.userId, tokenUser);
   }
-  let cursor = await readCursor(ctx);
-  const owed = (await readOwedRescan(ctx)) ?? ((await readAdoption(ctx)) ? 'adoption' : null);
+  // Three reads of the engine's state, asked together: awaited one after another they were
+  // three round trips to IndexedDB before every push (P11).
+  const [stored, owedRescan, adoption] = await Promise.all([readCursor(ctx), readOwedRescan(ctx), readAdoption(ctx)]);
+  let cursor = stored;
+  const owed = owedRescan ?? (adoption ? 'adoption' : null);
   if (cursor === null || host.state.rescanDue || owed) {
     cursor = await rescan(cursor === null ? 'fresh_device' : (host.state.rescanDue ?? owed!));
   }
@@ -156,6 +159,14 @@ async function runSteps(host: RunHost, progress: RunProgress): Promise<void> {
     if (isRefusal(error)) pushRefusal = error;
     else if (!pullsAfterPushFailure(classifyFailure(error))) throw error;
     else pushError = error;
+  }
+  // A run a captured write asked for ends with its push while the subscription is open: the
+  // subscription delivers what others wrote (and this device's own writes back), and a pull
+  // here would only hold up the next write's push (P11). A rescan stops the subscription, so a
+  // run that rescanned still pulls from its snapshot.
+  if (purpose === 'push' && host.isSubscribed() && !progress.safetyPull && !(await rescanDueAfterPush(ctx))) {
+    if (pushError) throw pushError;
+    return;
   }
   progress.phase = 'pull';
   const pullAll = async (from: number) => {

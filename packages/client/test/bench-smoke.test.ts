@@ -1,4 +1,4 @@
-/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5), first sync (P9) and adoption (P10) in Chromium. */
+/** The client benchmarks' smoke runs (`--quick`), so that they do not rot: capture (P4) on fake-indexeddb and in Chromium, rescan (P5), first sync (P9), adoption (P10) and write→visible between two devices (P11) in Chromium. */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -66,5 +66,14 @@ describe('first-sync benchmark, smoke run', () => {
     expect(out).toMatch(/first sync from the gateway, rows\/s until caught up +[\d,]+ rows\/s +raw bulkPut [\d,]+ rows\/s +ratio \d+\.\d\d/);
     expect(out).toMatch(/peak JS heap during the sync \d+\.\d MB/);
     expect(out).toMatch(/longest task during the sync \d+ ms, \d+ over 200 ms/);
+  }, 120_000);
+});
+
+describe('write→visible benchmark, smoke run', () => {
+  it('times writes on one Chromium device until the other sees them, beside the bare broadcast floor', async () => {
+    const out = await benchScript('bench/visible.ts');
+    expect(out).toMatch(/write→visible on another device, the gateway \(.*or3-sync\) and two Chromium [\d.]+ contexts over WebSockets, 20 writes 50 ms apart/);
+    expect(out).toMatch(/write→visible p50 \d+\.\d+ ms +p99 \d+\.\d+ ms +floor p50 \d+\.\d+ ms +p99 \d+\.\d+ ms/);
+    expect(out).toMatch(/stages \(median\): capture .* applied until B's liveQuery returns the row -?\d+\.\d+ ms/);
   }, 120_000);
 });

@@ -1,11 +1,12 @@
 /**
  * `RunScheduler` on its own: one run (or engine task) at a time, the timer
- * that coalesces requests for a run into the earliest, the backoff after
- * failed runs, and no background runs while the engine may not run.
+ * that coalesces requests for a run into the earliest, pushes paced by
+ * back-pressure, the backoff after failed runs, and no background runs while
+ * the engine may not run.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RunEnd } from '../src/run-end.js';
-import { RunScheduler, type FinishedRun } from '../src/run-scheduler.js';
+import { RunScheduler, type FinishedRun, type RunPurpose } from '../src/run-scheduler.js';
 
 const RETRY: RunEnd = { kind: 'failed', phase: 'push', failure: { kind: 'retry', code: 'store_unavailable', message: 'down', retryAfterMs: null } };
 const REFUSED: RunEnd = { kind: 'failed', phase: 'push', failure: { kind: 'refused', code: 'forbidden', message: 'no' } };
@@ -13,10 +14,11 @@ const SYNCED: RunEnd = { kind: 'synced' };
 
 /** A host whose runs end as scripted (then synced), each taking `runMs`, that fails the scheduler's backoff like the engine. */
 function harness(ends: RunEnd[] = [], runMs = 0) {
-  const state = { mayRun: true, paused: false, closed: false, running: 0, maxRunning: 0, starts: [] as number[] };
+  const state = { mayRun: true, paused: false, closed: false, queued: true, running: 0, maxRunning: 0, starts: [] as number[], purposes: [] as RunPurpose[] };
   const scheduler: RunScheduler<number> = new RunScheduler(
     {
-      async runOnce(): Promise<FinishedRun<number>> {
+      async runOnce(purpose): Promise<FinishedRun<number>> {
+        state.purposes.push(purpose);
         state.running += 1;
         state.maxRunning = Math.max(state.maxRunning, state.running);
         state.starts.push(Date.now());
@@ -30,6 +32,7 @@ function harness(ends: RunEnd[] = [], runMs = 0) {
       mayRun: () => state.mayRun && !state.paused && !state.closed,
       isPaused: () => state.paused,
       isClosed: () => state.closed,
+      hasQueuedWrites: () => state.queued,
     },
     { baseMs: 1000, maxMs: 8000, errorAfter: 8 },
     () => 1,
@@ -141,5 +144,83 @@ describe('RunScheduler', () => {
     scheduler.cancel();
     await vi.advanceTimersByTimeAsync(1000);
     expect(state.starts).toEqual([]);
+  });
+});
+
+describe('RunScheduler push pacing', () => {
+  it('a write that finds no run going starts one at once, with no debounce', async () => {
+    const { scheduler, state } = harness();
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(state.starts).toEqual([1_000_000]);
+  });
+
+  it('writes captured while a run is going ride one run that starts as soon as it ends', async () => {
+    const { scheduler, state } = harness([], 100);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(10);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(40);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(1000);
+    // The second starts as the first ends (the fake clock may have ticked once in between).
+    expect(state.starts).toHaveLength(2);
+    expect(state.starts[1]! - 1_000_100).toBeLessThanOrEqual(1);
+    expect(state.maxRunning).toBe(1);
+  });
+
+  it('no run follows when the run going took every queued write along', async () => {
+    const { scheduler, state } = harness([], 100);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(10);
+    scheduler.pushSoon();
+    // The run's push loop took the write too: the outbox is empty when it ends.
+    state.queued = false;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(state.starts).toEqual([1_000_000]);
+  });
+
+  it('a write during a backoff waits for the backoff to end', async () => {
+    const { scheduler, state } = harness([RETRY]);
+    await scheduler.run();
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(999);
+    expect(state.starts).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(state.starts).toHaveLength(2);
+  });
+
+  it('writes captured during a run that fails ride its retry, after the backoff, in one run', async () => {
+    const { scheduler, state } = harness([RETRY], 100);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(10);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(10_000);
+    // The first run ended (failed) at 100 ms; its backoff is 1 s.
+    expect(state.starts).toHaveLength(2);
+    expect(state.starts[1]! - 1_001_100).toBeLessThanOrEqual(1);
+  });
+
+  it('a run a write starts is a push run; a run the timer, the app or a retry starts is a sync run', async () => {
+    const { scheduler, state } = harness([], 100);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(10);
+    scheduler.pushSoon();
+    await vi.advanceTimersByTimeAsync(1000);
+    scheduler.schedule(0);
+    await vi.advanceTimersByTimeAsync(1000);
+    const asked = scheduler.run();
+    await vi.advanceTimersByTimeAsync(200);
+    await asked;
+    expect(state.purposes).toEqual(['push', 'push', 'sync', 'sync']);
+  });
+
+  it('a debounce the app asked for (pushDebounceMs) holds the first write', async () => {
+    const { scheduler, state } = harness();
+    scheduler.pushSoon(25);
+    await vi.advanceTimersByTimeAsync(24);
+    expect(state.starts).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(state.starts).toEqual([1_000_025]);
   });
 });
