@@ -6,7 +6,7 @@
  */
 import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { attachSync, openWorkspace } from '../src/attach.js';
 import type { AttachSyncOptions, SyncEngine } from '../src/engine.js';
 import type { AdoptEvent } from '../src/events.js';
@@ -15,35 +15,25 @@ import type { PendingOpRow } from '../src/outbox/index.js';
 import type { SyncedTableOptions } from '../src/schema.js';
 import type { SnapshotItem } from '@or3/sync-protocol';
 import { OR3_SYNCED_TABLES, offlineRows, or3Database, seed } from './support/or3-chat.js';
-import { startServer, type TestServer } from './support/server.js';
+import { gatewayPerFile } from './support/gateway-per-file.js';
 
-let server: TestServer;
-const opened: SyncEngine[] = [];
-
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  for (const engine of opened.splice(0)) await engine.close();
-});
+const gateway = gatewayPerFile();
+const { opened } = gateway;
 
 /** The app's own bookkeeping tables (same names as the engine's old ones) and its local-only tables. */
 const APP_OWN_TABLES = ['pending_ops', 'tombstones', 'sync_state', 'sync_runs', 'file_blobs', 'attachments'];
 const SYNCED = Object.keys(OR3_SYNCED_TABLES);
 
 async function workspace(): Promise<string> {
-  const ownerToken = await server.token('alice');
-  const workspaceId = await server.createWorkspace(ownerToken);
-  await server.addMember(ownerToken, workspaceId, 'bob', 'editor');
+  const ownerToken = await gateway.server().token('alice');
+  const workspaceId = await gateway.server().createWorkspace(ownerToken);
+  await gateway.server().addMember(ownerToken, workspaceId, 'bob', 'editor');
   return workspaceId;
 }
 
 async function provider(userId: string): Promise<GatewayProvider> {
-  const token = await server.token(userId);
-  return new GatewayProvider({ baseUrl: server.baseUrl, getToken: () => token, pollIntervalMs: 50 });
+  const token = await gateway.server().token(userId);
+  return new GatewayProvider({ baseUrl: gateway.server().baseUrl, getToken: () => token, pollIntervalMs: 50 });
 }
 
 async function attach(db: Dexie, workspaceId: string, userId: string, overrides: Partial<AttachSyncOptions> = {}): Promise<SyncEngine> {
@@ -74,8 +64,8 @@ async function syncedContents(db: Dexie): Promise<Record<string, unknown[]>> {
 }
 
 async function serverRecord(workspaceId: string, table: string, pk: string): Promise<SnapshotItem | null> {
-  const token = await server.token('alice');
-  const { status, body } = await server.api<{ record: SnapshotItem }>(token, 'GET', `/v1/workspaces/${workspaceId}/records/${table}/${encodeURIComponent(pk)}`);
+  const token = await gateway.server().token('alice');
+  const { status, body } = await gateway.server().api<{ record: SnapshotItem }>(token, 'GET', `/v1/workspaces/${workspaceId}/records/${table}/${encodeURIComponent(pk)}`);
   if (status === 404) return null;
   expect(status).toBe(200);
   return (body as unknown as { record?: SnapshotItem }).record ?? (body as unknown as SnapshotItem);

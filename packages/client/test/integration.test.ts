@@ -3,7 +3,7 @@
  * binary (dev auth, SQLite, ephemeral port).
  */
 import { liveQuery } from 'dexie';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { OpenWorkspaceOptions } from '../src/attach.js';
 import type { SyncEngine } from '../src/engine.js';
 import type { ErrorEvent, SyncStats } from '../src/events.js';
@@ -12,20 +12,10 @@ import type { PendingOpRow } from '../src/outbox/index.js';
 import type { SyncRunRow } from '../src/schema.js';
 import type { ChangesPage, PushResponse } from '@or3/sync-protocol';
 import { APP_SCHEMA, makeDevice, SYNCED_TABLES, type TestDevice } from './support/devices.js';
-import { startServer, type TestServer } from './support/server.js';
+import { gatewayPerFile } from './support/gateway-per-file.js';
 
-let server: TestServer;
-const opened: SyncEngine[] = [];
-
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  for (const engine of opened.splice(0)) await engine.close();
-});
+const gateway = gatewayPerFile();
+const { opened } = gateway;
 
 /** A device of `userId` whose network can be switched off. */
 interface Client {
@@ -38,13 +28,13 @@ interface Client {
 }
 
 async function client(workspaceId: string, userId: string, defaults: Partial<OpenWorkspaceOptions> = {}): Promise<Client> {
-  const token = await server.token(userId);
+  const token = await gateway.server().token(userId);
   const state: Client = {
     online: true,
     loseNextPushAnswer: false,
   } as Client;
   state.provider = new GatewayProvider({
-    baseUrl: server.baseUrl,
+    baseUrl: gateway.server().baseUrl,
     getToken: () => token,
     pollIntervalMs: 50,
     fetch: async (input, init) => {
@@ -68,9 +58,9 @@ async function client(workspaceId: string, userId: string, defaults: Partial<Ope
 }
 
 async function sharedWorkspace(): Promise<{ workspaceId: string; ownerToken: string }> {
-  const ownerToken = await server.token('alice');
-  const workspaceId = await server.createWorkspace(ownerToken);
-  await server.addMember(ownerToken, workspaceId, 'bob', 'editor');
+  const ownerToken = await gateway.server().token('alice');
+  const workspaceId = await gateway.server().createWorkspace(ownerToken);
+  await gateway.server().addMember(ownerToken, workspaceId, 'bob', 'editor');
   return { workspaceId, ownerToken };
 }
 
@@ -85,7 +75,7 @@ async function contents(engine: SyncEngine): Promise<Record<string, unknown[]>> 
 }
 
 async function serverLog(workspaceId: string, token: string): Promise<ChangesPage['changes']> {
-  const { status, body } = await server.api<ChangesPage>(token, 'GET', `/v1/workspaces/${workspaceId}/changes?cursor=0&limit=1000`, undefined, {
+  const { status, body } = await gateway.server().api<ChangesPage>(token, 'GET', `/v1/workspaces/${workspaceId}/changes?cursor=0&limit=1000`, undefined, {
     'x-device-id': '00000000000000000000000000000000',
   });
   expect(status).toBe(200);
@@ -271,7 +261,7 @@ describe('outbox', () => {
     const ops = sent.map(({ op_id, table_name, operation, pk, payload, clock, hlc, device_id }) => ({
       op_id, table_name, operation, pk, payload, clock, hlc, device_id,
     }));
-    const again = await server.api<PushResponse>(ownerToken, 'POST', `/v1/workspaces/${workspaceId}/push`, { ops });
+    const again = await gateway.server().api<PushResponse>(ownerToken, 'POST', `/v1/workspaces/${workspaceId}/push`, { ops });
     expect(again.status).toBe(200);
     expect(again.body.results.map((r) => r.status)).toEqual(['duplicate', 'duplicate']);
     expect(await serverLog(workspaceId, ownerToken)).toEqual(log);
@@ -361,10 +351,10 @@ describe('apply rules against the server', () => {
 
   it('401 asks getToken again with forceRefresh and goes on', async () => {
     const { workspaceId } = await sharedWorkspace();
-    const good = await server.token('alice');
+    const good = await gateway.server().token('alice');
     const asked: boolean[] = [];
     const provider = new GatewayProvider({
-      baseUrl: server.baseUrl,
+      baseUrl: gateway.server().baseUrl,
       getToken: ({ forceRefresh }) => {
         asked.push(forceRefresh);
         return forceRefresh ? good : 'expired-token';
@@ -379,8 +369,8 @@ describe('apply rules against the server', () => {
   });
 
   it('403 (not a member) pauses the loops and keeps the outbox', async () => {
-    const ownerToken = await server.token('alice');
-    const workspaceId = await server.createWorkspace(ownerToken);
+    const ownerToken = await gateway.server().token('alice');
+    const workspaceId = await gateway.server().createWorkspace(ownerToken);
     const mallory = await client(workspaceId, 'mallory');
     const engine = await mallory.open();
     const errors: ErrorEvent[] = [];

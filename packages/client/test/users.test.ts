@@ -8,27 +8,17 @@
  */
 import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { attachSync, openWorkspace, type OpenWorkspaceOptions } from '../src/attach.js';
 import { workspaceDatabaseName, type SyncEngine } from '../src/engine.js';
 import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import { UnsyncedWritesError, WorkspaceMismatchError } from '../src/index.js';
 import type { ChangesPage, PushOp } from '@or3/sync-protocol';
 import { APP_SCHEMA, SYNCED_TABLES } from './support/devices.js';
-import { startServer, type TestServer } from './support/server.js';
+import { gatewayPerFile } from './support/gateway-per-file.js';
 
-let server: TestServer;
-const opened: SyncEngine[] = [];
-
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  for (const engine of opened.splice(0)) await engine.close();
-});
+const gateway = gatewayPerFile();
+const { opened } = gateway;
 
 /** One browser: one IndexedDB, its network switchable, every push request recorded with the user whose token sent it. */
 interface SharedBrowser {
@@ -45,9 +35,9 @@ function sharedBrowser(): SharedBrowser {
     online: true,
     pushes: [],
     async open(user, workspaceId, overrides = {}) {
-      const token = await server.token(user);
+      const token = await gateway.server().token(user);
       const provider = new GatewayProvider({
-        baseUrl: server.baseUrl,
+        baseUrl: gateway.server().baseUrl,
         getToken: () => token,
         pollIntervalMs: 50,
         fetch: async (input, init) => {
@@ -80,15 +70,15 @@ function sharedBrowser(): SharedBrowser {
 
 /** alice owns it; the others are editors. */
 async function workspace(...editors: string[]): Promise<{ workspaceId: string; ownerToken: string }> {
-  const ownerToken = await server.token('alice');
-  const workspaceId = await server.createWorkspace(ownerToken);
-  for (const editor of editors) await server.addMember(ownerToken, workspaceId, editor, 'editor');
+  const ownerToken = await gateway.server().token('alice');
+  const workspaceId = await gateway.server().createWorkspace(ownerToken);
+  for (const editor of editors) await gateway.server().addMember(ownerToken, workspaceId, editor, 'editor');
   return { workspaceId, ownerToken };
 }
 
 /** The server's log of `workspaceId`, read as its owner. */
 async function serverLog(workspaceId: string): Promise<ChangesPage['changes']> {
-  const { status, body } = await server.api<ChangesPage>(await server.token('alice'), 'GET', `/v1/workspaces/${workspaceId}/changes?cursor=0&limit=1000`, undefined, {
+  const { status, body } = await gateway.server().api<ChangesPage>(await gateway.server().token('alice'), 'GET', `/v1/workspaces/${workspaceId}/changes?cursor=0&limit=1000`, undefined, {
     'x-device-id': '00000000000000000000000000000000',
   });
   expect(status).toBe(200);
@@ -205,7 +195,7 @@ describe('access changes', () => {
     expect((await bob.sync()).error).toBeNull();
     browser.online = false;
     await bob.db.table('threads').put({ id: 'bob-offline', title: 'written as an editor' });
-    await server.addMember(ownerToken, workspaceId, 'bob', 'viewer');
+    await gateway.server().addMember(ownerToken, workspaceId, 'bob', 'viewer');
     browser.online = true;
 
     await bob.sync();
@@ -238,7 +228,7 @@ describe('access changes', () => {
     await bob.sync();
     const revoked: unknown[] = [];
     bob.on('sync.access:action:revoked', (event) => revoked.push(event));
-    await server.removeMember(ownerToken, workspaceId, 'bob');
+    await gateway.server().removeMember(ownerToken, workspaceId, 'bob');
     await bob.db.table('threads').put({ id: 'too-late', title: 'after removal' });
 
     expect((await bob.sync()).error).toBe('forbidden');
@@ -269,8 +259,8 @@ describe('one database per workspace', () => {
 
     const db = new Dexie(workspaceDatabaseName(first), { indexedDB: browser.factory, IDBKeyRange });
     db.version(1).stores(APP_SCHEMA);
-    const token = await server.token('alice');
-    const provider = new GatewayProvider({ baseUrl: server.baseUrl, getToken: () => token });
+    const token = await gateway.server().token('alice');
+    const provider = new GatewayProvider({ baseUrl: gateway.server().baseUrl, getToken: () => token });
     const error = await attachSync(db, { workspaceId: second, userId: 'alice', provider, syncedTables: SYNCED_TABLES, broadcast: false, locks: null }).catch(
       (failure: unknown) => failure,
     );
@@ -286,8 +276,8 @@ describe('whose token', () => {
   it("an engine attached for alice holding bob's token pushes nothing and pauses with user_mismatch", async () => {
     const { workspaceId } = await workspace('bob');
     const browser = sharedBrowser();
-    const bobToken = await server.token('bob');
-    const provider = new GatewayProvider({ baseUrl: server.baseUrl, getToken: () => bobToken });
+    const bobToken = await gateway.server().token('bob');
+    const provider = new GatewayProvider({ baseUrl: gateway.server().baseUrl, getToken: () => bobToken });
     const engine = await browser.open('alice', workspaceId, { provider });
     await engine.db.table('threads').put({ id: 'whose', title: 'written as alice' });
     expect((await engine.sync()).error).toBe('user_mismatch');

@@ -4,31 +4,21 @@
  * A `put` of an object built by the writer carries only the fields it knows;
  * `update()` writes the stored row with its changes, keeping the others.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import { makeDevice } from './support/devices.js';
-import { startServer, type TestServer } from './support/server.js';
+import { gatewayPerFile } from './support/gateway-per-file.js';
 
-let server: TestServer;
-const opened: SyncEngine[] = [];
-
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  for (const engine of opened.splice(0)) await engine.close();
-});
+const gateway = gatewayPerFile();
+const { opened } = gateway;
 
 /** Two devices of one workspace, both holding thread t1 `{ title: 'first', color: 'red' }`. */
 async function twoDevicesWithAThread(): Promise<[SyncEngine, SyncEngine]> {
-  const token = await server.token('alice');
-  const workspaceId = await server.createWorkspace(token);
+  const token = await gateway.server().token('alice');
+  const workspaceId = await gateway.server().createWorkspace(token);
   const open = async () => {
-    const provider = new GatewayProvider({ baseUrl: server.baseUrl, getToken: () => token, WebSocket: null });
+    const provider = new GatewayProvider({ baseUrl: gateway.server().baseUrl, getToken: () => token, WebSocket: null });
     const engine = await makeDevice(workspaceId, provider).open();
     opened.push(engine);
     return engine;
