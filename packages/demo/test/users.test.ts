@@ -73,6 +73,8 @@ describe('users of one browser', () => {
     const alice = await signedIn(shared, 'alice');
     const workspaceId = await alice.createWorkspace('Alice notes');
     await alice.waitAllSynced();
+    // Nothing of the new workspace waits to be pushed (its first thread too) before the network goes.
+    await until(async () => (await alice.networkState()) === 'online', 'alice: the chip says online', 30_000);
     await shared.setOffline(true);
     await alice.send('written offline');
     await alice.signOut();

@@ -197,7 +197,7 @@ describe('useSyncStatus of a viewer', () => {
     await app.plugin.workspace.switchTo('w1');
     await app.opened[0]!.db.table('notes').put({ id: 'n1', text: 'refused' });
     await until(() => status.state === 'read_only', 'the status says read_only');
-    expect(status.access).toBe('read_only');
+    await until(() => status.access === 'read_only', 'the access says read_only');
     expect(status.paused).toBe(false);
     await until(() => status.failed === 1, 'the refused write is failed');
     await app.plugin.workspace.close();

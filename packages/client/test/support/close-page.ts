@@ -49,7 +49,8 @@ window.closeInEveryState = async (baseUrl, token, workspaceId) => {
   const follower = await open(baseUrl, token, workspaceId);
   leader.start();
   follower.start();
-  await sleep(50);
+  // Leadership comes through the Web Lock, asynchronously: wait for it (a loaded machine takes longer than a fixed pause).
+  for (const deadline = Date.now() + 10_000; !leader.isLeader && Date.now() < deadline; ) await sleep(10);
   const followerWrite = unawaitedWrite(follower, 'follower');
   await follower.close();
   await followerWrite;
