@@ -393,24 +393,7 @@ async fn a_commit_nobody_announced_reaches_subscribers_by_the_sweep() {
     let mut socket = node.subscribe(&ws, 0).await;
     // A node that crashed between its commit and its announcement: the
     // commit is in the store, and nobody said so.
-    let silent =
-        PostgresStore::connect(&schema.url(), TableConfig::or3_chat(), PgOptions::default())
-            .await
-            .unwrap();
-    let op = sync_core::validate::validate_op(
-        &message(1, now_ms()),
-        &TableConfig::or3_chat(),
-        &sync_core::ValidationLimits::default(),
-        now_ms(),
-    )
-    .unwrap();
-    let ws_id = sync_core::WorkspaceId::parse(&ws).unwrap();
-    let access = sync_server::store::Access::Member {
-        user_id: "alice".into(),
-    };
-    sync_server::store::Store::push(&silent, &ws_id, &access, vec![op], now_ms())
-        .await
-        .unwrap();
+    commit_without_announcing(&schema, &ws).await;
     let received = receive_until(&mut socket, 0, 1).await;
     assert_eq!(received[0].0, 1);
 }
@@ -429,24 +412,7 @@ async fn a_node_that_starts_makes_the_others_catch_up_at_once() {
     let mut socket = node.subscribe(&ws, 0).await;
     // A node killed between its commit and its announcement: the commit is
     // in the store, nobody said so, and the sweep is a minute away.
-    let crashed =
-        PostgresStore::connect(&schema.url(), TableConfig::or3_chat(), PgOptions::default())
-            .await
-            .unwrap();
-    let op = sync_core::validate::validate_op(
-        &message(1, now_ms()),
-        &TableConfig::or3_chat(),
-        &sync_core::ValidationLimits::default(),
-        now_ms(),
-    )
-    .unwrap();
-    let ws_id = sync_core::WorkspaceId::parse(&ws).unwrap();
-    let access = sync_server::store::Access::Member {
-        user_id: "alice".into(),
-    };
-    sync_server::store::Store::push(&crashed, &ws_id, &access, vec![op], now_ms())
-        .await
-        .unwrap();
+    commit_without_announcing(&schema, &ws).await;
     // It restarts: its first announcement makes the other node catch up.
     let started = Instant::now();
     let _restarted = start_node(
@@ -644,4 +610,28 @@ async fn a_postgres_outage_answers_503_without_hanging_and_the_node_recovers() {
     let versions: Vec<u64> = received.iter().map(|(v, _)| *v).collect();
     assert_eq!(versions, [2, 3]);
     outage.set(Link::Cut);
+}
+
+/// Commits message 1 to `ws` straight through a store of its own, as a node
+/// that crashed between its commit and its announcement would leave it: in
+/// the store, and announced to nobody.
+async fn commit_without_announcing(schema: &TestSchema, ws: &str) {
+    let store =
+        PostgresStore::connect(&schema.url(), TableConfig::or3_chat(), PgOptions::default())
+            .await
+            .unwrap();
+    let op = sync_core::validate::validate_op(
+        &message(1, now_ms()),
+        &TableConfig::or3_chat(),
+        &sync_core::ValidationLimits::default(),
+        now_ms(),
+    )
+    .unwrap();
+    let ws_id = sync_core::WorkspaceId::parse(ws).unwrap();
+    let access = sync_server::store::Access::Member {
+        user_id: "alice".into(),
+    };
+    sync_server::store::Store::push(&store, &ws_id, &access, vec![op], now_ms())
+        .await
+        .unwrap();
 }
