@@ -35,6 +35,7 @@ describe('pull', () => {
       op_id: ops[1]!.op_id,
       device_id: ops[1]!.device_id,
       scope_change: false,
+      committed_at: expect.any(Number),
     });
     expect(page).toMatchObject({ cursor: 3, has_more: false, oldest_retained_version: 1 });
   });

@@ -40,6 +40,7 @@ describe('applied', () => {
       hlc: op.hlc,
       op_id: op.op_id,
       server_version: 1,
+      committed_at: expect.any(Number),
     });
   });
 

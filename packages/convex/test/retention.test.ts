@@ -205,6 +205,8 @@ describe('tombstone GC', () => {
       hlc: tombstone.hlc,
       op_id: tombstone.op_id,
       server_version: 2,
+      // the delete's commit time: GC drops the payload, never the stamp
+      committed_at: START,
     });
     // A device offline for a month pushes a stale put: it still loses, nothing is resurrected.
     const stale = put('kv', 'a', { back: true }, { clock: 1, ms: Date.now() - 40 * DAY });

@@ -1,5 +1,5 @@
 /** Snapshot: pages in (table_name, pk) order, tombstones, token binding, project scope. */
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { api } from '../convex/_generated/api.js';
 import { as, del, errorOf, newBackend, put, workspaceWith } from './setup.js';
 
@@ -102,5 +102,24 @@ describe('snapshot', () => {
     const seen = (await all({ limit: 2 })).items.map((i) => i.pk);
     expect([...seen].sort()).toEqual([...pks].sort());
     expect(new Set(seen).size).toBe(pks.length);
+  });
+
+  test('committed_at: each item and each pulled change carries its commit time, a tombstone the time of its delete', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.UTC(2026, 0, 1) });
+    try {
+      const { workspace, alice, push, all } = await setup();
+      await push([put('kv', 'a'), put('kv', 'b')]);
+      vi.setSystemTime(Date.UTC(2026, 0, 2));
+      await push([del('kv', 'b')]);
+      const items = (await all()).items;
+      expect(items.map((i) => [i.pk, i.committed_at])).toEqual([
+        ['a', Date.UTC(2026, 0, 1)],
+        ['b', Date.UTC(2026, 0, 2)],
+      ]);
+      const pulled = await alice.query(api.sync.pull, { workspace_id: workspace, cursor: 0 });
+      expect(pulled.changes.map((c) => c.committed_at)).toEqual([Date.UTC(2026, 0, 1), Date.UTC(2026, 0, 1), Date.UTC(2026, 0, 2)]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -118,5 +118,6 @@ function toChange(entry: Doc<'change_log'>): Change {
     op_id: entry.op_id,
     device_id: entry.device_id,
     scope_change: entry.scope_change,
+    committed_at: entry.committed_at,
   };
 }

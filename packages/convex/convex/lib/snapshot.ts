@@ -91,6 +91,7 @@ export function toSnapshotItem(record: Doc<'records'>): SnapshotItem {
     hlc: record.hlc,
     op_id: record.op_id,
     server_version: record.server_version,
+    committed_at: record.committed_at,
   };
 }
 
