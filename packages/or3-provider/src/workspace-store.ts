@@ -5,7 +5,11 @@
  *   `<auth provider>:<provider user id>`, so mapping an identity needs no
  *   storage and is the same on every OR3 node.
  * - **Default workspace**: on first sign-in (the user is a member of none),
- *   one named "My Workspace" is created with the user as owner.
+ *   one named "My Workspace" is created with the user as owner. Requests of
+ *   one user that ask at the same moment (a page's parallel first requests)
+ *   share one look-up-or-create in this process, so they do not make one each;
+ *   two OR3 nodes racing the same first sign-in can still make two (the
+ *   gateway chooses workspace ids, so there is no key to make creation idempotent).
  * - **Active workspace**: kept in the browser, in an HTTP-only cookie
  *   (`or3sync_active_workspace`) set by `setActiveWorkspace`, and checked
  *   against the gateway's membership on every read; without the cookie (or
@@ -25,6 +29,9 @@ export const ACTIVE_WORKSPACE_COOKIE = 'or3sync_active_workspace';
 /** The name of the workspace created on first sign-in. */
 export const DEFAULT_WORKSPACE_NAME = 'My Workspace';
 const MAX_USER_ID = 256;
+
+/** Look-ups of a default workspace in flight, by gateway URL and user: concurrent ones share one. */
+const defaultInFlight = new Map<string, Promise<{ workspaceId: string; workspaceName: string; created: boolean }>>();
 
 /** The gateway user (token `sub`) of an auth provider's user. */
 export function userIdOf(provider: string, providerUserId: string): string {
@@ -52,10 +59,22 @@ export function createOr3SyncWorkspaceStore(client: GatewayClient, event?: H3Eve
     },
 
     async getOrCreateDefaultWorkspace(userId) {
-      const active = activeOf(await list(userId));
-      if (active) return { workspaceId: active.workspace_id, workspaceName: active.name, created: false };
-      const made = await call<GatewayWorkspace>({ method: 'POST', path: '/v1/workspaces', userId, body: { name: DEFAULT_WORKSPACE_NAME } });
-      return { workspaceId: made.workspace_id, workspaceName: made.name, created: true };
+      const key = `${client.config.url}\u0000${userId}`;
+      const shared = defaultInFlight.get(key);
+      // A request that joins another's look-up did not create the workspace itself.
+      if (shared) return { ...(await shared), created: false };
+      const lookUp = (async () => {
+        const active = activeOf(await list(userId));
+        if (active) return { workspaceId: active.workspace_id, workspaceName: active.name, created: false };
+        const made = await call<GatewayWorkspace>({ method: 'POST', path: '/v1/workspaces', userId, body: { name: DEFAULT_WORKSPACE_NAME } });
+        return { workspaceId: made.workspace_id, workspaceName: made.name, created: true };
+      })();
+      defaultInFlight.set(key, lookUp);
+      try {
+        return await lookUp;
+      } finally {
+        defaultInFlight.delete(key);
+      }
     },
 
     async getWorkspaceRole({ userId, workspaceId }): Promise<WorkspaceRole | null> {

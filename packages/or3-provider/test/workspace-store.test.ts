@@ -32,6 +32,14 @@ describe('workspace store', () => {
     expect(await store.getWorkspaceRole({ userId: 'test:new-user', workspaceId: first.workspaceId })).toBe('owner');
   });
 
+  it('parallel first requests of one user make one default workspace, not one each', async () => {
+    const user = 'test:parallel-first-sign-in';
+    const answers = await Promise.all([0, 1, 2, 3].map(() => storeWith().store.getOrCreateDefaultWorkspace(user)));
+    expect(new Set(answers.map((a) => a.workspaceId)).size).toBe(1);
+    expect(answers.filter((a) => a.created)).toHaveLength(1);
+    expect(await storeWith().store.listUserWorkspaces(user)).toHaveLength(1);
+  });
+
   it('create, list, rename and remove workspaces; a non-member has no role', async () => {
     const { store } = storeWith();
     const user = 'test:organizer';
