@@ -29,7 +29,7 @@ export const STREAM_CATCH_UP_BOUND_MS = 15_000;
 export const CLUSTER_REQUEST_TIMEOUT_MS = 2000;
 
 /** What the driver needs of a device: whether it stayed online, and its cursor and outbox. */
-export type WatchedDevice = Pick<SimulatedDevice, 'name' | 'online' | 'tally' | 'stats' | 'projectId'>;
+export type WatchedDevice = Pick<SimulatedDevice, 'name' | 'online' | 'tally' | 'stats' | 'projectId' | 'diagnose'>;
 
 export interface FaultDriverOptions {
   cluster: Pick<Cluster, 'nodes' | 'nextPushTo' | 'cutListen' | 'restartPostgres' | 'pause'>;
@@ -187,6 +187,7 @@ export class FaultDriver {
         detail: `after ${after}: not at the head of ${after === 'faults_stop' ? 'faults stop' : 'the fault'} within ${bound} ms: ${behind.join('; ')}`,
       });
       note(`after ${after}: devices behind: ${behind.join('; ')}`);
+      for (const device of watched.keys()) note(`  ${device.name}: ${await device.diagnose().catch((e: unknown) => String(e))}`);
     };
     if (wait) await check();
     else this.probes.push(check());

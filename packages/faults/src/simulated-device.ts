@@ -274,6 +274,18 @@ export class SimulatedDevice {
     return this.engine.stats();
   }
 
+  /**
+   * What the engine says of itself, for a failure report: its status (state,
+   * realtime channel, last error) and the sync state rows (cursors, owed
+   * rescans, a rescan lease).
+   */
+  async diagnose(): Promise<string> {
+    const { state, channel, lastError, pending, held, failed } = this.engine.status;
+    const rows = (await this.engine.db.table('_or3sync_state').toArray()) as { key: string; value: unknown }[];
+    const sync = rows.filter((r) => /cursor|rescan|lease|catch/i.test(String(r.key)));
+    return JSON.stringify({ state, channel, lastError, pending, held, failed, sync });
+  }
+
   /** The synced tables, tombstone stamps, outbox and cursor. */
   async state(): Promise<DeviceState> {
     const db = this.engine.db;

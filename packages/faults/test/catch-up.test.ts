@@ -15,6 +15,7 @@ function device(name: string, cursor: () => number, online = true): WatchedDevic
     online,
     tally: { reloads: 0, adoptedRows: 0, offlinePeriods: online ? 0 : 1, rescans: {}, conflicts: 0, retries: 0, errors: {} },
     stats: async () => ({ pending: 0, failed: 0, cursor: cursor() }) as Awaited<ReturnType<WatchedDevice['stats']>>,
+    diagnose: async () => `cursor ${cursor()}`,
   };
 }
 
