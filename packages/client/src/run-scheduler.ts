@@ -60,9 +60,18 @@ export class RunScheduler<R> {
     return result;
   }
 
-  /** One run through the queue; counted in `runsInFlight` while queued or running. */
+  /**
+   * One run through the queue (the app's `sync()`); counted in `runsInFlight` while queued or
+   * running. One that fails schedules its retry after the backoff delay, as a background run does:
+   * it may have closed the realtime stream (a rescan does) and only a run that ends synced opens it
+   * again, so without the retry a device with nothing to push stayed deaf to other devices until
+   * something else asked for a run (the fault harness's seed 29500: 30 s behind after faults stopped).
+   */
   run(): Promise<R> {
-    return this.runTracked().then((run) => run.result);
+    return this.runTracked().then(({ result, end }) => {
+      if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
+      return result;
+    });
   }
 
   private runTracked(purpose: RunPurpose = 'sync'): Promise<FinishedRun<R>> {

@@ -92,6 +92,22 @@ describe('RunScheduler', () => {
     expect(state.starts).toEqual([1_000_000, 1_001_000, 1_003_000]);
   });
 
+  it("a failed run the app asked for (sync()) is retried in the background after its backoff, like any other", async () => {
+    const { scheduler, state } = harness([RETRY]);
+    await scheduler.run();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(state.starts).toEqual([1_000_000, 1_001_000]);
+    expect(state.purposes).toEqual(['sync', 'sync']);
+  });
+
+  it('a failed run the app asked for is not retried while the engine may not run (not started, a follower tab)', async () => {
+    const { scheduler, state } = harness([RETRY]);
+    state.mayRun = false;
+    await scheduler.run();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(state.starts).toHaveLength(1);
+  });
+
   it('no run asked for during a backoff starts before the backoff ends', async () => {
     const { scheduler, state } = harness([RETRY]);
     await scheduler.run();
