@@ -393,9 +393,55 @@ async fn a_commit_nobody_announced_reaches_subscribers_by_the_sweep() {
     let mut socket = node.subscribe(&ws, 0).await;
     // A node that crashed between its commit and its announcement: the
     // commit is in the store, and nobody said so.
-    commit_without_announcing(&schema, &ws).await;
+    commit_without_announcing(&schema, &ws, 1).await;
     let received = receive_until(&mut socket, 0, 1).await;
     assert_eq!(received[0].0, 1);
+}
+
+/// GC purged entries a node's hub never published (a node crashed before announcing
+/// them, and a GC ran before anyone caught up): a subscriber behind that hole is told
+/// `cursor_expired` and rescans, never handed a frame that moves its cursor over
+/// changes it did not get (the fault harness's seed 29604: a device that never saw a
+/// delete while its cursor said it had).
+#[tokio::test]
+async fn a_subscriber_behind_a_hole_gc_left_is_told_its_cursor_expired() {
+    let schema = TestSchema::new().await;
+    // Sweeps a minute away: only node B's announcement makes node A read the log.
+    let (node, b) = two_nodes(&schema).await;
+    let ws = node.workspace().await;
+    let mut socket = node.subscribe(&ws, 0).await;
+    node.push_ok(&ws, vec![message(1, now_ms())]).await;
+    assert_eq!(receive_until(&mut socket, 0, 1).await.len(), 1);
+    commit_without_announcing(&schema, &ws, 2).await;
+    commit_without_announcing(&schema, &ws, 3).await;
+    // GC as if 400 days had passed: no device holds the log back any more.
+    let ws_id = sync_core::WorkspaceId::parse(&ws).unwrap();
+    let report = sync_server::store::Store::collect_garbage(
+        &other_store(&schema).await,
+        &ws_id,
+        &sync_core::retention::RetentionPolicy::default(),
+        now_ms() + 400 * 24 * 3600 * 1000,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(report.oldest_retained_version > 2, "{report:?}");
+    b.push_ok(&ws, vec![message(4, now_ms())]).await;
+    let frame = loop {
+        match tokio::time::timeout(DEADLINE, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                break serde_json::from_str::<Value>(&text).unwrap()
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no frame after the push: {other:?}"),
+        }
+    };
+    assert_eq!(frame["type"], "error", "not a frame over the hole: {frame}");
+    assert_eq!(frame["code"], "cursor_expired", "{frame}");
+    assert!(
+        frame["oldest_retained_version"].as_u64().unwrap() > 2,
+        "{frame}"
+    );
 }
 
 #[tokio::test]
@@ -412,7 +458,7 @@ async fn a_node_that_starts_makes_the_others_catch_up_at_once() {
     let mut socket = node.subscribe(&ws, 0).await;
     // A node killed between its commit and its announcement: the commit is
     // in the store, nobody said so, and the sweep is a minute away.
-    commit_without_announcing(&schema, &ws).await;
+    commit_without_announcing(&schema, &ws, 1).await;
     // It restarts: its first announcement makes the other node catch up.
     let started = Instant::now();
     let _restarted = start_node(
@@ -612,16 +658,20 @@ async fn a_postgres_outage_answers_503_without_hanging_and_the_node_recovers() {
     outage.set(Link::Cut);
 }
 
-/// Commits message 1 to `ws` straight through a store of its own, as a node
+/// A store of its own on the test's schema, as another node (or the `gc` command) has.
+async fn other_store(schema: &TestSchema) -> PostgresStore {
+    PostgresStore::connect(&schema.url(), TableConfig::or3_chat(), PgOptions::default())
+        .await
+        .unwrap()
+}
+
+/// Commits message `i` to `ws` straight through a store of its own, as a node
 /// that crashed between its commit and its announcement would leave it: in
 /// the store, and announced to nobody.
-async fn commit_without_announcing(schema: &TestSchema, ws: &str) {
-    let store =
-        PostgresStore::connect(&schema.url(), TableConfig::or3_chat(), PgOptions::default())
-            .await
-            .unwrap();
+async fn commit_without_announcing(schema: &TestSchema, ws: &str, i: u64) {
+    let store = other_store(schema).await;
     let op = sync_core::validate::validate_op(
-        &message(1, now_ms()),
+        &message(i, now_ms()),
         &TableConfig::or3_chat(),
         &sync_core::ValidationLimits::default(),
         now_ms(),

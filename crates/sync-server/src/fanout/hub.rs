@@ -168,6 +168,22 @@ impl Hub {
     }
 
     fn publish(&self, ws: &WorkspaceId, from: ServerVersion, changes: Vec<LoggedChange>) {
+        self.publish_in_order(ws, from, changes, false);
+    }
+
+    /// Publishes entries read after a hole in the log (GC purged what this hub had not
+    /// published): nothing can fill the hole, so the commit is not held back for it.
+    fn publish_past_hole(&self, ws: &WorkspaceId, from: ServerVersion, changes: Vec<LoggedChange>) {
+        self.publish_in_order(ws, from, changes, true);
+    }
+
+    fn publish_in_order(
+        &self,
+        ws: &WorkspaceId,
+        from: ServerVersion,
+        changes: Vec<LoggedChange>,
+        past_hole: bool,
+    ) {
         let Some(channel) = self.existing_channel(ws) else {
             return;
         };
@@ -182,7 +198,7 @@ impl Hub {
         let mut order = channel.order.lock().unwrap_or_else(|e| e.into_inner());
         match order.published {
             Some(p) if commit.to <= p => return,
-            Some(p) if commit.from > p && order.pending.len() < MAX_PENDING => {
+            Some(p) if commit.from > p && !past_hole && order.pending.len() < MAX_PENDING => {
                 order.pending.insert(commit.from, commit);
                 return;
             }
@@ -224,7 +240,17 @@ impl Hub {
                 None => head.saturating_sub(FIRST_CATCH_UP),
             };
             match self.store.log_since(ws, after, CATCH_UP_PAGE).await {
-                Ok((entries, _)) if !entries.is_empty() => self.publish(ws, after, entries),
+                Ok((entries, _)) if !entries.is_empty() => {
+                    // Past a hole GC left (the log below was purged), the entries are a commit of
+                    // their own range: published as such, never as `(after, after + n]`, so a
+                    // subscriber behind the hole reads the gap and is told its cursor expired.
+                    let from = entries[0].change.server_version - 1;
+                    if from > after {
+                        self.publish_past_hole(ws, from, entries);
+                    } else {
+                        self.publish(ws, after, entries);
+                    }
+                }
                 Ok(_) => return,
                 Err(e) => {
                     tracing::warn!(workspace = %ws, error = %e, "realtime catch-up failed");

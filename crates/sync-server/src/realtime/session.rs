@@ -376,6 +376,23 @@ impl Session {
                 Ok(_) => return Next::Continue,
                 Err(e) => return self.store_failure(e, out).await,
             };
+            // The log is gap-free, so a first entry past the next version means GC purged what
+            // this client has not seen: it must rescan, as a pull from here would be told. A
+            // frame over the hole would move its cursor past changes it never got.
+            let first = entries[0].change.server_version;
+            if first > self.examined + 1 {
+                send_error(
+                    out,
+                    ErrorCode::CursorExpired,
+                    &format!(
+                        "cursor {} is older than the retained log (oldest version {first}); rescan",
+                        self.examined
+                    ),
+                    Some(first),
+                )
+                .await;
+                return Next::AwaitHello;
+            }
             let to = entries
                 .last()
                 .map_or(until, |e| e.change.server_version)
