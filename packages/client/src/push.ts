@@ -54,14 +54,19 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
   };
 }
 
-/** Pushes every pending op, batch by batch, until none is left. */
-export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Promise<PushOutcome> {
+/**
+ * Pushes every pending op, batch by batch, until none is left. `first`: a
+ * batch the caller already took (`readRunStart`), pushed before any other.
+ */
+export async function pushPending(ctx: EngineContext, signal?: AbortSignal, first: PendingOpRow[] | null = null): Promise<PushOutcome> {
   const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
   let restampRounds = 0;
+  let taken = first;
   for (;;) {
     if (signal?.aborted) break;
-    const batch = await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId);
+    const batch = taken ?? (await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId));
+    taken = null;
     if (batch.length === 0) break;
     const sendable = await failOversizedOps(ctx, batch, outcome);
     if (sendable.length === 0) continue;
