@@ -37,16 +37,17 @@ export interface RunStart {
 /** Reads the run's start (and takes its first batch when nothing comes before the push) in one transaction. */
 export function readRunStart(ctx: EngineContext, mayTakeBatch: boolean): Promise<RunStart> {
   return ctx.db.transaction('rw', [STATE_TABLE, ...OUTBOX_SCOPE], async () => {
-    // Asked together: one round trip, not one per read.
-    const [cursor, owedRescan, adoption, catchUp, kept] = await Promise.all([
+    // Asked together, the batch with them: one round trip, not one per read.
+    const [cursor, owedRescan, adoption, catchUp, kept, queued] = await Promise.all([
       readCursor(ctx),
       readOwedRescan(ctx),
       readAdoption(ctx),
       owedTables(ctx.db),
       keptForRescanAfterPush(ctx),
+      mayTakeBatch ? outbox.queuedBatch(ctx.db, ctx.settings.pushBatchSize, ctx.runtime.userId) : null,
     ]);
-    const straightToPush = mayTakeBatch && cursor !== null && owedRescan === null && adoption === null && catchUp.length === 0;
-    const batch = straightToPush ? await outbox.takeBatch(ctx.db, ctx.settings.pushBatchSize, ctx.runtime.userId) : null;
+    const straightToPush = queued !== null && cursor !== null && owedRescan === null && adoption === null && catchUp.length === 0;
+    const batch = straightToPush ? await outbox.markSent(ctx.db, queued) : null;
     return { cursor, owedRescan, adoption, catchUp, keptForRescanAfterPush: kept, batch };
   });
 }
