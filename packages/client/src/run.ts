@@ -56,6 +56,8 @@ export interface RunHost {
   isSubscribed(): boolean;
   stopSubscription(): void;
   stats(): Promise<SyncStats>;
+  /** The run ended with `error` (null: synced): the status re-counts held and failed ops. */
+  noteRun(error: string | null): Promise<void>;
 }
 
 /** One run and whether the subscription must be reopened (the safety pull found it silent). */
@@ -89,9 +91,15 @@ export async function runSync(host: RunHost, purpose: RunPurpose = 'sync'): Prom
   run.finished_at = host.now();
   run.conflicts = conflicts.length;
   const ctx = host.context();
-  await recordRun(ctx, run);
+  // The run's row, the status's counts and the stats are written and read together, the stats
+  // (four reads) only when someone listens: a write captured meanwhile waits for the run's end (P11).
+  const [, , stats] = await Promise.all([
+    recordRun(ctx, run),
+    host.noteRun(run.error),
+    ctx.events.hasListeners('sync.stats:action') ? host.stats() : null,
+  ]);
   for (const conflict of conflicts) ctx.events.emit('sync.conflict:action:detected', conflict);
-  ctx.events.emit('sync.stats:action', await host.stats());
+  if (stats) ctx.events.emit('sync.stats:action', stats);
   const { pushed, pulled, error } = run;
   return { result: { pushed, pulled, conflicts: run.conflicts, error }, end, reopenSubscription: progress.reopenSubscription };
 }
