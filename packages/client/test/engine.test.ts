@@ -307,6 +307,24 @@ describe('subscription', () => {
     expect(queued.at(-1)).toMatchObject({ status: 'pending', payload: expect.objectContaining({ title: 'local, wins' }) });
   });
 
+  it('a streamed frame past the stored cursor (a gap) applies nothing and moves no cursor; the pull that follows fills it', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-gap', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    provider.log = [change(1, 'g1'), change(2, 'g2'), change(3, 'g3')];
+    await subscription!.onChanges({ changes: [change(3, 'g3')], from: 2, to: 3 });
+    // Read at once, together, before the pull the gap asked for can run.
+    const [row, cursor] = await Promise.all([engine.db.table('threads').get('g3'), subscription!.options.appliedCursor!()]);
+    expect(row).toBeUndefined();
+    expect(cursor).toBe(0);
+    await waitFor(async () => (await subscription!.options.appliedCursor!()) === 3);
+    expect(await engine.db.table('threads').get('g1')).toMatchObject({ title: 'v1' });
+    expect(await engine.db.table('threads').get('g3')).toMatchObject({ title: 'v3' });
+  });
+
   it('a subscription silent past safetyPullMs gets a safety pull; changes it missed reopen it', async () => {
     const provider = new ScriptedProvider();
     const engine = await makeDevice('ws-sub-silent', provider).open({ outboxPollMs: 20, safetyPullMs: 150 });
