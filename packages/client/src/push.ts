@@ -91,7 +91,8 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal, firs
     // The next batch (writes captured while this push was on its way) is taken in the transaction
     // that settles this one, with the outbox's count: one transaction between two pushes, not
     // three (P11). Not when the loop waits before its next push (a low rate limit) or may give
-    // up after this batch (re-stamping that does not help), so no op sits `sent` unsent.
+    // up after this batch (re-stamping that does not help): ops taken and then not sent stay
+    // `sent` (as after a `stop()` here), pushed by the next run but never coalesced meanwhile.
     const takeNext = !rateLimited && restampRounds < MAX_RESTAMP_ROUNDS ? batchSize : 0;
     const settled = await settleResults(ctx, sendable, response.results, outcome, takeNext);
     await ctx.refreshPendingEstimate(settled.queued);
