@@ -41,7 +41,7 @@ interface OpenedTransaction {
 function watchTransactions(): { opened: OpenedTransaction[]; stop(): void } {
   const opened: OpenedTransaction[] = [];
   const original = FakeIDBDatabase.prototype.transaction;
-  FakeIDBDatabase.prototype.transaction = function (this: FakeIDBDatabase, ...args: Parameters<typeof original>) {
+  FakeIDBDatabase.prototype.transaction = function (this: InstanceType<typeof FakeIDBDatabase>, ...args: Parameters<typeof original>) {
     const [stores, mode] = args;
     opened.push({ mode: mode ?? 'readonly', stores: [stores].flat() });
     return original.apply(this, args);
