@@ -108,7 +108,8 @@ describe('push pacing', () => {
   it('a captured write reaches its push through one IndexedDB transaction: the run\'s start, which takes it from the outbox', async () => {
     const provider = new ScriptedProvider();
     const watch = watchTransactions();
-    const engine = await makeDevice('ws-one-transaction', provider).open().finally(() => watch.stop());
+    // No outbox poll (its count) in the window watched.
+    const engine = await makeDevice('ws-one-transaction', provider).open({ outboxPollMs: 60_000 }).finally(() => watch.stop());
     opened.push(engine);
     engine.start();
     await waitFor(async () => provider.subscriptions.length === 1);
@@ -134,7 +135,7 @@ describe('push pacing', () => {
   it('writes captured while a push is on its way go in the next push, taken in the transaction that settles the last', async () => {
     const provider = new ScriptedProvider();
     const watch = watchTransactions();
-    const engine = await makeDevice('ws-next-batch', provider).open().finally(() => watch.stop());
+    const engine = await makeDevice('ws-next-batch', provider).open({ outboxPollMs: 60_000 }).finally(() => watch.stop());
     opened.push(engine);
     engine.start();
     await waitFor(async () => provider.subscriptions.length === 1);
