@@ -43,15 +43,15 @@ export async function noteSyncedTables(db: Dexie, synced: readonly string[]): Pr
   await state.put({ key: STATE_KEYS.catchUp, value: synced.filter((name) => owed.has(name)) });
 }
 
-async function owedTables(db: Dexie): Promise<string[]> {
+/** The tables owed a catch-up (inside or outside a transaction). */
+export async function owedTables(db: Dexie): Promise<string[]> {
   const value = (await db.table(STATE_TABLE).get(STATE_KEYS.catchUp))?.value;
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-/** Runs the catch-up owed, if any. */
-export async function catchUpNewTables(ctx: EngineContext): Promise<CatchUpOutcome> {
+/** Runs the catch-up owed (`owed`, as the run read it), if any. */
+export async function catchUpNewTables(ctx: EngineContext, owed: string[]): Promise<CatchUpOutcome> {
   const outcome: CatchUpOutcome = { items: 0, conflicts: [] };
-  const owed = await owedTables(ctx.db);
   if (owed.length === 0) return outcome;
   const names = owed.filter((name) => ctx.runtime.tables.has(name));
   if (names.length > 0) {

@@ -32,6 +32,6 @@ export interface EngineContext {
   settings: LoopSettings;
   /** Feeds a `server_time` sample into the clock offset. */
   observeServerTime(serverTime: number): void;
-  /** Re-counts the outbox into `runtime.pendingEstimate`. */
-  refreshPendingEstimate(): Promise<void>;
+  /** Re-counts the outbox into `runtime.pendingEstimate` (`queued`: a count the caller just read). */
+  refreshPendingEstimate(queued?: number): Promise<void>;
 }

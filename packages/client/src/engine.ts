@@ -152,6 +152,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       isSubscribed: () => this.subscription !== null,
       stopSubscription: () => this.stopSubscription(),
       stats: () => this.stats(),
+      noteRun: (error) => this.tracker.noteRun(error),
     };
     this.db.use(createCaptureMiddleware(this.runtime));
     this.tracker = new StatusTracker({
@@ -410,14 +411,13 @@ export class SyncEngine<DB extends Dexie = Dexie> {
       events: this.events,
       settings: this.settings,
       observeServerTime: (serverTime) => this.observeServerTime(serverTime),
-      refreshPendingEstimate: () => this.refreshPendingEstimate(),
+      refreshPendingEstimate: (queued) => this.refreshPendingEstimate(queued),
     };
   }
 
   private async runOnce(purpose: RunPurpose): Promise<RunOutcome> {
     if (!this.isPaused) await this.config.beforeRun(this.context());
     const outcome = await runSync(this.runHost, purpose);
-    await this.tracker.noteRun(outcome.result.error);
     if (this.isLeader && !this.subscription && (outcome.end.kind === 'synced' || outcome.reopenSubscription)) {
       await this.startSubscription();
     }
@@ -493,9 +493,9 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     this.tracker.announce();
   }
 
-  private async refreshPendingEstimate(): Promise<void> {
+  private async refreshPendingEstimate(queued?: number): Promise<void> {
     if (!this.db.isOpen()) return;
-    this.runtime.pendingEstimate = await outbox.countQueued(this.db);
+    this.runtime.pendingEstimate = queued ?? (await outbox.countQueued(this.db));
     if (this.runtime.pendingEstimate < this.runtime.outboxSoftLimit) {
       this.queue.fullSignalled = false;
       for (const resolve of this.queue.waiters.splice(0)) resolve();

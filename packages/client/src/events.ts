@@ -156,6 +156,11 @@ export class SyncEventBus {
     this.listeners.get(name)?.delete(listener as (payload: never) => void);
   }
 
+  /** Whether anyone listens to `name` (an event whose payload costs reads is built only then). */
+  hasListeners(name: SyncEventName): boolean {
+    return (this.listeners.get(name)?.size ?? 0) > 0;
+  }
+
   emit<K extends SyncEventName>(name: K, payload: SyncEventMap[K]): void {
     const set = this.listeners.get(name);
     if (!set) return;

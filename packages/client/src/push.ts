@@ -54,14 +54,19 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
   };
 }
 
-/** Pushes every pending op, batch by batch, until none is left. */
-export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Promise<PushOutcome> {
+/**
+ * Pushes every pending op, batch by batch, until none is left. `first`: a
+ * batch the caller already took (`readRunStart`), pushed before any other.
+ */
+export async function pushPending(ctx: EngineContext, signal?: AbortSignal, first: PendingOpRow[] | null = null): Promise<PushOutcome> {
   const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
   let restampRounds = 0;
+  let taken = first;
   for (;;) {
     if (signal?.aborted) break;
-    const batch = await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId);
+    const batch = taken ?? (await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId));
+    taken = null;
     if (batch.length === 0) break;
     const sendable = await failOversizedOps(ctx, batch, outcome);
     if (sendable.length === 0) continue;
@@ -81,17 +86,23 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
       throw error;
     }
     if (typeof response.server_time === 'number') ctx.observeServerTime(response.server_time);
-    const settled = await settleResults(ctx, sendable, response.results, outcome);
-    await ctx.refreshPendingEstimate();
+    const remaining = ctx.provider.lastRateLimitRemaining;
+    const rateLimited = typeof remaining === 'number' && remaining < ctx.settings.rateLimitLowWater;
+    // The next batch (writes captured while this push was on its way) is taken in the transaction
+    // that settles this one, with the outbox's count: one transaction between two pushes, not
+    // three (P11). Not when the loop waits before its next push (a low rate limit) or may give
+    // up after this batch (re-stamping that does not help): ops taken and then not sent stay
+    // `sent` (as after a `stop()` here), pushed by the next run but never coalesced meanwhile.
+    const takeNext = !rateLimited && restampRounds < MAX_RESTAMP_ROUNDS ? batchSize : 0;
+    const settled = await settleResults(ctx, sendable, response.results, outcome, takeNext);
+    await ctx.refreshPendingEstimate(settled.queued);
+    taken = settled.next;
     restampRounds = settled.progress === 0 ? restampRounds + 1 : 0;
     if (restampRounds > MAX_RESTAMP_ROUNDS) {
       // Re-stamping did not help (the offset has not settled yet): let the engine back off.
       throw new EngineRunError('clock_skew', 'ops keep being rejected for clock skew');
     }
-    const remaining = ctx.provider.lastRateLimitRemaining;
-    if (typeof remaining === 'number' && remaining < ctx.settings.rateLimitLowWater) {
-      await sleep(ctx.settings.rateLimitDelayMs, signal);
-    }
+    if (rateLimited) await sleep(ctx.settings.rateLimitDelayMs, signal);
   }
   return outcome;
 }
@@ -135,18 +146,23 @@ function failedOpEvent(op: PendingOpRow, code: SyncErrorCode, message: string, h
   return { phase: 'push', code, message, opId: op.op_id, tableName: op.table_name, pk: op.pk, ...(held ? { held } : {}) };
 }
 
-/** Settles one answered batch in a single transaction that capture ignores. */
+/**
+ * Settles one answered batch in a single transaction that capture ignores;
+ * in the same transaction, counts the ops still queued and, when `takeNext`
+ * is above 0, takes the next batch of that many (`outbox.takeBatch`).
+ */
 async function settleResults(
   ctx: EngineContext,
   ops: PendingOpRow[],
   results: OpResult[],
   outcome: PushOutcome,
-): Promise<{ progress: number }> {
+  takeNext: number,
+): Promise<{ progress: number; queued: number; next: PendingOpRow[] | null }> {
   const byOpId = new Map(results.map((r) => [r.op_id, r]));
   const errors: ErrorEvent[] = [];
   const conflicts: ConflictEvent[] = [];
   let progress = 0;
-  await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+  const after = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
     const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
     const winners: RemoteVersion[] = [];
     const done: number[] = [];
@@ -194,10 +210,15 @@ async function settleResults(
       const applied = await applyRemoteVersions(ctx.db, ctx.runtime, winners);
       conflicts.push(...applied.conflicts);
     }
+    const [queued, next] = await Promise.all([
+      outbox.countQueued(ctx.db),
+      takeNext > 0 ? outbox.queuedBatch(ctx.db, takeNext, ctx.runtime.userId) : null,
+    ]);
+    return { queued, next: next && (await outbox.markSent(ctx.db, next)) };
   });
   outcome.conflicts.push(...conflicts);
   for (const event of errors) ctx.events.emit('sync.error:action', event);
-  return { progress };
+  return { progress, ...after };
 }
 
 /**

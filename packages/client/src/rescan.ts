@@ -188,6 +188,15 @@ async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage, 
 }
 
 /**
+ * True while the last rescan left records whose pending writes it kept
+ * without a snapshot version (project scope): `rescanDueAfterPush` has work
+ * to do. Only a rescan writes them.
+ */
+export async function keptForRescanAfterPush(ctx: EngineContext): Promise<boolean> {
+  return Array.isArray((await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanAfterPush(ctx.cursorKey)))?.value);
+}
+
+/**
  * True when the records the last rescan kept for pending writes without a
  * snapshot version (project scope) have no ops left in the outbox; the
  * scope then owes a rescan, recorded in the same transaction.

@@ -4,17 +4,17 @@
  * off on the rest). `SyncEngine` calls `runSync` through its `RunScheduler`;
  * how the run ended is a `RunEnd` (`run-end.ts`).
  */
-import { readAdoption } from './adopt.js';
-import { catchUpNewTables } from './catch-up.js';
+import { catchUpNewTables, owedTables } from './catch-up.js';
 import type { BackoffOptions } from './backoff.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats, WorkspaceAccess } from './events.js';
 import { accessAfterRefusedPush, failUnsyncedAsReadOnly, isRefusal } from './people/access.js';
 import { tokenUserMismatch, UserMismatchError } from './people/ownership.js';
 import { isSyncProviderError } from './provider.js';
-import { pullChanges, readCursor, readOwedRescan } from './pull.js';
+import { pullChanges } from './pull.js';
 import { pushPending } from './push.js';
 import { rescanDueAfterPush, rescanOwner, rescanScope } from './rescan.js';
+import { readRunStart } from './run-start.js';
 import { classifyFailure, endOfRun, pullsAfterPushFailure, runErrorCode, type Failure, type RunEnd } from './run-end.js';
 import type { FinishedRun, RunPurpose, RunScheduler } from './run-scheduler.js';
 import { RUNS_TABLE, type SyncRunRow } from './schema.js';
@@ -56,6 +56,8 @@ export interface RunHost {
   isSubscribed(): boolean;
   stopSubscription(): void;
   stats(): Promise<SyncStats>;
+  /** The run ended with `error` (null: synced): the status re-counts held and failed ops. */
+  noteRun(error: string | null): Promise<void>;
 }
 
 /** One run and whether the subscription must be reopened (the safety pull found it silent). */
@@ -89,9 +91,15 @@ export async function runSync(host: RunHost, purpose: RunPurpose = 'sync'): Prom
   run.finished_at = host.now();
   run.conflicts = conflicts.length;
   const ctx = host.context();
-  await recordRun(ctx, run);
+  // The run's row, the status's counts and the stats are written and read together, the stats
+  // (four reads) only when someone listens: a write captured meanwhile waits for the run's end (P11).
+  const [, , stats] = await Promise.all([
+    recordRun(ctx, run),
+    host.noteRun(run.error),
+    ctx.events.hasListeners('sync.stats:action') ? host.stats() : null,
+  ]);
   for (const conflict of conflicts) ctx.events.emit('sync.conflict:action:detected', conflict);
-  ctx.events.emit('sync.stats:action', await host.stats());
+  if (stats) ctx.events.emit('sync.stats:action', stats);
   const { pushed, pulled, error } = run;
   return { result: { pushed, pulled, conflicts: run.conflicts, error }, end, reopenSubscription: progress.reopenSubscription };
 }
@@ -112,8 +120,10 @@ interface RunProgress {
 async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpose): Promise<void> {
   const ctx = host.context();
   const { run, conflicts } = progress;
+  let rescanned = false;
   const rescan = async (reason: RescanReason): Promise<number> => {
     progress.phase = 'snapshot';
+    rescanned = true;
     host.stopSubscription();
     const owner = rescanOwner();
     host.state.rescanLease = owner;
@@ -132,25 +142,29 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
     const tokenUser = await tokenUserMismatch(ctx.provider, host.userId);
     if (tokenUser !== null) throw new UserMismatchError(host.userId, tokenUser);
   }
-  // Three reads of the engine's state, asked together: awaited one after another they were
-  // three round trips to IndexedDB before every push (P11).
-  const [stored, owedRescan, adoption] = await Promise.all([readCursor(ctx), readOwedRescan(ctx), readAdoption(ctx)]);
-  let cursor = stored;
-  const owed = owedRescan ?? (adoption ? 'adoption' : null);
+  // The engine's state and, when nothing comes before the push, its first batch: one
+  // transaction between a captured write and its push (P11).
+  const start = await readRunStart(ctx, host.state.rescanDue === null);
+  let cursor = start.cursor;
+  const owed = start.owedRescan ?? (start.adoption ? 'adoption' : null);
   if (cursor === null || host.state.rescanDue || owed) {
     cursor = await rescan(cursor === null ? 'fresh_device' : (host.state.rescanDue ?? owed!));
   }
   progress.phase = 'snapshot';
-  const caughtUp = await catchUpNewTables(ctx);
+  // A rescan settles the catch-up too: what is still owed is read again after one.
+  const caughtUp = await catchUpNewTables(ctx, rescanned ? await owedTables(ctx.db) : start.catchUp);
   run.pulled += caughtUp.items;
   conflicts.push(...caughtUp.conflicts);
   progress.phase = 'push';
+  // Only a rescan leaves records for a rescan after the push: without one at the start or in
+  // this run, there is nothing to check (one transaction fewer after every push).
+  const afterPushDue = async () => (rescanned || start.keptForRescanAfterPush) && (await rescanDueAfterPush(ctx));
   // A failed push does not keep this run from pulling (unless nothing can be reached); its error still fails the run.
   let pushError: unknown = null;
   // A refused push: a viewer now, or no longer a member. The pull tells which.
   let pushRefusal: unknown = null;
   try {
-    const pushed = await pushPending(ctx, host.signal());
+    const pushed = await pushPending(ctx, host.signal(), start.batch);
     run.pushed = pushed.pushed;
     conflicts.push(...pushed.conflicts);
     if (pushed.pushed + pushed.failed > 0) host.state.lastPushAt = host.now();
@@ -164,7 +178,7 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
   // subscription delivers what others wrote (and this device's own writes back), and a pull
   // here would only hold up the next write's push (P11). A rescan stops the subscription, so a
   // run that rescanned still pulls from its snapshot.
-  if (purpose === 'push' && host.isSubscribed() && !progress.safetyPull && !(await rescanDueAfterPush(ctx))) {
+  if (purpose === 'push' && host.isSubscribed() && !progress.safetyPull && !(await afterPushDue())) {
     if (pushError) throw pushError;
     return;
   }
@@ -177,7 +191,7 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
       if (!isSyncProviderError(error) || error.code !== 'cursor_expired') throw error;
       pulled = await pullChanges(ctx, await rescan('cursor_expired'));
     }
-    if (pulled.scopeChanged || (await rescanDueAfterPush(ctx))) pulled = await pullChanges(ctx, await rescan('scope_change'));
+    if (pulled.scopeChanged || (await afterPushDue())) pulled = await pullChanges(ctx, await rescan('scope_change'));
     return pulled;
   };
   let pulled;

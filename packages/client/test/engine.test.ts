@@ -277,6 +277,54 @@ describe('subscription', () => {
     expect(await engine.pendingCount()).toBe(0);
   });
 
+  it('a streamed change meets a pending local write: the later stamp wins, both conflicts are reported, the cursor moves', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-conflict', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    // Offline for pushes: the local writes stay in the outbox.
+    provider.onPush = () => {
+      throw new SyncProviderError({ code: 'network_error', message: 'offline', status: 0 });
+    };
+    await engine.db.table('threads').put({ id: 'older-here', title: 'local, loses' });
+    await engine.db.table('threads').put({ id: 'newer-here', title: 'local, first' });
+    await engine.db.table('threads').put({ id: 'newer-here', title: 'local, wins' });
+    const conflicts: { pk: string; winner: string }[] = [];
+    engine.on('sync.conflict:action:detected', (c) => conflicts.push({ pk: c.pk, winner: c.winner }));
+    const [subscription] = provider.subscriptions;
+    // The server's version of `older-here` has a higher clock; of `newer-here`, a lower one.
+    await subscription!.onChanges({ changes: [change(7, 'older-here', { clock: 5 }), change(8, 'newer-here', { clock: 1 })], from: 0, to: 8 });
+    expect(await engine.db.table('threads').get('older-here')).toMatchObject({ title: 'v7', clock: 5 });
+    expect(await engine.db.table('threads').get('newer-here')).toMatchObject({ title: 'local, wins', clock: 2 });
+    expect(conflicts.sort((a, b) => a.pk.localeCompare(b.pk))).toEqual([
+      { pk: 'newer-here', winner: 'local' },
+      { pk: 'older-here', winner: 'remote' },
+    ]);
+    expect(await subscription!.options.appliedCursor!()).toBe(8);
+    // Nothing local is lost: the winning local write still waits to be pushed.
+    const queued = (await engine.db.table<PendingOpRow>('_or3sync_outbox').toArray()).filter((op) => op.pk === 'newer-here');
+    expect(queued.at(-1)).toMatchObject({ status: 'pending', payload: expect.objectContaining({ title: 'local, wins' }) });
+  });
+
+  it('a streamed frame past the stored cursor (a gap) applies nothing and moves no cursor; the pull that follows fills it', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-gap', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    provider.log = [change(1, 'g1'), change(2, 'g2'), change(3, 'g3')];
+    await subscription!.onChanges({ changes: [change(3, 'g3')], from: 2, to: 3 });
+    // Read at once, together, before the pull the gap asked for can run.
+    const [row, cursor] = await Promise.all([engine.db.table('threads').get('g3'), subscription!.options.appliedCursor!()]);
+    expect(row).toBeUndefined();
+    expect(cursor).toBe(0);
+    await waitFor(async () => (await subscription!.options.appliedCursor!()) === 3);
+    expect(await engine.db.table('threads').get('g1')).toMatchObject({ title: 'v1' });
+    expect(await engine.db.table('threads').get('g3')).toMatchObject({ title: 'v3' });
+  });
+
   it('a subscription silent past safetyPullMs gets a safety pull; changes it missed reopen it', async () => {
     const provider = new ScriptedProvider();
     const engine = await makeDevice('ws-sub-silent', provider).open({ outboxPollMs: 20, safetyPullMs: 150 });

@@ -7,6 +7,7 @@
  * The scheduling rule itself (at once when nothing runs) is pinned in
  * `run-scheduler.test.ts`.
  */
+import { IDBDatabase as FakeIDBDatabase } from 'fake-indexeddb';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import { makeDevice } from './support/devices.js';
@@ -28,6 +29,24 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await sleep(5);
   }
+}
+
+/** One IndexedDB transaction an engine opened: its mode and stores. */
+interface OpenedTransaction {
+  mode: IDBTransactionMode;
+  stores: string[];
+}
+
+/** Records every transaction the fake IndexedDB opens until `stop()`; call before the engine opens (Dexie binds `transaction` then). */
+function watchTransactions(): { opened: OpenedTransaction[]; stop(): void } {
+  const opened: OpenedTransaction[] = [];
+  const original = FakeIDBDatabase.prototype.transaction;
+  FakeIDBDatabase.prototype.transaction = function (this: InstanceType<typeof FakeIDBDatabase>, ...args: Parameters<typeof original>) {
+    const [stores, mode] = args;
+    opened.push({ mode: mode ?? 'readonly', stores: [stores].flat() });
+    return original.apply(this, args);
+  };
+  return { opened, stop: () => (FakeIDBDatabase.prototype.transaction = original) };
 }
 
 describe('push pacing', () => {
@@ -84,5 +103,68 @@ describe('push pacing', () => {
     await waitFor(async () => (await engine.pendingCount()) === 0);
     expect(provider.pushes.flat().map((op) => op.pk)).toEqual(['subscribed', 'subscribed-2']);
     expect(provider.pulls.length).toBe(pulls);
+  });
+
+  it('a captured write reaches its push through one IndexedDB transaction: the run\'s start, which takes it from the outbox', async () => {
+    const provider = new ScriptedProvider();
+    const watch = watchTransactions();
+    // No outbox poll (its count) in the window watched.
+    const engine = await makeDevice('ws-one-transaction', provider).open({ outboxPollMs: 60_000 }).finally(() => watch.stop());
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    await engine.sync();
+    let atPush: OpenedTransaction[] | null = null;
+    let before = 0;
+    provider.onPush = (ops) => {
+      atPush ??= watch.opened.slice(before);
+      return { results: ops.map((op, i) => applied(op, i + 1)), server_version: ops.length };
+    };
+    before = watch.opened.length;
+    await engine.db.table('threads').put({ id: 'fast', title: 'no wait' });
+    await waitFor(async () => atPush !== null);
+    expect(provider.pushes.at(-1)!.map((op) => op.pk)).toEqual(['fast']);
+    // The capture's own transaction, then the run's start (engine state and the batch, moved to sent).
+    expect(atPush).toHaveLength(2);
+    expect(atPush![0]!.stores).toContain('threads');
+    expect(atPush![1]!.mode).toBe('readwrite');
+    expect([...atPush![1]!.stores].sort()).toEqual(['_or3sync_outbox', '_or3sync_state']);
+    await waitFor(async () => (await engine.pendingCount()) === 0);
+  });
+
+  it('writes captured while a push is on its way go in the next push, taken in the transaction that settles the last', async () => {
+    const provider = new ScriptedProvider();
+    const watch = watchTransactions();
+    const engine = await makeDevice('ws-next-batch', provider).open({ outboxPollMs: 60_000 }).finally(() => watch.stop());
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    await engine.sync();
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let answeredAt = -1;
+    let secondAt: OpenedTransaction[] | null = null;
+    let version = 0;
+    provider.onPush = async (ops) => {
+      if (answeredAt < 0) {
+        await held;
+        answeredAt = watch.opened.length;
+      } else {
+        secondAt ??= watch.opened.slice(answeredAt);
+      }
+      return { results: ops.map((op) => applied(op, ++version)), server_version: version };
+    };
+    await engine.db.table('threads').put({ id: 'first', title: 'on its way' });
+    await waitFor(async () => provider.pushes.length > 0 && provider.pushes.at(-1)![0]!.pk === 'first');
+    await engine.db.table('threads').put({ id: 'second', title: 'rides the next push' });
+    await engine.db.table('threads').put({ id: 'third', title: 'rides it too' });
+    release();
+    await waitFor(async () => secondAt !== null);
+    expect(provider.pushes.slice(-2).map((ops) => ops.map((op) => op.pk))).toEqual([['first'], ['second', 'third']]);
+    // Between the answer and the next push: the settling transaction only (no count, no batch of its own).
+    expect(secondAt).toHaveLength(1);
+    expect(secondAt![0]!.mode).toBe('readwrite');
+    expect(secondAt![0]!.stores).toContain('_or3sync_outbox');
+    await waitFor(async () => (await engine.pendingCount()) === 0);
   });
 });

@@ -62,24 +62,29 @@ export function countActive(db: Dexie): Promise<number> {
  * captured for another user is never pushed with this user's token.
  */
 export function takeBatch(db: Dexie, size: number, owner: string | null): Promise<PendingOpRow[]> {
-  return db.transaction('rw', outbox(db), async () => {
-    const ops = await outbox(db)
-      .where('status')
-      .equals(STORED_STATUS.pending)
-      .filter((op) => owner === null || op.owner === undefined || op.owner === owner)
-      .limit(size)
-      .toArray();
-    const moved: PendingOpRow[] = [];
-    for (const op of ops) {
-      const before = opState(op);
-      const after = sendOp(before);
-      if (after.kind === before.kind) continue;
-      Object.assign(op, stateColumns(after));
-      moved.push(op);
-    }
-    if (moved.length > 0) await outbox(db).bulkPut(moved);
-    return ops;
-  });
+  return db.transaction('rw', outbox(db), async () => markSent(db, await queuedBatch(db, size, owner)));
+}
+
+/** The next `size` queued ops in outbox order, `owner`'s (as `takeBatch` takes them), left as they are. */
+export function queuedBatch(db: Dexie, size: number, owner: string | null): Promise<PendingOpRow[]> {
+  const queued = outbox(db).where('status').equals(STORED_STATUS.pending);
+  // Without an owner to match, one request reads the batch (a filter walks a cursor, a request per op).
+  const mine = owner === null ? queued : queued.filter((op) => op.owner === undefined || op.owner === owner);
+  return mine.limit(size).toArray();
+}
+
+/** Moves `ops` (read in the caller's transaction, which must list `OUTBOX_SCOPE`) to `sent`; returns them. */
+export async function markSent(db: Dexie, ops: PendingOpRow[]): Promise<PendingOpRow[]> {
+  const moved: PendingOpRow[] = [];
+  for (const op of ops) {
+    const before = opState(op);
+    const after = sendOp(before);
+    if (after.kind === before.kind) continue;
+    Object.assign(op, stateColumns(after));
+    moved.push(op);
+  }
+  if (moved.length > 0) await outbox(db).bulkPut(moved);
+  return ops;
 }
 
 /** Writes `state` as `op`'s new state, counting the attempt. */
