@@ -340,7 +340,7 @@ mod tests {
             assert_eq!(head, format!("HEAD {}", body.len()));
             let sent: serde_json::Value = serde_json::from_str(body).unwrap();
             let made: serde_json::Value =
-                serde_json::from_str(&push_body(&[expected.clone()])).unwrap();
+                serde_json::from_str(&push_body(std::slice::from_ref(&expected))).unwrap();
             assert_eq!(sent, made);
             assert_eq!(request.op_id(), expected.op_id.as_bytes());
         }
