@@ -4,19 +4,28 @@
 //! commits: one transaction (on SQLite one fsync) per op, measured in
 //! rounds interleaved with the server's.
 //!
-//! Every client is a task of its own on the bench's runtime, and they share
-//! one `reqwest` pool (no cap on connections per host), so each client in
-//! flight holds a connection of its own; the run notes the peak of pushes in
-//! flight and of connections open to the server, which shows it.
+//! The load must cost less than the server it measures (they share the
+//! machine's cores), so the clients are lean (`http_load.rs`): each is a task
+//! on a one-thread runtime of its own with a kept-alive connection of its
+//! own, its push request prepared once and rewritten in place for each op.
+//! After each push round the same clients send the server's cheapest
+//! authenticated request (`GET /v1/config`: the token check, the rate
+//! limiter and the rest of the middleware, no storage) for as long: the
+//! request path's ceiling, reported beside the pushes. The run notes the
+//! CPU the bench and the server used per request, and the peaks of requests
+//! in flight and of connections open to the server.
 
+use crate::http_load::{contains, request_head, KeepAliveConnection, LoadRuntime};
+use crate::machine::cpu_time;
 use crate::push_postgres::{self, RawPostgres};
 use crate::raw_sqlite::{RawRows, RawWriter};
 use crate::report::{Figure, Goal, Measure};
 use crate::run_context::RunContext;
 use crate::server::SyncServer;
 use crate::stats::{per_second, percentile};
-use crate::workload::{push_body, MessageOp, OpFactory};
-use anyhow::{Context, Result};
+use crate::workload::{MessageOp, OpFactory, SinglePushRequest};
+use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,14 +46,14 @@ pub async fn run_sqlite(ctx: &RunContext) -> Result<Vec<Figure>> {
     let ops = RawOps::new(ctx.sizes.concurrent_workspaces);
     let mut baseline = Baseline::Sqlite(Some((writer, ops)));
     let measured = measure(ctx, &server, "P8", &mut baseline).await?;
-    Ok(vec![measured.figure(
+    Ok(measured.figures(
         ctx,
         "P8",
         "HTTP+auth+LWW, SQLite synchronous=FULL",
         "raw single-op commits of the rows the server stores per op (change_log, records, \
          applied_ops; its schema): BEGIN IMMEDIATE, the rows, COMMIT, one fsync each, WAL, \
          synchronous=FULL",
-    )])
+    ))
 }
 
 /// Runs P8-pg: the same load against `or3-sync` on Postgres, and single-op
@@ -79,14 +88,14 @@ async fn measure_postgres(
     }
     let mut baseline = Baseline::Postgres(raw.same_rows_inserter().await?, ops);
     let measured = measure(ctx, &server, "P8-pg", &mut baseline).await?;
-    Ok(vec![measured.figure(
+    Ok(measured.figures(
         ctx,
         "P8-pg",
         "HTTP+auth+LWW, Postgres",
         "raw single-op transactions of the rows the server stores per op (change_log and \
          records, its schema) on one connection: BEGIN, counter UPDATE, one INSERT for both \
          tables, COMMIT (synchronous_commit as the database has it)",
-    )])
+    ))
 }
 
 /// The raw single-op commits a figure is measured against.
@@ -149,20 +158,60 @@ fn device_id(n: usize) -> String {
     format!("be08{:012x}", n)
 }
 
-/// One client: a device pushing to its workspace.
+/// The request the no-op rounds send: authenticated, and touching no storage.
+const NO_OP_PATH: &str = "/v1/config";
+
+/// One client: a device pushing to its workspace over a connection of its own.
 struct PushClient {
-    ws: String,
     factory: OpFactory,
+    /// Its push, rewritten in place for each op.
+    request: SinglePushRequest,
+    /// What the answer to its current push holds when the op was applied.
+    applied: Vec<u8>,
     /// Its pushes answered in the timed rounds (fairness shows in the spread).
     pushed: u64,
+}
+
+impl PushClient {
+    /// Makes its next push: a new op, and the answer that applies it.
+    fn next_push(&mut self) -> &[u8] {
+        self.factory.message_into(&mut self.request);
+        self.applied.clear();
+        self.applied.extend_from_slice(br#""op_id":""#);
+        self.applied.extend_from_slice(self.request.op_id());
+        self.applied.extend_from_slice(br#"","status":"applied""#);
+        self.request.bytes()
+    }
+}
+
+/// What the clients send in a round.
+#[derive(Clone)]
+enum Requests {
+    /// Each its own single-op pushes.
+    Pushes,
+    /// The authenticated no-op request (its whole bytes), over and over.
+    NoOps(Arc<[u8]>),
 }
 
 /// What one round of load did.
 #[derive(Default)]
 struct LoadTally {
-    pushes: u64,
+    requests: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU time used during the round by the bench (the clients) and the server.
+    bench_cpu: Duration,
+    server_cpu: Duration,
+}
+
+impl LoadTally {
+    fn add(&mut self, round: LoadTally) {
+        self.requests += round.requests;
+        self.elapsed += round.elapsed;
+        self.latencies.extend(round.latencies);
+        self.bench_cpu += round.bench_cpu;
+        self.server_cpu += round.server_cpu;
+    }
 }
 
 /// The server's and the baseline's totals over all rounds.
@@ -170,6 +219,8 @@ struct Measured {
     clients: usize,
     workspaces: usize,
     server: LoadTally,
+    /// The no-op rounds: the request path's ceiling.
+    no_ops: LoadTally,
     raw_commits: Vec<Duration>,
     raw_elapsed: Duration,
     peak_in_flight: usize,
@@ -179,7 +230,7 @@ struct Measured {
 }
 
 /// Starts the clients, warms the server up, then runs rounds of load, each
-/// followed by the baseline for as long as the round took.
+/// followed by a no-op round and the baseline for as long.
 async fn measure(
     ctx: &RunContext,
     server: &Arc<SyncServer>,
@@ -187,26 +238,39 @@ async fn measure(
     baseline: &mut Baseline,
 ) -> Result<Measured> {
     let sizes = &ctx.sizes;
+    let addr = server.socket_addr()?;
     let mut clients = Vec::new();
     let per_workspace = sizes
         .concurrent_clients
         .div_ceil(sizes.concurrent_workspaces);
     for w in 0..sizes.concurrent_workspaces {
         let ws = server.create_workspace(&format!("{id}-{w}")).await?;
+        let path = format!("/v1/workspaces/{ws}/push");
         for c in 0..per_workspace {
             if clients.len() == sizes.concurrent_clients {
                 break;
             }
-            let n = w * per_workspace + c;
+            let factory = OpFactory::for_device(&device_id(w * per_workspace + c));
+            let request = SinglePushRequest::new(&factory, |len| {
+                request_head("POST", &path, addr, &server.token, Some(len))
+            });
             clients.push(PushClient {
-                ws: ws.clone(),
-                factory: OpFactory::for_device(&device_id(n)),
+                factory,
+                request,
+                applied: Vec::new(),
                 pushed: 0,
             });
         }
     }
+    let no_ops = Requests::NoOps(request_head("GET", NO_OP_PATH, addr, &server.token, None).into());
+    let load = Load {
+        runtime: LoadRuntime::new()?,
+        addr,
+        server_pid: server.process.pid(),
+    };
     let peaks = Peaks::default();
-    let (warm_clients, _) = push_for(server, clients, sizes.concurrent_warmup, &peaks)
+    let (warm_clients, _) = load
+        .run(clients, sizes.concurrent_warmup, Requests::Pushes, &peaks)
         .await
         .context("warm-up")?;
     clients = warm_clients;
@@ -222,33 +286,32 @@ async fn measure(
         clients: sizes.concurrent_clients,
         workspaces: sizes.concurrent_workspaces,
         server: LoadTally::default(),
+        no_ops: LoadTally::default(),
         raw_commits: Vec::new(),
         raw_elapsed: Duration::ZERO,
         peak_in_flight: 0,
         peak_connections: None,
         per_client: Vec::new(),
     };
-    let port = server
-        .base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse::<u16>().ok())
-        .with_context(|| format!("no port in {}", server.base))?;
     let peaks = Peaks::default();
-    for round in 0..sizes.concurrent_rounds {
-        let sampler = peaks.sample_connections(port);
-        let (back, tally) = push_for(server, clients, sizes.concurrent_round, &peaks)
+    for n in 1..=sizes.concurrent_rounds {
+        let sampler = peaks.sample_connections(addr.port(), sizes.concurrent_round / 2);
+        let (back, pushes) = load
+            .run(clients, sizes.concurrent_round, Requests::Pushes, &peaks)
             .await
-            .with_context(|| format!("round {}", round + 1))?;
+            .with_context(|| format!("round {n}"))?;
         sampler.abort();
-        clients = back;
-        measured.server.pushes += tally.pushes;
-        measured.server.elapsed += tally.elapsed;
-        measured.server.latencies.extend(tally.latencies);
-        let commits = baseline
-            .commit_for(tally.elapsed)
+        let (back, ceiling) = load
+            .run(back, pushes.elapsed, no_ops.clone(), &Peaks::default())
             .await
-            .with_context(|| format!("raw round {}", round + 1))?;
+            .with_context(|| format!("no-op round {n}"))?;
+        clients = back;
+        let commits = baseline
+            .commit_for(pushes.elapsed)
+            .await
+            .with_context(|| format!("raw round {n}"))?;
+        measured.server.add(pushes);
+        measured.no_ops.add(ceiling);
         measured.raw_elapsed += commits.iter().sum::<Duration>();
         measured.raw_commits.extend(commits);
     }
@@ -261,8 +324,17 @@ async fn measure(
 }
 
 impl Measured {
-    fn figure(mut self, ctx: &RunContext, id: &'static str, what: &str, baseline: &str) -> Figure {
+    /// P8's figures: pushes/s against the raw single commits, and against
+    /// the same server's no-op requests/s.
+    fn figures(
+        mut self,
+        ctx: &RunContext,
+        id: &'static str,
+        what: &str,
+        baseline: &str,
+    ) -> Vec<Figure> {
         self.server.latencies.sort_unstable();
+        self.no_ops.latencies.sort_unstable();
         self.raw_commits.sort_unstable();
         let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
         let (p50, p99) = (
@@ -277,13 +349,17 @@ impl Measured {
             ms(percentile(&self.raw_commits, 0.50)),
             ms(percentile(&self.raw_commits, 0.99)),
         );
+        let (no_op_p50, no_op_p99) = (
+            ms(percentile(&self.no_ops.latencies, 0.50)),
+            ms(percentile(&self.no_ops.latencies, 0.99)),
+        );
         let sizes = &ctx.sizes;
         ctx.note(format!(
             "{id}: {} pushes acknowledged in {:.1} s over {} rounds ({:.1} s of warm-up first, not counted); \
-             peak {} pushes in flight, peak {} connections open to the server; push latency p90 {p90:.1} ms, \
+             peak {} pushes in flight, {} connections open to the server mid-round (most of the rounds); push latency p90 {p90:.1} ms, \
              max {max:.1} ms; pushes per client: fewest {}, median {}, most {}; the baseline made {} commits \
              in {:.1} s, commit latency p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms",
-            self.server.pushes,
+            self.server.requests,
             self.server.elapsed.as_secs_f64(),
             sizes.concurrent_rounds,
             sizes.concurrent_warmup.as_secs_f64(),
@@ -296,36 +372,81 @@ impl Measured {
             self.raw_commits.len(),
             self.raw_elapsed.as_secs_f64(),
         ));
-        let figure = Figure {
-            id,
-            name: format!(
-                "single-op pushes/s, {} clients at once ({} workspaces, one device per client), \
-                 each pushing as soon as its last push is answered, {what}; push latency \
-                 (request → answer) p50 {p50:.1} ms, p99 {p99:.1} ms",
-                self.clients, self.workspaces
-            ),
-            measured: Measure::new(
-                per_second(self.server.pushes, self.server.elapsed),
-                "pushes/s",
-            ),
-            baseline: Measure::new(
-                per_second(self.raw_commits.len() as u64, self.raw_elapsed),
-                "commits/s",
-            ),
-            baseline_name: format!(
-                "{baseline}; {} rounds of {:.1} s interleaved with the server's, each as long as \
-                 the server's round",
-                sizes.concurrent_rounds,
-                sizes.concurrent_round.as_secs_f64()
-            ),
-            goal: Goal::RatioAtLeastWithP99 {
-                ratio: RATIO_GOAL,
-                p99_ms: p99,
-                max_p99_ms: P99_GOAL_MS,
+        ctx.note(format!(
+            "{id}: CPU per request (user + system, /proc/PID/stat) during the push rounds: the bench \
+             (its clients) {}, the server {}; during the no-op rounds ({NO_OP_PATH}, {} requests, latency \
+             p50 {no_op_p50:.1} ms, p99 {no_op_p99:.1} ms): the bench {}, the server {}",
+            self.server.cpu_per_request(),
+            self.server.server_cpu_per_request(),
+            self.no_ops.requests,
+            self.no_ops.cpu_per_request(),
+            self.no_ops.server_cpu_per_request(),
+        ));
+        let pushes_per_second = per_second(self.server.requests, self.server.elapsed);
+        let name = format!(
+            "single-op pushes/s, {} clients at once ({} workspaces, one device per client), \
+             each pushing as soon as its last push is answered, {what}",
+            self.clients, self.workspaces
+        );
+        let rounds = format!(
+            "{} rounds of {:.1} s interleaved with the server's, each as long as the server's round",
+            sizes.concurrent_rounds,
+            sizes.concurrent_round.as_secs_f64()
+        );
+        let figures = vec![
+            Figure {
+                id,
+                name: format!(
+                    "{name}; push latency (request → answer) p50 {p50:.1} ms, p99 {p99:.1} ms"
+                ),
+                measured: Measure::new(pushes_per_second, "pushes/s"),
+                baseline: Measure::new(
+                    per_second(self.raw_commits.len() as u64, self.raw_elapsed),
+                    "commits/s",
+                ),
+                baseline_name: format!("{baseline}; {rounds}"),
+                goal: Goal::RatioAtLeastWithP99 {
+                    ratio: RATIO_GOAL,
+                    p99_ms: p99,
+                    max_p99_ms: P99_GOAL_MS,
+                },
             },
-        };
-        crate::report::print_figure(&figure);
-        figure
+            Figure {
+                id,
+                name: format!("{name}, against the same server's request-path ceiling"),
+                measured: Measure::new(pushes_per_second, "pushes/s"),
+                baseline: Measure::new(
+                    per_second(self.no_ops.requests, self.no_ops.elapsed),
+                    "requests/s",
+                ),
+                baseline_name: format!(
+                    "the same clients and connections sending the server's cheapest authenticated \
+                     request, `GET {NO_OP_PATH}` (token check, rate limiter, metrics, request id, \
+                     no storage); {rounds}"
+                ),
+                goal: Goal::Report,
+            },
+        ];
+        figures.iter().for_each(crate::report::print_figure);
+        figures
+    }
+}
+
+impl LoadTally {
+    /// The bench's CPU time per request, and its share of one core.
+    fn cpu_per_request(&self) -> String {
+        self.describe_cpu(self.bench_cpu)
+    }
+
+    /// The server's CPU time per request, and its share of one core.
+    fn server_cpu_per_request(&self) -> String {
+        self.describe_cpu(self.server_cpu)
+    }
+
+    fn describe_cpu(&self, cpu: Duration) -> String {
+        let per_request = cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64;
+        let cores = cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+        format!("{per_request:.0} µs ({cores:.2} of a core)")
     }
 }
 
@@ -338,19 +459,20 @@ struct Peaks {
 }
 
 impl Peaks {
-    /// Counts the connections to the server's `port` every 100 ms until aborted.
-    fn sample_connections(&self, port: u16) -> tokio::task::JoinHandle<()> {
+    /// Counts the connections to the server's `port` once, `after` from now.
+    /// Once a round: reading `/proc/net/tcp` costs milliseconds of kernel
+    /// time (it walks every socket of the machine), which sampling every
+    /// 100 ms made half of the old client's CPU time.
+    fn sample_connections(&self, port: u16, after: Duration) -> tokio::task::JoinHandle<()> {
         let peak = self.connections_peak.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let count = tokio::task::spawn_blocking(move || connections_to(port))
-                    .await
-                    .ok()
-                    .flatten();
-                if let Some(n) = count {
-                    peak.fetch_max(n, Ordering::Relaxed);
-                }
+            tokio::time::sleep(after).await;
+            let count = tokio::task::spawn_blocking(move || connections_to(port))
+                .await
+                .ok()
+                .flatten();
+            if let Some(n) = count {
+                peak.fetch_max(n, Ordering::Relaxed);
             }
         })
     }
@@ -374,59 +496,105 @@ fn connections_to(port: u16) -> Option<usize> {
     )
 }
 
-/// Every client pushes one op at a time, the next as soon as the last is
-/// answered, until `duration` has passed since the start; pushes in flight
-/// then are finished and counted. Returns the clients for the next round.
-async fn push_for(
-    server: &Arc<SyncServer>,
-    clients: Vec<PushClient>,
-    duration: Duration,
-    peaks: &Peaks,
-) -> Result<(Vec<PushClient>, LoadTally)> {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|mut client| {
-            let (server, peaks) = (server.clone(), peaks.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let body = push_body(std::slice::from_ref(&client.factory.message("")));
-                    let in_flight = peaks.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-                    peaks.in_flight_peak.fetch_max(in_flight, Ordering::Relaxed);
-                    let sent = Instant::now();
-                    let pushed = server.push(&client.ws, body).await;
-                    let took = sent.elapsed();
-                    peaks.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    if pushed? != 1 {
-                        anyhow::bail!("a single-op push was answered for another number of ops");
+/// The load's clients' runtime, and where they send.
+struct Load {
+    runtime: LoadRuntime,
+    addr: SocketAddr,
+    /// The server's process, whose CPU time a round notes.
+    server_pid: u32,
+}
+
+impl Load {
+    /// Every client opens a connection (before the clock starts: the
+    /// server closes a connection idle for longer than its header timeout,
+    /// 10 s, and the baseline takes as long as a round), then sends one
+    /// request at a time, the next as soon as the last is answered, until
+    /// `duration` has passed since the start; requests in flight then are
+    /// finished and counted. Every answer is checked: 200, and for a push
+    /// its op applied. Returns the clients for the next round.
+    async fn run(
+        &self,
+        clients: Vec<PushClient>,
+        duration: Duration,
+        requests: Requests,
+        peaks: &Peaks,
+    ) -> Result<(Vec<PushClient>, LoadTally)> {
+        let opening: Vec<_> = clients
+            .iter()
+            .map(|_| self.runtime.spawn(KeepAliveConnection::open(self.addr)))
+            .collect();
+        let mut connections = Vec::with_capacity(opening.len());
+        for connection in opening {
+            connections.push(connection.await??);
+        }
+        let cpu_before = self.cpu_times();
+        let started = Instant::now();
+        let deadline = started + duration;
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .zip(connections)
+            .map(|(mut client, mut connection)| {
+                let (requests, peaks) = (requests.clone(), peaks.clone());
+                self.runtime.spawn(async move {
+                    let mut latencies = Vec::new();
+                    while Instant::now() < deadline {
+                        let request = match &requests {
+                            Requests::Pushes => client.next_push(),
+                            Requests::NoOps(bytes) => &bytes[..],
+                        };
+                        let in_flight = peaks.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                        peaks.in_flight_peak.fetch_max(in_flight, Ordering::Relaxed);
+                        let sent = Instant::now();
+                        let answer = connection.exchange(request).await?;
+                        let took = sent.elapsed();
+                        peaks.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        match &requests {
+                            Requests::Pushes if answer.status == 200 => {
+                                if !contains(answer.body, &client.applied) {
+                                    bail!(
+                                        "a single-op push was answered without its op applied: {}",
+                                        answer.body_excerpt()
+                                    );
+                                }
+                                client.pushed += 1;
+                            }
+                            Requests::NoOps(_) if answer.status == 200 => {}
+                            _ => bail!("answered {}: {}", answer.status, answer.body_excerpt()),
+                        }
+                        latencies.push(took);
                     }
-                    latencies.push(took);
-                    client.pushed += 1;
-                }
-                Ok::<_, anyhow::Error>((client, latencies))
+                    Ok::<_, anyhow::Error>((client, latencies))
+                })
             })
-        })
-        .collect();
-    let mut tally = LoadTally::default();
-    let mut back = Vec::new();
-    let mut first_error = None;
-    for task in tasks {
-        match task.await.context("a client task failed")? {
-            Ok((client, latencies)) => {
-                tally.pushes += latencies.len() as u64;
-                tally.latencies.extend(latencies);
-                back.push(client);
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
+            .collect();
+        let mut tally = LoadTally::default();
+        let mut back = Vec::new();
+        let mut first_error = None;
+        for task in tasks {
+            match task.await.context("a client task failed")? {
+                Ok((client, latencies)) => {
+                    tally.requests += latencies.len() as u64;
+                    tally.latencies.extend(latencies);
+                    back.push(client);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        tally.elapsed = started.elapsed();
+        let cpu_after = self.cpu_times();
+        tally.bench_cpu = cpu_after.0.saturating_sub(cpu_before.0);
+        tally.server_cpu = cpu_after.1.saturating_sub(cpu_before.1);
+        Ok((back, tally))
     }
-    if let Some(e) = first_error {
-        return Err(e);
+
+    /// CPU time used so far by the bench and by the server (zero where unknown).
+    fn cpu_times(&self) -> (Duration, Duration) {
+        let of = |pid| cpu_time(pid).unwrap_or_default();
+        (of(std::process::id()), of(self.server_pid))
     }
-    tally.elapsed = started.elapsed();
-    Ok((back, tally))
 }

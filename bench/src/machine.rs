@@ -92,6 +92,22 @@ pub fn open_file_limit_of(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// CPU time a process has used so far, user and system, from /proc/PID/stat
+/// (in clock ticks, 10 ms on Linux).
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state, then
+    // utime and stime are the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let (user, system): (u64, u64) = (fields.next()?.parse().ok()?, fields.next()?.parse().ok()?);
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks_per_second = u64::try_from(ticks_per_second).ok().filter(|&t| t > 0)?;
+    Some(std::time::Duration::from_secs_f64(
+        (user + system) as f64 / ticks_per_second as f64,
+    ))
+}
+
 /// Resident memory of a process in KiB, from /proc/PID/status `VmRSS`.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -130,7 +146,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use super::{civil_from_days, cpu_time};
 
     #[test]
     fn days_convert_to_calendar_dates() {
@@ -138,5 +154,18 @@ mod tests {
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(20_147), (2025, 2, 28));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn a_process_cpu_time_grows_while_it_computes() {
+        let me = std::process::id();
+        let before = cpu_time(me).expect("this process's CPU time");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(cpu_time(me).unwrap() > before);
+        assert!(cpu_time(u32::MAX).is_none(), "no such process");
     }
 }

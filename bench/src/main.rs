@@ -6,6 +6,7 @@
 mod concurrent_pushes;
 mod fanout;
 mod fanout_floor;
+mod http_load;
 mod idle_memory;
 mod machine;
 mod pull_depth;

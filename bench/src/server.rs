@@ -288,6 +288,14 @@ impl SyncServer {
             .ok_or_else(|| anyhow!("cannot create a workspace ({status}): {body}"))
     }
 
+    /// The address it listens on.
+    pub fn socket_addr(&self) -> Result<std::net::SocketAddr> {
+        let host_port = self.base.trim_start_matches("http://");
+        host_port
+            .parse()
+            .with_context(|| format!("the server's address {host_port} is not host:port"))
+    }
+
     /// `ws://host:port/v1/workspaces/{ws}/subscribe`.
     pub fn subscribe_url(&self, ws: &str) -> String {
         format!(

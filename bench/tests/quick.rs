@@ -57,5 +57,11 @@ fn quick_mode_measures_every_figure() {
             "{id} missing from the results:\n{written}"
         );
     }
+    // P8 and P8-pg each set their pushes against the server's no-op requests too.
+    assert_eq!(
+        written.matches("request-path ceiling").count(),
+        2,
+        "the P8 and P8-pg ceiling rows:\n{written}"
+    );
     assert!(written.contains("Machine:") && written.contains("Command:"));
 }
