@@ -3,7 +3,7 @@
  * local row and its tombstone stamp, tombstones never live, HLC receive, all in
  * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
  */
-import type { Collection, Dexie, Table, Transaction } from 'dexie';
+import type { Collection, Dexie, Transaction } from 'dexie';
 import type { CaptureRuntime } from './capture/index.js';
 import type { ConflictEvent } from './events.js';
 import {
@@ -27,6 +27,7 @@ import {
   type TombstoneRow,
 } from './schema.js';
 import { fromWirePayload } from './table-conventions.js';
+import { chunkedBulkPut } from './chunked-write.js';
 
 /** One server version of a record, from a change, a snapshot item or a push winner. */
 export interface RemoteVersion {
@@ -323,27 +324,6 @@ function emptyLocals(versions: RemoteVersion[]): Map<string, LocalRecord> {
   const locals = new Map<string, LocalRecord>();
   for (const v of versions) locals.set(recordKey(v.table_name, v.pk), { row: undefined, tombstone: undefined, pendingOp: undefined });
   return locals;
-}
-
-/** Rows per put request group in `chunkedBulkPut`. */
-const PUT_CHUNK = 250;
-
-/**
- * `table.bulkPut(rows)` in chunks of `PUT_CHUNK`, two in flight: a chunk goes out when the one
- * before the previous is stored, so IndexedDB always has one queued while the main thread
- * clones the next, and no task clones more than one chunk (a 1000-row snapshot page in one
- * `bulkPut` is one task of up to 100-200 ms on a loaded machine). Same transaction, same
- * order; a failed chunk fails the call and so aborts the transaction.
- */
-async function chunkedBulkPut(table: Table, rows: RecordPayload[]): Promise<void> {
-  const inFlight: Promise<unknown>[] = [];
-  for (let at = 0; at < rows.length; at += PUT_CHUNK) {
-    if (inFlight.length >= 2) await inFlight.shift();
-    const chunk = table.bulkPut(rows.slice(at, at + PUT_CHUNK));
-    chunk.catch(() => {}); // awaited below (or above); a failure must not also surface as unhandled
-    inFlight.push(chunk);
-  }
-  await Promise.all(inFlight);
 }
 
 /**

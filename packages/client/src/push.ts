@@ -58,11 +58,14 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
 export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Promise<PushOutcome> {
   const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
+  // A backlog (a full batch came back, more wait) goes in the largest batches the server takes.
+  let backlogBatchSize = Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0);
   let restampRounds = 0;
   for (;;) {
     if (signal?.aborted) break;
     const batch = await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId);
     if (batch.length === 0) break;
+    if (batch.length === batchSize) batchSize = backlogBatchSize;
     const sendable = await failOversizedOps(ctx, batch, outcome);
     if (sendable.length === 0) continue;
 
@@ -71,7 +74,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
       response = await ctx.provider.push(ctx.scope, sendable.map((op) => toPushOp(op, ctx.runtime.tables)));
     } catch (error) {
       if (isSyncProviderError(error) && error.status === 413 && sendable.length > 1) {
-        batchSize = Math.max(1, Math.floor(sendable.length / 2));
+        batchSize = backlogBatchSize = Math.max(1, Math.floor(sendable.length / 2));
         continue;
       }
       if (isSyncProviderError(error) && error.status === 413) {

@@ -7,6 +7,7 @@
  */
 import type { Collection, Dexie } from 'dexie';
 import type { RecordPayload } from '@or3/sync-protocol';
+import { chunkedWrite } from '../chunked-write.js';
 import { failOp, holdOp, opState, releaseOp, retryOp, sendOp, stateColumns, STORED_STATUS, waitsForAuthor, type HoldReason, type OpFailure, type OpState } from './op-state.js';
 import { isActive, latestOp, outboxTable, type PendingOpRow } from './table.js';
 
@@ -63,12 +64,12 @@ export function countActive(db: Dexie): Promise<number> {
  */
 export function takeBatch(db: Dexie, size: number, owner: string | null): Promise<PendingOpRow[]> {
   return db.transaction('rw', outbox(db), async () => {
-    const ops = await outbox(db)
-      .where('status')
-      .equals(STORED_STATUS.pending)
-      .filter((op) => owner === null || op.owner === undefined || op.owner === owner)
-      .limit(size)
-      .toArray();
+    const mine = (op: PendingOpRow) => owner === null || op.owner === undefined || op.owner === owner;
+    const queued = outbox(db).where('status').equals(STORED_STATUS.pending);
+    // One request for the next `size` ops; walking them with a filter (a cursor, a round trip
+    // each) only when some of them are another user's.
+    let ops = await queued.clone().limit(size).toArray();
+    if (!ops.every(mine)) ops = await queued.filter(mine).limit(size).toArray();
     const moved: PendingOpRow[] = [];
     for (const op of ops) {
       const before = opState(op);
@@ -184,14 +185,29 @@ export function opsInKeyRange(db: Dexie, tableName: string, lower: string, upper
   return outbox(db).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true).filter(isActive);
 }
 
-/** Of `pks`, the records of `tableName` that have an op in the outbox. */
+/**
+ * Of `pks`, the records of `tableName` that have an op in the outbox: one read of the index keys
+ * in the range of `pks` (no payloads; adoption's batches find none there), then the ops of the
+ * records found, to leave out the held ones.
+ */
 export async function recordsWithOps(db: Dexie, tableName: string, pks: string[]): Promise<Set<string>> {
-  return new Set((await opsOfRecords(db, tableName, pks)).map((op) => op.pk));
+  if (pks.length === 0) return new Set();
+  let lower = pks[0]!;
+  let upper = pks[0]!;
+  for (const pk of pks) {
+    if (pk < lower) lower = pk;
+    if (pk > upper) upper = pk;
+  }
+  const wanted = new Set(pks);
+  const keys = (await outbox(db).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true).keys()) as unknown as [string, string][];
+  const found = [...new Set(keys.map(([, pk]) => pk))].filter((pk) => wanted.has(pk));
+  if (found.length === 0) return new Set();
+  return new Set((await opsOfRecords(db, tableName, found)).map((op) => op.pk));
 }
 
 /** Appends new ops (adoption) without coalescing. */
 export async function appendOps(db: Dexie, ops: PendingOpRow[]): Promise<void> {
-  await outbox(db).bulkAdd(ops);
+  await chunkedWrite(ops, (chunk) => outbox(db).bulkAdd(chunk));
 }
 
 /** The latest op per record among `ops`, by record key. */
