@@ -48,8 +48,9 @@ export function heldOps(db: Dexie): Promise<PendingOpRow[]> {
 }
 
 /** Every op but the held ones, in order. */
-export function activeOps(db: Dexie): Promise<PendingOpRow[]> {
-  return outbox(db).filter(isActive).toArray();
+export async function activeOps(db: Dexie): Promise<PendingOpRow[]> {
+  // One request, filtered here: a filtered read walks a cursor, a round trip per few ops.
+  return (await outbox(db).toArray()).filter(isActive);
 }
 
 /** Every op but the held ones (failed ones too). */
@@ -126,9 +127,24 @@ export function retryFailed(db: Dexie, which: (op: PendingOpRow) => boolean): Pr
 }
 
 /** The answered ops `seqs` leave the outbox. */
-export function removeSettled(db: Dexie, seqs: number[]): Promise<void> {
-  return outbox(db).bulkDelete(seqs);
+export async function removeSettled(db: Dexie, seqs: number[]): Promise<void> {
+  // A run of consecutive seqs (a batch pushed in outbox order, all settled) goes in one range delete.
+  const sorted = [...seqs].sort((a, b) => a - b);
+  const singles: number[] = [];
+  const deletes: Promise<unknown>[] = [];
+  for (let at = 0; at < sorted.length; ) {
+    let end = at;
+    while (end + 1 < sorted.length && sorted[end + 1] === sorted[end]! + 1) end++;
+    if (end - at + 1 >= RANGE_DELETE_MIN) deletes.push(outbox(db).where(':id').between(sorted[at]!, sorted[end]!, true, true).delete());
+    else singles.push(...sorted.slice(at, end + 1));
+    at = end + 1;
+  }
+  if (singles.length > 0) deletes.push(outbox(db).bulkDelete(singles));
+  await Promise.all(deletes);
 }
+
+/** Shortest run of consecutive seqs `removeSettled` deletes as one range. */
+const RANGE_DELETE_MIN = 8;
 
 /** The op stored at `seq`, if still there. */
 export function opAt(db: Dexie, seq: number): Promise<PendingOpRow | undefined> {
