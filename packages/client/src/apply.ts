@@ -211,14 +211,13 @@ export async function applyRemoteVersions(
  * the writes in between. The main thread thus starts cloning rows at once instead of after a
  * round trip to the database process. Must run inside `runRemoteTransaction`.
  */
-export async function applyRemoteVersionsWriteAhead(db: Dexie, runtime: CaptureRuntime, versions: RemoteVersion[]): Promise<ApplyOutcome> {
-  const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
+export async function applyRemoteVersionsWriteAhead(db: Dexie, runtime: CaptureRuntime, ahead: WriteAheadPlan): Promise<ApplyOutcome> {
+  const { versions: candidates, blind } = ahead;
   if (candidates.length === 0) return { applied: 0, conflicts: [] };
   // Issued before any write of this call (the reads must not see them): whole ranges, never a
   // second read chosen by the first one's answer, which would come after the writes.
   const reads = Promise.all([loadLocalRecords(db, runtime.tables, candidates, 'whole'), readClockState(db)]);
   reads.catch(() => {}); // awaited below; a failure aborts the transaction either way
-  const blind = planApply(runtime, candidates, emptyLocals(candidates));
   await Promise.all(issueWrites(db, blind));
   const [locals, clockState] = await reads;
   const before = new Map<string, { row: RecordPayload | undefined; tombstone: TombstoneRow | undefined }>();
@@ -246,6 +245,45 @@ export async function applyRemoteVersionsWriteAhead(db: Dexie, runtime: CaptureR
   await Promise.all([...corrections, writeClock(db, runtime, clockState, candidates, tombstoneTables)]);
   const blindTouched = planApply(runtime, touched, emptyLocals(touched)).outcome.applied;
   return { applied: blind.outcome.applied - blindTouched + plan.outcome.applied, conflicts: plan.outcome.conflicts };
+}
+
+/**
+ * Versions ready for `applyRemoteVersionsWriteAhead`: those of synced tables, with the writes
+ * they make into a database without local state, planned before the transaction (a page is
+ * planned when it arrives, while the pages before it are being written).
+ */
+export interface WriteAheadPlan {
+  versions: RemoteVersion[];
+  blind: ApplyPlan;
+}
+
+/** Plans `versions` for `applyRemoteVersionsWriteAhead`. */
+export function planWriteAhead(runtime: CaptureRuntime, versions: RemoteVersion[]): WriteAheadPlan {
+  const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
+  return { versions: candidates, blind: planApply(runtime, candidates, emptyLocals(candidates)) };
+}
+
+/** The plans of consecutive batches as one, as if their versions had been planned together. */
+export function joinWriteAheadPlans(runtime: CaptureRuntime, plans: WriteAheadPlan[]): WriteAheadPlan {
+  if (plans.length === 1) return plans[0]!;
+  const versions = plans.flatMap((plan) => plan.versions);
+  const blind: ApplyPlan = { rowWrites: new Map(), tombWrites: new Map(), outcome: { applied: 0, conflicts: [] } };
+  let writes = 0;
+  for (const plan of plans) {
+    for (const [tableName, tableWrites] of plan.blind.rowWrites) {
+      let joined = blind.rowWrites.get(tableName);
+      if (!joined) blind.rowWrites.set(tableName, (joined = new Map()));
+      for (const [pk, row] of tableWrites) joined.set(pk, row);
+      writes += tableWrites.size;
+    }
+    for (const [key, tombstone] of plan.blind.tombWrites) blind.tombWrites.set(key, tombstone);
+    blind.outcome.applied += plan.blind.outcome.applied;
+  }
+  let joinedWrites = 0;
+  for (const tableWrites of blind.rowWrites.values()) joinedWrites += tableWrites.size;
+  // A record in two of them (a snapshot has none): LWW between its versions, as one plan would.
+  if (joinedWrites !== writes) return planWriteAhead(runtime, versions);
+  return { versions, blind };
 }
 
 /** What an apply writes, as LWW decides against `locals`. */

@@ -23,6 +23,8 @@
 import type { Table } from 'dexie';
 import {
   applyRemoteVersionsWriteAhead,
+  joinWriteAheadPlans,
+  planWriteAhead,
   recordKey,
   rowFromVersion,
   runRemoteTransaction,
@@ -30,6 +32,7 @@ import {
   tombstoneFromVersion,
   versionFromItem,
   type RemoteVersion,
+  type WriteAheadPlan,
 } from './apply.js';
 import { adoptLocalRows, readAdoption } from './adopt.js';
 import { pkToWire } from './capture/index.js';
@@ -109,14 +112,18 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
     // the network or on IndexedDB, not on both. Into an empty database every page fetched by then
     // goes into one transaction (fewer commits, and the rows of one page are cloned while
     // IndexedDB stores the previous one's).
-    const reader = new SnapshotReader(ctx, first, READ_AHEAD_PAGES);
+    // A page into an empty database is planned when it arrives, while the pages before it are written.
+    const reader = new SnapshotReader(ctx, first, READ_AHEAD_PAGES, (page) => ({
+      page,
+      plan: direct ? planWriteAhead(ctx.runtime, page.items.map(versionFromItem)) : null,
+    }));
     try {
       for (let pageNumber = 0; ; ) {
         const pages = await reader.take(direct ? READ_AHEAD_PAGES : 1);
         if (pages.length === 0) break;
-        for (const page of pages) outcome.items += page.items.length;
-        if (direct) await writeDirect(ctx, owner, pages, outcome);
-        else await stagePage(ctx, owner, pages[0]!, pageNumber++);
+        for (const { page } of pages) outcome.items += page.items.length;
+        if (direct) await writeDirect(ctx, owner, joinWriteAheadPlans(ctx.runtime, pages.map((p) => p.plan!)), outcome);
+        else await stagePage(ctx, owner, pages[0]!.page, pageNumber++);
       }
     } finally {
       reader.stop();
@@ -161,8 +168,8 @@ async function snapshotPage(ctx: EngineContext, pageToken: string | null): Promi
  * Snapshot pages fetched ahead of the writer, one request at a time (each page names the next),
  * at most `depth` held: the heap holds those and the pages being written, whatever the snapshot's size.
  */
-class SnapshotReader {
-  private readonly ready: SnapshotPage[] = [];
+class SnapshotReader<T> {
+  private readonly ready: T[] = [];
   private token: string | null;
   private fetching = false;
   private failure: { error: unknown } | null = null;
@@ -172,14 +179,16 @@ class SnapshotReader {
     private readonly ctx: EngineContext,
     first: SnapshotPage,
     private readonly depth: number,
+    /** What is kept of a page, made as it arrives. */
+    private readonly prepare: (page: SnapshotPage) => T,
   ) {
-    this.ready.push(first);
+    this.ready.push(prepare(first));
     this.token = first.next_page_token ?? null;
     this.fill();
   }
 
   /** Up to `max` pages: those fetched by now, else the next one when it comes; none after the last. */
-  async take(max: number): Promise<SnapshotPage[]> {
+  async take(max: number): Promise<T[]> {
     while (this.ready.length === 0) {
       if (this.failure) throw this.failure.error;
       if (!this.fetching) return [];
@@ -200,8 +209,12 @@ class SnapshotReader {
     this.fetching = true;
     snapshotPage(this.ctx, this.token).then(
       (page) => {
-        this.ready.push(page);
         this.token = page.next_page_token ?? null;
+        try {
+          this.ready.push(this.prepare(page));
+        } catch (error) {
+          this.failure = { error };
+        }
         this.settled();
       },
       (error: unknown) => {
@@ -285,11 +298,10 @@ async function isEmpty(ctx: EngineContext): Promise<boolean> {
   return (await outbox.countActive(ctx.db)) === 0;
 }
 
-async function writeDirect(ctx: EngineContext, owner: string, pages: SnapshotPage[], outcome: RescanOutcome): Promise<void> {
-  const versions = pages.flatMap((page) => page.items.map(versionFromItem));
+async function writeDirect(ctx: EngineContext, owner: string, plan: WriteAheadPlan, outcome: RescanOutcome): Promise<void> {
   const applied = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
     // The lease check goes out with the pages' reads; if it fails, the transaction aborts and nothing is written.
-    const [, outcome] = await Promise.all([holdLease(ctx, owner), applyRemoteVersionsWriteAhead(ctx.db, ctx.runtime, versions)]);
+    const [, outcome] = await Promise.all([holdLease(ctx, owner), applyRemoteVersionsWriteAhead(ctx.db, ctx.runtime, plan)]);
     return outcome;
   });
   outcome.conflicts.push(...applied.conflicts);

@@ -109,4 +109,17 @@ describe('first sync into an empty database', () => {
     expect(await engine.pendingCount()).toBe(0);
     expect((await engine.stats()).cursor).toBe(100);
   });
+
+  it('a record twice in a first sync (a snapshot has none) keeps the version that wins LWW, whichever page comes last', async () => {
+    const provider = new ScriptedProvider();
+    // Pages of one: while [t0] is written, the next three arrive and go into one transaction.
+    provider.snapshotPageSize = 1;
+    provider.snapshotItems = [item('threads', 't0', 1, 1), item('threads', 't1', 2, 5), item('threads', 't1', 3, 2), item('threads', 't3', 4, 1)];
+    provider.snapshotVersion = 4;
+    const engine = await makeDevice('ws-first-sync-twice', provider).open();
+    opened.push(engine);
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(await engine.db.table('threads').get('t1')).toMatchObject({ clock: 5 });
+    expect(await engine.db.table('threads').count()).toBe(3);
+  });
 });
