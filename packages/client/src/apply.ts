@@ -3,7 +3,7 @@
  * local row and its tombstone stamp, tombstones never live, HLC receive, all in
  * one transaction that capture ignores (PROTOCOL.md sections 2 and 6).
  */
-import type { Collection, Dexie, Transaction } from 'dexie';
+import type { Collection, Dexie, Table, Transaction } from 'dexie';
 import type { CaptureRuntime } from './capture/index.js';
 import type { ConflictEvent } from './events.js';
 import {
@@ -27,7 +27,7 @@ import {
   type TombstoneRow,
 } from './schema.js';
 import { fromWirePayload } from './table-conventions.js';
-import { chunkedBulkPut } from './chunked-write.js';
+import { chunkedBulkPut, chunkedBulkPuts } from './chunked-write.js';
 
 /** One server version of a record, from a change, a snapshot item or a push winner. */
 export interface RemoteVersion {
@@ -331,13 +331,15 @@ function planApply(runtime: CaptureRuntime, versions: RemoteVersion[], locals: M
 /** The plan's row and tombstone writes, issued now, in order. */
 function issueWrites(db: Dexie, plan: ApplyPlan): Promise<unknown>[] {
   const writes: Promise<unknown>[] = [];
+  const puts: [Table, RecordPayload[]][] = [];
   for (const [tableName, tableWrites] of plan.rowWrites) {
-    const puts = [...tableWrites.values()].filter((row): row is RecordPayload => row !== null);
+    const rows = [...tableWrites.values()].filter((row): row is RecordPayload => row !== null);
     const deletes = [...tableWrites.entries()].filter(([, row]) => row === null).map(([pk]) => pk);
-    if (puts.length > 0) writes.push(chunkedBulkPut(db.table(tableName), puts));
+    if (rows.length > 0) puts.push([db.table(tableName), rows]);
     if (deletes.length > 0) writes.push(db.table(tableName).bulkDelete(deletes));
   }
-  if (plan.tombWrites.size > 0) writes.push(db.table(TOMBSTONES_TABLE).bulkPut([...plan.tombWrites.values()]));
+  if (puts.length > 0) writes.push(chunkedBulkPuts(puts));
+  if (plan.tombWrites.size > 0) writes.push(chunkedBulkPut(db.table(TOMBSTONES_TABLE), [...plan.tombWrites.values()]));
   return writes;
 }
 
