@@ -113,17 +113,19 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
     // goes into one transaction (fewer commits, and the rows of one page are cloned while
     // IndexedDB stores the previous one's).
     // A page into an empty database is planned when it arrives, while the pages before it are written.
+    // Only the plan is kept of such a page (its items are copied into it).
     const reader = new SnapshotReader(ctx, first, READ_AHEAD_PAGES, (page) => ({
-      page,
+      items: page.items.length,
+      page: direct ? null : page,
       plan: direct ? planWriteAhead(ctx.runtime, page.items.map(versionFromItem)) : null,
     }));
     try {
       for (let pageNumber = 0; ; ) {
         const pages = await reader.take(direct ? READ_AHEAD_PAGES : 1);
         if (pages.length === 0) break;
-        for (const { page } of pages) outcome.items += page.items.length;
+        for (const { items } of pages) outcome.items += items;
         if (direct) await writeDirect(ctx, owner, joinWriteAheadPlans(ctx.runtime, pages.map((p) => p.plan!)), outcome);
-        else await stagePage(ctx, owner, pages[0]!.page, pageNumber++);
+        else await stagePage(ctx, owner, pages[0]!.page!, pageNumber++);
       }
     } finally {
       reader.stop();
