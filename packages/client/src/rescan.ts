@@ -75,7 +75,7 @@ export interface RescanOutcome {
 export const PAGE_ATTEMPTS = 4;
 
 /** Snapshot pages fetched ahead of the one being written, and the most written in one transaction of a bootstrap. */
-const READ_AHEAD_PAGES = 3;
+const READ_AHEAD_PAGES = 2;
 const PAGE_RETRY_MAX_WAIT_MS = 2000;
 
 /** A rescan lease left by a tab that made no progress this long (closed mid-rescan) may be taken over. */
