@@ -62,7 +62,7 @@ async function main(): Promise<void> {
       const command = `npm run bench:adopt -w packages/client${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
       const queued = median(result.map((r) => r.queued));
       writeFigureBlock(path, 'P10', heading, command, [row], [
-        'A database with 1% threads, 99% messages (no clock, no hlc) written with plain Dexie, then attachSync and engine.sync() against the gateway (dev auth, SQLite, synchronous=full): the empty snapshot, adoption in batches of 500 into the outbox, the pushes over HTTP on loopback (100 ops, then the gateway\'s max_ops_per_push, 500, once a batch comes back full: 201 pushes), the pull. Every row is checked kept locally and the outbox empty.',
+        'A database with 1% threads, 99% messages (no clock, no hlc) written with plain Dexie, then attachSync and engine.sync() against the gateway (dev auth, SQLite, synchronous=full): the empty snapshot, adoption in batches of 500 into the outbox, the pushes over HTTP on loopback (100 ops, then the gateway\'s max_ops_per_push, 500, once a batch is taken full: 201 pushes), the pull. Every row is checked kept locally and the outbox empty.',
         `Of that, every row was queued in the outbox after ${(queued / 1000).toFixed(1)} s (${rate(queued)}); the rest is the swap, the pushes and the pull.`,
       ]);
     }

@@ -58,7 +58,7 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
 export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Promise<PushOutcome> {
   const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
-  // A backlog (a full batch came back, more wait) goes in the largest batches the server takes.
+  // A backlog (a batch was taken full: more may wait) goes in the largest batches the server takes.
   let backlogBatchSize = Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0);
   let restampRounds = 0;
   for (;;) {
