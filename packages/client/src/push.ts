@@ -59,7 +59,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal): Pro
   const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
   // A backlog (a batch was taken full: more may wait) goes in the largest batches the server takes.
-  let backlogBatchSize = Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0);
+  let backlogBatchSize = ctx.settings.backlogBatches ? Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0) : batchSize;
   let restampRounds = 0;
   for (;;) {
     if (signal?.aborted) break;

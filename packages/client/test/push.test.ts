@@ -48,6 +48,14 @@ describe('push loop', () => {
     expect(await outbox(engine)).toEqual([]);
   });
 
+  it('a pushBatchSize the app chose is kept for a backlog too', async () => {
+    const { provider, engine, db } = await setup({ pushBatchSize: 100 });
+    provider.maxOpsPerPush = 300;
+    await db.table('threads').bulkPut(Array.from({ length: 250 }, (_, i) => ({ id: `t${String(i).padStart(3, '0')}` })));
+    expect(await engine.sync()).toMatchObject({ pushed: 250, error: null });
+    expect(provider.pushes.map((b) => b.length)).toEqual([100, 100, 50]);
+  });
+
   it('a batch settled in runs leaves the outbox run by run; the op rejected and the op unanswered between them stay', async () => {
     const { provider, engine, db } = await setup();
     const pk = (i: number) => `t${String(i).padStart(2, '0')}`;
