@@ -108,12 +108,9 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
     const direct = await isEmpty(ctx);
     const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
 
-    // The next pages are fetched and parsed while the ones in hand are written: a bootstrap waits on
-    // the network or on IndexedDB, not on both. Into an empty database every page fetched by then
-    // goes into one transaction (fewer commits, and the rows of one page are cloned while
-    // IndexedDB stores the previous one's).
-    // A page into an empty database is planned when it arrives, while the pages before it are written.
-    // Only the plan is kept of such a page (its items are copied into it).
+    // The next pages are fetched, parsed and (into an empty database) planned while the ones in hand
+    // are written: a bootstrap waits on the network or on IndexedDB, not on both. Into an empty
+    // database every page in hand goes into one transaction (fewer commits); only its plan is kept.
     const reader = new SnapshotReader(ctx, first, READ_AHEAD_PAGES, (page) => ({
       items: page.items.length,
       page: direct ? null : page,
@@ -176,6 +173,7 @@ class SnapshotReader<T> {
   private fetching = false;
   private failure: { error: unknown } | null = null;
   private wake: (() => void) | null = null;
+  private stopped = false;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -203,11 +201,11 @@ class SnapshotReader<T> {
 
   /** Fetches no further page (the rescan ended or failed). */
   stop(): void {
-    this.token = null;
+    this.stopped = true;
   }
 
   private fill(): void {
-    if (this.fetching || this.token === null || this.failure || this.ready.length >= this.depth) return;
+    if (this.stopped || this.fetching || this.token === null || this.failure || this.ready.length >= this.depth) return;
     this.fetching = true;
     snapshotPage(this.ctx, this.token).then(
       (page) => {
