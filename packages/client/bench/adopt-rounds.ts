@@ -7,7 +7,7 @@
  * - **raw**: one Dexie read of the same rows (`toArray()` of each table): the baseline;
  * - **adoption**: `attachSync` and the first `sync()`, until every row is on
  *   the server: the snapshot (empty), adoption into the outbox, the push of
- *   N ops in batches of 100, the pull.
+ *   N ops (batches of 100, then of the gateway's `max_ops_per_push`), the pull.
  *
  * Each round is checked: nothing left in the outbox, every row kept locally.
  */

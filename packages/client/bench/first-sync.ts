@@ -7,7 +7,7 @@
  * Measured, against one raw Dexie `bulkPut` of the same rows in the same page
  * and run:
  *
- * - rows/s of the first sync ÷ rows/s of the raw bulkPut (goal ≥ 0.60);
+ * - rows/s of the first sync ÷ rows/s of the raw bulkPut (goal ≥ 0.95, issue 28; it was 0.60);
  * - the page's peak JS heap during the sync, sampled every 100 ms through
  *   the DevTools protocol (`Runtime.getHeapUsage`, used bytes; goal ≤ 250 MB);
  * - the longest main-thread task during the sync (`PerformanceObserver`,
@@ -31,7 +31,9 @@ import { startPageGateway } from './page-gateway.js';
 import { resultsPath, sizeFlags, writeFigureBlock, type FigureRow } from './results.js';
 
 const { quick, records, rounds, rate } = sizeFlags(process.argv, { records: 1_000_000, rounds: 1, quickRecords: 5_000 });
-const HEAP_GOAL_MB = 250;
+/** Issue 28: ≤ 60 MB at 100 000 records, ≤ 250 MB at 1 000 000. */
+const HEAP_GOAL_MB = records <= 100_000 ? 60 : 250;
+const RATIO_GOAL = 0.95;
 const TASK_GOAL_MS = 200;
 const SAMPLE_MS = 100;
 /** `--snapshot-limit N`: the page size the client asks for (the server's default when absent). */
@@ -177,8 +179,8 @@ function report(result: Round[], probe: number, version: string, binary: string,
       measured: rate(median(result.map((r) => r.sync.sync))),
       baseline: `${rate(median(result.map((r) => r.raw.raw)))} (one raw Dexie bulkPut of the same rows, same schema)`,
       ratio,
-      goal: 'ratio ≥ 0.60',
-      pass: ratio >= 0.6,
+      goal: `ratio ≥ ${RATIO_GOAL.toFixed(2)}`,
+      pass: ratio >= RATIO_GOAL,
     },
     {
       figure: 'peak JS heap of the page during the sync (CDP Runtime.getHeapUsage, every 100 ms)',
@@ -199,7 +201,7 @@ function report(result: Round[], probe: number, version: string, binary: string,
   ];
   const heading = `first sync of ${records} records from the gateway (${binary}) into Chromium ${version} IndexedDB, ${rounds === 1 ? '1 round' : `median of ${rounds} rounds`}${quick ? ' (--quick)' : ''}`;
   console.log(heading);
-  console.log(`${rows[0]!.figure}  ${rows[0]!.measured}  raw bulkPut ${rows[0]!.baseline.split(' (')[0]}  ratio ${ratio.toFixed(2)} (goal >= 0.60)`);
+  console.log(`${rows[0]!.figure}  ${rows[0]!.measured}  raw bulkPut ${rows[0]!.baseline.split(' (')[0]}  ratio ${ratio.toFixed(2)} (goal >= ${RATIO_GOAL.toFixed(2)})`);
   console.log(`peak JS heap during the sync ${rows[1]!.measured} (before ${rows[1]!.baseline.split(' (')[0]}; goal <= ${HEAP_GOAL_MB} MB)`);
   console.log(`longest task during the sync ${longest.toFixed(0)} ms, ${over} over ${TASK_GOAL_MS} ms (raw bulkPut's longest ${rawLongest.toFixed(0)} ms)`);
   const path = resultsPath(process.argv);
@@ -210,7 +212,7 @@ function report(result: Round[], probe: number, version: string, binary: string,
     writeFigureBlock(path, 'P9', heading, command, rows, [
       `The gateway (dev auth, SQLite WAL, synchronous=full) holds ${records} records, 1% threads and 99% messages of about 300 bytes of JSON, pushed in batches of 500 before the page starts (${(seeded / 1000).toFixed(1)} s, not timed). The page attaches sync to an empty app database (attachSync, as an app does) and times engine.sync() until it returns caught up: snapshot pages of ${snapshotLimit ?? 1000} over HTTP on loopback, JSON parsing, the writes, the pull. Every record is checked stored, the outbox empty, the cursor set.`,
       `Each round runs the raw bulkPut first (its rows built before its clock starts; its peak heap ${mb(r.rawHeapPeak).toFixed(0)} MB), then a GC (CDP HeapProfiler.collectGarbage), then the sync. The heap is sampled from Node through a CDP session (${r.samples} samples, the longest gap between two ${r.longestGapMs.toFixed(0)} ms); MB = 10^6 bytes. A 120 ms busy loop before the rounds showed up as a ${probe.toFixed(0)} ms long task, so the observer works.`,
-      `The main thread was busy ${((r.mainThread.task / r.sync.sync) * 100).toFixed(0)}% of the sync (CDP Performance.getMetrics TaskDuration); the rest it waited on IndexedDB (the network answers are fetched a page ahead).`,
+      `The main thread was busy ${((r.mainThread.task / r.sync.sync) * 100).toFixed(0)}% of the sync (CDP Performance.getMetrics TaskDuration); the rest it waited on IndexedDB (the snapshot pages are fetched and parsed two ahead).`,
     ]);
   }
 }

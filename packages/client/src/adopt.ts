@@ -25,12 +25,13 @@
  */
 import { rowFromVersion, runRemoteTransaction, stampOf, recordKey, type RemoteVersion } from './apply.js';
 import { pkToWire } from './capture/index.js';
+import { chunkedBulkPut } from './chunked-write.js';
 import { noteTombstones, readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
 import { formatHlc, hlcSend, type HlcState, type RecordPayload, type Stamp } from '@or3/sync-protocol';
 import { newOpId } from './ids.js';
 import { winsOver } from './lww.js';
-import { newOp, outbox, type PendingOpRow } from './outbox/index.js';
+import { ADOPTED, newOp, outbox, type PendingOpRow } from './outbox/index.js';
 import { STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
 import { rowSyncs, toWirePayload } from './table-conventions.js';
 import { sameJson } from './json-equal.js';
@@ -147,8 +148,7 @@ function rowsAfter(ctx: EngineContext, table: SyncedTable, after: unknown, limit
 /** Queues the rows of one batch that need it; returns how many. */
 async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPayload[], staged: Map<string, RemoteVersion>): Promise<number> {
   const pks = rows.map((row) => pkToWire(row[table.primaryKey]));
-  const withOps = await outbox.recordsWithOps(ctx.db, table.name, pks);
-  const clockState = await readClockState(ctx.db);
+  const [withOps, clockState] = await Promise.all([outbox.recordsWithOps(ctx.db, table.name, pks), readClockState(ctx.db)]);
   let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
   const deviceId = ctx.scope.deviceId;
   const now = ctx.runtime.now();
@@ -169,7 +169,7 @@ async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPay
     const opId = newOpId();
     stamped.push(adopted);
     const operation = isDelete ? 'delete' : 'put';
-    ops.push(newOp({ op_id: opId, table_name: table.name, operation, pk, payload: adopted, clock, hlc: stamp, device_id: deviceId }, now, ctx.runtime.userId));
+    ops.push(newOp({ op_id: opId, table_name: table.name, operation, pk, payload: adopted, clock, hlc: stamp, device_id: deviceId }, now, ctx.runtime.userId, ADOPTED));
     if (isDelete) {
       tombstones.push({
         table_name: table.name,
@@ -184,13 +184,14 @@ async function adoptRows(ctx: EngineContext, table: SyncedTable, rows: RecordPay
     }
   });
   if (ops.length === 0) return 0;
-  await ctx.db.table(table.name).bulkPut(stamped);
-  await outbox.appendOps(ctx.db, ops);
+  // The writes go out together (IndexedDB runs them in order), the big ones in chunks so that no task clones a whole batch.
+  const writes: Promise<unknown>[] = [chunkedBulkPut(ctx.db.table(table.name), stamped), outbox.appendOps(ctx.db, ops)];
   if (tombstones.length > 0) {
-    await ctx.db.table(TOMBSTONES_TABLE).bulkPut(tombstones);
+    writes.push(ctx.db.table(TOMBSTONES_TABLE).bulkPut(tombstones));
     noteTombstones(clockState, [table.name]);
   }
-  await writeClockState(ctx.db, { ...clockState, ...hlc });
+  writes.push(writeClockState(ctx.db, { ...clockState, ...hlc }));
+  await Promise.all(writes);
   return ops.length;
 }
 

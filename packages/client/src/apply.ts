@@ -18,7 +18,7 @@ import {
   type Winner,
 } from '@or3/sync-protocol';
 import { maxStamp, winsOver } from './lww.js';
-import { copyClockState, noteTombstones, readClockState, writeClockState } from './clock-state.js';
+import { copyClockState, noteTombstones, readClockState, writeClockState, type ClockState } from './clock-state.js';
 import { outbox, type PendingOpRow } from './outbox/index.js';
 import {
   CAPTURE_TABLES,
@@ -27,6 +27,7 @@ import {
   type TombstoneRow,
 } from './schema.js';
 import { fromWirePayload } from './table-conventions.js';
+import { chunkedBulkPut, chunkedBulkPuts } from './chunked-write.js';
 
 /** One server version of a record, from a change, a snapshot item or a push winner. */
 export interface RemoteVersion {
@@ -177,102 +178,206 @@ export async function applyRemoteVersions(
   versions: RemoteVersion[],
   appliedUpTo: Promise<number> = Promise.resolve(-Infinity),
 ): Promise<ApplyOutcome> {
-  const outcome: ApplyOutcome = { applied: 0, conflicts: [] };
   const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
-  if (candidates.length === 0) return outcome;
+  if (candidates.length === 0) return { applied: 0, conflicts: [] };
 
   // Every read goes out at once: IndexedDB answers them in order, and each one awaited alone costs
   // a round trip to the browser's database process (P9: most of what a first sync waited on; P11:
   // a realtime frame's cursor read was one more before its records').
   const [locals, clockState, floor] = await Promise.all([
-    loadLocalRecords(db, runtime.tables, candidates),
+    loadLocalRecords(db, runtime.tables, candidates, 'dense'),
     readClockState(db),
     appliedUpTo,
   ]);
   const relevant = candidates.filter((v) => v.server_version === null || v.server_version > floor);
-  if (relevant.length === 0) return outcome;
-  let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
-  const rowWrites = new Map<string, Map<string, RecordPayload | null>>();
-  const tombWrites = new Map<string, TombstoneRow>();
+  if (relevant.length === 0) return { applied: 0, conflicts: [] };
+  const plan = planApply(runtime, relevant, locals);
+  // The writes go out together too, in the order they were awaited one by one before (IndexedDB
+  // runs a transaction's requests in the order they are made).
+  const tombstoneTables = [...plan.tombWrites.values()].map((t) => t.table_name);
+  await Promise.all([...issueWrites(db, plan), writeClock(db, runtime, clockState, relevant, tombstoneTables)]);
+  return plan.outcome;
+}
 
-  for (const version of relevant) {
+/**
+ * `applyRemoteVersions` for a database that was empty when its rescan began (a first sync):
+ * the reads of the records' local state go out first, then, without waiting for their
+ * answers, every version is written as if nothing local existed; once the reads answer, the
+ * records that did have local state (a write the user made during the first sync) are written
+ * again, in the same transaction, as LWW decides: the local row and tombstone put back where
+ * they win, the server's version with the local row's local-only fields where it wins.
+ * IndexedDB runs a transaction's requests in the order they are made, so the reads see the
+ * state before these writes and the last write of a record is LWW's; no other transaction sees
+ * the writes in between. The main thread thus starts cloning rows at once instead of after a
+ * round trip to the database process. Must run inside `runRemoteTransaction`.
+ */
+export async function applyRemoteVersionsWriteAhead(db: Dexie, runtime: CaptureRuntime, ahead: WriteAheadPlan): Promise<ApplyOutcome> {
+  const { versions: candidates, blind } = ahead;
+  if (candidates.length === 0) return { applied: 0, conflicts: [] };
+  // Issued before any write of this call (the reads must not see them): whole ranges, never a
+  // second read chosen by the first one's answer, which would come after the writes.
+  const reads = Promise.all([loadLocalRecords(db, runtime.tables, candidates, 'whole'), readClockState(db)]);
+  reads.catch(() => {}); // awaited below; a failure aborts the transaction either way
+  await Promise.all(issueWrites(db, blind));
+  const [locals, clockState] = await reads;
+  const before = new Map<string, { row: RecordPayload | undefined; tombstone: TombstoneRow | undefined }>();
+  for (const [key, local] of locals) {
+    if (local.row || local.tombstone || local.pendingOp) before.set(key, { row: local.row, tombstone: local.tombstone });
+  }
+  // A version's decision depends only on its own record: the records without local state were
+  // decided by the blind pass, only the others are decided again.
+  const touched = candidates.filter((v) => before.has(recordKey(v.table_name, v.pk)));
+  const plan = planApply(runtime, touched, locals);
+  const corrections: Promise<unknown>[] = [];
+  for (const version of touched) {
+    const key = recordKey(version.table_name, version.pk);
+    const local = before.get(key);
+    if (!local) continue; // written once per record
+    before.delete(key);
+    const table = db.table(version.table_name);
+    const wrote = plan.rowWrites.get(version.table_name);
+    const row = wrote?.has(version.pk) ? wrote.get(version.pk)! : (local.row ?? null);
+    corrections.push(row ? table.put(row) : table.delete(version.pk));
+    const tombstone = plan.tombWrites.get(key) ?? local.tombstone;
+    corrections.push(tombstone ? db.table(TOMBSTONES_TABLE).put(tombstone) : db.table(TOMBSTONES_TABLE).delete([version.table_name, version.pk]));
+  }
+  const tombstoneTables = [...blind.tombWrites.values(), ...plan.tombWrites.values()].map((t) => t.table_name);
+  await Promise.all([...corrections, writeClock(db, runtime, clockState, candidates, tombstoneTables)]);
+  const blindTouched = planApply(runtime, touched, emptyLocals(touched)).outcome.applied;
+  return { applied: blind.outcome.applied - blindTouched + plan.outcome.applied, conflicts: plan.outcome.conflicts };
+}
+
+/**
+ * Versions ready for `applyRemoteVersionsWriteAhead`: those of synced tables, with the writes
+ * they make into a database without local state, planned before the transaction (a page is
+ * planned when it arrives, while the pages before it are being written).
+ */
+export interface WriteAheadPlan {
+  versions: RemoteVersion[];
+  blind: ApplyPlan;
+}
+
+/** Plans `versions` for `applyRemoteVersionsWriteAhead`. */
+export function planWriteAhead(runtime: CaptureRuntime, versions: RemoteVersion[]): WriteAheadPlan {
+  const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
+  return { versions: candidates, blind: planApply(runtime, candidates, emptyLocals(candidates)) };
+}
+
+/** The plans of consecutive batches as one, as if their versions had been planned together. */
+export function joinWriteAheadPlans(runtime: CaptureRuntime, plans: WriteAheadPlan[]): WriteAheadPlan {
+  if (plans.length === 1) return plans[0]!;
+  const versions = plans.flatMap((plan) => plan.versions);
+  const blind: ApplyPlan = { rowWrites: new Map(), tombWrites: new Map(), outcome: { applied: 0, conflicts: [] } };
+  let writes = 0;
+  for (const plan of plans) {
+    for (const [tableName, tableWrites] of plan.blind.rowWrites) {
+      let joined = blind.rowWrites.get(tableName);
+      if (!joined) blind.rowWrites.set(tableName, (joined = new Map()));
+      for (const [pk, row] of tableWrites) joined.set(pk, row);
+      writes += tableWrites.size;
+    }
+    for (const [key, tombstone] of plan.blind.tombWrites) blind.tombWrites.set(key, tombstone);
+    blind.outcome.applied += plan.blind.outcome.applied;
+  }
+  let joinedWrites = 0;
+  for (const tableWrites of blind.rowWrites.values()) joinedWrites += tableWrites.size;
+  // A record in two of them (a snapshot has none): LWW between its versions, as one plan would.
+  if (joinedWrites !== writes) return planWriteAhead(runtime, versions);
+  return { versions, blind };
+}
+
+/** What an apply writes, as LWW decides against `locals`. */
+interface ApplyPlan {
+  /** Per table, per primary key: the row to put, or null to delete. */
+  rowWrites: Map<string, Map<string, RecordPayload | null>>;
+  tombWrites: Map<string, TombstoneRow>;
+  outcome: ApplyOutcome;
+}
+
+/** Decides each version in order against `locals`, which it updates as versions win. */
+function planApply(runtime: CaptureRuntime, versions: RemoteVersion[], locals: Map<string, LocalRecord>): ApplyPlan {
+  const plan: ApplyPlan = { rowWrites: new Map(), tombWrites: new Map(), outcome: { applied: 0, conflicts: [] } };
+  for (const version of versions) {
     const table = runtime.tables.get(version.table_name)!;
     const key = recordKey(version.table_name, version.pk);
     const local = locals.get(key)!;
     const localStamp = localStampOf(local);
     const remoteStamp = stampOf(version);
-    try {
-      const parsed = parseHlc(version.hlc);
-      hlc = hlcReceive(hlc, parsed, runtime.hlcNow());
-    } catch {
-      // A server never sends an invalid stamp; if one does, it still orders bytewise.
-    }
     // Our own earlier writes coming back are not conflicts with our later ones.
     const unpushed = isOwnWrite(version, runtime.deviceId) ? undefined : local.pendingOp;
     if (!winsOver(remoteStamp, localStamp)) {
       if (unpushed && localStamp && compareStamps(remoteStamp, localStamp) < 0) {
-        outcome.conflicts.push(conflict(version, localStamp, 'local'));
+        plan.outcome.conflicts.push(conflict(version, localStamp, 'local'));
       }
       continue;
     }
     if (unpushed && localStamp && localStamp.hlc === unpushed.hlc) {
-      outcome.conflicts.push(conflict(version, localStamp, 'remote'));
+      plan.outcome.conflicts.push(conflict(version, localStamp, 'remote'));
     }
     const row = rowFromVersion(table, version, local.row);
-    let tableWrites = rowWrites.get(table.name);
-    if (!tableWrites) rowWrites.set(table.name, (tableWrites = new Map()));
+    let tableWrites = plan.rowWrites.get(table.name);
+    if (!tableWrites) plan.rowWrites.set(table.name, (tableWrites = new Map()));
     tableWrites.set(version.pk, row);
     local.row = row ?? undefined;
     if (version.deleted) {
       local.tombstone = tombstoneFromVersion(version, runtime.now());
-      tombWrites.set(key, local.tombstone);
+      plan.tombWrites.set(key, local.tombstone);
     }
-    outcome.applied += 1;
+    plan.outcome.applied += 1;
   }
+  return plan;
+}
 
-  // The writes go out together too, in the order they were awaited one by one before (IndexedDB
-  // runs a transaction's requests in the order they are made).
+/** The plan's row and tombstone writes, issued now, in order. */
+function issueWrites(db: Dexie, plan: ApplyPlan): Promise<unknown>[] {
   const writes: Promise<unknown>[] = [];
-  for (const [tableName, tableWrites] of rowWrites) {
-    const puts = [...tableWrites.values()].filter((row): row is RecordPayload => row !== null);
+  const puts: [Table, RecordPayload[]][] = [];
+  for (const [tableName, tableWrites] of plan.rowWrites) {
+    const rows = [...tableWrites.values()].filter((row): row is RecordPayload => row !== null);
     const deletes = [...tableWrites.entries()].filter(([, row]) => row === null).map(([pk]) => pk);
-    if (puts.length > 0) writes.push(chunkedBulkPut(db.table(tableName), puts));
+    if (rows.length > 0) puts.push([db.table(tableName), rows]);
     if (deletes.length > 0) writes.push(db.table(tableName).bulkDelete(deletes));
   }
-  if (tombWrites.size > 0) writes.push(db.table(TOMBSTONES_TABLE).bulkPut([...tombWrites.values()]));
-  noteTombstones(clockState, [...tombWrites.values()].map((t) => t.table_name));
-  const written = { ...clockState, ...hlc };
-  writes.push(writeClockState(db, written));
-  await Promise.all(writes);
-  runtime.lastClockState = copyClockState(written);
-  return outcome;
+  if (puts.length > 0) writes.push(chunkedBulkPuts(puts));
+  if (plan.tombWrites.size > 0) writes.push(chunkedBulkPut(db.table(TOMBSTONES_TABLE), [...plan.tombWrites.values()]));
+  return writes;
 }
 
-/** Rows per put request group in `chunkedBulkPut`. */
-const PUT_CHUNK = 250;
+/** HLC receive of every version (whether it won or not), and the tables given tombstones; written back. */
+async function writeClock(db: Dexie, runtime: CaptureRuntime, clockState: ClockState, versions: RemoteVersion[], tombstoneTables: string[]): Promise<void> {
+  let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
+  for (const version of versions) {
+    try {
+      hlc = hlcReceive(hlc, parseHlc(version.hlc), runtime.hlcNow());
+    } catch {
+      // A server never sends an invalid stamp; if one does, it still orders bytewise.
+    }
+  }
+  noteTombstones(clockState, tombstoneTables);
+  const written = { ...clockState, ...hlc };
+  await writeClockState(db, written);
+  runtime.lastClockState = copyClockState(written);
+}
+
+/** Every record of `versions` with no local state. */
+function emptyLocals(versions: RemoteVersion[]): Map<string, LocalRecord> {
+  const locals = new Map<string, LocalRecord>();
+  for (const v of versions) locals.set(recordKey(v.table_name, v.pk), { row: undefined, tombstone: undefined, pendingOp: undefined });
+  return locals;
+}
 
 /**
- * `table.bulkPut(rows)` in chunks of `PUT_CHUNK`, two in flight: a chunk goes out when the one
- * before the previous is stored, so IndexedDB always has one queued while the main thread
- * clones the next, and no task clones more than one chunk (a 1000-row snapshot page in one
- * `bulkPut` is one task of up to 100-200 ms on a loaded machine). Same transaction, same
- * order; a failed chunk fails the call and so aborts the transaction.
+ * How `loadLocalRecords` reads a key range: `dense` with a limit, falling back to per-key reads
+ * when the range holds many other records; `whole` in one request per store, all issued before
+ * the call returns (a fallback read would be issued after whatever the caller issues next).
  */
-async function chunkedBulkPut(table: Table, rows: RecordPayload[]): Promise<void> {
-  const inFlight: Promise<unknown>[] = [];
-  for (let at = 0; at < rows.length; at += PUT_CHUNK) {
-    if (inFlight.length >= 2) await inFlight.shift();
-    const chunk = table.bulkPut(rows.slice(at, at + PUT_CHUNK));
-    chunk.catch(() => {}); // awaited below (or above); a failure must not also surface as unhandled
-    inFlight.push(chunk);
-  }
-  await Promise.all(inFlight);
-}
+type RangeRead = 'dense' | 'whole';
 
 async function loadLocalRecords(
   db: Dexie,
   tables: Map<string, SyncedTable>,
   versions: RemoteVersion[],
+  mode: RangeRead,
 ): Promise<Map<string, LocalRecord>> {
   const locals = new Map<string, LocalRecord>();
   const byTable = new Map<string, string[]>();
@@ -285,6 +390,8 @@ async function loadLocalRecords(
     pks.push(v.pk);
   }
   const local = (tableName: string, pk: string) => locals.get(recordKey(tableName, pk));
+  const read = <T>(range: Collection, count: number, perKey: () => Promise<T[]>): Promise<T[]> =>
+    mode === 'dense' ? readDense(range, count, perKey) : (range.toArray() as Promise<T[]>);
   // The rows, tombstones and outbox ops of every table are read at once (one round trip, not three per table).
   const reads: Promise<void>[] = [];
   for (const [tableName, pks] of byTable) {
@@ -292,7 +399,7 @@ async function loadLocalRecords(
     const primaryKey = tables.get(tableName)!.primaryKey;
     const [lower, upper] = keyBounds(pks);
     reads.push(
-      readDense(
+      read(
         db.table(tableName).where(':id').between(lower, upper, true, true),
         pks.length,
         () => db.table(tableName).bulkGet(pks),
@@ -302,7 +409,7 @@ async function loadLocalRecords(
           if (record) record.row = row;
         }
       }),
-      readDense(
+      read(
         db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
         pks.length,
         () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
@@ -312,7 +419,7 @@ async function loadLocalRecords(
           if (record) record.tombstone = t;
         }
       }),
-      readDense(
+      read(
         outbox.opsInKeyRange(db, tableName, lower, upper),
         pks.length,
         () => outbox.opsOfRecords(db, tableName, pks),

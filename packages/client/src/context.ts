@@ -11,6 +11,8 @@ import type { SyncProvider, SyncScope } from './provider.js';
 /** Tunables of the loops, resolved from the engine's options. */
 export interface LoopSettings {
   pushBatchSize: number;
+  /** A backlog (a batch taken full) goes in the server's largest batches: true unless the app chose `pushBatchSize`. */
+  backlogBatches: boolean;
   pullLimit: number;
   backoff: BackoffOptions;
   /** Below this `RateLimit-Remaining`, the push loop waits `rateLimitDelayMs` between batches. */

@@ -27,7 +27,10 @@ export interface AttachSyncOptions {
   timeUnit?: 'seconds' | 'milliseconds';
   /** Above this many pending ops, never-sent ops on one record coalesce. Default 10 000. */
   outboxSoftLimit?: number;
-  /** Ops per push request. Default 100. */
+  /**
+   * Ops per push request. Default 100, and, while a backlog waits (a batch was taken full), the
+   * server's `max_ops_per_push` when the provider knows it; a value set here is kept for every batch.
+   */
   pushBatchSize?: number;
   /** Changes per pull request. Default 500. */
   pullLimit?: number;

@@ -121,6 +121,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     };
     this.settings = {
       pushBatchSize: options.pushBatchSize ?? 100,
+      backlogBatches: options.pushBatchSize === undefined,
       pullLimit: options.pullLimit ?? 500,
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
       rateLimitLowWater: options.rateLimitLowWater ?? 5,

@@ -84,6 +84,8 @@ export interface SyncProvider {
   readonly maxPayloadBytes: number;
   /** `RateLimit-Remaining` of the latest answer, when the backend reports one. */
   readonly lastRateLimitRemaining?: number | null;
+  /** Most ops the backend takes in one push, once it told (`describeServer()`); the push loop sends a backlog in batches of that size. */
+  readonly maxOpsPerPush?: number | null;
   /** Pushes ops in order; one result per op. Throws `SyncProviderError` for the whole request. */
   push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse>;
   /** Changes after `cursor`, ascending, at most `limit`. Throws `cursor_expired` (410) when too old. */

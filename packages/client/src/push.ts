@@ -61,6 +61,8 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
 export async function pushPending(ctx: EngineContext, signal?: AbortSignal, first: PendingOpRow[] | null = null): Promise<PushOutcome> {
   const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
+  // A backlog (a batch was taken full: more may wait) goes in the largest batches the server takes.
+  let backlogBatchSize = ctx.settings.backlogBatches ? Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0) : batchSize;
   let restampRounds = 0;
   let taken = first;
   for (;;) {
@@ -68,6 +70,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal, firs
     const batch = taken ?? (await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId));
     taken = null;
     if (batch.length === 0) break;
+    if (batch.length === batchSize) batchSize = backlogBatchSize;
     const sendable = await failOversizedOps(ctx, batch, outcome);
     if (sendable.length === 0) continue;
 
@@ -76,7 +79,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal, firs
       response = await ctx.provider.push(ctx.scope, sendable.map((op) => toPushOp(op, ctx.runtime.tables)));
     } catch (error) {
       if (isSyncProviderError(error) && error.status === 413 && sendable.length > 1) {
-        batchSize = Math.max(1, Math.floor(sendable.length / 2));
+        batchSize = backlogBatchSize = Math.max(1, Math.floor(sendable.length / 2));
         continue;
       }
       if (isSyncProviderError(error) && error.status === 413) {

@@ -22,7 +22,9 @@
  */
 import type { Table } from 'dexie';
 import {
-  applyRemoteVersions,
+  applyRemoteVersionsWriteAhead,
+  joinWriteAheadPlans,
+  planWriteAhead,
   recordKey,
   rowFromVersion,
   runRemoteTransaction,
@@ -30,6 +32,7 @@ import {
   tombstoneFromVersion,
   versionFromItem,
   type RemoteVersion,
+  type WriteAheadPlan,
 } from './apply.js';
 import { adoptLocalRows, readAdoption } from './adopt.js';
 import { pkToWire } from './capture/index.js';
@@ -70,6 +73,9 @@ export interface RescanOutcome {
  * then almost never finished). Waits follow the engine's backoff, at most `PAGE_RETRY_MAX_WAIT_MS`.
  */
 export const PAGE_ATTEMPTS = 4;
+
+/** Snapshot pages fetched ahead of the one being written, and the most written in one transaction of a bootstrap. */
+const READ_AHEAD_PAGES = 2;
 const PAGE_RETRY_MAX_WAIT_MS = 2000;
 
 /** A rescan lease left by a tab that made no progress this long (closed mid-rescan) may be taken over. */
@@ -96,21 +102,30 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
   }
   try {
     ctx.events.emit('sync.rescan:action', { phase: 'started', reason });
-    let page = await snapshotPage(ctx, null);
-    if (typeof page.server_time === 'number') ctx.observeServerTime(page.server_time);
-    const snapshotVersion = page.snapshot_version;
+    const first = await snapshotPage(ctx, null);
+    if (typeof first.server_time === 'number') ctx.observeServerTime(first.server_time);
+    const snapshotVersion = first.snapshot_version;
     const direct = await isEmpty(ctx);
     const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
 
-    for (let pageNumber = 0; ; pageNumber++) {
-      // The next page is fetched while this one is written: a bootstrap waits on the network or on IndexedDB, not on both.
-      const next = page.next_page_token ? snapshotPage(ctx, page.next_page_token) : null;
-      next?.catch(() => {}); // a failure surfaces where it is awaited
-      outcome.items += page.items.length;
-      if (direct) await writeDirect(ctx, owner, page, outcome);
-      else await stagePage(ctx, owner, page, pageNumber);
-      if (!next) break;
-      page = await next;
+    // The next pages are fetched, parsed and (into an empty database) planned while the ones in hand
+    // are written: a bootstrap waits on the network or on IndexedDB, not on both. Into an empty
+    // database every page in hand goes into one transaction (fewer commits); only its plan is kept.
+    const reader = new SnapshotReader(ctx, first, READ_AHEAD_PAGES, (page) => ({
+      items: page.items.length,
+      page: direct ? null : page,
+      plan: direct ? planWriteAhead(ctx.runtime, page.items.map(versionFromItem)) : null,
+    }));
+    try {
+      for (let pageNumber = 0; ; ) {
+        const pages = await reader.take(direct ? READ_AHEAD_PAGES : 1);
+        if (pages.length === 0) break;
+        for (const { items } of pages) outcome.items += items;
+        if (direct) await writeDirect(ctx, owner, joinWriteAheadPlans(ctx.runtime, pages.map((p) => p.plan!)), outcome);
+        else await stagePage(ctx, owner, pages[0]!.page!, pageNumber++);
+      }
+    } finally {
+      reader.stop();
     }
 
     if (direct) {
@@ -145,6 +160,75 @@ async function snapshotPage(ctx: EngineContext, pageToken: string | null): Promi
       const backoff = Math.min(ctx.settings.backoff.baseMs * 2 ** (attempt - 1), ctx.settings.backoff.maxMs);
       await new Promise((resolve) => setTimeout(resolve, Math.min(error.retryAfterMs ?? backoff, PAGE_RETRY_MAX_WAIT_MS)));
     }
+  }
+}
+
+/**
+ * Snapshot pages fetched ahead of the writer, one request at a time (each page names the next),
+ * at most `depth` held: the heap holds those and the pages being written, whatever the snapshot's size.
+ */
+class SnapshotReader<T> {
+  private readonly ready: T[] = [];
+  private token: string | null;
+  private fetching = false;
+  private failure: { error: unknown } | null = null;
+  private wake: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    first: SnapshotPage,
+    private readonly depth: number,
+    /** What is kept of a page, made as it arrives. */
+    private readonly prepare: (page: SnapshotPage) => T,
+  ) {
+    this.ready.push(prepare(first));
+    this.token = first.next_page_token ?? null;
+    this.fill();
+  }
+
+  /** Up to `max` pages: those fetched by now, else the next one when it comes; none after the last. */
+  async take(max: number): Promise<T[]> {
+    while (this.ready.length === 0) {
+      if (this.failure) throw this.failure.error;
+      if (!this.fetching) return [];
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+    const pages = this.ready.splice(0, max);
+    this.fill();
+    return pages;
+  }
+
+  /** Fetches no further page (the rescan ended or failed). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private fill(): void {
+    if (this.stopped || this.fetching || this.token === null || this.failure || this.ready.length >= this.depth) return;
+    this.fetching = true;
+    snapshotPage(this.ctx, this.token).then(
+      (page) => {
+        this.token = page.next_page_token ?? null;
+        try {
+          this.ready.push(this.prepare(page));
+        } catch (error) {
+          this.failure = { error };
+        }
+        this.settled();
+      },
+      (error: unknown) => {
+        this.failure = { error };
+        this.settled();
+      },
+    );
+  }
+
+  private settled(): void {
+    this.fetching = false;
+    this.wake?.();
+    this.wake = null;
+    this.fill();
   }
 }
 
@@ -223,10 +307,10 @@ async function isEmpty(ctx: EngineContext): Promise<boolean> {
   return (await outbox.countActive(ctx.db)) === 0;
 }
 
-async function writeDirect(ctx: EngineContext, owner: string, page: SnapshotPage, outcome: RescanOutcome): Promise<void> {
+async function writeDirect(ctx: EngineContext, owner: string, plan: WriteAheadPlan, outcome: RescanOutcome): Promise<void> {
   const applied = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-    // The lease check goes out with the page's reads; if it fails, the transaction aborts and nothing is written.
-    const [, outcome] = await Promise.all([holdLease(ctx, owner), applyRemoteVersions(ctx.db, ctx.runtime, page.items.map(versionFromItem))]);
+    // The lease check goes out with the pages' reads; if it fails, the transaction aborts and nothing is written.
+    const [, outcome] = await Promise.all([holdLease(ctx, owner), applyRemoteVersionsWriteAhead(ctx.db, ctx.runtime, plan)]);
     return outcome;
   });
   outcome.conflicts.push(...applied.conflicts);

@@ -247,6 +247,34 @@ describe('attachSync on an OR3 Chat database', () => {
     expect(await other.db.table('threads').count()).toBe(1200);
   });
 
+  it('an adopted op is never coalesced: a write to its record over the soft limit queues an op of its own, and the later write wins everywhere', async () => {
+    const workspaceId = await workspace();
+    const factory = new IDBFactory();
+    await seed(or3Database(workspaceId, factory), offlineRows('c', { threads: 40, messages: 0 }));
+    const engine = await attach(or3Database(workspaceId, factory), workspaceId, 'alice', { outboxSoftLimit: 10 });
+    const pushed: string[] = [];
+    const push = engine.provider.push.bind(engine.provider);
+    engine.provider.push = (scope, ops) => {
+      pushed.push(...ops.filter((op) => op.pk === 'c-t5').map((op) => String(op.payload?.title)));
+      return push(scope, ops);
+    };
+    let edit: Promise<unknown> = Promise.resolve();
+    engine.on('sync.rescan:action', (event) => {
+      // Every row is queued (40 ops, over the limit of 10); the app edits one before the push.
+      if (event.phase === 'finished') edit = engine.db.table('threads').update('c-t5', { title: 'edited' });
+    });
+    expect((await engine.sync()).error).toBeNull();
+    await edit;
+    expect((await engine.sync()).error).toBeNull();
+    expect(pushed).toEqual(['thread 5', 'edited']);
+    expect(await engine.pendingCount()).toBe(0);
+
+    const other = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'bob');
+    expect((await other.sync()).error).toBeNull();
+    expect(await other.db.table('threads').count()).toBe(40);
+    expect(await other.db.table('threads').get('c-t5')).toMatchObject({ title: 'edited' });
+  });
+
   it('adoption again after the engine tables were lost: rows the server has are not pushed again, rows it lacks are', async () => {
     const workspaceId = await workspace();
     const factory = new IDBFactory();

@@ -8,6 +8,7 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import type { OpRejection, OpResult } from '@or3/sync-protocol';
 import {
+  ADOPTED,
   CAPTURED,
   failOp,
   holdForAuthor,
@@ -132,6 +133,32 @@ describe('ops held for their author (another user\'s)', () => {
     expect((await outbox.takeBatch(db, 10, 'bob')).map((row) => row.op_id)).toEqual(['b']);
     expect((await outbox.giveBackHeld(db, 'alice')).map((row) => [row.op_id, opState(row)])).toEqual([['a', { kind: 'pending' }]]);
     expect(await outbox.countHeld(db)).toBe(0);
+    db.close();
+  });
+});
+
+describe('taking a batch', () => {
+  it('a batch of size n is the first n ops of its user, past other users\' ops ahead of them; an adopted op is taken as it is (sent)', async () => {
+    const db = new Dexie('outbox-batch', { indexedDB: new IDBFactory(), IDBKeyRange });
+    db.version(1).stores(OUTBOX_STORES);
+    await db.open();
+    await db.table('_or3sync_outbox').bulkAdd([
+      op({ op_id: 'c1', pk: 'c1', owner: 'carol' }),
+      op({ op_id: 'c2', pk: 'c2', owner: 'carol' }),
+      op({ op_id: 'b1', pk: 'b1', owner: 'bob' }),
+      op({ op_id: 'b2', pk: 'b2', owner: 'bob', ...stateColumns(ADOPTED) }),
+      op({ op_id: 'b3', pk: 'b3', owner: 'bob' }),
+    ]);
+    expect((await outbox.takeBatch(db, 2, 'bob')).map((row) => row.op_id)).toEqual(['b1', 'b2']);
+    const stored = await db.table<PendingOpRow>('_or3sync_outbox').orderBy('seq').toArray();
+    expect(stored.map((row) => [row.op_id, opState(row).kind])).toEqual([
+      ['c1', 'pending'],
+      ['c2', 'pending'],
+      ['b1', 'sent'],
+      ['b2', 'sent'],
+      ['b3', 'pending'],
+    ]);
+    expect((await outbox.takeBatch(db, 2, 'carol')).map((row) => row.op_id)).toEqual(['c1', 'c2']);
     db.close();
   });
 });

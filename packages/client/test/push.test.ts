@@ -38,6 +38,43 @@ describe('push loop', () => {
     expect(await outbox(engine)).toEqual([]);
   });
 
+  it('a backlog goes in batches of the server\'s max_ops_per_push once a batch comes back full', async () => {
+    const { provider, engine, db } = await setup();
+    provider.maxOpsPerPush = 300;
+    await db.table('threads').bulkPut(Array.from({ length: 1000 }, (_, i) => ({ id: `t${String(i).padStart(4, '0')}` })));
+    expect(await engine.sync()).toMatchObject({ pushed: 1000, error: null });
+    expect(provider.pushes.map((b) => b.length)).toEqual([100, 300, 300, 300]);
+    expect(provider.pushes.flat().map((o) => o.pk)).toEqual(Array.from({ length: 1000 }, (_, i) => `t${String(i).padStart(4, '0')}`));
+    expect(await outbox(engine)).toEqual([]);
+  });
+
+  it('a pushBatchSize the app chose is kept for a backlog too', async () => {
+    const { provider, engine, db } = await setup({ pushBatchSize: 100 });
+    provider.maxOpsPerPush = 300;
+    await db.table('threads').bulkPut(Array.from({ length: 250 }, (_, i) => ({ id: `t${String(i).padStart(3, '0')}` })));
+    expect(await engine.sync()).toMatchObject({ pushed: 250, error: null });
+    expect(provider.pushes.map((b) => b.length)).toEqual([100, 100, 50]);
+  });
+
+  it('a batch settled in runs leaves the outbox run by run; the op rejected and the op unanswered between them stay', async () => {
+    const { provider, engine, db } = await setup();
+    const pk = (i: number) => `t${String(i).padStart(2, '0')}`;
+    provider.onPush = (ops, call) => ({
+      // The first answer rejects t20 and leaves t30 unanswered (it is sent again).
+      results: ops.flatMap((op, i): OpResult[] =>
+        call === 1 && op.pk === pk(30)
+          ? []
+          : [call === 1 && op.pk === pk(20) ? { op_id: op.op_id, status: 'rejected', error: { code: 'invalid_pk', message: 'no' } } : applied(op, i + 1)],
+      ),
+      server_version: ops.length,
+    });
+    await db.table('threads').bulkPut(Array.from({ length: 40 }, (_, i) => ({ id: pk(i) })));
+    await engine.sync();
+    expect(provider.pushes.map((b) => b.length)).toEqual([40, 1]);
+    expect(provider.pushes[1]!.map((o) => o.pk)).toEqual([pk(30)]);
+    expect((await outbox(engine)).map((op) => [op.pk, op.status])).toEqual([[pk(20), 'failed']]);
+  });
+
   it('a rejected op is kept as failed, reported, and never blocks the ops behind it', async () => {
     const { provider, engine, db } = await setup();
     provider.onPush = (ops) => ({

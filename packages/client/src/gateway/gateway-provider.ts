@@ -127,6 +127,8 @@ interface RequestOptions {
 export class GatewayProvider implements SyncProvider {
   readonly mode = 'gateway' as const;
   readonly maxPayloadBytes: number;
+  /** The gateway's `max_ops_per_push`, once `describeServer()` read it. */
+  maxOpsPerPush: number | null = null;
   lastRateLimitRemaining: number | null = null;
   private readonly baseUrl: string;
   private readonly getToken: GetToken;
@@ -259,6 +261,7 @@ export class GatewayProvider implements SyncProvider {
   /** What the server syncs (`GET /v1/config`): its tables with their primary key fields, and its push limits. */
   async describeServer(): Promise<ServerDescription> {
     const config = await this.request<GatewayConfig>({ method: 'GET', path: '/config' });
+    if (Number.isInteger(config.max_ops_per_push) && config.max_ops_per_push > 0) this.maxOpsPerPush = config.max_ops_per_push;
     return {
       tables: config.tables.map((table) => ({ name: table.name, primaryKey: table.pk })),
       maxOpsPerPush: config.max_ops_per_push,

@@ -7,6 +7,7 @@
  */
 import type { Collection, Dexie } from 'dexie';
 import type { RecordPayload } from '@or3/sync-protocol';
+import { chunkedWrite } from '../chunked-write.js';
 import { failOp, holdOp, opState, releaseOp, retryOp, sendOp, stateColumns, STORED_STATUS, waitsForAuthor, type HoldReason, type OpFailure, type OpState } from './op-state.js';
 import { isActive, latestOp, outboxTable, type PendingOpRow } from './table.js';
 
@@ -47,8 +48,9 @@ export function heldOps(db: Dexie): Promise<PendingOpRow[]> {
 }
 
 /** Every op but the held ones, in order. */
-export function activeOps(db: Dexie): Promise<PendingOpRow[]> {
-  return outbox(db).filter(isActive).toArray();
+export async function activeOps(db: Dexie): Promise<PendingOpRow[]> {
+  // One request, filtered here: a filtered read walks a cursor, a round trip per few ops.
+  return (await outbox(db).toArray()).filter(isActive);
 }
 
 /** Every op but the held ones (failed ones too). */
@@ -66,11 +68,13 @@ export function takeBatch(db: Dexie, size: number, owner: string | null): Promis
 }
 
 /** The next `size` queued ops in outbox order, `owner`'s (as `takeBatch` takes them), left as they are. */
-export function queuedBatch(db: Dexie, size: number, owner: string | null): Promise<PendingOpRow[]> {
+export async function queuedBatch(db: Dexie, size: number, owner: string | null): Promise<PendingOpRow[]> {
+  const mine = (op: PendingOpRow) => owner === null || op.owner === undefined || op.owner === owner;
   const queued = outbox(db).where('status').equals(STORED_STATUS.pending);
-  // Without an owner to match, one request reads the batch (a filter walks a cursor, a request per op).
-  const mine = owner === null ? queued : queued.filter((op) => op.owner === undefined || op.owner === owner);
-  return mine.limit(size).toArray();
+  // One request for the next `size` ops; walking them with a filter (a cursor, a round trip
+  // each) only when some of them are another user's.
+  const ops = await queued.clone().limit(size).toArray();
+  return ops.every(mine) ? ops : queued.filter(mine).limit(size).toArray();
 }
 
 /** Moves `ops` (read in the caller's transaction, which must list `OUTBOX_SCOPE`) to `sent`; returns them. */
@@ -130,9 +134,24 @@ export function retryFailed(db: Dexie, which: (op: PendingOpRow) => boolean): Pr
 }
 
 /** The answered ops `seqs` leave the outbox. */
-export function removeSettled(db: Dexie, seqs: number[]): Promise<void> {
-  return outbox(db).bulkDelete(seqs);
+export async function removeSettled(db: Dexie, seqs: number[]): Promise<void> {
+  // A run of consecutive seqs (a batch pushed in outbox order, all settled) goes in one range delete.
+  const sorted = [...seqs].sort((a, b) => a - b);
+  const singles: number[] = [];
+  const deletes: Promise<unknown>[] = [];
+  for (let at = 0; at < sorted.length; ) {
+    let end = at;
+    while (end + 1 < sorted.length && sorted[end + 1] === sorted[end]! + 1) end++;
+    if (end - at + 1 >= RANGE_DELETE_MIN) deletes.push(outbox(db).where(':id').between(sorted[at]!, sorted[end]!, true, true).delete());
+    else singles.push(...sorted.slice(at, end + 1));
+    at = end + 1;
+  }
+  if (singles.length > 0) deletes.push(outbox(db).bulkDelete(singles));
+  await Promise.all(deletes);
 }
+
+/** Shortest run of consecutive seqs `removeSettled` deletes as one range. */
+const RANGE_DELETE_MIN = 8;
 
 /** The op stored at `seq`, if still there. */
 export function opAt(db: Dexie, seq: number): Promise<PendingOpRow | undefined> {
@@ -189,14 +208,29 @@ export function opsInKeyRange(db: Dexie, tableName: string, lower: string, upper
   return outbox(db).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true).filter(isActive);
 }
 
-/** Of `pks`, the records of `tableName` that have an op in the outbox. */
+/**
+ * Of `pks`, the records of `tableName` that have an op in the outbox: one read of the index keys
+ * in the range of `pks` (no payloads; adoption's batches find none there), then the ops of the
+ * records found, to leave out the held ones.
+ */
 export async function recordsWithOps(db: Dexie, tableName: string, pks: string[]): Promise<Set<string>> {
-  return new Set((await opsOfRecords(db, tableName, pks)).map((op) => op.pk));
+  if (pks.length === 0) return new Set();
+  let lower = pks[0]!;
+  let upper = pks[0]!;
+  for (const pk of pks) {
+    if (pk < lower) lower = pk;
+    if (pk > upper) upper = pk;
+  }
+  const wanted = new Set(pks);
+  const keys = (await outbox(db).where('[table_name+pk]').between([tableName, lower], [tableName, upper], true, true).keys()) as unknown as [string, string][];
+  const found = [...new Set(keys.map(([, pk]) => pk))].filter((pk) => wanted.has(pk));
+  if (found.length === 0) return new Set();
+  return new Set((await opsOfRecords(db, tableName, found)).map((op) => op.pk));
 }
 
 /** Appends new ops (adoption) without coalescing. */
 export async function appendOps(db: Dexie, ops: PendingOpRow[]): Promise<void> {
-  await outbox(db).bulkAdd(ops);
+  await chunkedWrite(ops, (chunk) => outbox(db).bulkAdd(chunk));
 }
 
 /** The latest op per record among `ops`, by record key. */

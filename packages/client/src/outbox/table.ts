@@ -4,7 +4,7 @@
  */
 import type { Dexie, Table } from 'dexie';
 import type { PushOp } from '@or3/sync-protocol';
-import { CAPTURED, opState, stateColumns, waitsForAuthor, type StoredOpState } from './op-state.js';
+import { CAPTURED, opState, type OpState, stateColumns, waitsForAuthor, type StoredOpState } from './op-state.js';
 
 /** The outbox's store. */
 export const OUTBOX_TABLE = '_or3sync_outbox';
@@ -35,8 +35,8 @@ export interface PendingOpRow extends PushOp, StoredOpState {
 }
 
 /** A captured (or adopted) write's op, in its first state, written by `owner` when the engine knows its user. */
-export function newOp(op: PushOp, createdAt: number, owner: string | null): PendingOpRow {
-  const row: PendingOpRow = { ...op, ...stateColumns(CAPTURED), attempts: 0, created_at: createdAt };
+export function newOp(op: PushOp, createdAt: number, owner: string | null, state: OpState = CAPTURED): PendingOpRow {
+  const row: PendingOpRow = { ...op, ...stateColumns(state), attempts: 0, created_at: createdAt };
   if (owner !== null) row.owner = owner;
   return row;
 }

@@ -25,6 +25,7 @@ export class ScriptedProvider implements SyncProvider {
   readonly mode = 'gateway' as const;
   maxPayloadBytes = 1024 * 1024;
   lastRateLimitRemaining: number | null = null;
+  maxOpsPerPush: number | null = null;
   pushes: PushOp[][] = [];
   pulls: number[] = [];
   /** Changes served by `pull`, by server_version. */
