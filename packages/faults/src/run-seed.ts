@@ -163,9 +163,10 @@ export async function runSeed(config: SeedConfig): Promise<SeedReport> {
         ledger,
         proxy,
         // Devices differ in shape: small push batches fail halfway through an outbox, a tiny outbox
-        // limit coalesces never-sent ops, small pull and snapshot pages interleave with others' writes.
+        // limit coalesces never-sent ops, small pull and snapshot pages interleave with others' writes;
+        // a device without a batch size pushes a backlog in the server's largest batches.
         engine: {
-          pushBatchSize: deviceShape.pick([3, 10, 100]),
+          pushBatchSize: deviceShape.pick([3, 10, 100, undefined]),
           outboxSoftLimit: deviceShape.pick([10_000, 10_000, 4]),
           pullLimit: deviceShape.pick([500, 3]),
           now: () => Date.now() + skewMs,
