@@ -5,57 +5,36 @@
  * show up on a second device (another browser context). Without Chromium
  * it fails, saying so (`apt-get install -y chromium`; `.ci/run` installs it).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundlePage, launchChromium } from '../bench/chromium.js';
-import { startServer, type TestServer } from './support/server.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { chromiumPagePerFile } from './support/chromium-page.js';
 
-let server: TestServer;
-let browser: Browser;
-let staticDir: string;
-
-beforeAll(async () => {
-  const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
-  if (!existsSync(chromium)) throw new Error(`no Chromium at ${chromium}: apt-get install -y chromium (or set CHROMIUM)`);
-  staticDir = mkdtempSync(join(tmpdir(), 'or3-adoption-page-'));
-  writeFileSync(join(staticDir, 'index.html'), await bundlePage(new URL('./support/adoption-page.ts', import.meta.url)));
-  server = await startServer(['--static-dir', staticDir]);
-  browser = await launchChromium();
-}, 120_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-  if (staticDir) rmSync(staticDir, { recursive: true, force: true });
-});
+const { server, browser } = chromiumPagePerFile(new URL('./support/adoption-page.ts', import.meta.url));
 
 /** A device: a browser context of its own (its own IndexedDB) with the page open. */
 async function device(): Promise<Page> {
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   const page = await context.newPage();
-  await page.goto(`${server.baseUrl}/`);
+  await page.goto(`${server().baseUrl}/`);
   return page;
 }
 
 describe('Chromium: sync switched on over data written before', () => {
   it('keeps the rows written before sync and shows them on a second device', async () => {
-    const token = await server.token('alice');
-    const workspaceId = await server.createWorkspace(token);
+    const token = await server().token('alice');
+    const workspaceId = await server().createWorkspace(token);
     const first = await device();
     await first.evaluate(([ws]) => window.seedBeforeSync(ws, 25), [workspaceId] as const);
     // A reload: the app's next version ships with sync.
     await first.reload();
-    const enabled = await first.evaluate(([url, t, ws]) => window.enableSync(url, t, ws), [server.baseUrl, token, workspaceId] as const);
+    const enabled = await first.evaluate(([url, t, ws]) => window.enableSync(url, t, ws), [server().baseUrl, token, workspaceId] as const);
     expect(enabled).toEqual({ error: null, pending: 0 });
     const kept = await first.evaluate(([ws]) => window.rows(ws, 'threads'), [workspaceId] as const);
     expect(kept).toHaveLength(25);
     expect(await first.evaluate(([ws]) => window.rows(ws, 'kv'), [workspaceId] as const)).toMatchObject([{ id: 'secret', value: 'stays here' }]);
 
     const second = await device();
-    expect(await second.evaluate(([url, t, ws]) => window.enableSync(url, t, ws), [server.baseUrl, token, workspaceId] as const)).toEqual({
+    expect(await second.evaluate(([url, t, ws]) => window.enableSync(url, t, ws), [server().baseUrl, token, workspaceId] as const)).toEqual({
       error: null,
       pending: 0,
     });

@@ -5,53 +5,34 @@
  * browser context of its own (its own IndexedDB); the app is
  * `support/release-page.ts`.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundlePage, launchChromium } from '../bench/chromium.js';
-import { startServer, type TestServer } from './support/server.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { chromiumPagePerFile } from './support/chromium-page.js';
 import type { Release } from './support/release-page.js';
 
 const DEFAULT_TABLES = 'threads,messages,projects,posts,kv,file_meta,notifications';
 const BASE: Release = { schema: { threads: 'id', messages: 'id, thread_id' }, version: 1, synced: ['threads', 'messages'] };
-let server: TestServer;
-let browser: Browser;
-let staticDir: string;
-const serve = (tables: string) => ['--static-dir', staticDir, '--tables', tables];
-
-beforeAll(async () => {
-  const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
-  if (!existsSync(chromium)) throw new Error(`no Chromium at ${chromium}: apt-get install -y chromium (or set CHROMIUM)`);
-  staticDir = mkdtempSync(join(tmpdir(), 'or3-release-page-'));
-  writeFileSync(join(staticDir, 'index.html'), await bundlePage(new URL('./support/release-page.ts', import.meta.url)));
-  server = await startServer(serve(`${DEFAULT_TABLES},tags`));
-  browser = await launchChromium();
-}, 120_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-  if (staticDir) rmSync(staticDir, { recursive: true, force: true });
-});
+const serve = (staticDir: string, tables: string) => ['--static-dir', staticDir, '--tables', tables];
+const { server, browser, staticDir } = chromiumPagePerFile(new URL('./support/release-page.ts', import.meta.url), (dir) =>
+  serve(dir, `${DEFAULT_TABLES},tags`),
+);
 
 /** A device of `userId` in `workspaceId`: its page, and `open(release)` to run that release of the app. */
 async function device(workspaceId: string, userId: string) {
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   const page: Page = await context.newPage();
-  await page.goto(`${server.baseUrl}/`);
-  const token = await server.token(userId);
+  await page.goto(`${server().baseUrl}/`);
+  const token = await server().token(userId);
   return {
     page,
-    open: (release: Release) => page.evaluate(([url, t, ws, r]) => window.app.open(url, t, ws, r), [server.baseUrl, token, workspaceId, release] as const),
+    open: (release: Release) => page.evaluate(([url, t, ws, r]) => window.app.open(url, t, ws, r), [server().baseUrl, token, workspaceId, release] as const),
   };
 }
 
 async function workspace(): Promise<string> {
-  const owner = await server.token('alice');
-  const workspaceId = await server.createWorkspace(owner);
-  await server.addMember(owner, workspaceId, 'bob', 'editor');
+  const owner = await server().token('alice');
+  const workspaceId = await server().createWorkspace(owner);
+  await server().addMember(owner, workspaceId, 'bob', 'editor');
   return workspaceId;
 }
 
@@ -76,14 +57,14 @@ describe('Chromium: releases and the server configuration change', () => {
     await waitFor(async () => (await alice.page.evaluate(() => window.app.status().channel)) === 'up', 'alice subscribes');
     expect(await alice.page.evaluate(() => window.app.status())).toMatchObject({ state: 'held', held: 1, lastError: { code: 'unknown_table' } });
 
-    await server.restart(undefined, serve(`${DEFAULT_TABLES},tags,notes`));
+    await server().restart(undefined, serve(staticDir(), `${DEFAULT_TABLES},tags,notes`));
     const bob = await device(workspaceId, 'bob');
     await bob.open(notes);
     await bob.page.evaluate(() => window.app.start());
     await waitFor(async () => (await bob.page.evaluate(() => window.app.rows('notes'))).length === 1, 'bob receives the note');
     expect(await bob.page.evaluate(() => window.app.rows('notes'))).toMatchObject([{ id: 'n1', text: 'kept' }]);
     await waitFor(async () => (await alice.page.evaluate(() => window.app.status().state)) === 'synced', 'alice is synced');
-    await server.restart(undefined, serve(`${DEFAULT_TABLES},tags`));
+    await server().restart(undefined, serve(staticDir(), `${DEFAULT_TABLES},tags`));
   });
 
   it('a failed never-synced create: discarding keeps the row, restoring the server copy removes it, retrying pushes it', async () => {
@@ -113,8 +94,8 @@ describe('Chromium: releases and the server configuration change', () => {
     await alice.open(BASE);
     await alice.page.evaluate(([id]) => window.app.retry(id), [retried] as const);
     expect(await alice.page.evaluate(() => window.app.sync())).toBeNull();
-    const token = await server.token('alice');
-    const record = await server.api<{ payload: { title: string } }>(token, 'GET', `/v1/workspaces/${workspaceId}/records/threads/big`);
+    const token = await server().token('alice');
+    const record = await server().api<{ payload: { title: string } }>(token, 'GET', `/v1/workspaces/${workspaceId}/records/threads/big`);
     expect(record.body.payload.title).toBe(big.title);
   });
 
