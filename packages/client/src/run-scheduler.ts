@@ -69,7 +69,7 @@ export class RunScheduler<R> {
    */
   run(): Promise<R> {
     return this.runTracked().then(({ result, end }) => {
-      if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
+      this.scheduleRetry(end);
       return result;
     });
   }
@@ -144,14 +144,17 @@ export class RunScheduler<R> {
   /** Starts a background run now; a run that fails schedules its retry after the backoff delay. */
   private runInBackground(purpose: RunPurpose = 'sync'): void {
     this.runTracked(purpose).then(
-      ({ end }) => {
-        if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
-      },
+      ({ end }) => this.scheduleRetry(end),
       (error: unknown) => {
         // Only a closed database gets here (recording the run failed): nothing left to run.
         if (!this.host.isClosed()) console.error('or3-sync: sync run failed', error);
       },
     );
+  }
+
+  /** Schedules the retry of a run that ended as one to retry (after the backoff delay), unless the engine paused. */
+  private scheduleRetry(end: RunEnd): void {
+    if (retriesAfter(end) && !this.host.isPaused()) this.schedule(this.nextRetryDelayMs);
   }
 
   /** Drops the background run that is waiting, if any (and the one a write asked to follow the run going). */
