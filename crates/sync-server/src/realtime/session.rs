@@ -381,17 +381,10 @@ impl Session {
             // frame over the hole would move its cursor past changes it never got.
             let first = entries[0].change.server_version;
             if first > self.examined + 1 {
-                send_error(
-                    out,
-                    ErrorCode::CursorExpired,
-                    &format!(
-                        "cursor {} is older than the retained log (oldest version {first}); rescan",
-                        self.examined
-                    ),
-                    Some(first),
-                )
-                .await;
-                return Next::AwaitHello;
+                let expired = StoreError::CursorExpired {
+                    oldest_retained_version: first,
+                };
+                return self.store_failure(expired, out).await;
             }
             let to = entries
                 .last()
