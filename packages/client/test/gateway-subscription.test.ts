@@ -350,6 +350,27 @@ describe('falling back', () => {
     await waitFor(() => h.applied === 2);
     expect(h.states.find((s) => s.connected)).toMatchObject({ transport: 'poll' });
   });
+
+  it('an event stream refused with a coded body ends with the server\'s code (a deleted workspace is unknown_workspace)', async () => {
+    const refusal = { error: { code: 'unknown_workspace', message: 'workspace w1 does not exist' } };
+    const h = harness({ WebSocket: null }, (pulls) => async (input, init) => {
+      if (String(input).includes('/events')) return Response.json(refusal, { status: 404 });
+      return pulls(input, init);
+    });
+    h.subscribe(0);
+    await waitFor(() => h.errors.length === 1);
+    expect(h.errors[0]).toMatchObject({ code: 'unknown_workspace', status: 404 });
+  });
+
+  it('an event stream refused without a body keeps the status\'s code', async () => {
+    const h = harness({ WebSocket: null }, (pulls) => async (input, init) => {
+      if (String(input).includes('/events')) return new Response('gone', { status: 404 });
+      return pulls(input, init);
+    });
+    h.subscribe(0);
+    await waitFor(() => h.errors.length === 1);
+    expect(h.errors[0]).toMatchObject({ code: 'not_found', status: 404 });
+  });
 });
 
 describe('event stream parsing', () => {

@@ -312,8 +312,7 @@ export class GatewaySubscription {
       return ended ?? { kind: 'connect_failed' };
     }
     if (!response.ok || !response.body) {
-      await response.body?.cancel().catch(() => {});
-      return this.endForStatus(response);
+      return this.endForStatus(response, await refusalCode(response));
     }
     this.report('sse', true);
     // SSE cannot carry an auth frame: reconnect with the fresh token instead.
@@ -437,11 +436,21 @@ export class GatewaySubscription {
     return this.noteEnd(endingForErrorFrame(frame));
   }
 
-  private endForStatus(response: Response): SessionEnd {
-    return this.noteEnd(endingForStatus(response));
+  private endForStatus(response: Response, code: unknown = null): SessionEnd {
+    return this.noteEnd(endingForStatus(response, code));
   }
 
   private endFor(error: unknown): SessionEnd {
     return this.noteEnd(endingForFailure(error));
   }
+}
+
+/** The error code in a refused request's JSON body (`{ "error": { "code" } }`), or null. */
+async function refusalCode(response: Response): Promise<unknown> {
+  if (response.ok) {
+    await response.body?.cancel().catch(() => {});
+    return null;
+  }
+  const body = (await response.json().catch(() => null)) as { error?: { code?: unknown } } | null;
+  return body?.error?.code ?? null;
 }

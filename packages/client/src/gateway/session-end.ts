@@ -3,7 +3,7 @@
  * HTTP statuses and failed pulls mean for it: pure classification, so
  * `GatewaySubscription` only acts on the answer.
  */
-import { isSyncErrorCode, type Change } from '@or3/sync-protocol';
+import { isSyncErrorCode, type Change, type SyncErrorCode } from '@or3/sync-protocol';
 import { SyncProviderError, isSyncProviderError } from '../provider.js';
 
 /** How a transport session ended, and so what comes next. */
@@ -73,15 +73,20 @@ export function endingForErrorFrame(frame: ServerFrame): Ending {
   }
 }
 
-/** What a refused subscribe or events request (its HTTP status) means for the session. */
-export function endingForStatus(response: Response): Ending {
+/**
+ * What a refused subscribe or events request (its HTTP status) means for the session. `code` is
+ * the error code of the answer's body when it had one (an events request can read it; a
+ * WebSocket upgrade cannot): a 404 is then `unknown_workspace` as the server said, not `not_found`.
+ */
+export function endingForStatus(response: Response, code: unknown = null): Ending {
+  const named = (fallback: SyncErrorCode): SyncErrorCode => (isSyncErrorCode(code) ? code : fallback);
   switch (response.status) {
     case 401:
       return ending({ kind: 'connect_failed' }, true);
     case 403:
-      return ending({ kind: 'fatal', error: new SyncProviderError({ code: 'forbidden', message: 'HTTP 403', status: 403 }) });
+      return ending({ kind: 'fatal', error: new SyncProviderError({ code: named('forbidden'), message: 'HTTP 403', status: 403 }) });
     case 404:
-      return ending({ kind: 'fatal', error: new SyncProviderError({ code: 'not_found', message: 'HTTP 404', status: 404 }) });
+      return ending({ kind: 'fatal', error: new SyncProviderError({ code: named('not_found'), message: 'HTTP 404', status: 404 }) });
     case 410:
       return ending({
         kind: 'fatal',
