@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use store_suite::group::{assert_failed_group_answer, COMMIT_FAILS};
-use store_suite::{alice, all_changes, put, workspace, T0};
+use store_suite::{alice, all_changes, op, put, workspace, T0};
 use sync_core::{Role, TableConfig, WorkspaceId};
 use sync_server::store::sqlite::SqliteStore;
 use sync_server::store::{Access, OpOutcome, PushOutcome, Store, StoreError};
@@ -259,4 +259,52 @@ async fn a_group_stops_taking_pushes_at_its_op_cap() {
     }
     // The lone first push's group, then the two big pushes, then the small one.
     assert_eq!(sqlite.group_commits().0 - groups_before, 3);
+}
+
+/// The writer never checkpoints inside its commits (`wal_autocheckpoint=0`);
+/// the checkpointer thread does, so the WAL restarts instead of growing with
+/// every push. Without the checkpointer, 16 MB of pushes leave a WAL of more
+/// than 16 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_run_beside_the_writer_and_keep_the_wal_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sqlite, store) = open(dir.path());
+    let ws = workspace(&store).await;
+    let text = "x".repeat(1000);
+    for push in 0..160 {
+        let ops = (0..100)
+            .map(|n| {
+                let pk = format!("m{push:03}-{n:03}");
+                op(
+                    "messages",
+                    &pk,
+                    1,
+                    T0,
+                    0,
+                    serde_json::json!({ "text": text }),
+                    false,
+                )
+            })
+            .collect();
+        store.push(&ws, &alice(), ops, T0).await.unwrap();
+        // Give the checkpointer a moment now and then, as the time between pushes would.
+        if push % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let wal = std::fs::metadata(dir.path().join("group.db-wal"))
+        .unwrap()
+        .len();
+    let db = std::fs::metadata(dir.path().join("group.db"))
+        .unwrap()
+        .len();
+    assert!(
+        db > 16_000_000,
+        "the pushes were checkpointed into the database ({db} bytes)"
+    );
+    assert!(
+        wal < 12_000_000,
+        "the WAL restarted after checkpoints: {wal} bytes"
+    );
+    assert_eq!(all_changes(&store, &ws, 0).await.unwrap().len(), 16_000);
 }

@@ -14,6 +14,7 @@
 //! (workspaces, members, the access check each transaction starts with),
 //! `positions.rs` (device positions), `push.rs`, `read.rs`, `gc.rs` and `schema.rs`.
 
+mod checkpoint;
 mod gc;
 mod members;
 mod positions;
@@ -95,7 +96,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                writer: Writer::start(writer, tables)?,
+                writer: Writer::start(writer, path, tables)?,
                 readers: Mutex::new(Vec::new()),
             }),
         })

@@ -75,6 +75,9 @@ CREATE TABLE device_positions (
 "#];
 
 /// Opens the writer (with its commit durability) or a read-only reader (`None`).
+/// The writer connection's page cache, in KiB (grown into as it is used).
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
 pub(super) fn open_connection(
     path: &Path,
     writer: Option<Synchronous>,
@@ -97,6 +100,13 @@ pub(super) fn open_connection(
         // The statement journals of a group's savepoints (never needed after
         // a crash: the WAL is the journal) stay in memory.
         conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(internal)?;
+        // Checkpoints run on a thread of their own (`checkpoint.rs`), not inside the writer's commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(internal)?;
+        // The writer's page cache (SQLite's default is 2 MiB): a group's index pages stay in
+        // memory instead of being read back from the OS and spilled mid-transaction.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .map_err(internal)?;
     }
     conn.set_prepared_statement_cache_capacity(64);

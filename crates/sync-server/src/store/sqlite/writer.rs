@@ -18,17 +18,21 @@
 //! early anyway).
 //!
 //! Other writes (members, positions, GC steps) are jobs of their own, run
-//! between groups in arrival order. If the thread is gone, writes fail with
+//! between groups in arrival order. WAL checkpoints do not run here but on
+//! the checkpointer's thread (`checkpoint.rs`), which the writer nudges when
+//! a commit has grown the WAL past its threshold. If the thread is gone, writes fail with
 //! [`StoreError::Unavailable`]; a job that panics is answered with
 //! [`StoreError::Internal`], its transaction is rolled back, and the thread
 //! goes on with the next job.
 
+use super::checkpoint::{self, Checkpointer, CHECKPOINT_BYTES, WRITER_CHECKPOINT_BYTES};
 use super::{internal, push, require, unavailable, workspace_positions};
 use crate::store::group::{self, AfterPlain, Answer, Attempt, Caps};
 use crate::store::{Access, PushOutcome, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -74,14 +78,19 @@ struct GroupStats {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection, tables: TableConfig) -> Result<Writer, StoreError> {
+    /// Starts the writer thread on `conn` (a connection to `path` without
+    /// automatic checkpoints) and the checkpointer beside it.
+    pub fn start(conn: Connection, path: &Path, tables: TableConfig) -> Result<Writer, StoreError> {
         let (jobs, queue) = mpsc::channel();
         let stats = Arc::new(GroupStats::default());
         let counters = stats.clone();
+        let checkpoints = Checkpoints {
+            checkpointer: Checkpointer::start(path)?,
+            wal: checkpoint::wal_path(path),
+        };
         let thread = std::thread::Builder::new()
             .name("or3-sqlite-writer".into())
-            .spawn(move || run(conn, tables, queue, &counters))
+            .spawn(move || run(conn, tables, queue, &counters, &checkpoints))
             .map_err(|e| StoreError::Internal(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Writer {
             jobs: Some(jobs),
@@ -155,8 +164,35 @@ fn dropped() -> StoreError {
     StoreError::Internal("the SQLite writer failed while running this request".into())
 }
 
+/// The checkpointer, and the WAL whose size tells when to nudge it.
+struct Checkpoints {
+    checkpointer: Checkpointer,
+    wal: PathBuf,
+}
+
+impl Checkpoints {
+    /// After a write: nudges the checkpointer when the WAL has grown past its
+    /// threshold, or checkpoints here when it has fallen far behind.
+    fn after_write(&self, conn: &Connection) {
+        let bytes = checkpoint::wal_bytes(&self.wal);
+        if bytes >= WRITER_CHECKPOINT_BYTES {
+            if let Err(e) = checkpoint::checkpoint(conn) {
+                tracing::warn!(error = %e, "WAL checkpoint on the writer failed");
+            }
+        } else if bytes >= CHECKPOINT_BYTES {
+            self.checkpointer.nudge();
+        }
+    }
+}
+
 /// The writer thread: takes jobs until the channel closes.
-fn run(mut conn: Connection, tables: TableConfig, queue: mpsc::Receiver<Job>, stats: &GroupStats) {
+fn run(
+    mut conn: Connection,
+    tables: TableConfig,
+    queue: mpsc::Receiver<Job>,
+    stats: &GroupStats,
+    checkpoints: &Checkpoints,
+) {
     let mut held: Option<Job> = None;
     loop {
         let job = match held.take() {
@@ -169,6 +205,7 @@ fn run(mut conn: Connection, tables: TableConfig, queue: mpsc::Receiver<Job>, st
         let group = match job {
             Job::Other(work) => {
                 guarded(&mut conn, |conn| work(conn, &tables));
+                checkpoints.after_write(&conn);
                 continue;
             }
             Job::Push(first) => {
@@ -200,6 +237,7 @@ fn run(mut conn: Connection, tables: TableConfig, queue: mpsc::Receiver<Job>, st
         stats.pushes.fetch_add(size as u64, Ordering::Relaxed);
         metrics::histogram!("or3_sqlite_group_pushes").record(size as f64);
         metrics::histogram!("or3_sqlite_group_commit_seconds").record(started.elapsed());
+        checkpoints.after_write(&conn);
         // A panic leaves `answers` empty: dropping the replies answers each
         // push with `dropped()`.
         if let Some(answers) = answers {
