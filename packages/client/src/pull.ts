@@ -2,7 +2,7 @@
  * The pull side: reads the change log after the stored cursor and applies it
  * with the cursor in the same transaction (PROTOCOL.md section 6).
  */
-import { applyRemoteVersions, runRemoteTransaction, versionFromChange } from './apply.js';
+import { applyRemoteVersions, applyRemoteVersionsAhead, runRemoteTransaction, versionFromChange } from './apply.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import type { ChangesBatch } from './provider.js';
@@ -63,10 +63,57 @@ export async function pullChanges(ctx: EngineContext, from: number): Promise<Pul
  * A batch that starts past the stored cursor is a gap (`gap: true`, nothing
  * applied): the caller must pull.
  */
-export async function applyBatch(
-  ctx: EngineContext,
-  batch: ChangesBatch,
-): Promise<{ applied: number; conflicts: ConflictEvent[]; scopeChanged: boolean; gap: boolean }> {
+export async function applyBatch(ctx: EngineContext, batch: ChangesBatch): Promise<BatchOutcome> {
+  // A realtime frame (a few changes, no scope change to record) goes ahead of its reads' answers.
+  const mayScopeChange = ctx.scope.projectId != null && batch.changes.some((c) => c.scope_change === true);
+  if (batch.changes.length > 0 && batch.changes.length <= AHEAD_MAX_CHANGES && batch.to > batch.from && !mayScopeChange) {
+    const ahead = await applyBatchAhead(ctx, batch);
+    if (ahead) return ahead;
+  }
+  return applyBatchInOrder(ctx, batch);
+}
+
+/** What `applyBatch` did. */
+export interface BatchOutcome {
+  applied: number;
+  conflicts: ConflictEvent[];
+  scopeChanged: boolean;
+  gap: boolean;
+}
+
+/** Most changes of a batch `applyBatch` applies ahead of its reads' answers (`applyRemoteVersionsAhead`). */
+const AHEAD_MAX_CHANGES = 64;
+
+/** Thrown in `applyBatchAhead`'s transaction when the stored cursor is not the batch's `from`: rolls it back. */
+class CursorNotForeseen extends Error {}
+
+/**
+ * `applyBatch` in one round of requests when the batch follows the stored cursor (as every
+ * realtime frame does): the cursor is read, the changes applied ahead (`applyRemoteVersionsAhead`),
+ * the new cursor written, all before any answer. A batch that does not start at the stored cursor
+ * (a gap, or an overlap with a pull) rolls the whole transaction back and resolves null: the
+ * caller applies it the usual way, which reads first.
+ */
+async function applyBatchAhead(ctx: EngineContext, batch: ChangesBatch): Promise<BatchOutcome | null> {
+  const state = ctx.db.table(STATE_TABLE);
+  try {
+    return await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+      const stored = state.get(ctx.cursorKey);
+      const applying = applyRemoteVersionsAhead(ctx.db, ctx.runtime, batch.changes.map(versionFromChange));
+      const moved = state.put({ key: ctx.cursorKey, value: batch.to });
+      const [row, outcome] = await Promise.all([stored, applying, moved]);
+      const cursor = typeof row?.value === 'number' ? (row.value as number) : 0;
+      if (cursor !== batch.from) throw new CursorNotForeseen();
+      return { ...outcome, scopeChanged: false, gap: false };
+    });
+  } catch (error) {
+    if (error instanceof CursorNotForeseen) return null;
+    throw error;
+  }
+}
+
+/** `applyBatch` with the reads answered before the writes go out: any batch. */
+async function applyBatchInOrder(ctx: EngineContext, batch: ChangesBatch): Promise<BatchOutcome> {
   const state = ctx.db.table(STATE_TABLE);
   return runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
     // The cursor is read with the records' local state, not before it (one round trip fewer per
