@@ -18,12 +18,25 @@ import {
   type Winner,
 } from '@or3/sync-protocol';
 import { maxStamp, winsOver } from './lww.js';
-import { copyClockState, noteTombstones, readClockState, sameClockState, writeClockState, type ClockState } from './clock-state.js';
+import {
+  clockStateFromRow,
+  clockStateRow,
+  copyClockState,
+  mayHoldTombstones,
+  noteTombstones,
+  readClockState,
+  sameClockState,
+  writeClockState,
+  type ClockState,
+} from './clock-state.js';
 import { sameJson } from './json-equal.js';
 import { outbox, type PendingOpRow } from './outbox/index.js';
 import {
   CAPTURE_TABLES,
+  STATE_KEYS,
+  STATE_TABLE,
   TOMBSTONES_TABLE,
+  type SyncStateRow,
   type SyncedTable,
   type TombstoneRow,
 } from './schema.js';
@@ -201,35 +214,47 @@ export async function applyRemoteVersions(
 }
 
 /**
- * `applyRemoteVersions` for a realtime frame of a few changes, in one round of requests when
- * foresight holds: the reads of the records' local state and of the clock state go out, then at
- * once, without waiting for their answers, the writes of another device's versions as if this
- * device held no state of their records, and the clock state received from the one this tab last
- * wrote (`runtime.lastClockState`). IndexedDB runs a transaction's requests in the order they are
- * made, so the reads see the state before these writes. Once they answer, whatever the foresight
- * got wrong is written again in the same transaction, as `applyRemoteVersions` would have written
- * it: records with local state (LWW against the row, its tombstone and its pending op; the local
- * row put back where it wins), this device's own versions (never written ahead: they come back to
- * a row that has them), a clock state another tab moved. No other transaction sees the writes in
- * between. P11: a frame's apply waited for its reads before its writes went out, a round trip to
- * the browser's database process. Must run inside `runRemoteTransaction`.
+ * `applyRemoteVersions` for a realtime frame of a few changes, with its cursor (`cursor.key` moved
+ * to `cursor.to`), in one round of requests when foresight holds: the reads of the records' local
+ * state, of the clock state and of the cursor go out, then at once, without waiting for their
+ * answers, the writes of another device's versions as if this device held no state of their
+ * records, the cursor, and the clock state received from the one this tab last wrote
+ * (`runtime.lastClockState`). IndexedDB runs a transaction's requests in the order they are made,
+ * so the reads see the state before these writes. Once they answer, whatever the foresight got
+ * wrong is written again in the same transaction, as `applyRemoteVersions` would have written it:
+ * records with local state (LWW against the row, its tombstone and its pending op; the local row
+ * put back where it wins), this device's own versions (never written ahead: they come back to a
+ * row that has them), a clock state another tab moved. No other transaction sees the writes in
+ * between. Returns the cursor as it was before (0 when none was stored): the caller rolls the
+ * transaction back when that is not where the frame starts. Only for versions `mayApplyAhead`
+ * takes. Must run inside `runRemoteTransaction`. P11: a frame's apply waited for its reads before
+ * its writes went out, a round trip to the browser's database process.
  */
-export async function applyRemoteVersionsAhead(db: Dexie, runtime: CaptureRuntime, versions: RemoteVersion[]): Promise<ApplyOutcome> {
+export async function applyRemoteVersionsAhead(
+  db: Dexie,
+  runtime: CaptureRuntime,
+  versions: RemoteVersion[],
+  cursor: { key: string; to: number },
+): Promise<{ outcome: ApplyOutcome; cursorBefore: number }> {
   const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
-  const foreseenClock = runtime.lastClockState;
-  if (candidates.length === 0 || candidates.length > AHEAD_MAX_VERSIONS || foreseenClock === null) {
-    return applyRemoteVersions(db, runtime, versions);
-  }
-  // Issued before any write of this call: per key, never a read chosen by another's answer.
-  const reads = Promise.all([loadLocalRecords(db, runtime.tables, candidates, 'keys'), readClockState(db)]);
-  reads.catch(() => {}); // awaited below; a failure aborts the transaction either way
+  const foreseenClock = runtime.lastClockState!;
   const others = candidates.filter((v) => !isOwnWrite(v, runtime.deviceId));
   const ahead = planApply(runtime, others, emptyLocals(others));
+  // Issued before any write of this call, per key: never a read chosen by another's answer. A
+  // table the clock state this tab last saw names no tombstones of is not asked for them when
+  // nothing here writes one (a stale guess is read again below, still before any tombstone write).
+  const tombstonesOf = (tableName: string) => ahead.tombWrites.size > 0 || mayHoldTombstones(foreseenClock, tableName);
+  const state = db.table(STATE_TABLE);
+  const reads = Promise.all([loadLocalRecords(db, runtime.tables, candidates, 'keys', tombstonesOf), state.bulkGet([STATE_KEYS.hlc, cursor.key])]);
+  reads.catch(() => {}); // awaited below; a failure aborts the transaction either way
   const now = runtime.hlcNow();
   const aheadTombstoneTables = [...ahead.tombWrites.values()].map((t) => t.table_name);
   const aheadClock = receivedClock(foreseenClock, candidates, aheadTombstoneTables, now);
-  const written = [...issueWrites(db, ahead, true), writeClockState(db, aheadClock)];
-  const [locals, storedClock] = await reads;
+  const written = [...issueWrites(db, ahead, true), state.bulkPut([clockStateRow(aheadClock), { key: cursor.key, value: cursor.to }])];
+  const [locals, [clockRow, cursorRow]] = await reads;
+  const storedClock = clockStateFromRow(clockRow as SyncStateRow | undefined);
+  const unread = candidates.filter((v) => !tombstonesOf(v.table_name) && mayHoldTombstones(storedClock, v.table_name));
+  if (unread.length > 0) await readTombstones(db, unread, locals);
   // The state read, before the plan below moves `locals` on.
   const before = new Map([...locals].map(([key, local]) => [key, { row: local.row ?? null, tombstone: local.tombstone ?? null }]));
   // What `applyRemoteVersions` decides against the state read; the records without local state
@@ -262,7 +287,14 @@ export async function applyRemoteVersionsAhead(db: Dexie, runtime: CaptureRuntim
   if (!sameClockState(clock, aheadClock)) fixes.push(writeClockState(db, clock));
   await Promise.all([...written, ...fixes]);
   runtime.lastClockState = copyClockState(clock);
-  return plan.outcome;
+  const cursorBefore = (cursorRow as SyncStateRow | undefined)?.value;
+  return { outcome: plan.outcome, cursorBefore: typeof cursorBefore === 'number' ? cursorBefore : 0 };
+}
+
+/** Whether `applyRemoteVersionsAhead` takes `versions`: a few of synced tables, the clock state foreseeable. */
+export function mayApplyAhead(runtime: CaptureRuntime, versions: RemoteVersion[]): boolean {
+  const candidates = versions.filter((v) => runtime.tables.has(v.table_name)).length;
+  return candidates > 0 && candidates <= AHEAD_MAX_VERSIONS && runtime.lastClockState !== null;
 }
 
 /**
@@ -463,6 +495,8 @@ async function loadLocalRecords(
   tables: Map<string, SyncedTable>,
   versions: RemoteVersion[],
   mode: RangeRead,
+  /** Tables whose tombstones are read (all by default). */
+  tombstonesOf: (tableName: string) => boolean = () => true,
 ): Promise<Map<string, LocalRecord>> {
   const locals = new Map<string, LocalRecord>();
   const byTable = new Map<string, string[]>();
@@ -475,8 +509,8 @@ async function loadLocalRecords(
     pks.push(v.pk);
   }
   const local = (tableName: string, pk: string) => locals.get(recordKey(tableName, pk));
-  const read = <T>(range: Collection, count: number, perKey: () => Promise<T[]>): Promise<T[]> =>
-    mode === 'dense' ? readDense(range, count, perKey) : mode === 'keys' ? perKey() : (range.toArray() as Promise<T[]>);
+  const read = <T>(range: () => Collection, count: number, perKey: () => Promise<T[]>): Promise<T[]> =>
+    mode === 'dense' ? readDense(range(), count, perKey) : mode === 'keys' ? perKey() : (range().toArray() as Promise<T[]>);
   // The rows, tombstones and outbox ops of every table are read at once (one round trip, not three per table).
   const reads: Promise<void>[] = [];
   for (const [tableName, pks] of byTable) {
@@ -485,7 +519,7 @@ async function loadLocalRecords(
     const [lower, upper] = keyBounds(pks);
     reads.push(
       read(
-        db.table(tableName).where(':id').between(lower, upper, true, true),
+        () => db.table(tableName).where(':id').between(lower, upper, true, true),
         pks.length,
         () => db.table(tableName).bulkGet(pks),
       ).then((rows) => {
@@ -495,17 +529,7 @@ async function loadLocalRecords(
         }
       }),
       read(
-        db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
-        pks.length,
-        () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
-      ).then((tombstones) => {
-        for (const t of tombstones as (TombstoneRow | undefined)[]) {
-          const record = t && local(t.table_name, t.pk);
-          if (record) record.tombstone = t;
-        }
-      }),
-      read(
-        outbox.opsInKeyRange(db, tableName, lower, upper),
+        () => outbox.opsInKeyRange(db, tableName, lower, upper),
         pks.length,
         () => outbox.opsOfRecords(db, tableName, pks),
       ).then((ops) => {
@@ -516,8 +540,32 @@ async function loadLocalRecords(
       }),
     );
   }
+  for (const [tableName, pks] of byTable) {
+    if (!tables.has(tableName) || !tombstonesOf(tableName)) continue;
+    const [lower, upper] = keyBounds(pks);
+    reads.push(
+      read(
+        () => db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
+        pks.length,
+        () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
+      ).then((tombstones) => noteTombstonesRead(locals, tombstones as (TombstoneRow | undefined)[])),
+    );
+  }
   await Promise.all(reads);
   return locals;
+}
+
+/** Reads the tombstones of `versions`' records into `locals`, per key. */
+async function readTombstones(db: Dexie, versions: RemoteVersion[], locals: Map<string, LocalRecord>): Promise<void> {
+  const keys = [...new Set(versions.map((v) => recordKey(v.table_name, v.pk)))].map((key) => key.split('\u0000'));
+  noteTombstonesRead(locals, (await db.table(TOMBSTONES_TABLE).bulkGet(keys)) as (TombstoneRow | undefined)[]);
+}
+
+function noteTombstonesRead(locals: Map<string, LocalRecord>, tombstones: (TombstoneRow | undefined)[]): void {
+  for (const t of tombstones) {
+    const record = t && locals.get(recordKey(t.table_name, t.pk));
+    if (record) record.tombstone = t;
+  }
 }
 
 /** The lowest and highest of `pks`. */

@@ -2,7 +2,7 @@
  * The pull side: reads the change log after the stored cursor and applies it
  * with the cursor in the same transaction (PROTOCOL.md section 6).
  */
-import { applyRemoteVersions, applyRemoteVersionsAhead, runRemoteTransaction, versionFromChange } from './apply.js';
+import { applyRemoteVersions, applyRemoteVersionsAhead, mayApplyAhead, runRemoteTransaction, versionFromChange, type RemoteVersion } from './apply.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import type { ChangesBatch } from './provider.js';
@@ -66,8 +66,9 @@ export async function pullChanges(ctx: EngineContext, from: number): Promise<Pul
 export async function applyBatch(ctx: EngineContext, batch: ChangesBatch): Promise<BatchOutcome> {
   // A realtime frame (a few changes, no scope change to record) goes ahead of its reads' answers.
   const mayScopeChange = ctx.scope.projectId != null && batch.changes.some((c) => c.scope_change === true);
-  if (batch.changes.length > 0 && batch.changes.length <= AHEAD_MAX_CHANGES && batch.to > batch.from && !mayScopeChange) {
-    const ahead = await applyBatchAhead(ctx, batch);
+  const versions = batch.changes.map(versionFromChange);
+  if (batch.to > batch.from && !mayScopeChange && mayApplyAhead(ctx.runtime, versions)) {
+    const ahead = await applyBatchAhead(ctx, batch, versions);
     if (ahead) return ahead;
   }
   return applyBatchInOrder(ctx, batch);
@@ -81,9 +82,6 @@ export interface BatchOutcome {
   gap: boolean;
 }
 
-/** Most changes of a batch `applyBatch` applies ahead of its reads' answers (`applyRemoteVersionsAhead`). */
-const AHEAD_MAX_CHANGES = 64;
-
 /** Thrown in `applyBatchAhead`'s transaction when the stored cursor is not the batch's `from`: rolls it back. */
 class CursorNotForeseen extends Error {}
 
@@ -94,16 +92,11 @@ class CursorNotForeseen extends Error {}
  * (a gap, or an overlap with a pull) rolls the whole transaction back and resolves null: the
  * caller applies it the usual way, which reads first.
  */
-async function applyBatchAhead(ctx: EngineContext, batch: ChangesBatch): Promise<BatchOutcome | null> {
-  const state = ctx.db.table(STATE_TABLE);
+async function applyBatchAhead(ctx: EngineContext, batch: ChangesBatch, versions: RemoteVersion[]): Promise<BatchOutcome | null> {
   try {
     return await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
-      const stored = state.get(ctx.cursorKey);
-      const applying = applyRemoteVersionsAhead(ctx.db, ctx.runtime, batch.changes.map(versionFromChange));
-      const moved = state.put({ key: ctx.cursorKey, value: batch.to });
-      const [row, outcome] = await Promise.all([stored, applying, moved]);
-      const cursor = typeof row?.value === 'number' ? (row.value as number) : 0;
-      if (cursor !== batch.from) throw new CursorNotForeseen();
+      const { outcome, cursorBefore } = await applyRemoteVersionsAhead(ctx.db, ctx.runtime, versions, { key: ctx.cursorKey, to: batch.to });
+      if (cursorBefore !== batch.from) throw new CursorNotForeseen();
       return { ...outcome, scopeChanged: false, gap: false };
     });
   } catch (error) {

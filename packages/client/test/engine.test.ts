@@ -369,6 +369,29 @@ describe('subscription', () => {
     expect(await subscription!.options.appliedCursor!()).toBe(2);
   });
 
+  it('a streamed put meets the tombstone another tab wrote, though this tab saw no tombstone of its table', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-tomb', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    await subscription!.onChanges({ changes: [change(1, 'alive')], from: 0, to: 1 });
+    // Another tab deleted `dead` (clock 9): its tombstone, and the clock state naming the table.
+    const state = engine.db.table('_or3sync_state');
+    const clock = (await state.get('hlc')) as { key: string; value: Record<string, unknown> };
+    await engine.db.transaction('rw', ['_or3sync_state', '_or3sync_tombstones'], async () => {
+      await state.put({ key: 'hlc', value: { ...clock.value, tombstone_tables: ['threads'] } });
+      await engine.db.table('_or3sync_tombstones').put({
+        table_name: 'threads', pk: 'dead', clock: 9, hlc: '1732540000001-000000-bbbbbbbbbbbbbbbb', op_id: 'other-tab-delete',
+        deleted_at: 1, server_version: null, recorded_at: 1,
+      });
+    });
+    await subscription!.onChanges({ changes: [change(2, 'dead', { clock: 4 })], from: 1, to: 2 });
+    expect(await engine.db.table('threads').get('dead')).toBeUndefined();
+    expect(await subscription!.options.appliedCursor!()).toBe(2);
+  });
+
   it('a streamed frame that overlaps the stored cursor applies only the changes past it', async () => {
     const provider = new ScriptedProvider();
     const engine = await makeDevice('ws-sub-overlap', provider).open();
