@@ -9,6 +9,7 @@ import type { ChangesBatch } from './provider.js';
 import {
   STATE_KEYS,
   STATE_TABLE,
+  type SyncStateRow,
 } from './schema.js';
 
 /** What a pull did. */
@@ -24,7 +25,11 @@ export interface PullOutcome {
 
 /** The stored cursor of the engine's scope, or null before the first snapshot. */
 export async function readCursor(ctx: EngineContext): Promise<number | null> {
-  const row = await ctx.db.table(STATE_TABLE).get(ctx.cursorKey);
+  return cursorFromRow(await ctx.db.table(STATE_TABLE).get(ctx.cursorKey));
+}
+
+/** The cursor a `_or3sync_state` row (at `ctx.cursorKey`) holds. */
+export function cursorFromRow(row: SyncStateRow | undefined): number | null {
   return typeof row?.value === 'number' ? row.value : null;
 }
 
@@ -34,7 +39,11 @@ export async function readCursor(ctx: EngineContext): Promise<number | null> {
  * reload can lose it.
  */
 export async function readOwedRescan(ctx: EngineContext): Promise<RescanReason | null> {
-  const row = await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanOwed(ctx.cursorKey));
+  return owedRescanFromRow(await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanOwed(ctx.cursorKey)));
+}
+
+/** The owed rescan a `_or3sync_state` row (at `STATE_KEYS.rescanOwed`) holds. */
+export function owedRescanFromRow(row: SyncStateRow | undefined): RescanReason | null {
   return typeof row?.value === 'string' ? (row.value as RescanReason) : null;
 }
 

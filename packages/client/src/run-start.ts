@@ -12,15 +12,15 @@
  * the push settles nothing of the batch before `TakenBatch.committed`
  * (`push.ts`), so a mark that never commits leaves the ops queued as they were.
  */
-import { readAdoption, type AdoptionProgress } from './adopt.js';
-import { owedTables } from './catch-up.js';
+import { adoptionFromRow, type AdoptionProgress } from './adopt.js';
+import { owedTablesFromRow } from './catch-up.js';
 import type { EngineContext } from './context.js';
 import type { RescanReason } from './events.js';
 import { OUTBOX_SCOPE, outbox } from './outbox/index.js';
-import { readCursor, readOwedRescan } from './pull.js';
+import { cursorFromRow, owedRescanFromRow } from './pull.js';
 import type { TakenBatch } from './push.js';
-import { keptForRescanAfterPush } from './rescan.js';
-import { STATE_TABLE } from './schema.js';
+import { keptFromRow } from './rescan.js';
+import { STATE_KEYS, STATE_TABLE, type SyncStateRow } from './schema.js';
 
 /** The engine's state as a run finds it. */
 export interface RunStart {
@@ -51,16 +51,24 @@ export function readRunStart(ctx: EngineContext, mayTakeBatch: boolean): Promise
     const committed = new Promise<void>((resolve, reject) => (commit = { resolve, reject }));
     committed.catch(() => {}); // the push awaits it; a run that never gets there must not report it unhandled
     const transaction = ctx.db.transaction('rw', [STATE_TABLE, ...OUTBOX_SCOPE], async (): Promise<RunStart> => {
-      // Asked together, the batch with them: one round trip, not one per read.
-      const [cursor, owedRescan, adoption, catchUp, kept, queued] = await Promise.all([
-        readCursor(ctx),
-        readOwedRescan(ctx),
-        readAdoption(ctx),
-        owedTables(ctx.db),
-        keptForRescanAfterPush(ctx),
+      // Asked together, the batch with them: one round trip, the state rows in one request.
+      const stateKeys = [
+        ctx.cursorKey,
+        STATE_KEYS.rescanOwed(ctx.cursorKey),
+        STATE_KEYS.adoption,
+        STATE_KEYS.catchUp,
+        STATE_KEYS.rescanAfterPush(ctx.cursorKey),
+      ];
+      const [rows, queued] = await Promise.all([
+        ctx.db.table(STATE_TABLE).bulkGet(stateKeys) as Promise<(SyncStateRow | undefined)[]>,
         mayTakeBatch ? outbox.queuedBatch(ctx.db, ctx.settings.pushBatchSize, ctx.runtime.userId) : null,
       ]);
-      const start: RunStart = { cursor, owedRescan, adoption, catchUp, keptForRescanAfterPush: kept, batch: null };
+      const [cursorRow, owedRow, adoptionRow, catchUpRow, keptRow] = rows;
+      const cursor = cursorFromRow(cursorRow);
+      const owedRescan = owedRescanFromRow(owedRow);
+      const adoption = adoptionFromRow(adoptionRow);
+      const catchUp = owedTablesFromRow(catchUpRow);
+      const start: RunStart = { cursor, owedRescan, adoption, catchUp, keptForRescanAfterPush: keptFromRow(keptRow), batch: null };
       const straightToPush = queued !== null && cursor !== null && owedRescan === null && adoption === null && catchUp.length === 0;
       if (!straightToPush) return start;
       const marking = outbox.markSent(ctx.db, queued);
