@@ -32,7 +32,7 @@ import { formatHlc, hlcSend, type HlcState, type RecordPayload, type Stamp } fro
 import { newOpId } from './ids.js';
 import { winsOver } from './lww.js';
 import { ADOPTED, newOp, outbox, type PendingOpRow } from './outbox/index.js';
-import { STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
+import { STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE, type SyncStateRow, type SyncedTable, type TombstoneRow } from './schema.js';
 import { rowSyncs, toWirePayload } from './table-conventions.js';
 import { sameJson } from './json-equal.js';
 
@@ -55,7 +55,12 @@ export function freshAdoption(): AdoptionProgress {
 
 /** The adoption this database owes, or null (inside or outside a transaction). */
 export async function readAdoption(ctx: Pick<EngineContext, 'db'>): Promise<AdoptionProgress | null> {
-  const value = (await ctx.db.table(STATE_TABLE).get(STATE_KEYS.adoption))?.value as AdoptionProgress | undefined;
+  return adoptionFromRow(await ctx.db.table(STATE_TABLE).get(STATE_KEYS.adoption));
+}
+
+/** The adoption a `_or3sync_state` row (at `STATE_KEYS.adoption`) holds. */
+export function adoptionFromRow(row: SyncStateRow | undefined): AdoptionProgress | null {
+  const value = row?.value as AdoptionProgress | undefined;
   return value && typeof value === 'object' ? value : null;
 }
 

@@ -18,11 +18,25 @@ import {
   type Winner,
 } from '@or3/sync-protocol';
 import { maxStamp, winsOver } from './lww.js';
-import { copyClockState, noteTombstones, readClockState, writeClockState, type ClockState } from './clock-state.js';
+import {
+  clockStateFromRow,
+  clockStateRow,
+  copyClockState,
+  mayHoldTombstones,
+  noteTombstones,
+  readClockState,
+  sameClockState,
+  writeClockState,
+  type ClockState,
+} from './clock-state.js';
+import { sameJson } from './json-equal.js';
 import { outbox, type PendingOpRow } from './outbox/index.js';
 import {
   CAPTURE_TABLES,
+  STATE_KEYS,
+  STATE_TABLE,
   TOMBSTONES_TABLE,
+  type SyncStateRow,
   type SyncedTable,
   type TombstoneRow,
 } from './schema.js';
@@ -200,6 +214,90 @@ export async function applyRemoteVersions(
 }
 
 /**
+ * `applyRemoteVersions` for a realtime frame of a few changes, with its cursor (`cursor.key` moved
+ * to `cursor.to`), in one round of requests when foresight holds: the reads of the records' local
+ * state, of the clock state and of the cursor go out, then at once, without waiting for their
+ * answers, the writes of another device's versions as if this device held no state of their
+ * records, the cursor, and the clock state received from the one this tab last wrote
+ * (`runtime.lastClockState`). IndexedDB runs a transaction's requests in the order they are made,
+ * so the reads see the state before these writes. Once they answer, whatever the foresight got
+ * wrong is written again in the same transaction, as `applyRemoteVersions` would have written it:
+ * records with local state (LWW against the row, its tombstone and its pending op; the local row
+ * put back where it wins), this device's own versions (never written ahead: they come back to a
+ * row that has them), a clock state another tab moved. No other transaction sees the writes in
+ * between. Returns the cursor as it was before (0 when none was stored): the caller rolls the
+ * transaction back when that is not where the frame starts. Only for versions `mayApplyAhead`
+ * takes. Must run inside `runRemoteTransaction`. P11: a frame's apply waited for its reads before
+ * its writes went out, a round trip to the browser's database process.
+ */
+export async function applyRemoteVersionsAhead(
+  db: Dexie,
+  runtime: CaptureRuntime,
+  versions: RemoteVersion[],
+  cursor: { key: string; to: number },
+): Promise<{ outcome: ApplyOutcome; cursorBefore: number }> {
+  const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
+  const foreseenClock = runtime.lastClockState!;
+  const others = candidates.filter((v) => !isOwnWrite(v, runtime.deviceId));
+  const ahead = planApply(runtime, others, emptyLocals(others));
+  // Issued before any write of this call, per key: never a read chosen by another's answer. A
+  // table the clock state this tab last saw names no tombstones of is not asked for them when
+  // nothing here writes one (a stale guess is read again below, still before any tombstone write).
+  const tombstonesOf = (tableName: string) => ahead.tombWrites.size > 0 || mayHoldTombstones(foreseenClock, tableName);
+  const state = db.table(STATE_TABLE);
+  const reads = Promise.all([loadLocalRecords(db, runtime.tables, candidates, 'keys', tombstonesOf), state.bulkGet([STATE_KEYS.hlc, cursor.key])]);
+  reads.catch(() => {}); // awaited below; a failure aborts the transaction either way
+  const now = runtime.hlcNow();
+  const aheadTombstoneTables = [...ahead.tombWrites.values()].map((t) => t.table_name);
+  const aheadClock = receivedClock(foreseenClock, candidates, aheadTombstoneTables, now);
+  const written = [...issueWrites(db, ahead, true), state.bulkPut([clockStateRow(aheadClock), { key: cursor.key, value: cursor.to }])];
+  const [locals, [clockRow, cursorRow]] = await reads;
+  const storedClock = clockStateFromRow(clockRow as SyncStateRow | undefined);
+  const unread = candidates.filter((v) => !tombstonesOf(v.table_name) && mayHoldTombstones(storedClock, v.table_name));
+  if (unread.length > 0) await readTombstones(db, unread, locals);
+  // The state read, before the plan below moves `locals` on.
+  const before = new Map([...locals].map(([key, local]) => [key, { row: local.row ?? null, tombstone: local.tombstone ?? null }]));
+  // What `applyRemoteVersions` decides against the state read; the records without local state
+  // that only other devices wrote are decided already, and written.
+  const plan = planApply(runtime, candidates, locals);
+  const fixes: Promise<unknown>[] = [];
+  const rows = new Map<string, RecordPayload | null>();
+  for (const [tableName, tableWrites] of plan.rowWrites) for (const [pk, row] of tableWrites) rows.set(recordKey(tableName, pk), row);
+  const done = new Set<string>();
+  for (const version of candidates) {
+    const key = recordKey(version.table_name, version.pk);
+    if (done.has(key)) continue;
+    done.add(key);
+    const held = before.get(key)!;
+    const aheadRow = ahead.rowWrites.get(version.table_name)?.get(version.pk);
+    // The state this record must end in (what the plan wrote, else what it held), against what it holds now.
+    const row = rows.has(key) ? rows.get(key)! : held.row;
+    const tombstone = plan.tombWrites.get(key) ?? held.tombstone;
+    if (!sameJson(aheadRow === undefined ? held.row : aheadRow, row)) {
+      const table = db.table(version.table_name);
+      fixes.push(row ? table.put(row) : table.delete(version.pk));
+    }
+    if (!sameJson(ahead.tombWrites.get(key) ?? held.tombstone, tombstone)) {
+      const tombstones = db.table(TOMBSTONES_TABLE);
+      fixes.push(tombstone ? tombstones.put(tombstone) : tombstones.delete([version.table_name, version.pk]));
+    }
+  }
+  const tombstoneTables = [...aheadTombstoneTables, ...[...plan.tombWrites.values()].map((t) => t.table_name)];
+  const clock = receivedClock(storedClock, candidates, tombstoneTables, now);
+  if (!sameClockState(clock, aheadClock)) fixes.push(writeClockState(db, clock));
+  await Promise.all([...written, ...fixes]);
+  runtime.lastClockState = copyClockState(clock);
+  const cursorBefore = (cursorRow as SyncStateRow | undefined)?.value;
+  return { outcome: plan.outcome, cursorBefore: typeof cursorBefore === 'number' ? cursorBefore : 0 };
+}
+
+/** Whether `applyRemoteVersionsAhead` takes `versions`: a few of synced tables, the clock state foreseeable. */
+export function mayApplyAhead(runtime: CaptureRuntime, versions: RemoteVersion[]): boolean {
+  const candidates = versions.filter((v) => runtime.tables.has(v.table_name)).length;
+  return candidates > 0 && candidates <= AHEAD_MAX_VERSIONS && runtime.lastClockState !== null;
+}
+
+/**
  * `applyRemoteVersions` for a database that was empty when its rescan began (a first sync):
  * the reads of the records' local state go out first, then, without waiting for their
  * answers, every version is written as if nothing local existed; once the reads answer, the
@@ -328,8 +426,11 @@ function planApply(runtime: CaptureRuntime, versions: RemoteVersion[], locals: M
   return plan;
 }
 
-/** The plan's row and tombstone writes, issued now, in order. */
-function issueWrites(db: Dexie, plan: ApplyPlan): Promise<unknown>[] {
+/**
+ * The plan's row and tombstone writes, in order: in chunks (`chunked-write.ts`), or with `atOnce`
+ * every request issued before this returns (a few rows, written ahead of reads' answers).
+ */
+function issueWrites(db: Dexie, plan: ApplyPlan, atOnce = false): Promise<unknown>[] {
   const writes: Promise<unknown>[] = [];
   const puts: [Table, RecordPayload[]][] = [];
   for (const [tableName, tableWrites] of plan.rowWrites) {
@@ -338,25 +439,40 @@ function issueWrites(db: Dexie, plan: ApplyPlan): Promise<unknown>[] {
     if (rows.length > 0) puts.push([db.table(tableName), rows]);
     if (deletes.length > 0) writes.push(db.table(tableName).bulkDelete(deletes));
   }
+  const tombstones = [...plan.tombWrites.values()];
+  if (atOnce) {
+    for (const [table, rows] of puts) writes.push(table.bulkPut(rows));
+    if (tombstones.length > 0) writes.push(db.table(TOMBSTONES_TABLE).bulkPut(tombstones));
+    return writes;
+  }
   if (puts.length > 0) writes.push(chunkedBulkPuts(puts));
-  if (plan.tombWrites.size > 0) writes.push(chunkedBulkPut(db.table(TOMBSTONES_TABLE), [...plan.tombWrites.values()]));
+  if (tombstones.length > 0) writes.push(chunkedBulkPut(db.table(TOMBSTONES_TABLE), tombstones));
   return writes;
 }
 
+/** Most versions `applyRemoteVersionsAhead` writes ahead (a realtime frame's few; a page goes the usual way). */
+const AHEAD_MAX_VERSIONS = 64;
+
 /** HLC receive of every version (whether it won or not), and the tables given tombstones; written back. */
 async function writeClock(db: Dexie, runtime: CaptureRuntime, clockState: ClockState, versions: RemoteVersion[], tombstoneTables: string[]): Promise<void> {
+  const written = receivedClock(clockState, versions, tombstoneTables, runtime.hlcNow());
+  await writeClockState(db, written);
+  runtime.lastClockState = copyClockState(written);
+}
+
+/** The clock state after HLC receive of every version at wall time `now`, naming `tombstoneTables` (a new object). */
+function receivedClock(clockState: ClockState, versions: RemoteVersion[], tombstoneTables: string[], now: number): ClockState {
   let hlc: HlcState = { ms: clockState.ms, counter: clockState.counter };
   for (const version of versions) {
     try {
-      hlc = hlcReceive(hlc, parseHlc(version.hlc), runtime.hlcNow());
+      hlc = hlcReceive(hlc, parseHlc(version.hlc), now);
     } catch {
       // A server never sends an invalid stamp; if one does, it still orders bytewise.
     }
   }
-  noteTombstones(clockState, tombstoneTables);
-  const written = { ...clockState, ...hlc };
-  await writeClockState(db, written);
-  runtime.lastClockState = copyClockState(written);
+  const received = copyClockState(clockState);
+  noteTombstones(received, tombstoneTables);
+  return { ...received, ...hlc };
 }
 
 /** Every record of `versions` with no local state. */
@@ -369,15 +485,18 @@ function emptyLocals(versions: RemoteVersion[]): Map<string, LocalRecord> {
 /**
  * How `loadLocalRecords` reads a key range: `dense` with a limit, falling back to per-key reads
  * when the range holds many other records; `whole` in one request per store, all issued before
- * the call returns (a fallback read would be issued after whatever the caller issues next).
+ * the call returns (a fallback read would be issued after whatever the caller issues next);
+ * `keys` per key, all issued before the call returns (a few records far apart).
  */
-type RangeRead = 'dense' | 'whole';
+type RangeRead = 'dense' | 'whole' | 'keys';
 
 async function loadLocalRecords(
   db: Dexie,
   tables: Map<string, SyncedTable>,
   versions: RemoteVersion[],
   mode: RangeRead,
+  /** Tables whose tombstones are read (all by default). */
+  tombstonesOf: (tableName: string) => boolean = () => true,
 ): Promise<Map<string, LocalRecord>> {
   const locals = new Map<string, LocalRecord>();
   const byTable = new Map<string, string[]>();
@@ -390,8 +509,8 @@ async function loadLocalRecords(
     pks.push(v.pk);
   }
   const local = (tableName: string, pk: string) => locals.get(recordKey(tableName, pk));
-  const read = <T>(range: Collection, count: number, perKey: () => Promise<T[]>): Promise<T[]> =>
-    mode === 'dense' ? readDense(range, count, perKey) : (range.toArray() as Promise<T[]>);
+  const read = <T>(range: () => Collection, count: number, perKey: () => Promise<T[]>): Promise<T[]> =>
+    mode === 'dense' ? readDense(range(), count, perKey) : mode === 'keys' ? perKey() : (range().toArray() as Promise<T[]>);
   // The rows, tombstones and outbox ops of every table are read at once (one round trip, not three per table).
   const reads: Promise<void>[] = [];
   for (const [tableName, pks] of byTable) {
@@ -400,7 +519,7 @@ async function loadLocalRecords(
     const [lower, upper] = keyBounds(pks);
     reads.push(
       read(
-        db.table(tableName).where(':id').between(lower, upper, true, true),
+        () => db.table(tableName).where(':id').between(lower, upper, true, true),
         pks.length,
         () => db.table(tableName).bulkGet(pks),
       ).then((rows) => {
@@ -410,17 +529,7 @@ async function loadLocalRecords(
         }
       }),
       read(
-        db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
-        pks.length,
-        () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
-      ).then((tombstones) => {
-        for (const t of tombstones as (TombstoneRow | undefined)[]) {
-          const record = t && local(t.table_name, t.pk);
-          if (record) record.tombstone = t;
-        }
-      }),
-      read(
-        outbox.opsInKeyRange(db, tableName, lower, upper),
+        () => outbox.opsInKeyRange(db, tableName, lower, upper),
         pks.length,
         () => outbox.opsOfRecords(db, tableName, pks),
       ).then((ops) => {
@@ -431,8 +540,32 @@ async function loadLocalRecords(
       }),
     );
   }
+  for (const [tableName, pks] of byTable) {
+    if (!tables.has(tableName) || !tombstonesOf(tableName)) continue;
+    const [lower, upper] = keyBounds(pks);
+    reads.push(
+      read(
+        () => db.table(TOMBSTONES_TABLE).where(':id').between([tableName, lower], [tableName, upper], true, true),
+        pks.length,
+        () => db.table(TOMBSTONES_TABLE).bulkGet(pks.map((pk) => [tableName, pk])),
+      ).then((tombstones) => noteTombstonesRead(locals, tombstones as (TombstoneRow | undefined)[])),
+    );
+  }
   await Promise.all(reads);
   return locals;
+}
+
+/** Reads the tombstones of `versions`' records into `locals`, per key. */
+async function readTombstones(db: Dexie, versions: RemoteVersion[], locals: Map<string, LocalRecord>): Promise<void> {
+  const keys = [...new Set(versions.map((v) => recordKey(v.table_name, v.pk)))].map((key) => key.split('\u0000'));
+  noteTombstonesRead(locals, (await db.table(TOMBSTONES_TABLE).bulkGet(keys)) as (TombstoneRow | undefined)[]);
+}
+
+function noteTombstonesRead(locals: Map<string, LocalRecord>, tombstones: (TombstoneRow | undefined)[]): void {
+  for (const t of tombstones) {
+    const record = t && locals.get(recordKey(t.table_name, t.pk));
+    if (record) record.tombstone = t;
+  }
 }
 
 /** The lowest and highest of `pks`. */

@@ -18,7 +18,7 @@ import { adoptTable } from './adopt.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent } from './events.js';
 import { isSyncProviderError } from './provider.js';
-import { STATE_KEYS, STATE_TABLE } from './schema.js';
+import { STATE_KEYS, STATE_TABLE, type SyncStateRow } from './schema.js';
 
 /** What a catch-up did. */
 export interface CatchUpOutcome {
@@ -45,7 +45,12 @@ export async function noteSyncedTables(db: Dexie, synced: readonly string[]): Pr
 
 /** The tables owed a catch-up (inside or outside a transaction). */
 export async function owedTables(db: Dexie): Promise<string[]> {
-  const value = (await db.table(STATE_TABLE).get(STATE_KEYS.catchUp))?.value;
+  return owedTablesFromRow(await db.table(STATE_TABLE).get(STATE_KEYS.catchUp));
+}
+
+/** The tables a `_or3sync_state` row (at `STATE_KEYS.catchUp`) says are owed a catch-up. */
+export function owedTablesFromRow(row: SyncStateRow | undefined): string[] {
+  const value = row?.value;
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 

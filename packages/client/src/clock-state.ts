@@ -56,6 +56,16 @@ export function copyClockState(state: ClockState): ClockState {
   return { ...state, tombstoneTables: state.tombstoneTables && [...state.tombstoneTables] };
 }
 
+/** Whether two clock states are the same (HLC and the tables with tombstones). */
+export function sameClockState(a: ClockState, b: ClockState): boolean {
+  return (
+    a.ms === b.ms &&
+    a.counter === b.counter &&
+    (a.tombstoneTables === null) === (b.tombstoneTables === null) &&
+    (a.tombstoneTables ?? []).join('\u0000') === (b.tombstoneTables ?? []).join('\u0000')
+  );
+}
+
 /** Whether `_or3sync_tombstones` may hold a stamp of `tableName`. */
 export function mayHoldTombstones(state: ClockState, tableName: string): boolean {
   return state.tombstoneTables === null || state.tombstoneTables.includes(tableName);

@@ -2,13 +2,14 @@
  * The pull side: reads the change log after the stored cursor and applies it
  * with the cursor in the same transaction (PROTOCOL.md section 6).
  */
-import { applyRemoteVersions, runRemoteTransaction, versionFromChange } from './apply.js';
+import { applyRemoteVersions, applyRemoteVersionsAhead, mayApplyAhead, runRemoteTransaction, versionFromChange, type RemoteVersion } from './apply.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import type { ChangesBatch } from './provider.js';
 import {
   STATE_KEYS,
   STATE_TABLE,
+  type SyncStateRow,
 } from './schema.js';
 
 /** What a pull did. */
@@ -24,7 +25,11 @@ export interface PullOutcome {
 
 /** The stored cursor of the engine's scope, or null before the first snapshot. */
 export async function readCursor(ctx: EngineContext): Promise<number | null> {
-  const row = await ctx.db.table(STATE_TABLE).get(ctx.cursorKey);
+  return cursorFromRow(await ctx.db.table(STATE_TABLE).get(ctx.cursorKey));
+}
+
+/** The cursor a `_or3sync_state` row (at `ctx.cursorKey`) holds. */
+export function cursorFromRow(row: SyncStateRow | undefined): number | null {
   return typeof row?.value === 'number' ? row.value : null;
 }
 
@@ -34,7 +39,11 @@ export async function readCursor(ctx: EngineContext): Promise<number | null> {
  * reload can lose it.
  */
 export async function readOwedRescan(ctx: EngineContext): Promise<RescanReason | null> {
-  const row = await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanOwed(ctx.cursorKey));
+  return owedRescanFromRow(await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanOwed(ctx.cursorKey)));
+}
+
+/** The owed rescan a `_or3sync_state` row (at `STATE_KEYS.rescanOwed`) holds. */
+export function owedRescanFromRow(row: SyncStateRow | undefined): RescanReason | null {
   return typeof row?.value === 'string' ? (row.value as RescanReason) : null;
 }
 
@@ -63,10 +72,50 @@ export async function pullChanges(ctx: EngineContext, from: number): Promise<Pul
  * A batch that starts past the stored cursor is a gap (`gap: true`, nothing
  * applied): the caller must pull.
  */
-export async function applyBatch(
-  ctx: EngineContext,
-  batch: ChangesBatch,
-): Promise<{ applied: number; conflicts: ConflictEvent[]; scopeChanged: boolean; gap: boolean }> {
+export async function applyBatch(ctx: EngineContext, batch: ChangesBatch): Promise<BatchOutcome> {
+  // A realtime frame (a few changes, no scope change to record) goes ahead of its reads' answers.
+  const mayScopeChange = ctx.scope.projectId != null && batch.changes.some((c) => c.scope_change === true);
+  const versions = batch.changes.map(versionFromChange);
+  if (batch.to > batch.from && !mayScopeChange && mayApplyAhead(ctx.runtime, versions)) {
+    const ahead = await applyBatchAhead(ctx, batch, versions);
+    if (ahead) return ahead;
+  }
+  return applyBatchInOrder(ctx, batch);
+}
+
+/** What `applyBatch` did. */
+export interface BatchOutcome {
+  applied: number;
+  conflicts: ConflictEvent[];
+  scopeChanged: boolean;
+  gap: boolean;
+}
+
+/** Thrown in `applyBatchAhead`'s transaction when the stored cursor is not the batch's `from`: rolls it back. */
+class CursorNotForeseen extends Error {}
+
+/**
+ * `applyBatch` in one round of requests when the batch follows the stored cursor (as every
+ * realtime frame does): the cursor is read, the changes applied ahead (`applyRemoteVersionsAhead`),
+ * the new cursor written, all before any answer. A batch that does not start at the stored cursor
+ * (a gap, or an overlap with a pull) rolls the whole transaction back and resolves null: the
+ * caller applies it the usual way, which reads first.
+ */
+async function applyBatchAhead(ctx: EngineContext, batch: ChangesBatch, versions: RemoteVersion[]): Promise<BatchOutcome | null> {
+  try {
+    return await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
+      const { outcome, cursorBefore } = await applyRemoteVersionsAhead(ctx.db, ctx.runtime, versions, { key: ctx.cursorKey, to: batch.to });
+      if (cursorBefore !== batch.from) throw new CursorNotForeseen();
+      return { ...outcome, scopeChanged: false, gap: false };
+    });
+  } catch (error) {
+    if (error instanceof CursorNotForeseen) return null;
+    throw error;
+  }
+}
+
+/** `applyBatch` with the reads answered before the writes go out: any batch. */
+async function applyBatchInOrder(ctx: EngineContext, batch: ChangesBatch): Promise<BatchOutcome> {
   const state = ctx.db.table(STATE_TABLE);
   return runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
     // The cursor is read with the records' local state, not before it (one round trip fewer per

@@ -55,16 +55,29 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
 }
 
 /**
+ * A batch moved to `sent` by a transaction that may still be committing (`readRunStart`): its
+ * request may go at once, and nothing of it is settled before `committed` resolves. A mark that
+ * never commits leaves the ops queued, never sent, so nothing settles them from this push and they
+ * go again (their op ids make the server's second answer `duplicate`).
+ */
+export interface TakenBatch {
+  ops: PendingOpRow[];
+  /** The transaction that marked `ops` sent committed (rejects with its failure). */
+  committed: Promise<void>;
+}
+
+/**
  * Pushes every pending op, batch by batch, until none is left. `first`: a
  * batch the caller already took (`readRunStart`), pushed before any other.
  */
-export async function pushPending(ctx: EngineContext, signal?: AbortSignal, first: PendingOpRow[] | null = null): Promise<PushOutcome> {
+export async function pushPending(ctx: EngineContext, signal?: AbortSignal, first: TakenBatch | null = null): Promise<PushOutcome> {
   const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
   let batchSize = ctx.settings.pushBatchSize;
   // A backlog (a batch was taken full: more may wait) goes in the largest batches the server takes.
   let backlogBatchSize = ctx.settings.backlogBatches ? Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0) : batchSize;
   let restampRounds = 0;
-  let taken = first;
+  let taken = first?.ops ?? null;
+  let marked = first?.committed ?? null;
   for (;;) {
     if (signal?.aborted) break;
     const batch = taken ?? (await outbox.takeBatch(ctx.db, batchSize, ctx.runtime.userId));
@@ -76,7 +89,13 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal, firs
 
     let response;
     try {
-      response = await ctx.provider.push(ctx.scope, sendable.map((op) => toPushOp(op, ctx.runtime.tables)));
+      const pushing = ctx.provider.push(ctx.scope, sendable.map((op) => toPushOp(op, ctx.runtime.tables)));
+      // Nothing of the batch is settled (nor failed) before its `sent` mark committed; a mark that
+      // failed fails the run, whatever the server answered.
+      const mark = marked;
+      marked = null;
+      if (mark) await Promise.all([pushing.catch(() => {}), mark]);
+      response = await pushing;
     } catch (error) {
       if (isSyncProviderError(error) && error.status === 413 && sendable.length > 1) {
         batchSize = backlogBatchSize = Math.max(1, Math.floor(sendable.length / 2));

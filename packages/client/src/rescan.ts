@@ -52,6 +52,7 @@ import {
   TOMBSTONES_TABLE,
   type StagedItemRow,
   type StagedPageRow,
+  type SyncStateRow,
   type TombstoneRow,
 } from './schema.js';
 import { sameJson } from './json-equal.js';
@@ -293,7 +294,12 @@ async function stagePage(ctx: EngineContext, owner: string, page: SnapshotPage, 
  * to do. Only a rescan writes them.
  */
 export async function keptForRescanAfterPush(ctx: EngineContext): Promise<boolean> {
-  return Array.isArray((await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanAfterPush(ctx.cursorKey)))?.value);
+  return keptFromRow(await ctx.db.table(STATE_TABLE).get(STATE_KEYS.rescanAfterPush(ctx.cursorKey)));
+}
+
+/** Whether a `_or3sync_state` row (at `STATE_KEYS.rescanAfterPush`) keeps records for a rescan after the push. */
+export function keptFromRow(row: SyncStateRow | undefined): boolean {
+  return Array.isArray(row?.value);
 }
 
 /**

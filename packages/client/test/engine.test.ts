@@ -1,4 +1,6 @@
 /** Engine-level rules: rescans, multi-tab leadership, and the gateway provider's HTTP edges. */
+import { IDBIndex as FakeIDBIndex, IDBObjectStore as FakeIDBObjectStore } from 'fake-indexeddb';
+import { liveQuery } from 'dexie';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import type { RescanEvent } from '../src/events.js';
@@ -325,6 +327,87 @@ describe('subscription', () => {
     expect(await engine.db.table('threads').get('g3')).toMatchObject({ title: 'v3' });
   });
 
+  it('a realtime frame is applied in one round of requests: its writes go out before its reads answer', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-ahead', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    await subscription!.onChanges({ changes: [change(1, 'first')], from: 0, to: 1 });
+    const log = watchRequests();
+    try {
+      await subscription!.onChanges({ changes: [change(2, 'ahead')], from: 1, to: 2 });
+    } finally {
+      log.stop();
+    }
+    const firstAnswer = log.events.findIndex((e) => e.startsWith('answer'));
+    const writes = log.events.flatMap((e, i) => (e.startsWith('put') ? [i] : []));
+    // The row, the cursor and the clock state, all asked before any read answered.
+    expect(writes.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...writes)).toBeLessThan(firstAnswer);
+    expect(await engine.db.table('threads').get('ahead')).toMatchObject({ title: 'v2', clock: 2 });
+    expect(await subscription!.options.appliedCursor!()).toBe(2);
+  });
+
+  it('a streamed frame older than the row it meets leaves the row as it was: no live query sees the older version', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-stale', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    await subscription!.onChanges({ changes: [change(1, 'kept', { clock: 9, payload: { id: 'kept', title: 'newer' } })], from: 0, to: 1 });
+    const seen: string[] = [];
+    const watching = liveQuery(() => engine.db.table('threads').get('kept')).subscribe({ next: (row) => seen.push(row?.title) });
+    await waitFor(async () => seen.length > 0);
+    await subscription!.onChanges({ changes: [change(2, 'kept', { clock: 3, payload: { id: 'kept', title: 'older' } })], from: 1, to: 2 });
+    await engine.db.table('threads').get('kept');
+    watching.unsubscribe();
+    expect(await engine.db.table('threads').get('kept')).toMatchObject({ title: 'newer', clock: 9 });
+    expect(seen).not.toContain('older');
+    expect(await subscription!.options.appliedCursor!()).toBe(2);
+  });
+
+  it('a streamed put meets the tombstone another tab wrote, though this tab saw no tombstone of its table', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-tomb', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    await subscription!.onChanges({ changes: [change(1, 'alive')], from: 0, to: 1 });
+    // Another tab deleted `dead` (clock 9): its tombstone, and the clock state naming the table.
+    const state = engine.db.table('_or3sync_state');
+    const clock = (await state.get('hlc')) as { key: string; value: Record<string, unknown> };
+    await engine.db.transaction('rw', ['_or3sync_state', '_or3sync_tombstones'], async () => {
+      await state.put({ key: 'hlc', value: { ...clock.value, tombstone_tables: ['threads'] } });
+      await engine.db.table('_or3sync_tombstones').put({
+        table_name: 'threads', pk: 'dead', clock: 9, hlc: '1732540000001-000000-bbbbbbbbbbbbbbbb', op_id: 'other-tab-delete',
+        deleted_at: 1, server_version: null, recorded_at: 1,
+      });
+    });
+    await subscription!.onChanges({ changes: [change(2, 'dead', { clock: 4 })], from: 1, to: 2 });
+    expect(await engine.db.table('threads').get('dead')).toBeUndefined();
+    expect(await subscription!.options.appliedCursor!()).toBe(2);
+  });
+
+  it('a streamed frame that overlaps the stored cursor applies only the changes past it', async () => {
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-sub-overlap', provider).open();
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    const [subscription] = provider.subscriptions;
+    await subscription!.onChanges({ changes: [change(1, 'o1'), change(2, 'o2', { payload: { id: 'o2', title: 'applied once' } })], from: 0, to: 2 });
+    // The user renames o2 after it arrived; a frame repeating version 2 must not undo that.
+    await engine.db.table('threads').update('o2', { title: 'renamed here' });
+    await subscription!.onChanges({ changes: [change(2, 'o2', { clock: 7, payload: { id: 'o2', title: 'repeated' } }), change(3, 'o3')], from: 1, to: 3 });
+    expect(await engine.db.table('threads').get('o2')).toMatchObject({ title: 'renamed here' });
+    expect(await engine.db.table('threads').get('o3')).toMatchObject({ title: 'v3' });
+    expect(await subscription!.options.appliedCursor!()).toBe(3);
+  });
+
   it('a subscription silent past safetyPullMs gets a safety pull; changes it missed reopen it', async () => {
     const provider = new ScriptedProvider();
     const engine = await makeDevice('ws-sub-silent', provider).open({ outboxPollMs: 20, safetyPullMs: 150 });
@@ -571,3 +654,24 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000): Promise
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Records the order in which the fake IndexedDB's requests are asked and answered, until `stop()`. */
+function watchRequests(): { events: string[]; stop(): void } {
+  const events: string[] = [];
+  const restores: (() => void)[] = [];
+  for (const proto of [FakeIDBObjectStore.prototype, FakeIDBIndex.prototype] as unknown as Record<string, unknown>[]) {
+    for (const name of ['get', 'getAll', 'getAllKeys', 'put', 'add', 'delete', 'openCursor', 'count']) {
+      const original = proto[name] as ((...args: unknown[]) => IDBRequest) | undefined;
+      if (typeof original !== 'function') continue;
+      proto[name] = function (this: unknown, ...args: unknown[]) {
+        const request = original.apply(this, args);
+        events.push(name);
+        request.addEventListener('success', () => events.push(`answer ${name}`));
+        return request;
+      };
+      restores.push(() => (proto[name] = original));
+    }
+  }
+  return { events, stop: () => restores.forEach((restore) => restore()) };
+}
+

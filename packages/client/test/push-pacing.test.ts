@@ -4,10 +4,13 @@
  * last was on its way, so a streaming reply that rewrites a message every few
  * milliseconds costs the server a push per round trip, not one per write.
  * A run a write starts ends with its push while the subscription is open.
+ * The request leaves while the batch's `sent` mark commits, and nothing of
+ * the batch is settled before it has.
  * The scheduling rule itself (at once when nothing runs) is pinned in
  * `run-scheduler.test.ts`.
  */
-import { IDBDatabase as FakeIDBDatabase } from 'fake-indexeddb';
+import type { DBCore, Middleware } from 'dexie';
+import { IDBDatabase as FakeIDBDatabase, IDBKeyRange } from 'fake-indexeddb';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncEngine } from '../src/engine.js';
 import { makeDevice } from './support/devices.js';
@@ -166,5 +169,57 @@ describe('push pacing', () => {
     expect(secondAt![0]!.mode).toBe('readwrite');
     expect(secondAt![0]!.stores).toContain('_or3sync_outbox');
     await waitFor(async () => (await engine.pendingCount()) === 0);
+  });
+
+  it('a push leaves before its batch\'s sent mark commits, and a batch whose mark failed is not settled by the answer: it goes again', async () => {
+    const provider = new ScriptedProvider();
+    let failMark = false;
+    let markEnded = false;
+    // The transaction that marks the batch sent fails, 30 ms after its mark was issued.
+    const failingMark: Middleware<DBCore> = {
+      stack: 'dbcore',
+      name: 'failing-sent-mark',
+      create: (down) => ({
+        ...down,
+        table(name) {
+          const table = down.table(name);
+          if (name !== '_or3sync_outbox') return table;
+          return {
+            ...table,
+            async mutate(req) {
+              if (failMark && req.type === 'put' && req.values.some((op: { sent?: number }) => op.sent === 1)) {
+                failMark = false;
+                await sleep(30);
+                markEnded = true;
+                throw new Error('the disk is full');
+              }
+              return table.mutate(req);
+            },
+          };
+        },
+      }),
+    };
+    const device = makeDevice('ws-mark-fails', provider);
+    const engine = await device.open({ dexieOptions: { indexedDB: device.factory, IDBKeyRange, addons: [(db) => void db.use(failingMark)] } });
+    opened.push(engine);
+    engine.start();
+    await waitFor(async () => provider.subscriptions.length === 1);
+    await engine.sync();
+    const beforeMarkEnded: boolean[] = [];
+    let version = 0;
+    provider.onPush = (ops) => {
+      beforeMarkEnded.push(!markEnded);
+      return { results: ops.map((op) => applied(op, ++version)), server_version: version };
+    };
+    failMark = true;
+    await engine.db.table('threads').put({ id: 'marked', title: 'its mark fails' });
+    await waitFor(async () => provider.pushes.length >= 2 && (await engine.pendingCount()) === 0);
+    const pushes = provider.pushes.filter((ops) => ops.some((op) => op.pk === 'marked'));
+    // The first request went while the mark was still being written; its answer settled nothing (the
+    // op was still queued, never sent, after the failed transaction), so the op went again.
+    expect(beforeMarkEnded[0]).toBe(true);
+    expect(pushes).toHaveLength(2);
+    expect(pushes[1]![0]!.op_id).toBe(pushes[0]![0]!.op_id);
+    expect(await engine.db.table('threads').get('marked')).toMatchObject({ title: 'its mark fails' });
   });
 });

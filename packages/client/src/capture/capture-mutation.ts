@@ -7,7 +7,7 @@
 import type { DBCore, DBCoreMutateRequest, DBCoreMutateResponse, DBCoreTable, DBCoreTransaction } from 'dexie';
 import type { RecordPayload } from '@or3/sync-protocol';
 import { newOpId } from '../ids.js';
-import { clockStateFromRow, clockStateRow, copyClockState, mayHoldTombstones, type ClockState } from '../clock-state.js';
+import { clockStateFromRow, clockStateRow, copyClockState, mayHoldTombstones, sameClockState, type ClockState } from '../clock-state.js';
 import { captureOutbox } from '../outbox/index.js';
 import {
   STATE_KEYS,
@@ -17,7 +17,7 @@ import {
   type SyncedTable,
   type TombstoneRow,
 } from '../schema.js';
-import { advance, dedupeLast, planWrites, sameClockState, type Stamping, type WritePlan } from './plan.js';
+import { advance, dedupeLast, planWrites, type Stamping, type WritePlan } from './plan.js';
 import { collectWrites, pkToWire, readRecords, writeRows } from './record-io.js';
 import { CaptureError, type CaptureRuntime } from './runtime.js';
 

@@ -122,15 +122,6 @@ export function advance(state: ClockState, synced: SyncedTable, plan: WritePlan)
   if (plan.tombstones.length > 0) noteTombstones(state, [synced.name]);
 }
 
-export function sameClockState(a: ClockState, b: ClockState): boolean {
-  return (
-    a.ms === b.ms &&
-    a.counter === b.counter &&
-    (a.tombstoneTables === null) === (b.tombstoneTables === null) &&
-    (a.tombstoneTables ?? []).join('\u0000') === (b.tombstoneTables ?? []).join('\u0000')
-  );
-}
-
 function liveRow(
   synced: SyncedTable,
   value: RecordPayload,
