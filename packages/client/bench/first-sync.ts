@@ -28,6 +28,7 @@ import { inChromium, median } from './chromium.js';
 import { firstSyncRecord } from './first-sync-rows.js';
 import type { FirstSyncRun, RawRun } from './first-sync-rounds.js';
 import { startPageGateway } from './page-gateway.js';
+import { cpuSpent, describeCpu, processCpu, type ProcessCpu } from './process-cpu.js';
 import { resultsPath, sizeFlags, writeFigureBlock, type FigureRow } from './results.js';
 
 const { quick, records, rounds, rate } = sizeFlags(process.argv, { records: 1_000_000, rounds: 1, quickRecords: 5_000 });
@@ -102,6 +103,9 @@ interface Round {
   longestGapMs: number;
   /** Main-thread time during the sync (CDP Performance.getMetrics TaskDuration, ScriptDuration), ms. */
   mainThread: { task: number; script: number };
+  /** CPU seconds of the browser's processes and the gateway during the raw bulkPut and during the sync, by kind. */
+  rawCpu: ProcessCpu | null;
+  syncCpu: ProcessCpu | null;
 }
 
 /** Cumulative main-thread task and script time of the page, in seconds. */
@@ -132,20 +136,24 @@ async function main(): Promise<void> {
         const probe = await page.evaluate(() => window.p9ProbeLongTasks());
         const out: Round[] = [];
         for (let n = 0; n < rounds; n++) {
+          const rawCpuBefore = processCpu();
           const rawSampler = sampleHeap(cdp);
           const raw = await page.evaluate(([r, name]) => window.p9RawBulkPut(r, name), [records, `p9-raw-${n}`] as const);
           const rawHeap = await rawSampler.stop();
+          const rawCpu = cpuSpent(rawCpuBefore, processCpu());
           await cdp.send('HeapProfiler.collectGarbage');
           const { usedSize: heapBefore } = await cdp.send('Runtime.getHeapUsage');
           const busyBefore = await mainThreadSeconds(cdp);
           const sampler = sampleHeap(cdp);
           if (profilePath) await cdp.send('Profiler.start');
+          const syncCpuBefore = processCpu();
           const sync = await page.evaluate(([url, t, ws, r, l]) => window.p9FirstSync(url, t, ws, r, l), [server.baseUrl, token, workspaceId, records, snapshotLimit === null ? null : Number(snapshotLimit)] as const);
+          const syncCpu = cpuSpent(syncCpuBefore, processCpu());
           const heap = await sampler.stop();
           if (profilePath) writeFileSync(profilePath, JSON.stringify((await cdp.send('Profiler.stop')).profile));
           const busy = await mainThreadSeconds(cdp);
           const mainThread = { task: (busy.task - busyBefore.task) * 1000, script: (busy.script - busyBefore.script) * 1000 };
-          out.push({ raw, sync, heapBefore, heapPeak: heap.peak, rawHeapPeak: rawHeap.peak, samples: heap.samples, longestGapMs: heap.longestGapMs, mainThread });
+          out.push({ raw, sync, heapBefore, heapPeak: heap.peak, rawHeapPeak: rawHeap.peak, samples: heap.samples, longestGapMs: heap.longestGapMs, mainThread, rawCpu, syncCpu });
           const longest = Math.max(0, ...sync.longTasks);
           console.log(
             `  round ${n + 1}: first sync ${(sync.sync / 1000).toFixed(1)} s, raw bulkPut ${(raw.raw / 1000).toFixed(1)} s; ` +
@@ -153,6 +161,8 @@ async function main(): Promise<void> {
               `longest task ${longest.toFixed(0)} ms, ${sync.longTasks.filter((d) => d > TASK_GOAL_MS).length} over ${TASK_GOAL_MS} ms, ${sync.longTasks.length} over 50 ms`,
           );
           console.log(`    main thread busy ${((mainThread.task / sync.sync) * 100).toFixed(0)}% of the sync (script ${((mainThread.script / sync.sync) * 100).toFixed(0)}%)`);
+          console.log(`    CPU during the raw bulkPut: ${describeCpu(rawCpu)}`);
+          console.log(`    CPU during the sync: ${describeCpu(syncCpu)}`);
           for (const frame of sync.longFrames) console.log(`    long frame ${frame}`);
         }
         return { probe, rounds: out };
@@ -213,6 +223,7 @@ function report(result: Round[], probe: number, version: string, binary: string,
       `The gateway (dev auth, SQLite WAL, synchronous=full) holds ${records} records, 1% threads and 99% messages of about 300 bytes of JSON, pushed in batches of 500 before the page starts (${(seeded / 1000).toFixed(1)} s, not timed). The page attaches sync to an empty app database (attachSync, as an app does) and times engine.sync() until it returns caught up: snapshot pages of ${snapshotLimit ?? 1000} over HTTP on loopback, JSON parsing, the writes, the pull. Every record is checked stored, the outbox empty, the cursor set.`,
       `Each round runs the raw bulkPut first (its rows built before its clock starts; its peak heap ${mb(r.rawHeapPeak).toFixed(0)} MB), then a GC (CDP HeapProfiler.collectGarbage), then the sync. The heap is sampled from Node through a CDP session (${r.samples} samples, the longest gap between two ${r.longestGapMs.toFixed(0)} ms); MB = 10^6 bytes. A 120 ms busy loop before the rounds showed up as a ${probe.toFixed(0)} ms long task, so the observer works.`,
       `The main thread was busy ${((r.mainThread.task / r.sync.sync) * 100).toFixed(0)}% of the sync (CDP Performance.getMetrics TaskDuration); the rest it waited on IndexedDB (the snapshot pages are fetched and parsed two ahead).`,
+      `CPU of the processes the bench started (/proc, user + system; Chromium's IndexedDB runs in its browser process): during the raw bulkPut ${describeCpu(r.rawCpu)}; during the sync ${describeCpu(r.syncCpu)}.`,
     ]);
   }
 }

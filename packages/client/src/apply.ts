@@ -77,7 +77,17 @@ export function versionFromChange(change: Change): RemoteVersion {
 
 /** A snapshot item (or a `records` answer) as a version. */
 export function versionFromItem(item: SnapshotItem): RemoteVersion {
-  return { ...item, deleted: item.deleted || item.payload?.deleted === true };
+  // Field by field, not a spread: one object shape for every version (a first sync makes one per record).
+  return {
+    table_name: item.table_name,
+    pk: item.pk,
+    deleted: item.deleted || item.payload?.deleted === true,
+    payload: item.payload,
+    clock: item.clock,
+    hlc: item.hlc,
+    op_id: item.op_id,
+    server_version: item.server_version,
+  };
 }
 
 /** A push winner as a version of the op's record. */
@@ -358,7 +368,26 @@ export interface WriteAheadPlan {
 /** Plans `versions` for `applyRemoteVersionsWriteAhead`. */
 export function planWriteAhead(runtime: CaptureRuntime, versions: RemoteVersion[]): WriteAheadPlan {
   const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
-  return { versions: candidates, blind: planApply(runtime, candidates, emptyLocals(candidates)) };
+  return { versions: candidates, blind: planBlind(runtime, candidates) };
+}
+
+/**
+ * `planApply` against no local state, without its per-record bookkeeping: with nothing local,
+ * every version wins and becomes its row (and its tombstone), unless an earlier version of the
+ * same record came in the same batch, which a snapshot never sends; then `planApply` decides.
+ */
+function planBlind(runtime: CaptureRuntime, versions: RemoteVersion[]): ApplyPlan {
+  const plan: ApplyPlan = { rowWrites: new Map(), tombWrites: new Map(), outcome: { applied: 0, conflicts: [] } };
+  for (const version of versions) {
+    const table = runtime.tables.get(version.table_name)!;
+    let tableWrites = plan.rowWrites.get(table.name);
+    if (!tableWrites) plan.rowWrites.set(table.name, (tableWrites = new Map()));
+    if (tableWrites.has(version.pk)) return planApply(runtime, versions, emptyLocals(versions));
+    tableWrites.set(version.pk, rowFromVersion(table, version));
+    if (version.deleted) plan.tombWrites.set(recordKey(version.table_name, version.pk), tombstoneFromVersion(version, runtime.now()));
+  }
+  plan.outcome.applied = versions.length;
+  return plan;
 }
 
 /** The plans of consecutive batches as one, as if their versions had been planned together. */

@@ -122,4 +122,18 @@ describe('first sync into an empty database', () => {
     expect(await engine.db.table('threads').get('t1')).toMatchObject({ clock: 5 });
     expect(await engine.db.table('threads').count()).toBe(3);
   });
+
+  it('a record twice in one snapshot page keeps the version that wins LWW, not the later one', async () => {
+    const provider = new ScriptedProvider();
+    // One page: its plan, made without local state, must still decide between the two versions of t1.
+    provider.snapshotPageSize = 10;
+    provider.snapshotItems = [item('threads', 't0', 1, 1), item('threads', 't1', 2, 5), item('threads', 't1', 3, 2, true), item('threads', 't3', 4, 1)];
+    provider.snapshotVersion = 4;
+    const engine = await makeDevice('ws-first-sync-twice-in-a-page', provider).open();
+    opened.push(engine);
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(await engine.db.table('threads').get('t1')).toMatchObject({ clock: 5, deleted: false });
+    expect(await engine.db.table('_or3sync_tombstones').count()).toBe(0);
+    expect(await engine.db.table('threads').count()).toBe(3);
+  });
 });
