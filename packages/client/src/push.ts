@@ -54,12 +54,24 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
   };
 }
 
+/** A fresh `PushOutcome`, nothing pushed yet. */
+export function noPushes(): PushOutcome {
+  return { pushed: 0, failed: 0, held: 0, conflicts: [] };
+}
+
 /**
- * Pushes every pending op, batch by batch, until none is left. `first`: a
- * batch the caller already took (`readRunStart`), pushed before any other.
+ * Pushes every pending op, batch by batch, until none is left (or `signal` aborts: after the
+ * push in flight). `first`: a batch the caller already took (`readRunStart`), pushed before any
+ * other. `onSettled` is told, after each settling transaction commits, the ops that left the
+ * outbox in it. What was done is in `outcome` (the caller's, to keep it when a push throws).
  */
-export async function pushPending(ctx: EngineContext, signal?: AbortSignal, first: PendingOpRow[] | null = null): Promise<PushOutcome> {
-  const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
+export async function pushPending(
+  ctx: EngineContext,
+  signal?: AbortSignal,
+  first: PendingOpRow[] | null = null,
+  onSettled?: (ops: PendingOpRow[]) => void,
+  outcome: PushOutcome = noPushes(),
+): Promise<PushOutcome> {
   let batchSize = ctx.settings.pushBatchSize;
   // A backlog (a batch was taken full: more may wait) goes in the largest batches the server takes.
   let backlogBatchSize = ctx.settings.backlogBatches ? Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0) : batchSize;
@@ -98,6 +110,7 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal, firs
     // `sent` (as after a `stop()` here), pushed by the next run but never coalesced meanwhile.
     const takeNext = !rateLimited && restampRounds < MAX_RESTAMP_ROUNDS ? batchSize : 0;
     const settled = await settleResults(ctx, sendable, response.results, outcome, takeNext);
+    onSettled?.(settled.done);
     await ctx.refreshPendingEstimate(settled.queued);
     taken = settled.next;
     restampRounds = settled.progress === 0 ? restampRounds + 1 : 0;
@@ -160,11 +173,12 @@ async function settleResults(
   results: OpResult[],
   outcome: PushOutcome,
   takeNext: number,
-): Promise<{ progress: number; queued: number; next: PendingOpRow[] | null }> {
+): Promise<{ progress: number; queued: number; next: PendingOpRow[] | null; done: PendingOpRow[] }> {
   const byOpId = new Map(results.map((r) => [r.op_id, r]));
   const errors: ErrorEvent[] = [];
   const conflicts: ConflictEvent[] = [];
   let progress = 0;
+  const left: PendingOpRow[] = [];
   const after = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
     const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
     const winners: RemoteVersion[] = [];
@@ -177,6 +191,7 @@ async function settleResults(
       switch (verdict.kind) {
         case 'settle': {
           done.push(op.seq!);
+          left.push(op);
           const settled = verdict.result;
           if (settled.status === 'superseded') {
             winners.push(versionFromWinner(op.table_name, op.pk, settled.winner));
@@ -221,7 +236,7 @@ async function settleResults(
   });
   outcome.conflicts.push(...conflicts);
   for (const event of errors) ctx.events.emit('sync.error:action', event);
-  return { progress, ...after };
+  return { progress, ...after, done: left };
 }
 
 /**
