@@ -109,10 +109,12 @@ export async function adoptLocalRows(
  * pass unless one is running (one push in flight, PROTOCOL.md section 6); the pass goes on
  * until the outbox is empty or `stop()`. A pass that fails ends the overlap quietly: the run's
  * own push, after the swap, meets the same failure and handles it. `settled` holds the record
- * keys of every op that left the outbox (by `recordKey`), with their table and key.
+ * keys of every op that left the outbox (by `recordKey`), with their table and key;
+ * `appliedVersions` the server versions of those the server applied.
  */
 export class AdoptionPusher {
   readonly settled = new Map<string, { tableName: string; pk: string }>();
+  readonly appliedVersions = new Set<number>();
   readonly outcome: PushOutcome = noPushes();
   private running: Promise<void> | null = null;
   private failed = false;
@@ -130,10 +132,12 @@ export class AdoptionPusher {
   /** Starts a push pass unless one is running (or pushing stopped). */
   kick(): void {
     if (this.running || this.failed || this.abort.signal.aborted) return;
-    const onSettled = (ops: PendingOpRow[]) => {
+    const onSettled = (ops: PendingOpRow[], versions: number[]) => {
       for (const op of ops) this.settled.set(recordKey(op.table_name, op.pk), { tableName: op.table_name, pk: op.pk });
+      for (const version of versions) this.appliedVersions.add(version);
     };
-    this.running = pushPending(this.ctx, this.abort.signal, null, onSettled, this.outcome).then(
+    const options = { onSettled, outcome: this.outcome, duringRescan: true };
+    this.running = pushPending(this.ctx, this.abort.signal, null, options).then(
       () => {
         this.running = null;
       },

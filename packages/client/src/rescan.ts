@@ -42,7 +42,7 @@ import { isSyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver } from './lww.js';
-import { noPushes, type PushOutcome } from './push.js';
+import { noPushes, pastOwnChanges, type PushOutcome } from './push.js';
 import type { RecordPayload, SnapshotPage, Stamp } from '@or3/sync-protocol';
 import { OUTBOX_SCOPE, outbox, type PendingOpRow } from './outbox/index.js';
 import { EngineRunError } from './run-end.js';
@@ -61,6 +61,11 @@ import { rowSyncs } from './table-conventions.js';
 /** What a rescan did. */
 export interface RescanOutcome {
   snapshotVersion: number;
+  /**
+   * The cursor stored: `snapshotVersion`, or past it when the versions right after it are
+   * this device's own changes, pushed during the rescan (`pastOwnChanges`): the pull starts here.
+   */
+  cursor: number;
   items: number;
   conflicts: ConflictEvent[];
   /** True when pages were staged and swapped, false when written straight in. */
@@ -110,7 +115,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
     if (typeof first.server_time === 'number') ctx.observeServerTime(first.server_time);
     const snapshotVersion = first.snapshot_version;
     const direct = await isEmpty(ctx);
-    const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct, pushed: noPushes() };
+    const outcome: RescanOutcome = { snapshotVersion, cursor: snapshotVersion, items: 0, conflicts: [], staged: !direct, pushed: noPushes() };
 
     // The next pages are fetched, parsed and (into an empty database) planned while the ones in hand
     // are written: a bootstrap waits on the network or on IndexedDB, not on both. Into an empty
@@ -153,7 +158,9 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
         }
         outcome.pushed = pusher.outcome;
       }
-      outcome.conflicts.push(...(await swapStaged(ctx, owner, snapshotVersion, pusher?.settled ?? new Map())));
+      // The versions right after the snapshot that are this device's own pushes need no pull.
+      if (pusher && ctx.scope.projectId == null) outcome.cursor = pastOwnChanges(snapshotVersion, pusher.appliedVersions);
+      outcome.conflicts.push(...(await swapStaged(ctx, owner, outcome.cursor, pusher?.settled ?? new Map())));
     }
     ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
     return outcome;
@@ -361,14 +368,14 @@ function stagedItem(item: SnapshotPage['items'][number]): StagedItemRow {
  * The swap: checks the lease, reads staging, the live rows and the outbox
  * inside one transaction, keeps each pending local write that wins LWW
  * against the staged version, and replaces every synced table and the
- * tombstones. `pushed`: records whose ops were pushed and settled during this
- * rescan (an adoption's); each is kept as it is locally, like a pending write,
- * unless the staged version wins LWW against its local stamp.
+ * tombstones, and stores `cursor`. `pushed`: records whose ops were pushed and
+ * settled during this rescan (an adoption's); each is kept as it is locally,
+ * like a pending write, unless the staged version wins LWW against its local stamp.
  */
 async function swapStaged(
   ctx: EngineContext,
   owner: string,
-  snapshotVersion: number,
+  cursor: number,
   pushed: Map<string, { tableName: string; pk: string }>,
 ): Promise<ConflictEvent[]> {
   const conflicts: ConflictEvent[] = [];
@@ -468,7 +475,7 @@ async function swapStaged(
     const clockState = await readClockState(ctx.db);
     clockState.tombstoneTables = [...new Set([...nextTombstones.values()].map((t) => t.table_name))];
     await writeClockState(ctx.db, clockState);
-    await ctx.db.table(STATE_TABLE).put({ key: ctx.cursorKey, value: snapshotVersion });
+    await ctx.db.table(STATE_TABLE).put({ key: ctx.cursorKey, value: cursor });
     await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
     await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.adoption);
     // Every table was just read from the server: no catch-up is owed.

@@ -137,7 +137,7 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
     notePushed(host, run, outcome.pushed);
     conflicts.push(...outcome.pushed.conflicts);
     progress.phase = 'pull';
-    return outcome.snapshotVersion;
+    return outcome.cursor;
   };
 
   // Nothing goes out with another user's token.
@@ -169,6 +169,8 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
   try {
     const pushed = await pushPending(ctx, host.signal(), start.batch);
     notePushed(host, run, pushed);
+    // The settles moved the cursor past the device's own changes: the pull starts after them.
+    if (pushed.cursor !== null) cursor = Math.max(cursor, pushed.cursor);
     conflicts.push(...pushed.conflicts);
   } catch (error) {
     if (isRefusal(error)) pushRefusal = error;

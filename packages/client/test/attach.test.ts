@@ -277,7 +277,12 @@ describe('attachSync on an OR3 Chat database', () => {
     let edits: Promise<unknown> | null = null;
     a.on('sync.adopt:action', (event) => {
       if (edits || event.phase !== 'progress' || !pushedPks.has('x-t0') || !pushedPks.has('x-t10')) return;
-      edits = Promise.all([a.db.table('threads').update('x-t0', { title: 'edited during adoption' }), a.db.table('threads').delete('x-t10')]);
+      edits = Promise.all([
+        a.db.table('threads').update('x-t0', { title: 'edited during adoption' }),
+        a.db.table('threads').delete('x-t10'),
+        // Another device's change committed between this device's pushes: the cursor must not pass it.
+        b.db.table('threads').put({ id: 'x-from-b', project_id: 'x-p0', title: 'b during adoption', created_at: 1, updated_at: 1 }).then(() => b.sync()),
+      ]);
     });
     // What the swap left, read before the pull (which brings back what the server has, but not a row's local-only fields).
     let afterSwap: Promise<number> | null = null;
@@ -296,7 +301,8 @@ describe('attachSync on an OR3 Chat database', () => {
 
     // Every row kept locally (but the deleted one), each as LWW decided.
     const local = new Map(((await a.db.table('threads').toArray()) as { id: string; title: string; deleted?: boolean }[]).filter((t) => !t.deleted).map((t) => [t.id, t.title]));
-    expect(local.size).toBe(599);
+    expect(local.size).toBe(600);
+    expect(local.get('x-from-b')).toBe('b during adoption');
     expect(local.get('x-t0')).toBe('edited during adoption');
     expect(local.has('x-t10')).toBe(false);
     expect(local.get('x-t1')).toBe('from b');
@@ -308,6 +314,40 @@ describe('attachSync on an OR3 Chat database', () => {
     expect((await c.sync()).error).toBeNull();
     const onC = new Map(((await c.db.table('threads').toArray()) as { id: string; title: string; deleted?: boolean }[]).filter((t) => !t.deleted).map((t) => [t.id, t.title]));
     expect(onC).toEqual(local);
+  });
+
+  it('a push moves the cursor past the device\'s own changes, never past another device\'s change committed between its pushes', async () => {
+    const workspaceId = await workspace();
+    const a = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'alice', { pushBatchSize: 2 });
+    const b = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'bob');
+    expect((await a.sync()).error).toBeNull();
+    expect((await b.sync()).error).toBeNull();
+    // Alone, a device's pushes need no pull: nothing of them comes back.
+    await a.db.table('threads').bulkPut([1, 2, 3].map((n) => ({ id: `own-${n}`, project_id: 'p', title: `own ${n}`, created_at: 1, updated_at: 1 })));
+    const alone = await a.sync();
+    expect(alone).toMatchObject({ error: null, pushed: 3, pulled: 0 });
+
+    // B's change lands between A's first push and its second.
+    const push = a.provider.push.bind(a.provider);
+    let pushes = 0;
+    a.provider.push = async (scope, ops) => {
+      const response = await push(scope, ops);
+      if (++pushes === 1) {
+        await b.db.table('threads').put({ id: 'between', project_id: 'p', title: 'from b', created_at: 1, updated_at: 1 });
+        expect((await b.sync()).error).toBeNull();
+      }
+      return response;
+    };
+    await a.db.table('threads').bulkPut([4, 5, 6, 7].map((n) => ({ id: `own-${n}`, project_id: 'p', title: `own ${n}`, created_at: 1, updated_at: 1 })));
+    const interleaved = await a.sync();
+    expect(interleaved).toMatchObject({ error: null, pushed: 4 });
+    expect(pushes).toBe(2);
+    // B's change and A's own after it came with the pull; B's row is on A.
+    expect(interleaved.pulled).toBeGreaterThanOrEqual(1);
+    expect(await a.db.table('threads').get('between')).toMatchObject({ title: 'from b' });
+    expect((await b.sync()).error).toBeNull();
+    expect(await b.db.table('threads').count()).toBe(8);
+    expect(await a.db.table('threads').count()).toBe(8);
   });
 
   it('an adopted op is never coalesced: a write to its record over the soft limit queues an op of its own, and the later write wins everywhere', async () => {
