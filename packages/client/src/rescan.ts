@@ -514,7 +514,8 @@ async function replaceChanged<T extends object>(
     const key = keyOf(row);
     const wanted = next.get(key);
     // A row stored under another key of the same wire id (42 where the snapshot has "42") goes too.
-    if (wanted === undefined || !sameJson(primaryKeyOf(row), primaryKeyOf(wanted))) gone.push(primaryKeyOf(row));
+    if (wanted === row) seen.add(key); // kept as it is (a pending or pushed local write)
+    else if (wanted === undefined || !sameJson(primaryKeyOf(row), primaryKeyOf(wanted))) gone.push(primaryKeyOf(row));
     else if (same(row, wanted)) seen.add(key);
   }
   const changed = [...next].filter(([key]) => !seen.has(key)).map(([, row]) => row);
