@@ -6,10 +6,12 @@
  *
  * - **raw**: one Dexie read of the same rows (`toArray()` of each table): the baseline;
  * - **adoption**: `attachSync` and the first `sync()`, until every row is on
- *   the server: the snapshot (empty), adoption into the outbox, the push of
- *   N ops (batches of 100, then of the gateway's `max_ops_per_push`), the pull.
+ *   the server: the snapshot (empty), adoption into the outbox with its ops
+ *   pushed meanwhile, the swap, the push of the rest (batches of 100, then of
+ *   the gateway's `max_ops_per_push`), the pull.
  *
- * Each round is checked: nothing left in the outbox, every row kept locally.
+ * Each round is checked: nothing left in the outbox, every row kept locally
+ * (and, by `adopt.ts`, every row in the server's snapshot).
  */
 import { Dexie } from 'dexie';
 import { attachSync } from '../src/attach.js';

@@ -43,6 +43,11 @@ async function main(): Promise<void> {
       },
       gatewayForPage.serve,
     );
+    // Every row ended on the server: its snapshot of each round's workspace holds them all (not timed).
+    for (const workspaceId of workspaceIds) {
+      const onServer = await serverRecords(server, token, workspaceId);
+      if (onServer !== records) throw new Error(`adoption: the server holds ${onServer} of ${records} rows`);
+    }
     const ratio = median(result.map((r: AdoptRound) => r.raw / r.adopt));
     const row: FigureRow = {
       figure: 'adoption: attach + first sync, every row pushed',
@@ -62,13 +67,27 @@ async function main(): Promise<void> {
       const command = `npm run bench:adopt -w packages/client${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
       const queued = median(result.map((r) => r.queued));
       writeFigureBlock(path, 'P10', heading, command, [row], [
-        'A database with 1% threads, 99% messages (no clock, no hlc) written with plain Dexie, then attachSync and engine.sync() against the gateway (dev auth, SQLite, synchronous=full): the empty snapshot, adoption in batches of 500 into the outbox, the pushes over HTTP on loopback (100 ops, then the gateway\'s max_ops_per_push, 500, once a batch is taken full: 201 pushes), the pull. Every row is checked kept locally and the outbox empty.',
-        `Of that, every row was queued in the outbox after ${(queued / 1000).toFixed(1)} s (${rate(queued)}); the rest is the swap, the pushes and the pull.`,
+        'A database with 1% threads, 99% messages (no clock, no hlc) written with plain Dexie, then attachSync and engine.sync() against the gateway (dev auth, SQLite, synchronous=full): the empty snapshot, adoption in batches of 500 into the outbox, pushed over HTTP on loopback while it queues (one push in flight: 100 ops, then the gateway\'s max_ops_per_push, 500, once a batch is taken full), the swap, the rest of the pushes, the pull (from past the device\'s own pushed changes). Every row is checked kept locally, the outbox empty, and every row in the server\'s snapshot.',
+        `Of that, every row was queued in the outbox after ${(queued / 1000).toFixed(1)} s (${rate(queued)}), pushes going on meanwhile; the rest is the swap, the pushes left and the pull.`,
       ]);
     }
   } finally {
     await gatewayForPage.stop();
   }
+}
+
+/** How many live records the server's snapshot of `workspaceId` holds. */
+async function serverRecords(server: Awaited<ReturnType<typeof startPageGateway>>['server'], token: string, workspaceId: string): Promise<number> {
+  let count = 0;
+  let pageToken: string | null = null;
+  do {
+    const query: string = `limit=1000${pageToken ? `&page_token=${encodeURIComponent(pageToken)}` : ''}`;
+    const { status, body } = await server.api<{ items: { deleted: boolean }[]; next_page_token?: string | null }>(token, 'GET', `/v1/workspaces/${workspaceId}/snapshot?${query}`);
+    if (status !== 200) throw new Error(`snapshot of ${workspaceId}: ${status}`);
+    count += body.items.filter((item) => !item.deleted).length;
+    pageToken = body.next_page_token ?? null;
+  } while (pageToken);
+  return count;
 }
 
 main().catch((error) => {

@@ -22,6 +22,13 @@
  * Batches of `batchSize` rows commit one by one with the progress (table and
  * last primary key) in the same transaction: a reload resumes after the last
  * committed batch, and `sync.adopt:action` reports each one.
+ *
+ * The queued ops are pushed while the scan goes on (`AdoptionPusher`: one push
+ * in flight, started after a batch commits), so the server's time overlaps the
+ * database's. A record whose op a push settled before the swap has no op left
+ * for the swap to keep it by: the rescan hands the swap those records
+ * (`AdoptionPusher.settled`), and it keeps them as they are locally unless the
+ * staged version wins LWW.
  */
 import { rowFromVersion, runRemoteTransaction, stampOf, recordKey, type RemoteVersion } from './apply.js';
 import { pkToWire } from './capture/index.js';
@@ -32,6 +39,7 @@ import { formatHlc, hlcSend, type HlcState, type RecordPayload, type Stamp } fro
 import { newOpId } from './ids.js';
 import { winsOver } from './lww.js';
 import { ADOPTED, newOp, outbox, type PendingOpRow } from './outbox/index.js';
+import { noPushes, pushPending, type PushOutcome } from './push.js';
 import { STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE, type SyncStateRow, type SyncedTable, type TombstoneRow } from './schema.js';
 import { rowSyncs, toWirePayload } from './table-conventions.js';
 import { sameJson } from './json-equal.js';
@@ -74,6 +82,7 @@ export async function adoptLocalRows(
   staged: Map<string, RemoteVersion>,
   holdLease: () => Promise<void>,
   batchSize: number,
+  pusher: AdoptionPusher | null = null,
 ): Promise<void> {
   const first = await readAdoption(ctx);
   if (!first || first.done) return;
@@ -93,10 +102,63 @@ export async function adoptLocalRows(
       return next;
     });
     if (!progress) return;
+    pusher?.kick();
     emit(progress.done ? 'finished' : 'progress', progress);
     if (progress.done) break;
   }
   await ctx.refreshPendingEstimate();
+}
+
+/**
+ * Pushes the outbox while an adoption queues it: `kick()` after a batch commits starts a push
+ * pass unless one is running (one push in flight, PROTOCOL.md section 6); the pass goes on
+ * until the outbox is empty or `stop()`. A pass that fails ends the overlap quietly: the run's
+ * own push, after the swap, meets the same failure and handles it. `settled` holds the record
+ * keys of every op that left the outbox (by `recordKey`), with their table and key;
+ * `appliedVersions` the server versions of those the server applied.
+ */
+export class AdoptionPusher {
+  readonly settled = new Map<string, { tableName: string; pk: string }>();
+  readonly appliedVersions = new Set<number>();
+  readonly outcome: PushOutcome = noPushes();
+  private running: Promise<void> | null = null;
+  private failed = false;
+  private readonly abort = new AbortController();
+  private readonly onAbort = () => this.abort.abort();
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly signal?: AbortSignal,
+  ) {
+    if (signal?.aborted) this.abort.abort();
+    else signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** Starts a push pass unless one is running (or pushing stopped). */
+  kick(): void {
+    if (this.running || this.failed || this.abort.signal.aborted) return;
+    const onSettled = (ops: PendingOpRow[], versions: number[]) => {
+      for (const op of ops) this.settled.set(recordKey(op.table_name, op.pk), { tableName: op.table_name, pk: op.pk });
+      for (const version of versions) this.appliedVersions.add(version);
+    };
+    const options = { onSettled, outcome: this.outcome, duringRescan: true };
+    this.running = pushPending(this.ctx, this.abort.signal, null, options).then(
+      () => {
+        this.running = null;
+      },
+      () => {
+        this.running = null;
+        this.failed = true;
+      },
+    );
+  }
+
+  /** No push starts any more; resolves once the one in flight has settled. */
+  async stop(): Promise<void> {
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.abort.abort();
+    await this.running;
+  }
 }
 
 /**

@@ -23,7 +23,7 @@ import {
 import { judgeResult, outbox, type PendingOpRow } from './outbox/index.js';
 import { isSyncProviderError } from './provider.js';
 import { EngineRunError } from './run-end.js';
-import { TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
+import { STATE_TABLE, TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
 import { toWirePayload } from './table-conventions.js';
 
 /** Batches in a row that only re-stamped ops before the pass gives up and backs off. */
@@ -37,6 +37,34 @@ export interface PushOutcome {
   /** Ops held for a configuration mismatch (`unknown_table`, `pk_mismatch`): kept and retried when released. */
   held: number;
   conflicts: ConflictEvent[];
+  /** The cursor a settle moved past the pushes' own changes (`pastOwnChanges`), or null. */
+  cursor: number | null;
+}
+
+/** What a push pass is told beyond its batches (`pushPending`). */
+export interface PushPassOptions {
+  /** Told, after each settling transaction commits, the ops that left the outbox in it and the versions of those applied. */
+  onSettled?: (ops: PendingOpRow[], appliedVersions: number[]) => void;
+  /** Filled as the pass goes (the caller's, to keep it when a push throws). */
+  outcome?: PushOutcome;
+  /** Pushes during a rescan, before its swap stores the cursor: the settles leave the cursor alone. */
+  duringRescan?: boolean;
+}
+
+/**
+ * The cursor past a device's own changes: from `cursor`, up through every version of
+ * `versions` that follows without a gap. Server versions have no gaps (PROTOCOL.md section 3),
+ * so nothing else was committed in between: the pull would bring only those changes back,
+ * which the device already holds (its own writes, or later ones). Not under a project scope,
+ * where such a change may move a record between projects (a pulled `scope_change`).
+ */
+export function pastOwnChanges(cursor: number, versions: Iterable<number>): number {
+  let past = cursor;
+  for (const version of [...versions].sort((a, b) => a - b)) {
+    if (version === past + 1) past = version;
+    else if (version > past + 1) break;
+  }
+  return past;
 }
 
 /** The wire form of an outbox entry: its payload without local-only fields, in wire names. */
@@ -54,6 +82,12 @@ export function toPushOp(op: PendingOpRow, tables: Map<string, SyncedTable>): Pu
   };
 }
 
+/** A fresh `PushOutcome`, nothing pushed yet. */
+export function noPushes(): PushOutcome {
+  return { pushed: 0, failed: 0, held: 0, conflicts: [], cursor: null };
+}
+
+/**
 /**
  * A batch moved to `sent` by a transaction that may still be committing (`readRunStart`): its
  * request may go at once, and nothing of it is settled before `committed` resolves. A mark that
@@ -67,11 +101,19 @@ export interface TakenBatch {
 }
 
 /**
- * Pushes every pending op, batch by batch, until none is left. `first`: a
- * batch the caller already took (`readRunStart`), pushed before any other.
+ * Pushes every pending op, batch by batch, until none is left (or `signal` aborts: after the
+ * push in flight). `first`: a batch the caller already took (`readRunStart`), pushed before any
+ * other. Each settle moves the stored cursor past the batch's own applied changes when they
+ * follow it without a gap (`pastOwnChanges`; not during a rescan, nor under a project scope).
  */
-export async function pushPending(ctx: EngineContext, signal?: AbortSignal, first: TakenBatch | null = null): Promise<PushOutcome> {
-  const outcome: PushOutcome = { pushed: 0, failed: 0, held: 0, conflicts: [] };
+export async function pushPending(
+  ctx: EngineContext,
+  signal?: AbortSignal,
+  first: TakenBatch | null = null,
+  options: PushPassOptions = {},
+): Promise<PushOutcome> {
+  const outcome = options.outcome ?? noPushes();
+  const moveCursor = !options.duringRescan && ctx.scope.projectId == null;
   let batchSize = ctx.settings.pushBatchSize;
   // A backlog (a batch was taken full: more may wait) goes in the largest batches the server takes.
   let backlogBatchSize = ctx.settings.backlogBatches ? Math.max(batchSize, ctx.provider.maxOpsPerPush ?? 0) : batchSize;
@@ -116,7 +158,8 @@ export async function pushPending(ctx: EngineContext, signal?: AbortSignal, firs
     // up after this batch (re-stamping that does not help): ops taken and then not sent stay
     // `sent` (as after a `stop()` here), pushed by the next run but never coalesced meanwhile.
     const takeNext = !rateLimited && restampRounds < MAX_RESTAMP_ROUNDS ? batchSize : 0;
-    const settled = await settleResults(ctx, sendable, response.results, outcome, takeNext);
+    const settled = await settleResults(ctx, sendable, response.results, outcome, takeNext, moveCursor);
+    options.onSettled?.(settled.done, settled.appliedVersions);
     await ctx.refreshPendingEstimate(settled.queued);
     taken = settled.next;
     restampRounds = settled.progress === 0 ? restampRounds + 1 : 0;
@@ -179,11 +222,14 @@ async function settleResults(
   results: OpResult[],
   outcome: PushOutcome,
   takeNext: number,
-): Promise<{ progress: number; queued: number; next: PendingOpRow[] | null }> {
+  moveCursor: boolean,
+): Promise<{ progress: number; queued: number; next: PendingOpRow[] | null; done: PendingOpRow[]; appliedVersions: number[] }> {
   const byOpId = new Map(results.map((r) => [r.op_id, r]));
   const errors: ErrorEvent[] = [];
   const conflicts: ConflictEvent[] = [];
   let progress = 0;
+  const left: PendingOpRow[] = [];
+  const appliedVersions: number[] = [];
   const after = await runRemoteTransaction(ctx.db, ctx.runtime, [], async () => {
     const tombstones = ctx.db.table<TombstoneRow>(TOMBSTONES_TABLE);
     const winners: RemoteVersion[] = [];
@@ -196,7 +242,9 @@ async function settleResults(
       switch (verdict.kind) {
         case 'settle': {
           done.push(op.seq!);
+          left.push(op);
           const settled = verdict.result;
+          if (settled.status === 'applied' && typeof settled.server_version === 'number') appliedVersions.push(settled.server_version);
           if (settled.status === 'superseded') {
             winners.push(versionFromWinner(op.table_name, op.pk, settled.winner));
             conflicts.push({ tableName: op.table_name, pk: op.pk, local: stampOf(op), remote: stampOf(settled.winner), winner: 'remote' });
@@ -235,12 +283,24 @@ async function settleResults(
     const [queued, next] = await Promise.all([
       outbox.countQueued(ctx.db),
       takeNext > 0 ? outbox.queuedBatch(ctx.db, takeNext, ctx.runtime.userId) : null,
+      moveCursor && appliedVersions.length > 0 ? moveCursorPastOwnChanges(ctx, appliedVersions, outcome) : null,
     ]);
     return { queued, next: next && (await outbox.markSent(ctx.db, next)) };
   });
   outcome.conflicts.push(...conflicts);
   for (const event of errors) ctx.events.emit('sync.error:action', event);
-  return { progress, ...after };
+  return { progress, ...after, done: left, appliedVersions };
+}
+
+/** Inside the settle's transaction: stores the cursor past `versions` (`pastOwnChanges`) when it moves. */
+async function moveCursorPastOwnChanges(ctx: EngineContext, versions: number[], outcome: PushOutcome): Promise<void> {
+  const state = ctx.db.table(STATE_TABLE);
+  const stored = (await state.get(ctx.cursorKey))?.value;
+  if (typeof stored !== 'number') return;
+  const past = pastOwnChanges(stored, versions);
+  if (past === stored) return;
+  await state.put({ key: ctx.cursorKey, value: past });
+  outcome.cursor = Math.max(outcome.cursor ?? past, past);
 }
 
 /**

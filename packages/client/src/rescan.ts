@@ -34,7 +34,7 @@ import {
   type RemoteVersion,
   type WriteAheadPlan,
 } from './apply.js';
-import { adoptLocalRows, readAdoption } from './adopt.js';
+import { AdoptionPusher, adoptLocalRows, readAdoption } from './adopt.js';
 import { pkToWire } from './capture/index.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import { newOpId } from './ids.js';
@@ -42,6 +42,7 @@ import { isSyncProviderError } from './provider.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, RescanReason } from './events.js';
 import { maxStamp, winsOver } from './lww.js';
+import { noPushes, pastOwnChanges, type PushOutcome } from './push.js';
 import type { RecordPayload, SnapshotPage, Stamp } from '@or3/sync-protocol';
 import { OUTBOX_SCOPE, outbox, type PendingOpRow } from './outbox/index.js';
 import { EngineRunError } from './run-end.js';
@@ -61,10 +62,17 @@ import { rowSyncs } from './table-conventions.js';
 /** What a rescan did. */
 export interface RescanOutcome {
   snapshotVersion: number;
+  /**
+   * The cursor stored: `snapshotVersion`, or past it when the versions right after it are
+   * this device's own changes, pushed during the rescan (`pastOwnChanges`): the pull starts here.
+   */
+  cursor: number;
   items: number;
   conflicts: ConflictEvent[];
   /** True when pages were staged and swapped, false when written straight in. */
   staged: boolean;
+  /** What was pushed during the rescan (an adoption's ops, pushed while it queued them). */
+  pushed: PushOutcome;
 }
 
 /**
@@ -96,8 +104,9 @@ export function rescanOwner(): string {
 /**
  * Runs a rescan of the engine's scope and stores `snapshot_version` as the
  * cursor, holding the lease as `owner`. Throws `rescan_busy` when another tab of the device is rescanning.
+ * An adoption's pushes during the rescan stop when `signal` aborts (the engine's `stop()`).
  */
-export async function rescanScope(ctx: EngineContext, reason: RescanReason, owner: string): Promise<RescanOutcome> {
+export async function rescanScope(ctx: EngineContext, reason: RescanReason, owner: string, signal?: AbortSignal): Promise<RescanOutcome> {
   if (!(await takeLease(ctx, owner))) {
     throw new EngineRunError('rescan_busy', 'another tab is rescanning this workspace');
   }
@@ -107,7 +116,7 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
     if (typeof first.server_time === 'number') ctx.observeServerTime(first.server_time);
     const snapshotVersion = first.snapshot_version;
     const direct = await isEmpty(ctx);
-    const outcome: RescanOutcome = { snapshotVersion, items: 0, conflicts: [], staged: !direct };
+    const outcome: RescanOutcome = { snapshotVersion, cursor: snapshotVersion, items: 0, conflicts: [], staged: !direct, pushed: noPushes() };
 
     // The next pages are fetched, parsed and (into an empty database) planned while the ones in hand
     // are written: a bootstrap waits on the network or on IndexedDB, not on both. Into an empty
@@ -139,10 +148,20 @@ export async function rescanScope(ctx: EngineContext, reason: RescanReason, owne
         await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.catchUp);
       });
     } else {
-      if (await readAdoption(ctx)) {
-        await adoptLocalRows(ctx, await readStagedVersions(ctx), () => holdLease(ctx, owner), ctx.settings.adoptBatchSize);
+      // The adopted ops are pushed while the adoption queues them; the swap keeps the records those
+      // pushes settled (they have no op left to keep them by).
+      const pusher = (await readAdoption(ctx)) ? new AdoptionPusher(ctx, signal) : null;
+      if (pusher) {
+        try {
+          await adoptLocalRows(ctx, await readStagedVersions(ctx), () => holdLease(ctx, owner), ctx.settings.adoptBatchSize, pusher);
+        } finally {
+          await pusher.stop();
+        }
+        outcome.pushed = pusher.outcome;
       }
-      outcome.conflicts.push(...(await swapStaged(ctx, owner, snapshotVersion)));
+      // The versions right after the snapshot that are this device's own pushes need no pull.
+      if (pusher && ctx.scope.projectId == null) outcome.cursor = pastOwnChanges(snapshotVersion, pusher.appliedVersions);
+      outcome.conflicts.push(...(await swapStaged(ctx, owner, outcome.cursor, pusher?.settled ?? new Map())));
     }
     ctx.events.emit('sync.rescan:action', { phase: 'finished', reason, snapshotVersion, items: outcome.items });
     return outcome;
@@ -355,9 +374,16 @@ function stagedItem(item: SnapshotPage['items'][number]): StagedItemRow {
  * The swap: checks the lease, reads staging, the live rows and the outbox
  * inside one transaction, keeps each pending local write that wins LWW
  * against the staged version, and replaces every synced table and the
- * tombstones.
+ * tombstones, and stores `cursor`. `pushed`: records whose ops were pushed and
+ * settled during this rescan (an adoption's); each is kept as it is locally,
+ * like a pending write, unless the staged version wins LWW against its local stamp.
  */
-async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: number): Promise<ConflictEvent[]> {
+async function swapStaged(
+  ctx: EngineContext,
+  owner: string,
+  cursor: number,
+  pushed: Map<string, { tableName: string; pk: string }>,
+): Promise<ConflictEvent[]> {
   const conflicts: ConflictEvent[] = [];
   await runRemoteTransaction(ctx.db, ctx.runtime, [STAGING_TABLE], async () => {
     await holdLease(ctx, owner);
@@ -415,6 +441,24 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
       else nextTombstones.delete(key);
       if (!remote) keptWithoutSnapshot.push([op.table_name, op.pk]);
     }
+    // Records pushed during the rescan: the server holds the local write (or a later one, which
+    // the settle applied), newer than the staged version unless that version still wins.
+    for (const [key, { tableName, pk }] of pushed) {
+      if (pendingByRecord.has(key)) continue;
+      const table = ctx.runtime.tables.get(tableName);
+      if (!table) continue;
+      const row = liveByPk.get(tableName)!.get(pk);
+      const tomb = localTombstones.get(key);
+      const local = maxStamp(rowStamp(row), tomb ? stampOf(tomb) : null);
+      const remote = staged.get(key);
+      if (remote && (!local || winsOver(stampOf(remote), local))) continue;
+      const rows = nextRows.get(table.name)!;
+      if (row) rows.set(pk, row);
+      else rows.delete(pk);
+      if (tomb) nextTombstones.set(key, tomb);
+      else nextTombstones.delete(key);
+      if (!remote) keptWithoutSnapshot.push([tableName, pk]);
+    }
     // Under a project scope such a record may lie outside the project (a thread moved away, a
     // message of one): once its writes are pushed, a rescan settles where the server put it.
     const afterPush = STATE_KEYS.rescanAfterPush(ctx.cursorKey);
@@ -437,7 +481,7 @@ async function swapStaged(ctx: EngineContext, owner: string, snapshotVersion: nu
     const clockState = await readClockState(ctx.db);
     clockState.tombstoneTables = [...new Set([...nextTombstones.values()].map((t) => t.table_name))];
     await writeClockState(ctx.db, clockState);
-    await ctx.db.table(STATE_TABLE).put({ key: ctx.cursorKey, value: snapshotVersion });
+    await ctx.db.table(STATE_TABLE).put({ key: ctx.cursorKey, value: cursor });
     await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.rescanOwed(ctx.cursorKey));
     await ctx.db.table(STATE_TABLE).delete(STATE_KEYS.adoption);
     // Every table was just read from the server: no catch-up is owed.
@@ -476,7 +520,8 @@ async function replaceChanged<T extends object>(
     const key = keyOf(row);
     const wanted = next.get(key);
     // A row stored under another key of the same wire id (42 where the snapshot has "42") goes too.
-    if (wanted === undefined || !sameJson(primaryKeyOf(row), primaryKeyOf(wanted))) gone.push(primaryKeyOf(row));
+    if (wanted === row) seen.add(key); // kept as it is (a pending or pushed local write)
+    else if (wanted === undefined || !sameJson(primaryKeyOf(row), primaryKeyOf(wanted))) gone.push(primaryKeyOf(row));
     else if (same(row, wanted)) seen.add(key);
   }
   const changed = [...next].filter(([key]) => !seen.has(key)).map(([, row]) => row);
@@ -487,6 +532,11 @@ async function replaceChanged<T extends object>(
 /** Same tombstone stamp (the stored one keeps its `recorded_at`). */
 function sameStamp(a: TombstoneRow, b: TombstoneRow): boolean {
   return a.clock === b.clock && a.hlc === b.hlc && a.op_id === b.op_id && a.server_version === b.server_version && a.deleted_at === b.deleted_at;
+}
+
+/** A live row's own stamp, when it has one (no op id: a pushed op's record has no op left). */
+function rowStamp(row: RecordPayload | undefined): Stamp | null {
+  return row && typeof row.clock === 'number' && typeof row.hlc === 'string' ? { clock: row.clock, hlc: row.hlc, op_id: null } : null;
 }
 
 function localStamp(row: RecordPayload | undefined, tomb: TombstoneRow | undefined, op: PendingOpRow): Stamp | null {

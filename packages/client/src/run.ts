@@ -12,7 +12,7 @@ import { accessAfterRefusedPush, failUnsyncedAsReadOnly, isRefusal } from './peo
 import { tokenUserMismatch, UserMismatchError } from './people/ownership.js';
 import { isSyncProviderError } from './provider.js';
 import { pullChanges } from './pull.js';
-import { pushPending } from './push.js';
+import { pushPending, type PushOutcome } from './push.js';
 import { rescanDueAfterPush, rescanOwner, rescanScope } from './rescan.js';
 import { readRunStart } from './run-start.js';
 import { classifyFailure, endOfRun, pullsAfterPushFailure, runErrorCode, type Failure, type RunEnd } from './run-end.js';
@@ -127,14 +127,17 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
     host.stopSubscription();
     const owner = rescanOwner();
     host.state.rescanLease = owner;
-    const outcome = await rescanScope(ctx, reason, owner).finally(() => {
+    const outcome = await rescanScope(ctx, reason, owner, host.signal()).finally(() => {
       if (host.state.rescanLease === owner) host.state.rescanLease = null;
     });
     host.state.rescanDue = null;
     run.pulled += outcome.items;
     conflicts.push(...outcome.conflicts);
+    // An adoption pushes its ops while it queues them.
+    notePushed(host, run, outcome.pushed);
+    conflicts.push(...outcome.pushed.conflicts);
     progress.phase = 'pull';
-    return outcome.snapshotVersion;
+    return outcome.cursor;
   };
 
   // Nothing goes out with another user's token.
@@ -165,10 +168,10 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
   let pushRefusal: unknown = null;
   try {
     const pushed = await pushPending(ctx, host.signal(), start.batch);
-    run.pushed = pushed.pushed;
+    notePushed(host, run, pushed);
+    // The settles moved the cursor past the device's own changes: the pull starts after them.
+    if (pushed.cursor !== null) cursor = Math.max(cursor, pushed.cursor);
     conflicts.push(...pushed.conflicts);
-    if (pushed.pushed + pushed.failed > 0) host.state.lastPushAt = host.now();
-    if (pushed.pushed > 0) host.state.access = 'read_write';
   } catch (error) {
     if (isRefusal(error)) pushRefusal = error;
     else if (!pullsAfterPushFailure(classifyFailure(error))) throw error;
@@ -224,6 +227,13 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
     progress.phase = 'push';
     throw pushError;
   }
+}
+
+/** Counts what a push pass did in the run (a run may push during its rescan, then after it). */
+function notePushed(host: RunHost, run: SyncRunRow, pushed: PushOutcome): void {
+  run.pushed += pushed.pushed;
+  if (pushed.pushed + pushed.failed > 0) host.state.lastPushAt = host.now();
+  if (pushed.pushed > 0) host.state.access = 'read_write';
 }
 
 /** What a failure does: a refusal pauses the loops; anything else backs off (and is reported every `errorAfter` tries). */

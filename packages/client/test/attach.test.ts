@@ -247,6 +247,109 @@ describe('attachSync on an OR3 Chat database', () => {
     expect(await other.db.table('threads').count()).toBe(1200);
   });
 
+  it('an adoption pushes while it queues: rows pushed before the swap are kept, writes and deletes made meanwhile win, a server version that wins LWW replaces the row', async () => {
+    const workspaceId = await workspace();
+    // The server has two of the records already: x-t1 newer than the local row (a clock tie the
+    // unstamped local row loses), x-t2 older (the local row's clock 7 wins).
+    const b = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'bob');
+    expect((await b.sync()).error).toBeNull();
+    await b.db.table('threads').put({ id: 'x-t1', project_id: 'x-p0', title: 'from b', created_at: 1, updated_at: 1 });
+    await b.db.table('threads').put({ id: 'x-t2', project_id: 'x-p0', title: 'from b', created_at: 1, updated_at: 1 });
+    expect((await b.sync()).error).toBeNull();
+
+    const factory = new IDBFactory();
+    const rows = offlineRows('x', { threads: 600, messages: 0 });
+    rows.threads!.find((t) => t.id === 'x-t2')!.clock = 7;
+    rows.threads!.find((t) => t.id === 'x-t2')!.title = 'local wins';
+    await seed(or3Database(workspaceId, factory), rows);
+    const a = await attach(or3Database(workspaceId, factory), workspaceId, 'alice', { adoptBatchSize: 100 });
+    const pushedPks = new Set<string>();
+    let pushesBeforeSwap = 0;
+    let swapped = false;
+    const push = a.provider.push.bind(a.provider);
+    a.provider.push = (scope, ops) => {
+      if (!swapped) pushesBeforeSwap += 1;
+      for (const op of ops) pushedPks.add(op.pk);
+      return push(scope, ops);
+    };
+    // Once x-t0 and x-t10 are on the server (their ops settled or about to), the app edits one and
+    // deletes the other while the adoption goes on, before the swap.
+    let edits: Promise<unknown> | null = null;
+    a.on('sync.adopt:action', (event) => {
+      if (edits || event.phase !== 'progress' || !pushedPks.has('x-t0') || !pushedPks.has('x-t10')) return;
+      edits = Promise.all([
+        a.db.table('threads').update('x-t0', { title: 'edited during adoption' }),
+        a.db.table('threads').delete('x-t10'),
+        // Another device's change committed between this device's pushes: the cursor must not pass it.
+        b.db.table('threads').put({ id: 'x-from-b', project_id: 'x-p0', title: 'b during adoption', created_at: 1, updated_at: 1 }).then(() => b.sync()),
+      ]);
+    });
+    // What the swap left, read before the pull (which brings back what the server has, but not a row's local-only fields).
+    let afterSwap: Promise<number> | null = null;
+    a.on('sync.rescan:action', (event) => {
+      if (event.phase !== 'finished') return;
+      swapped = true;
+      afterSwap = a.db.table('threads').filter((t: { deleted?: boolean }) => !t.deleted).count();
+    });
+    expect((await a.sync()).error).toBeNull();
+    expect(edits).not.toBeNull();
+    await edits;
+    expect(await afterSwap).toBe(599);
+    expect(pushesBeforeSwap).toBeGreaterThanOrEqual(2);
+    expect((await a.sync()).error).toBeNull();
+    expect(await a.pendingCount()).toBe(0);
+
+    // Every row kept locally (but the deleted one), each as LWW decided.
+    const local = new Map(((await a.db.table('threads').toArray()) as { id: string; title: string; deleted?: boolean }[]).filter((t) => !t.deleted).map((t) => [t.id, t.title]));
+    expect(local.size).toBe(600);
+    expect(local.get('x-from-b')).toBe('b during adoption');
+    expect(local.get('x-t0')).toBe('edited during adoption');
+    expect(local.has('x-t10')).toBe(false);
+    expect(local.get('x-t1')).toBe('from b');
+    expect(local.get('x-t2')).toBe('local wins');
+    expect(local.get('x-t599')).toBe('thread 599');
+    expect(await serverRecord(workspaceId, 'threads', 'x-t10')).toMatchObject({ deleted: true });
+    // A new device gets exactly that.
+    const c = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'bob');
+    expect((await c.sync()).error).toBeNull();
+    const onC = new Map(((await c.db.table('threads').toArray()) as { id: string; title: string; deleted?: boolean }[]).filter((t) => !t.deleted).map((t) => [t.id, t.title]));
+    expect(onC).toEqual(local);
+  });
+
+  it('a push moves the cursor past the device\'s own changes, never past another device\'s change committed between its pushes', async () => {
+    const workspaceId = await workspace();
+    const a = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'alice', { pushBatchSize: 2 });
+    const b = await attach(or3Database(workspaceId, new IDBFactory()), workspaceId, 'bob');
+    expect((await a.sync()).error).toBeNull();
+    expect((await b.sync()).error).toBeNull();
+    // Alone, a device's pushes need no pull: nothing of them comes back.
+    await a.db.table('threads').bulkPut([1, 2, 3].map((n) => ({ id: `own-${n}`, project_id: 'p', title: `own ${n}`, created_at: 1, updated_at: 1 })));
+    const alone = await a.sync();
+    expect(alone).toMatchObject({ error: null, pushed: 3, pulled: 0 });
+
+    // B's change lands between A's first push and its second.
+    const push = a.provider.push.bind(a.provider);
+    let pushes = 0;
+    a.provider.push = async (scope, ops) => {
+      const response = await push(scope, ops);
+      if (++pushes === 1) {
+        await b.db.table('threads').put({ id: 'between', project_id: 'p', title: 'from b', created_at: 1, updated_at: 1 });
+        expect((await b.sync()).error).toBeNull();
+      }
+      return response;
+    };
+    await a.db.table('threads').bulkPut([4, 5, 6, 7].map((n) => ({ id: `own-${n}`, project_id: 'p', title: `own ${n}`, created_at: 1, updated_at: 1 })));
+    const interleaved = await a.sync();
+    expect(interleaved).toMatchObject({ error: null, pushed: 4 });
+    expect(pushes).toBe(2);
+    // B's change and A's own after it came with the pull; B's row is on A.
+    expect(interleaved.pulled).toBeGreaterThanOrEqual(1);
+    expect(await a.db.table('threads').get('between')).toMatchObject({ title: 'from b' });
+    expect((await b.sync()).error).toBeNull();
+    expect(await b.db.table('threads').count()).toBe(8);
+    expect(await a.db.table('threads').count()).toBe(8);
+  });
+
   it('an adopted op is never coalesced: a write to its record over the soft limit queues an op of its own, and the later write wins everywhere', async () => {
     const workspaceId = await workspace();
     const factory = new IDBFactory();

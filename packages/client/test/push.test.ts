@@ -505,7 +505,8 @@ describe('telemetry', () => {
     expect(runs[2]).toMatchObject({ pushed: 0, error: 'store_unavailable' });
     for (const run of runs) expect(run.finished_at).toBeGreaterThanOrEqual(run.started_at);
     expect(stats).toHaveLength(2);
-    expect(stats[0]).toMatchObject({ workspaceId: 'ws-push', pending: 0, cursor: 0, errors: 0, paused: false });
+    // The push's own changes (versions 1 and 2, right after the cursor) moved the cursor past them.
+    expect(stats[0]).toMatchObject({ workspaceId: 'ws-push', pending: 0, cursor: 2, errors: 0, paused: false });
     expect(stats[0]!.lastPushAt).toEqual(expect.any(Number));
     expect(stats[1]).toMatchObject({ pending: 1, errors: 1 });
   });

@@ -36,7 +36,14 @@ export class ScriptedProvider implements SyncProvider {
   /** Items per snapshot page; all in one page when null. */
   snapshotPageSize: number | null = null;
   records = new Map<string, SnapshotItem>();
-  onPush: PushHandler = (ops) => ({ results: ops.map((op, i) => applied(op, i + 1)), server_version: ops.length });
+  /** The highest server_version the default `onPush` gave. */
+  private versionsGiven = 0;
+  /** Applies every op, at versions past the log and every version given before (a server's versions have no gaps and never repeat). */
+  onPush: PushHandler = (ops) => {
+    const base = Math.max(this.versionsGiven, this.log.at(-1)?.server_version ?? 0);
+    this.versionsGiven = base + ops.length;
+    return { results: ops.map((op, i) => applied(op, base + i + 1)), server_version: base + ops.length };
+  };
   pushFailures: SyncProviderErrorInit[] = [];
 
   async push(_scope: SyncScope, ops: PushOp[]): Promise<PushResponse> {
