@@ -30,6 +30,7 @@ import { defaultLockManager, electLeader, openTabChannel, type TabChannel } from
 import { outbox, type PendingOpRow } from './outbox/index.js';
 import { removeUserData, type RemovedUserData, type SignOutOptions } from './people/sign-out.js';
 import { takeOwnership } from './people/wipe.js';
+import { OwnerChangedError } from './people/ownership.js';
 import type { ChangesBatch, SyncProvider, Unsubscribe } from './provider.js';
 import { applyBatch, readCursor } from './pull.js';
 import { discardFailedOp, restoreServerCopy, retryFailedOps } from './recovery.js';
@@ -203,9 +204,19 @@ export class SyncEngine<DB extends Dexie = Dexie> {
     await this.refreshPendingEstimate();
     await this.tracker.recount();
     if (this.options.broadcast ?? true) {
-      this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, () => {
-        if (this.isLeader) this.scheduler.pushSoon(this.options.pushDebounceMs ?? 0);
+      this.tabChannel = openTabChannel(`or3-sync:${this.db.name}:${this.deviceIdValue}`, {
+        captured: () => {
+          if (this.isLeader) this.scheduler.pushSoon(this.options.pushDebounceMs ?? 0);
+        },
+        // Another user opened the database in another tab (wiping this user's data there): stop at once.
+        owner: (owner) => {
+          const userId = this.runtime.userId;
+          if (userId === null || owner === userId) return;
+          const { code, message } = new OwnerChangedError(userId, owner);
+          this.pauseFor({ kind: 'refused', phase: 'push', code, message });
+        },
       });
+      if (this.runtime.userId !== null) this.tabChannel.announceOwner(this.runtime.userId);
     }
   }
 

@@ -46,22 +46,35 @@ export function electLeader(locks: LockManagerLike | null, name: string, onLeade
 export interface TabChannel {
   /** Tells the other tabs that this one captured writes; does nothing once closed. */
   notifyCaptured(): void;
+  /** Tells the other tabs that `userId` opened the database (and so owns its data now); does nothing once closed. */
+  announceOwner(userId: string): void;
   /** Closes the channel; safe to call twice. */
   close(): void;
 }
 
+/** What a tab hears from the others. */
+export interface TabChannelHandlers {
+  /** Another tab captured writes. */
+  captured(): void;
+  /** `userId` opened the database in another tab (its data is the only data there now). */
+  owner(userId: string): void;
+}
+
 /** Opens a BroadcastChannel when the platform has one; otherwise a no-op channel. */
-export function openTabChannel(name: string, onCapturedElsewhere: () => void): TabChannel {
+export function openTabChannel(name: string, handlers: TabChannelHandlers): TabChannel {
   const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel;
-  if (!Channel) return { notifyCaptured() {}, close() {} };
+  if (!Channel) return { notifyCaptured() {}, announceOwner() {}, close() {} };
   let channel: BroadcastChannel | null = new Channel(name);
   channel.onmessage = (event: MessageEvent) => {
-    if ((event.data as { type?: string } | null)?.type === 'captured') onCapturedElsewhere();
+    const message = event.data as { type?: string; userId?: unknown } | null;
+    if (message?.type === 'captured') handlers.captured();
+    else if (message?.type === 'owner' && typeof message.userId === 'string') handlers.owner(message.userId);
   };
   return {
     // A write can commit after close() (a put the app did not await): there is nobody left to tell,
     // and posting to a closed channel would throw an uncaught error in the page.
     notifyCaptured: () => channel?.postMessage({ type: 'captured' }),
+    announceOwner: (userId) => channel?.postMessage({ type: 'owner', userId }),
     close: () => {
       channel?.close();
       channel = null;

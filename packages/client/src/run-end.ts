@@ -6,7 +6,7 @@
  */
 import type { SyncErrorCode } from '@or3/sync-protocol';
 import type { SyncPhase } from './events.js';
-import { UserMismatchError } from './people/ownership.js';
+import { OwnerChangedError, UserMismatchError } from './people/ownership.js';
 import { isSyncProviderError } from './provider.js';
 
 /** A failure of the engine's own making, not a backend's answer: backed off and retried. */
@@ -23,7 +23,7 @@ export class EngineRunError extends Error {
 
 /** What a failure means for the engine. */
 export type Failure =
-  /** The server refused this device the workspace (403, 404), or the token is another user's: the engine pauses until `resume()`. */
+  /** The server refused this device the workspace (403, 404), the token is another user's, or another user opened the database since: the engine pauses until `resume()`. */
   | { kind: 'refused'; code: SyncErrorCode; message: string }
   /** The backend did not answer (network, offline): nothing else this run would reach it either. Back off. */
   | { kind: 'unreachable'; code: SyncErrorCode; message: string; retryAfterMs: null }
@@ -33,7 +33,7 @@ export type Failure =
 /** What a thrown error means: the one place a provider's status is read. */
 export function classifyFailure(error: unknown): Failure {
   if (error instanceof EngineRunError) return { kind: 'retry', code: error.code, message: error.message, retryAfterMs: null };
-  if (error instanceof UserMismatchError) return { kind: 'refused', code: error.code, message: error.message };
+  if (error instanceof UserMismatchError || error instanceof OwnerChangedError) return { kind: 'refused', code: error.code, message: error.message };
   if (!isSyncProviderError(error)) {
     return { kind: 'retry', code: 'internal', message: String((error as Error)?.message ?? error), retryAfterMs: null };
   }

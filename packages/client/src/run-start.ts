@@ -1,6 +1,6 @@
 /**
  * What a run reads before it pushes, in one IndexedDB transaction: the
- * cursor, the rescan, adoption and catch-up owed, whether the last rescan
+ * owner, the cursor, the rescan, adoption and catch-up owed, whether the last rescan
  * left records for a rescan after the push, and, when nothing owed comes
  * before the push, the push's first batch, moved to `sent` in the same
  * transaction. Each of these was a transaction of its own, one after
@@ -20,6 +20,7 @@ import { OUTBOX_SCOPE, outbox } from './outbox/index.js';
 import { cursorFromRow, owedRescanFromRow } from './pull.js';
 import type { TakenBatch } from './push.js';
 import { keptFromRow } from './rescan.js';
+import { OWNERSHIP_KEYS } from './people/ownership.js';
 import { STATE_KEYS, STATE_TABLE, type SyncStateRow } from './schema.js';
 
 /** The engine's state as a run finds it. */
@@ -32,6 +33,8 @@ export interface RunStart {
   catchUp: string[];
   /** The last rescan kept records for a rescan after the push (`rescanDueAfterPush` has work). */
   keptForRescanAfterPush: boolean;
+  /** The user whose data the database holds (another than the engine's: someone opened it since). */
+  owner: string | null;
   /**
    * The push's first batch, marked `sent`, when the run goes straight to its
    * push (no cursor missing, nothing owed, `mayTakeBatch`); else null and the
@@ -58,18 +61,22 @@ export function readRunStart(ctx: EngineContext, mayTakeBatch: boolean): Promise
         STATE_KEYS.adoption,
         STATE_KEYS.catchUp,
         STATE_KEYS.rescanAfterPush(ctx.cursorKey),
+        OWNERSHIP_KEYS.owner,
       ];
       const [rows, queued] = await Promise.all([
         ctx.db.table(STATE_TABLE).bulkGet(stateKeys) as Promise<(SyncStateRow | undefined)[]>,
         mayTakeBatch ? outbox.queuedBatch(ctx.db, ctx.settings.pushBatchSize, ctx.runtime.userId) : null,
       ]);
-      const [cursorRow, owedRow, adoptionRow, catchUpRow, keptRow] = rows;
+      const [cursorRow, owedRow, adoptionRow, catchUpRow, keptRow, ownerRow] = rows;
       const cursor = cursorFromRow(cursorRow);
       const owedRescan = owedRescanFromRow(owedRow);
       const adoption = adoptionFromRow(adoptionRow);
       const catchUp = owedTablesFromRow(catchUpRow);
-      const start: RunStart = { cursor, owedRescan, adoption, catchUp, keptForRescanAfterPush: keptFromRow(keptRow), batch: null };
-      const straightToPush = queued !== null && cursor !== null && owedRescan === null && adoption === null && catchUp.length === 0;
+      const owner = typeof ownerRow?.value === 'string' ? ownerRow.value : null;
+      const start: RunStart = { cursor, owedRescan, adoption, catchUp, keptForRescanAfterPush: keptFromRow(keptRow), owner, batch: null };
+      // Nothing is taken for a run that stops here: another user owns the database now.
+      const ownerStands = owner === null || ctx.runtime.userId === null || owner === ctx.runtime.userId;
+      const straightToPush = queued !== null && ownerStands && cursor !== null && owedRescan === null && adoption === null && catchUp.length === 0;
       if (!straightToPush) return start;
       const marking = outbox.markSent(ctx.db, queued);
       start.batch = { ops: queued, committed };

@@ -9,7 +9,7 @@ import type { BackoffOptions } from './backoff.js';
 import type { EngineContext } from './context.js';
 import type { ConflictEvent, PauseReason, RescanReason, SyncPhase, SyncStats, WorkspaceAccess } from './events.js';
 import { accessAfterRefusedPush, failUnsyncedAsReadOnly, isRefusal } from './people/access.js';
-import { tokenUserMismatch, UserMismatchError } from './people/ownership.js';
+import { OwnerChangedError, tokenUserMismatch, UserMismatchError } from './people/ownership.js';
 import { isSyncProviderError } from './provider.js';
 import { pullChanges } from './pull.js';
 import { pushPending, type PushOutcome } from './push.js';
@@ -148,6 +148,8 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
   // The engine's state and, when nothing comes before the push, its first batch: one
   // transaction between a captured write and its push (P11).
   const start = await readRunStart(ctx, host.state.rescanDue === null);
+  // Another user opened the database since (another tab): nothing more of this user's goes in or out.
+  if (host.userId !== null && start.owner !== null && start.owner !== host.userId) throw new OwnerChangedError(host.userId, start.owner);
   let cursor = start.cursor;
   const owed = start.owedRescan ?? (start.adoption ? 'adoption' : null);
   if (cursor === null || host.state.rescanDue || owed) {

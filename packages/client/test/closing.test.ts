@@ -6,7 +6,7 @@ import { ScriptedProvider } from './support/scripted-provider.js';
 
 describe('the tab channel', () => {
   it('ignores a write committed after close (a put not awaited before close) and closes twice', () => {
-    const channel = openTabChannel('or3-sync:closing-test', () => {});
+    const channel = openTabChannel('or3-sync:closing-test', { captured: () => {}, owner: () => {} });
     channel.close();
     expect(() => channel.notifyCaptured()).not.toThrow();
     expect(() => channel.close()).not.toThrow();

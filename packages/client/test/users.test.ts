@@ -146,6 +146,40 @@ describe('another user opens the database', () => {
   });
 });
 
+describe("a tab still open for the previous user", () => {
+  it("stops when bob opens the database in another tab: told over the tab channel, and at its next run without one; nothing of bob's goes out with alice's token", async () => {
+    const { workspaceId } = await workspace('bob');
+    for (const broadcast of [true, false]) {
+      const browser = sharedBrowser();
+      const alice = await browser.open('alice', workspaceId, { broadcast });
+      await alice.db.table('threads').put({ id: `alice-${broadcast}`, title: 'hers' });
+      expect((await alice.sync()).error).toBeNull();
+
+      // bob opens the same database in another tab while alice's is still open.
+      const bob = await browser.open('bob', workspaceId, { broadcast });
+      await bob.db.table('threads').put({ id: `bob-${broadcast}`, title: 'his, unsynced' });
+      if (broadcast) {
+        await waitFor(async () => alice.pauseReason !== null);
+        expect(alice.pauseReason).toMatchObject({ kind: 'refused', code: 'user_mismatch' });
+      }
+      const pushesBefore = browser.pushes.length;
+      const run = await alice.sync();
+      expect(run.error).toBe(broadcast ? 'paused' : 'user_mismatch');
+      expect(alice.pauseReason).toMatchObject({ kind: 'refused', code: 'user_mismatch' });
+      expect(browser.pushes.slice(pushesBefore)).toEqual([]);
+      // alice's tab stays stopped after resume(): the database is bob's now.
+      alice.resume();
+      expect((await alice.sync()).error).toBe('user_mismatch');
+      expect(browser.pushes.filter((p) => p.user === 'alice').flatMap((p) => p.ops).map((op) => op.pk)).toEqual([`alice-${broadcast}`]);
+      // bob's engine goes on: his write reaches the server with his token.
+      expect((await bob.sync()).error).toBeNull();
+      expect(browser.pushes.filter((p) => p.ops.some((op) => op.pk === `bob-${broadcast}`)).map((p) => p.user)).toEqual(['bob']);
+      await alice.close();
+      await bob.close();
+    }
+  });
+});
+
 describe('sign-out', () => {
   it('refuses with the count of unsynced writes, and proceeds with hold (she gets them back) or discard (the database goes)', async () => {
     const { workspaceId } = await workspace();

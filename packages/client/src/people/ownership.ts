@@ -74,3 +74,19 @@ export class UserMismatchError extends Error {
     this.name = 'UserMismatchError';
   }
 }
+
+/**
+ * Another user opened this database since this engine was attached (in another tab, which
+ * wiped and held this user's data): this engine pushes and pulls nothing more, it pauses
+ * refused with `user_mismatch`; the app signs its user in again to get their data back.
+ */
+export class OwnerChangedError extends Error {
+  readonly code = 'user_mismatch';
+  constructor(
+    readonly userId: string,
+    readonly ownerId: string,
+  ) {
+    super(`or3-sync: ${ownerId} has opened this database since ${userId} did: sync stops for ${userId} in this tab`);
+    this.name = 'OwnerChangedError';
+  }
+}
