@@ -266,12 +266,7 @@ describe('apply', () => {
 
 describe('subscription', () => {
   it('applies streamed changes with the cursor, and tells the provider the cursor it has applied', async () => {
-    const provider = new ScriptedProvider();
-    const engine = await makeDevice('ws-sub', provider).open();
-    opened.push(engine);
-    engine.start();
-    await waitFor(async () => provider.subscriptions.length === 1);
-    const [subscription] = provider.subscriptions;
+    const { engine, subscription } = await subscribedDevice('ws-sub');
     expect(subscription!.cursor).toBe(0);
     await subscription!.onChanges({ changes: [change(1, 't1'), change(2, 't2')], from: 0, to: 2 });
     expect(await engine.db.table('threads').get('t2')).toMatchObject({ title: 'v2', clock: 2 });
@@ -310,12 +305,7 @@ describe('subscription', () => {
   });
 
   it('a streamed frame past the stored cursor (a gap) applies nothing and moves no cursor; the pull that follows fills it', async () => {
-    const provider = new ScriptedProvider();
-    const engine = await makeDevice('ws-sub-gap', provider).open();
-    opened.push(engine);
-    engine.start();
-    await waitFor(async () => provider.subscriptions.length === 1);
-    const [subscription] = provider.subscriptions;
+    const { provider, engine, subscription } = await subscribedDevice('ws-sub-gap');
     provider.log = [change(1, 'g1'), change(2, 'g2'), change(3, 'g3')];
     await subscription!.onChanges({ changes: [change(3, 'g3')], from: 2, to: 3 });
     // Read at once, together, before the pull the gap asked for can run.
@@ -328,12 +318,7 @@ describe('subscription', () => {
   });
 
   it('a realtime frame is applied in one round of requests: its writes go out before its reads answer', async () => {
-    const provider = new ScriptedProvider();
-    const engine = await makeDevice('ws-sub-ahead', provider).open();
-    opened.push(engine);
-    engine.start();
-    await waitFor(async () => provider.subscriptions.length === 1);
-    const [subscription] = provider.subscriptions;
+    const { engine, subscription } = await subscribedDevice('ws-sub-ahead');
     await subscription!.onChanges({ changes: [change(1, 'first')], from: 0, to: 1 });
     const log = watchRequests();
     try {
@@ -351,12 +336,7 @@ describe('subscription', () => {
   });
 
   it('a streamed frame older than the row it meets leaves the row as it was: no live query sees the older version', async () => {
-    const provider = new ScriptedProvider();
-    const engine = await makeDevice('ws-sub-stale', provider).open();
-    opened.push(engine);
-    engine.start();
-    await waitFor(async () => provider.subscriptions.length === 1);
-    const [subscription] = provider.subscriptions;
+    const { engine, subscription } = await subscribedDevice('ws-sub-stale');
     await subscription!.onChanges({ changes: [change(1, 'kept', { clock: 9, payload: { id: 'kept', title: 'newer' } })], from: 0, to: 1 });
     const seen: string[] = [];
     const watching = liveQuery(() => engine.db.table('threads').get('kept')).subscribe({ next: (row) => seen.push(row?.title) });
@@ -370,12 +350,7 @@ describe('subscription', () => {
   });
 
   it('a streamed put meets the tombstone another tab wrote, though this tab saw no tombstone of its table', async () => {
-    const provider = new ScriptedProvider();
-    const engine = await makeDevice('ws-sub-tomb', provider).open();
-    opened.push(engine);
-    engine.start();
-    await waitFor(async () => provider.subscriptions.length === 1);
-    const [subscription] = provider.subscriptions;
+    const { engine, subscription } = await subscribedDevice('ws-sub-tomb');
     await subscription!.onChanges({ changes: [change(1, 'alive')], from: 0, to: 1 });
     // Another tab deleted `dead` (clock 9): its tombstone, and the clock state naming the table.
     const state = engine.db.table('_or3sync_state');
@@ -393,12 +368,7 @@ describe('subscription', () => {
   });
 
   it('a streamed frame that overlaps the stored cursor applies only the changes past it', async () => {
-    const provider = new ScriptedProvider();
-    const engine = await makeDevice('ws-sub-overlap', provider).open();
-    opened.push(engine);
-    engine.start();
-    await waitFor(async () => provider.subscriptions.length === 1);
-    const [subscription] = provider.subscriptions;
+    const { engine, subscription } = await subscribedDevice('ws-sub-overlap');
     await subscription!.onChanges({ changes: [change(1, 'o1'), change(2, 'o2', { payload: { id: 'o2', title: 'applied once' } })], from: 0, to: 2 });
     // The user renames o2 after it arrived; a frame repeating version 2 must not undo that.
     await engine.db.table('threads').update('o2', { title: 'renamed here' });
@@ -646,6 +616,17 @@ describe('GatewayProvider', () => {
     provider.dispose();
   });
 });
+
+/** A started device on a scripted provider, once its realtime subscription is open. */
+async function subscribedDevice(name: string) {
+  const provider = new ScriptedProvider();
+  const engine = await makeDevice(name, provider).open();
+  opened.push(engine);
+  engine.start();
+  await waitFor(async () => provider.subscriptions.length === 1);
+  const subscription = provider.subscriptions[0]!;
+  return { provider, engine, subscription };
+}
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
