@@ -301,10 +301,21 @@ export async function applyRemoteVersionsAhead(
   return { outcome: plan.outcome, cursorBefore: typeof cursorBefore === 'number' ? cursorBefore : 0 };
 }
 
-/** Whether `applyRemoteVersionsAhead` takes `versions`: a few of synced tables, the clock state foreseeable. */
+/**
+ * Whether `applyRemoteVersionsAhead` takes `versions`: a few of synced tables, the clock state
+ * foreseeable, and at least one another device wrote. A frame of this device's own writes only
+ * (the echo of its pushes) has nothing to write ahead, and usually meets a cursor its push's
+ * settle already moved past it (`pastOwnChanges`): tried ahead, it would roll back and be
+ * applied again the usual way, two transactions for a frame that changes nothing.
+ */
 export function mayApplyAhead(runtime: CaptureRuntime, versions: RemoteVersion[]): boolean {
-  const candidates = versions.filter((v) => runtime.tables.has(v.table_name)).length;
-  return candidates > 0 && candidates <= AHEAD_MAX_VERSIONS && runtime.lastClockState !== null;
+  const candidates = versions.filter((v) => runtime.tables.has(v.table_name));
+  return (
+    candidates.length > 0 &&
+    candidates.length <= AHEAD_MAX_VERSIONS &&
+    runtime.lastClockState !== null &&
+    candidates.some((v) => !isOwnWrite(v, runtime.deviceId))
+  );
 }
 
 /**

@@ -335,6 +335,23 @@ describe('subscription', () => {
     expect(await subscription!.options.appliedCursor!()).toBe(2);
   });
 
+  it("the echo of this device's own push, past which its settle moved the cursor, is applied without a write (no ahead attempt rolled back)", async () => {
+    const { provider, engine, subscription } = await subscribedDevice('ws-sub-echo');
+    await engine.db.table('threads').put({ id: 'mine', title: 'written here' });
+    await waitFor(async () => (await subscription.options.appliedCursor!()) === 1);
+    const [sent] = provider.pushes[0]!;
+    const echo = change(1, 'mine', { hlc: sent!.hlc, clock: sent!.clock, op_id: sent!.op_id, payload: sent!.payload, device_id: sent!.device_id });
+    const log = watchRequests();
+    try {
+      await subscription.onChanges({ changes: [echo], from: 0, to: 1 });
+    } finally {
+      log.stop();
+    }
+    expect(log.events.filter((e) => ['put', 'add', 'delete'].includes(e))).toEqual([]);
+    expect(await engine.db.table('threads').get('mine')).toMatchObject({ title: 'written here' });
+    expect(await subscription.options.appliedCursor!()).toBe(1);
+  });
+
   it('a streamed frame older than the row it meets leaves the row as it was: no live query sees the older version', async () => {
     const { engine, subscription } = await subscribedDevice('ws-sub-stale');
     await subscription!.onChanges({ changes: [change(1, 'kept', { clock: 9, payload: { id: 'kept', title: 'newer' } })], from: 0, to: 1 });
