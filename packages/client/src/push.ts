@@ -88,7 +88,6 @@ export function noPushes(): PushOutcome {
 }
 
 /**
-/**
  * A batch moved to `sent` by a transaction that may still be committing (`readRunStart`): its
  * request may go at once, and nothing of it is settled before `committed` resolves. A mark that
  * never commits leaves the ops queued, never sent, so nothing settles them from this push and they
