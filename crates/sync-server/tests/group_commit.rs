@@ -263,7 +263,8 @@ async fn a_group_stops_taking_pushes_at_its_op_cap() {
 
 /// The writer never checkpoints inside its commits (`wal_autocheckpoint=0`):
 /// the checkpointer thread copies the WAL into the database beside it (the
-/// writer checkpoints itself only past 256 MB of WAL that did not start over).
+/// writer checkpoints itself only past 256 MB of WAL that did not start over),
+/// and the WAL file shrinks back once it starts over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_run_beside_the_writer_and_keep_the_wal_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,8 +293,10 @@ async fn checkpoints_run_beside_the_writer_and_keep_the_wal_bounded() {
         async move { store.push(&ws, &alice(), ops, T0).await.unwrap() }
     };
     // Past the checkpointer's threshold (4 MB of WAL), far below the writer's own.
+    let mut wal_at_peak = 0;
     for _ in 0..15 {
         push(50).await;
+        wal_at_peak = wal_at_peak.max(size("group.db-wal"));
     }
     // Only the checkpointer copies the WAL into the database now.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -306,4 +309,22 @@ async fn checkpoints_run_beside_the_writer_and_keep_the_wal_bounded() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(all_changes(&store, &ws, 0).await.unwrap().len(), 750);
+    // Once the checkpointer has copied all of it, the WAL starts over at the next write and its
+    // file is cut back: both checkpoint thresholds read the file's size, which must say what the
+    // WAL holds, not the largest burst it ever held (the writer would checkpoint after every
+    // commit for good once a burst had passed its own bound).
+    assert!(
+        wal_at_peak > 4_096_000,
+        "the burst grew the WAL past the checkpointer's threshold: {wal_at_peak} bytes"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while size("group.db-wal") >= 4_096_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL file never shrank after the checkpointer caught up: {} bytes",
+            size("group.db-wal")
+        );
+        push(1).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -20,7 +20,8 @@
 //! way. The bound is high on purpose: with it at 16 or 64 MB, P1's burst of
 //! 100,000 ops had the writer checkpointing again and lost the whole gain
 //! (ratio 0.71-0.80 against 0.96-1.19); after a burst the checkpointer
-//! catches up and the WAL starts over at the next write.
+//! catches up and the WAL starts over at the next write, its file cut back
+//! to [`WAL_SIZE_LIMIT`] (so its size says how much the WAL holds).
 
 use super::{internal, unavailable};
 use crate::store::StoreError;
@@ -34,6 +35,12 @@ use std::time::Duration;
 pub(super) const CHECKPOINT_BYTES: u64 = 1000 * 4096;
 /// WAL size past which the writer checkpoints itself (the WAL did not start over).
 pub(super) const WRITER_CHECKPOINT_BYTES: u64 = 64 * CHECKPOINT_BYTES;
+/// The size the WAL file is cut back to when it starts over (`journal_size_limit`).
+/// SQLite reuses a WAL file without shrinking it, so without this the file keeps
+/// the size of the largest burst it ever held: both thresholds above compare the
+/// file's size, and after one burst past 256 MB the writer would checkpoint
+/// after every commit until the server restarted.
+pub(super) const WAL_SIZE_LIMIT: u64 = CHECKPOINT_BYTES / 2;
 
 /// The path of `db`'s write-ahead log.
 pub(super) fn wal_path(db: &Path) -> PathBuf {

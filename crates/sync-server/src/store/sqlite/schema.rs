@@ -104,6 +104,13 @@ pub(super) fn open_connection(
         // Checkpoints run on a thread of their own (`checkpoint.rs`), not inside the writer's commits.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(internal)?;
+        // The WAL file shrinks when it starts over (`checkpoint::WAL_SIZE_LIMIT`).
+        conn.pragma_update(
+            None,
+            "journal_size_limit",
+            super::checkpoint::WAL_SIZE_LIMIT as i64,
+        )
+        .map_err(internal)?;
         // The writer's page cache (SQLite's default is 2 MiB): a group's index pages stay in
         // memory instead of being read back from the OS and spilled mid-transaction.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
