@@ -30,7 +30,7 @@ import { defaultLockManager, electLeader, openTabChannel, type TabChannel } from
 import { outbox, type PendingOpRow } from './outbox/index.js';
 import { removeUserData, type RemovedUserData, type SignOutOptions } from './people/sign-out.js';
 import { takeOwnership } from './people/wipe.js';
-import { OwnerChangedError } from './people/ownership.js';
+import { ownerChanged } from './people/ownership.js';
 import type { ChangesBatch, SyncProvider, Unsubscribe } from './provider.js';
 import { applyBatch, readCursor } from './pull.js';
 import { discardFailedOp, restoreServerCopy, retryFailedOps } from './recovery.js';
@@ -212,8 +212,7 @@ export class SyncEngine<DB extends Dexie = Dexie> {
         owner: (owner) => {
           const userId = this.runtime.userId;
           if (userId === null || owner === userId) return;
-          const { code, message } = new OwnerChangedError(userId, owner);
-          this.pauseFor({ kind: 'refused', phase: 'push', code, message });
+          this.pauseFor({ kind: 'refused', phase: 'push', ...ownerChanged(userId, owner) });
         },
       });
       if (this.runtime.userId !== null) this.tabChannel.announceOwner(this.runtime.userId);

@@ -81,12 +81,19 @@ export class UserMismatchError extends Error {
  * refused with `user_mismatch`; the app signs its user in again to get their data back.
  */
 export class OwnerChangedError extends Error {
-  readonly code = 'user_mismatch';
+  readonly code: 'user_mismatch';
   constructor(
     readonly userId: string,
     readonly ownerId: string,
   ) {
-    super(`or3-sync: ${ownerId} has opened this database since ${userId} did: sync stops for ${userId} in this tab`);
+    const refusal = ownerChanged(userId, ownerId);
+    super(refusal.message);
+    this.code = refusal.code;
     this.name = 'OwnerChangedError';
   }
+}
+
+/** The refusal `OwnerChangedError` carries, for a tab told of the new owner with no run to throw it in. */
+export function ownerChanged(userId: string, ownerId: string): { code: 'user_mismatch'; message: string } {
+  return { code: 'user_mismatch', message: `or3-sync: ${ownerId} has opened this database since ${userId} did: sync stops for ${userId} in this tab` };
 }
