@@ -518,6 +518,15 @@ describe('pushes on the subscription socket', () => {
     release();
   });
 
+  it('a socket already closing (its close event not yet in) is passed over for HTTP', async () => {
+    const { h, http } = pushHarness('or3-sync.v1+push');
+    const socket = await subscribedSocket(h);
+    socket.readyState = 2;
+    await expect(h.provider.push(scope, [op])).resolves.toEqual(answer);
+    expect(http).toHaveLength(1);
+    expect(pushFrames(socket)).toEqual([]);
+  });
+
   it('a push too large for a frame goes over HTTP', async () => {
     const { h, http } = pushHarness('or3-sync.v1+push');
     const socket = await subscribedSocket(h);

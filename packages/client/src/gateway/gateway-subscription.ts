@@ -118,7 +118,7 @@ export class GatewaySubscription {
    * transport, a gateway that does not take pushes on it, a push too large for a frame).
    */
   pushOverSocket(ops: PushOp[]): Promise<SocketPushOutcome> | null {
-    return this.socketPushes?.open ? this.socketPushes.push(ops) : null;
+    return this.socketPushes?.push(ops) ?? null;
   }
 
   private get stopped(): boolean {
@@ -295,10 +295,14 @@ export class GatewaySubscription {
           hello(cursor);
           // Pushes go behind the hello, which the gateway handles first; one it refused sends them to HTTP.
           if (socket.protocol === SUBSCRIBE_PUSH_SUBPROTOCOL && !ended) {
-            this.socketPushes = pushes = new SocketPushes((text) => {
-              if (socket.readyState !== 1) throw new Error('the socket is not open');
-              socket.send(text);
-            }, this.settings.pushTimeoutMs);
+            this.socketPushes = pushes = new SocketPushes(
+              (text) => {
+                if (socket.readyState !== 1) throw new Error('the socket is not open');
+                socket.send(text);
+              },
+              this.settings.pushTimeoutMs,
+              () => socket.readyState === 1,
+            );
           }
           this.report('websocket', true);
           cancelRefresh = this.scheduleTokenRefresh(token, (fresh) => {

@@ -56,20 +56,22 @@ export class SocketPushes {
   constructor(
     private readonly sendFrame: (text: string) => void,
     private readonly timeoutMs: number,
+    /** Whether the socket is open now (it may be closing before its close event). */
+    private readonly socketOpen: () => boolean,
   ) {}
 
-  /** Whether this socket still takes pushes. */
+  /** Whether this socket takes pushes now. */
   get open(): boolean {
-    return !this.closed;
+    return !this.closed && this.socketOpen();
   }
 
   /**
-   * Sends `ops` as one push frame; null when the frame is too large for the socket (the caller
-   * pushes over HTTP). Rejects with a `network_error` when the socket closes or stays silent
+   * Sends `ops` as one push frame; null when the socket is closing or the frame is too large for
+   * it (the caller pushes over HTTP). Rejects with a `network_error` when the socket closes or stays silent
    * past the deadline, and with the HTTP route's error for a refusal.
    */
   push(ops: PushOp[]): Promise<SocketPushOutcome> | null {
-    if (this.closed) return null;
+    if (!this.open) return null;
     const id = `p${++this.next}`;
     const text = JSON.stringify({ type: 'push', id, ops });
     if (text.length * 3 > SOCKET_PUSH_MAX_BYTES && new TextEncoder().encode(text).length > SOCKET_PUSH_MAX_BYTES) return null;
