@@ -75,24 +75,36 @@ pub async fn read_json<T: DeserializeOwned>(
             if crate::body_deadline::timed_out(&e) {
                 return crate::body_deadline::timeout_error(&config.timeouts);
             }
-            ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BodyTooLarge,
-                format!(
-                    "the request body is larger than {} bytes",
-                    config.max_body_bytes
-                ),
-            )
-            .with_field("body")
+            body_too_large(config)
         })?;
-    if json_depth_exceeds(&bytes, config.max_json_depth) {
+    parse_json(&bytes, config)
+}
+
+/// 413 `body_too_large`: a request (or a WebSocket push frame) over `--max-body-bytes`.
+pub fn body_too_large(config: &ServerConfig) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::BodyTooLarge,
+        format!(
+            "the request body is larger than {} bytes",
+            config.max_body_bytes
+        ),
+    )
+    .with_field("body")
+}
+
+/// Parses JSON text already within the size limit: 400 `json_too_deep` past
+/// the depth limit, `invalid_json` for text that is not JSON, `invalid_request`
+/// for JSON of the wrong shape (all with `field` `body`).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], config: &ServerConfig) -> Result<T, ApiError> {
+    if json_depth_exceeds(bytes, config.max_json_depth) {
         return Err(ApiError::bad_request(
             ErrorCode::JsonTooDeep,
             "body",
             format!("JSON nesting deeper than {} levels", config.max_json_depth),
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    serde_json::from_slice(bytes).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => ErrorCode::InvalidRequest,
             _ => ErrorCode::InvalidJson,

@@ -15,6 +15,7 @@ pub mod gc;
 pub mod limiter;
 pub mod listener;
 pub mod positions;
+pub mod push;
 pub mod rate_limit;
 pub mod realtime;
 pub mod routes;

@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "limiter",
         "listener",
         "positions",
+        "push",
         "state",
     ],
     &["rate_limit", "realtime", "routes"],

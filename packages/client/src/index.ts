@@ -45,6 +45,7 @@ export {
 } from './gateway/gateway-provider.js';
 export {
   SUBSCRIBE_SUBPROTOCOL,
+  SUBSCRIBE_PUSH_SUBPROTOCOL,
   type WebSocketConstructor,
   type WebSocketLike,
 } from './gateway/websocket.js';

@@ -10,7 +10,7 @@ import type { WebSocketLike } from '../src/gateway/websocket.js';
 import type { RealtimeState } from '../src/provider.js';
 import type { ChangesBatch, SyncProviderError } from '../src/provider.js';
 import { tokenExpiry } from '../src/gateway/token-claims.js';
-import type { Change, ChangesPage } from '@or3/sync-protocol';
+import type { Change, ChangesPage, PushOp, PushResponse } from '@or3/sync-protocol';
 
 const scope = { workspaceId: 'w1', deviceId: 'aaaaaaaaaaaaaaaa', projectId: null };
 
@@ -45,6 +45,8 @@ function jwt(exp: number, n = 0): string {
 /** A WebSocket double: the test plays the server. */
 class FakeSocket implements WebSocketLike {
   readyState = 0;
+  /** The subprotocol the server chose ('' for none, as before pushes on the socket). */
+  protocol = '';
   sent: Record<string, unknown>[] = [];
   onopen: ((event: unknown) => void) | null = null;
   onmessage: ((event: { data: unknown }) => void) | null = null;
@@ -103,6 +105,8 @@ interface Harness {
   sockets: FakeSocket[];
   /** Sockets still to refuse before one connects. */
   refusals: number;
+  /** The subprotocol the fake server chooses. */
+  serverProtocol: string;
   pulls: number[];
   /** The log `changes` serves. */
   log: Change[];
@@ -123,12 +127,13 @@ function harness(
   options: Partial<GatewayProviderOptions> = {},
   wrapFetch: (pulls: typeof fetch) => typeof fetch = (pulls) => pulls,
 ): Harness {
-  const h = { sockets: [], refusals: 0, pulls: [], log: [], batches: [], errors: [], states: [], applied: 0 } as unknown as Harness;
+  const h = { sockets: [], refusals: 0, serverProtocol: '', pulls: [], log: [], batches: [], errors: [], states: [], applied: 0 } as unknown as Harness;
   const Socket = class extends FakeSocket {
     constructor(url: string, protocols?: string | string[]) {
       const refuse = h.refusals > 0;
       if (refuse) h.refusals -= 1;
       super(url, protocols, refuse);
+      this.protocol = h.serverProtocol;
       h.sockets.push(this);
     }
   };
@@ -184,7 +189,7 @@ describe('subscribe over a WebSocket', () => {
     await waitFor(() => h.sockets[0]?.hellos().length === 1);
     const socket = h.sockets[0]!;
     expect(socket.url).toBe('ws://gw.test/v1/workspaces/w1/subscribe');
-    expect(socket.protocols).toEqual(['or3-sync.v1', 'bearer.tok']);
+    expect(socket.protocols).toEqual(['or3-sync.v1', 'or3-sync.v1+push', 'bearer.tok']);
     expect(socket.hellos()[0]).toEqual({ type: 'hello', cursor: 4, device_id: scope.deviceId, project_id: null });
     socket.frame(changesFrame(4, 6));
     socket.frame(changesFrame(6, 7));
@@ -301,7 +306,7 @@ describe('subscribe over a WebSocket', () => {
     await waitFor(() => h.sockets[0]?.hellos().length === 1);
     h.sockets[0]!.frame({ type: 'error', code: 'token_expired', message: 'expired' });
     await waitFor(() => h.sockets[1]?.hellos().length === 1);
-    expect(h.sockets[1]!.protocols).toEqual(['or3-sync.v1', 'bearer.fresh']);
+    expect(h.sockets[1]!.protocols).toEqual(['or3-sync.v1', 'or3-sync.v1+push', 'bearer.fresh']);
   });
 });
 
@@ -385,5 +390,149 @@ describe('event stream parsing', () => {
     expect(tokenExpiry(jwt(1_900_000_000))).toBe(1_900_000_000);
     expect(tokenExpiry('opaque-token')).toBeNull();
     expect(tokenExpiry('a.%%%.c')).toBeNull();
+  });
+});
+
+describe('pushes on the subscription socket', () => {
+  const op: PushOp = {
+    op_id: '00000000-0000-4000-8000-000000000001',
+    table_name: 'threads',
+    operation: 'put',
+    pk: 't1',
+    payload: { id: 't1' },
+    clock: 1,
+    hlc: '1732540000000-000000-aaaaaaaaaaaaaaaa',
+    device_id: 'aaaaaaaaaaaaaaaa',
+  };
+  const answer: PushResponse = {
+    results: [{ op_id: op.op_id, status: 'applied', server_version: 5 }],
+    server_version: 5,
+    server_time: 1732540001234,
+  };
+
+  /** A harness whose fetch also answers pushes, counting them. */
+  function pushHarness(serverProtocol: string, options: Partial<GatewayProviderOptions> = {}) {
+    const http: string[] = [];
+    const h = harness(options, (pulls) => async (input, init) => {
+      const url = new URL(String(input));
+      if (!url.pathname.endsWith('/push')) return pulls(input, init);
+      http.push(String(init?.body));
+      return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json' } });
+    });
+    h.serverProtocol = serverProtocol;
+    return { h, http };
+  }
+
+  const pushFrames = (socket: FakeSocket) => socket.sent.filter((f) => f.type === 'push');
+
+  async function subscribedSocket(h: Harness): Promise<FakeSocket> {
+    h.subscribe(0);
+    await waitFor(() => h.sockets.at(-1)?.hellos().length === 1);
+    return h.sockets.at(-1)!;
+  }
+
+  it('a push goes on the open socket of a gateway that takes them, after the hello, and settles on its answer', async () => {
+    const { h, http } = pushHarness('or3-sync.v1+push');
+    const socket = await subscribedSocket(h);
+    const pushed = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 1);
+    const frame = pushFrames(socket)[0]!;
+    expect(socket.sent[0]!.type).toBe('hello');
+    expect(frame).toEqual({ type: 'push', id: expect.any(String), ops: [op] });
+    socket.frame({ type: 'push_result', id: 'another', ...answer, server_version: 99 });
+    socket.frame({ type: 'push_result', id: frame.id, ...answer });
+    await expect(pushed).resolves.toEqual(answer);
+    expect(http).toEqual([]);
+  });
+
+  it('goes over HTTP without an open socket, and to a gateway that chose or3-sync.v1 (it does not take pushes on the socket)', async () => {
+    const { h, http } = pushHarness('or3-sync.v1');
+    await expect(h.provider.push(scope, [op])).resolves.toEqual(answer);
+    const socket = await subscribedSocket(h);
+    expect(socket.protocols).toContain('or3-sync.v1+push');
+    await expect(h.provider.push(scope, [op])).resolves.toEqual(answer);
+    expect(http).toHaveLength(2);
+    expect(pushFrames(socket)).toEqual([]);
+  });
+
+  it('a socket that closes before the answer fails the push as a network error, as HTTP does; the next goes on the new socket', async () => {
+    const { h, http } = pushHarness('or3-sync.v1+push');
+    const first = await subscribedSocket(h);
+    const pushed = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(first).length === 1);
+    first.drop();
+    await expect(pushed).rejects.toMatchObject({ name: 'SyncProviderError', code: 'network_error', status: 0, retryable: true });
+    await waitFor(() => h.sockets.length === 2 && h.sockets[1]!.hellos().length === 1);
+    const again = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(h.sockets[1]!).length === 1);
+    h.sockets[1]!.frame({ type: 'push_result', id: pushFrames(h.sockets[1]!)[0]!.id, ...answer });
+    await expect(again).resolves.toEqual(answer);
+    expect(http).toEqual([]);
+  });
+
+  it('a socket that stays silent fails the push at the request deadline', async () => {
+    const { h } = pushHarness('or3-sync.v1+push', { requestTimeoutMs: 80 });
+    await subscribedSocket(h);
+    const started = Date.now();
+    await expect(h.provider.push(scope, [op])).rejects.toMatchObject({ code: 'network_error', status: 0 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(70);
+  });
+
+  it('a refusal carries the status, code, field and Retry-After of the HTTP route; one of the socket itself goes over HTTP', async () => {
+    const { h, http } = pushHarness('or3-sync.v1+push');
+    const socket = await subscribedSocket(h);
+    const limited = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 1);
+    socket.frame({
+      type: 'push_error',
+      id: pushFrames(socket)[0]!.id,
+      status: 429,
+      error: { code: 'rate_limited', message: 'too many push requests; retry in 3 s' },
+      retry_after: 3,
+    });
+    await expect(limited).rejects.toMatchObject({ code: 'rate_limited', status: 429, retryAfterMs: 3000, retryable: true });
+    const large = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 2);
+    socket.frame({ type: 'push_error', id: pushFrames(socket)[1]!.id, status: 413, error: { code: 'too_many_ops', message: 'at most 1', field: 'ops' } });
+    await expect(large).rejects.toMatchObject({ code: 'too_many_ops', status: 413, field: 'ops' });
+    // Its hello not accepted (yet): the push goes over HTTP instead.
+    const early = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 3);
+    socket.frame({ type: 'push_error', id: pushFrames(socket)[2]!.id, status: 400, error: { code: 'invalid_frame', message: 'hello first' } });
+    await expect(early).resolves.toEqual(answer);
+    expect(http).toHaveLength(1);
+  });
+
+  it('an answer settles the push at once, not behind a changes frame still being applied', async () => {
+    const { h } = pushHarness('or3-sync.v1+push');
+    let release = () => {};
+    const applying = new Promise<void>((resolve) => (release = resolve));
+    h.provider.subscribe(scope, 0, () => applying, (error) => h.errors.push(error));
+    await waitFor(() => h.sockets[0]?.hellos().length === 1);
+    const socket = h.sockets[0]!;
+    const pushed = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 1);
+    socket.frame(changesFrame(0, 5));
+    socket.frame({ type: 'push_result', id: pushFrames(socket)[0]!.id, ...answer });
+    await expect(pushed).resolves.toEqual(answer);
+    release();
+  });
+
+  it('a socket already closing (its close event not yet in) is passed over for HTTP', async () => {
+    const { h, http } = pushHarness('or3-sync.v1+push');
+    const socket = await subscribedSocket(h);
+    socket.readyState = 2;
+    await expect(h.provider.push(scope, [op])).resolves.toEqual(answer);
+    expect(http).toHaveLength(1);
+    expect(pushFrames(socket)).toEqual([]);
+  });
+
+  it('a push too large for a frame goes over HTTP', async () => {
+    const { h, http } = pushHarness('or3-sync.v1+push');
+    const socket = await subscribedSocket(h);
+    const big = { ...op, payload: { id: 't1', text: 'x'.repeat(70_000) } };
+    await expect(h.provider.push(scope, [big])).resolves.toEqual(answer);
+    expect(http).toHaveLength(1);
+    expect(pushFrames(socket)).toEqual([]);
   });
 });

@@ -43,7 +43,7 @@ interface Device {
 /** The `ws` WebSocket, keeping what it sent and received. */
 class ObservedSocket extends WebSocket {
   readonly received: { type: string; code?: string; from?: number; to?: number }[] = [];
-  readonly sentFrames: { type: string; cursor?: number }[] = [];
+  readonly sentFrames: { type: string; cursor?: number; ops?: { op_id: string }[] }[] = [];
 
   constructor(url: string, protocols?: string | string[]) {
     super(url, protocols);
@@ -127,7 +127,7 @@ describe('subscribe against the server', () => {
     expect(changesRequests(bob.requests.slice(before))).toEqual([]);
     expect(elapsed).toBeLessThan(3000);
     expect(bob.sockets).toHaveLength(1);
-    expect(bob.sockets[0]!.protocol).toBe('or3-sync.v1');
+    expect(bob.sockets[0]!.protocol).toBe('or3-sync.v1+push');
     expect(bob.sockets[0]!.received.some((f) => f.type === 'changes')).toBe(true);
     expect(await bob.engine.db.table('_or3sync_state').get('cursor:*')).toMatchObject({ value: 1 });
   });
@@ -217,5 +217,68 @@ describe('subscribe against the server', () => {
     expect(changesRequests(bob.requests.slice(before))).toEqual([]);
     expect(bob.requests.some((p) => p.endsWith('/events'))).toBe(true);
     expect(bob.sockets).toHaveLength(0);
+  });
+});
+
+describe('pushes on the subscription socket', () => {
+  const pushRequests = (paths: string[]) => paths.filter((p) => p.endsWith('/push'));
+
+  it('a write goes to the server on the open WebSocket, not over HTTP, and reaches the other device', async () => {
+    const workspaceId = await sharedWorkspace();
+    const alice = await device(workspaceId, 'alice');
+    const bob = await device(workspaceId, 'bob');
+    await startSubscribed(alice, 'websocket');
+    await startSubscribed(bob, 'websocket');
+    const before = alice.requests.length;
+
+    await alice.engine.db.table('threads').put({ id: 'over-socket', title: 'hello' });
+    await waitFor(async () => (await bob.engine.db.table('threads').get('over-socket'))?.title === 'hello');
+    await waitFor(async () => (await alice.engine.db.table('_or3sync_outbox').count()) === 0);
+
+    const socket = alice.sockets.at(-1)!;
+    expect(socket.protocol).toBe('or3-sync.v1+push');
+    expect(socket.sentFrames.filter((f) => f.type === 'push').map((f) => f.ops?.map((o) => o.op_id).length)).toEqual([1]);
+    expect(socket.received.some((f) => f.type === 'push_result')).toBe(true);
+    expect(pushRequests(alice.requests.slice(before))).toEqual([]);
+  });
+
+  it('a push whose socket closes before its answer is retried with the same op id; the op stays until an answer settles it', async () => {
+    const workspaceId = await sharedWorkspace();
+    let lost: string[] | null = null;
+    const sockets: ObservedSocket[] = [];
+    /** Drops the first push frame unsent and closes its socket: the push is left with no answer. */
+    class LosingSocket extends ObservedSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+      override send(data: string): void {
+        const frame = JSON.parse(data) as { type: string; ops?: { op_id: string }[] };
+        if (frame.type === 'push' && lost === null) {
+          lost = frame.ops!.map((op) => op.op_id);
+          this.close();
+          return;
+        }
+        super.send(data);
+      }
+    }
+    const alice = await device(workspaceId, 'alice', { WebSocket: LosingSocket });
+    const bob = await device(workspaceId, 'bob');
+    alice.engine.start();
+    await waitFor(() => alice.states.some((s) => s.connected && s.transport === 'websocket'));
+    await startSubscribed(bob, 'websocket');
+
+    await alice.engine.db.table('threads').put({ id: 'kept', title: 'written once' });
+    await waitFor(() => lost !== null);
+    await waitFor(async () => (await bob.engine.db.table('threads').get('kept'))?.title === 'written once');
+    await waitFor(async () => (await alice.engine.db.table('_or3sync_outbox').count()) === 0);
+
+    // The server never saw the lost frame: what it holds came from the retry, under the same op id.
+    const token = await server.token('alice');
+    const { body: record } = await server.api<{ op_id: string }>(token, 'GET', `/v1/workspaces/${workspaceId}/records/threads/kept`);
+    expect(lost).toHaveLength(1);
+    expect(record.op_id).toBe(lost![0]);
+    expect(sockets[0]!.readyState).toBe(WebSocket.CLOSED);
+    expect(alice.engine.status.failed).toBe(0);
   });
 });

@@ -12,7 +12,7 @@ import type { Browser, BrowserContext } from 'playwright-core';
 import { launchChromium, newDevice } from './support/browser.js';
 import { ChatPage, type ShownMessage } from './support/chat-page.js';
 import { startServer, type DemoServer, type ServerRecord } from './support/server.js';
-import { SyncTraffic } from './support/sync-traffic.js';
+import { cutSocketPushes, SyncTraffic } from './support/sync-traffic.js';
 import { until } from './support/until.js';
 
 let server: DemoServer;
@@ -245,9 +245,11 @@ describe('or3 chat in Chromium', () => {
     await gina.send('to be deleted');
     await converged([gina, hank], workspaceId, threadId);
 
-    // Pushes fail at the network while the app believes it is online.
+    // Pushes fail at the network while the app believes it is online: over HTTP, and on the
+    // realtime socket (a push frame cuts it, as a connection lost mid-push), reload included.
     const context = gina.page.context();
     await context.route('**/v1/workspaces/*/push', (route) => route.abort('connectionrefused'));
+    await cutSocketPushes(gina.page, true);
     await gina.send('written before reload 1');
     await gina.send('written before reload 2');
     await gina.edit('before the reload', 'edited before reload');
@@ -265,6 +267,7 @@ describe('or3 chat in Chromium', () => {
     await gina.screenshot('4-reload-gina-pending-after-reload');
 
     await context.unroute('**/v1/workspaces/*/push');
+    await cutSocketPushes(gina.page, false);
     const final = await converged([gina, hank], workspaceId, threadId);
     assert.deepEqual(final.map((m) => m.text), ['edited before reload', 'written before reload 1', 'written before reload 2']);
 
@@ -299,7 +302,7 @@ describe('or3 chat in Chromium', () => {
     const { workspaceId, threadId, owner: tab1, members } = await workspaceWith('ivy', 'jack');
     const jack = members[0]!;
     const context = tab1.page.context();
-    const traffic = new SyncTraffic(context);
+    const traffic = await SyncTraffic.attach(context);
     const tab2 = await ChatPage.open(context, 'ivy', `/${new URL(tab1.page.url()).hash}`);
     await tab2.waitForChat();
     await tab1.showOverlay();
@@ -314,8 +317,8 @@ describe('or3 chat in Chromium', () => {
     await tab2.message('from tab 1').waitFor();
     const final = await converged([tab1, tab2, jack], workspaceId, threadId);
     assert.equal(final.length, 3);
-    assert.equal(traffic.of(tab2.page), 0, 'the follower tab sent no sync request');
-    assert.ok(traffic.of(tab1.page) > 0, 'the leader tab synced');
+    assert.equal(await traffic.of(tab2.page), 0, 'the follower tab sent no sync request');
+    assert.ok((await traffic.of(tab1.page)) > 0, 'the leader tab synced');
     await tab1.screenshot('5-two-tabs-leader');
     await tab2.screenshot('5-two-tabs-follower');
 
@@ -325,7 +328,7 @@ describe('or3 chat in Chromium', () => {
     await tab2.send('after the handover');
     await jack.message('after the handover').waitFor({ timeout: 30_000 });
     await converged([tab2, jack], workspaceId, threadId);
-    assert.ok(traffic.of(tab2.page) > 0, 'the new leader syncs');
+    assert.ok((await traffic.of(tab2.page)) > 0, 'the new leader syncs');
     await tab2.screenshot('5-two-tabs-after-handover');
   });
 });

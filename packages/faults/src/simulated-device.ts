@@ -98,11 +98,35 @@ export interface DeviceTally {
   errors: Record<string, number>;
 }
 
-/** The `ws` WebSocket, in the device's lane of the proxy, and refused while the device is offline. */
-function laneWebSocket(lane: string, online: () => boolean) {
+/**
+ * The `ws` WebSocket, in the device's lane of the proxy, and refused while the device is offline.
+ * Pushes sent on it and their answers go to the ledger, as those over HTTP do.
+ */
+function laneWebSocket(lane: string, online: () => boolean, ledger: AckLedger) {
   return class LaneWebSocket extends WebSocket {
+    /** Push frames sent on this socket and not answered yet, by id. */
+    private readonly pushes = new Map<string, PushOp[]>();
+
     constructor(url: string | URL, protocols?: string | string[]) {
       super(online() ? url : 'ws://127.0.0.1:1/offline', protocols, { headers: { [LANE_HEADER]: lane } });
+      // Registered before the client's handler: the ledger hears of an answer no later than the engine.
+      this.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as { type?: string; id?: unknown; results?: OpResult[] };
+        if (frame.type !== 'push_result' || typeof frame.id !== 'string') return;
+        const ops = this.pushes.get(frame.id);
+        if (!ops) return;
+        this.pushes.delete(frame.id);
+        ledger.noteAnswered(lane, ops, frame.results ?? []);
+      });
+    }
+
+    override send(data: string): void {
+      const frame = JSON.parse(data) as { type?: string; id?: unknown; ops?: PushOp[] };
+      if (frame.type === 'push' && typeof frame.id === 'string') {
+        this.pushes.set(frame.id, frame.ops ?? []);
+        ledger.noteSent(lane, frame.ops ?? []);
+      }
+      super.send(data);
     }
   };
 }
@@ -210,7 +234,7 @@ export class SimulatedDevice {
       getToken: () => this.options.token,
       pollIntervalMs: this.options.pollIntervalMs ?? 100,
       fetch: (input, init) => this.fetchThroughLane(input, init),
-      WebSocket: laneWebSocket(this.name, () => this.isOnline),
+      WebSocket: laneWebSocket(this.name, () => this.isOnline, this.options.ledger),
       // Reconnect fast, and go back to the WebSocket soon after falling back to SSE or polling.
       reconnectBackoff: { baseMs: 20, maxMs: 500 },
       upgradeAfterMs: 3000,

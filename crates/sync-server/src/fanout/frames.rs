@@ -1,8 +1,10 @@
 //! The frames the server sends to a subscriber, as JSON text.
 
-use crate::error::ErrorCode;
+use crate::error::{ApiError, ErrorCode};
+use axum::http::StatusCode;
+use serde::Serialize;
 use serde_json::json;
-use sync_core::wire::Change;
+use sync_core::wire::{Change, PushResponse};
 use sync_core::ServerVersion;
 
 /// `{"type":"changes","from":A,"to":B,"changes":[…]}` covering `(A, B]`.
@@ -30,6 +32,48 @@ pub fn error_frame(
     let mut frame = json!({"type": "error", "code": code.as_str(), "message": message});
     if let Some(v) = oldest_retained_version {
         frame["oldest_retained_version"] = json!(v);
+    }
+    frame.to_string()
+}
+
+/// `{"type":"push_result","id":…,"results":[…],"server_version":N,"server_time":T}`:
+/// a WebSocket push's answer, the fields of an HTTP push's 200 body.
+pub fn push_result_frame(id: &str, response: &PushResponse) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: &'a str,
+        #[serde(flatten)]
+        response: &'a PushResponse,
+    }
+    serde_json::to_string(&Frame {
+        kind: "push_result",
+        id,
+        response,
+    })
+    .unwrap_or_else(|_| {
+        let error = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error",
+        );
+        push_error_frame(id, &error)
+    })
+}
+
+/// `{"type":"push_error","id":…,"status":S,"error":{"code","message","field"?},"retry_after"?}`:
+/// a WebSocket push refused, with the status and error body (and `Retry-After`
+/// in seconds) an HTTP push would have got.
+pub fn push_error_frame(id: &str, refusal: &ApiError) -> String {
+    let mut error = json!({"code": refusal.code.as_str(), "message": refusal.message});
+    if let Some(field) = &refusal.field {
+        error["field"] = json!(field);
+    }
+    let status = refusal.status.as_u16();
+    let mut frame = json!({"type": "push_error", "id": id, "status": status, "error": error});
+    if let Some(secs) = refusal.retry_after_secs {
+        frame["retry_after"] = json!(secs);
     }
     frame.to_string()
 }

@@ -4,28 +4,41 @@
 //! has not seen and filtered to its project. It pokes and goes quiet when
 //! the client falls behind the hub's queue, refreshes its token on `auth`,
 //! re-checks membership, pings, and closes with an error frame when it must.
+//! Over a WebSocket it also takes pushes (after an accepted `hello`): each
+//! runs in a task of its own, so changes keep flowing while it commits, and
+//! its answer goes out between frames, before or after the changes frame
+//! that carries its versions.
 
 use super::frames::ClientFrame;
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::error::ErrorCode;
 use crate::extract::check_project_id;
-use crate::fanout::frames::{changes_frame, error_frame, poke_frame};
+use crate::fanout::frames::{
+    changes_frame, error_frame, poke_frame, push_error_frame, push_result_frame,
+};
 use crate::fanout::hub::Commit;
+use crate::limiter::RouteClass;
+use crate::push::{apply_push, refuse_while_draining};
 use crate::state::AppState;
 use crate::store::{Access, ChangesQuery, DevicePosition, LoggedChange, StoreError};
 use axum::extract::ws::Utf8Bytes;
+use axum::http::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
+use sync_core::wire::PushRequest;
 use sync_core::{ServerVersion, WorkspaceId};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::Instant;
 
 /// How often membership is checked again while connected.
 pub const MEMBERSHIP_RECHECK: Duration = Duration::from_secs(30);
 /// Entries per backlog read.
 const BACKLOG_PAGE: usize = 1000;
+/// Pushes one session may have unanswered; one more is refused 429 (a
+/// client engine has one push in flight).
+pub const MAX_PUSHES_IN_FLIGHT: usize = 8;
 
 /// Where a session writes. Every method returns `false` once the peer is gone.
 pub trait Outbound: Send {
@@ -58,11 +71,19 @@ pub struct Session {
     examined: ServerVersion,
     /// `to` of the last frame sent: the next frame's `from`.
     announced: ServerVersion,
+    /// Set once a `hello` passed its checks: pushes are taken from then on.
+    hello_accepted: bool,
+    /// Permits of the pushes in flight.
+    pushes: Arc<Semaphore>,
+    /// Where a push's task leaves its answer frame for the session to send.
+    answers: mpsc::Sender<Utf8Bytes>,
+    answers_rx: Option<mpsc::Receiver<Utf8Bytes>>,
 }
 
 impl Session {
     /// A session for an authenticated member of `ws`.
     pub fn new(state: AppState, ws: WorkspaceId, identity: Identity, can_rehello: bool) -> Session {
+        let (answers, answers_rx) = mpsc::channel(MAX_PUSHES_IN_FLIGHT);
         Session {
             state,
             ws,
@@ -72,6 +93,10 @@ impl Session {
             project_id: None,
             examined: 0,
             announced: 0,
+            hello_accepted: false,
+            pushes: Arc::new(Semaphore::new(MAX_PUSHES_IN_FLIGHT)),
+            answers,
+            answers_rx: Some(answers_rx),
         }
     }
 
@@ -88,9 +113,10 @@ impl Session {
     pub async fn run<O: Outbound>(
         mut self,
         first: Option<ClientFrame>,
-        mut client: mpsc::Receiver<Result<ClientFrame, String>>,
+        mut client: mpsc::Receiver<Result<ClientFrame, ApiError>>,
         out: &mut O,
     ) {
+        let mut answers = self.answers_rx.take();
         let hub = self.state.hub.clone();
         let mut shutdown = hub.shutdown_signal();
         let mut revocations = hub.revocations();
@@ -133,12 +159,15 @@ impl Session {
                         awaiting_first_hello &= !matches!(frame, ClientFrame::Hello { .. });
                         self.on_client_frame(frame, out).await
                     }
-                    Some(Err(why)) => {
-                        send_error(out, ErrorCode::InvalidFrame, &format!("frames are JSON hello or auth objects: {why}"), None).await;
+                    Some(Err(refusal)) => {
+                        send_error(out, refusal.code, &refusal.message, None).await;
                         Next::Close
                     }
                     None => Next::Close,
                 },
+                Some(answer) = recv_answer(&mut answers) => {
+                    if out.send(answer).await { Next::Continue } else { Next::Close }
+                }
                 commit = recv_live(&mut self.live) => self.on_live(commit, out).await,
                 _ = &mut hello_deadline, if awaiting_first_hello => {
                     metrics::counter!("or3_connections_closed_total", "reason" => "hello_timeout").increment(1);
@@ -209,7 +238,96 @@ impl Session {
                     Next::Close
                 }
             },
+            ClientFrame::Push { id, request } => {
+                let answer = match self.admit_push(request) {
+                    Ok((request, permit)) => {
+                        self.spawn_push(id, request, permit);
+                        return Next::Continue;
+                    }
+                    Err(refusal) => push_error_frame(&id, &refusal),
+                };
+                if out.send(answer.into()).await {
+                    Next::Continue
+                } else {
+                    Next::Close
+                }
+            }
         }
+    }
+
+    /// What must hold before a push on the socket is applied, checked in the
+    /// order an HTTP push meets them (the session's `hello` first): a token
+    /// still valid, the push rate limit, a server not draining, a frame within
+    /// the body limits; and a free slot among the session's pushes in flight.
+    fn admit_push(
+        &self,
+        request: Result<PushRequest, ApiError>,
+    ) -> Result<(PushRequest, tokio::sync::OwnedSemaphorePermit), ApiError> {
+        if !self.hello_accepted {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidFrame,
+                "type",
+                "send a hello frame (and let it be accepted) before pushing on the socket",
+            ));
+        }
+        let expires_ms = (self.identity.expires_at + crate::auth::LEEWAY_SECS) * 1000;
+        if self.state.clock.now_ms() >= expires_ms {
+            return Err(ApiError::unauthorized(
+                ErrorCode::TokenExpired,
+                "the token expired; send an auth frame with a fresh one",
+            ));
+        }
+        let limited = self
+            .state
+            .rate_limits
+            .for_user(RouteClass::Push, &self.identity.user_id)
+            .and_then(|decision| decision.retry_after_secs);
+        if let Some(secs) = limited {
+            metrics::counter!("or3_rate_limited_total", "class" => RouteClass::Push.label())
+                .increment(1);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!("too many push requests; retry in {secs} s"),
+            )
+            .with_retry_after(secs));
+        }
+        refuse_while_draining(&self.state)?;
+        let request = request?;
+        let permit = self.pushes.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!("at most {MAX_PUSHES_IN_FLIGHT} pushes in flight on one socket"),
+            )
+            .with_retry_after(1)
+        })?;
+        Ok((request, permit))
+    }
+
+    /// Applies a push in a task of its own, as the HTTP route does, and
+    /// leaves its answer for the session loop to send.
+    fn spawn_push(
+        &self,
+        id: String,
+        request: PushRequest,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let (state, identity, ws) = (self.state.clone(), self.identity.clone(), self.ws.clone());
+        let answers = self.answers.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let (answer, status) = match apply_push(&state, &identity, ws, request).await {
+                Ok(response) => (push_result_frame(&id, &response), StatusCode::OK),
+                Err(refusal) => (push_error_frame(&id, &refusal), refusal.status),
+            };
+            metrics::histogram!("or3_ws_push_seconds", "status" => status.as_u16().to_string())
+                .record(started.elapsed().as_secs_f64());
+            // The session may have ended: the push is committed all the same,
+            // and the client's retry (same op ids) answers `duplicate`.
+            let _ = answers.send(answer.into()).await;
+            drop(permit);
+        });
     }
 
     /// Starts at `cursor`: subscribe to live commits first, then send the
@@ -242,6 +360,7 @@ impl Session {
             other => other.flatten(),
         };
         self.live = Some(self.state.hub.subscribe(&self.ws));
+        self.hello_accepted = true;
         self.project_id = project_id;
         self.examined = cursor;
         self.announced = cursor;
@@ -444,6 +563,13 @@ async fn send_error<O: Outbound>(
     oldest: Option<ServerVersion>,
 ) {
     let _ = out.send(error_frame(code, message, oldest).into()).await;
+}
+
+async fn recv_answer(answers: &mut Option<mpsc::Receiver<Utf8Bytes>>) -> Option<Utf8Bytes> {
+    match answers {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_live(

@@ -1,14 +1,16 @@
 //! `GET /v1/workspaces/{workspace_id}/subscribe`: the WebSocket transport.
 //! Browsers cannot set headers on a WebSocket, so the token comes as the
 //! subprotocol `bearer.<jwt>` next to `or3-sync.v1` (an `Authorization`
-//! header works too); the server answers with `or3-sync.v1`.
+//! header works too). The server answers with `or3-sync.v1+push` when the
+//! client offered it (this server takes `push` frames on the socket), else
+//! with `or3-sync.v1`.
 
-use super::frames::ClientFrame;
+use super::frames::{max_client_frame, ClientFrame};
 use super::session::{Outbound, Session};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::error::ErrorCode;
-use crate::extract::{bearer_token, parse_workspace_id, path_params};
+use crate::extract::{bearer_token, body_too_large, parse_workspace_id, path_params};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -22,9 +24,11 @@ use tokio::sync::mpsc;
 
 /// The subprotocol of this protocol version.
 pub const SUBPROTOCOL: &str = "or3-sync.v1";
-/// Largest frame a client may send (hello and auth frames are small).
-const MAX_CLIENT_FRAME: usize = 64 << 10;
-/// Initial read buffer of a connection. Clients send only small frames, and
+/// The same, announcing that this server answers `push` frames on the socket:
+/// a client that offers both and gets this one back may push over it; one
+/// that gets [`SUBPROTOCOL`] (an older server) pushes over HTTP.
+pub const PUSH_SUBPROTOCOL: &str = "or3-sync.v1+push";
+/// Initial read buffer of a connection. Clients send mostly small frames, and
 /// the buffer grows for a larger one; tungstenite's default (128 KiB,
 /// allocated up front) made an idle subscriber cost about 140 KiB.
 const READ_BUFFER: usize = 4 << 10;
@@ -57,8 +61,8 @@ pub async fn subscribe(
     state.store.role_of(&ws, &access).await?;
     let slot = state.subscription_slot(&identity)?;
     Ok(upgrade
-        .protocols([SUBPROTOCOL])
-        .max_message_size(MAX_CLIENT_FRAME)
+        .protocols([PUSH_SUBPROTOCOL, SUBPROTOCOL])
+        .max_message_size(max_client_frame(&state.config))
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let (sink, mut stream) = socket.split();
@@ -67,10 +71,17 @@ pub async fn subscribe(
             // A subscriber answers pings, so one silent for longer than
             // the deadline is gone (or hostile): end the session.
             let silence = state.config.timeouts.subscriber;
+            let config = state.config.clone();
             let reader = tokio::spawn(async move {
                 loop {
                     let message = match tokio::time::timeout(silence, stream.next()).await {
                         Ok(Some(Ok(message))) => message,
+                        Ok(Some(Err(e))) if is_too_long(&e) => {
+                            // The frame cannot be read, so its push (if it was one) cannot be
+                            // answered by id: say why, and end the session.
+                            let _ = client_tx.send(Err(body_too_large(&config))).await;
+                            break;
+                        }
                         Ok(_) => break,
                         Err(_) => {
                             metrics::counter!("or3_connections_closed_total", "reason" => "subscriber_timeout").increment(1);
@@ -78,17 +89,18 @@ pub async fn subscribe(
                         }
                     };
                     let frame = match message {
-                        Message::Text(text) => serde_json::from_str::<ClientFrame>(&text),
+                        Message::Text(text) => ClientFrame::parse(&text, &config).map_err(|why| {
+                            ApiError::bad_request(
+                                ErrorCode::InvalidFrame,
+                                "type",
+                                format!("frames are JSON hello, auth or push objects: {why}"),
+                            )
+                        }),
                         Message::Close(_) => break,
                         _ => continue,
                     };
                     let bad = frame.is_err();
-                    if client_tx
-                        .send(frame.map_err(|e| e.to_string()))
-                        .await
-                        .is_err()
-                        || bad
-                    {
+                    if client_tx.send(frame).await.is_err() || bad {
                         break;
                     }
                 }
@@ -127,4 +139,10 @@ impl Outbound for WsOut {
             })))
             .await;
     }
+}
+
+/// Whether a read failed on a frame over the size limit (tungstenite's
+/// `MessageTooLong`, seen through axum's error, which does not expose it).
+fn is_too_long(error: &axum::Error) -> bool {
+    error.to_string().contains("Message too long")
 }

@@ -155,6 +155,7 @@ export class GatewayProvider implements SyncProvider {
       tokenRefreshLeadMs: options.tokenRefreshLeadMs ?? 30_000,
       streamIdleTimeoutMs: 60_000,
       pollIntervalMs: options.pollIntervalMs ?? 2000,
+      pushTimeoutMs: this.requestTimeoutMs,
       backoff: { ...DEFAULT_BACKOFF, maxMs: 30_000, ...options.reconnectBackoff },
       random: options.random ?? Math.random,
       onState: (state) => {
@@ -175,7 +176,21 @@ export class GatewayProvider implements SyncProvider {
     return tokenSubject(await this.getToken({ forceRefresh: false }));
   }
 
-  push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse> {
+  /**
+   * Pushes over the workspace's open subscription socket when its gateway takes pushes there
+   * (one hop on a warm connection instead of an HTTP request), else over HTTP. A push the socket
+   * could not answer fails as a `network_error`, as an HTTP push does; one it refused for a
+   * reason of its own (its hello not accepted, its token expired) goes over HTTP.
+   */
+  async push(scope: SyncScope, ops: PushOp[]): Promise<PushResponse> {
+    for (const subscription of this.subscriptions) {
+      if (subscription.workspaceId !== scope.workspaceId) continue;
+      const sent = subscription.pushOverSocket(ops);
+      if (!sent) continue;
+      const outcome = await sent;
+      if (outcome.kind === 'answered') return outcome.response;
+      break;
+    }
     return this.request<PushResponse>({
       method: 'POST',
       path: `${workspacePath(scope)}/push`,

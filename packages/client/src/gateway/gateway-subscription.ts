@@ -5,7 +5,9 @@
  * from the cursor the engine has durably applied; it pulls to close a gap
  * between frames and after a poke; it refreshes the token over the socket
  * before it expires; it steps down to the next transport when one keeps
- * failing to connect, and tries the better one again later.
+ * failing to connect, and tries the better one again later. While its
+ * WebSocket is open to a gateway that takes pushes on it, the provider's
+ * pushes go over it (`socket-pushes.ts`).
  */
 import { backoffDelay, sleep, type BackoffOptions } from '../backoff.js';
 import { readEventStream } from './event-stream.js';
@@ -27,9 +29,10 @@ import {
   type ServerFrame,
   type SessionEnd,
 } from './session-end.js';
+import { isPushAnswer, SocketPushes, type SocketPushOutcome } from './socket-pushes.js';
 import { tokenExpiry } from './token-claims.js';
-import { SUBSCRIBE_SUBPROTOCOL, type WebSocketConstructor } from './websocket.js';
-import type { ChangesPage } from '@or3/sync-protocol';
+import { SUBSCRIBE_PUSH_SUBPROTOCOL, SUBSCRIBE_SUBPROTOCOL, type WebSocketConstructor } from './websocket.js';
+import type { ChangesPage, PushOp } from '@or3/sync-protocol';
 
 /** Tunables of realtime delivery, resolved by `GatewayProvider`. */
 export interface RealtimeSettings {
@@ -45,6 +48,8 @@ export interface RealtimeSettings {
   /** An event stream silent for this long (the server pings every 25 s) is reconnected. */
   streamIdleTimeoutMs: number;
   pollIntervalMs: number;
+  /** Longest wait for the answer of a push sent on the socket (the provider's request deadline). */
+  pushTimeoutMs: number;
   backoff: BackoffOptions;
   random: () => number;
   onState?: (state: RealtimeState) => void;
@@ -80,6 +85,8 @@ export class GatewaySubscription {
   private lastResumeAt = 0;
   private forceTokenRefresh = false;
   private closeCurrent: (() => void) | null = null;
+  /** Pushes on the open WebSocket, when its gateway takes them. */
+  private socketPushes: SocketPushes | null = null;
 
   constructor(
     private readonly host: SubscriptionHost,
@@ -99,6 +106,19 @@ export class GatewaySubscription {
     if (this.abort.signal.aborted) return;
     this.abort.abort();
     this.closeCurrent?.();
+  }
+
+  /** The workspace this subscription follows. */
+  get workspaceId(): string {
+    return this.target.scope.workspaceId;
+  }
+
+  /**
+   * Sends a push on the open WebSocket; null when it cannot go there (no socket open, another
+   * transport, a gateway that does not take pushes on it, a push too large for a frame).
+   */
+  pushOverSocket(ops: PushOp[]): Promise<SocketPushOutcome> | null {
+    return this.socketPushes?.push(ops) ?? null;
   }
 
   private get stopped(): boolean {
@@ -240,8 +260,17 @@ export class GatewaySubscription {
         const token = await this.token();
         const cursor = await this.resumeCursor();
         if (this.stopped) return resolve({ kind: 'dropped' });
-        const socket = new Socket(this.subscribeUrl('subscribe'), [SUBSCRIBE_SUBPROTOCOL, `bearer.${token}`]);
+        const socket = new Socket(this.subscribeUrl('subscribe'), [
+          SUBSCRIBE_SUBPROTOCOL,
+          SUBSCRIBE_PUSH_SUBPROTOCOL,
+          `bearer.${token}`,
+        ]);
         let opened = false;
+        let pushes: SocketPushes | null = null;
+        const closePushes = () => {
+          pushes?.close();
+          if (this.socketPushes === pushes) this.socketPushes = null;
+        };
         let ended: SessionEnd | null = null;
         let frames: Promise<void> = Promise.resolve();
         let cancelRefresh = () => {};
@@ -256,6 +285,7 @@ export class GatewaySubscription {
           );
         const end = (outcome: SessionEnd) => {
           ended ??= outcome;
+          closePushes();
           cancelRefresh();
           if (socket.readyState <= 1 /* CONNECTING or OPEN */) socket.close(1000);
         };
@@ -263,6 +293,17 @@ export class GatewaySubscription {
         socket.onopen = () => {
           opened = true;
           hello(cursor);
+          // Pushes go behind the hello, which the gateway handles first; one it refused sends them to HTTP.
+          if (socket.protocol === SUBSCRIBE_PUSH_SUBPROTOCOL && !ended) {
+            this.socketPushes = pushes = new SocketPushes(
+              (text) => {
+                if (socket.readyState !== 1) throw new Error('the socket is not open');
+                socket.send(text);
+              },
+              this.settings.pushTimeoutMs,
+              () => socket.readyState === 1,
+            );
+          }
           this.report('websocket', true);
           cancelRefresh = this.scheduleTokenRefresh(token, (fresh) => {
             if (socket.readyState === 1) socket.send(JSON.stringify({ type: 'auth', token: fresh }));
@@ -270,10 +311,13 @@ export class GatewaySubscription {
         };
         socket.onmessage = (event: { data: unknown }) => {
           const text = typeof event.data === 'string' ? event.data : String(event.data);
+          const frame = parseFrame(text);
+          // A push's answer settles at once, not behind the changes frames being applied.
+          if (isPushAnswer(frame)) return pushes?.answer(frame);
           frames = frames.then(async () => {
             if (ended || this.stopped) return;
             try {
-              const outcome = await this.onFrame(parseFrame(text), hello);
+              const outcome = await this.onFrame(frame, hello);
               if (outcome) end(outcome);
             } catch (error) {
               end(this.endFor(error));
@@ -284,6 +328,7 @@ export class GatewaySubscription {
           // A close event follows; it decides.
         };
         socket.onclose = () => {
+          closePushes();
           cancelRefresh();
           // Frames already received are handled before the session ends.
           void frames.then(() => resolve(ended ?? (opened ? { kind: 'dropped' } : { kind: 'connect_failed' })));

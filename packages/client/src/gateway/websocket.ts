@@ -2,6 +2,11 @@
 
 /** The subprotocol of protocol version 1. */
 export const SUBSCRIBE_SUBPROTOCOL = 'or3-sync.v1';
+/**
+ * The subprotocol a gateway chooses, when offered, to say it takes pushes on the socket
+ * (`push` frames); a gateway that chooses `or3-sync.v1` does not.
+ */
+export const SUBSCRIBE_PUSH_SUBPROTOCOL = 'or3-sync.v1+push';
 
 /**
  * The part of the WebSocket API a subscription uses: the browser's
@@ -10,6 +15,8 @@ export const SUBSCRIBE_SUBPROTOCOL = 'or3-sync.v1';
  */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server chose, once open. */
+  readonly protocol?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
