@@ -42,8 +42,12 @@ export interface ReaderMarks {
   frame: number | null;
   /** The provider handed its batch to the engine (`onChanges`). */
   deliver: number | null;
-  /** The engine's `onChanges` promise resolved: the apply transaction committed. */
+  /** The apply transaction (read-write, on `messages`, opened while the engine had the batch) committed: its IndexedDB `complete` event. */
+  committed: number | null;
+  /** The engine's `onChanges` promise resolved (after Dexie's own `complete` handlers, which start the live query's re-query). */
   applied: number | null;
+  /** The app's live query ran its query again after that commit. */
+  requery: number | null;
   /** The app's live query first returned the row. */
   seen: number | null;
 }
@@ -66,17 +70,33 @@ export function chatMessage(id: string, threadId: string, index: number): Record
 
 /**
  * Stamps the `complete` of the next read-write IndexedDB transaction on
- * `messages` (the capture of the write being made) into `next.committed`.
+ * `messages` (the capture of the write being made) into `next.committed`; on
+ * the reading device, of each read-write transaction on `messages` opened
+ * while the engine has a batch (its apply) into the batch's `committed`.
+ * This listener is added as the transaction is opened, so it runs before
+ * Dexie's own (whose live-query cache re-queries inside that event).
  */
 let nextCommit: WriterMarks | null = null;
+let applying: ReaderMarks[] | null = null;
+/** Reader marks whose write committed and whose live query has not run again since. */
+let awaitingRequery: ReaderMarks[] = [];
 const openTransaction = IDBDatabase.prototype.transaction;
 IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
   const tx = openTransaction.apply(this, args);
   const [stores, mode] = args;
   const marks = nextCommit;
-  if (marks && mode === 'readwrite' && [stores].flat().includes('messages')) {
+  const onMessages = mode === 'readwrite' && [stores].flat().includes('messages');
+  if (marks && onMessages) {
     nextCommit = null;
     tx.addEventListener('complete', () => (marks.committed = now()));
+  }
+  const batch = applying;
+  if (batch && onMessages) {
+    tx.addEventListener('complete', () => {
+      const at = now();
+      for (const read of batch) read.committed ??= at;
+      awaitingRequery.push(...batch);
+    });
   }
   return tx;
 };
@@ -136,10 +156,16 @@ export class Device {
         cursor,
         async (batch: ChangesBatch) => {
           const at = now();
-          for (const change of batch.changes) readerMarks(reads, change.pk).deliver ??= at;
-          await onChanges(batch);
+          const marks = batch.changes.map((change) => readerMarks(reads, change.pk));
+          for (const read of marks) read.deliver ??= at;
+          applying = marks;
+          try {
+            await onChanges(batch);
+          } finally {
+            applying = null;
+          }
           const done = now();
-          for (const change of batch.changes) readerMarks(reads, change.pk).applied ??= done;
+          for (const read of marks) read.applied ??= done;
         },
         ...rest,
       );
@@ -161,7 +187,13 @@ export class Device {
 
   /** Watches thread `threadId` as a chat view does, stamping each message the first time the query returns it. */
   watch(threadId: string): () => void {
-    const subscription = liveQuery(() => this.engine.db.table('messages').where('thread_id').equals(threadId).toArray()).subscribe({
+    const query = () => {
+      const at = now();
+      for (const read of awaitingRequery) read.requery ??= at;
+      awaitingRequery = [];
+      return this.engine.db.table('messages').where('thread_id').equals(threadId).toArray();
+    };
+    const subscription = liveQuery(query).subscribe({
       next: (rows: { id: string }[]) => {
         const at = now();
         for (const row of rows) readerMarks(this.reads, row.id).seen ??= at;
@@ -187,6 +219,6 @@ export class Device {
 
 function readerMarks(reads: Map<string, ReaderMarks>, pk: string): ReaderMarks {
   let marks = reads.get(pk);
-  if (!marks) reads.set(pk, (marks = { frame: null, deliver: null, applied: null, seen: null }));
+  if (!marks) reads.set(pk, (marks = { frame: null, deliver: null, committed: null, applied: null, requery: null, seen: null }));
   return marks;
 }

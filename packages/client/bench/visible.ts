@@ -66,6 +66,10 @@ interface Stages {
   frameToEngine: number[];
   apply: number[];
   applyToSeen: number[];
+  applyCommit: number[];
+  commitToApplied: number[];
+  commitToRequery: number[];
+  requeryToSeen: number[];
   total: number[];
 }
 
@@ -127,7 +131,7 @@ async function main(): Promise<void> {
 
     const wrote = new Map<string, WriterMarks>(writer.writes);
     const read = new Map<string, ReaderMarks>(reader.reads);
-    const stages: Stages = { capture: [], putResolves: [], beforePush: [], pushToFrame: [], pushRoundTrip: [], frameToEngine: [], apply: [], applyToSeen: [], total: [] };
+    const stages: Stages = { capture: [], putResolves: [], beforePush: [], pushToFrame: [], pushRoundTrip: [], frameToEngine: [], apply: [], applyToSeen: [], applyCommit: [], commitToApplied: [], commitToRequery: [], requeryToSeen: [], total: [] };
     for (const pk of timed) {
       const w = wrote.get(pk);
       const r = read.get(pk);
@@ -144,6 +148,14 @@ async function main(): Promise<void> {
       if (r.frame !== null && r.deliver !== null) stages.frameToEngine.push(r.deliver - r.frame);
       if (r.deliver !== null && r.applied !== null) stages.apply.push(r.applied - r.deliver);
       if (r.applied !== null) stages.applyToSeen.push(r.seen - r.applied);
+      if (r.committed !== null) {
+        if (r.deliver !== null) stages.applyCommit.push(r.committed - r.deliver);
+        if (r.applied !== null) stages.commitToApplied.push(r.applied - r.committed);
+        if (r.requery !== null) {
+          stages.commitToRequery.push(r.requery - r.committed);
+          stages.requeryToSeen.push(r.seen - r.requery);
+        }
+      }
     }
     const pushOps = timed.map((pk) => wrote.get(pk)!.pushOps ?? 0);
     const pushes = new Set(timed.map((pk) => wrote.get(pk)!.pushStart)).size;
@@ -210,11 +222,13 @@ function report(o: Outcome): void {
     `apply (the engine's onChanges, its transaction) ${ms(median(stages.apply))}`,
     `applied until B's liveQuery returns the row ${ms(median(stages.applyToSeen))}`,
   ].join('; ');
+  const receiving = `the apply transaction committed ${ms(median(stages.applyCommit))} after the engine got the batch; the engine's onChanges resolved ${ms(median(stages.commitToApplied))} after that commit (Dexie runs its own complete handlers first, and its liveQuery cache starts the re-query in them); the liveQuery ran its query again ${ms(median(stages.commitToRequery))} after the commit and returned the row ${ms(median(stages.requeryToSeen))} later`;
   const context = `put resolves ${ms(median(stages.putResolves))} after its transaction completes; the push's round trip ${ms(median(stages.pushRoundTrip))}; the gateway's own time per push ${ms(o.serverPushMs)} (mean of ${o.serverPushes}, ${o.socketPushes} of them on the WebSocket; or3_http_request_seconds, or3_ws_push_seconds), per group commit ${ms(o.commitMs)} (mean, or3_sqlite_group_commit_seconds); ${o.pushes} pushes for ${writes} writes (ops per push: median ${median(o.pushOps)}, most ${Math.max(...o.pushOps)})`;
   const heading = `write→visible on another device, the gateway (${o.binary}) and two Chromium ${o.version} contexts over WebSockets, ${writes} writes ${intervalMs} ms apart${quick ? ' (--quick)' : ''}`;
   console.log(heading);
   console.log(`write→visible p50 ${ms(p50)}  p99 ${ms(p99)}  floor p50 ${ms(floor50)}  p99 ${ms(floor99)}  ratio p50 ${(p50 / floor50).toFixed(2)}  p99 ${(p99 / floor99).toFixed(2)}`);
   console.log(`stages (median): ${stageLine}`);
+  console.log(`B's side (median): ${receiving}`);
   console.log(`context: ${context}`);
   console.log(`clock offset between the two contexts: ${o.skew.toFixed(3)} ms (corrected)`);
   const path = resultsPath(process.argv);
@@ -225,6 +239,7 @@ function report(o: Outcome): void {
       `Device A and device B are two contexts of one Chromium (each its own IndexedDB), each with attachSync on an app database (threads, messages) and engine.start() against the gateway (dev auth, SQLite WAL, synchronous=full), realtime over a WebSocket. A writes ${writes} messages of 200 characters into one thread (${WARM_UP} untimed first); B watches the thread with a Dexie liveQuery. Latency: from the put call on A until B's liveQuery first returns the row, both on performance.timeOrigin + now() (the contexts' clocks differ by ${o.skew.toFixed(2)} ms, measured in each page against the system's wall clock, Date.now(), at the moment it ticks, and corrected).`,
       `The floor ran first in the same browser: A's page sent each write's changes frame (the gateway's shape, the same row) to ${o.floorBinary.replace(/.*\/target\//, 'target/')} --serve-fanout-floor, which broadcast it to B's page (stamped in onmessage).`,
       `Where one write's time went (medians over the writes; each stage stamped from outside the engine by wrapping its provider and WebSocket): ${stageLine}.`,
+      `B's side (medians; the commit stamped by a listener added as the transaction opens, the re-query by the live query's own querier): ${receiving}.`,
       `Context: ${context}.`,
     ]);
   }

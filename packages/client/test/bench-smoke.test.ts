@@ -75,5 +75,6 @@ describe('write→visible benchmark, smoke run', () => {
     expect(out).toMatch(/write→visible on another device, the gateway \(.*or3-sync[^)]*\) and two Chromium [\d.]+ contexts over WebSockets, 20 writes 50 ms apart/);
     expect(out).toMatch(/write→visible p50 \d+\.\d+ ms +p99 \d+\.\d+ ms +floor p50 \d+\.\d+ ms +p99 \d+\.\d+ ms/);
     expect(out).toMatch(/stages \(median\): capture .* applied until B's liveQuery returns the row -?\d+\.\d+ ms/);
+    expect(out).toMatch(/B's side \(median\): the apply transaction committed \d+\.\d+ ms after .* onChanges resolved -?\d+\.\d+ ms after .* ran its query again -?\d+\.\d+ ms after the commit and returned the row -?\d+\.\d+ ms later/);
   }, 120_000);
 });
