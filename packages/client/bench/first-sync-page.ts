@@ -3,7 +3,7 @@ import { firstSync, probeLongTasks, rawBulkPut, type FirstSyncRun, type RawRun }
 
 declare global {
   interface Window {
-    p9RawBulkPut(records: number, name: string): Promise<RawRun>;
+    p9RawBulkPut(records: number, name: string, chunked?: boolean): Promise<RawRun>;
     p9ProbeLongTasks(): Promise<number>;
     p9FirstSync(baseUrl: string, token: string, workspaceId: string, records: number, snapshotLimit: number | null): Promise<FirstSyncRun>;
   }

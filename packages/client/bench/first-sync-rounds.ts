@@ -19,6 +19,7 @@ import { Dexie } from 'dexie';
 import { attachSync } from '../src/attach.js';
 import { GatewayProvider } from '../src/gateway/gateway-provider.js';
 import { ENGINE_TABLES, STATE_KEYS } from '../src/schema.js';
+import { chunkedBulkPuts } from '../src/chunked-write.js';
 import { firstSyncRecord, threadCount } from './first-sync-rows.js';
 
 const schema = { threads: 'id, project_id, updated_at', messages: 'id, thread_id, [thread_id+index]' };
@@ -51,8 +52,13 @@ export interface RawRun {
   longTasks: number[];
 }
 
-/** The baseline: one raw Dexie bulkPut of the rows (per table, in one transaction). */
-export async function rawBulkPut(records: number, name: string): Promise<RawRun> {
+/**
+ * The baseline: one raw Dexie bulkPut of the rows (per table, in one transaction). `chunked`: the
+ * same rows in the same one transaction, in the chunks a first sync writes them in (250 rows, two
+ * in flight, `chunked-write.ts`), so that no task clones more than a chunk: what an app that must
+ * keep its page responsive can write at best, without the engine.
+ */
+export async function rawBulkPut(records: number, name: string, chunked = false): Promise<RawRun> {
   let rows: ReturnType<typeof storedRows> | null = storedRows(records);
   const raw = new Dexie(name);
   raw.version(1).stores({ ...schema, ...ENGINE_TABLES });
@@ -60,6 +66,13 @@ export async function rawBulkPut(records: number, name: string): Promise<RawRun>
   const watch = watchLongTasks();
   const start = performance.now();
   await raw.transaction('rw', raw.table('threads'), raw.table('messages'), async () => {
+    if (chunked) {
+      await chunkedBulkPuts<Record<string, unknown>>([
+        [raw.table('threads'), rows!.threads],
+        [raw.table('messages'), rows!.messages],
+      ]);
+      return;
+    }
     await raw.table('threads').bulkPut(rows!.threads);
     await raw.table('messages').bulkPut(rows!.messages);
   });
