@@ -11,13 +11,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use sync_server::clock::SystemClock;
 use sync_server::config::RateLimitConfig;
-use sync_server::config::ServerConfig;
-
-fn config_with(f: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
-    let mut config = ServerConfig::default();
-    f(&mut config);
-    config
-}
 
 #[tokio::test]
 async fn push_flood_is_rate_limited_per_user_with_headers() {

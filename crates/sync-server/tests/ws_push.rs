@@ -105,12 +105,6 @@ fn message(i: u32, t: u64) -> Value {
     )
 }
 
-fn config_with(f: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
-    let mut config = ServerConfig::default();
-    f(&mut config);
-    config
-}
-
 #[tokio::test]
 async fn the_server_chooses_the_push_subprotocol_only_when_offered() {
     let s = start().await;
@@ -332,15 +326,21 @@ async fn an_expired_token_refuses_the_push_401() {
     assert_eq!(reply["error"]["code"], "token_expired");
 }
 
-#[tokio::test]
-async fn a_push_frame_over_the_body_limit_is_413_and_the_session_goes_on() {
+/// A server taking bodies of at most 4 KiB, and alice's subscribed socket to a workspace of hers.
+async fn small_body_socket() -> (TestServer, Socket) {
     let s = start_with(
         config_with(|c| c.max_body_bytes = 4096),
         Arc::new(SystemClock),
     )
     .await;
     let ws = s.workspace("alice").await;
-    let mut socket = subscribed(&s, &ws, "alice").await;
+    let socket = subscribed(&s, &ws, "alice").await;
+    (s, socket)
+}
+
+#[tokio::test]
+async fn a_push_frame_over_the_body_limit_is_413_and_the_session_goes_on() {
+    let (_s, mut socket) = small_body_socket().await;
     let t = now_ms();
     let big = put(
         "messages",
@@ -382,13 +382,7 @@ async fn a_push_frame_of_the_wrong_shape_is_400_with_its_id() {
 
 #[tokio::test]
 async fn a_frame_larger_than_the_socket_reads_gets_a_coded_error_before_the_close() {
-    let s = start_with(
-        config_with(|c| c.max_body_bytes = 4096),
-        Arc::new(SystemClock),
-    )
-    .await;
-    let ws = s.workspace("alice").await;
-    let mut socket = subscribed(&s, &ws, "alice").await;
+    let (_s, mut socket) = small_body_socket().await;
     let t = now_ms();
     let huge = put(
         "messages",

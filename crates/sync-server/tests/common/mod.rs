@@ -95,6 +95,13 @@ pub async fn start() -> TestServer {
     start_with(ServerConfig::default(), Arc::new(SystemClock)).await
 }
 
+/// The default configuration with `f` applied.
+pub fn config_with(f: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    f(&mut config);
+    config
+}
+
 pub async fn start_with(config: ServerConfig, clock: Arc<dyn Clock>) -> TestServer {
     start_in(Arc::new(tempfile::tempdir().unwrap()), config, clock).await
 }
