@@ -4,7 +4,7 @@
  * and judges each answer (`judgeResult`); this file acts on the verdicts.
  * Request-level failures are thrown for the run to classify (`run-end.ts`).
  */
-import { applyRemoteVersions, runRemoteTransaction, stampOf, versionFromWinner, type RemoteVersion } from './apply.js';
+import { applyRemoteVersions, recordKey, runRemoteTransaction, stampOf, versionFromWinner, type RemoteVersion } from './apply.js';
 import { sleep } from './backoff.js';
 import { readClockState, writeClockState } from './clock-state.js';
 import type { EngineContext } from './context.js';
@@ -23,7 +23,7 @@ import {
 import { judgeResult, outbox, type PendingOpRow } from './outbox/index.js';
 import { isSyncProviderError } from './provider.js';
 import { EngineRunError } from './run-end.js';
-import { STATE_TABLE, TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
+import { STATE_KEYS, STATE_TABLE, TOMBSTONES_TABLE, type SyncedTable, type TombstoneRow } from './schema.js';
 import { toWirePayload } from './table-conventions.js';
 
 /** Batches in a row that only re-stamped ops before the pass gives up and backs off. */
@@ -39,6 +39,8 @@ export interface PushOutcome {
   conflicts: ConflictEvent[];
   /** The cursor a settle moved past the pushes' own changes (`pastOwnChanges`), or null. */
   cursor: number | null;
+  /** Under a project scope, a settle kept records this device wrote outside the project for a rescan after the push. */
+  keptForRescan?: boolean;
 }
 
 /** What a push pass is told beyond its batches (`pushPending`). */
@@ -234,6 +236,7 @@ async function settleResults(
     const winners: RemoteVersion[] = [];
     const done: number[] = [];
     const restamp: PendingOpRow[] = [];
+    const outOfScope: [string, string][] = [];
     for (const op of ops) {
       const result = byOpId.get(op.op_id);
       if (!result) continue; // A server answers every op; an unanswered one is simply sent again.
@@ -244,6 +247,7 @@ async function settleResults(
           left.push(op);
           const settled = verdict.result;
           if (settled.status === 'applied' && typeof settled.server_version === 'number') appliedVersions.push(settled.server_version);
+          if (settled.status !== 'superseded' && leavesScope(ctx, op)) outOfScope.push([op.table_name, op.pk]);
           if (settled.status === 'superseded') {
             winners.push(versionFromWinner(op.table_name, op.pk, settled.winner));
             conflicts.push({ tableName: op.table_name, pk: op.pk, local: stampOf(op), remote: stampOf(settled.winner), winner: 'remote' });
@@ -272,6 +276,10 @@ async function settleResults(
       }
     }
     await outbox.removeSettled(ctx.db, done);
+    if (outOfScope.length > 0) {
+      await keepForRescanAfterPush(ctx, outOfScope);
+      outcome.keptForRescan = true;
+    }
     progress += done.length;
     outcome.pushed += done.length;
     if (restamp.length > 0) await restampOps(ctx, restamp);
@@ -289,6 +297,31 @@ async function settleResults(
   outcome.conflicts.push(...conflicts);
   for (const event of errors) ctx.events.emit('sync.error:action', event);
   return { progress, ...after, done: left, appliedVersions };
+}
+
+/**
+ * Under a project scope, whether `op` (pushed and kept by the server) put its record outside the
+ * project: a thread whose `project_id` is another project's or none (section 1: threads are in
+ * the project their `project_id` names; messages follow their thread, whose own write or the
+ * rescan it brings takes them along). The scope's feed never carries such a write when the
+ * record was never in the project on the server (written there outside it, or created and moved
+ * before its first push, coalesced into one op), so no scope change would ever remove it here.
+ */
+function leavesScope(ctx: EngineContext, op: PendingOpRow): boolean {
+  const projectId = ctx.scope.projectId;
+  if (projectId == null || op.table_name !== 'threads') return false;
+  const payload = op.payload as RecordPayload | null;
+  return payload != null && typeof payload === 'object' && (payload.project_id ?? null) !== projectId;
+}
+
+/** Inside the settle's transaction: adds `records` to those the scope rescans once they have no op left (`rescanDueAfterPush`). */
+async function keepForRescanAfterPush(ctx: EngineContext, records: [string, string][]): Promise<void> {
+  const state = ctx.db.table(STATE_TABLE);
+  const key = STATE_KEYS.rescanAfterPush(ctx.cursorKey);
+  const kept = (await state.get(key))?.value;
+  const all = new Map<string, [string, string]>();
+  for (const record of [...(Array.isArray(kept) ? (kept as [string, string][]) : []), ...records]) all.set(recordKey(record[0], record[1]), record);
+  await state.put({ key, value: [...all.values()] });
 }
 
 /** Inside the settle's transaction: stores the cursor past `versions` (`pastOwnChanges`) when it moves. */

@@ -163,7 +163,8 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
   progress.phase = 'push';
   // Only a rescan leaves records for a rescan after the push: without one at the start or in
   // this run, there is nothing to check (one transaction fewer after every push).
-  const afterPushDue = async () => (rescanned || start.keptForRescanAfterPush) && (await rescanDueAfterPush(ctx));
+  let keptByPush = false;
+  const afterPushDue = async () => (rescanned || start.keptForRescanAfterPush || keptByPush) && (await rescanDueAfterPush(ctx));
   // A failed push does not keep this run from pulling (unless nothing can be reached); its error still fails the run.
   let pushError: unknown = null;
   // A refused push: a viewer now, or no longer a member. The pull tells which.
@@ -171,6 +172,7 @@ async function runSteps(host: RunHost, progress: RunProgress, purpose: RunPurpos
   try {
     const pushed = await pushPending(ctx, host.signal(), start.batch);
     notePushed(host, run, pushed);
+    keptByPush = pushed.keptForRescan === true;
     // The settles moved the cursor past the device's own changes: the pull starts after them.
     if (pushed.cursor !== null) cursor = Math.max(cursor, pushed.cursor);
     conflicts.push(...pushed.conflicts);

@@ -98,4 +98,31 @@ describe('scope change', () => {
     expect(await engine.db.table('threads').get('t2')).toBeUndefined();
     expect(reasons).toEqual(['on_demand', 'scope_change']);
   });
+
+  it('a_thread_this_device_writes_outside_its_project_leaves_it_once_pushed', async () => {
+    // Found by packages/faults (seed 38136): a device syncing p1 created a thread and moved it
+    // out of p1 before its first push (the outbox merged the two writes). The server never had
+    // the thread in p1, so p1's feed never said it left, and the device kept it for good.
+    const provider = new ScriptedProvider();
+    const engine = await makeDevice('ws-scope-own-write', provider, { projectId: 'p1' }).open();
+    opened.push(engine);
+    expect(await engine.sync()).toMatchObject({ error: null });
+    const reasons: string[] = [];
+    engine.on('sync.rescan:action', (e) => e.phase === 'started' && reasons.push(e.reason));
+    await engine.db.table('threads').put({ id: 'mine', title: 'in p1', project_id: 'p1' });
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(reasons).toEqual([]); // a write inside the project owes nothing
+    provider.snapshotItems = [
+      { table_name: 'threads', pk: 'mine', payload: { id: 'mine', title: 'in p1', project_id: 'p1' }, deleted: false, clock: 1, hlc: '1732540000000-000000-aaaaaaaaaaaaaaaa', op_id: crypto.randomUUID(), server_version: 1 },
+    ];
+    await engine.db.table('threads').put({ id: 'away', title: 'for p2', project_id: 'p2' });
+    await engine.db.table('threads').put({ id: 'loose', title: 'no project', project_id: null });
+    expect(await engine.sync()).toMatchObject({ error: null });
+    expect(provider.pushes.flat().map((op) => op.pk)).toEqual(['mine', 'away', 'loose']);
+    // Pushed (the server holds them), then gone from this project's database; its own thread stays.
+    expect(reasons).toEqual(['scope_change']);
+    expect(await engine.db.table('threads').get('away')).toBeUndefined();
+    expect(await engine.db.table('threads').get('loose')).toBeUndefined();
+    expect(await engine.db.table('threads').get('mine')).toMatchObject({ project_id: 'p1' });
+  });
 });
