@@ -4,7 +4,8 @@
 //! requests is [`crate::rate_limit`].
 
 use crate::config::RateLimitConfig;
-use axum::http::{HeaderMap, HeaderValue};
+use crate::error::{ApiError, ErrorCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -99,6 +100,22 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// 429 `rate_limited` with `Retry-After` when this decision refuses a
+    /// request of `class` (counted in `or3_rate_limited_total`): what an HTTP
+    /// request and a push on the socket are both answered.
+    pub fn refusal(&self, class: RouteClass) -> Option<ApiError> {
+        let secs = self.retry_after_secs?;
+        metrics::counter!("or3_rate_limited_total", "class" => class.label()).increment(1);
+        Some(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!("too many {} requests; retry in {secs} s", class.label()),
+            )
+            .with_retry_after(secs),
+        )
+    }
+
     /// Writes `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         headers.insert("ratelimit-limit", HeaderValue::from(self.limit));

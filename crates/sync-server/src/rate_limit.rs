@@ -8,14 +8,11 @@
 //! picks it up, so a token is not checked twice.
 
 use crate::auth::Identity;
-use crate::error::ApiError;
-use crate::error::ErrorCode;
 use crate::extract::bearer_token;
 use crate::limiter::RouteClass;
 use crate::listener::ClientAddr;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -56,17 +53,8 @@ pub async fn limit(State(state): State<AppState>, mut request: Request, next: Ne
     let Some(decision) = decision else {
         return next.run(request).await;
     };
-    let mut response = match decision.retry_after_secs {
-        Some(secs) => {
-            metrics::counter!("or3_rate_limited_total", "class" => class.label()).increment(1);
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                format!("too many {} requests; retry in {secs} s", class.label()),
-            )
-            .with_retry_after(secs)
-            .into_response()
-        }
+    let mut response = match decision.refusal(class) {
+        Some(refusal) => refusal.into_response(),
         None => next.run(request).await,
     };
     decision.write_headers(response.headers_mut());

@@ -277,20 +277,12 @@ impl Session {
                 "the token expired; send an auth frame with a fresh one",
             ));
         }
-        let limited = self
+        let decision = self
             .state
             .rate_limits
-            .for_user(RouteClass::Push, &self.identity.user_id)
-            .and_then(|decision| decision.retry_after_secs);
-        if let Some(secs) = limited {
-            metrics::counter!("or3_rate_limited_total", "class" => RouteClass::Push.label())
-                .increment(1);
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                format!("too many push requests; retry in {secs} s"),
-            )
-            .with_retry_after(secs));
+            .for_user(RouteClass::Push, &self.identity.user_id);
+        if let Some(refusal) = decision.and_then(|d| d.refusal(RouteClass::Push)) {
+            return Err(refusal);
         }
         refuse_while_draining(&self.state)?;
         let request = request?;
