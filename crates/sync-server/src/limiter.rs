@@ -10,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use serde::Serialize;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -71,18 +72,22 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 Decision {
-                    limit,
-                    remaining,
-                    reset_secs: (f64::from(limit - remaining.min(limit)) * per_token).ceil() as u64,
+                    hint: RateLimitHint {
+                        limit,
+                        remaining,
+                        reset: (f64::from(limit - remaining.min(limit)) * per_token).ceil() as u64,
+                    },
                     retry_after_secs: None,
                 }
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 Decision {
-                    limit,
-                    remaining: 0,
-                    reset_secs: (f64::from(limit) * per_token).ceil() as u64,
+                    hint: RateLimitHint {
+                        limit,
+                        remaining: 0,
+                        reset: (f64::from(limit) * per_token).ceil() as u64,
+                    },
                     retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
                 }
             }
@@ -90,11 +95,23 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
+/// What a limited answer tells the client of its budget, so it can slow down
+/// before it is refused: the `RateLimit-*` headers of an HTTP answer, the
+/// `rate_limit` object of a push answered on the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimitHint {
+    /// Requests of the class per minute.
+    pub limit: u32,
+    /// Requests left before one is refused.
+    pub remaining: u32,
+    /// Seconds until the whole budget is back.
+    pub reset: u64,
+}
+
 /// One limiter's answer for one request.
 pub struct Decision {
-    limit: u32,
-    remaining: u32,
-    reset_secs: u64,
+    /// The budget left after this request.
+    pub hint: RateLimitHint,
     /// Set when the request is refused: seconds until it may be retried.
     pub retry_after_secs: Option<u64>,
 }
@@ -118,9 +135,12 @@ impl Decision {
 
     /// Writes `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+        headers.insert("ratelimit-limit", HeaderValue::from(self.hint.limit));
+        headers.insert(
+            "ratelimit-remaining",
+            HeaderValue::from(self.hint.remaining),
+        );
+        headers.insert("ratelimit-reset", HeaderValue::from(self.hint.reset));
     }
 }
 

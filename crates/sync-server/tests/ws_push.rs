@@ -296,6 +296,66 @@ async fn socket_pushes_count_against_the_push_rate_limit_with_http_pushes() {
 }
 
 #[tokio::test]
+async fn socket_push_answers_carry_the_rate_limit_budget_an_http_answer_has_in_its_headers() {
+    // Three pushes a minute: one comes back every 20 s, far longer than this test.
+    let limits = RateLimitConfig {
+        push_per_minute: 3,
+        ..RateLimitConfig::default()
+    };
+    let s = start_with(
+        config_with(|c| c.rate_limits = limits),
+        Arc::new(SystemClock),
+    )
+    .await;
+    let ws = s.workspace("alice").await;
+    let mut socket = subscribed(&s, &ws, "alice").await;
+    let t = now_ms();
+
+    push_frame(&mut socket, "first", vec![message(1, t)]).await;
+    let reply = answer(&mut socket).await;
+    assert_eq!(reply["type"], "push_result", "{reply}");
+    assert_eq!(reply["rate_limit"]["limit"], 3, "{reply}");
+    assert_eq!(reply["rate_limit"]["remaining"], 2, "{reply}");
+    let reset = reply["rate_limit"]["reset"].as_u64().expect("reset");
+    assert!((1..=60).contains(&reset), "reset {reset}");
+
+    push_frame(&mut socket, "second", vec![message(2, t)]).await;
+    let reply = answer(&mut socket).await;
+    assert_eq!(reply["rate_limit"]["remaining"], 1, "{reply}");
+
+    // An HTTP push spends the same budget, and says so in its headers.
+    let http = s
+        .http
+        .post(format!("{}/v1/workspaces/{ws}/push", s.base))
+        .bearer_auth(token("alice"))
+        .json(&json!({"ops": [message(3, t)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(http.status().as_u16(), 200);
+    assert_eq!(http.headers()["ratelimit-remaining"], "0");
+
+    // The refusal carries the budget too, as a 429 carries the headers.
+    push_frame(&mut socket, "fourth", vec![message(4, t)]).await;
+    let reply = answer(&mut socket).await;
+    assert_eq!(reply["type"], "push_error", "{reply}");
+    assert_eq!(reply["status"], 429);
+    assert_eq!(reply["rate_limit"]["limit"], 3, "{reply}");
+    assert_eq!(reply["rate_limit"]["remaining"], 0, "{reply}");
+}
+
+#[tokio::test]
+async fn a_push_refused_before_the_rate_limit_counts_it_carries_no_budget() {
+    let s = start().await;
+    let ws = s.workspace("alice").await;
+    let (mut socket, _) = connect_offering(&s, &ws, "alice", "or3-sync.v1+push, or3-sync.v1").await;
+    push_frame(&mut socket, "early", vec![message(1, now_ms())]).await;
+    let reply = answer(&mut socket).await;
+    assert_eq!(reply["error"]["code"], "invalid_frame", "{reply}");
+    assert!(reply.get("rate_limit").is_none(), "{reply}");
+}
+
+#[tokio::test]
 async fn a_draining_server_refuses_socket_pushes_503() {
     let s = start().await;
     let ws = s.workspace("alice").await;

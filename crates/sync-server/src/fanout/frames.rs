@@ -1,6 +1,7 @@
 //! The frames the server sends to a subscriber, as JSON text.
 
 use crate::error::{ApiError, ErrorCode};
+use crate::limiter::RateLimitHint;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
@@ -36,9 +37,14 @@ pub fn error_frame(
     frame.to_string()
 }
 
-/// `{"type":"push_result","id":…,"results":[…],"server_version":N,"server_time":T}`:
-/// a WebSocket push's answer, the fields of an HTTP push's 200 body.
-pub fn push_result_frame(id: &str, response: &PushResponse) -> String {
+/// `{"type":"push_result","id":…,"results":[…],"server_version":N,"server_time":T,"rate_limit"?}`:
+/// a WebSocket push's answer, the fields of an HTTP push's 200 body, and the
+/// push rate limit's budget its `RateLimit-*` headers would have carried.
+pub fn push_result_frame(
+    id: &str,
+    response: &PushResponse,
+    rate_limit: Option<RateLimitHint>,
+) -> String {
     #[derive(Serialize)]
     struct Frame<'a> {
         #[serde(rename = "type")]
@@ -46,11 +52,14 @@ pub fn push_result_frame(id: &str, response: &PushResponse) -> String {
         id: &'a str,
         #[serde(flatten)]
         response: &'a PushResponse,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rate_limit: Option<RateLimitHint>,
     }
     serde_json::to_string(&Frame {
         kind: "push_result",
         id,
         response,
+        rate_limit,
     })
     .unwrap_or_else(|_| {
         let error = ApiError::new(
@@ -58,14 +67,15 @@ pub fn push_result_frame(id: &str, response: &PushResponse) -> String {
             ErrorCode::Internal,
             "internal error",
         );
-        push_error_frame(id, &error)
+        push_error_frame(id, &error, rate_limit)
     })
 }
 
-/// `{"type":"push_error","id":…,"status":S,"error":{"code","message","field"?},"retry_after"?}`:
+/// `{"type":"push_error","id":…,"status":S,"error":{"code","message","field"?},"retry_after"?,"rate_limit"?}`:
 /// a WebSocket push refused, with the status and error body (and `Retry-After`
-/// in seconds) an HTTP push would have got.
-pub fn push_error_frame(id: &str, refusal: &ApiError) -> String {
+/// in seconds, and the `RateLimit-*` budget once the push rate limit counted
+/// the push) an HTTP push would have got.
+pub fn push_error_frame(id: &str, refusal: &ApiError, rate_limit: Option<RateLimitHint>) -> String {
     let mut error = json!({"code": refusal.code.as_str(), "message": refusal.message});
     if let Some(field) = &refusal.field {
         error["field"] = json!(field);
@@ -74,6 +84,9 @@ pub fn push_error_frame(id: &str, refusal: &ApiError) -> String {
     let mut frame = json!({"type": "push_error", "id": id, "status": status, "error": error});
     if let Some(secs) = refusal.retry_after_secs {
         frame["retry_after"] = json!(secs);
+    }
+    if let Some(hint) = rate_limit {
+        frame["rate_limit"] = json!(hint);
     }
     frame.to_string()
 }

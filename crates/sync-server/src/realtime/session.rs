@@ -18,7 +18,7 @@ use crate::fanout::frames::{
     changes_frame, error_frame, poke_frame, push_error_frame, push_result_frame,
 };
 use crate::fanout::hub::Commit;
-use crate::limiter::RouteClass;
+use crate::limiter::{RateLimitHint, RouteClass};
 use crate::push::{apply_push, refuse_while_draining};
 use crate::state::AppState;
 use crate::store::{Access, ChangesQuery, DevicePosition, LoggedChange, StoreError};
@@ -29,7 +29,7 @@ use std::time::Duration;
 use sync_core::wire::PushRequest;
 use sync_core::{ServerVersion, WorkspaceId};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// How often membership is checked again while connected.
@@ -239,12 +239,13 @@ impl Session {
                 }
             },
             ClientFrame::Push { id, request } => {
-                let answer = match self.admit_push(request) {
+                let (rate_limit, admitted) = self.admit_push(request);
+                let answer = match admitted {
                     Ok((request, permit)) => {
-                        self.spawn_push(id, request, permit);
+                        self.spawn_push(id, request, permit, rate_limit);
                         return Next::Continue;
                     }
-                    Err(refusal) => push_error_frame(&id, &refusal),
+                    Err(refusal) => push_error_frame(&id, &refusal, rate_limit),
                 };
                 if out.send(answer.into()).await {
                     Next::Continue
@@ -259,10 +260,32 @@ impl Session {
     /// order an HTTP push meets them (the session's `hello` first): a token
     /// still valid, the push rate limit, a server not draining, a frame within
     /// the body limits; and a free slot among the session's pushes in flight.
+    /// With it, the push rate limit's budget once it counted the push, which
+    /// the answer carries as an HTTP answer carries its `RateLimit-*` headers.
     fn admit_push(
         &self,
         request: Result<PushRequest, ApiError>,
-    ) -> Result<(PushRequest, tokio::sync::OwnedSemaphorePermit), ApiError> {
+    ) -> (
+        Option<RateLimitHint>,
+        Result<(PushRequest, OwnedSemaphorePermit), ApiError>,
+    ) {
+        if let Err(refusal) = self.may_push() {
+            return (None, Err(refusal));
+        }
+        let decision = self
+            .state
+            .rate_limits
+            .for_user(RouteClass::Push, &self.identity.user_id);
+        let rate_limit = decision.as_ref().map(|d| d.hint);
+        if let Some(refusal) = decision.and_then(|d| d.refusal(RouteClass::Push)) {
+            return (rate_limit, Err(refusal));
+        }
+        (rate_limit, self.take_push_slot(request))
+    }
+
+    /// The checks before the push rate limit: an accepted `hello`, a token
+    /// still valid.
+    fn may_push(&self) -> Result<(), ApiError> {
         if !self.hello_accepted {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidFrame,
@@ -277,13 +300,15 @@ impl Session {
                 "the token expired; send an auth frame with a fresh one",
             ));
         }
-        let decision = self
-            .state
-            .rate_limits
-            .for_user(RouteClass::Push, &self.identity.user_id);
-        if let Some(refusal) = decision.and_then(|d| d.refusal(RouteClass::Push)) {
-            return Err(refusal);
-        }
+        Ok(())
+    }
+
+    /// The checks after the push rate limit: a server not draining, a frame
+    /// within the body limits, a free slot among the pushes in flight.
+    fn take_push_slot(
+        &self,
+        request: Result<PushRequest, ApiError>,
+    ) -> Result<(PushRequest, OwnedSemaphorePermit), ApiError> {
         refuse_while_draining(&self.state)?;
         let request = request?;
         let permit = self.pushes.clone().try_acquire_owned().map_err(|_| {
@@ -303,15 +328,19 @@ impl Session {
         &self,
         id: String,
         request: PushRequest,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
+        rate_limit: Option<RateLimitHint>,
     ) {
         let (state, identity, ws) = (self.state.clone(), self.identity.clone(), self.ws.clone());
         let answers = self.answers.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let (answer, status) = match apply_push(&state, &identity, ws, request).await {
-                Ok(response) => (push_result_frame(&id, &response), StatusCode::OK),
-                Err(refusal) => (push_error_frame(&id, &refusal), refusal.status),
+                Ok(response) => (
+                    push_result_frame(&id, &response, rate_limit),
+                    StatusCode::OK,
+                ),
+                Err(refusal) => (push_error_frame(&id, &refusal, rate_limit), refusal.status),
             };
             metrics::histogram!("or3_ws_push_seconds", "status" => status.as_u16().to_string())
                 .record(started.elapsed().as_secs_f64());
