@@ -503,6 +503,15 @@ describe('pushes on the subscription socket', () => {
     expect(http).toHaveLength(1);
   });
 
+  it('a refusal with a code this client does not know gets the code of its status, as over HTTP', async () => {
+    const { h } = pushHarness('or3-sync.v1+push');
+    const socket = await subscribedSocket(h);
+    const pushed = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 1);
+    socket.frame({ type: 'push_error', id: pushFrames(socket)[0]!.id, status: 429, error: { code: 'from_a_newer_server', message: 'slow down' } });
+    await expect(pushed).rejects.toMatchObject({ code: 'rate_limited', status: 429, message: 'slow down' });
+  });
+
   it('an answer settles the push at once, not behind a changes frame still being applied', async () => {
     const { h } = pushHarness('or3-sync.v1+push');
     let release = () => {};

@@ -21,10 +21,10 @@ import {
   type RealtimeSettings,
 } from './gateway-subscription.js';
 import { tokenSubject } from './token-claims.js';
+import { errorFromWire } from './wire-error.js';
 import type { WebSocketConstructor } from './websocket.js';
 import {
   PROTOCOL_LIMITS,
-  isSyncErrorCode,
   type ChangesPage,
   type GatewayConfig,
   type MemberInfo,
@@ -32,7 +32,6 @@ import {
   type PushResponse,
   type SnapshotItem,
   type SnapshotPage,
-  type SyncErrorCode,
   type WireErrorBody,
   type WorkspaceInfo,
   type WorkspaceList,
@@ -88,17 +87,6 @@ export interface GatewayProviderOptions {
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 /** Snapshot items per page when the app names none: the gateway's largest page (`max_snapshot_limit`). */
 const DEFAULT_SNAPSHOT_LIMIT = 1000;
-
-const STATUS_CODES: Record<number, SyncErrorCode> = {
-  400: 'invalid_input',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  410: 'cursor_expired',
-  413: 'payload_too_large',
-  429: 'rate_limited',
-  503: 'store_unavailable',
-};
 
 /** A workspace as the caller sees it. */
 export interface Workspace {
@@ -408,17 +396,13 @@ function retryAfterMs(value: string | null): number | null {
 
 function errorFromResponse(response: Response, body: unknown, remaining: number | null): SyncProviderError {
   const wire = (body as Partial<WireErrorBody> | undefined)?.error;
-  return new SyncProviderError({
-    code: isSyncErrorCode(wire?.code)
-      ? wire.code
-      : (STATUS_CODES[response.status] ?? (response.status >= 500 ? 'internal' : 'invalid_input')),
-    message: wire?.message ?? `HTTP ${response.status}`,
+  return errorFromWire({
     status: response.status,
+    error: wire,
     retryAfterMs: retryAfterMs(response.headers.get('retry-after')),
     rateLimitRemaining: remaining,
     oldestRetainedVersion:
       wire?.oldest_retained_version ??
       ((body as { oldest_retained_version?: number } | undefined)?.oldest_retained_version ?? null),
-    field: wire?.field ?? null,
   });
 }

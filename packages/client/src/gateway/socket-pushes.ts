@@ -12,7 +12,8 @@
  * settles as `fallback`: the provider sends that push over HTTP instead.
  */
 import { SyncProviderError } from '../provider.js';
-import { isSyncErrorCode, type PushOp, type PushResponse } from '@or3/sync-protocol';
+import { errorFromWire, type WireErrorFields } from './wire-error.js';
+import type { PushOp, PushResponse } from '@or3/sync-protocol';
 
 /**
  * Largest push frame sent on the socket, in UTF-8 bytes: within what every gateway that takes
@@ -32,7 +33,7 @@ export interface PushAnswerFrame {
   server_version?: unknown;
   server_time?: unknown;
   status?: unknown;
-  error?: { code?: unknown; message?: unknown; field?: unknown };
+  error?: WireErrorFields;
   retry_after?: unknown;
 }
 
@@ -115,12 +116,10 @@ export class SocketPushes {
         return;
       }
       pending.reject(
-        new SyncProviderError({
-          code: isSyncErrorCode(code) ? code : status >= 500 ? 'internal' : 'invalid_input',
-          message: typeof frame.error?.message === 'string' ? frame.error.message : `push refused (${status})`,
+        errorFromWire({
           status,
+          error: frame.error,
           retryAfterMs: typeof frame.retry_after === 'number' ? Math.max(0, frame.retry_after * 1000) : null,
-          field: typeof frame.error?.field === 'string' ? frame.error.field : null,
         }),
       );
     });
