@@ -503,6 +503,35 @@ describe('pushes on the subscription socket', () => {
     expect(http).toHaveLength(1);
   });
 
+  it('an answer\'s rate_limit sets lastRateLimitRemaining (which the push loop reads to slow down), as RateLimit-Remaining does over HTTP', async () => {
+    const { h } = pushHarness('or3-sync.v1+push');
+    const socket = await subscribedSocket(h);
+    expect(h.provider.lastRateLimitRemaining).toBeNull();
+    const answered = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 1);
+    socket.frame({ type: 'push_result', id: pushFrames(socket)[0]!.id, ...answer, rate_limit: { limit: 600, remaining: 3, reset: 1 } });
+    await expect(answered).resolves.toEqual(answer);
+    expect(h.provider.lastRateLimitRemaining).toBe(3);
+    // An answer without the field (a server that limits no pushes) leaves the last count, as an answer without the header does.
+    const unlimited = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 2);
+    socket.frame({ type: 'push_result', id: pushFrames(socket)[1]!.id, ...answer });
+    await unlimited;
+    expect(h.provider.lastRateLimitRemaining).toBe(3);
+    const refused = h.provider.push(scope, [op]);
+    await waitFor(() => pushFrames(socket).length === 3);
+    socket.frame({
+      type: 'push_error',
+      id: pushFrames(socket)[2]!.id,
+      status: 429,
+      error: { code: 'rate_limited', message: 'too many push requests; retry in 2 s' },
+      retry_after: 2,
+      rate_limit: { limit: 600, remaining: 0, reset: 60 },
+    });
+    await expect(refused).rejects.toMatchObject({ code: 'rate_limited', rateLimitRemaining: 0, retryAfterMs: 2000 });
+    expect(h.provider.lastRateLimitRemaining).toBe(0);
+  });
+
   it('a refusal with a code this client does not know gets the code of its status, as over HTTP', async () => {
     const { h } = pushHarness('or3-sync.v1+push');
     const socket = await subscribedSocket(h);

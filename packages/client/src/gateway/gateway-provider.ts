@@ -240,6 +240,7 @@ export class GatewayProvider implements SyncProvider {
         fetch: this.fetchImpl,
         getToken: this.getToken,
         pull: (pullScope, from) => this.pull(pullScope, from),
+        onRateLimitRemaining: (remaining) => this.noteRateLimitRemaining(remaining),
       },
       this.realtime,
       {
@@ -303,6 +304,15 @@ export class GatewayProvider implements SyncProvider {
     this.subscriptions.clear();
   }
 
+  /**
+   * Keeps the remaining count the latest answer reported (an HTTP answer's `RateLimit-Remaining`,
+   * a socket push answer's `rate_limit.remaining`), which the push loop reads to slow down before
+   * it is refused; an answer without one leaves the last known count.
+   */
+  private noteRateLimitRemaining(remaining: number | null): void {
+    if (remaining !== null) this.lastRateLimitRemaining = remaining;
+  }
+
   /** One request, with one retry under a fresh token after a 401. */
   private async request<T>(options: RequestOptions): Promise<T> {
     try {
@@ -341,7 +351,7 @@ export class GatewayProvider implements SyncProvider {
       throw new SyncProviderError({ code: 'network_error', message, status: 0, cause });
     }
     const remaining = numberHeader(response.headers.get('ratelimit-remaining'));
-    if (remaining !== null) this.lastRateLimitRemaining = remaining;
+    this.noteRateLimitRemaining(remaining);
     const body = parseJson(text);
     if (!response.ok) throw errorFromResponse(response, body, remaining);
     if (response.status === 204) return null as T;

@@ -62,6 +62,8 @@ export interface SubscriptionHost {
   fetch: typeof fetch;
   getToken(options: { forceRefresh: boolean }): string | Promise<string>;
   pull(scope: SyncScope, cursor: number): Promise<ChangesPage>;
+  /** An answer of a push on the socket said how many pushes the rate limit has left. */
+  onRateLimitRemaining(remaining: number): void;
 }
 
 /** The callbacks and starting point the engine gave `subscribe`. */
@@ -302,6 +304,7 @@ export class GatewaySubscription {
               },
               this.settings.pushTimeoutMs,
               () => socket.readyState === 1,
+              (remaining) => this.host.onRateLimitRemaining(remaining),
             );
           }
           this.report('websocket', true);

@@ -35,6 +35,8 @@ export interface PushAnswerFrame {
   status?: unknown;
   error?: WireErrorFields;
   retry_after?: unknown;
+  /** The push rate limit's budget, as the HTTP answer's `RateLimit-*` headers: `{limit, remaining, reset}`. */
+  rate_limit?: unknown;
 }
 
 /** Whether a parsed frame is a push's answer. */
@@ -59,6 +61,8 @@ export class SocketPushes {
     private readonly timeoutMs: number,
     /** Whether the socket is open now (it may be closing before its close event). */
     private readonly socketOpen: () => boolean,
+    /** Told an answer's `rate_limit.remaining`, as an HTTP answer's `RateLimit-Remaining` is read. */
+    private readonly onRateLimitRemaining: (remaining: number) => void,
   ) {}
 
   /** Whether this socket takes pushes now. */
@@ -94,6 +98,8 @@ export class SocketPushes {
   answer(frame: PushAnswerFrame): void {
     if (typeof frame.id !== 'string') return;
     this.settle(frame.id, (pending) => {
+      const remaining = rateLimitRemaining(frame);
+      if (remaining !== null) this.onRateLimitRemaining(remaining);
       if (frame.type === 'push_result') {
         if (!Array.isArray(frame.results) || typeof frame.server_version !== 'number') {
           pending.reject(new SyncProviderError({ code: 'invalid_response', message: 'malformed push_result frame', status: 0 }));
@@ -120,6 +126,7 @@ export class SocketPushes {
           status,
           error: frame.error,
           retryAfterMs: typeof frame.retry_after === 'number' ? Math.max(0, frame.retry_after * 1000) : null,
+          rateLimitRemaining: remaining,
         }),
       );
     });
@@ -140,6 +147,12 @@ export class SocketPushes {
     clearTimeout(pending.timer);
     act(pending);
   }
+}
+
+/** `rate_limit.remaining` of an answer, when it carries a number there. */
+function rateLimitRemaining(frame: PushAnswerFrame): number | null {
+  const remaining = (frame.rate_limit as { remaining?: unknown } | null | undefined)?.remaining;
+  return typeof remaining === 'number' && Number.isFinite(remaining) ? remaining : null;
 }
 
 function networkError(message: string, cause?: unknown): SyncProviderError {
