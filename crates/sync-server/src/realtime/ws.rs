@@ -21,6 +21,7 @@ use axum::Extension;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tungstenite::error::CapacityError;
 
 /// The subprotocol of this protocol version.
 pub const SUBPROTOCOL: &str = "or3-sync.v1";
@@ -141,8 +142,40 @@ impl Outbound for WsOut {
     }
 }
 
-/// Whether a read failed on a frame over the size limit (tungstenite's
-/// `MessageTooLong`, seen through axum's error, which does not expose it).
+/// Whether a read failed on a frame over the size limit: tungstenite's
+/// `MessageTooLong`, the source of axum's error.
 fn is_too_long(error: &axum::Error) -> bool {
-    error.to_string().contains("Message too long")
+    let mut chain = std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    });
+    chain.any(|e| {
+        matches!(
+            e.downcast_ref::<tungstenite::Error>(),
+            Some(tungstenite::Error::Capacity(
+                CapacityError::MessageTooLong { .. }
+            ))
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_over_the_size_limit_is_told_by_its_error_type() {
+        let too_long = tungstenite::Error::Capacity(CapacityError::MessageTooLong {
+            size: 10,
+            max_size: 5,
+        });
+        assert!(is_too_long(&axum::Error::new(too_long)));
+    }
+
+    #[test]
+    fn other_read_errors_are_not_too_long_whatever_their_message_says() {
+        let other = tungstenite::Error::Capacity(CapacityError::TooManyHeaders);
+        assert!(!is_too_long(&axum::Error::new(other)));
+        let mimic = std::io::Error::other("Message too long: 10 > 5");
+        assert!(!is_too_long(&axum::Error::new(mimic)));
+    }
 }
