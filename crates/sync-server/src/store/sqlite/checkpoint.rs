@@ -6,7 +6,7 @@
 //! every push queued behind it waits (a quarter of the writer's time under
 //! P8's load). So the writer turns it off (`wal_autocheckpoint=0`) and this
 //! thread, with a connection of its own, runs `PRAGMA wal_checkpoint(PASSIVE)`
-//! whenever the writer says the WAL has grown past [`CHECKPOINT_BYTES`]. A
+//! whenever the writer says the WAL has grown past [`CHECKPOINT_FRAMES`]. A
 //! passive checkpoint never blocks the writer or readers: it copies what no
 //! reader still needs, and once it has copied everything the writer's next
 //! transaction starts the WAL over from its beginning.
@@ -15,49 +15,78 @@
 //! acknowledged, whoever checkpoints it later. The WAL starts over only when
 //! a checkpoint has copied all of it before the writer's next transaction,
 //! which a checkpointer that trails a steady stream of commits may never do;
-//! so past [`WRITER_CHECKPOINT_BYTES`] (256 MB) the writer checkpoints itself
+//! so past [`WRITER_CHECKPOINT_FRAMES`] (256 MB) the writer checkpoints itself
 //! between two transactions, and the WAL starts over: it stays bounded either
 //! way. The bound is high on purpose: with it at 16 or 64 MB, P1's burst of
 //! 100,000 ops had the writer checkpointing again and lost the whole gain
 //! (ratio 0.71-0.80 against 0.96-1.19); after a burst the checkpointer
-//! catches up and the WAL starts over at the next write, its file cut back
-//! to [`WAL_SIZE_LIMIT`] (so its size says how much the WAL holds).
+//! catches up and the WAL starts over at the next write.
+//!
+//! Both thresholds count the frames the WAL holds, as SQLite reports them
+//! after each commit (`sqlite3_wal_hook`), not the size of its file: SQLite
+//! reuses a WAL file without shrinking it, so after one burst past 256 MB a
+//! size would have had the writer checkpoint after every commit until the
+//! server restarted. The file keeps the size of the largest WAL since the
+//! server started, at most [`WAL_SIZE_LIMIT`] (256 MB, `journal_size_limit`,
+//! the writer's own bound): cut back lower, it is grown again by the next
+//! burst, and growing costs every commit (the fsync of a growing file writes
+//! its metadata too). With the limit at 2 MB, below the checkpointer's
+//! threshold, P1 fell by 12-18% (P1's burst grows the WAL to about 220 MB).
 
 use super::{internal, unavailable};
 use crate::store::StoreError;
 use rusqlite::{Connection, OpenFlags};
-use std::path::{Path, PathBuf};
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// WAL size past which the checkpointer runs (SQLite's own default: 1,000 pages of 4 KiB).
-pub(super) const CHECKPOINT_BYTES: u64 = 1000 * 4096;
-/// WAL size past which the writer checkpoints itself (the WAL did not start over).
-pub(super) const WRITER_CHECKPOINT_BYTES: u64 = 64 * CHECKPOINT_BYTES;
-/// The size the WAL file is cut back to when it starts over (`journal_size_limit`).
-/// SQLite reuses a WAL file without shrinking it, so without this the file keeps
-/// the size of the largest burst it ever held: both thresholds above compare the
-/// file's size, and after one burst past 256 MB the writer would checkpoint
-/// after every commit until the server restarted.
-pub(super) const WAL_SIZE_LIMIT: u64 = CHECKPOINT_BYTES / 2;
+/// WAL frames past which the checkpointer runs (SQLite's own default: 1,000 pages of 4 KiB).
+pub(super) const CHECKPOINT_FRAMES: u32 = 1000;
+/// WAL frames past which the writer checkpoints itself (the WAL did not start over): 256 MB.
+pub(super) const WRITER_CHECKPOINT_FRAMES: u32 = 64 * CHECKPOINT_FRAMES;
+/// The size the WAL file is cut back to when it starts over (`journal_size_limit`): the
+/// writer's own bound, 256 MB, so the file never stays larger than what the WAL may hold.
+pub(super) const WAL_SIZE_LIMIT: u64 = WRITER_CHECKPOINT_FRAMES as u64 * 4096;
 
-/// The path of `db`'s write-ahead log.
-pub(super) fn wal_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
+thread_local! {
+    /// The frames in the WAL of the connection that committed last on this thread (the
+    /// writer's), as SQLite's WAL hook reported them after its commit.
+    static WAL_FRAMES: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The size of the WAL file (0 when there is none).
-pub(super) fn wal_bytes(wal: &Path) -> u64 {
-    std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+/// Makes `conn`'s commits report the frames their WAL holds to [`frames_after_commit`] (on the
+/// thread that commits). Set after `wal_autocheckpoint`, which would replace it.
+pub(super) fn count_wal_frames(conn: &Connection) {
+    fn note(_wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+        WAL_FRAMES.with(|f| f.set(u32::try_from(frames).unwrap_or(0)));
+        Ok(())
+    }
+    conn.wal_hook(Some(note));
+}
+
+/// The frames the WAL held after the last commit on this thread.
+pub(super) fn frames_after_commit() -> u32 {
+    WAL_FRAMES.with(Cell::get)
+}
+
+/// What the writer and the checkpointer share.
+#[derive(Default)]
+struct Shared {
+    /// The frames the WAL held after the writer's last commit.
+    frames: AtomicU32,
+    /// Checkpoints run so far, by either thread.
+    checkpoints: AtomicU64,
 }
 
 /// The checkpointer thread's handle: nudged after commits, stopped when dropped.
 pub(super) struct Checkpointer {
     nudges: Option<mpsc::SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 impl Checkpointer {
@@ -73,24 +102,47 @@ impl Checkpointer {
         // The checkpoint fsyncs the WAL before it copies and the database after.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(internal)?;
-        let wal = wal_path(db);
-        // One nudge waiting is enough: the thread looks at the WAL's size when it wakes.
+        let shared = Arc::new(Shared::default());
+        // One nudge waiting is enough: the thread looks at the WAL's frames when it wakes.
         let (nudges, wakes) = mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("or3-sqlite-checkpoint".into())
-            .spawn(move || run(conn, &wal, wakes))
-            .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("or3-sqlite-checkpoint".into())
+                .spawn(move || run(conn, &shared, wakes))
+                .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?
+        };
         Ok(Checkpointer {
             nudges: Some(nudges),
             thread: Some(thread),
+            shared,
         })
     }
 
-    /// Tells the thread the WAL has grown past [`CHECKPOINT_BYTES`]; never blocks.
-    pub fn nudge(&self) {
-        if let Some(nudges) = &self.nudges {
-            let _ = nudges.try_send(());
+    /// After a write on the writer's connection (on its thread): nudges the
+    /// checkpointer when the WAL holds [`CHECKPOINT_FRAMES`] or more, or
+    /// checkpoints on `conn` when it holds [`WRITER_CHECKPOINT_FRAMES`] (it
+    /// did not start over).
+    pub fn after_write(&self, conn: &Connection) {
+        let frames = frames_after_commit();
+        self.shared.frames.store(frames, Ordering::Relaxed);
+        if frames >= WRITER_CHECKPOINT_FRAMES {
+            match checkpoint(conn) {
+                Ok(()) => {
+                    self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(error = %e, "WAL checkpoint on the writer did not run"),
+            }
+        } else if frames >= CHECKPOINT_FRAMES {
+            if let Some(nudges) = &self.nudges {
+                let _ = nudges.try_send(());
+            }
         }
+    }
+
+    /// Checkpoints run so far (by the checkpointer or the writer).
+    pub fn checkpoints(&self) -> u64 {
+        self.shared.checkpoints.load(Ordering::Relaxed)
     }
 }
 
@@ -103,14 +155,16 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: Connection, wal: &Path, wakes: mpsc::Receiver<()>) {
+fn run(conn: Connection, shared: &Shared, wakes: mpsc::Receiver<()>) {
     while wakes.recv().is_ok() {
-        if wal_bytes(wal) < CHECKPOINT_BYTES {
+        // A nudge left from before the WAL started over.
+        if shared.frames.load(Ordering::Relaxed) < CHECKPOINT_FRAMES {
             continue;
         }
         let started = std::time::Instant::now();
         match checkpoint(&conn) {
             Ok(()) => {
+                shared.checkpoints.fetch_add(1, Ordering::Relaxed);
                 metrics::histogram!("or3_sqlite_checkpoint_seconds").record(started.elapsed())
             }
             // Busy: the writer is checkpointing itself; the next nudge tries again.

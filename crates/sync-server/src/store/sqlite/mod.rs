@@ -109,6 +109,11 @@ impl SqliteStore {
         self.inner.writer.groups()
     }
 
+    /// How many WAL checkpoints have run since the store opened (`checkpoint.rs`).
+    pub fn wal_checkpoints(&self) -> u64 {
+        self.inner.writer.checkpoints()
+    }
+
     /// Runs `work` on the writer connection (on the writer thread, between
     /// group commits).
     async fn write<T: Send + 'static>(

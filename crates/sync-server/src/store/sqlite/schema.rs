@@ -104,7 +104,7 @@ pub(super) fn open_connection(
         // Checkpoints run on a thread of their own (`checkpoint.rs`), not inside the writer's commits.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(internal)?;
-        // The WAL file shrinks when it starts over (`checkpoint::WAL_SIZE_LIMIT`).
+        // The WAL file is cut back when it starts over after a burst (`checkpoint::WAL_SIZE_LIMIT`).
         conn.pragma_update(
             None,
             "journal_size_limit",

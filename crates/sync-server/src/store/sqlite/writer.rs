@@ -25,14 +25,14 @@
 //! [`StoreError::Internal`], its transaction is rolled back, and the thread
 //! goes on with the next job.
 
-use super::checkpoint::{self, Checkpointer, CHECKPOINT_BYTES, WRITER_CHECKPOINT_BYTES};
+use super::checkpoint::{self, Checkpointer};
 use super::{internal, push, require, unavailable, workspace_positions};
 use crate::store::group::{self, AfterPlain, Answer, Attempt, Caps};
 use crate::store::{Access, PushOutcome, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -68,6 +68,7 @@ pub(super) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<GroupStats>,
+    checkpoints: Arc<Checkpointer>,
 }
 
 /// Counters of the pushes the writer has committed.
@@ -84,18 +85,19 @@ impl Writer {
         let (jobs, queue) = mpsc::channel();
         let stats = Arc::new(GroupStats::default());
         let counters = stats.clone();
-        let checkpoints = Checkpoints {
-            checkpointer: Checkpointer::start(path)?,
-            wal: checkpoint::wal_path(path),
-        };
+        let checkpoints = Arc::new(Checkpointer::start(path)?);
+        // The writer's commits report the frames their WAL holds (`after_write` reads them).
+        checkpoint::count_wal_frames(&conn);
+        let checkpointer = checkpoints.clone();
         let thread = std::thread::Builder::new()
             .name("or3-sqlite-writer".into())
-            .spawn(move || run(conn, tables, queue, &counters, &checkpoints))
+            .spawn(move || run(conn, tables, queue, &counters, &checkpointer))
             .map_err(|e| StoreError::Internal(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
             stats,
+            checkpoints,
         })
     }
 
@@ -105,6 +107,11 @@ impl Writer {
             self.stats.groups.load(Ordering::Relaxed),
             self.stats.pushes.load(Ordering::Relaxed),
         )
+    }
+
+    /// How many WAL checkpoints have run so far.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.checkpoints()
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -164,34 +171,13 @@ fn dropped() -> StoreError {
     StoreError::Internal("the SQLite writer failed while running this request".into())
 }
 
-/// The checkpointer, and the WAL whose size tells when to nudge it.
-struct Checkpoints {
-    checkpointer: Checkpointer,
-    wal: PathBuf,
-}
-
-impl Checkpoints {
-    /// After a write: nudges the checkpointer when the WAL has grown past its
-    /// threshold, or checkpoints here when the WAL has not started over.
-    fn after_write(&self, conn: &Connection) {
-        let bytes = checkpoint::wal_bytes(&self.wal);
-        if bytes >= WRITER_CHECKPOINT_BYTES {
-            if let Err(e) = checkpoint::checkpoint(conn) {
-                tracing::debug!(error = %e, "WAL checkpoint on the writer did not run");
-            }
-        } else if bytes >= CHECKPOINT_BYTES {
-            self.checkpointer.nudge();
-        }
-    }
-}
-
 /// The writer thread: takes jobs until the channel closes.
 fn run(
     mut conn: Connection,
     tables: TableConfig,
     queue: mpsc::Receiver<Job>,
     stats: &GroupStats,
-    checkpoints: &Checkpoints,
+    checkpoints: &Checkpointer,
 ) {
     let mut held: Option<Job> = None;
     loop {
