@@ -82,7 +82,7 @@ export interface SyncProvider {
   readonly mode: 'direct' | 'gateway';
   /** Largest accepted payload of one op, in bytes of JSON. */
   readonly maxPayloadBytes: number;
-  /** `RateLimit-Remaining` of the latest answer, when the backend reports one. */
+  /** `RateLimit-Remaining` of the latest push's answer (the push budget), when the backend reports one. */
   readonly lastRateLimitRemaining?: number | null;
   /** Most ops the backend takes in one push, once it told (`describeServer()`); the push loop sends a backlog in batches of that size. */
   readonly maxOpsPerPush?: number | null;

@@ -109,6 +109,8 @@ interface RequestOptions {
   query?: Record<string, string | number | null | undefined>;
   body?: unknown;
   deviceId?: string;
+  /** A push: its answer's `RateLimit-Remaining` is the push budget the push loop reads (other route classes count apart). */
+  push?: true;
 }
 
 /** Talks to one or3-sync server; one instance serves any number of workspaces. */
@@ -184,6 +186,7 @@ export class GatewayProvider implements SyncProvider {
       path: `${workspacePath(scope)}/push`,
       body: { ops },
       deviceId: scope.deviceId,
+      push: true,
     });
   }
 
@@ -305,7 +308,7 @@ export class GatewayProvider implements SyncProvider {
   }
 
   /**
-   * Keeps the remaining count the latest answer reported (an HTTP answer's `RateLimit-Remaining`,
+   * Keeps the remaining push budget the latest push answer reported (an HTTP answer's `RateLimit-Remaining`,
    * a socket push answer's `rate_limit.remaining`), which the push loop reads to slow down before
    * it is refused; an answer without one leaves the last known count.
    */
@@ -351,7 +354,8 @@ export class GatewayProvider implements SyncProvider {
       throw new SyncProviderError({ code: 'network_error', message, status: 0, cause });
     }
     const remaining = numberHeader(response.headers.get('ratelimit-remaining'));
-    this.noteRateLimitRemaining(remaining);
+    // Pulls and snapshots have budgets of their own: a pull's larger one must not hide a push budget running out.
+    if (options.push) this.noteRateLimitRemaining(remaining);
     const body = parseJson(text);
     if (!response.ok) throw errorFromResponse(response, body, remaining);
     if (response.status === 204) return null as T;
