@@ -14,15 +14,7 @@ use sync_server::config::RateLimitConfig;
 
 #[tokio::test]
 async fn push_flood_is_rate_limited_per_user_with_headers() {
-    let limits = RateLimitConfig {
-        push_per_minute: 5,
-        ..RateLimitConfig::default()
-    };
-    let s = start_with(
-        config_with(|c| c.rate_limits = limits),
-        Arc::new(SystemClock),
-    )
-    .await;
+    let s = start_with_push_limit(5).await;
     let ws = s.workspace("alice").await;
     s.add_member(&ws, "alice", "bob", "editor").await;
     let push = |user: &'static str| {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use sync_server::clock::{ManualClock, SystemClock};
-use sync_server::config::{RateLimitConfig, ServerConfig};
+use sync_server::config::ServerConfig;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -268,15 +268,7 @@ async fn a_bad_op_is_rejected_on_its_own_and_the_rest_applied() {
 
 #[tokio::test]
 async fn socket_pushes_count_against_the_push_rate_limit_with_http_pushes() {
-    let limits = RateLimitConfig {
-        push_per_minute: 2,
-        ..RateLimitConfig::default()
-    };
-    let s = start_with(
-        config_with(|c| c.rate_limits = limits),
-        Arc::new(SystemClock),
-    )
-    .await;
+    let s = start_with_push_limit(2).await;
     let ws = s.workspace("alice").await;
     let mut socket = subscribed(&s, &ws, "alice").await;
     let t = now_ms();
@@ -298,15 +290,7 @@ async fn socket_pushes_count_against_the_push_rate_limit_with_http_pushes() {
 #[tokio::test]
 async fn socket_push_answers_carry_the_rate_limit_budget_an_http_answer_has_in_its_headers() {
     // Three pushes a minute: one comes back every 20 s, far longer than this test.
-    let limits = RateLimitConfig {
-        push_per_minute: 3,
-        ..RateLimitConfig::default()
-    };
-    let s = start_with(
-        config_with(|c| c.rate_limits = limits),
-        Arc::new(SystemClock),
-    )
-    .await;
+    let s = start_with_push_limit(3).await;
     let ws = s.workspace("alice").await;
     let mut socket = subscribed(&s, &ws, "alice").await;
     let t = now_ms();

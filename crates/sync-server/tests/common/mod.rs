@@ -102,6 +102,19 @@ pub fn config_with(f: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
     config
 }
 
+/// A server on the system clock whose push rate limit takes `per_minute` pushes a minute.
+pub async fn start_with_push_limit(per_minute: u32) -> TestServer {
+    let limits = sync_server::config::RateLimitConfig {
+        push_per_minute: per_minute,
+        ..Default::default()
+    };
+    start_with(
+        config_with(|c| c.rate_limits = limits),
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
 pub async fn start_with(config: ServerConfig, clock: Arc<dyn Clock>) -> TestServer {
     start_in(Arc::new(tempfile::tempdir().unwrap()), config, clock).await
 }
