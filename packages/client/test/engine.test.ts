@@ -537,7 +537,7 @@ describe('GatewayProvider', () => {
     new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
   const scope = { workspaceId: 'w 1', deviceId: 'aaaaaaaaaaaaaaaa', projectId: 'p1' };
 
-  it('sends the bearer token, the device id and the scope; reads RateLimit-Remaining and Date', async () => {
+  it('sends the bearer token, the device id and the scope; reads Date, and leaves the push budget to pushes', async () => {
     const seen: Request[] = [];
     const provider = new GatewayProvider({
       baseUrl: 'http://gw.test/',
@@ -551,8 +551,24 @@ describe('GatewayProvider', () => {
     expect(seen[0]!.url).toBe('http://gw.test/v1/workspaces/w%201/changes?cursor=4&limit=10&project_id=p1');
     expect(seen[0]!.headers.get('authorization')).toBe('Bearer tok');
     expect(seen[0]!.headers.get('x-device-id')).toBe('aaaaaaaaaaaaaaaa');
-    expect(provider.lastRateLimitRemaining).toBe(3);
+    // A pull's RateLimit-Remaining is the pull class's budget, not the one the push loop paces by.
+    expect(provider.lastRateLimitRemaining).toBeNull();
     expect(page.server_time).toBe(Date.parse('Wed, 25 Nov 2026 11:50:53 GMT') + 500);
+  });
+
+  it("keeps the latest push answer's RateLimit-Remaining as the push budget; a pull's larger one does not replace it", async () => {
+    const provider = new GatewayProvider({
+      baseUrl: 'http://gw.test',
+      getToken: () => 'tok',
+      fetch: fakeFetch([
+        () => json(200, { results: [], server_version: 0, server_time: 1 }, { 'ratelimit-remaining': '2' }),
+        () => json(200, { changes: [], cursor: 0, has_more: false }, { 'ratelimit-remaining': '500' }),
+      ]),
+    });
+    await provider.push(scope, []);
+    expect(provider.lastRateLimitRemaining).toBe(2);
+    await provider.pull(scope, 0);
+    expect(provider.lastRateLimitRemaining).toBe(2);
   });
 
   it('maps error bodies, Retry-After and network failures to SyncProviderError', async () => {

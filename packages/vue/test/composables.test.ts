@@ -70,7 +70,9 @@ describe('switching workspaces', () => {
     await until(() => value.notes.value?.[0] === 'in w1', 'w1 rows show');
     await until(() => value.status.state === 'synced', 'w1 synced');
     const w1Provider = app.providers.get('w1')!;
-    // The bindings' listener and the engine's (its status follows the channel).
+    // The bindings' listener and the engine's (its status follows the channel). The engine opens
+    // its subscription after the run that ended synced, so the status may say synced first.
+    await until(() => w1Provider.realtimeListeners === 2, 'both realtime listeners on w1');
     expect(w1Provider.realtimeListeners).toBe(2);
 
     await value.workspace.switchTo('w2');
