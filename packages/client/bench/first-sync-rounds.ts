@@ -54,7 +54,7 @@ export interface RawRun {
 
 /**
  * The baseline: one raw Dexie bulkPut of the rows (per table, in one transaction). `chunked`: the
- * same rows in the same one transaction, in the chunks a first sync writes them in (250 rows, two
+ * same rows in the same one transaction, in the chunks a first sync writes them in (250 rows, four
  * in flight, `chunked-write.ts`), so that no task clones more than a chunk: what an app that must
  * keep its page responsive can write at best, without the engine.
  */
