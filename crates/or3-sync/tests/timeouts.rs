@@ -272,11 +272,7 @@ async fn with_the_cap_filled_by_silent_sockets_a_push_gets_in_after_the_deadline
         &deadline,
     ])
     .await;
-    let mut silent = Vec::new();
-    for _ in 0..8 {
-        silent.push(TcpStream::connect(addr(&server)).await.unwrap());
-    }
-    let filled = Instant::now();
+    let (_silent, first_held) = hold_every_slot(&server, 8).await;
     let mut refused = 0;
     let status = loop {
         let res = http
@@ -287,21 +283,56 @@ async fn with_the_cap_filled_by_silent_sockets_a_push_gets_in_after_the_deadline
             .await;
         match res.map(|r| r.status().as_u16()) {
             Ok(200) => break 200,
-            Ok(503) | Err(_) if filled.elapsed() < Duration::from_secs(15) => {
+            Ok(503) | Err(_) if first_held.elapsed() < Duration::from_secs(15) => {
                 refused += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             other => panic!("{other:?}"),
         }
     };
-    let elapsed = filled.elapsed();
+    // The first slot comes free when the first held socket's deadline ends.
+    let elapsed = first_held.elapsed();
     assert_eq!(status, 200);
     assert!(refused > 0, "the silent sockets filled the cap");
     assert!(
         elapsed >= Duration::from_secs_f64(DEADLINE * 0.9)
             && elapsed < Duration::from_secs_f64(DEADLINE + 2.0),
-        "in once the first-byte deadline freed the slots: {elapsed:?}"
+        "in once the first-byte deadline freed a slot: {elapsed:?}"
     );
+}
+
+/// Opens `cap` connections that send nothing and that the server counts, and
+/// when the first of them connected. A connection over the cap is answered
+/// at once (503 `too_many_connections`) and closed, so one that hears nothing
+/// for half a second holds a slot; the others are opened again, until every
+/// slot is held (the server may still count connections the test's client
+/// closed a moment ago).
+async fn hold_every_slot(server: &Server, cap: usize) -> (Vec<TcpStream>, Instant) {
+    let mut held: Vec<(TcpStream, Instant)> = Vec::new();
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while held.len() < cap {
+        assert!(
+            Instant::now() < give_up,
+            "only {} of {cap} connections held a slot",
+            held.len()
+        );
+        let mut fresh = Vec::new();
+        for _ in held.len()..cap {
+            let tcp = TcpStream::connect(addr(server)).await.unwrap();
+            fresh.push((tcp, Instant::now()));
+        }
+        let heard = futures_util::future::join_all(fresh.into_iter().map(|(tcp, at)| async move {
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(Duration::from_millis(500), tcp.peek(&mut byte)).await {
+                Err(_) => Some((tcp, at)),
+                Ok(_) => None,
+            }
+        }))
+        .await;
+        held.extend(heard.into_iter().flatten());
+    }
+    let first = held.iter().map(|(_, at)| *at).min().unwrap();
+    (held.into_iter().map(|(tcp, _)| tcp).collect(), first)
 }
 
 #[tokio::test]
